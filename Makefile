@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make demo   -- set up .venv, fetch Fashion-MNIST (Debian package), run the active learning demo
+#   make test   -- set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test setup fashion-mnist clean
+
+setup: $(VENV)/.installed
+
+# torch/torchvision are pinned to the builds this machine's pip serves from local disk.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+fashion-mnist:
+	@if [ ! -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	  else \
+	    echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' or put the idx files under data/FashionMNIST/raw/"; exit 1; \
+	  fi; \
+	fi
+
+demo: setup fashion-mnist
+	$(PY) -m classification.train --preset fmnist-demo
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs

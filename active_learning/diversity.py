@@ -1,0 +1,329 @@
+"""Diversity-based selection: greedy k-center (core-set) and BADGE.
+
+- ``k_center_greedy``: Sener & Savarese, "Active Learning for Convolutional Neural Networks:
+  A Core-Set Approach", ICLR 2018 (the greedy 2-approximation of k-center).
+- ``gradient_embedding`` / ``badge`` / ``badge_factored``: Ash et al., "Deep Batch Active Learning
+  by Diverse, Uncertain Gradient Lower Bounds", ICLR 2020 (k-means++ seeding on the gradient of
+  the loss w.r.t. the last linear layer at the predicted label).
+
+Memory is O(N) beyond the inputs: both selectors keep one min-distance vector ``[N]`` and update
+it with the distances to the newest center only; nothing builds an N x N (or N x L) matrix.
+Squared distances use the matmul identity ``|x - c|^2 = |x|^2 - 2 x.c + |c|^2``, clamped at 0.
+
+All functions return positions (row numbers) into the arrays they are given; the caller maps
+them to absolute dataset indices.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Largest number of elements of one [pool chunk, labeled chunk] distance block (8 MiB in float32),
+# so that chunk_size x chunk_size blocks (1 GiB at the default) never happen.
+_MAX_BLOCK_ELEMENTS = 1 << 21
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _resolve_device(x, device) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+
+
+def _as_matrix(x, name: str, device: torch.device) -> torch.Tensor:
+    """Return ``x`` as a floating 2-D tensor on ``device`` without copying when possible.
+
+    float32 / float64 are kept (float64 gives exact-enough distances for tests); anything else
+    becomes float32.
+    """
+    t = torch.as_tensor(x)
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D [N, D] array, got shape {tuple(t.shape)}")
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return t.to(device)  # finiteness is checked on the row norms (no [N, D] bool temporary)
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+
+def _labeled_positions(labeled, n: int) -> np.ndarray:
+    """``labeled`` (bool mask [N] or int positions) -> sorted distinct int64 positions."""
+    if labeled is None:
+        return np.zeros(0, dtype=np.int64)
+    arr = labeled.detach().cpu().numpy() if isinstance(labeled, torch.Tensor) else np.asarray(labeled)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"labeled as a boolean mask must have shape ({n},), got {arr.shape}")
+        return np.flatnonzero(arr).astype(np.int64)
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labeled must be a boolean mask or integer positions, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= n:
+        raise ValueError(f"labeled positions must lie in [0, {n}), got range [{arr.min()}, {arr.max()}]")
+    return np.unique(arr).astype(np.int64)
+
+
+def _row_sq_norms(x: torch.Tensor, chunk_size: int, name: str) -> torch.Tensor:
+    """``x: [N, D]`` -> ``[N]`` squared row norms, chunked so no [N, D] temporary is made.
+
+    NaN / inf anywhere in a row (or overflow) makes its norm non-finite, which is reported.
+    """
+    out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)  # [N]
+    for start in range(0, x.shape[0], chunk_size):
+        rows = x[start:start + chunk_size]  # [c, D] view
+        out[start:start + chunk_size] = torch.einsum("nd,nd->n", rows, rows)  # [c]
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{name} contains NaN or infinite values (or values too large to square)")
+    return out
+
+
+def _update_min_dist(x: torch.Tensor, sq_norms: torch.Tensor, center: int, min_dist: torch.Tensor,
+                     chunk_size: int) -> None:
+    """In place: ``min_dist = min(min_dist, |x - x[center]|^2)``.
+
+    x: [N, D], sq_norms: [N], min_dist: [N]. Works on row chunks; temporaries are [chunk].
+    """
+    c = x[center]  # [D]
+    c_sq = sq_norms[center]
+    for start in range(0, x.shape[0], chunk_size):
+        stop = start + chunk_size
+        d = sq_norms[start:stop] - 2.0 * (x[start:stop] @ c) + c_sq  # [c]
+        d.clamp_(min=0.0)  # cancellation can make exact duplicates slightly negative
+        torch.minimum(min_dist[start:stop], d, out=min_dist[start:stop])
+
+
+def _min_dist_to_set(x: torch.Tensor, sq_norms: torch.Tensor, centers: np.ndarray,
+                     chunk_size: int) -> torch.Tensor:
+    """``[N]`` squared distance of every row of ``x: [N, D]`` to its nearest row in ``centers``.
+
+    Chunked over both the pool rows and the center rows: the largest temporary is one
+    ``[pool chunk, center chunk]`` block of at most ``_MAX_BLOCK_ELEMENTS`` elements.
+    """
+    n = x.shape[0]
+    min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [N]
+    center_rows = max(1, min(chunk_size, len(centers)))
+    pool_rows = max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // center_rows))
+    centers_t = torch.as_tensor(centers, device=x.device)
+    for c_start in range(0, len(centers), center_rows):
+        idx = centers_t[c_start:c_start + center_rows]  # [l]
+        cx = x[idx]  # [l, D] (a gathered copy of one chunk only)
+        c_sq = sq_norms[idx]  # [l]
+        for p_start in range(0, n, pool_rows):
+            p_stop = p_start + pool_rows
+            block = x[p_start:p_stop] @ cx.T  # [p, l]
+            block.mul_(-2.0).add_(sq_norms[p_start:p_stop, None]).add_(c_sq[None, :])  # [p, l]
+            block_min = block.min(dim=1).values.clamp_(min=0.0)  # [p]
+            torch.minimum(min_dist[p_start:p_stop], block_min, out=min_dist[p_start:p_stop])
+            del block  # free it before the next matmul allocates its successor (else two at once)
+    return min_dist
+
+
+def _check_budget(budget, n_available: int, what: str) -> int:
+    budget = int(budget)
+    if budget > n_available:
+        raise ValueError(f"budget ({budget}) exceeds the number of {what} ({n_available})")
+    return budget
+
+
+# --------------------------------------------------------------------------------------------
+# core-set
+# --------------------------------------------------------------------------------------------
+@torch.inference_mode()
+def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, seed: int = 0,
+                    device: str | torch.device | None = None) -> np.ndarray:
+    """Greedy k-center (core-set) selection.
+
+    Args:
+        features: ``[N, D]`` float tensor or ndarray (float64 kept, other dtypes -> float32).
+        labeled: bool mask ``[N]`` or int positions of rows already labeled (may be empty / None).
+        budget: number of rows to pick; ``<= 0`` returns an empty array.
+        chunk_size: rows per chunk for the distance computations (memory knob).
+        seed: seeds the first pick when no row is labeled.
+        device: where to compute; default: the device of ``features`` (CPU for ndarrays).
+
+    Returns:
+        int64 ndarray ``[budget]`` of distinct row positions, none of them labeled, in pick order:
+        each pick is the row whose Euclidean distance to its nearest labeled-or-picked row is largest
+        (ties: lowest position).
+
+    Raises:
+        ValueError: ``budget`` larger than the number of unlabeled rows, bad shapes or positions.
+    """
+    _check_chunk_size(chunk_size)
+    x = _as_matrix(features, "features", _resolve_device(features, device))  # [N, D]
+    n = x.shape[0]
+    labeled_pos = _labeled_positions(labeled, n)  # [L]
+    budget = _check_budget(budget, n - len(labeled_pos), "unlabeled rows")
+    if budget <= 0:
+        return np.zeros(0, dtype=np.int64)
+
+    sq_norms = _row_sq_norms(x, chunk_size, "features")  # [N]
+    taken = torch.zeros(n, dtype=torch.bool, device=x.device)  # [N] labeled or picked
+    picks: list[int] = []
+    if len(labeled_pos) > 0:
+        min_dist = _min_dist_to_set(x, sq_norms, labeled_pos, chunk_size)  # [N]
+        taken[torch.as_tensor(labeled_pos, device=x.device)] = True
+    else:
+        first = int(np.random.default_rng(seed).integers(n))
+        picks.append(first)
+        taken[first] = True
+        min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [N]
+        _update_min_dist(x, sq_norms, first, min_dist, chunk_size)
+    # -inf keeps labeled and picked rows out of argmax even when float error leaves them > 0.
+    min_dist[taken] = float("-inf")
+
+    while len(picks) < budget:
+        center = int(torch.argmax(min_dist))  # first maximum -> lowest position on ties
+        picks.append(center)
+        _update_min_dist(x, sq_norms, center, min_dist, chunk_size)
+        min_dist[center] = float("-inf")
+    return np.asarray(picks, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# BADGE
+# --------------------------------------------------------------------------------------------
+def _residuals(probs: torch.Tensor) -> torch.Tensor:
+    """``probs: [N, C]`` -> ``p - onehot(argmax p)``: ``[N, C]``."""
+    res = probs.clone()  # [N, C]
+    top = probs.argmax(dim=1)  # [N]
+    res[torch.arange(probs.shape[0], device=probs.device), top] -= 1.0
+    return res
+
+
+def _check_probs_embeddings(probs, embeddings) -> tuple[torch.Tensor, torch.Tensor]:
+    p = torch.as_tensor(probs)
+    h = torch.as_tensor(embeddings)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be [N, C], got shape {tuple(p.shape)}")
+    if h.ndim != 2:
+        raise ValueError(f"embeddings must be [N, D], got shape {tuple(h.shape)}")
+    if p.shape[0] != h.shape[0]:
+        raise ValueError(f"probs has {p.shape[0]} rows but embeddings has {h.shape[0]}")
+    dtype = torch.promote_types(p.dtype, h.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.float32
+    return p.to(dtype), h.to(dtype=dtype, device=p.device)
+
+
+def gradient_embedding(probs, embeddings) -> torch.Tensor:
+    """BADGE gradient embedding.
+
+    Args:
+        probs: ``[N, C]`` softmax probabilities.
+        embeddings: ``[N, D]`` inputs of the last linear layer (penultimate features).
+
+    Returns:
+        ``[N, C*D]``: row i is ``(p_i - onehot(argmax p_i)) ⊗ h_i`` flattened class-major, i.e. the
+        gradient of ``cross_entropy(W h_i, argmax p_i)`` w.r.t. the weight ``W: [C, D]``.
+    """
+    p, h = _check_probs_embeddings(probs, embeddings)
+    res = _residuals(p)  # [N, C]
+    return (res[:, :, None] * h[:, None, :]).reshape(p.shape[0], -1)  # [N, C*D]
+
+
+def _kmeanspp(n: int, sq_norms: torch.Tensor, update, budget: int, seed: int) -> np.ndarray:
+    """k-means++ seeding shared by ``badge`` and ``badge_factored``.
+
+    sq_norms: ``[N]``; ``update(center, min_dist)`` lowers ``min_dist: [N]`` in place to the
+    squared distance to ``center`` where that is smaller.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(n, dtype=bool)
+    first = int(torch.argmax(sq_norms))
+    picks = [first]
+    chosen[first] = True
+    min_dist = torch.full((n,), float("inf"), dtype=sq_norms.dtype, device=sq_norms.device)  # [N]
+    update(first, min_dist)
+    while len(picks) < budget:
+        weights = min_dist.double().cpu().numpy()  # [N] squared distances
+        weights[chosen] = 0.0  # float error must not let a chosen row be drawn again
+        total = weights.sum()
+        if total > 0.0:
+            nxt = int(rng.choice(n, p=weights / total))
+        else:  # every remaining row coincides with a chosen one
+            nxt = int(rng.choice(np.flatnonzero(~chosen)))
+        picks.append(nxt)
+        chosen[nxt] = True
+        update(nxt, min_dist)
+    return np.asarray(picks, dtype=np.int64)
+
+
+@torch.inference_mode()
+def badge(grad_embeddings, budget: int, seed: int = 0, *, chunk_size: int = 16384,
+          device: str | torch.device | None = None) -> np.ndarray:
+    """BADGE selection: k-means++ seeding on gradient embeddings.
+
+    Args:
+        grad_embeddings: ``[N, E]`` (e.g. from ``gradient_embedding``).
+        budget: number of rows to pick; ``<= 0`` returns an empty array.
+        seed: seeds the numpy Generator that samples every pick after the first.
+        chunk_size: rows per chunk for the distance updates.
+        device: where to compute; default: the device of ``grad_embeddings``.
+
+    Returns:
+        int64 ndarray ``[budget]`` of distinct row positions in pick order. The first pick is the
+        row of largest norm; each next one is drawn with probability proportional to its squared
+        distance to the nearest chosen row (uniformly among unchosen rows if all those are 0).
+    """
+    _check_chunk_size(chunk_size)
+    x = _as_matrix(grad_embeddings, "grad_embeddings", _resolve_device(grad_embeddings, device))  # [N, E]
+    budget = _check_budget(budget, x.shape[0], "rows")
+    if budget <= 0:
+        return np.zeros(0, dtype=np.int64)
+    sq_norms = _row_sq_norms(x, chunk_size, "grad_embeddings")  # [N]
+
+    def update(center: int, min_dist: torch.Tensor) -> None:
+        _update_min_dist(x, sq_norms, center, min_dist, chunk_size)
+
+    return _kmeanspp(x.shape[0], sq_norms, update, budget, seed)
+
+
+@torch.inference_mode()
+def badge_factored(residuals, embeddings, budget: int, seed: int = 0, *, chunk_size: int = 16384,
+                   device: str | torch.device | None = None) -> np.ndarray:
+    """``badge`` on ``residuals ⊗ embeddings`` without materialising the ``[N, C*D]`` matrix.
+
+    Uses ``|a⊗h - b⊗g|^2 = |a|^2 |h|^2 - 2 (a.b)(h.g) + |b|^2 |g|^2``, so memory is O(N (C + D)).
+
+    Args:
+        residuals: ``[N, C]``, e.g. ``probs - onehot(argmax probs)``.
+        embeddings: ``[N, D]`` penultimate features.
+        budget, seed, chunk_size, device: as in ``badge`` (same picks for the same seed, up to
+        floating-point rounding of the distances).
+
+    Returns:
+        int64 ndarray ``[budget]`` of distinct row positions in pick order.
+    """
+    _check_chunk_size(chunk_size)
+    dev = _resolve_device(residuals, device)
+    a = _as_matrix(residuals, "residuals", dev)  # [N, C]
+    h = _as_matrix(embeddings, "embeddings", dev)  # [N, D]
+    if a.shape[0] != h.shape[0]:
+        raise ValueError(f"residuals has {a.shape[0]} rows but embeddings has {h.shape[0]}")
+    dtype = torch.promote_types(a.dtype, h.dtype)
+    a, h = a.to(dtype), h.to(dtype)
+    n = a.shape[0]
+    budget = _check_budget(budget, n, "rows")
+    if budget <= 0:
+        return np.zeros(0, dtype=np.int64)
+    a_sq = _row_sq_norms(a, chunk_size, "residuals")  # [N]
+    h_sq = _row_sq_norms(h, chunk_size, "embeddings")  # [N]
+    sq_norms = a_sq * h_sq  # [N] = |a ⊗ h|^2
+
+    def update(center: int, min_dist: torch.Tensor) -> None:
+        ac, hc, c_sq = a[center], h[center], sq_norms[center]  # [C], [D], scalar
+        for start in range(0, n, chunk_size):
+            stop = start + chunk_size
+            cross = (a[start:stop] @ ac) * (h[start:stop] @ hc)  # [c] = <a_i⊗h_i, a_c⊗h_c>
+            d = (sq_norms[start:stop] - 2.0 * cross + c_sq).clamp_(min=0.0)  # [c]
+            torch.minimum(min_dist[start:stop], d, out=min_dist[start:stop])
+
+    return _kmeanspp(n, sq_norms, update, budget, seed)

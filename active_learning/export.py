@@ -1,0 +1,132 @@
+"""Files a run hands to people and tools: the priority CSV and ``metrics.csv``.
+
+The priority CSV is what annotation platforms (e.g. SuperAnnotate) import to order the work:
+header ``name,entropy_value``, one row per selected item, highest value first. Values are made
+finite, non-negative and at most 1e6 (platform limits) by an order-preserving affine map, and
+written with 5 decimals.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .atomic import atomic_write_text
+
+CSV_HEADER = ("name", "entropy_value")
+MAX_CSV_VALUE = 1e6
+
+
+def _name_lookup(dataset_or_names: Any) -> Callable[[int], str]:
+    """Turn a dataset / adapter / sequence of names into ``index -> name``."""
+    if hasattr(dataset_or_names, "item_name"):
+        return lambda index: str(dataset_or_names.item_name(index))
+    if callable(dataset_or_names):
+        return lambda index: str(dataset_or_names(index))
+    if hasattr(dataset_or_names, "names"):
+        names = dataset_or_names.names
+        return lambda index: str(names[index])
+    if isinstance(dataset_or_names, (Sequence, np.ndarray)) and not isinstance(dataset_or_names, str):
+        return lambda index: str(dataset_or_names[index])
+    raise TypeError("dataset_or_names must be a sequence of names, a callable index -> name, "
+                    "or an object with item_name(index) or a .names sequence")
+
+
+def csv_values(scores: np.ndarray) -> np.ndarray:
+    """Map scores to CSV values: finite, >= 0, <= 1e6, same order.
+
+    Negative scores (a predicted loss can be negative) are shifted so the smallest becomes 0;
+    a range wider than 1e6 is scaled down. Both maps are increasing, so the ranking is kept.
+    """
+    values = np.asarray(scores, dtype=np.float64).copy()
+    if values.size and not np.isfinite(values).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if values.size and values.min() < 0:
+        values -= values.min()
+    if values.size and values.max() > MAX_CSV_VALUE:
+        values *= MAX_CSV_VALUE / values.max()
+    return values
+
+
+def write_entropies_csv(dataset_or_names: Any, indices: Sequence[int] | np.ndarray,
+                        scores: Sequence[float] | np.ndarray, path: str | os.PathLike) -> None:
+    """Write the priority CSV for the selected items.
+
+    Args:
+        dataset_or_names: maps an absolute dataset index to the item's name: a sequence of names,
+            a callable, or an object with ``item_name(index)`` (a task adapter) or ``.names``.
+        indices: int [K] absolute dataset indices of the selected items.
+        scores: float [K] their scores, higher = label first.
+        path: destination; written atomically.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if indices.shape != scores.shape:
+        raise ValueError(f"indices ({indices.shape[0]}) and scores ({scores.shape[0]}) differ in length")
+    name_of = _name_lookup(dataset_or_names)
+    names = [name_of(int(index)) for index in indices]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        repeated = sorted({name for name in names if name in seen or seen.add(name)})
+        raise ValueError(f"item names must be unique in the CSV; repeated: {repeated[:5]} "
+                         "(use relative paths as names)")
+    for name in names:
+        if not name or "\n" in name or "\r" in name:
+            raise ValueError(f"invalid item name {name!r}")
+    values = csv_values(scores)
+    order = np.argsort(-scores, kind="stable")  # highest first; ties keep selection order
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for position in order:
+        writer.writerow((names[position], f"{values[position]:.5f}"))
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_entropies_csv(path: str | os.PathLike) -> list[tuple[str, float]]:
+    """Read a priority CSV back as ``[(name, value), ...]`` (checks the header)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or tuple(rows[0]) != CSV_HEADER:
+        raise ValueError(f"{path}: header must be {','.join(CSV_HEADER)}")
+    return [(name, float(value)) for name, value in rows[1:]]
+
+
+def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """Write one row per finished cycle; columns in first-seen order; written atomically."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _format_cell(value) for key, value in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_metrics_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read ``metrics.csv``; numeric cells become int/float."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{key: _parse_cell(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _format_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _parse_cell(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text

@@ -1,0 +1,91 @@
+"""Which item of the dataset was labeled in which cycle, saved atomically as ``pool.npz``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_open
+
+UNLABELED = -1
+
+
+@dataclass
+class PoolState:
+    """Labeling history of a dataset of ``N`` items.
+
+    ``labeled_at[i]`` is the cycle in which item ``i`` joined the labeled set (0 for the initial
+    set), or -1 while it is unlabeled. ``finished_cycles`` counts the cycles whose training,
+    evaluation and selection are complete: a resumed run starts at cycle ``finished_cycles``.
+    Indices are always absolute dataset indices.
+    """
+
+    labeled_at: np.ndarray  # int16 [N]
+    finished_cycles: int = 0
+
+    def __post_init__(self) -> None:
+        self.labeled_at = np.asarray(self.labeled_at, dtype=np.int16)
+        if self.labeled_at.ndim != 1:
+            raise ValueError(f"labeled_at must be 1-D, got shape {self.labeled_at.shape}")
+        if (self.labeled_at < UNLABELED).any():
+            raise ValueError("labeled_at holds values below -1")
+
+    @classmethod
+    def empty(cls, size: int) -> "PoolState":
+        """A pool of ``size`` items, none labeled."""
+        if size <= 0:
+            raise ValueError(f"the pool is empty (size={size}): there is nothing to label")
+        return cls(np.full(size, UNLABELED, dtype=np.int16))
+
+    def __len__(self) -> int:
+        return len(self.labeled_at)
+
+    @property
+    def labeled_indices(self) -> np.ndarray:
+        """int64 [L] dataset indices of every labeled item, ascending."""
+        return np.flatnonzero(self.labeled_at != UNLABELED)
+
+    @property
+    def unlabeled_indices(self) -> np.ndarray:
+        """int64 [U] dataset indices of every unlabeled item, ascending."""
+        return np.flatnonzero(self.labeled_at == UNLABELED)
+
+    def labeled_up_to(self, cycle: int) -> np.ndarray:
+        """int64 dataset indices labeled in cycles ``0..cycle``."""
+        return np.flatnonzero((self.labeled_at != UNLABELED) & (self.labeled_at <= cycle))
+
+    def added_in(self, cycle: int) -> np.ndarray:
+        """int64 dataset indices that joined the labeled set in ``cycle``."""
+        return np.flatnonzero(self.labeled_at == cycle)
+
+    def mark_labeled(self, indices: np.ndarray, cycle: int) -> None:
+        """Record ``indices`` as labeled in ``cycle``; they must be distinct and unlabeled."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(np.unique(indices)) != len(indices):
+            raise ValueError("indices to label contain repeats")
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise ValueError(f"indices to label fall outside the pool of {len(self)} items")
+        already = indices[self.labeled_at[indices] != UNLABELED]
+        if len(already):
+            raise ValueError(f"{len(already)} indices are labeled already, e.g. {already[:5].tolist()}")
+        if not 0 <= cycle <= np.iinfo(np.int16).max:
+            raise ValueError(f"cycle must be in [0, 32767], got {cycle}")
+        self.labeled_at[indices] = cycle
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``pool.npz`` atomically."""
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, labeled_at=self.labeled_at,
+                     finished_cycles=np.int64(self.finished_cycles))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PoolState":
+        """Read a ``pool.npz`` written by :meth:`save`."""
+        path = Path(path)
+        try:
+            with np.load(path) as data:
+                return cls(data["labeled_at"], int(data["finished_cycles"]))
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"cannot read pool state {path}: {error}") from error

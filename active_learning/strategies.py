@@ -1,0 +1,240 @@
+"""Strategy registry: one name per strategy, the same names on every task's ``--strategy``.
+
+A strategy declares what it needs from the model (``needs``); the loop computes only that, in
+one batched pass over the candidates. Two kinds exist:
+
+* score strategies map a batch of model outputs to one score per item (``score_batch``); the
+  loop keeps only the ``[N]`` scores, so dense tasks never hold a pool's probability maps;
+  ranking is top-k of the scores.
+* set strategies (core-set, BADGE, discriminative) need every candidate's embedding at once and
+  choose a set (``select_set``).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from . import uncertainty
+
+# What a strategy can ask the loop for.
+PROBS = "probs"                    # [B, C, *dense] class probabilities
+MC_PROBS = "mc_probs"              # [T, B, C, *dense] MC-dropout samples of the probabilities
+LOSS_PRED = "loss_pred"            # [B] output of the loss prediction module
+EMBEDDING = "embedding"            # [B, D] penultimate features
+GRAD_EMBEDDING = "grad_embedding"  # [B, C*D] last-layer gradient embedding (BADGE)
+NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A selection strategy.
+
+    Attributes:
+        name: registry name.
+        needs: what the loop must compute for each candidate (subset of ``NEEDS``).
+        description: one line for ``--help`` and listings.
+        score_batch: ``(inputs: dict[need, Tensor], reduction) -> Tensor [B]`` for score strategies.
+        select_set: ``(inputs: dict[need, ndarray/Tensor], labeled_embeddings, budget, seed)
+            -> (positions [K] into the candidates, scores [K])`` for set strategies.
+        trains_loss_module: the model is trained with a loss prediction module attached.
+    """
+
+    name: str
+    needs: frozenset[str]
+    description: str
+    score_batch: Callable[..., torch.Tensor] | None = None
+    select_set: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+    trains_loss_module: bool = False
+    needs_labeled_embeddings: bool = False
+
+    @property
+    def is_set_strategy(self) -> bool:
+        return self.select_set is not None
+
+
+_REGISTRY: dict[str, Strategy] = {}
+
+
+def register_strategy(strategy: Strategy) -> Strategy:
+    """Add a strategy to the registry (tasks may register their own, e.g. superpixel variants)."""
+    if strategy.name in _REGISTRY:
+        raise ValueError(f"strategy {strategy.name!r} is registered already")
+    unknown = set(strategy.needs) - set(NEEDS)
+    if unknown:
+        raise ValueError(f"strategy {strategy.name!r} needs unknown inputs {sorted(unknown)}")
+    if (strategy.score_batch is None) == (strategy.select_set is None) and strategy.needs:
+        raise ValueError(f"strategy {strategy.name!r} needs exactly one of score_batch / select_set")
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def get_strategy(name: str | Strategy) -> Strategy:
+    """Look a strategy up by name; the error lists the known names."""
+    if isinstance(name, Strategy):
+        return name
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known strategies: "
+                         f"{', '.join(list_strategies())}") from None
+
+
+def list_strategies() -> list[str]:
+    """Names of every registered strategy, in registration order."""
+    return list(_REGISTRY)
+
+
+def _probability_score(function: Callable[..., torch.Tensor], need: str) -> Callable[..., torch.Tensor]:
+    def score(inputs: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+        return function(inputs[need], reduction=reduction)
+    return score
+
+
+def _loss_prediction_score(inputs: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+    return inputs[LOSS_PRED].reshape(-1).float()
+
+
+def _rank_scores(count: int) -> np.ndarray:
+    """Scores for set strategies whose output is an ordered pick list: 1, (K-1)/K, ..., 1/K."""
+    return (count - np.arange(count, dtype=np.float64)) / max(count, 1)
+
+
+def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
+    from .diversity import k_center_greedy
+
+    candidates = torch.as_tensor(inputs[EMBEDDING]).float()           # [U, D]
+    labeled = torch.as_tensor(labeled_embeddings).float().reshape(-1, candidates.shape[1])  # [L, D]
+    features = torch.cat([labeled, candidates])                       # [L + U, D]
+    is_labeled = np.zeros(len(features), dtype=bool)
+    is_labeled[: len(labeled)] = True
+    rows = k_center_greedy(features, is_labeled, budget, seed=seed)
+    return rows - len(labeled), _rank_scores(len(rows))
+
+
+def _badge(inputs, labeled_embeddings, budget: int, seed: int):
+    from .diversity import badge
+
+    positions = badge(inputs[GRAD_EMBEDDING], budget, seed=seed)
+    return positions, _rank_scores(len(positions))
+
+
+def _discriminative(inputs, labeled_embeddings, budget: int, seed: int):
+    from .discriminative import DiscriminativeActiveLearning
+
+    selector = DiscriminativeActiveLearning(seed=seed)
+    return selector.select(labeled_embeddings, inputs[EMBEDDING], budget)
+
+
+def _build_registry() -> None:
+    register_strategy(Strategy("random", frozenset(), "uniformly random items (the baseline)"))
+    for name, function, description in (
+        ("least_confidence", uncertainty.least_confidence, "1 - max class probability"),
+        ("margin", uncertainty.margin, "1 - (top-1 minus top-2 probability)"),
+        ("ratio", uncertainty.ratio, "top-2 / top-1 probability"),
+        ("entropy", uncertainty.entropy, "entropy of the predicted distribution"),
+    ):
+        register_strategy(Strategy(name, frozenset({PROBS}), description,
+                                   score_batch=_probability_score(function, PROBS)))
+    for name, function, description in (
+        ("mc_entropy", uncertainty.mc_entropy, "entropy of the MC-dropout mean prediction"),
+        ("bald", uncertainty.bald, "BALD mutual information over MC-dropout samples"),
+        ("variation_ratio", uncertainty.variation_ratio, "disagreement of MC-dropout argmaxes"),
+        ("mc_variance", uncertainty.predictive_variance, "variance of MC-dropout probabilities"),
+    ):
+        register_strategy(Strategy(name, frozenset({MC_PROBS}), description,
+                                   score_batch=_probability_score(function, MC_PROBS)))
+    register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
+                               "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
+                               score_batch=_loss_prediction_score, trains_loss_module=True))
+    register_strategy(Strategy("coreset", frozenset({EMBEDDING}),
+                               "core-set k-center greedy on embeddings (Sener & Savarese 2018)",
+                               select_set=_coreset, needs_labeled_embeddings=True))
+    register_strategy(Strategy("badge", frozenset({GRAD_EMBEDDING}),
+                               "BADGE: k-means++ on gradient embeddings (Ash et al. 2020)",
+                               select_set=_badge))
+    register_strategy(Strategy("discriminative", frozenset({EMBEDDING}),
+                               "Discriminative AL (Gissin & Shalev-Shwartz 2019)",
+                               select_set=_discriminative, needs_labeled_embeddings=True))
+
+
+_build_registry()
+
+
+def clip_budget(budget: int, available: int) -> int:
+    """The budget to use when only ``available`` items are left: take what is left and warn."""
+    if available <= 0:
+        raise ValueError("the unlabeled pool is empty: there is nothing left to select")
+    if budget <= 0:
+        raise ValueError(f"budget must be positive, got {budget}")
+    if budget > available:
+        warnings.warn(f"budget {budget} is larger than the {available} unlabeled items left; "
+                      f"selecting all {available}", stacklevel=3)
+        return available
+    return budget
+
+
+def top_k(scores: np.ndarray, budget: int) -> np.ndarray:
+    """Positions of the ``budget`` highest scores, best first; ties keep the earlier position."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:budget]
+
+
+def choose_new_labeled_indices(
+    strategy: str | Strategy,
+    candidate_indices: np.ndarray,
+    budget: int,
+    *,
+    scores: np.ndarray | torch.Tensor | None = None,
+    inputs: Mapping[str, np.ndarray | torch.Tensor] | None = None,
+    labeled_embeddings: np.ndarray | torch.Tensor | None = None,
+    reduction: str = "mean",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose which candidates to label next.
+
+    Args:
+        strategy: a registry name (see :func:`list_strategies`) or a :class:`Strategy`.
+        candidate_indices: int [U] absolute dataset indices of the scored candidates.
+        budget: how many to choose; clipped (with a warning) to the number of candidates.
+        scores: float [U] precomputed scores (score strategies), e.g. from the loop's pass.
+        inputs: what the strategy needs, each with U rows in candidate order:
+            ``probs [U, C, *dense]``, ``mc_probs [T, U, C, *dense]``, ``loss_pred [U]``,
+            ``embedding [U, D]``, ``grad_embedding [U, C*D]``. Used when ``scores`` is None.
+        labeled_embeddings: [L, D] embeddings of the labeled items (core-set, discriminative).
+        reduction: how dense scores collapse to one per item: "mean" or "max".
+        seed: seeds the random choices (random strategy, BADGE sampling, DAL training).
+
+    Returns:
+        (indices int64 [K] absolute dataset indices best first, scores float64 [K]).
+    """
+    strategy = get_strategy(strategy)
+    candidate_indices = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
+    budget = clip_budget(budget, len(candidate_indices))
+    inputs = dict(inputs or {})
+    missing = [need for need in strategy.needs if need not in inputs]
+    if strategy.is_set_strategy:
+        if missing:
+            raise ValueError(f"strategy {strategy.name!r} needs inputs {missing}")
+        if strategy.needs_labeled_embeddings and labeled_embeddings is None:
+            raise ValueError(f"strategy {strategy.name!r} needs labeled_embeddings")
+        positions, chosen_scores = strategy.select_set(inputs, labeled_embeddings, budget, seed)
+        positions = np.asarray(positions, dtype=np.int64)
+        return candidate_indices[positions], np.asarray(chosen_scores, dtype=np.float64)
+    if not strategy.needs:  # random
+        rng = np.random.default_rng(seed)
+        positions = rng.choice(len(candidate_indices), size=budget, replace=False)
+        return candidate_indices[positions], _rank_scores(budget)
+    if scores is None:
+        if missing:
+            raise ValueError(f"strategy {strategy.name!r} needs inputs {missing} (or scores=)")
+        scores = strategy.score_batch(inputs, reduction=reduction)
+    scores = torch.as_tensor(scores).detach().cpu().double().numpy().reshape(-1)
+    if len(scores) != len(candidate_indices):
+        raise ValueError(f"got {len(scores)} scores for {len(candidate_indices)} candidates")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    positions = top_k(scores, budget)
+    return candidate_indices[positions], scores[positions]

@@ -1,0 +1,118 @@
+"""The cycle runner on two toy adapters: a classifier and a dense per-pixel task."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from active_learning import PoolState, list_strategies
+from active_learning.export import read_entropies_csv, read_metrics_csv
+from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
+
+
+def _config(strategy: str = "random", **overrides) -> LoopConfig:
+    values = dict(strategy=strategy, cycles=2, initial_size=20, budget=10, subset_size=40, epochs=2,
+                  batch_size=16, eval_batch_size=32, mc_samples=4, progress=False, seed=7)
+    values.update(overrides)
+    return LoopConfig(**values)
+
+
+def _check_run(run_dir, adapter, config) -> PoolState:
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["cycle"] for row in rows] == list(range(config.cycles))
+    assert [row["n_labeled"] for row in rows] == [config.initial_size + c * config.budget
+                                                  for c in range(config.cycles)]
+    assert all(0.0 <= row[adapter.primary_metric] <= 1.0 for row in rows)
+    state = PoolState.load(run_dir / "pool.npz")
+    assert state.finished_cycles == config.cycles
+    for cycle in range(config.cycles):
+        selected = read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
+        assert len(selected) == config.budget
+        names = [name for name, _ in selected]
+        assert len(set(names)) == len(names)
+        added = state.added_in(cycle + 1)
+        assert sorted(names) == sorted(adapter.item_name(int(i)) for i in added)
+        values = [value for _, value in selected]
+        assert values == sorted(values, reverse=True) and min(values) >= 0
+    assert len(state.labeled_indices) == config.initial_size + config.cycles * config.budget
+    assert (run_dir / "learning_curve.png").stat().st_size > 0
+    return state
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
+    adapter = ToyClassificationAdapter()
+    config = _config(strategy)
+    run_active_learning(adapter, config, tmp_path, log=lambda message: None)
+    _check_run(tmp_path, adapter, config)
+
+
+@pytest.mark.parametrize("strategy", ["random", "entropy", "bald", "mc_variance", "loss_prediction",
+                                      "coreset", "discriminative"])
+def test_dense_task_fits_the_same_loop(tmp_path, strategy):
+    adapter = ToyDenseAdapter()
+    config = _config(strategy, reduction="max" if strategy == "entropy" else "mean")
+    run_active_learning(adapter, config, tmp_path, log=lambda message: None)
+    _check_run(tmp_path, adapter, config)
+
+
+@pytest.mark.parametrize("strategy", ["loss_prediction", "bald"])
+def test_interrupted_run_resumes_to_the_same_labeled_set(tmp_path, strategy):
+    config = _config(strategy, cycles=3)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight", log=lambda m: None)
+    expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
+
+    crashing = ToyClassificationAdapter()
+    crashing.fail_in_cycle = 1  # dies while evaluating cycle 1, after cycle 0 committed
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(crashing, config, tmp_path / "resumed", log=lambda m: None)
+    assert PoolState.load(tmp_path / "resumed" / "pool.npz").finished_cycles == 1
+    messages = []
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=messages.append)
+    assert any("resuming" in message for message in messages)
+    np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
+    rows = read_metrics_csv(tmp_path / "resumed" / "metrics.csv")
+    assert [row["cycle"] for row in rows] == [0, 1, 2]
+
+
+def test_more_cycles_extend_a_finished_run(tmp_path):
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "a",
+                        log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2), tmp_path / "b",
+                        log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "b",
+                        log=lambda m: None)
+    np.testing.assert_array_equal(PoolState.load(tmp_path / "a" / "pool.npz").labeled_at,
+                                  PoolState.load(tmp_path / "b" / "pool.npz").labeled_at)
+
+
+def test_resume_with_another_protocol_is_refused_and_keeps_the_run(tmp_path):
+    run_active_learning(ToyClassificationAdapter(), _config("random"), tmp_path, log=lambda m: None)
+    before = (tmp_path / "pool.npz").read_bytes(), (tmp_path / "metrics.csv").read_bytes()
+    with pytest.raises(RunMismatchError, match="budget"):
+        run_active_learning(ToyClassificationAdapter(), _config("random", budget=5), tmp_path,
+                            log=lambda m: None)
+    assert ((tmp_path / "pool.npz").read_bytes(), (tmp_path / "metrics.csv").read_bytes()) == before
+
+
+def test_budget_larger_than_the_pool_takes_what_is_left(tmp_path):
+    adapter = ToyClassificationAdapter(n_train=40)
+    config = _config("entropy", initial_size=30, budget=8, subset_size=0, cycles=3)
+    with pytest.warns(UserWarning, match="larger than the 2 unlabeled"):
+        rows = run_active_learning(adapter, config, tmp_path, log=lambda m: None)
+    assert [row["n_labeled"] for row in rows] == [30, 38, 40]
+    assert [row["n_selected"] for row in rows] == [8, 2, 0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(batch_size=15), "even"),
+    (dict(initial_size=500), "larger than the pool"),
+    (dict(subset_size=5), "smaller than the budget"),
+    (dict(strategy="nope"), "known strategies"),
+])
+def test_impossible_protocols_fail_before_training(tmp_path, overrides, message):
+    overrides = {"strategy": "loss_prediction", **overrides}
+    config = _config(**overrides)
+    with pytest.raises(ValueError, match=message):
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None)
+    assert not (tmp_path / "pool.npz").exists()

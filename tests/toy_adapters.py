@@ -1,0 +1,148 @@
+"""Two tiny task adapters for the loop tests: an image classifier and a dense per-pixel task.
+
+Both run in well under a second per cycle on the CPU. The dense one returns [B, C, H, W]
+probabilities and a per-image loss (mean of its pixel losses), like segmentation will.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from active_learning.loop import BaseTaskAdapter
+
+
+class ToyConvNet(nn.Module):
+    """conv(1->8) -> conv(8->16, stride 2) -> dropout -> pooled linear."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.stage1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(16, num_classes)
+
+    def forward_intermediates(self, x: torch.Tensor):
+        f1 = self.stage1(x)                      # [B, 8, 8, 8]
+        f2 = self.stage2(f1)                     # [B, 16, 4, 4]
+        logits = self.head(self.dropout(f2.mean(dim=(2, 3))))
+        return logits, [f1, f2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_intermediates(x)[0]
+
+
+def make_blobs(n: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n, 1, 8, 8] images whose class sets the brightness of one quadrant, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, n)
+    images = rng.normal(0, 0.5, (n, 1, 8, 8)).astype(np.float32)
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 2)
+        images[index, 0, row * 4:(row + 1) * 4, col * 4:(col + 1) * 4] += 1.5
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+class ToyClassificationAdapter(BaseTaskAdapter):
+    name = "toy_classification"
+    primary_metric = "accuracy"
+    feature_info = [{"name": "stage1", "channels": 8, "stride": 1},
+                    {"name": "stage2", "channels": 16, "stride": 2}]
+
+    def __init__(self, n_train: int = 120, n_test: int = 60, num_classes: int = 3) -> None:
+        self.num_classes = num_classes
+        self.train_set = TensorDataset(*make_blobs(n_train, num_classes, seed=1))
+        self.pool_set = self.train_set
+        self.test_set = TensorDataset(*make_blobs(n_test, num_classes, seed=2))
+        self.fail_in_cycle: int | None = None   # raise in evaluate, to simulate a crash
+        self.cycles_evaluated = 0
+
+    def build_model(self) -> nn.Module:
+        return ToyConvNet(self.num_classes)
+
+    def build_optimizer(self, parameters, epochs: int):
+        return torch.optim.SGD(parameters, lr=0.05, momentum=0.9), None
+
+    def forward_intermediates(self, model, inputs):
+        return model.forward_intermediates(inputs)
+
+    def per_sample_loss(self, outputs, targets):
+        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+
+    def evaluate(self, model, loader, device):
+        if self.fail_in_cycle is not None and self.cycles_evaluated == self.fail_in_cycle:
+            raise KeyboardInterrupt("simulated crash")
+        self.cycles_evaluated += 1
+        model.eval()
+        correct = total = 0
+        with torch.inference_mode():
+            for inputs, targets in loader:
+                correct += (model(inputs).argmax(1) == targets).sum().item()
+                total += len(targets)
+        return {"accuracy": correct / total}
+
+    def item_name(self, index: int) -> str:
+        return f"train_{index:05d}.png"
+
+
+class ToyDenseNet(nn.Module):
+    """Per-pixel classifier: two conv stages, dropout2d, 1x1 conv to class maps."""
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.stage1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.dropout = nn.Dropout2d(0.2)
+        self.classifier = nn.Conv2d(8, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.stage2(self.stage1(x))))
+
+
+class ToyDenseAdapter(BaseTaskAdapter):
+    """Segment bright pixels: target = (clean image > 0.5); per-image loss = mean pixel CE."""
+
+    name = "toy_dense"
+    primary_metric = "pixel_accuracy"
+    feature_info = [{"name": "stage1", "channels": 8, "stride": 1},
+                    {"name": "stage2", "channels": 8, "stride": 1}]
+
+    def __init__(self, n_train: int = 80, n_test: int = 30) -> None:
+        self.train_set = TensorDataset(*self._make(n_train, seed=3))
+        self.pool_set = self.train_set
+        self.test_set = TensorDataset(*self._make(n_test, seed=4))
+
+    @staticmethod
+    def _make(n: int, seed: int):
+        rng = np.random.default_rng(seed)
+        clean = rng.random((n, 1, 8, 8)).astype(np.float32)
+        noisy = clean + rng.normal(0, 0.3, clean.shape).astype(np.float32)
+        return torch.from_numpy(noisy), torch.from_numpy((clean[:, 0] > 0.5).astype(np.int64))
+
+    def build_model(self) -> nn.Module:
+        return ToyDenseNet()
+
+    def build_optimizer(self, parameters, epochs: int):
+        return torch.optim.Adam(parameters, lr=0.01), None
+
+    def forward_intermediates(self, model, inputs):
+        f1 = model.stage1(inputs)
+        f2 = model.stage2(f1)
+        return model.classifier(model.dropout(f2)), [f1, f2]
+
+    def per_sample_loss(self, outputs, targets):
+        pixel_losses = nn.functional.cross_entropy(outputs, targets, reduction="none")  # [B, H, W]
+        return pixel_losses.flatten(1).mean(dim=1)                                       # [B]
+
+    def evaluate(self, model, loader, device):
+        model.eval()
+        correct = total = 0
+        with torch.inference_mode():
+            for inputs, targets in loader:
+                correct += (model(inputs).argmax(1) == targets).sum().item()
+                total += targets.numel()
+        return {"pixel_accuracy": correct / total}
+
+    def item_name(self, index: int) -> str:
+        return f"image_{index:04d}"
