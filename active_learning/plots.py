@@ -31,9 +31,9 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
         counts, mean, std = mean_std_curve(runs, metric)
         if len(counts) == 0:
             continue
-        axis.plot(counts, mean, marker="o", markersize=3, label=label)
+        (line,) = axis.plot(counts, mean, marker="o", markersize=3, label=label)
         if len(runs) > 1:
-            axis.fill_between(counts, mean - std, mean + std, alpha=0.2)
+            axis.fill_between(counts, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axis.set_xlabel("labeled items")
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)

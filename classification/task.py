@@ -1,0 +1,78 @@
+"""The classification task adapter: ResNet-18 (CIFAR variant) plugged into the shared loop."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from active_learning.loop import BaseTaskAdapter
+
+from .data import ClassificationData
+from .model import build_model, feature_info
+
+
+class ClassificationTask(BaseTaskAdapter):
+    """Adapter for image classification (see ``active_learning.loop.TaskAdapter``).
+
+    Outputs are logits ``[B, C]``; the loss-prediction taps are the four stage outputs; the
+    embedding for core-set / BADGE / DAL is the pooled ``[B, 8*width]`` vector (the default
+    ``BaseTaskAdapter.embedding`` of the deepest map).
+    """
+
+    name = "classification"
+    primary_metric = "accuracy"
+
+    def __init__(self, data: ClassificationData, *, width: int = 64, dropout: float = 0.0,
+                 lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 milestones: Sequence[int] = (160,), weights_path: str | None = None) -> None:
+        self.data = data
+        self.train_set = data.train
+        self.pool_set = data.train_eval
+        self.test_set = data.test
+        self.width = width
+        self.dropout = dropout
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.milestones = list(milestones)
+        self.weights_path = weights_path
+        self.feature_info = feature_info(width)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.data.num_classes, self.data.in_channels, width=self.width,
+                           dropout=self.dropout, weights_path=self.weights_path)
+
+    def build_optimizer(self, parameters: Iterable[nn.Parameter], epochs: int):
+        """SGD with step decay (x0.1 at each milestone), as in Learning Loss's CIFAR-10 protocol."""
+        optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=0.1)
+        return optimizer, scheduler
+
+    def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
+        logits, features, _ = model.forward_intermediates(inputs)  # [B, C], 4 maps
+        return logits, features
+
+    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets, reduction="none")  # [B]
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+        """Top-1 accuracy and mean cross-entropy on the test set."""
+        model.eval()
+        correct = 0
+        total = 0
+        loss_sum = 0.0
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            logits = model(inputs)                                   # [B, C]
+            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            total += targets.numel()
+        return {"accuracy": correct / max(total, 1), "test_loss": loss_sum / max(total, 1)}
+
+    def item_name(self, index: int) -> str:
+        return self.data.names[index]

@@ -1,0 +1,239 @@
+"""Simulate active learning cycles for image classification.
+
+    cd classification && python train.py --dataset cifar10 --data-dir ../data --strategy loss_prediction
+    python -m classification.train --preset fmnist-demo
+
+Every strategy of the registry is available through ``--strategy``; the original project's flags
+are kept as aliases (``--use_loss_prediction_al`` / ``--use_active_learning`` -> loss_prediction,
+``--use_discriminative_al`` -> discriminative, ``--mc-dropout`` -> mc_entropy, none -> random).
+Defaults are the Learning Loss CIFAR-10 protocol (Yoo & Kweon 2019): 10 cycles, 1,000 initial and
+1,000 more per cycle, a random subset of 10,000 scored per cycle, 200 epochs of SGD (lr 0.1,
+momentum 0.9, weight decay 5e-4, x0.1 at epoch 160), batch 128, lambda 1, margin 1, features
+detached from the loss module at epoch 120.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):  # `python train.py` from the task folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "classification"
+
+import torch
+
+from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
+
+from .data import DATASETS, DataError, load_classification_data
+from .task import ClassificationTask
+
+# Presets set defaults; flags given on the command line still win.
+PRESETS: dict[str, dict] = {
+    # Learning Loss for Active Learning, CIFAR-10 (the parser's own defaults).
+    "cifar10": dict(dataset="cifar10"),
+    # The README demo: a narrow ResNet-18 on Fashion-MNIST, a few minutes on 2 CPU cores.
+    "fmnist-demo": dict(dataset="fashion_mnist", strategy="loss_prediction", width=8, cycles=10,
+                        initial_size=100, images_per_cycle=100, subset=1000, epochs=20, batch_size=32,
+                        lr=0.05, milestones=[16], detach_epoch=12, eval_batch_size=1000,
+                        weight_decay=5e-4),
+    # The same CPU protocol for strategy comparisons (bench/): 100 + 100 per cycle up to 1,100 labels.
+    "fmnist-cpu": dict(dataset="fashion_mnist", width=8, cycles=11, initial_size=100,
+                       images_per_cycle=100, subset=1000, epochs=20, batch_size=32, lr=0.05,
+                       milestones=[16], detach_epoch=12, eval_batch_size=1000, dropout=0.3),
+}
+
+ALIASES = {  # original flag -> strategy it selects
+    "use_loss_prediction_al": "loss_prediction",
+    "use_active_learning": "loss_prediction",
+    "use_discriminative_al": "discriminative",
+}
+
+
+def str2bool(text: str | bool) -> bool:
+    """``--flag``, ``--flag=True`` and ``--flag=False`` (the original turned ``=False`` on)."""
+    if isinstance(text, bool):
+        return text
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {text!r}")
+
+
+def _bool_flag(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
+    parser.add_argument(*names, type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
+                        help=help)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="a named protocol; explicit flags override its values")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    data.add_argument("--data-dir", default="data", help="dataset root (layout: classification/README.md)")
+    _bool_flag(data, "--download", help="fetch CIFAR-10 / Fashion-MNIST with torchvision if missing")
+    data.add_argument("--image-size", type=int, default=32, help="image_folder: resize to this side")
+    data.add_argument("--csv-names", choices=("filename", "relpath"), default="filename",
+                      help="names written in the priority CSV (image_folder)")
+
+    strategy = parser.add_argument_group("strategy")
+    strategy.add_argument("--strategy", default=None,
+                          help=f"one of: {', '.join(list_strategies())} (default: random)")
+    for flag, target in ALIASES.items():
+        _bool_flag(strategy, f"--{flag}", help=f"original flag: --strategy {target}")
+    _bool_flag(strategy, "--mc-dropout", help="original flag: --strategy mc_entropy")
+    _bool_flag(strategy, "--use-variance-as-uncertainty",
+               help="with --mc-dropout: --strategy mc_variance")
+    strategy.add_argument("--mc-samples", type=int, default=20, help="MC-dropout passes T")
+    strategy.add_argument("--dropout", type=float, default=0.0,
+                          help="dropout before the classifier (MC-dropout strategies need > 0)")
+    strategy.add_argument("--lamda", "--lambda", dest="lamda", type=float, default=1.0,
+                          help="weight of the loss-prediction ranking loss")
+    strategy.add_argument("--margin", type=float, default=1.0, help="ranking loss margin")
+    strategy.add_argument("--detach-epoch", type=int, default=None,
+                          help="stop the ranking loss's gradient into the backbone from this epoch "
+                               "(default: 60%% of the epochs)")
+    strategy.add_argument("--loss-width", type=int, default=128, help="loss module hidden width")
+
+    cycles = parser.add_argument_group("cycles")
+    cycles.add_argument("--cycles", type=int, default=10)
+    cycles.add_argument("--initial-size", "--initial-labeled", dest="initial_size", type=int, default=1000)
+    cycles.add_argument("--images-per-cycle", "--budget", dest="images_per_cycle", type=int, default=1000)
+    cycles.add_argument("--subset", type=int, default=10000,
+                        help="unlabeled items scored per cycle (0 = all)")
+
+    training = parser.add_argument_group("training")
+    training.add_argument("--width", type=int, default=64, help="ResNet-18 width (64 = reference)")
+    training.add_argument("--weights", default=None, help="initial weights: a local state_dict file")
+    training.add_argument("--epochs", type=int, default=200)
+    training.add_argument("--batch-size", type=int, default=128)
+    training.add_argument("--eval-batch-size", type=int, default=256)
+    training.add_argument("--lr", type=float, default=0.1)
+    training.add_argument("--momentum", type=float, default=0.9)
+    training.add_argument("--weight-decay", type=float, default=5e-4)
+    training.add_argument("--milestones", type=int, nargs="*", default=[160],
+                          help="epochs at which the learning rate drops x0.1")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    run.add_argument("--output-dir", default="runs",
+                     help="runs go to <output-dir>/classification/<dataset>/<strategy>/seed<k>")
+    _bool_flag(run, "--save-checkpoints", help="save the model of every cycle")
+    _bool_flag(run, "--no-progress", help="no progress bars")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse with the preset's values as defaults, then resolve the strategy."""
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if args.preset:
+        parser.set_defaults(**PRESETS[args.preset])
+        args = parser.parse_args(argv)
+    args.strategy = resolve_strategy(args, parser)
+    return args
+
+
+def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """One strategy from ``--strategy`` and the original flags; contradictions are errors."""
+    requested = {f"--{flag}": target for flag, target in ALIASES.items() if getattr(args, flag)}
+    if args.mc_dropout:
+        requested["--mc-dropout"] = "mc_variance" if args.use_variance_as_uncertainty else "mc_entropy"
+    elif args.use_variance_as_uncertainty:
+        parser.error("--use-variance-as-uncertainty needs --mc-dropout")
+    if args.strategy is not None:
+        try:
+            get_strategy(args.strategy)
+        except ValueError as error:
+            parser.error(str(error))
+        requested["--strategy"] = args.strategy
+    chosen = set(requested.values())
+    if len(chosen) > 1:
+        parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
+                                                         for flag, target in requested.items()))
+    return chosen.pop() if chosen else "random"
+
+
+def check_args(args: argparse.Namespace, pool_size: int) -> None:
+    """Bad combinations end here, with one message, before anything is written."""
+    strategy = get_strategy(args.strategy)
+    if MC_PROBS in strategy.needs and args.dropout <= 0:
+        raise ValueError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0 "
+                         "(e.g. --dropout 0.3)")
+    if args.initial_size >= pool_size:
+        raise ValueError(f"--initial-size {args.initial_size} leaves nothing to select from a pool "
+                         f"of {pool_size} images")
+    unlabeled = pool_size - args.initial_size
+    if args.images_per_cycle > unlabeled:
+        raise ValueError(f"--images-per-cycle {args.images_per_cycle} is larger than the unlabeled "
+                         f"pool ({unlabeled} = {pool_size} images - {args.initial_size} initial)")
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def loop_config(args: argparse.Namespace, device: str) -> LoopConfig:
+    return LoopConfig(
+        strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
+        budget=args.images_per_cycle, subset_size=args.subset, epochs=args.epochs,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lamda=args.lamda,
+        margin=args.margin, detach_epoch=args.detach_epoch, loss_width=args.loss_width,
+        mc_samples=args.mc_samples, seed=args.seed, device=device, num_workers=args.workers,
+        save_checkpoints=args.save_checkpoints, progress=not args.no_progress)
+
+
+def task_record(args: argparse.Namespace) -> dict:
+    """Task arguments that define the run (a resume with other values is refused)."""
+    return {key: getattr(args, key) for key in
+            ("dataset", "image_size", "csv_names", "width", "dropout", "weights", "lr", "momentum",
+             "weight_decay", "milestones")}
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Run (or resume) the simulation; returns the run folder."""
+    args = parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            data = load_classification_data(args.dataset, args.data_dir, download=args.download,
+                                            csv_names=args.csv_names, image_size=args.image_size)
+        check_args(args, len(data.train))
+        config = loop_config(args, device)
+        config.validate(len(data.train))
+        task = ClassificationTask(data, width=args.width, dropout=args.dropout, lr=args.lr,
+                                  momentum=args.momentum, weight_decay=args.weight_decay,
+                                  milestones=args.milestones, weights_path=args.weights)
+        if args.weights:
+            task.build_model()  # a missing or mismatched weights file fails now, not after a cycle
+    except (DataError, ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    run_dir = Path(args.output_dir) / "classification" / args.dataset / args.strategy / f"seed{args.seed}"
+    print(f"{args.dataset}: {len(data.train)} training / {len(data.test)} test images, "
+          f"strategy {args.strategy}, {args.cycles} cycles on {device} -> {run_dir}")
+    try:
+        run_active_learning(task, config, run_dir, extra_args=task_record(args))
+    except RunMismatchError as error:
+        sys.exit(f"error: {error}")
+    print(f"metrics:        {run_dir / 'metrics.csv'}")
+    print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
+    print(f"learning curve: {run_dir / 'learning_curve.png'}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""End-to-end tests of classification/train.py: two short cycles through main([...])."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from active_learning import PoolState, list_strategies
+from active_learning.export import read_metrics_csv
+from classification.data import load_classification_data
+from classification.train import main, parse_args
+
+TINY = ["--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
+        "--images-per-cycle", "12", "--subset", "60", "--epochs", "2", "--batch-size", "16",
+        "--mc-samples", "3", "--no-progress", "--device", "cpu"]
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def _check_run(run_dir, names, initial=40, budget=12, cycles=2):
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["cycle"] for row in rows] == list(range(cycles))
+    assert [row["n_labeled"] for row in rows] == [initial + budget * c for c in range(cycles)]
+    assert all(0 <= row["accuracy"] <= 1 for row in rows)
+    state = PoolState.load(run_dir / "pool.npz")
+    labeled = state.labeled_indices
+    assert len(labeled) == initial + budget * cycles == len(np.unique(labeled))
+    for cycle in range(cycles):
+        table = _read_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
+        assert table[0] == ["name", "entropy_value"]
+        body = table[1:]
+        assert len(body) == budget
+        assert sorted(name for name, _ in body) == sorted(names[i] for i in state.added_in(cycle + 1))
+        values = [float(value) for _, value in body]
+        assert values == sorted(values, reverse=True)
+        assert all(0 <= value <= 1e6 and len(text.split(".")[1]) == 5 for value, (_, text)
+                   in zip(values, body))
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return state
+
+
+@pytest.fixture(scope="module")
+def digit_names():
+    return load_classification_data("digits", None).names
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_every_strategy_end_to_end(tmp_path, strategy, digit_names):
+    extra = ["--dropout", "0.3"] if strategy in ("mc_entropy", "bald", "variation_ratio", "mc_variance") else []
+    run_dir = main(TINY + ["--strategy", strategy, "--output-dir", str(tmp_path)] + extra)
+    assert run_dir == tmp_path / "classification" / "digits" / strategy / "seed0"
+    _check_run(run_dir, digit_names)
+
+
+def test_rerun_resumes_and_extends(tmp_path, digit_names, capsys):
+    args = TINY + ["--strategy", "entropy", "--output-dir", str(tmp_path)]
+    run_dir = main(args)
+    first = PoolState.load(run_dir / "pool.npz").labeled_at.copy()
+    main(args)  # finished already: nothing changes
+    np.testing.assert_array_equal(PoolState.load(run_dir / "pool.npz").labeled_at, first)
+    main([*args, "--cycles", "3"])  # one more cycle on top
+    assert "resuming" in capsys.readouterr().out
+    state = _check_run(run_dir, digit_names, cycles=3)
+    assert (state.labeled_at[first >= 0] == first[first >= 0]).all()
+
+
+def test_original_flags_are_aliases():
+    assert parse_args(["--use_active_learning"]).strategy == "loss_prediction"
+    assert parse_args(["--use_active_learning=True"]).strategy == "loss_prediction"
+    assert parse_args(["--use_active_learning=False"]).strategy == "random"
+    assert parse_args(["--use_loss_prediction_al", "true"]).strategy == "loss_prediction"
+    assert parse_args(["--use_discriminative_al"]).strategy == "discriminative"
+    assert parse_args([]).strategy == "random"
+    assert parse_args(["--mc-dropout"]).strategy == "mc_entropy"
+    assert parse_args(["--mc-dropout", "--use-variance-as-uncertainty"]).strategy == "mc_variance"
+    assert parse_args(["--strategy", "loss_prediction", "--use_active_learning"]).strategy == "loss_prediction"
+    assert parse_args(["--lamda", "0.5"]).lamda == 0.5
+
+
+def test_preset_values_yield_to_explicit_flags():
+    args = parse_args(["--preset", "fmnist-demo", "--cycles", "3"])
+    assert (args.dataset, args.strategy, args.width, args.cycles) == ("fashion_mnist", "loss_prediction", 8, 3)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategy", "nope"], "known strategies"),
+    (["--use_active_learning", "--use_discriminative_al"], "incompatible flags"),
+    (["--strategy", "entropy", "--use_active_learning"], "incompatible flags"),
+    (["--use_active_learning=maybe"], "boolean"),
+])
+def test_bad_flags_exit_with_one_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--images-per-cycle", "5000"], "larger than the unlabeled pool"),
+    (["--strategy", "loss_prediction", "--batch-size", "15"], "must be even"),
+    (["--strategy", "bald"], "--dropout"),
+    (["--initial-size", "1500"], "leaves nothing"),
+    (["--weights", "/nonexistent/weights.pt"], "no such file"),
+])
+def test_bad_protocols_fail_before_anything_is_written(tmp_path, extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--output-dir", str(tmp_path)] + extra)
+    assert message in str(exit_info.value.code)
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_data_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path)])
+    assert "nowhere" in str(exit_info.value.code)
+
+
+def test_changed_protocol_on_rerun_keeps_the_run(tmp_path):
+    args = TINY + ["--strategy", "margin", "--output-dir", str(tmp_path)]
+    run_dir = main(args)
+    before = (run_dir / "pool.npz").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--epochs", "3"])
+    assert "epochs" in str(exit_info.value.code)
+    assert (run_dir / "pool.npz").read_bytes() == before
+
+
+def _write_image_folder(root, per_class=12):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", 4)):
+        for label, color in (("cats", 40), ("dogs", 200)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = np.clip(rng.normal(color, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{label}_{split}_{index:03d}.png")
+    (root / "train" / "cats" / "broken.png").write_bytes(b"not an image at all")
+
+
+def test_image_folder_end_to_end_names_the_files(tmp_path):
+    data_dir = tmp_path / "pets"
+    _write_image_folder(data_dir)
+    with pytest.warns(UserWarning, match="broken.png"):
+        run_dir = main(["--dataset", "image_folder", "--data-dir", str(data_dir), "--image-size", "8",
+                        "--width", "2", "--cycles", "2", "--initial-size", "6", "--images-per-cycle",
+                        "4", "--subset", "0", "--epochs", "1", "--batch-size", "4", "--strategy",
+                        "entropy", "--no-progress", "--output-dir", str(tmp_path / "runs")])
+    names = [row[0] for row in _read_csv(run_dir / "priorities" / "cycle_00.csv")[1:]]
+    assert len(names) == 4
+    assert all(name.endswith(".png") and name.split("_")[0] in ("cats", "dogs") for name in names)
+    assert "broken.png" not in names
