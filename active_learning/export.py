@@ -46,7 +46,11 @@ def csv_values(scores: np.ndarray) -> np.ndarray:
     if values.size and not np.isfinite(values).all():
         raise ValueError("scores contain NaN or infinite values")
     if values.size and values.min() < 0:
-        values -= values.min()
+        low = values.min()
+        with np.errstate(over="ignore"):
+            shifted = values - low
+        # A range wider than the float64 maximum overflows to inf: halve first (exact), then shift.
+        values = shifted if np.isfinite(shifted).all() else values / 2 - low / 2
     if values.size and values.max() > MAX_CSV_VALUE:
         values *= MAX_CSV_VALUE / values.max()
     return values

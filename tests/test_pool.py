@@ -1,0 +1,125 @@
+"""PoolState: the labeled-at-cycle history, its queries, and its atomic pool.npz."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from active_learning import PoolState
+from active_learning import pool as pool_module
+
+
+def _history() -> PoolState:
+    """10 items: 0, 3, 7 initial (cycle 0); 1, 8 in cycle 1; 5 in cycle 2; the rest unlabeled."""
+    labeled_at = np.array([0, 1, -1, 0, -1, 2, -1, 0, 1, -1])
+    return PoolState(labeled_at, finished_cycles=2)
+
+
+def test_save_load_round_trip(tmp_path):
+    state = _history()
+    path = tmp_path / "run" / "pool.npz"  # the folder does not exist yet
+    state.save(path)
+    loaded = PoolState.load(path)
+    assert loaded.labeled_at.dtype == np.int16
+    np.testing.assert_array_equal(loaded.labeled_at, state.labeled_at)
+    assert loaded.finished_cycles == 2
+    # The file is a plain npz with the documented keys.
+    with np.load(path) as data:
+        assert sorted(data.files) == ["finished_cycles", "labeled_at"]
+        assert data["labeled_at"].dtype == np.int16
+        assert int(data["finished_cycles"]) == 2
+
+
+def test_labeled_at_is_stored_as_int16():
+    state = PoolState(np.array([0, -1, 3], dtype=np.int64))
+    assert state.labeled_at.dtype == np.int16
+    assert len(state) == 3
+    assert state.finished_cycles == 0
+
+
+def test_queries_on_a_hand_made_history():
+    state = _history()
+    np.testing.assert_array_equal(state.labeled_indices, [0, 1, 3, 5, 7, 8])
+    np.testing.assert_array_equal(state.unlabeled_indices, [2, 4, 6, 9])
+    np.testing.assert_array_equal(state.labeled_up_to(0), [0, 3, 7])
+    np.testing.assert_array_equal(state.labeled_up_to(1), [0, 1, 3, 7, 8])
+    np.testing.assert_array_equal(state.labeled_up_to(2), [0, 1, 3, 5, 7, 8])
+    np.testing.assert_array_equal(state.added_in(0), [0, 3, 7])
+    np.testing.assert_array_equal(state.added_in(1), [1, 8])
+    np.testing.assert_array_equal(state.added_in(2), [5])
+    assert state.added_in(3).size == 0
+
+
+def test_mark_labeled_records_the_cycle():
+    state = PoolState.empty(6)
+    np.testing.assert_array_equal(state.labeled_at, [-1] * 6)
+    state.mark_labeled([4, 1], cycle=0)
+    state.mark_labeled(np.array([5]), cycle=1)
+    np.testing.assert_array_equal(state.labeled_at, [-1, 0, -1, -1, 0, 1])
+    np.testing.assert_array_equal(state.unlabeled_indices, [0, 2, 3])
+    state.mark_labeled([], cycle=2)  # nothing to add is not an error
+    np.testing.assert_array_equal(state.labeled_at, [-1, 0, -1, -1, 0, 1])
+
+
+@pytest.mark.parametrize("indices, message", [
+    ([2, 2], "repeats"),
+    ([10], "outside"),
+    ([-1], "outside"),
+    ([0, 6], "labeled already"),   # 0 was labeled in cycle 0
+])
+def test_mark_labeled_rejects_bad_indices(indices, message):
+    state = _history()
+    before = state.labeled_at.copy()
+    with pytest.raises(ValueError, match=message):
+        state.mark_labeled(indices, cycle=3)
+    np.testing.assert_array_equal(state.labeled_at, before)  # nothing was half-applied
+
+
+def test_mark_labeled_rejects_a_cycle_outside_int16():
+    state = PoolState.empty(3)
+    with pytest.raises(ValueError, match="cycle"):
+        state.mark_labeled([0], cycle=40000)
+    with pytest.raises(ValueError, match="cycle"):
+        state.mark_labeled([0], cycle=-1)
+
+
+@pytest.mark.parametrize("size", [0, -3])
+def test_empty_pool_is_an_error(size):
+    with pytest.raises(ValueError, match="empty"):
+        PoolState.empty(size)
+
+
+def test_bad_labeled_at_is_rejected():
+    with pytest.raises(ValueError, match="1-D"):
+        PoolState(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="below -1"):
+        PoolState(np.array([0, -2]))
+
+
+def test_load_of_a_bad_file_is_a_value_error(tmp_path):
+    path = tmp_path / "pool.npz"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="cannot read pool state"):
+        PoolState.load(path)
+    with pytest.raises(ValueError, match="cannot read pool state"):
+        PoolState.load(tmp_path / "missing.npz")
+
+
+def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "pool.npz"
+    old = _history()
+    old.save(path)
+    old_bytes = path.read_bytes()
+
+    def broken_savez(handle, **arrays):
+        handle.write(b"half a file")  # a crash in the middle of the write
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pool_module.np, "savez", broken_savez)
+    new = PoolState.empty(10)
+    new.mark_labeled([2, 4, 6], cycle=0)
+    with pytest.raises(OSError, match="disk full"):
+        new.save(path)
+
+    assert path.read_bytes() == old_bytes
+    np.testing.assert_array_equal(PoolState.load(path).labeled_at, old.labeled_at)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.npz"]
