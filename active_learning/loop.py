@@ -252,7 +252,8 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     """One batched pass over ``pool_set[indices]`` computing what ``strategy`` needs.
 
     Returns ``{"scores": ndarray [U]}`` for score strategies; for set strategies the needed
-    inputs (``embedding [U, D]`` and/or ``grad_embedding [U, C*D]``) as CPU tensors.
+    inputs as CPU tensors: ``embedding [U, D]``, and for gradient embeddings their factors
+    ``probs [U, C]`` and ``embedding [U, D]`` (BADGE never materialises ``[U, C*D]``).
     """
     needs = set(strategy.needs)
     model.eval()
@@ -265,7 +266,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
         sampler = MCDropoutSampler(adapter.mc_dropout_model(model))
     loader = _loader(adapter, Subset(adapter.pool_set, indices.tolist()), config.eval_batch_size, config)
     scores: list[torch.Tensor] = []
-    collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], GRAD_EMBEDDING: []}
+    collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: []}
     for batch in _progress(loader, config.progress, desc=description):
         inputs, _ = adapter.split_batch(batch, device)
         batch_inputs: dict[str, torch.Tensor] = {}
@@ -281,17 +282,13 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
             if EMBEDDING in needs or GRAD_EMBEDDING in needs:
                 batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
         if strategy.is_set_strategy:
-            if EMBEDDING in needs:
-                collected[EMBEDDING].append(batch_inputs[EMBEDDING].cpu())
-            if GRAD_EMBEDDING in needs:
-                from .diversity import gradient_embedding
-
-                collected[GRAD_EMBEDDING].append(
-                    gradient_embedding(batch_inputs[PROBS], batch_inputs[EMBEDDING]).cpu())
+            for need in collected:
+                if need in batch_inputs:
+                    collected[need].append(batch_inputs[need].cpu())
         else:
             scores.append(strategy.score_batch(batch_inputs, reduction=config.reduction).float().cpu())
     if strategy.is_set_strategy:
-        return {need: torch.cat(parts) for need, parts in collected.items() if need in needs}
+        return {need: torch.cat(parts) for need, parts in collected.items() if parts}
     return {"scores": torch.cat(scores).double().numpy()}
 
 

@@ -116,9 +116,17 @@ def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
 
 
 def _badge(inputs, labeled_embeddings, budget: int, seed: int):
-    from .diversity import badge
+    from .diversity import badge, badge_factored
 
-    positions = badge(inputs[GRAD_EMBEDDING], budget, seed=seed)
+    if GRAD_EMBEDDING in inputs:
+        positions = badge(inputs[GRAD_EMBEDDING], budget, seed=seed)
+    else:
+        # Factored form: never materialises the [U, C*D] gradient embeddings.
+        probs = torch.as_tensor(inputs[PROBS]).float()                   # [U, C]
+        if probs.ndim != 2:
+            raise ValueError(f"badge needs per-item probabilities [U, C], got {tuple(probs.shape)}")
+        onehot = torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).float()
+        positions = badge_factored(probs - onehot, inputs[EMBEDDING], budget, seed=seed)
     return positions, _rank_scores(len(positions))
 
 
@@ -182,6 +190,13 @@ def top_k(scores: np.ndarray, budget: int) -> np.ndarray:
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:budget]
 
 
+def _provided(need: str, inputs: Mapping[str, object]) -> bool:
+    """Gradient embeddings may also come factored, as probabilities and embeddings."""
+    if need == GRAD_EMBEDDING:
+        return GRAD_EMBEDDING in inputs or (PROBS in inputs and EMBEDDING in inputs)
+    return need in inputs
+
+
 def choose_new_labeled_indices(
     strategy: str | Strategy,
     candidate_indices: np.ndarray,
@@ -202,7 +217,8 @@ def choose_new_labeled_indices(
         scores: float [U] precomputed scores (score strategies), e.g. from the loop's pass.
         inputs: what the strategy needs, each with U rows in candidate order:
             ``probs [U, C, *dense]``, ``mc_probs [T, U, C, *dense]``, ``loss_pred [U]``,
-            ``embedding [U, D]``, ``grad_embedding [U, C*D]``. Used when ``scores`` is None.
+            ``embedding [U, D]``, ``grad_embedding [U, C*D]`` (or, for BADGE, ``probs [U, C]``
+            with ``embedding [U, D]``: the factored form). Used when ``scores`` is None.
         labeled_embeddings: [L, D] embeddings of the labeled items (core-set, discriminative).
         reduction: how dense scores collapse to one per item: "mean" or "max".
         seed: seeds the random choices (random strategy, BADGE sampling, DAL training).
@@ -214,7 +230,7 @@ def choose_new_labeled_indices(
     candidate_indices = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
     budget = clip_budget(budget, len(candidate_indices))
     inputs = dict(inputs or {})
-    missing = [need for need in strategy.needs if need not in inputs]
+    missing = [need for need in strategy.needs if not _provided(need, inputs)]
     if strategy.is_set_strategy:
         if missing:
             raise ValueError(f"strategy {strategy.name!r} needs inputs {missing}")

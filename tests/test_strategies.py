@@ -234,6 +234,20 @@ def test_badge_returns_distinct_candidates_starting_with_the_largest_gradient():
     assert np.all(np.diff(scores) < 0)
 
 
+def test_badge_from_probabilities_and_embeddings_equals_badge_on_gradient_embeddings():
+    from active_learning.diversity import gradient_embedding
+
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), size=30)          # [U=30, C=4]
+    embeddings = rng.normal(size=(30, 5))               # [U, D=5]
+    candidates = np.arange(30) + 500
+    factored, _ = choose_new_labeled_indices("badge", candidates, 8, seed=3,
+                                             inputs={"probs": probs, "embedding": embeddings})
+    full = gradient_embedding(torch.as_tensor(probs), torch.as_tensor(embeddings)).numpy()  # [U, 20]
+    direct, _ = choose_new_labeled_indices("badge", candidates, 8, seed=3, inputs={"grad_embedding": full})
+    assert factored.tolist() == direct.tolist()
+
+
 @pytest.fixture
 def one_thread():
     # The discriminator is a tiny MLP: on a busy 2-core machine two intra-op threads make each
