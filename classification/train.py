@@ -125,6 +125,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    run.add_argument("--threads", type=int, default=0,
+                     help="torch CPU threads (0 = torch's default); small models on a small or "
+                          "busy CPU run faster with 1")
     run.add_argument("--output-dir", default="runs",
                      help="runs go to <output-dir>/classification/<dataset>/<strategy>/seed<k>")
     _bool_flag(run, "--save-checkpoints", help="save the model of every cycle")
@@ -206,6 +209,8 @@ def task_record(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run (or resume) the simulation; returns the run folder."""
     args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
         with warnings.catch_warnings():

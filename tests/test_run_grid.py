@@ -124,3 +124,19 @@ def test_bad_grid_arguments_exit_with_one_message(argv, message, capsys):
         run_grid.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_run_one_turns_exceptions_and_exits_into_failures(tmp_path, capsys):
+    def crash(argv):
+        raise RuntimeError(f"boom {argv[0]}")
+
+    def usage_error(argv):
+        raise SystemExit(2)  # what argparse does after printing its message
+
+    failed = run_grid.run_one(crash, ["x"], "entropy", 3)
+    assert (failed.ok, failed.error, failed.run_dir) == (False, "RuntimeError: boom x", None)
+    assert "Traceback" in capsys.readouterr().err  # the traceback is shown, the grid goes on
+    assert run_grid.run_one(usage_error, [], "a", 0).error == "exited with code 2"
+    assert "not a run folder" in run_grid.run_one(lambda argv: tmp_path, [], "a", 0).error
+    (tmp_path / "metrics.csv").write_text("cycle\n")
+    assert run_grid.run_one(lambda argv: tmp_path, [], "a", 0).run_dir == tmp_path
