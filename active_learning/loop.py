@@ -327,11 +327,31 @@ def _check_or_write_args(run_dir: Path, config: LoopConfig, extra_args: Mapping[
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _initial_state(adapter: TaskAdapter, config: LoopConfig, pool_size: int) -> PoolState:
+def _initial_state(adapter: TaskAdapter, config: LoopConfig, pool_size: int,
+                   initial_labeled: np.ndarray | None = None) -> PoolState:
     state = PoolState.empty(pool_size)
-    rng = np.random.default_rng(derive_seed(config.seed, 0, STAGE_INITIAL))
-    state.mark_labeled(rng.choice(pool_size, size=config.initial_size, replace=False), cycle=0)
+    if initial_labeled is None:
+        rng = np.random.default_rng(derive_seed(config.seed, 0, STAGE_INITIAL))
+        initial_labeled = rng.choice(pool_size, size=config.initial_size, replace=False)
+    state.mark_labeled(initial_labeled, cycle=0)
     return state
+
+
+def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: int) -> np.ndarray:
+    """``initial_labeled`` as int64 [L] distinct indices in the pool, L == ``config.initial_size``."""
+    values = np.asarray(initial_labeled)
+    if values.ndim != 1 or not (values.size == 0 or np.issubdtype(values.dtype, np.integer)):
+        raise ValueError(f"initial_labeled must be a 1-D array of integer dataset indices, got "
+                         f"{values.dtype} with shape {values.shape}")
+    values = values.astype(np.int64)
+    if len(values) != config.initial_size:
+        raise ValueError(f"initial_labeled holds {len(values)} indices but config.initial_size is "
+                         f"{config.initial_size}; they must agree")
+    if len(values) and (values.min() < 0 or values.max() >= pool_size):
+        raise ValueError(f"initial_labeled has indices outside the pool of {pool_size} items")
+    if len(np.unique(values)) != len(values):
+        raise ValueError("initial_labeled contains repeated indices")
+    return values
 
 
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
@@ -366,16 +386,24 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 
 def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str | Path, *,
                         extra_args: Mapping[str, Any] | None = None,
-                        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                        log: Callable[[str], None] = print,
+                        initial_labeled: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
 
     Each cycle: re-initialise and train the model on the items labeled so far, evaluate it, then
     select ``budget`` new items (also after the last cycle: that CSV is what to label next, and
     it lets a rerun with more cycles continue). Returns the metrics rows of every finished cycle.
+
+    ``initial_labeled`` (int [L] absolute dataset indices, L == ``config.initial_size``) is the
+    cycle-0 labeled set of a new run, instead of the seeded random choice: e.g. the images a user
+    has labeled already, followed in the dataset by the unlabeled ones to rank. A resumed run must
+    have started from the same set.
     """
     run_dir = Path(run_dir)
     pool_size = len(adapter.pool_set)
     config.validate(pool_size)
+    if initial_labeled is not None:
+        initial_labeled = _check_initial_labeled(initial_labeled, config, pool_size)
     if len(adapter.train_set) != pool_size:
         raise ValueError(f"train_set ({len(adapter.train_set)}) and pool_set ({pool_size}) "
                          "must hold the same items")
@@ -390,9 +418,13 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
         if len(state) != pool_size:
             raise RunMismatchError(f"{pool_path} describes a pool of {len(state)} items, "
                                    f"but the dataset has {pool_size}")
+        if initial_labeled is not None and not np.array_equal(state.labeled_up_to(0),
+                                                              np.sort(initial_labeled)):
+            raise RunMismatchError(f"{pool_path} started from another initial labeled set than "
+                                   "initial_labeled; use another output folder")
         log(f"resuming {run_dir} after {state.finished_cycles} finished cycle(s)")
     else:
-        state = _initial_state(adapter, config, pool_size)
+        state = _initial_state(adapter, config, pool_size, initial_labeled)
     # Rows of cycles that did not reach the commit point (pool.npz) are dropped and redone.
     rows = [row for row in read_metrics_csv(run_dir / "metrics.csv")
             if int(row["cycle"]) < state.finished_cycles]

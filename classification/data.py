@@ -26,6 +26,8 @@ Supported datasets and the layout each expects:
   is read; that raises ``DataError`` naming the file.) CSV names are the file names
   (``csv_names="filename"``, which must then be unique across class folders) or the paths relative
   to the train folder with ``/`` separators (``csv_names="relpath"``).
+  ``load_unlabeled_folder`` reads a folder of unlabeled images (any depth) with the same rules, and
+  ``with_unlabeled`` appends them to a dataset's training items, for ranking them (target -1).
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images, values 0..16), split by a seeded
   stratified shuffle into 1,500 train / 297 test items. For tiny, fast runs and tests.
 
@@ -36,6 +38,7 @@ meant for the user.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import pickle
@@ -47,7 +50,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 DATASETS = ("cifar10", "fashion_mnist", "image_folder", "digits")
 CSV_NAME_STYLES = ("filename", "relpath")
@@ -67,6 +70,8 @@ FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 # Generic photos: the ImageNet statistics are the usual default when a dataset's own are unknown.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+UNLABELED_TARGET = -1  # the label of an image to rank: never trained on
 
 DIGITS_TRAIN_SIZE = 1500
 DIGITS_SEED = 0
@@ -474,10 +479,15 @@ def _scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DataError(f"no class folders in {split_dir}: {err}") from err
     if not samples:
         raise DataError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {split_dir}")
+    return classes, _readable(samples, split_dir)
+
+
+def _readable(samples: list[tuple[str, int]], folder: Path) -> list[tuple[str, int]]:
+    """The samples whose file opens and verifies (the others are warned about and dropped)."""
     samples = [(path, label) for path, label in samples if _image_ok(path)]
     if not samples:
-        raise DataError(f"no readable image under {split_dir} (every file failed to open)")
-    return classes, samples
+        raise DataError(f"no readable image under {folder} (every file failed to open)")
+    return samples
 
 
 def _image_ok(path: str) -> bool:
@@ -513,8 +523,7 @@ def load_image_folder(
     """RGB images from ``<data_dir>/train/<class>/`` and ``<data_dir>/test/<class>/``, resized to ``image_size``."""
     if data_dir is None:
         raise DataError("image_folder needs --data-dir (the folder that holds train/ and test/)")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise DataError(f"image_size must be a positive integer, got {image_size!r}")
+    _check_image_size(image_size)
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"data folder missing: {root}")
@@ -528,7 +537,7 @@ def load_image_folder(
         )
     names = _folder_names(train_samples, root / "train", csv_names)
 
-    eval_tf = make_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+    eval_tf = _folder_eval_transform(image_size)
     train_tf = eval_tf
     if augment:  # padding 4 at 32 px, as for CIFAR, scaled with the image size
         train_tf = make_transform(image_size, IMAGENET_MEAN, IMAGENET_STD,
@@ -539,6 +548,68 @@ def load_image_folder(
         test=ImageFileDataset(test_samples, image_size, eval_tf),
         num_classes=len(train_classes), in_channels=3, image_size=image_size, names=names,
         targets=np.array([label for _, label in train_samples], dtype=np.int64), class_names=list(train_classes),
+    )
+
+
+def _check_image_size(image_size: int) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise DataError(f"image_size must be a positive integer, got {image_size!r}")
+
+
+def _folder_eval_transform(image_size: int) -> Callable[[Tensor], Tensor]:
+    return make_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def load_unlabeled_folder(
+    path: str | os.PathLike | None, *, image_size: int = 32, csv_names: str = "filename"
+) -> tuple[ImageFileDataset, list[str]]:
+    """Every image under ``path`` (any depth), to be ranked: ``(dataset, CSV names)``.
+
+    Items are ``(image float32 [3, image_size, image_size], UNLABELED_TARGET)`` with the same
+    resizing and normalisation as ``load_image_folder``'s evaluation view, in the order of their
+    relative paths. Extensions, the corrupt-file policy (skip with a ``CorruptImageWarning``,
+    ``DataError`` when nothing readable is left) and the CSV names (file names, unique; or paths
+    relative to ``path`` with ``csv_names="relpath"``) are those of ``load_image_folder``.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    if path is None:
+        raise DataError("no unlabeled image folder given")
+    if csv_names not in CSV_NAME_STYLES:
+        raise DataError(f"unknown csv_names {csv_names!r}; choose one of: {', '.join(CSV_NAME_STYLES)}")
+    _check_image_size(image_size)
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"unlabeled image folder missing: {root}")
+    # followlinks, like torchvision's ImageFolder: a folder of symlinks to images is common.
+    files = [Path(folder, name) for folder, _, names in os.walk(root, followlinks=True) for name in names
+             if has_file_allowed_extension(name, IMG_EXTENSIONS)]
+    if not files:
+        raise DataError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {root}")
+    files.sort(key=lambda file: file.relative_to(root).as_posix())
+    samples = _readable([(str(file), UNLABELED_TARGET) for file in files], root)
+    names = _folder_names(samples, root, csv_names)
+    return ImageFileDataset(samples, image_size, _folder_eval_transform(image_size)), names
+
+
+def with_unlabeled(data: ClassificationData, unlabeled: ImageFileDataset, names: list[str]) -> ClassificationData:
+    """``data`` whose training items are followed by the ``U`` unlabeled items (absolute indices
+    ``N_train .. N_train + U - 1``, target ``UNLABELED_TARGET``), for ranking them with the loop.
+
+    Only the first ``N_train`` items may be trained on: the unlabeled ones carry no label, so both
+    training views hold them without augmentation. Raises ``DataError`` when a file is in both sets.
+    """
+    labeled_files = {os.path.realpath(path) for path, _ in getattr(data.train_eval, "samples", [])}
+    shared = [path for path, _ in unlabeled.samples if os.path.realpath(path) in labeled_files]
+    if shared:
+        raise DataError(f"{len(shared)} unlabeled image(s) are also labeled training images, e.g. "
+                        f"{shared[0]}; point the unlabeled folder elsewhere than train/")
+    return dataclasses.replace(
+        data,
+        train=ConcatDataset([data.train, unlabeled]),
+        train_eval=ConcatDataset([data.train_eval, unlabeled]),
+        names=list(data.names) + list(names),
+        targets=np.concatenate([data.targets, unlabeled.targets]),
     )
 
 

@@ -10,6 +10,11 @@ Defaults are the Learning Loss CIFAR-10 protocol (Yoo & Kweon 2019): 10 cycles, 
 1,000 more per cycle, a random subset of 10,000 scored per cycle, 200 epochs of SGD (lr 0.1,
 momentum 0.9, weight decay 5e-4, x0.1 at epoch 160), batch 128, lambda 1, margin 1, features
 detached from the loss module at epoch 120.
+
+Rank mode (your own images): ``--dataset image_folder --data-dir D --unlabeled-dir U`` trains once
+on every labeled image of ``D/train/<class>/``, evaluates on ``D/test/<class>/``, scores every image
+under ``U`` and writes the ``--images-per-cycle`` most useful ones, best first, to
+``<output-dir>/classification/image_folder_rank/<strategy>/seed<k>/priorities/cycle_00.csv``.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,7 +35,8 @@ import torch
 from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
 from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
 
-from .data import DATASETS, DataError, load_classification_data
+from .data import (DATASETS, ClassificationData, DataError, load_classification_data,
+                   load_unlabeled_folder, with_unlabeled)
 from .task import ClassificationTask
 
 # Presets set defaults; flags given on the command line still win.
@@ -45,6 +53,11 @@ PRESETS: dict[str, dict] = {
                        images_per_cycle=100, subset=1000, epochs=20, batch_size=32, lr=0.05,
                        milestones=[16], detach_epoch=12, eval_batch_size=1000, dropout=0.3),
 }
+
+# Rank mode (--unlabeled-dir): one cycle, every unlabeled image scored, the labeled set is all of
+# train/. Applied as defaults over a preset's, so explicit flags still win (and are checked).
+RANK_DEFAULTS = dict(cycles=1, subset=0, initial_size=None)
+AFTER_LABELING = "label the selected images, move them into train/<class>/, and run again"
 
 ALIASES = {  # original flag -> strategy it selects
     "use_loss_prediction_al": "loss_prediction",
@@ -82,6 +95,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=32, help="image_folder: resize to this side")
     data.add_argument("--csv-names", choices=("filename", "relpath"), default="filename",
                       help="names written in the priority CSV (image_folder)")
+    data.add_argument("--unlabeled-dir", default=None, metavar="DIR",
+                      help="rank mode (needs --dataset image_folder): train once on every labeled "
+                           "image in <data-dir>/train, score every image under DIR (any depth) and "
+                           "write the --images-per-cycle best to priorities/cycle_00.csv")
 
     strategy = parser.add_argument_group("strategy")
     strategy.add_argument("--strategy", default=None,
@@ -103,11 +120,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     strategy.add_argument("--loss-width", type=int, default=128, help="loss module hidden width")
 
     cycles = parser.add_argument_group("cycles")
-    cycles.add_argument("--cycles", type=int, default=10)
-    cycles.add_argument("--initial-size", "--initial-labeled", dest="initial_size", type=int, default=1000)
-    cycles.add_argument("--images-per-cycle", "--budget", dest="images_per_cycle", type=int, default=1000)
+    cycles.add_argument("--cycles", type=int, default=10, help="labeling cycles to simulate (exactly 1 with --unlabeled-dir)")
+    cycles.add_argument("--initial-size", "--initial-labeled", dest="initial_size", type=int, default=1000,
+                        help="random initial labeled set (with --unlabeled-dir: all of train/, not given)")
+    cycles.add_argument("--images-per-cycle", "--budget", dest="images_per_cycle", type=int, default=1000,
+                        help="items selected per cycle (with --unlabeled-dir: rows of the CSV)")
     cycles.add_argument("--subset", type=int, default=10000,
-                        help="unlabeled items scored per cycle (0 = all)")
+                        help="unlabeled items scored per cycle (0 = all; 0 with --unlabeled-dir)")
 
     training = parser.add_argument_group("training")
     training.add_argument("--width", type=int, default=64, help="ResNet-18 width (64 = reference)")
@@ -129,7 +148,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                      help="torch CPU threads (0 = torch's default); small models on a small or "
                           "busy CPU run faster with 1")
     run.add_argument("--output-dir", default="runs",
-                     help="runs go to <output-dir>/classification/<dataset>/<strategy>/seed<k>")
+                     help="runs go to <output-dir>/classification/<dataset>/<strategy>/seed<k> "
+                          "(rank mode: .../<dataset>_rank/...)")
     _bool_flag(run, "--save-checkpoints", help="save the model of every cycle")
     _bool_flag(run, "--no-progress", help="no progress bars")
     return parser
@@ -139,11 +159,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse with the preset's values as defaults, then resolve the strategy."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if args.preset:
-        parser.set_defaults(**PRESETS[args.preset])
+    defaults = dict(PRESETS[args.preset]) if args.preset else {}
+    if args.unlabeled_dir is not None:
+        defaults.update(RANK_DEFAULTS)
+    if defaults:
+        parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
     args.strategy = resolve_strategy(args, parser)
+    if args.unlabeled_dir is not None:
+        check_rank_flags(args, parser)
     return args
+
+
+def check_rank_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Flags that make no sense when ranking one's own unlabeled images."""
+    if args.dataset != "image_folder":
+        parser.error(f"--unlabeled-dir needs --dataset image_folder (labeled images in "
+                     f"<data-dir>/train/<class>/ and <data-dir>/test/<class>/), got --dataset {args.dataset}")
+    if args.cycles != 1:
+        parser.error(f"--unlabeled-dir runs exactly one cycle, got --cycles {args.cycles}: "
+                     f"{AFTER_LABELING}")
+    if args.initial_size is not None:
+        parser.error("--initial-size does not apply with --unlabeled-dir: every labeled image in "
+                     "<data-dir>/train/ is used")
 
 
 def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
@@ -201,22 +239,53 @@ def loop_config(args: argparse.Namespace, device: str) -> LoopConfig:
 
 def task_record(args: argparse.Namespace) -> dict:
     """Task arguments that define the run (a resume with other values is refused)."""
-    return {key: getattr(args, key) for key in
-            ("dataset", "image_size", "csv_names", "width", "dropout", "weights", "lr", "momentum",
-             "weight_decay", "milestones")}
+    record = {key: getattr(args, key) for key in
+              ("dataset", "image_size", "csv_names", "width", "dropout", "weights", "lr", "momentum",
+               "weight_decay", "milestones")}
+    if args.unlabeled_dir is not None:  # rank runs never resume: these only document the run
+        record.update(data_dir=str(Path(args.data_dir).resolve()),
+                      unlabeled_dir=str(Path(args.unlabeled_dir).resolve()))
+    return record
+
+
+def add_unlabeled(args: argparse.Namespace, data: ClassificationData) -> tuple[ClassificationData, np.ndarray]:
+    """Rank mode: append the unlabeled images to ``data``; returns it and the labeled indices.
+
+    Sets ``args.initial_size`` to the number of labeled images and clips ``args.images_per_cycle``
+    (with a warning) to the number of unlabeled ones.
+    """
+    unlabeled, names = load_unlabeled_folder(args.unlabeled_dir, image_size=args.image_size,
+                                             csv_names=args.csv_names)
+    n_labeled = len(data.train)
+    data = with_unlabeled(data, unlabeled, names)
+    args.initial_size = n_labeled
+    if args.images_per_cycle > len(unlabeled):
+        warnings.warn(f"--images-per-cycle {args.images_per_cycle} is larger than the {len(unlabeled)} "
+                      f"unlabeled images; the CSV ranks all {len(unlabeled)}", UserWarning, stacklevel=2)
+        args.images_per_cycle = len(unlabeled)
+    return data, np.arange(n_labeled)
+
+
+def run_folder(args: argparse.Namespace) -> Path:
+    dataset = f"{args.dataset}_rank" if args.unlabeled_dir is not None else args.dataset
+    return Path(args.output_dir) / "classification" / dataset / args.strategy / f"seed{args.seed}"
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """Run (or resume) the simulation; returns the run folder."""
+    """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
     args = parse_args(argv)
+    rank = args.unlabeled_dir is not None
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
+        initial_labeled = None
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             data = load_classification_data(args.dataset, args.data_dir, download=args.download,
                                             csv_names=args.csv_names, image_size=args.image_size)
+            if rank:
+                data, initial_labeled = add_unlabeled(args, data)
         check_args(args, len(data.train))
         config = loop_config(args, device)
         config.validate(len(data.train))
@@ -227,13 +296,29 @@ def main(argv: Sequence[str] | None = None) -> Path:
             task.build_model()  # a missing or mismatched weights file fails now, not after a cycle
     except (DataError, ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    run_dir = Path(args.output_dir) / "classification" / args.dataset / args.strategy / f"seed{args.seed}"
-    print(f"{args.dataset}: {len(data.train)} training / {len(data.test)} test images, "
-          f"strategy {args.strategy}, {args.cycles} cycles on {device} -> {run_dir}")
+    run_dir = run_folder(args)
+    if rank:
+        n_unlabeled = len(data.train) - args.initial_size
+        print(f"{args.dataset}: {args.initial_size} labeled training / {len(data.test)} test images, "
+              f"{n_unlabeled} unlabeled images to rank, strategy {args.strategy} on {device} -> {run_dir}")
+        if (run_dir / "pool.npz").exists():
+            # A rank run is one cycle from the labels as they are now: never resume an older one.
+            print(f"replacing the previous ranking in {run_dir}")
+            (run_dir / "pool.npz").unlink()
+    else:
+        print(f"{args.dataset}: {len(data.train)} training / {len(data.test)} test images, "
+              f"strategy {args.strategy}, {args.cycles} cycles on {device} -> {run_dir}")
     try:
-        run_active_learning(task, config, run_dir, extra_args=task_record(args))
+        run_active_learning(task, config, run_dir, extra_args=task_record(args),
+                            initial_labeled=initial_labeled)
     except RunMismatchError as error:
         sys.exit(f"error: {error}")
+    if rank:
+        print(f"priority CSV:   {run_dir / 'priorities' / 'cycle_00.csv'} (name,entropy_value: the "
+              f"{args.images_per_cycle} of {n_unlabeled} unlabeled images to label first, best first)")
+        print(f"next:           {AFTER_LABELING}")
+        print(f"metrics:        {run_dir / 'metrics.csv'}")
+        return run_dir
     print(f"metrics:        {run_dir / 'metrics.csv'}")
     print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
     print(f"learning curve: {run_dir / 'learning_curve.png'}")

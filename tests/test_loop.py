@@ -116,3 +116,38 @@ def test_impossible_protocols_fail_before_training(tmp_path, overrides, message)
     with pytest.raises(ValueError, match=message):
         run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None)
     assert not (tmp_path / "pool.npz").exists()
+
+
+def test_initial_labeled_replaces_the_random_initial_choice(tmp_path):
+    chosen = np.array([5, 3, 117, 0, 64, 42, 99, 7, 8, 9])  # any order; absolute indices
+    config = _config("entropy", cycles=1, initial_size=len(chosen), budget=6, subset_size=0)
+    rows = run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+                               initial_labeled=chosen)
+    state = PoolState.load(tmp_path / "pool.npz")
+    np.testing.assert_array_equal(state.labeled_up_to(0), np.sort(chosen))
+    added = state.added_in(1)
+    assert len(added) == 6 and not set(added.tolist()) & set(chosen.tolist())
+    assert rows[0]["n_labeled"] == 10
+
+    # A rerun from the same set resumes; from another set it is refused, the run kept.
+    before = (tmp_path / "pool.npz").read_bytes()
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+                        initial_labeled=chosen[::-1])
+    with pytest.raises(RunMismatchError, match="initial labeled set"):
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+                            initial_labeled=np.arange(10))
+    assert (tmp_path / "pool.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("initial, message", [
+    (np.arange(9), "holds 9 indices but config.initial_size is 10"),
+    (np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 8]), "repeated"),
+    (np.arange(115, 125), "outside the pool of 120"),
+    (np.arange(10.0), "integer"),
+])
+def test_bad_initial_labeled_fails_before_anything_is_written(tmp_path, initial, message):
+    config = _config("entropy", cycles=1, initial_size=10, budget=6, subset_size=0)
+    with pytest.raises(ValueError, match=message):
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "run", log=lambda m: None,
+                            initial_labeled=initial)
+    assert not (tmp_path / "run").exists()
