@@ -238,9 +238,10 @@ def _progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
 
 
 def _loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config: LoopConfig, *,
-            shuffle: bool = False, seed: int = 0) -> DataLoader:
+            shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      drop_last=drop_last,
                       num_workers=config.num_workers, collate_fn=getattr(adapter, "collate_fn", None),
                       pin_memory=torch.device(config.device).type == "cuda")
 
@@ -448,8 +449,11 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
                                                width=config.loss_width).to(device)
             parameters += list(loss_module.parameters())
         optimizer, scheduler = adapter.build_optimizer(parameters, config.epochs)
+        # A last batch of one image breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
+        lone_last = len(labeled) % config.batch_size == 1 and len(labeled) > 1
         train_loader = _loader(adapter, Subset(adapter.train_set, labeled.tolist()), config.batch_size,
-                               config, shuffle=True, seed=derive_seed(config.seed, cycle, STAGE_DATA))
+                               config, shuffle=True, seed=derive_seed(config.seed, cycle, STAGE_DATA),
+                               drop_last=lone_last)
         epochs = _progress(range(config.epochs), config.progress, desc=f"cycle {cycle} training")
         train_stats: dict[str, float] = {}
         for epoch in epochs:

@@ -154,3 +154,10 @@ def test_image_folder_end_to_end_names_the_files(tmp_path):
     assert len(names) == 4
     assert all(name.endswith(".png") and name.split("_")[0] in ("cats", "dogs") for name in names)
     assert "broken.png" not in names
+
+
+def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
+    # digits are 8x8, so layer4 maps are 1x1: a batch of one would break BatchNorm in training.
+    run_dir = main(TINY + ["--initial-size", "33", "--strategy", "loss_prediction",
+                           "--output-dir", str(tmp_path)])
+    assert [row["n_labeled"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [33, 45]
