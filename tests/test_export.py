@@ -181,3 +181,16 @@ def test_metrics_nan_becomes_an_empty_cell_and_missing_file_is_empty(tmp_path):
     write_metrics_csv([{"cycle": 0, "loss": math.nan}], path)
     assert _lines(path) == ["cycle,loss", "0,"]
     assert read_metrics_csv(tmp_path / "absent.csv") == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    # Atomic writes go through mkstemp (0600); the final file must be readable like any other.
+    import os
+    import stat
+
+    old_mask = os.umask(0o022)
+    try:
+        write_entropies_csv(["a.png"], [0], [1.0], tmp_path / "p.csv")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE((tmp_path / "p.csv").stat().st_mode) == 0o644
