@@ -502,4 +502,6 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
 def _plot(rows: list[dict[str, Any]], run_dir: Path, metric: str, label: str) -> None:
     from .plots import plot_learning_curve
 
-    plot_learning_curve({label: rows}, run_dir / "learning_curve.png", metric=metric)
+    # The run folder's tail (<task>/<dataset>/<strategy>/seed<k>) says what the curve is.
+    title = "/".join(run_dir.resolve().parts[-4:])
+    plot_learning_curve({label: rows}, run_dir / "learning_curve.png", metric=metric, title=title)
