@@ -89,6 +89,8 @@ class LoopConfig:
     loss_width: int = 128
     mc_samples: int = 20
     reduction: str = "mean"
+    dal_max_epochs: int = 500          # discriminative: epochs per sub-query at most (paper: 500)
+    dal_sub_queries: int = 10          # discriminative: the budget is spent in this many rounds
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -123,6 +125,8 @@ class LoopConfig:
             (self.resolved_subset_size() >= 0, f"subset size must be >= 0, got {self.subset_size}"),
             (self.mc_samples >= 1, f"MC samples must be >= 1, got {self.mc_samples}"),
             (self.reduction in ("mean", "max"), f"reduction must be mean or max, got {self.reduction!r}"),
+            (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
+            (self.dal_sub_queries >= 1, f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
         ]
         if strategy.trains_loss_module:
             checks.append((self.batch_size % 2 == 0 and self.batch_size >= 2,
@@ -139,6 +143,12 @@ class LoopConfig:
         """The fields that define the run (all but those allowed to change on resume)."""
         values = dataclasses.asdict(self)
         return {key: value for key, value in values.items() if key not in self.RESUMABLE_CHANGES}
+
+    def strategy_options(self) -> dict[str, Any]:
+        """Keyword options of the strategy's ``select_set`` (see ``Strategy.options``)."""
+        if self.strategy == "discriminative":
+            return {"max_epochs": self.dal_max_epochs, "n_sub_queries": self.dal_sub_queries}
+        return {}
 
 
 class RunMismatchError(ValueError):
@@ -314,8 +324,9 @@ def _check_or_write_args(run_dir: Path, config: LoopConfig, extra_args: Mapping[
     record = {"loop": dataclasses.asdict(config), "task": dict(extra_args or {})}
     if resuming and path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        old_protocol = {key: value for key, value in previous.get("loop", {}).items()
-                        if key not in LoopConfig.RESUMABLE_CHANGES}
+        # A field added after the run was made counts as its default (the value the run used).
+        old_protocol = {field.name: field.default for field in dataclasses.fields(LoopConfig)}
+        old_protocol.update(previous.get("loop", {}))
         differences = [f"{key}: {old_protocol.get(key)!r} -> {value!r}"
                        for key, value in config.protocol().items() if old_protocol.get(key) != value]
         old_task = previous.get("task", {})
@@ -382,7 +393,8 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
         return choose_new_labeled_indices(strategy, candidates, budget, scores=computed["scores"],
                                           seed=select_seed)
     return choose_new_labeled_indices(strategy, candidates, budget, inputs=computed,
-                                      labeled_embeddings=labeled_embeddings, seed=select_seed)
+                                      labeled_embeddings=labeled_embeddings, seed=select_seed,
+                                      options=config.strategy_options())
 
 
 def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str | Path, *,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -38,9 +38,11 @@ class Strategy:
         needs: what the loop must compute for each candidate (subset of ``NEEDS``).
         description: one line for ``--help`` and listings.
         score_batch: ``(inputs: dict[need, Tensor], reduction) -> Tensor [B]`` for score strategies.
-        select_set: ``(inputs: dict[need, ndarray/Tensor], labeled_embeddings, budget, seed)
-            -> (positions [K] into the candidates, scores [K])`` for set strategies.
+        select_set: ``(inputs: dict[need, ndarray/Tensor], labeled_embeddings, budget, seed,
+            **options) -> (positions [K] into the candidates, scores [K])`` for set strategies.
         trains_loss_module: the model is trained with a loss prediction module attached.
+        needs_labeled_embeddings: ``select_set`` also needs the labeled items' embeddings.
+        options: keyword options ``select_set`` accepts (e.g. DAL's ``max_epochs``).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Strategy:
     select_set: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     trains_loss_module: bool = False
     needs_labeled_embeddings: bool = False
+    options: frozenset[str] = frozenset()
 
     @property
     def is_set_strategy(self) -> bool:
@@ -130,10 +133,10 @@ def _badge(inputs, labeled_embeddings, budget: int, seed: int):
     return positions, _rank_scores(len(positions))
 
 
-def _discriminative(inputs, labeled_embeddings, budget: int, seed: int):
+def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **options):
     from .discriminative import DiscriminativeActiveLearning
 
-    selector = DiscriminativeActiveLearning(seed=seed)
+    selector = DiscriminativeActiveLearning(seed=seed, **options)
     return selector.select(labeled_embeddings, inputs[EMBEDDING], budget)
 
 
@@ -166,7 +169,9 @@ def _build_registry() -> None:
                                select_set=_badge))
     register_strategy(Strategy("discriminative", frozenset({EMBEDDING}),
                                "Discriminative AL (Gissin & Shalev-Shwartz 2019)",
-                               select_set=_discriminative, needs_labeled_embeddings=True))
+                               select_set=_discriminative, needs_labeled_embeddings=True,
+                               options=frozenset({"max_epochs", "n_sub_queries", "target_accuracy", "lr",
+                                                  "unlabeled_ratio", "batch_size"})))
 
 
 _build_registry()
@@ -207,6 +212,7 @@ def choose_new_labeled_indices(
     labeled_embeddings: np.ndarray | torch.Tensor | None = None,
     reduction: str = "mean",
     seed: int = 0,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Choose which candidates to label next.
 
@@ -222,6 +228,8 @@ def choose_new_labeled_indices(
         labeled_embeddings: [L, D] embeddings of the labeled items (core-set, discriminative).
         reduction: how dense scores collapse to one per item: "mean" or "max".
         seed: seeds the random choices (random strategy, BADGE sampling, DAL training).
+        options: keyword options of a set strategy, e.g. ``{"max_epochs": 100}`` for
+            discriminative (see ``Strategy.options``); an option the strategy lacks is an error.
 
     Returns:
         (indices int64 [K] absolute dataset indices best first, scores float64 [K]).
@@ -230,13 +238,18 @@ def choose_new_labeled_indices(
     candidate_indices = np.asarray(candidate_indices, dtype=np.int64).reshape(-1)
     budget = clip_budget(budget, len(candidate_indices))
     inputs = dict(inputs or {})
+    options = dict(options or {})
+    unknown = sorted(set(options) - strategy.options)
+    if unknown:
+        accepted = ", ".join(sorted(strategy.options)) or "none"
+        raise ValueError(f"strategy {strategy.name!r} has no option(s) {unknown} (it accepts: {accepted})")
     missing = [need for need in strategy.needs if not _provided(need, inputs)]
     if strategy.is_set_strategy:
         if missing:
             raise ValueError(f"strategy {strategy.name!r} needs inputs {missing}")
         if strategy.needs_labeled_embeddings and labeled_embeddings is None:
             raise ValueError(f"strategy {strategy.name!r} needs labeled_embeddings")
-        positions, chosen_scores = strategy.select_set(inputs, labeled_embeddings, budget, seed)
+        positions, chosen_scores = strategy.select_set(inputs, labeled_embeddings, budget, seed, **options)
         positions = np.asarray(positions, dtype=np.int64)
         return candidate_indices[positions], np.asarray(chosen_scores, dtype=np.float64)
     if not strategy.needs:  # random

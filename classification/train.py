@@ -118,6 +118,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                           help="stop the ranking loss's gradient into the backbone from this epoch "
                                "(default: 60%% of the epochs)")
     strategy.add_argument("--loss-width", type=int, default=128, help="loss module hidden width")
+    strategy.add_argument("--dal-max-epochs", type=int, default=None, metavar="N",
+                          help="discriminative: train each sub-query's discriminator for at most N "
+                               "epochs (default: 500, the paper's; it stops earlier at 98%% accuracy)")
+    strategy.add_argument("--dal-sub-queries", type=int, default=None, metavar="K",
+                          help="discriminative: spend each cycle's budget in K rounds, each with a "
+                               "fresh discriminator (default: 10)")
 
     cycles = parser.add_argument_group("cycles")
     cycles.add_argument("--cycles", type=int, default=10, help="labeling cycles to simulate (exactly 1 with --unlabeled-dir)")
@@ -207,6 +213,11 @@ def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def check_args(args: argparse.Namespace, pool_size: int) -> None:
     """Bad combinations end here, with one message, before anything is written."""
     strategy = get_strategy(args.strategy)
+    dal_flags = [flag for flag, value in (("--dal-max-epochs", args.dal_max_epochs),
+                                          ("--dal-sub-queries", args.dal_sub_queries)) if value is not None]
+    if dal_flags and args.strategy != "discriminative":
+        raise ValueError(f"{' and '.join(dal_flags)} only apply to --strategy discriminative, "
+                         f"not {args.strategy}")
     if MC_PROBS in strategy.needs and args.dropout <= 0:
         raise ValueError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0 "
                          "(e.g. --dropout 0.3)")
@@ -228,13 +239,15 @@ def resolve_device(name: str) -> str:
 
 
 def loop_config(args: argparse.Namespace, device: str) -> LoopConfig:
+    dal = {name: value for name, value in (("dal_max_epochs", args.dal_max_epochs),
+                                           ("dal_sub_queries", args.dal_sub_queries)) if value is not None}
     return LoopConfig(
         strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
         budget=args.images_per_cycle, subset_size=args.subset, epochs=args.epochs,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lamda=args.lamda,
         margin=args.margin, detach_epoch=args.detach_epoch, loss_width=args.loss_width,
         mc_samples=args.mc_samples, seed=args.seed, device=device, num_workers=args.workers,
-        save_checkpoints=args.save_checkpoints, progress=not args.no_progress)
+        save_checkpoints=args.save_checkpoints, progress=not args.no_progress, **dal)
 
 
 def task_record(args: argparse.Namespace) -> dict:

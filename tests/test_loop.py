@@ -95,6 +95,38 @@ def test_resume_with_another_protocol_is_refused_and_keeps_the_run(tmp_path):
     assert ((tmp_path / "pool.npz").read_bytes(), (tmp_path / "metrics.csv").read_bytes()) == before
 
 
+def test_a_run_recorded_before_a_new_protocol_field_still_resumes(tmp_path):
+    import json
+
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=lambda m: None)
+    record = json.loads((tmp_path / "args.json").read_text())
+    del record["loop"]["dal_max_epochs"]  # as written before the field existed
+    (tmp_path / "args.json").write_text(json.dumps(record))
+    rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2), tmp_path,
+                               log=lambda m: None)
+    assert [row["cycle"] for row in rows] == [0, 1]
+    with pytest.raises(RunMismatchError, match="dal_max_epochs: 500 -> 7"):
+        run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3, dal_max_epochs=7),
+                            tmp_path, log=lambda m: None)
+
+
+def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
+    from active_learning import discriminative
+
+    trained = []
+    original_select = discriminative.DiscriminativeActiveLearning.select
+
+    def recording_select(self, *args, **kwargs):
+        result = original_select(self, *args, **kwargs)
+        trained.append(list(self.epochs_trained_))
+        return result
+
+    monkeypatch.setattr(discriminative.DiscriminativeActiveLearning, "select", recording_select)
+    config = _config("discriminative", dal_max_epochs=1, dal_sub_queries=2)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None)
+    assert trained == [[1, 1], [1, 1]]  # selection after cycles 0 and 1: 2 rounds of 1 epoch each
+
+
 def test_budget_larger_than_the_pool_takes_what_is_left(tmp_path):
     adapter = ToyClassificationAdapter(n_train=40)
     config = _config("entropy", initial_size=30, budget=8, subset_size=0, cycles=3)
@@ -109,6 +141,8 @@ def test_budget_larger_than_the_pool_takes_what_is_left(tmp_path):
     (dict(initial_size=500), "larger than the pool"),
     (dict(subset_size=5), "smaller than the budget"),
     (dict(strategy="nope"), "known strategies"),
+    (dict(strategy="discriminative", dal_max_epochs=0), "DAL max epochs"),
+    (dict(strategy="discriminative", dal_sub_queries=0), "DAL sub-queries"),
 ])
 def test_impossible_protocols_fail_before_training(tmp_path, overrides, message):
     overrides = {"strategy": "loss_prediction", **overrides}

@@ -269,3 +269,28 @@ def test_discriminative_returns_distinct_candidates(one_thread):
     assert len(indices) == 3 and len(set(indices.tolist())) == 3
     assert set(indices.tolist()) <= set(candidates.tolist())
     assert np.all((scores >= 0) & (scores <= 1))  # P(unlabeled) of each pick
+
+
+def test_discriminative_options_reach_the_selector(one_thread):
+    from active_learning.discriminative import DiscriminativeActiveLearning
+
+    rng = np.random.default_rng(3)
+    labeled = rng.normal(0.0, 1.0, size=(12, 4))     # [L, D]
+    unlabeled = rng.normal(0.5, 1.0, size=(60, 4))   # [U, D]
+    candidates = np.arange(60) + 1000
+    options = {"max_epochs": 2, "n_sub_queries": 3}
+    indices, scores = choose_new_labeled_indices("discriminative", candidates, 6, seed=5, options=options,
+                                                 inputs={"embedding": unlabeled}, labeled_embeddings=labeled)
+    direct = DiscriminativeActiveLearning(seed=5, **options)
+    positions, direct_scores = direct.select(labeled, unlabeled, 6)
+    assert direct.epochs_trained_ == [2, 2, 2]  # the options took effect: 3 rounds of 2 epochs
+    np.testing.assert_array_equal(indices, candidates[positions])
+    np.testing.assert_allclose(scores, direct_scores)
+
+
+@pytest.mark.parametrize("strategy, options", [("discriminative", {"epochs": 3}), ("entropy", {"max_epochs": 3})])
+def test_an_option_the_strategy_lacks_is_an_error(strategy, options):
+    with pytest.raises(ValueError, match="has no option"):
+        choose_new_labeled_indices(strategy, np.arange(5), 2, options=options,
+                                   inputs={"embedding": np.zeros((5, 2)), "probs": np.full((5, 2), 0.5)},
+                                   labeled_embeddings=np.zeros((3, 2)))

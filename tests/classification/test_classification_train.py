@@ -82,6 +82,16 @@ def test_original_flags_are_aliases():
     assert parse_args(["--lamda", "0.5"]).lamda == 0.5
 
 
+def test_dal_flags_set_the_loop_config():
+    from classification.train import loop_config
+
+    default = loop_config(parse_args(["--strategy", "discriminative"]), "cpu")
+    assert (default.dal_max_epochs, default.dal_sub_queries) == (500, 10)  # the paper's
+    args = parse_args(["--strategy", "discriminative", "--dal-max-epochs", "50", "--dal-sub-queries", "4"])
+    config = loop_config(args, "cpu")
+    assert config.strategy_options() == {"max_epochs": 50, "n_sub_queries": 4}
+
+
 def test_preset_values_yield_to_explicit_flags():
     args = parse_args(["--preset", "fmnist-demo", "--cycles", "3"])
     assert (args.dataset, args.strategy, args.width, args.cycles) == ("fashion_mnist", "loss_prediction", 8, 3)
@@ -106,6 +116,8 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
     (["--strategy", "bald"], "--dropout"),
     (["--initial-size", "1500"], "leaves nothing"),
     (["--weights", "/nonexistent/weights.pt"], "no such file"),
+    (["--strategy", "entropy", "--dal-max-epochs", "5"], "only apply to --strategy discriminative"),
+    (["--strategy", "discriminative", "--dal-sub-queries", "0"], "DAL sub-queries must be >= 1"),
 ])
 def test_bad_protocols_fail_before_anything_is_written(tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
