@@ -22,7 +22,8 @@ def build_discriminator(input_dim: int) -> nn.Module:
     """MLP ``[B, input_dim] -> [B, 2]`` logits (0 = labeled, 1 = unlabeled).
 
     Three hidden ReLU layers of width 20 if ``input_dim < 30``, 256 if ``input_dim <= 512``,
-    512 otherwise (the widths of the paper's reference implementation).
+    512 otherwise. The paper's reference implementation uses 20 below 30 dims and 256 for every
+    larger input; 512 for embeddings wider than 512 (e.g. a ResNet-50's 2048) is this project's.
     """
     input_dim = int(input_dim)
     if input_dim < 1:

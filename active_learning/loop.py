@@ -122,6 +122,9 @@ class LoopConfig:
             (self.budget >= 1, f"the budget per cycle must be >= 1, got {self.budget}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"evaluation batch size must be >= 1, got {self.eval_batch_size}"),
+            (self.num_workers >= 0, f"data loader workers must be >= 0, got {self.num_workers}"),
+            (self.subset_factor >= 1, f"subset factor must be >= 1, got {self.subset_factor}"),
             (self.resolved_subset_size() >= 0, f"subset size must be >= 0, got {self.subset_size}"),
             (self.mc_samples >= 1, f"MC samples must be >= 1, got {self.mc_samples}"),
             (self.reduction in ("mean", "max"), f"reduction must be mean or max, got {self.reduction!r}"),
@@ -129,9 +132,17 @@ class LoopConfig:
             (self.dal_sub_queries >= 1, f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
         ]
         if strategy.trains_loss_module:
-            checks.append((self.batch_size % 2 == 0 and self.batch_size >= 2,
-                           f"loss prediction pairs the samples of a batch: the batch size must be "
-                           f"even, got {self.batch_size}"))
+            checks += [
+                (self.batch_size % 2 == 0 and self.batch_size >= 2,
+                 f"loss prediction pairs the samples of a batch: the batch size must be even, got "
+                 f"{self.batch_size}"),
+                (self.margin >= 0, f"the ranking loss margin must be >= 0, got {self.margin}"),
+                (self.lamda >= 0, f"the ranking loss weight (lamda) must be >= 0, got {self.lamda}"),
+                (self.loss_width >= 1, f"the loss module width must be >= 1, got {self.loss_width}"),
+                (self.loss_pool_size >= 1, f"the loss module pool size must be >= 1, got {self.loss_pool_size}"),
+                (self.detach_epoch is None or self.detach_epoch >= 0,
+                 f"detach epoch must be >= 0, got {self.detach_epoch}"),
+            ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,5 +88,5 @@ class PoolState:
         try:
             with np.load(path) as data:
                 return cls(data["labeled_at"], int(data["finished_cycles"]))
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"cannot read pool state {path}: {error}") from error

@@ -131,8 +131,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="random initial labeled set (with --unlabeled-dir: all of train/, not given)")
     cycles.add_argument("--images-per-cycle", "--budget", dest="images_per_cycle", type=int, default=1000,
                         help="items selected per cycle (with --unlabeled-dir: rows of the CSV)")
-    cycles.add_argument("--subset", type=int, default=10000,
-                        help="unlabeled items scored per cycle (0 = all; 0 with --unlabeled-dir)")
+    cycles.add_argument("--subset", type=int, default=None,
+                        help="unlabeled items scored per cycle (default: 10 x --images-per-cycle, "
+                             "10,000 in Learning Loss; 0 = all; 0 with --unlabeled-dir)")
 
     training = parser.add_argument_group("training")
     training.add_argument("--width", type=int, default=64, help="ResNet-18 width (64 = reference)")
@@ -143,8 +144,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     training.add_argument("--lr", type=float, default=0.1)
     training.add_argument("--momentum", type=float, default=0.9)
     training.add_argument("--weight-decay", type=float, default=5e-4)
-    training.add_argument("--milestones", type=int, nargs="*", default=[160],
-                          help="epochs at which the learning rate drops x0.1")
+    training.add_argument("--milestones", type=int, nargs="*", default=None,
+                          help="epochs at which the learning rate drops x0.1 (default: 80%% of "
+                               "--epochs, i.e. 160 of 200 as in Learning Loss)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0)
@@ -174,6 +176,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.strategy = resolve_strategy(args, parser)
     if args.unlabeled_dir is not None:
         check_rank_flags(args, parser)
+    # Resolved here so that args.json records the values the run used.
+    if args.milestones is None:
+        args.milestones = [max(1, int(0.8 * args.epochs))]
+    if args.subset is None:
+        args.subset = 10 * args.images_per_cycle
     return args
 
 
@@ -213,11 +220,18 @@ def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def check_args(args: argparse.Namespace, pool_size: int) -> None:
     """Bad combinations end here, with one message, before anything is written."""
     strategy = get_strategy(args.strategy)
-    dal_flags = [flag for flag, value in (("--dal-max-epochs", args.dal_max_epochs),
-                                          ("--dal-sub-queries", args.dal_sub_queries)) if value is not None]
-    if dal_flags and args.strategy != "discriminative":
-        raise ValueError(f"{' and '.join(dal_flags)} only apply to --strategy discriminative, "
-                         f"not {args.strategy}")
+    checks = [
+        (args.width >= 1, f"--width must be >= 1, got {args.width}"),
+        (args.image_size >= 1, f"--image-size must be >= 1, got {args.image_size}"),
+        (0.0 <= args.dropout < 1.0, f"--dropout must be in [0, 1), got {args.dropout}"),
+        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
+        (args.momentum >= 0, f"--momentum must be >= 0, got {args.momentum}"),
+        (args.weight_decay >= 0, f"--weight-decay must be >= 0, got {args.weight_decay}"),
+        (all(m >= 1 for m in args.milestones), f"--milestones must be epochs >= 1, got {args.milestones}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
     if MC_PROBS in strategy.needs and args.dropout <= 0:
         raise ValueError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0 "
                          "(e.g. --dropout 0.3)")
@@ -241,6 +255,13 @@ def resolve_device(name: str) -> str:
 def loop_config(args: argparse.Namespace, device: str) -> LoopConfig:
     dal = {name: value for name, value in (("dal_max_epochs", args.dal_max_epochs),
                                            ("dal_sub_queries", args.dal_sub_queries)) if value is not None}
+    if dal and args.strategy != "discriminative":
+        # Not an error, like --mc-samples with entropy: a grid passes one set of flags to every
+        # strategy. Not recorded either, so that resuming without them is not refused.
+        flags = " and ".join("--" + name.replace("_", "-") for name in dal)
+        warnings.warn(f"{flags} only apply to --strategy discriminative; ignored for {args.strategy}",
+                      UserWarning, stacklevel=2)
+        dal = {}
     return LoopConfig(
         strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
         budget=args.images_per_cycle, subset_size=args.subset, epochs=args.epochs,
@@ -324,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     try:
         run_active_learning(task, config, run_dir, extra_args=task_record(args),
                             initial_labeled=initial_labeled)
-    except RunMismatchError as error:
+    except (RunMismatchError, DataError, ValueError) as error:
+        # a run made with other arguments, a damaged run folder, an image unreadable past its header
         sys.exit(f"error: {error}")
     if rank:
         print(f"priority CSV:   {run_dir / 'priorities' / 'cycle_00.csv'} (name,entropy_value: the "

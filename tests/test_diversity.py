@@ -166,6 +166,16 @@ def test_badge_second_pick_follows_d2_distribution():
         assert badge(g, 2, seed=seed).tolist() == [0, 1]
 
 
+def test_badge_second_pick_is_drawn_proportionally_to_squared_distance():
+    # The first pick is row 2 (largest norm). Rows 0 and 1 are at distances 2 and 1 from it:
+    # D^2 sampling picks row 0 with probability 4/5; sampling by D would give 2/3.
+    g = np.array([[10.0, 0.0], [11.0, 0.0], [12.0, 0.0]])
+    n = 600
+    second = [badge(g, 2, seed=seed)[1] for seed in range(n)]
+    frequency = second.count(0) / n
+    assert abs(frequency - 0.8) < 0.05  # binomial std 0.016
+
+
 def test_badge_duplicates_and_zero_rows_never_repeat_positions():
     rng = np.random.default_rng(1)
     base = rng.normal(size=(3, 4))

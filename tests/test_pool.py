@@ -104,6 +104,17 @@ def test_load_of_a_bad_file_is_a_value_error(tmp_path):
         PoolState.load(tmp_path / "missing.npz")
 
 
+def test_load_of_a_truncated_file_is_a_value_error(tmp_path):
+    path = tmp_path / "pool.npz"
+    state = PoolState.empty(1000)
+    state.mark_labeled(np.arange(10), cycle=0)
+    state.save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # e.g. a copy cut short
+    with pytest.raises(ValueError, match="cannot read pool state"):
+        PoolState.load(path)
+
+
 def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "pool.npz"
     old = _history()

@@ -92,6 +92,33 @@ def test_dal_flags_set_the_loop_config():
     assert config.strategy_options() == {"max_epochs": 50, "n_sub_queries": 4}
 
 
+def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
+    from classification.train import loop_config
+
+    args = parse_args(["--strategy", "entropy", "--dal-max-epochs", "5"])
+    with pytest.warns(UserWarning, match="only apply to --strategy discriminative"):
+        config = loop_config(args, "cpu")
+    assert config.dal_max_epochs == 500  # not recorded: resuming without the flag is not refused
+
+
+def test_milestones_and_subset_follow_epochs_and_budget_by_default():
+    reference = parse_args([])
+    assert (reference.milestones, reference.subset) == ([160], 10000)  # Learning Loss's values
+    short = parse_args(["--epochs", "50", "--images-per-cycle", "200"])
+    assert (short.milestones, short.subset) == ([40], 2000)
+    explicit = parse_args(["--epochs", "50", "--milestones", "30", "45", "--subset", "0"])
+    assert (explicit.milestones, explicit.subset) == ([30, 45], 0)
+
+
+def test_a_damaged_run_folder_is_one_clear_error(tmp_path):
+    args = TINY + ["--strategy", "random", "--output-dir", str(tmp_path), "--cycles", "1"]
+    run_dir = main(args)
+    (run_dir / "pool.npz").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args[:-2], "--cycles", "2"])
+    assert "cannot read pool state" in str(exit_info.value.code)
+
+
 def test_preset_values_yield_to_explicit_flags():
     args = parse_args(["--preset", "fmnist-demo", "--cycles", "3"])
     assert (args.dataset, args.strategy, args.width, args.cycles) == ("fashion_mnist", "loss_prediction", 8, 3)
@@ -116,8 +143,14 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
     (["--strategy", "bald"], "--dropout"),
     (["--initial-size", "1500"], "leaves nothing"),
     (["--weights", "/nonexistent/weights.pt"], "no such file"),
-    (["--strategy", "entropy", "--dal-max-epochs", "5"], "only apply to --strategy discriminative"),
     (["--strategy", "discriminative", "--dal-sub-queries", "0"], "DAL sub-queries must be >= 1"),
+    (["--strategy", "loss_prediction", "--margin", "-1"], "margin must be >= 0"),
+    (["--strategy", "loss_prediction", "--loss-width", "0"], "loss module width"),
+    (["--eval-batch-size", "0"], "evaluation batch size"),
+    (["--workers", "-1"], "workers must be >= 0"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    (["--width", "0"], "--width must be >= 1"),
 ])
 def test_bad_protocols_fail_before_anything_is_written(tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
