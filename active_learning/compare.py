@@ -516,7 +516,8 @@ def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> d
               for name, group in comparison.runs.items()}
     dataset = comparison.protocol.get("task.dataset")
     title = f"{dataset}: {comparison.metric}" if dataset else comparison.metric
-    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title)
+    baseline = next((label for label, name in zip(curves, comparison.runs) if name == RANDOM), None)
+    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title, baseline=baseline)
     atomic_write_text(paths["md"], comparison_markdown(comparison, png_name=paths["png"].name))
     atomic_write_text(paths["csv"], comparison_table(comparison).to_csv(index=False, float_format="%.6g",
                                                                          lineterminator="\n"))

@@ -11,39 +11,79 @@ from .atomic import atomic_open
 
 def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Sequence[Sequence[Mapping[str, Any]]]],
                         path: str | os.PathLike, *, metric: str = "accuracy",
-                        title: str | None = None) -> None:
+                        title: str | None = None, baseline: str | None = None) -> None:
     """Draw one line per strategy; several runs (seeds) of one strategy give mean +- std.
 
     Args:
         curves: ``{label: rows}`` or ``{label: [rows_seed0, rows_seed1, ...]}``; rows are the
             ``metrics.csv`` dicts with ``n_labeled`` and ``metric``.
         path: PNG written atomically.
+        metric: the column to plot.
+        title: the figure's title.
+        baseline: a label of ``curves`` (e.g. random's) drawn as a black dashed line; a second
+            panel then shows every mean curve minus the baseline's, which is where strategies
+            that all climb the same curve differ.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    summaries = {}
     for label, runs in curves.items():
         if runs and isinstance(runs[0], Mapping):
             runs = [runs]
         counts, mean, std = mean_std_curve(runs, metric)
-        if len(counts) == 0:
-            continue
-        (line,) = axis.plot(counts, mean, marker="o", markersize=3, label=label)
-        if len(runs) > 1:
-            axis.fill_between(counts, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    axis.set_xlabel("labeled items")
+        if len(counts):
+            summaries[label] = (counts, mean, std, len(runs))
+    if baseline not in summaries:
+        baseline = None
+    many = len(summaries) > 5
+    figure, axes = plt.subplots(2 if baseline else 1, 1, sharex=True, squeeze=False, dpi=120,
+                                figsize=(7.6 if many else 6.4, 6.6 if baseline else 4.2),
+                                gridspec_kw={"height_ratios": [3, 2]} if baseline else None)
+    axis = axes[0, 0]
+    styles = _line_styles(len(summaries))
+    for (label, (counts, mean, std, n_runs)), style in zip(summaries.items(), styles):
+        if label == baseline:
+            style = dict(color="black", linestyle="--", linewidth=2.0, zorder=3)
+        axis.plot(counts, mean, marker="o", markersize=3, label=label, **style)
+        if n_runs > 1:  # faint bands when many curves overlap
+            axis.fill_between(counts, mean - std, mean + std, color=style["color"], alpha=0.08 if many else 0.2)
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
     if title:
         axis.set_title(title)
-    axis.legend(loc="lower right", fontsize="small")
+    if baseline:
+        base_counts, base_mean = summaries[baseline][:2]
+        gain_axis = axes[1, 0]
+        for (label, (counts, mean, _, _)), style in zip(summaries.items(), styles):
+            shared, here, there = np.intersect1d(counts, base_counts, return_indices=True)
+            if label == baseline:
+                gain_axis.axhline(0.0, color="black", linestyle="--", linewidth=2.0)
+                continue
+            gain_axis.plot(shared, mean[here] - base_mean[there], marker="o", markersize=3, **style)
+        gain_axis.set_ylabel(f"{metric} - {baseline.split(' (')[0]}")
+        gain_axis.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("labeled items")
+    if many:  # outside the axes: a dozen entries would hide the curves
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    else:
+        axis.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png")
     plt.close(figure)
+
+
+def _line_styles(n: int) -> list[dict[str, Any]]:
+    """``n`` distinguishable (color, linestyle) pairs: tab10 colors, then again with other dashes."""
+    from matplotlib import colormaps
+
+    colors = colormaps["tab10"].colors
+    dashes = ["-", "-.", ":"]
+    return [dict(color=colors[i % len(colors)], linestyle=dashes[(i // len(colors)) % len(dashes)])
+            for i in range(n)]
 
 
 def mean_std_curve(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str
