@@ -83,9 +83,17 @@ def _bool_flag(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
                         help=help)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None: those flags explain their default in their help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="a named protocol; explicit flags override its values")
     data = parser.add_argument_group("data")

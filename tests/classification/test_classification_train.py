@@ -82,6 +82,15 @@ def test_original_flags_are_aliases():
     assert parse_args(["--lamda", "0.5"]).lamda == 0.5
 
 
+def test_help_states_defaults_without_none():
+    from classification.train import get_args_parser
+
+    text = " ".join(get_args_parser().format_help().split())  # undo the line wrapping
+    assert "--margin MARGIN ranking loss margin (default: 1.0)" in text
+    assert "default: None" not in text         # flags whose default depends on others explain it
+    assert "80% of --epochs" in text
+
+
 def test_dal_flags_set_the_loop_config():
     from classification.train import loop_config
 
