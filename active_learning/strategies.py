@@ -137,7 +137,10 @@ def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **option
     from .discriminative import DiscriminativeActiveLearning
 
     selector = DiscriminativeActiveLearning(seed=seed, **options)
-    return selector.select(labeled_embeddings, inputs[EMBEDDING], budget)
+    positions, _ = selector.select(labeled_embeddings, inputs[EMBEDDING], budget)
+    # Rank scores keep the pick order in the CSV: P(unlabeled) values come from a different
+    # discriminator in each sub-query, so sorting by them would interleave the sub-queries.
+    return positions, _rank_scores(len(positions))
 
 
 def _build_registry() -> None:
