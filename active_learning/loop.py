@@ -411,7 +411,8 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str | Path, *,
                         extra_args: Mapping[str, Any] | None = None,
                         log: Callable[[str], None] = print,
-                        initial_labeled: np.ndarray | None = None) -> list[dict[str, Any]]:
+                        initial_labeled: np.ndarray | None = None,
+                        restart: bool = False) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
 
     Each cycle: re-initialise and train the model on the items labeled so far, evaluate it, then
@@ -422,6 +423,11 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     cycle-0 labeled set of a new run, instead of the seeded random choice: e.g. the images a user
     has labeled already, followed in the dataset by the unlabeled ones to rank. A resumed run must
     have started from the same set.
+
+    ``restart=True`` starts a new run even where ``run_dir`` holds one (e.g. a new ranking after
+    the user labeled more images). The old run's files stay until the new run replaces each of
+    them, and its ``pool.npz`` until the new first cycle commits: an interrupted restart loses
+    nothing.
     """
     run_dir = Path(run_dir)
     pool_size = len(adapter.pool_set)
@@ -434,7 +440,7 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     strategy = get_strategy(config.strategy)
     device = torch.device(config.device)
     pool_path = run_dir / "pool.npz"
-    resuming = pool_path.exists()
+    resuming = pool_path.exists() and not restart
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_args(run_dir, config, extra_args, resuming)
     if resuming:

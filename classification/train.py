@@ -344,15 +344,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"{args.dataset}: {args.initial_size} labeled training / {len(data.test)} test images, "
               f"{n_unlabeled} unlabeled images to rank, strategy {args.strategy} on {device} -> {run_dir}")
         if (run_dir / "pool.npz").exists():
-            # A rank run is one cycle from the labels as they are now: never resume an older one.
+            # A rank run is one cycle from the labels as they are now: never resume an older one
+            # (restart=True below); the old ranking stays until the new one is written.
             print(f"replacing the previous ranking in {run_dir}")
-            (run_dir / "pool.npz").unlink()
     else:
         print(f"{args.dataset}: {len(data.train)} training / {len(data.test)} test images, "
               f"strategy {args.strategy}, {args.cycles} cycles on {device} -> {run_dir}")
     try:
         run_active_learning(task, config, run_dir, extra_args=task_record(args),
-                            initial_labeled=initial_labeled)
+                            initial_labeled=initial_labeled, restart=rank)
     except (RunMismatchError, DataError, ValueError) as error:
         # a run made with other arguments, a damaged run folder, an image unreadable past its header
         sys.exit(f"error: {error}")
