@@ -111,12 +111,12 @@ def test_rank_clips_k_and_rerun_ranks_the_remaining_images(folders, capsys):
     assert len(PoolState.load(run_dir / "pool.npz").labeled_up_to(0)) == 14
 
 
-@pytest.mark.filterwarnings("ignore::classification.data.CorruptImageWarning")
 def test_an_interrupted_new_ranking_keeps_the_previous_one(folders, monkeypatch):
     from classification.task import ClassificationTask
 
     tmp_path, _ = folders
-    run_dir = main(_args(tmp_path, "--strategy", "entropy", "--images-per-cycle", "4"))
+    with pytest.warns(CorruptImageWarning, match="broken.png"):
+        run_dir = main(_args(tmp_path, "--strategy", "entropy", "--images-per-cycle", "4"))
     before = {name: (run_dir / name).read_bytes()
               for name in ("pool.npz", "metrics.csv", "priorities/cycle_00.csv")}
 
@@ -124,7 +124,7 @@ def test_an_interrupted_new_ranking_keeps_the_previous_one(folders, monkeypatch)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ClassificationTask, "evaluate", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.warns(CorruptImageWarning, match="broken.png"), pytest.raises(KeyboardInterrupt):
         main(_args(tmp_path, "--strategy", "entropy", "--images-per-cycle", "4"))
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
