@@ -57,11 +57,11 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
     if baseline:
         base_counts, base_mean = summaries[baseline][:2]
         gain_axis = axes[1, 0]
+        gain_axis.axhline(0.0, color="black", linestyle="--", linewidth=2.0)
         for (label, (counts, mean, _, _)), style in zip(summaries.items(), styles):
-            shared, here, there = np.intersect1d(counts, base_counts, return_indices=True)
             if label == baseline:
-                gain_axis.axhline(0.0, color="black", linestyle="--", linewidth=2.0)
                 continue
+            shared, here, there = np.intersect1d(counts, base_counts, return_indices=True)
             gain_axis.plot(shared, mean[here] - base_mean[there], marker="o", markersize=3, **style)
         gain_axis.set_ylabel(f"{metric} - {baseline.split(' (')[0]}")
         gain_axis.grid(alpha=0.3)
