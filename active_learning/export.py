@@ -53,7 +53,8 @@ def csv_values(scores: np.ndarray) -> np.ndarray:
         values = shifted if np.isfinite(shifted).all() else values / 2 - low / 2
     if values.size and values.max() > MAX_CSV_VALUE:
         values *= MAX_CSV_VALUE / values.max()
-    return values
+    # -0.0 (a score of negative zero is not below 0, so it is not shifted) would print "-0.00000".
+    return values + 0.0
 
 
 def write_entropies_csv(dataset_or_names: Any, indices: Sequence[int] | np.ndarray,

@@ -359,3 +359,42 @@ class ActiveLearning(nn.Module):
         if detach_features:
             maps = [f.detach() for f in maps]
         return outputs, self.loss_module(maps)  # [B]
+
+
+def ranking_diagnostics(predicted: Any, true: Any, max_items: int = 4000) -> dict[str, float]:
+    """How well predicted losses rank the true ones: pairwise ranking accuracy and Kendall's tau.
+
+    Args:
+        predicted: float [N] the loss module's outputs.
+        true: float [N] the per-sample task losses.
+        max_items: above this, an evenly spaced subset of the items is compared (all pairs of
+            4,000 items are 8 million comparisons).
+
+    Returns:
+        ``ranking_accuracy``: over the pairs whose true losses differ, the fraction that the
+        prediction orders the same way (a tie in the prediction counts one half), 0.5 for
+        random scores; ``kendall_tau``: Kendall's tau-b in [-1, 1], 0 for random scores.
+        Both are NaN with fewer than two items or when every true loss is equal.
+    """
+    predicted = torch.as_tensor(predicted, dtype=torch.float64).reshape(-1).cpu()
+    true = torch.as_tensor(true, dtype=torch.float64).reshape(-1).cpu()
+    if predicted.shape != true.shape:
+        raise ValueError(f"{predicted.numel()} predicted and {true.numel()} true losses")
+    if predicted.numel() > max_items:
+        keep = torch.linspace(0, predicted.numel() - 1, max_items).round().long()
+        predicted, true = predicted[keep], true[keep]
+    agree = ties = pairs = 0.0
+    for start in range(0, predicted.numel(), 512):  # [512, N] blocks, never an [N, N] matrix
+        true_sign = torch.sign(true[start:start + 512, None] - true[None, :])
+        pred_sign = torch.sign(predicted[start:start + 512, None] - predicted[None, :])
+        counted = true_sign != 0
+        pairs += counted.sum().item()
+        agree += (counted & (pred_sign == true_sign)).sum().item()
+        ties += (counted & (pred_sign == 0)).sum().item()
+    accuracy = (agree + 0.5 * ties) / pairs if pairs else float("nan")
+    tau = float("nan")
+    if predicted.numel() >= 2 and pairs:
+        from scipy.stats import kendalltau
+
+        tau = float(kendalltau(predicted.numpy(), true.numpy()).statistic)
+    return {"ranking_accuracy": accuracy, "kendall_tau": tau}

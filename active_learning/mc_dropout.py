@@ -291,25 +291,47 @@ class MCDropoutSampler:
         output_fn = output_fn or _identity
 
         with torch.inference_mode(), mc_dropout_mode(self.model):
-            if self._split is None:
-                if batch_samples:
+            if batch_samples:
+                if self._split is None:
                     return self._run_batched(
                         inputs, n_samples, output_fn, self.model, [inputs], [True]
                     )
-                return _stack_passes(n_samples, lambda: output_fn(self.model(inputs)))
+                frontier = self._split.prefix(inputs)
+                if self._can_batch(frontier, inputs.shape[0]):
+                    return self._run_batched(
+                        inputs, n_samples, output_fn, self._split.suffix, frontier,
+                        self._split.batch_mask,
+                    )
+        return _stack_passes(n_samples, self.passes(inputs, n_samples, output_fn))
 
+    def passes(
+        self,
+        inputs: Tensor,
+        n_samples: int,
+        output_fn: Callable[[Any], Tensor] | None = None,
+    ) -> Iterator[Tensor]:
+        """Yield the `n_samples` MC-dropout outputs of one batch one at a time: [B, *out] each.
+
+        What streaming scores need (see ``mc_statistics``): a consumer that folds each pass
+        into running sums holds O(B * out) memory, whatever T is. The prefix runs once.
+        """
+        if not isinstance(inputs, Tensor) or inputs.ndim < 1:
+            raise ValueError("inputs must be a tensor with a batch dimension, [B, ...]")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        if self._split is not None and self._split.is_stale(self.model):
+            self._build()
+        output_fn = output_fn or _identity
+        with torch.inference_mode(), mc_dropout_mode(self.model):
+            if self._split is None:
+                for _ in range(n_samples):
+                    yield output_fn(self.model(inputs))
+                return
             split = self._split
             frontier = split.prefix(inputs)  # tuple of cached deterministic values
-            if batch_samples and self._can_batch(frontier, inputs.shape[0]):
-                return self._run_batched(
-                    inputs, n_samples, output_fn, split.suffix, frontier, split.batch_mask
-                )
-
-            def one_pass() -> Tensor:
+            for _ in range(n_samples):
                 values = [v.clone() if c else v for v, c in zip(frontier, split.clone_mask)]
-                return output_fn(split.suffix(*values))
-
-            return _stack_passes(n_samples, one_pass)
+                yield output_fn(split.suffix(*values))
 
     def _can_batch(self, frontier: tuple[Any, ...], batch: int) -> bool:
         """Every input-dependent frontier value must be a tensor with the batch on dim 0."""
@@ -355,9 +377,9 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _stack_passes(n_samples: int, one_pass: Callable[[], Any]) -> Tensor:
-    """Run one_pass T times into a preallocated [T, *out] tensor (no list of T outputs)."""
-    first = one_pass()
+def _stack_passes(n_samples: int, passes: Iterator[Any]) -> Tensor:
+    """Collect T passes into a preallocated [T, *out] tensor (no list of T outputs)."""
+    first = next(passes)
     if not isinstance(first, Tensor):
         raise TypeError(
             f"the model output is a {type(first).__name__}, not a tensor; pass output_fn to turn "
@@ -365,8 +387,8 @@ def _stack_passes(n_samples: int, one_pass: Callable[[], Any]) -> Tensor:
         )
     result = first.new_empty((n_samples, *first.shape))  # [T, B, *out]
     result[0] = first
-    for t in range(1, n_samples):
-        result[t] = one_pass()
+    for t, value in enumerate(passes, start=1):
+        result[t] = value
     return result
 
 

@@ -11,7 +11,8 @@ from .atomic import atomic_open
 
 def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Sequence[Sequence[Mapping[str, Any]]]],
                         path: str | os.PathLike, *, metric: str = "accuracy",
-                        title: str | None = None, baseline: str | None = None) -> None:
+                        title: str | None = None, baseline: str | None = None,
+                        x: str = "n_labeled") -> None:
     """Draw one line per strategy; several runs (seeds) of one strategy give mean +- std.
 
     Args:
@@ -19,6 +20,8 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
             ``metrics.csv`` dicts with ``n_labeled`` and ``metric``.
         path: PNG written atomically.
         metric: the column to plot.
+        x: the column of the x axis: ``n_labeled`` (units) or a cost column such as
+            ``labeled_pixel_fraction`` (then the runs of a label are matched by cycle).
         title: the figure's title.
         baseline: a label of ``curves`` (e.g. random's) drawn as a black dashed line; a second
             panel then shows every mean curve minus the baseline's, which is where strategies
@@ -33,7 +36,7 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
     for label, runs in curves.items():
         if runs and isinstance(runs[0], Mapping):
             runs = [runs]
-        counts, mean, std = mean_std_curve(runs, metric)
+        counts, mean, std = mean_std_curve(runs, metric, x=x)
         if len(counts):
             summaries[label] = (counts, mean, std, len(runs))
     if baseline not in summaries:
@@ -65,7 +68,7 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
             gain_axis.plot(shared, mean[here] - base_mean[there], marker="o", markersize=3, **style)
         gain_axis.set_ylabel(f"{metric} - {baseline.split(' (')[0]}")
         gain_axis.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("labeled items")
+    axes[-1, 0].set_xlabel(X_LABELS.get(x, x.replace("_", " ")))
     if many:  # outside the axes: a dozen entries would hide the curves
         axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     else:
@@ -86,18 +89,36 @@ def _line_styles(n: int) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
-def mean_std_curve(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str
+def mean_std_curve(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str, x: str = "n_labeled"
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and std of ``metric`` over runs at each label count present in every run.
+    """Mean and std of ``metric`` over runs at each point present in every run.
 
-    Returns (counts [K], mean [K], std [K]), counts ascending; population std (0 for one run).
+    With ``x="n_labeled"`` the points are the label counts; with another column (a cost such as
+    the labeled pixel fraction, which differs between seeds) they are the cycles, placed at the
+    mean of ``x`` over the runs.
+
+    Returns (x [K], mean [K], std [K]), x ascending; population std (0 for one run).
     """
-    per_run = [{int(row["n_labeled"]): float(row[metric]) for row in rows if metric in row}
-               for rows in runs]
+    empty = np.array([]), np.array([]), np.array([])
+    if x == "n_labeled":
+        per_run = [{int(row["n_labeled"]): float(row[metric]) for row in rows if metric in row}
+                   for rows in runs]
+    else:
+        per_run = [{int(row["cycle"]): (float(row[x]), float(row[metric])) for row in rows
+                    if metric in row and x in row} for rows in runs]
     if not per_run:
-        return np.array([]), np.array([]), np.array([])
+        return empty
     common = sorted(set.intersection(*(set(values) for values in per_run)))
-    table = np.array([[values[count] for count in common] for values in per_run], dtype=np.float64)
-    if table.size == 0:
-        return np.array([]), np.array([]), np.array([])
-    return np.array(common), table.mean(axis=0), table.std(axis=0)
+    if not common:
+        return empty
+    if x == "n_labeled":
+        table = np.array([[values[key] for key in common] for values in per_run], dtype=np.float64)
+        positions = np.array(common, dtype=np.float64)
+    else:
+        pairs = np.array([[values[key] for key in common] for values in per_run], dtype=np.float64)
+        positions, table = pairs[..., 0].mean(axis=0), pairs[..., 1]        # [K], [S, K]
+    return positions, table.mean(axis=0), table.std(axis=0)
+
+
+X_LABELS = {"n_labeled": "labeled units", "labeled_pixel_fraction": "labeled pixel fraction",
+            "n_images": "labeled images"}

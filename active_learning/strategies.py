@@ -43,6 +43,9 @@ class Strategy:
         trains_loss_module: the model is trained with a loss prediction module attached.
         needs_labeled_embeddings: ``select_set`` also needs the labeled items' embeddings.
         options: keyword options ``select_set`` accepts (e.g. DAL's ``max_epochs``).
+        mc_statistics: for MC strategies, the running statistics ``score_batch`` reads from an
+            ``MCStatistics`` (see ``mc_statistics.py``): the loop then streams the T passes
+            instead of holding ``[T, B, C, *dense]``. Empty: the loop passes the full samples.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Strategy:
     trains_loss_module: bool = False
     needs_labeled_embeddings: bool = False
     options: frozenset[str] = frozenset()
+    mc_statistics: frozenset[str] = frozenset()
 
     @property
     def is_set_strategy(self) -> bool:
@@ -127,7 +131,10 @@ def _badge(inputs, labeled_embeddings, budget: int, seed: int):
         # Factored form: never materialises the [U, C*D] gradient embeddings.
         probs = torch.as_tensor(inputs[PROBS]).float()                   # [U, C]
         if probs.ndim != 2:
-            raise ValueError(f"badge needs per-item probabilities [U, C], got {tuple(probs.shape)}")
+            raise ValueError(
+                f"badge needs one class distribution per item, [U, C], got {tuple(probs.shape)}: "
+                "a dense output has no single last-layer gradient per image; use coreset or an "
+                "uncertainty strategy for dense tasks")
         onehot = torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).float()
         positions = badge_factored(probs - onehot, inputs[EMBEDDING], budget, seed=seed)
     return positions, _rank_scores(len(positions))
@@ -153,14 +160,16 @@ def _build_registry() -> None:
     ):
         register_strategy(Strategy(name, frozenset({PROBS}), description,
                                    score_batch=_probability_score(function, PROBS)))
-    for name, function, description in (
-        ("mc_entropy", uncertainty.mc_entropy, "entropy of the MC-dropout mean prediction"),
-        ("bald", uncertainty.bald, "BALD mutual information over MC-dropout samples"),
-        ("variation_ratio", uncertainty.variation_ratio, "disagreement of MC-dropout argmaxes"),
-        ("mc_variance", uncertainty.predictive_variance, "variance of MC-dropout probabilities"),
+    for name, function, description, statistics in (
+        ("mc_entropy", uncertainty.mc_entropy, "entropy of the MC-dropout mean prediction", {"mean"}),
+        ("bald", uncertainty.bald, "BALD mutual information over MC-dropout samples",
+         {"mean", "mean_entropy"}),
+        ("variation_ratio", uncertainty.variation_ratio, "disagreement of MC-dropout argmaxes", {"votes"}),
+        ("mc_variance", uncertainty.predictive_variance, "variance of MC-dropout probabilities", {"m2"}),
     ):
         register_strategy(Strategy(name, frozenset({MC_PROBS}), description,
-                                   score_batch=_probability_score(function, MC_PROBS)))
+                                   score_batch=_probability_score(function, MC_PROBS),
+                                   mc_statistics=frozenset(statistics)))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
                                score_batch=_loss_prediction_score, trains_loss_module=True))

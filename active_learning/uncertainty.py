@@ -5,7 +5,8 @@ tensors or numpy arrays; outputs are float32 torch tensors on the input's device
 
 Shapes:
     probs:    [N, C, *dense]     one probability vector per sample (and per pixel / location)
-    mc_probs: [T, N, C, *dense]  T stochastic passes (e.g. MC dropout) of the same
+    mc_probs: [T, N, C, *dense]  T stochastic passes (e.g. MC dropout) of the same, or the
+              MCStatistics of those passes (streamed: memory independent of T)
 
 Scoring is separate from reduction: each score is first computed per dense location
 ([N, *dense]) and then collapsed by `reduce_dense` ("mean", "max" or "none").
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from .mc_statistics import MCStatistics
 
 __all__ = [
     "check_probabilities",
@@ -172,6 +175,9 @@ def mc_entropy(mc_probs: Any, reduction: str = "mean") -> Tensor:
     mc_probs: [T, N, C, *dense] -> [N] (or [N, *dense] with reduction="none").
     """
     _check_reduction(reduction)
+    if isinstance(mc_probs, MCStatistics):
+        mc_probs.require("mean")
+        return _finish(_entropy(mc_probs.mean, class_dim=1), reduction)
     p = _check_mc(mc_probs)
     mean = p.mean(dim=0)  # [N, C, *dense]
     return _finish(_entropy(mean, class_dim=1), reduction)
@@ -184,9 +190,14 @@ def bald(mc_probs: Any, reduction: str = "mean") -> Tensor:
     mc_probs: [T, N, C, *dense] -> [N] (or [N, *dense] with reduction="none").
     """
     _check_reduction(reduction)
-    p = _check_mc(mc_probs)
-    total = _entropy(p.mean(dim=0), class_dim=1)  # [N, *dense]
-    expected = _entropy(p, class_dim=2).mean(dim=0)  # [N, *dense]
+    if isinstance(mc_probs, MCStatistics):
+        mc_probs.require("mean", "mean_entropy")
+        total = _entropy(mc_probs.mean, class_dim=1)  # [N, *dense]
+        expected = mc_probs.mean_entropy  # [N, *dense]
+    else:
+        p = _check_mc(mc_probs)
+        total = _entropy(p.mean(dim=0), class_dim=1)  # [N, *dense]
+        expected = _entropy(p, class_dim=2).mean(dim=0)  # [N, *dense]
     # Rounding can make the difference slightly negative when all samples agree.
     return _finish((total - expected).clamp_min(0.0), reduction)
 
@@ -197,6 +208,10 @@ def variation_ratio(mc_probs: Any, reduction: str = "mean") -> Tensor:
     mc_probs: [T, N, C, *dense] -> [N] (or [N, *dense] with reduction="none").
     """
     _check_reduction(reduction)
+    if isinstance(mc_probs, MCStatistics):
+        mc_probs.require("votes")
+        modal = mc_probs.votes.amax(dim=1).float()  # [N, *dense] votes of the modal class
+        return _finish(1.0 - modal / mc_probs.n_samples, reduction)
     p = _check_mc(mc_probs)
     n_samples = p.shape[0]
     votes = p.argmax(dim=2)  # [T, N, *dense]
@@ -211,6 +226,10 @@ def predictive_variance(mc_probs: Any, reduction: str = "mean") -> Tensor:
     mc_probs: [T, N, C, *dense] -> [N] (or [N, *dense] with reduction="none").
     """
     _check_reduction(reduction)
+    if isinstance(mc_probs, MCStatistics):
+        mc_probs.require("m2")
+        var = mc_probs.m2.clamp_min(0.0) / mc_probs.n_samples  # [N, C, *dense]
+        return _finish(var.mean(dim=1), reduction)
     p = _check_mc(mc_probs)
     var = p.var(dim=0, unbiased=False)  # [N, C, *dense]
     return _finish(var.mean(dim=1), reduction)  # [N, *dense] before reduction

@@ -1,0 +1,150 @@
+"""The task adapter contract: what a task gives the loop, and the defaults most tasks share.
+
+The loop (``loop.py``, ``selection.py``) calls exactly the members of :class:`TaskAdapter`.
+:class:`BaseTaskAdapter` implements the ones with a natural default, so a classification-like
+task writes ``build_model``, ``build_optimizer``, ``forward_intermediates``, ``per_sample_loss``,
+``evaluate`` and ``item_name`` (see ``docs/adapter_contract.md``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from .config import LoopConfig
+from .loss_prediction import LossPredictionLoss
+from .units import SelectionUnits
+
+
+class TaskAdapter(Protocol):
+    """What a task provides to the loop (see DESIGN.md, "The task adapter contract").
+
+    Datasets: ``pool_set`` holds the N samples without augmentation (scored), ``test_set`` is
+    evaluated; ``training_set(labeled_units)`` is what the model trains on. Batches of their
+    loaders (built with ``collate_fn``) go through ``split_batch`` to become ``(inputs, targets)``.
+    Units (``selection_units``) are what the budget counts and ``pool.npz`` records.
+    """
+
+    name: str
+    primary_metric: str                 # metric of the learning curve, e.g. "accuracy", "mIoU"
+    metric_higher_is_better: bool       # False for a loss or an error rate
+    feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss module
+    pool_set: Dataset
+    test_set: Dataset
+    collate_fn: Callable | None
+
+    def selection_units(self) -> SelectionUnits: ...
+    def training_set(self, labeled_units: np.ndarray) -> Dataset: ...
+    def build_model(self) -> nn.Module: ...
+    def build_optimizer(self, parameters: Iterable[nn.Parameter], epochs: int) -> tuple[Any, Any]: ...
+    def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
+    def forward_intermediates(self, model: nn.Module, inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
+    def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor: ...
+    def probabilities(self, outputs: Any) -> torch.Tensor: ...
+    def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor: ...
+    def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
+    def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
+                        optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
+                        device: torch.device) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]: ...
+    def item_name(self, index: int) -> str: ...
+
+
+class BaseTaskAdapter:
+    """Defaults for the parts of :class:`TaskAdapter` most tasks share.
+
+    ``train_set`` (the augmented view of ``pool_set``'s samples) feeds the default
+    ``training_set``; one unit per sample unless ``selection_units`` says otherwise.
+    """
+
+    name = "task"
+    primary_metric = "accuracy"
+    metric_higher_is_better = True
+    feature_info: list[dict] = []
+    collate_fn: Callable | None = None
+    train_set: Dataset
+    pool_set: Dataset
+
+    def selection_units(self) -> SelectionUnits:
+        """One unit per sample of ``pool_set``; built once and cached."""
+        if getattr(self, "_units", None) is None:
+            self._units = SelectionUnits(len(self.pool_set))
+        return self._units
+
+    def training_set(self, labeled_units: np.ndarray) -> Dataset:
+        """The samples of the labeled units, from ``train_set`` (int64 [L] unit indices)."""
+        if len(self.train_set) != len(self.pool_set):
+            raise ValueError(f"train_set ({len(self.train_set)}) and pool_set ({len(self.pool_set)}) "
+                             "must hold the same items")
+        samples = self.selection_units().samples_of(labeled_units)
+        return Subset(self.train_set, samples.tolist())
+
+    def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]:
+        inputs, targets = batch
+        return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis: logits [B, C, *dense] -> probs [B, C, *dense]."""
+        return torch.softmax(outputs.float(), dim=1)
+
+    def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Global-average-pooled deepest feature map: [B, C, H, W] -> [B, C]."""
+        return features[-1].float().mean(dim=(2, 3))
+
+    def mc_dropout_model(self, model: nn.Module) -> nn.Module:
+        """The module whose forward outputs feed ``probabilities`` under MC dropout."""
+        return model
+
+    def item_name(self, index: int) -> str:
+        return f"{index:06d}"
+
+    def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
+                        optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
+                        device: torch.device) -> dict[str, float]:
+        return train_one_epoch(self, model, loss_module, loader, optimizer, epoch=epoch,
+                               config=config, device=device)
+
+
+def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+                    loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
+                    config: LoopConfig, device: torch.device) -> dict[str, float]:
+    """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
+
+    The task loss is the mean of ``per_sample_loss``; the loss module learns to rank those
+    per-sample losses. From ``detach_epoch`` on, its input features are detached so the ranking
+    loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
+    """
+    model.train()
+    if loss_module is not None:
+        loss_module.train()
+    ranking_loss = LossPredictionLoss(margin=config.margin)
+    detach = epoch >= config.resolved_detach_epoch
+    totals = {"loss": 0.0, "task_loss": 0.0, "ranking_loss": 0.0}
+    seen = 0
+    for batch in loader:
+        inputs, targets = adapter.split_batch(batch, device)
+        outputs, features = adapter.forward_intermediates(model, inputs)
+        sample_losses = adapter.per_sample_loss(outputs, targets)          # [B]
+        task_loss = sample_losses.mean()
+        loss = task_loss
+        rank = torch.zeros((), device=task_loss.device)
+        if loss_module is not None and sample_losses.shape[0] >= 2:
+            taps = [feature.detach() for feature in features] if detach else list(features)
+            predicted = loss_module(taps)                                     # [B]
+            rank = ranking_loss(predicted, sample_losses)
+            loss = task_loss + config.lamda * rank
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()} in epoch {epoch}; "
+                                     "lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch_size = sample_losses.shape[0]
+        seen += batch_size
+        totals["loss"] += loss.item() * batch_size
+        totals["task_loss"] += task_loss.item() * batch_size
+        totals["ranking_loss"] += rank.item() * batch_size
+    return {key: value / max(seen, 1) for key, value in totals.items()}

@@ -1,0 +1,135 @@
+"""The protocol of a simulated run (``LoopConfig``) and the per-stage seeds derived from it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .strategies import get_strategy
+from .units import UNIT_REDUCTIONS
+
+
+@dataclass
+class LoopConfig:
+    """Protocol of a simulated active learning run. Defaults follow Learning Loss (Yoo & Kweon)."""
+
+    strategy: str = "random"
+    cycles: int = 10
+    initial_size: int = 1000
+    budget: int = 1000                 # items added per cycle
+    subset_size: int | None = None     # candidates scored per cycle; None = subset_factor * budget, 0 = all
+    subset_factor: int = 10
+    epochs: int = 200
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    lamda: float = 1.0                 # weight of the loss-prediction ranking loss
+    margin: float = 1.0
+    detach_epoch: int | None = None    # None = 60% of the epochs
+    loss_pool_size: int = 1
+    loss_width: int = 128
+    mc_samples: int = 20
+    reduction: str = "mean"
+    dal_max_epochs: int = 500          # discriminative: epochs per sub-query at most (paper: 500)
+    dal_sub_queries: int = 10          # discriminative: the budget is spent in this many rounds
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+    unit_reduction: str = "max"        # grouped units (pose): an image's score from its samples'
+    save_checkpoints: bool = False
+    checkpoint_every: int = 0          # with save_checkpoints: epochs between in-cycle checkpoints (0 = 10% of the epochs)
+    progress: bool = True
+
+    # Fields that may change between a run and its resumption.
+    RESUMABLE_CHANGES = ("cycles", "device", "num_workers", "save_checkpoints", "progress",
+                         "eval_batch_size", "checkpoint_every")
+
+    @property
+    def resolved_detach_epoch(self) -> int:
+        return int(0.6 * self.epochs) if self.detach_epoch is None else self.detach_epoch
+
+    def resolved_subset_size(self) -> int:
+        """0 means every unlabeled item."""
+        return self.subset_factor * self.budget if self.subset_size is None else self.subset_size
+
+    @property
+    def resolved_checkpoint_every(self) -> int:
+        return self.checkpoint_every or max(1, self.epochs // 10)
+
+    def validate(self, pool_size: int) -> None:
+        """Raise ValueError with one clear message for an impossible protocol.
+
+        ``pool_size`` counts the selectable units (images, persons' images, superpixels).
+        """
+        strategy = get_strategy(self.strategy)
+        if pool_size <= 0:
+            raise ValueError("the training pool is empty")
+        checks = [
+            (self.cycles >= 1, f"cycles must be >= 1, got {self.cycles}"),
+            (self.initial_size >= 1, f"the initial labeled set must hold >= 1 item, got {self.initial_size}"),
+            (self.initial_size <= pool_size,
+             f"the initial labeled set ({self.initial_size}) is larger than the pool ({pool_size})"),
+            (self.budget >= 1, f"the budget per cycle must be >= 1, got {self.budget}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"evaluation batch size must be >= 1, got {self.eval_batch_size}"),
+            (self.num_workers >= 0, f"data loader workers must be >= 0, got {self.num_workers}"),
+            (self.subset_factor >= 1, f"subset factor must be >= 1, got {self.subset_factor}"),
+            (self.resolved_subset_size() >= 0, f"subset size must be >= 0, got {self.subset_size}"),
+            (self.mc_samples >= 1, f"MC samples must be >= 1, got {self.mc_samples}"),
+            (self.reduction in ("mean", "max"), f"reduction must be mean or max, got {self.reduction!r}"),
+            (self.unit_reduction in UNIT_REDUCTIONS,
+             f"unit reduction must be one of {', '.join(UNIT_REDUCTIONS)}, got {self.unit_reduction!r}"),
+            (self.checkpoint_every >= 0, f"checkpoint interval must be >= 0 epochs, got {self.checkpoint_every}"),
+            (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
+            (self.dal_sub_queries >= 1, f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
+        ]
+        if strategy.trains_loss_module:
+            checks += [
+                (self.batch_size % 2 == 0 and self.batch_size >= 2,
+                 f"loss prediction pairs the samples of a batch: the batch size must be even, got "
+                 f"{self.batch_size}"),
+                (self.margin >= 0, f"the ranking loss margin must be >= 0, got {self.margin}"),
+                (self.lamda >= 0, f"the ranking loss weight (lamda) must be >= 0, got {self.lamda}"),
+                (self.loss_width >= 1, f"the loss module width must be >= 1, got {self.loss_width}"),
+                (self.loss_pool_size >= 1, f"the loss module pool size must be >= 1, got {self.loss_pool_size}"),
+                (self.detach_epoch is None or self.detach_epoch >= 0,
+                 f"detach epoch must be >= 0, got {self.detach_epoch}"),
+            ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        subset = self.resolved_subset_size()
+        if subset and subset < self.budget:
+            raise ValueError(f"the scored subset ({subset}) is smaller than the budget ({self.budget})")
+        useful = self.useful_cycles(pool_size)
+        if self.cycles > useful:
+            raise ValueError(
+                f"{self.cycles} cycles exhaust the pool: {self.initial_size} initial + {self.budget} "
+                f"per cycle labels all {pool_size} units by cycle {useful - 1}, so later cycles would "
+                f"retrain on the same set; use at most {useful} cycles, or a smaller budget")
+
+    def useful_cycles(self, pool_size: int) -> int:
+        """Cycles until every unit is labeled (the last one trains on the whole pool)."""
+        remaining = max(0, pool_size - self.initial_size)
+        return 1 + -(-remaining // self.budget) if self.budget >= 1 else 1
+
+    def protocol(self) -> dict[str, Any]:
+        """The fields that define the run (all but those allowed to change on resume)."""
+        values = dataclasses.asdict(self)
+        return {key: value for key, value in values.items() if key not in self.RESUMABLE_CHANGES}
+
+    def strategy_options(self) -> dict[str, Any]:
+        """Keyword options of the strategy's ``select_set`` (see ``Strategy.options``)."""
+        if self.strategy == "discriminative":
+            return {"max_epochs": self.dal_max_epochs, "n_sub_queries": self.dal_sub_queries}
+        return {}
+
+
+def derive_seed(seed: int, cycle: int, stage: int) -> int:
+    """A 31-bit seed for one stage of one cycle, independent of every other stage and cycle."""
+    return int(np.random.SeedSequence([seed, cycle, stage]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+STAGE_MODEL, STAGE_DATA, STAGE_SUBSET, STAGE_SELECT, STAGE_INITIAL = range(5)

@@ -1,0 +1,200 @@
+"""One cycle's selection: draw candidate units, score their samples in one pass, choose units.
+
+Scores are computed at the level the adapter works at (per sample, or per pixel for region
+units) and pooled to units (``SelectionUnits.unit_scores``). MC-dropout strategies that declare
+their ``mc_statistics`` are streamed: each batch folds its T passes into running sums, so peak
+memory does not grow with T.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .adapter import TaskAdapter
+from .config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
+from .mc_statistics import MCAccumulator
+from .pool import UNLABELED, PoolState
+from .strategies import (EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS, Strategy,
+                         choose_new_labeled_indices, clip_budget, get_strategy)
+from .units import SelectionUnits
+
+
+def progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
+    """``iterable`` behind a tqdm bar (when ``enabled``); a bar still has ``len``."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, leave=False, dynamic_ncols=True, **kwargs)
+
+
+def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config: LoopConfig, *,
+                shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      drop_last=drop_last,
+                      num_workers=config.num_workers, collate_fn=getattr(adapter, "collate_fn", None),
+                      pin_memory=torch.device(config.device).type == "cuda")
+
+
+def check_strategy_fits_units(strategy: Strategy, units: SelectionUnits) -> None:
+    """Refuse, before any training, a strategy the units cannot pool (one clear message)."""
+    if units.kind == "regions":
+        pixel_level = not strategy.needs or (not strategy.is_set_strategy
+                                             and strategy.needs <= {PROBS, MC_PROBS})
+        if not pixel_level:
+            raise ValueError(f"strategy {strategy.name!r} scores whole images; superpixel selection "
+                             "needs a per-pixel score (random, entropy-like or MC-dropout strategies)")
+    if units.kind == "grouped" and GRAD_EMBEDDING in strategy.needs:
+        raise ValueError(f"strategy {strategy.name!r} needs one gradient embedding per image; "
+                         "images that group several samples have none (use coreset)")
+
+
+def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,
+               config: LoopConfig) -> Any:
+    """MCStatistics of the batch (streamed), or the [T, B, C, *dense] samples."""
+    if not strategy.mc_statistics:
+        return sampler.sample(inputs, config.mc_samples, output_fn=adapter.probabilities)
+    accumulator = MCAccumulator(strategy.mc_statistics)
+    for probs in sampler.passes(inputs, config.mc_samples, output_fn=adapter.probabilities):
+        accumulator.update(probs)                                         # [B, C, *dense]
+    return accumulator.result()
+
+
+@torch.inference_mode()
+def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+                     strategy: Strategy, samples: np.ndarray, config: LoopConfig,
+                     device: torch.device, *, units: SelectionUnits | None = None,
+                     description: str = "scoring") -> dict[str, Any]:
+    """One batched pass over ``pool_set[samples]`` computing what ``strategy`` needs.
+
+    Returns, for score strategies, ``{"unit_ids": int64 [V], "scores": float64 [V]}``: the units
+    the samples belong to and their pooled scores. For set strategies, the needed inputs per
+    *sample* as CPU tensors: ``embedding [S, D]``, and for gradient embeddings their factors
+    ``probs [S, C]`` and ``embedding [S, D]`` (BADGE never materialises ``[S, C*D]``).
+    """
+    units = units or adapter.selection_units()
+    needs = set(strategy.needs)
+    model.eval()
+    if loss_module is not None:
+        loss_module.eval()
+    sampler = None
+    if MC_PROBS in needs:
+        from .mc_dropout import MCDropoutSampler
+
+        sampler = MCDropoutSampler(adapter.mc_dropout_model(model))
+    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()), config.eval_batch_size, config)
+    reduction = "none" if units.dense_scores else config.reduction
+    scores: list[Any] = []
+    collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: []}
+    for batch in progress(loader, config.progress, desc=description):
+        inputs, _ = adapter.split_batch(batch, device)
+        batch_inputs: dict[str, Any] = {}
+        if sampler is not None:
+            batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
+        if needs - {MC_PROBS}:
+            outputs, features = adapter.forward_intermediates(model, inputs)
+            if PROBS in needs or GRAD_EMBEDDING in needs:
+                batch_inputs[PROBS] = adapter.probabilities(outputs)                   # [B, C, *dense]
+            if LOSS_PRED in needs:
+                batch_inputs[LOSS_PRED] = loss_module(features)                        # [B]
+            if EMBEDDING in needs or GRAD_EMBEDDING in needs:
+                batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
+        if strategy.is_set_strategy:
+            for need in collected:
+                if need in batch_inputs:
+                    collected[need].append(batch_inputs[need].cpu())
+        else:
+            batch_scores = strategy.score_batch(batch_inputs, reduction=reduction).float().cpu()
+            scores.extend(batch_scores.double().numpy())   # [B] values, or B maps [H, W]
+    if strategy.is_set_strategy:
+        return {need: torch.cat(parts) for need, parts in collected.items() if parts}
+    unit_ids, unit_scores = units.unit_scores(samples, scores if units.dense_scores else np.array(scores),
+                                              reduction=config.unit_reduction)
+    return {"unit_ids": unit_ids, "scores": unit_scores}
+
+
+@torch.inference_mode()
+def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: LoopConfig,
+          device: torch.device) -> torch.Tensor:
+    """Embeddings ``[len(samples), D]`` of ``pool_set[samples]`` (e.g. the labeled set)."""
+    model.eval()
+    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()), config.eval_batch_size, config)
+    parts = []
+    for batch in progress(loader, config.progress, desc="embedding labeled"):
+        inputs, _ = adapter.split_batch(batch, device)
+        outputs, features = adapter.forward_intermediates(model, inputs)
+        parts.append(adapter.embedding(outputs, features).float().cpu())
+    return torch.cat(parts)
+
+
+def draw_candidates(units: SelectionUnits, state: PoolState, cycle: int,
+                    config: LoopConfig) -> tuple[np.ndarray, int]:
+    """The cycle's random candidate subset of the unlabeled selectable units, and the budget.
+
+    Returns (int64 [U] unit indices ascending, budget clipped to what is left).
+    """
+    unlabeled = np.flatnonzero((state.labeled_at == UNLABELED) & units.selectable())
+    budget = clip_budget(config.budget, len(unlabeled))
+    subset_size = config.resolved_subset_size()
+    rng = np.random.default_rng(derive_seed(config.seed, cycle, STAGE_SUBSET))
+    if subset_size and subset_size < len(unlabeled):
+        return np.sort(rng.choice(unlabeled, size=subset_size, replace=False)), budget
+    return unlabeled, budget
+
+
+def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+                state: PoolState, cycle: int, config: LoopConfig,
+                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Score a random subset of the unlabeled units and choose the next ones to label.
+
+    Returns (unit indices int64 [K] best first, scores float64 [K]).
+    """
+    strategy = get_strategy(config.strategy)
+    units = adapter.selection_units()
+    candidates, budget = draw_candidates(units, state, cycle, config)
+    select_seed = derive_seed(config.seed, cycle, STAGE_SELECT)
+    if not strategy.needs:
+        return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
+    samples = units.samples_of(candidates)
+    computed = score_candidates(adapter, model, loss_module, strategy, samples, config, device,
+                                units=units)
+    if "scores" in computed:
+        keep = np.isin(computed["unit_ids"], candidates)   # regions: the image's other regions out
+        return choose_new_labeled_indices(strategy, computed["unit_ids"][keep], budget,
+                                          scores=computed["scores"][keep], seed=select_seed)
+    inputs: dict[str, Any] = dict(computed)
+    unit_ids = samples
+    if units.kind != "samples":  # one mean embedding per unit
+        unit_ids, pooled = units.unit_rows(samples, computed[EMBEDDING].numpy())
+        inputs[EMBEDDING] = torch.as_tensor(pooled, dtype=torch.float32)
+    labeled_embeddings = None
+    if strategy.needs_labeled_embeddings:
+        labeled_samples = units.samples_of(state.labeled_indices)
+        labeled_embeddings = embed(adapter, model, labeled_samples, config, device)
+        if units.kind != "samples":
+            labeled_embeddings = torch.as_tensor(
+                units.unit_rows(labeled_samples, labeled_embeddings.numpy())[1], dtype=torch.float32)
+    return choose_new_labeled_indices(strategy, unit_ids, budget, inputs=inputs,
+                                      labeled_embeddings=labeled_embeddings, seed=select_seed,
+                                      options=config.strategy_options())
+
+
+@torch.inference_mode()
+def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module,
+                              loader: Iterable, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """The loss module's prediction and the true per-sample loss of every test sample: [N], [N]."""
+    model.eval()
+    loss_module.eval()
+    predicted, true = [], []
+    for batch in loader:
+        inputs, targets = adapter.split_batch(batch, device)
+        outputs, features = adapter.forward_intermediates(model, inputs)
+        predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
+        true.append(adapter.per_sample_loss(outputs, targets).float().cpu().reshape(-1))  # [B]
+    return torch.cat(predicted).numpy(), torch.cat(true).numpy()
+
