@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import sys
 import time
 import traceback
@@ -114,15 +115,34 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+class _Tee(io.StringIO):
+    """Keeps what is written and passes it on (the user still sees the task's messages)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def run_one(train_main: Callable[[list[str]], Path], argv: list[str], strategy: str,
             seed: int) -> RunResult:
     """Call the task's ``main(argv)``; a ``SystemExit`` or exception becomes a failed result."""
     start = time.perf_counter()
+    stderr = _Tee(sys.stderr)
     try:
-        run_dir = train_main(argv)
+        with contextlib.redirect_stderr(stderr):
+            run_dir = train_main(argv)
     except SystemExit as stop:
         code = stop.code
-        message = code if isinstance(code, str) else f"exited with code {code}"
+        # The task's error wrapper prints one "error: ..." line on stderr and exits 2.
+        errors = [line for line in stderr.getvalue().splitlines() if line.startswith(("error:", "interrupted:"))]
+        message = code if isinstance(code, str) else (errors[-1] if errors else f"exited with code {code}")
         return RunResult(strategy, seed, time.perf_counter() - start, error=str(message))
     except Exception as error:  # noqa: BLE001 -- one broken run must not stop the grid
         traceback.print_exc()

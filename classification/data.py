@@ -482,6 +482,19 @@ def _scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     return classes, _readable(samples, split_dir)
 
 
+def _check_classes(split_dir: Path, classes: list[str], samples: list[tuple[str, int]]) -> None:
+    """A ranking needs at least two classes, each with a readable image to learn it from."""
+    if len(classes) < 2:
+        raise DataError(f"{split_dir} holds {len(classes)} class folder ({', '.join(classes)}); "
+                        "classification needs at least two: one folder per class")
+    counts = np.bincount([label for _, label in samples], minlength=len(classes))
+    empty = [classes[label] for label in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(f"class folder {split_dir / empty[0]} holds no readable image"
+                        + (f" (nor do {', '.join(empty[1:])})" if len(empty) > 1 else "")
+                        + ": add images or remove the folder")
+
+
 def _readable(samples: list[tuple[str, int]], folder: Path) -> list[tuple[str, int]]:
     """The samples whose file opens and verifies (the others are warned about and dropped)."""
     samples = [(path, label) for path, label in samples if _image_ok(path)]
@@ -535,6 +548,7 @@ def load_image_folder(
         raise DataError(
             f"train and test class folders differ under {root}: only in train {only_train}, only in test {only_test}"
         )
+    _check_classes(root / "train", train_classes, train_samples)
     names = _folder_names(train_samples, root / "train", csv_names)
 
     eval_tf = _folder_eval_transform(image_size)

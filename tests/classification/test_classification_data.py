@@ -300,6 +300,21 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="no image files"):
         load_classification_data("image_folder", empty)
 
+    single = tmp_path / "single"
+    for split in ("train", "test"):
+        _solid(single / split / "cat" / "a.png", (1, 2, 3))
+    with pytest.raises(DataError, match="1 class folder .cat.; classification needs at least two"):
+        load_classification_data("image_folder", single)
+
+    hollow = tmp_path / "hollow"
+    for split in ("train", "test"):
+        _solid(hollow / split / "cat" / "a.png", (1, 2, 3))
+        _solid(hollow / split / "dog" / "b.png", (9, 9, 9))
+    (hollow / "train" / "dog" / "b.png").unlink()
+    (hollow / "train" / "dog" / "readme.txt").write_text("no images")
+    with pytest.raises(DataError, match=r"class folder .*train/dog holds no readable image"):
+        load_classification_data("image_folder", hollow)
+
     broken = tmp_path / "broken"
     (broken / "train" / "cat").mkdir(parents=True)
     (broken / "train" / "cat" / "x.png").write_bytes(b"garbage")
@@ -362,9 +377,11 @@ def test_image_folder_damage_past_the_header_fails_on_read_naming_the_file(tmp_p
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "train" / "a" / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    _solid(tmp_path / "train" / "b" / "fine.png", (9, 9, 9))
     _solid(tmp_path / "test" / "a" / "ok.png", (5, 5, 5))
+    _solid(tmp_path / "test" / "b" / "ok.png", (9, 9, 9))
     d = load_classification_data("image_folder", tmp_path)
-    assert d.names == ["cut.jpg"]
+    assert d.names == ["cut.jpg", "fine.png"]
     with pytest.raises(DataError, match="cut.jpg"):
         d.train_eval[0]
 

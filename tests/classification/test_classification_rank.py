@@ -111,7 +111,7 @@ def test_rank_clips_k_and_rerun_ranks_the_remaining_images(folders, capsys):
     assert len(PoolState.load(run_dir / "pool.npz").labeled_up_to(0)) == 14
 
 
-def test_an_interrupted_new_ranking_keeps_the_previous_one(folders, monkeypatch):
+def test_an_interrupted_new_ranking_keeps_the_previous_one(folders, monkeypatch, capsys):
     from classification.task import ClassificationTask
 
     tmp_path, _ = folders
@@ -124,8 +124,10 @@ def test_an_interrupted_new_ranking_keeps_the_previous_one(folders, monkeypatch)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ClassificationTask, "evaluate", interrupted)
-    with pytest.warns(CorruptImageWarning, match="broken.png"), pytest.raises(KeyboardInterrupt):
+    with pytest.warns(CorruptImageWarning, match="broken.png"), pytest.raises(SystemExit) as exit_info:
         main(_args(tmp_path, "--strategy", "entropy", "--images-per-cycle", "4"))
+    assert exit_info.value.code == 130
+    assert "interrupted: the previous ranking, if any, is kept" in capsys.readouterr().err
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
@@ -186,11 +188,12 @@ def test_rank_defaults_score_everything_in_one_cycle(tmp_path):
     ("nowhere", "unlabeled image folder missing"),
     ("pets/train", "also labeled training images"),
 ])
-def test_bad_unlabeled_folder_fails_before_anything_is_written(folders, unlabeled, message):
+def test_bad_unlabeled_folder_fails_before_anything_is_written(folders, unlabeled, message, capsys):
     tmp_path, _ = folders
     argv = _args(tmp_path)
     argv[argv.index("--unlabeled-dir") + 1] = str(tmp_path / unlabeled)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    assert message in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

@@ -119,13 +119,14 @@ def test_milestones_and_subset_follow_epochs_and_budget_by_default():
     assert (explicit.milestones, explicit.subset) == ([30, 45], 0)
 
 
-def test_a_damaged_run_folder_is_one_clear_error(tmp_path):
+def test_a_damaged_run_folder_is_one_clear_error(tmp_path, capsys):
     args = TINY + ["--strategy", "random", "--output-dir", str(tmp_path), "--cycles", "1"]
     run_dir = main(args)
     (run_dir / "pool.npz").write_bytes(b"garbage")
     with pytest.raises(SystemExit) as exit_info:
         main([*args[:-2], "--cycles", "2"])
-    assert "cannot read pool state" in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    assert "cannot read pool state" in capsys.readouterr().err
 
 
 def test_preset_values_yield_to_explicit_flags():
@@ -164,23 +165,26 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
 def test_bad_protocols_fail_before_anything_is_written(tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(TINY + ["--output-dir", str(tmp_path)] + extra)
-    assert message in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_missing_data_folder_is_one_clear_error(tmp_path):
+def test_missing_data_folder_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path)])
-    assert "nowhere" in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    assert "nowhere" in capsys.readouterr().err
 
 
-def test_changed_protocol_on_rerun_keeps_the_run(tmp_path):
+def test_changed_protocol_on_rerun_keeps_the_run(tmp_path, capsys):
     args = TINY + ["--strategy", "margin", "--output-dir", str(tmp_path)]
     run_dir = main(args)
     before = (run_dir / "pool.npz").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--epochs", "3"])
-    assert "epochs" in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    assert "epochs" in capsys.readouterr().err
     assert (run_dir / "pool.npz").read_bytes() == before
 
 
