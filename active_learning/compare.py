@@ -2,6 +2,7 @@
 
     python -m active_learning.compare runs/classification/fashion_mnist --output reports/fmnist
     python -m active_learning.compare runs/a/seed0 runs/b/seed0 --output cmp --metric accuracy
+    python -m active_learning.compare runs/segmentation/cityscapes --output seg --x labeled_pixel_fraction
 
 A RUN_DIR is a run folder (holding ``metrics.csv`` and ``args.json``) or any folder above run
 folders; every run found below it is used. Runs are grouped by strategy (``args.json``
@@ -12,7 +13,13 @@ folders; every run found below it is used. Runs are grouped by strategy (``args.
     OUT_PREFIX.csv   one row per strategy: mean/std at each label count, AUBC, labels to reach
                      random's final metric, wins/ties/losses
 
-Definitions (the metric is taken as higher = better, like accuracy, mAP, OKS AP and mIoU):
+The metric is the runs' primary metric, read from their ``args.json`` (accuracy, mAP, OKS AP,
+mIoU ...), with its direction (higher or lower is better); ``--metric`` picks another column.
+Runs whose primary metrics differ are refused. The x axis of the plot is the unit count
+(``n_labeled``) or, with ``--x``, a cost column of ``metrics.csv`` such as
+``labeled_pixel_fraction`` or ``n_images``.
+
+Definitions ("better" follows the metric's direction; below for higher = better):
 
 * AUBC (area under the budget curve) of one run = mean of the metric over the compared cycles;
   a strategy's AUBC is the mean over its seeds, +- the population std over seeds (0 for one seed),
@@ -65,7 +72,7 @@ PROTOCOL_TASK_FIELDS = ("dataset",)
 # Arguments that are allowed to differ without comment: identity of the run, bookkeeping,
 # and strategy hyperparameters that only the strategy using them reads.
 IGNORED_LOOP_FIELDS = {"strategy", "seed", "cycles", "device", "num_workers", "save_checkpoints",
-                       "progress", "eval_batch_size", "lamda", "margin", "detach_epoch",
+                       "progress", "eval_batch_size", "checkpoint_every", "unit_reduction", "lamda", "margin", "detach_epoch",
                        "loss_pool_size", "loss_width", "mc_samples", "reduction",
                        "initial_size", "budget", "subset_size", "subset_factor", "epochs",
                        "dal_max_epochs", "dal_sub_queries"}
@@ -87,6 +94,8 @@ class Run:
     loop: dict[str, Any]
     task: dict[str, Any]
     rows: list[dict[str, Any]]
+    metric: str | None = None           # the run's primary metric (args.json), None in old runs
+    higher_is_better: bool = True
 
     @property
     def counts(self) -> list[int]:
@@ -117,6 +126,8 @@ class Comparison:
     runs: dict[str, list[Run]]           # strategy -> its runs (by seed), rows cut to `counts`
     protocol: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    higher_is_better: bool = True
+    x: str = "n_labeled"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +149,9 @@ def aubc(values: Sequence[float] | np.ndarray) -> float:
 
 
 def labels_to_reach(counts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
-                    target: float) -> int | None:
-    """Smallest label count whose metric is >= ``target``; None when the curve never gets there.
+                    target: float, higher_is_better: bool = True) -> int | None:
+    """Smallest label count whose metric is at least as good as ``target`` (>=, or <= for a
+    lower-is-better metric); None when the curve never gets there.
 
     Args:
         counts: int [K] label counts; values: float [K] the (mean) metric at those counts.
@@ -150,17 +162,19 @@ def labels_to_reach(counts: Sequence[int] | np.ndarray, values: Sequence[float] 
         raise ValueError(f"counts ({counts.size}) and values ({values.size}) differ in length")
     if not math.isfinite(target):
         raise ValueError(f"target must be finite, got {target}")
-    reached = counts[values >= target]
+    reached = counts[values >= target] if higher_is_better else counts[values <= target]
     return int(reached.min()) if reached.size else None
 
 
-def win_tie_loss(aubc_per_seed: Mapping[str, Mapping[int, float]], tolerance: float = 0.001
+def win_tie_loss(aubc_per_seed: Mapping[str, Mapping[int, float]], tolerance: float = 0.001,
+                 higher_is_better: bool = True
                  ) -> tuple[dict[str, dict[str, int]], dict[tuple[str, str], tuple[int, int, int]]]:
     """Count, per pair of strategies, the seeds on which one's AUBC beats the other's.
 
     Args:
         aubc_per_seed: ``{strategy: {seed: aubc}}``; a pair is compared on the seeds both have.
         tolerance: a difference of at most this much (>= 0) is a tie.
+        higher_is_better: False for a metric such as an error rate (the lower AUBC wins).
 
     Returns:
         (totals, pairwise): ``totals[s] = {"wins", "ties", "losses"}`` summed over every other
@@ -178,6 +192,7 @@ def win_tie_loss(aubc_per_seed: Mapping[str, Mapping[int, float]], tolerance: fl
             wins = ties = losses = 0
             for seed in sorted(set(aubc_per_seed[a]) & set(aubc_per_seed[b])):
                 diff = aubc_per_seed[a][seed] - aubc_per_seed[b][seed]
+                diff = diff if higher_is_better else -diff
                 if abs(diff) <= tolerance + FLOAT_SLACK:
                     ties += 1
                 elif diff > 0:
@@ -230,8 +245,13 @@ def load_run(path: str | os.PathLike) -> Run:
     for row in rows:
         if "n_labeled" not in row or not isinstance(row["n_labeled"], int):
             raise ValueError(f"{path / 'metrics.csv'} lacks an integer n_labeled column")
+    metric = record.get("metric") or {}
+    name = metric.get("name")
+    if name is None and rows and "accuracy" in rows[0]:
+        name = "accuracy"  # runs recorded before args.json named the metric: classification
     return Run(path=path, strategy=str(loop["strategy"]), seed=int(loop.get("seed", 0)),
-               loop=dict(loop), task=dict(task), rows=rows)
+               loop=dict(loop), task=dict(task), rows=rows, metric=name,
+               higher_is_better=bool(metric.get("higher_is_better", True)))
 
 
 def load_runs(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Run]:
@@ -344,8 +364,35 @@ def _metric_values(run: Run, metric: str) -> np.ndarray:
 # The comparison
 
 
-def compare_runs(runs: Sequence[Run], metric: str = "accuracy", tolerance: float = 0.001) -> Comparison:
+def resolve_metric(runs: Sequence[Run], metric: str | None = None) -> tuple[str, bool]:
+    """The metric to compare and whether higher is better.
+
+    ``metric=None`` takes the runs' primary metric, which must be the same in every run; a named
+    metric takes the runs' direction when it is their primary metric, else higher = better.
+    """
+    recorded = {run.metric for run in runs if run.metric is not None}
+    directions = {run.higher_is_better for run in runs if run.metric == metric or metric is None}
+    if metric is None:
+        if len(recorded) > 1:
+            groups = {run.path: run.metric for run in runs}
+            raise ProtocolMismatchError(f"the runs' primary metrics differ ({_describe_groups(groups)}); "
+                                        "pass --metric to compare one column")
+        if not recorded:
+            raise ValueError("the runs' args.json name no metric: pass --metric COLUMN")
+        metric = recorded.pop()
+    elif metric not in recorded:
+        return metric, True
+    if len(directions) > 1:
+        raise ProtocolMismatchError(f"the runs disagree on whether a higher {metric} is better")
+    return metric, directions.pop() if directions else True
+
+
+def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: float = 0.001,
+                 x: str = "n_labeled") -> Comparison:
     """Compare runs grouped by strategy and seed (see the module docstring for the definitions).
+
+    ``metric=None`` compares the runs' primary metric (from ``args.json``); ``x`` is the plot's
+    x axis (``n_labeled`` or a cost column of ``metrics.csv``).
 
     Raises:
         ProtocolMismatchError: the runs' protocols or label counts differ.
@@ -363,6 +410,12 @@ def compare_runs(runs: Sequence[Run], metric: str = "accuracy", tolerance: float
     if not runs:
         raise ValueError("none of the runs has a finished cycle")
     _check_unique(runs)
+    metric, higher_is_better = resolve_metric(runs, metric)
+    if x != "n_labeled":
+        for run in runs:
+            if x not in run.rows[0]:
+                raise ValueError(f"--x {x!r} is not a column of {run.path / 'metrics.csv'}; "
+                                 f"columns: {', '.join(run.rows[0])}")
     notes += check_protocols(runs)
     n_cycles, cycle_notes = _common_cycles(runs)
     notes += cycle_notes
@@ -376,7 +429,7 @@ def compare_runs(runs: Sequence[Run], metric: str = "accuracy", tolerance: float
               for name, group in groups.items()}
     aubc_per_seed = {name: {run.seed: aubc(values) for run, values in zip(groups[name], curves[name])}
                      for name in groups}
-    totals, pairwise = win_tie_loss(aubc_per_seed, tolerance)
+    totals, pairwise = win_tie_loss(aubc_per_seed, tolerance, higher_is_better)
     means = {name: table.mean(axis=0) for name, table in curves.items()}  # [K]
     random_target = float(means[RANDOM][-1]) if RANDOM in means else None
 
@@ -387,10 +440,12 @@ def compare_runs(runs: Sequence[Run], metric: str = "accuracy", tolerance: float
                   "aubc_mean": float(seed_aubc.mean()), "aubc_std": float(seed_aubc.std()),
                   "final_mean": float(table[:, -1].mean()), "final_std": float(table[:, -1].std())}
         if random_target is not None:
-            record["labels_to_reach_random"] = labels_to_reach(counts, means[name], random_target)
+            record["labels_to_reach_random"] = labels_to_reach(counts, means[name], random_target,
+                                                               higher_is_better)
         record.update(totals[name])
         records.append(record)
-    records.sort(key=lambda record: (-record["aubc_mean"], record["strategy"]))
+    sign = -1.0 if higher_is_better else 1.0
+    records.sort(key=lambda record: (sign * record["aubc_mean"], record["strategy"]))
     order = [record["strategy"] for record in records]
     summary = pd.DataFrame.from_records(records).set_index("strategy")
     if random_target is not None:
@@ -406,7 +461,8 @@ def compare_runs(runs: Sequence[Run], metric: str = "accuracy", tolerance: float
                       curve_mean=curve_mean, curve_std=curve_std, summary=summary,
                       aubc_per_seed={name: aubc_per_seed[name] for name in order}, pairwise=pairwise,
                       random_target=random_target, runs={name: groups[name] for name in order},
-                      protocol=_protocol_values(runs[0]), warnings=notes)
+                      protocol=_protocol_values(runs[0]), warnings=notes,
+                      higher_is_better=higher_is_better, x=x)
 
 
 def _check_unique(runs: Sequence[Run]) -> None:
@@ -471,7 +527,8 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
     metric, names, summary = c.metric, c.strategies, c.summary
     protocol = ", ".join(f"{key} {value}" for key, value in c.protocol.items() if value is not None)
     seeds = sorted({seed for per_seed in c.aubc_per_seed.values() for seed in per_seed})
-    parts = [f"# Strategy comparison: {metric}", "",
+    direction = "higher" if c.higher_is_better else "lower"
+    parts = [f"# Strategy comparison: {metric} ({direction} is better)", "",
              f"{sum(len(group) for group in c.runs.values())} runs, {len(names)} strategies, "
              f"seeds {', '.join(map(str, seeds))}; protocol: {protocol}.", ""]
     if png_name:
@@ -517,7 +574,8 @@ def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> d
     dataset = comparison.protocol.get("task.dataset")
     title = f"{dataset}: {comparison.metric}" if dataset else comparison.metric
     baseline = next((label for label, name in zip(curves, comparison.runs) if name == RANDOM), None)
-    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title, baseline=baseline)
+    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title, baseline=baseline,
+                        x=comparison.x)
     atomic_write_text(paths["md"], comparison_markdown(comparison, png_name=paths["png"].name))
     atomic_write_text(paths["csv"], comparison_table(comparison).to_csv(index=False, float_format="%.6g",
                                                                          lineterminator="\n"))
@@ -537,8 +595,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="a run folder (metrics.csv + args.json) or a folder above run folders")
     parser.add_argument("--output", "-o", required=True, metavar="OUT_PREFIX",
                         help="writes OUT_PREFIX.png, OUT_PREFIX.md and OUT_PREFIX.csv")
-    parser.add_argument("--metric", default="accuracy",
-                        help="metrics.csv column to compare, higher = better (default: accuracy)")
+    parser.add_argument("--metric", default=None,
+                        help="metrics.csv column to compare (default: the runs' primary metric, "
+                             "with its direction, from args.json)")
+    parser.add_argument("--x", default="n_labeled", metavar="COLUMN",
+                        help="x axis of the plot: n_labeled (units) or a cost column such as "
+                             "labeled_pixel_fraction or n_images (default: n_labeled)")
     parser.add_argument("--tolerance", type=float, default=0.001,
                         help="AUBC differences up to this count as a tie (default: 0.001)")
     return parser
@@ -551,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = load_runs(args.run_dirs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # printed below, once, as plain lines
-            comparison = compare_runs(runs, metric=args.metric, tolerance=args.tolerance)
+            comparison = compare_runs(runs, metric=args.metric, tolerance=args.tolerance, x=args.x)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

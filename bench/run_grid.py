@@ -184,7 +184,7 @@ def results_table(results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def compare_grid(run_dirs: Sequence[Path], out_prefix: str | Path, metric: str = "accuracy"
+def compare_grid(run_dirs: Sequence[Path], out_prefix: str | Path, metric: str | None = None
                  ) -> tuple[Comparison, dict[str, Path]]:
     """Compare the finished runs and write ``out_prefix.md/.csv/.png``.
 
@@ -245,7 +245,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default="runs/grid", help="passed to every run")
     parser.add_argument("--compare-output", default=None, metavar="PREFIX",
                         help="comparison files PREFIX.md/.csv/.png (default: <output-dir>/comparison)")
-    parser.add_argument("--metric", default="accuracy", help="metrics.csv column to compare")
+    parser.add_argument("--metric", default=None,
+                        help="metrics.csv column to compare (default: the runs' primary metric)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice)")
     return parser
@@ -270,7 +271,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     return args, extra
 
 
-def report(results: Sequence[RunResult], out_prefix: str | Path, metric: str
+def report(results: Sequence[RunResult], out_prefix: str | Path, metric: str | None
            ) -> tuple[Comparison | None, int]:
     """Print the run summary, write and print the comparison; returns it and the exit code."""
     done = [result for result in results if result.ok]
@@ -287,7 +288,7 @@ def report(results: Sequence[RunResult], out_prefix: str | Path, metric: str
         return None, 1
     for note in comparison.warnings:
         print(f"warning: {note}", file=sys.stderr)
-    print(f"\n## Comparison ({metric})\n")
+    print(f"\n## Comparison ({comparison.metric})\n")
     print(summary_table(comparison))
     print()
     for path in paths.values():
