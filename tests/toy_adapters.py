@@ -146,3 +146,93 @@ class ToyDenseAdapter(BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return f"image_{index:04d}"
+
+
+class ToyGroupedAdapter(ToyClassificationAdapter):
+    """Pose-like units: images holding 0..3 samples each (the samples are the blob crops).
+
+    The budget and ``pool.npz`` count images; an image's score pools its samples'.
+    """
+
+    name = "toy_grouped"
+
+    def __init__(self, n_images: int = 60, n_test: int = 40, num_classes: int = 3, seed: int = 5) -> None:
+        rng = np.random.default_rng(seed)
+        self.samples_per_image = rng.integers(0, 4, n_images)                  # 0..3 each
+        unit_of_sample = np.repeat(np.arange(n_images), self.samples_per_image)
+        super().__init__(n_train=len(unit_of_sample), n_test=n_test, num_classes=num_classes)
+        from active_learning.units import GroupedUnits
+
+        self.units = GroupedUnits(unit_of_sample, n_images, sample_label="person")
+
+    def selection_units(self):
+        return self.units
+
+    def item_name(self, index: int) -> str:
+        return f"image_{index:04d}.jpg"
+
+
+def quadrant_map(size: int = 8) -> np.ndarray:
+    """Four regions: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right."""
+    half = size // 2
+    region_map = np.zeros((size, size), dtype=np.int64)
+    region_map[:half, half:] = 1
+    region_map[half:, :half] = 2
+    region_map[half:, half:] = 3
+    return region_map
+
+
+def halves_map(size: int = 8) -> np.ndarray:
+    """Two regions: 0 the left half, 1 the right half."""
+    region_map = np.zeros((size, size), dtype=np.int64)
+    region_map[:, size // 2:] = 1
+    return region_map
+
+
+class PartialMaskDataset(torch.utils.data.Dataset):
+    """(image, mask) of the images with a labeled region; pixels of unlabeled regions are 255."""
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor, units, labeled_units: np.ndarray) -> None:
+        self.images, self.masks, self.units = images, masks, units
+        member = np.zeros(units.n_units, dtype=bool)
+        member[labeled_units] = True
+        self.member = member
+        self.image_indices = units.samples_of(labeled_units)               # images with a label
+
+    def __len__(self) -> int:
+        return len(self.image_indices)
+
+    def __getitem__(self, position: int):
+        image = int(self.image_indices[position])
+        keep = torch.from_numpy(self.units.labeled_mask(image, labeled=self.member))
+        mask = torch.where(keep, self.masks[image], torch.full_like(self.masks[image], 255))
+        return self.images[image], mask
+
+
+class ToyRegionAdapter(ToyDenseAdapter):
+    """Superpixel-like units: even images have 4 quadrant regions, odd ones 2 halves."""
+
+    name = "toy_regions"
+
+    def __init__(self, n_train: int = 40, n_test: int = 20) -> None:
+        super().__init__(n_train=n_train, n_test=n_test)
+        from active_learning.units import RegionUnits
+
+        self.maps = [quadrant_map() if index % 2 == 0 else halves_map() for index in range(n_train)]
+        self.units = RegionUnits.from_maps(self.maps)
+
+    def selection_units(self):
+        return self.units
+
+    def training_set(self, labeled_units):
+        images, masks = self.train_set.tensors
+        return PartialMaskDataset(images, masks, self.units, np.asarray(labeled_units))
+
+    def per_sample_loss(self, outputs, targets):
+        pixel_losses = nn.functional.cross_entropy(outputs, targets, reduction="none",
+                                                   ignore_index=255)            # [B, H, W], 0 at 255
+        labeled = (targets != 255).flatten(1).sum(dim=1)                         # [B]
+        return pixel_losses.flatten(1).sum(dim=1) / labeled.clamp_min(1)        # [B]
+
+    def item_name(self, index: int) -> str:
+        return f"city/image_{index:04d}_leftImg8bit.png"

@@ -1,0 +1,277 @@
+"""The loop with grouped and region units, mid-cycle resume, and what a run leaves on disk."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from active_learning import PoolState
+from active_learning.export import read_entropies_csv, read_metrics_csv
+from active_learning.loop import LoopConfig, run_active_learning
+from active_learning.superpixels import load_region_map
+from toy_adapters import ToyClassificationAdapter, ToyGroupedAdapter, ToyRegionAdapter
+
+
+def _config(strategy: str = "random", **overrides) -> LoopConfig:
+    values = dict(strategy=strategy, cycles=3, initial_size=10, budget=6, subset_size=0, epochs=2,
+                  batch_size=8, eval_batch_size=16, mc_samples=3, progress=False, seed=3)
+    values.update(overrides)
+    return LoopConfig(**values)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+# ---- grouped units (pose-like) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["random", "entropy", "bald", "loss_prediction", "coreset",
+                                      "discriminative"])
+def test_grouped_units_count_images_and_never_pick_an_empty_or_labeled_one(tmp_path, strategy):
+    adapter = ToyGroupedAdapter()
+    config = _config(strategy, dal_max_epochs=2, dal_sub_queries=2)
+    rows = run_active_learning(adapter, config, tmp_path, log=_quiet)
+    state = PoolState.load(tmp_path / "pool.npz")
+    assert len(state) == 60                                      # pool.npz counts images
+    sizes = adapter.samples_per_image
+    assert [row["n_labeled"] for row in rows] == [10, 16, 22]    # the budget counts images
+    for cycle, row in enumerate(rows):
+        labeled = state.labeled_up_to(cycle)
+        assert row["n_persons"] == sizes[labeled].sum()
+        assert (sizes[state.added_in(cycle + 1)] > 0).all()      # an image with no person: never
+        names = [name for name, _ in read_entropies_csv(tmp_path / "priorities" / f"cycle_{cycle:02d}.csv")]
+        assert sorted(names) == sorted(adapter.item_name(i) for i in state.added_in(cycle + 1))
+    assert (sizes[state.labeled_indices] > 0).all()
+
+
+def test_grouped_scores_pool_the_persons_of_each_image(tmp_path, monkeypatch):
+    from active_learning import selection
+
+    adapter = ToyGroupedAdapter()
+    config = _config("entropy", cycles=1, unit_reduction="sum")
+    seen = {}
+    original = selection.score_candidates
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen.update(result)
+        return result
+
+    monkeypatch.setattr(selection, "score_candidates", recording)
+    run_active_learning(adapter, config, tmp_path, log=_quiet)
+    # Every candidate image with persons got one pooled score; the chosen are the top 6 of them.
+    state = PoolState.load(tmp_path / "pool.npz")
+    candidates = np.flatnonzero((state.labeled_at != 0) & (adapter.samples_per_image > 0))
+    np.testing.assert_array_equal(seen["unit_ids"], candidates)
+    top = seen["unit_ids"][np.argsort(-seen["scores"], kind="stable")[:6]]
+    assert sorted(top) == sorted(state.added_in(1))
+
+
+def test_badge_is_refused_for_grouped_units_before_training(tmp_path):
+    with pytest.raises(ValueError, match="gradient embedding per image"):
+        run_active_learning(ToyGroupedAdapter(), _config("badge"), tmp_path / "run", log=_quiet)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- region units (superpixels) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["random", "entropy", "mc_entropy", "bald", "mc_variance",
+                                      "variation_ratio"])
+def test_region_units_label_superpixels_once_and_write_region_files(tmp_path, strategy):
+    adapter = ToyRegionAdapter()
+    config = _config(strategy, initial_size=12, budget=8)
+    rows = run_active_learning(adapter, config, tmp_path, log=_quiet)
+    units = adapter.units
+    state = PoolState.load(tmp_path / "pool.npz")
+    assert len(state) == units.n_units == 20 * 4 + 20 * 2
+    assert [row["n_labeled"] for row in rows] == [12, 20, 28]
+    for cycle, row in enumerate(rows):
+        labeled = state.labeled_up_to(cycle)
+        assert row["labeled_pixel_fraction"] == pytest.approx(units.region_pixels[labeled].sum() / (40 * 64))
+        assert row["n_images"] == len(np.unique(units.unit_image[labeled]))
+        chosen = state.added_in(cycle + 1)
+        images, regions = units.image_and_region(chosen)
+        with open(tmp_path / "regions" / f"cycle_{cycle:02d}.csv", newline="") as handle:
+            table = list(csv.reader(handle))
+        assert table[0] == ["name", "region_id", "score"]
+        assert sorted((name, int(region)) for name, region, _ in table[1:]) == sorted(
+            (adapter.item_name(int(i)), int(r)) for i, r in zip(images, regions))
+        scores = [float(score) for _, _, score in table[1:]]
+        assert scores == sorted(scores, reverse=True)
+        # The priority CSV names each touched image once, scored by the sum of its regions'.
+        priorities = dict(read_entropies_csv(tmp_path / "priorities" / f"cycle_{cycle:02d}.csv"))
+        assert set(priorities) == {adapter.item_name(int(i)) for i in images}
+        for name, value in priorities.items():
+            assert value == pytest.approx(sum(float(s) for n, _, s in table[1:] if n == name),
+                                          abs=5e-5)
+    for image in np.unique(units.unit_image[state.labeled_indices][state.labeled_at[state.labeled_indices] > 0]):
+        path = tmp_path / "regions" / "maps" / "city" / f"image_{image:04d}_leftImg8bit.png"
+        np.testing.assert_array_equal(load_region_map(path), adapter.maps[image])
+
+
+def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatch):
+    """The chosen superpixels are the top-k of per-region means of the per-pixel entropy."""
+    import torch
+
+    from active_learning import selection, uncertainty
+
+    adapter = ToyRegionAdapter()
+    config = _config("entropy", cycles=1, initial_size=12, budget=8)
+    captured = {}
+    original = selection.select_next
+
+    def recording(adapter_, model, loss_module, state, cycle, config_, device):
+        captured["model"] = model
+        captured["state"] = PoolState(state.labeled_at.copy())
+        return original(adapter_, model, loss_module, state, cycle, config_, device)
+
+    monkeypatch.setattr(selection, "select_next", recording)
+    monkeypatch.setattr("active_learning.loop.select_next", recording)
+    run_active_learning(adapter, config, tmp_path, log=_quiet)
+    model = captured["model"].eval()
+    images = adapter.pool_set.tensors[0]
+    with torch.inference_mode():
+        pixel = uncertainty.entropy(model(images).softmax(1), reduction="none").numpy()   # [N, H, W]
+    expected = np.concatenate([[pixel[i][adapter.maps[i] == r].mean() for r in range(adapter.maps[i].max() + 1)]
+                               for i in range(len(images))])
+    unlabeled = captured["state"].unlabeled_indices
+    best = unlabeled[np.argsort(-expected[unlabeled], kind="stable")[:8]]
+    assert sorted(PoolState.load(tmp_path / "pool.npz").added_in(1)) == sorted(best)
+
+
+@pytest.mark.parametrize("strategy, message", [("coreset", "scores whole images"),
+                                               ("loss_prediction", "scores whole images")])
+def test_image_level_strategies_are_refused_for_region_units(tmp_path, strategy, message):
+    with pytest.raises(ValueError, match=message):
+        run_active_learning(ToyRegionAdapter(), _config(strategy), tmp_path / "run", log=_quiet)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- crashes, resume, seeds ---------------------------------------------------------------
+
+
+class CrashingAdapter(ToyClassificationAdapter):
+    """Raises KeyboardInterrupt in the training epoch ``crash_epoch`` of ``crash_cycle``."""
+
+    def __init__(self, crash_cycle: int | None = None, crash_epoch: int = 0) -> None:
+        super().__init__()
+        self.crash_cycle, self.crash_epoch = crash_cycle, crash_epoch
+        self.cycle = -1
+        self.epochs_run: list[tuple[int, int]] = []
+
+    def build_model(self):
+        self.cycle += 1
+        return super().build_model()
+
+    def train_one_epoch(self, model, loss_module, loader, optimizer, *, epoch, config, device):
+        if (self.cycle, epoch) == (self.crash_cycle, self.crash_epoch):
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        self.epochs_run.append((self.cycle, epoch))
+        return super().train_one_epoch(model, loss_module, loader, optimizer, epoch=epoch,
+                                       config=config, device=device)
+
+
+@pytest.mark.parametrize("strategy", ["loss_prediction", "bald"])
+def test_resume_inside_a_cycle_ends_with_the_same_labeled_set(tmp_path, strategy):
+    config = _config(strategy, cycles=2, epochs=6, save_checkpoints=True, checkpoint_every=2,
+                     subset_size=40, budget=10, initial_size=20)
+    straight = CrashingAdapter()
+    straight_rows = run_active_learning(straight, config, tmp_path / "straight", log=_quiet)
+    expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
+
+    crashing = CrashingAdapter(crash_cycle=1, crash_epoch=5)
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(crashing, config, tmp_path / "resumed", log=_quiet)
+    assert (tmp_path / "resumed" / "checkpoints" / "in_progress.pt").exists()
+    resumed = CrashingAdapter()
+    resumed.cycle = 0  # the next build_model call is cycle 1's
+    messages = []
+    rows = run_active_learning(resumed, config, tmp_path / "resumed", log=messages.append)
+    assert any("resuming training at epoch 4" in message for message in messages)
+    assert resumed.epochs_run == [(1, 4), (1, 5)]                  # only the epochs left
+    np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
+    for key in ("accuracy", "train_loss"):
+        assert rows[1][key] == pytest.approx(straight_rows[1][key], rel=1e-5)
+    assert not (tmp_path / "resumed" / "checkpoints" / "in_progress.pt").exists()
+
+
+def test_an_in_cycle_checkpoint_of_another_protocol_is_ignored(tmp_path):
+    config = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(CrashingAdapter(crash_cycle=0, crash_epoch=3), config, tmp_path, log=_quiet)
+    messages = []
+    other = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1, lamda=0.5)
+    adapter = CrashingAdapter()
+    run_active_learning(adapter, other, tmp_path, log=messages.append)
+    assert any("belongs to another cycle or protocol" in message for message in messages)
+    assert adapter.epochs_run == [(0, e) for e in range(4)]
+
+
+def test_every_cycle_and_stage_draws_from_its_own_seed():
+    """A derivation that ignored the cycle would pass every resume test (all reruns agree)."""
+    from active_learning.config import derive_seed
+
+    seeds = [derive_seed(7, cycle, stage) for cycle in range(6) for stage in range(5)]
+    assert len(set(seeds)) == 30
+    assert derive_seed(7, 3, 2) == derive_seed(7, 3, 2) and derive_seed(8, 3, 2) != derive_seed(7, 3, 2)
+
+
+def test_a_crash_while_writing_the_priority_csv_is_redone_on_rerun(tmp_path, monkeypatch):
+    import active_learning.export as export
+
+    config = _config("entropy", cycles=3, subset_size=40)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight", log=_quiet)
+    expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
+
+    original = export.atomic_write_text
+
+    def dying(path, text):
+        if str(path).endswith("cycle_01.csv"):
+            original(str(path) + ".partial", text[: len(text) // 2])   # a torn write elsewhere
+            raise KeyboardInterrupt("killed while writing")
+        original(path, text)
+
+    monkeypatch.setattr(export, "atomic_write_text", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=_quiet)
+    assert not (tmp_path / "resumed" / "priorities" / "cycle_01.csv").exists()
+    assert PoolState.load(tmp_path / "resumed" / "pool.npz").finished_cycles == 1
+    monkeypatch.setattr(export, "atomic_write_text", original)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=_quiet)
+    assert len(read_entropies_csv(tmp_path / "resumed" / "priorities" / "cycle_01.csv")) == 6
+    np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
+
+
+def test_a_failed_rerun_leaves_the_args_json_of_the_files_beside_it(tmp_path):
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=_quiet)
+    crashing = ToyClassificationAdapter()
+    crashing.fail_in_cycle = 0  # the rerun's first evaluation (cycle 1) dies
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(crashing, _config("entropy", cycles=3), tmp_path, log=_quiet)
+    record = json.loads((tmp_path / "args.json").read_text())
+    assert record["loop"]["cycles"] == 1
+    assert record["metric"] == {"name": "accuracy", "higher_is_better": True}
+    assert record["units"]["kind"] == "samples"
+
+
+def test_cycles_that_would_exhaust_the_pool_are_refused_up_front(tmp_path):
+    # 120 items: 10 + 6 per cycle labels them all by cycle 19, so at most 20 cycles train on new labels.
+    with pytest.raises(ValueError, match="use at most 20 cycles"):
+        run_active_learning(ToyClassificationAdapter(), _config("random", cycles=21), tmp_path / "run",
+                            log=_quiet)
+    assert not (tmp_path / "run").exists()
+
+
+def test_loss_prediction_records_how_well_the_module_ranks(tmp_path):
+    rows = run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2),
+                               tmp_path, log=_quiet)
+    for row in rows:
+        assert 0.0 <= row["ranking_accuracy"] <= 1.0 and -1.0 <= row["kendall_tau"] <= 1.0
+    assert "ranking_accuracy" in read_metrics_csv(tmp_path / "metrics.csv")[0]
+    plain = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1),
+                                tmp_path / "plain", log=_quiet)
+    assert "ranking_accuracy" not in plain[0]
