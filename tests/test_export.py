@@ -194,3 +194,9 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old_mask)
     assert stat.S_IMODE((tmp_path / "p.csv").stat().st_mode) == 0o644
+
+
+def test_negative_zero_is_written_as_zero(tmp_path):
+    path = tmp_path / "p.csv"
+    write_entropies_csv(["a", "b"], [0, 1], [0.5, -0.0], path)
+    assert path.read_text().splitlines()[1:] == ["a,0.50000", "b,0.00000"]

@@ -375,3 +375,26 @@ def test_training_step_with_task_loss() -> None:
     assert torch.isfinite(total)
     assert wrapped.net.fc.weight.grad.abs().sum() > 0
     assert wrapped.loss_module.head.weight.grad.abs().sum() > 0
+
+
+def test_ranking_diagnostics_by_hand():
+    from active_learning.loss_prediction import ranking_diagnostics
+
+    true = [1.0, 2.0, 3.0, 4.0]
+    assert ranking_diagnostics([10, 20, 30, 40], true) == pytest.approx({"ranking_accuracy": 1.0, "kendall_tau": 1.0})
+    assert ranking_diagnostics([4, 3, 2, 1], true) == pytest.approx({"ranking_accuracy": 0.0, "kendall_tau": -1.0})
+    # Pairs (i<j): (0,1) ok, (0,2) ok, (0,3) ok, (1,2) wrong, (1,3) ok, (2,3) ok -> 5/6; tau = (5-1)/6.
+    result = ranking_diagnostics([1, 3, 2, 4], true)
+    assert result["ranking_accuracy"] == pytest.approx(5 / 6)
+    assert result["kendall_tau"] == pytest.approx(4 / 6)
+    # A tie in the prediction counts one half; pairs with equal true losses are not counted.
+    tied = ranking_diagnostics([1, 1, 2], [1.0, 2.0, 2.0])
+    assert tied["ranking_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_ranking_diagnostics_of_random_scores_are_near_chance():
+    from active_learning.loss_prediction import ranking_diagnostics
+
+    generator = torch.Generator().manual_seed(0)
+    result = ranking_diagnostics(torch.rand(3000, generator=generator), torch.rand(3000, generator=generator))
+    assert abs(result["ranking_accuracy"] - 0.5) < 0.02 and abs(result["kendall_tau"]) < 0.04

@@ -1,0 +1,157 @@
+"""The task adapter contract (DESIGN.md), checked on every adapter in the repository.
+
+Each adapter runs on a tiny model and a tiny batch: the feature maps match ``feature_info``,
+``per_sample_loss`` is ``[B]``, finite, and equals each sample's loss computed on its own (a
+batch mean broadcast to ``[B]`` would fail), the ranking loss's gradient reaches the loss module
+and the backbone, probabilities sum to one, embeddings are ``[B, D]``, and CSV names are unique.
+"""
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from active_learning.adapter import TaskAdapter
+from active_learning.loop import LoopConfig, run_active_learning
+from active_learning.loss_prediction import LossPredictionLoss, LossPredictionModule
+from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, ToyGroupedAdapter, ToyRegionAdapter
+
+
+def _classification():
+    from classification.data import load_classification_data
+    from classification.task import ClassificationTask
+
+    return ClassificationTask(load_classification_data("digits", None), width=2, dropout=0.2)
+
+
+ADAPTERS = {
+    "classification": _classification,
+    "toy_classification": ToyClassificationAdapter,
+    "toy_dense": ToyDenseAdapter,
+    "toy_grouped": ToyGroupedAdapter,
+    "toy_regions": ToyRegionAdapter,
+}
+
+
+def _batch(adapter, size: int = 6):
+    units = adapter.selection_units()
+    labeled = np.flatnonzero(units.selectable())[:size]
+    dataset = adapter.training_set(labeled)
+    loader = DataLoader(dataset, batch_size=size, collate_fn=getattr(adapter, "collate_fn", None))
+    return adapter.split_batch(next(iter(loader)), torch.device("cpu"))
+
+
+def _take(value, index: int):
+    """Sample ``index`` of a batch-first tensor, or of each tensor in a tuple / list / dict."""
+    if isinstance(value, torch.Tensor):
+        return value[index:index + 1]
+    if isinstance(value, (tuple, list)):
+        return type(value)(_take(item, index) for item in value)
+    if isinstance(value, dict):
+        return {key: _take(item, index) for key, item in value.items()}
+    raise TypeError(f"cannot take one sample of a {type(value).__name__}")
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def adapter(request):
+    torch.manual_seed(0)
+    return ADAPTERS[request.param]()
+
+
+def test_features_match_feature_info(adapter):
+    model = adapter.build_model().eval()
+    inputs, _ = _batch(adapter)
+    with torch.no_grad():
+        _, features = adapter.forward_intermediates(model, inputs)
+    assert len(features) == len(adapter.feature_info)
+    for feature, info in zip(features, adapter.feature_info):
+        assert feature.ndim == 4 and feature.shape[0] == len(inputs)
+        assert feature.shape[1] == info["channels"], info["name"]
+
+
+def test_per_sample_loss_is_each_samples_own_loss(adapter):
+    model = adapter.build_model().eval()
+    inputs, targets = _batch(adapter)
+    with torch.no_grad():
+        outputs, _ = adapter.forward_intermediates(model, inputs)
+        losses = adapter.per_sample_loss(outputs, targets)
+        assert losses.shape == (len(inputs),) and torch.isfinite(losses).all()
+        for index in range(len(inputs)):
+            alone, _ = adapter.forward_intermediates(model, _take(inputs, index))
+            own = adapter.per_sample_loss(alone, _take(targets, index))
+            torch.testing.assert_close(own, losses[index:index + 1], atol=1e-4, rtol=1e-4)
+    assert losses.std() > 0  # distinct samples, distinct losses: not one value broadcast
+
+
+def test_the_ranking_loss_reaches_the_loss_module_and_the_backbone(adapter):
+    model = adapter.build_model().train()
+    module = LossPredictionModule([info["channels"] for info in adapter.feature_info])
+    inputs, targets = _batch(adapter)
+    outputs, features = adapter.forward_intermediates(model, inputs)
+    losses = adapter.per_sample_loss(outputs, targets)
+    predicted = module(features)
+    assert predicted.shape == (len(inputs),)
+    LossPredictionLoss(margin=1.0)(predicted, losses).backward()
+    for name, parameter in module.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_probabilities_and_embeddings(adapter):
+    model = adapter.build_model().eval()
+    inputs, _ = _batch(adapter)
+    with torch.no_grad():
+        outputs, features = adapter.forward_intermediates(model, inputs)
+        probs = adapter.probabilities(outputs)
+        embedding = adapter.embedding(outputs, features)
+    assert probs.shape[0] == len(inputs) and torch.isfinite(probs).all()
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones_like(probs.sum(dim=1)), atol=1e-5, rtol=0)
+    assert embedding.ndim == 2 and embedding.shape[0] == len(inputs) and torch.isfinite(embedding).all()
+
+
+def test_names_are_unique(adapter):
+    units = adapter.selection_units()
+    count = units.n_samples if units.kind == "regions" else units.n_units   # the CSV names images
+    names = [adapter.item_name(index) for index in range(min(count, 500))]
+    assert len(set(names)) == len(names) and all(names)
+
+
+class _Recorder:
+    """Wraps an adapter and records which of its members the loop reads."""
+
+    def __init__(self, adapter) -> None:
+        self.__dict__["_adapter"] = adapter
+        self.__dict__["read"] = set()
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._adapter, name)
+
+
+def _protocol_members() -> set[str]:
+    members = set(typing.get_type_hints(TaskAdapter))
+    members |= {name for name, value in vars(TaskAdapter).items()
+                if callable(value) and not name.startswith("_")}
+    return members
+
+
+def test_the_protocol_lists_exactly_what_the_loop_calls(tmp_path):
+    read: set[str] = set()
+    for index, (factory, strategy) in enumerate([(ToyClassificationAdapter, "loss_prediction"),
+                                                 (ToyClassificationAdapter, "bald"),
+                                                 (ToyClassificationAdapter, "coreset"),
+                                                 (ToyRegionAdapter, "entropy")]):
+        recorder = _Recorder(factory())
+        config = LoopConfig(strategy=strategy, cycles=1, initial_size=20, budget=5, subset_size=0,
+                            epochs=1, batch_size=8, eval_batch_size=32, mc_samples=2, progress=False)
+        run_active_learning(recorder, config, tmp_path / str(index), log=lambda message: None)
+        read |= recorder.read
+    assert read == _protocol_members()
+
+
+def test_every_adapter_implements_the_protocol(adapter):
+    missing = [name for name in _protocol_members() if not hasattr(adapter, name)]
+    assert not missing

@@ -1,0 +1,81 @@
+"""The shared command line: devices, errors, Ctrl-C, exhaustion, and the newcomer's defaults."""
+from __future__ import annotations
+
+import pytest
+
+from active_learning import cli
+from classification.train import get_args_parser, main
+
+TINY = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16", "--cycles", "2",
+        "--initial-size", "40", "--images-per-cycle", "10", "--subset", "30", "--no-progress"]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("gpu", "is not a device"),
+    ("cuda:x", "is not a device"),
+    ("cuda", "CUDA is not available"),
+])
+def test_a_bad_device_is_one_message(name, message):
+    import torch
+
+    if torch.cuda.is_available() and name == "cuda":
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=message):
+        cli.resolve_device(name)
+    assert cli.resolve_device("cpu") == "cpu"
+
+
+def test_bad_device_from_the_command_line_exits_2_before_writing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--device", "gpu", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: --device 'gpu' is not a device")
+    assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_says_the_run_resumes_and_exits_130(tmp_path, monkeypatch, capsys):
+    from classification.task import ClassificationTask
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ClassificationTask, "evaluate", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: the finished cycles in" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+
+
+def test_cycles_that_exhaust_the_pool_are_refused_before_training(tmp_path, capsys):
+    # digits: 1,500 training images; 40 + 10 per cycle labels them all by cycle 146.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY[:-11], "--cycles", "200", "--initial-size", "40", "--images-per-cycle", "10",
+              "--subset", "30", "--no-progress", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "use at most 147 cycles" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_shows_the_real_defaults():
+    text = get_args_parser().format_help()
+    for flag, default in (("--epochs", "200"), ("--lr", "0.1"), ("--batch-size", "128"), ("--width", "64")):
+        entry = text[text.index("\n  " + flag + " ") + 3:]                 # the options section
+        entry = entry[:entry.index("\n  --")].replace("\n", " ")
+        assert f"(default: {default})" in " ".join(entry.split()), flag
+
+
+def test_boolean_flags_accept_false():
+    parser = get_args_parser()
+    assert cli.parse_args(parser, ["--use_active_learning=False"]).strategy == "random"
+    assert cli.parse_args(get_args_parser(), ["--use_active_learning"]).strategy == "loss_prediction"
+    assert cli.parse_args(get_args_parser(), ["--mc-dropout", "--use-variance-as-uncertainty"]).strategy == "mc_variance"
+
+
+def test_a_task_adds_its_own_aliases_and_defaults():
+    parser = cli.build_parser("seg", task="segmentation", defaults=dict(lamda=0.01, epochs=250),
+                              aliases={"entropy_superpixels": "mc_entropy"})
+    args = cli.parse_args(parser, ["--entropy_superpixels"])
+    assert (args.strategy, args.lamda, args.epochs, args.subset) == ("mc_entropy", 0.01, 250, 10000)
+    assert cli.run_folder(args, "cityscapes").parts[-4:] == ("segmentation", "cityscapes", "mc_entropy", "seed0")
