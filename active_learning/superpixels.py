@@ -18,26 +18,30 @@ from pathlib import Path
 import numpy as np
 
 
-def region_means(scores: np.ndarray, region_map: np.ndarray, n_regions: int | None = None) -> np.ndarray:
+def region_means(scores: np.ndarray, region_map: np.ndarray, n_regions: int | None = None,
+                 counts: np.ndarray | None = None) -> np.ndarray:
     """Mean of ``scores`` over the pixels of each region.
 
     Args:
         scores: float [H, W] per-pixel scores.
-        region_map: int [H, W] region ids 0..R-1, the same size.
+        region_map: int [H, W] region ids 0..R-1, the same size (``np.intp`` saves a cast).
         n_regions: R (default: max id + 1). A region with no pixel gets 0.
+        counts: int [R] pixels per region, when known (the map's own ``bincount``): saves
+            the second pass over the map.
 
     Returns:
         float64 [R] mean score of each region.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.asarray(scores)
     region_map = np.asarray(region_map)
     if scores.shape != region_map.shape:
         raise ValueError(f"score map {scores.shape} and region map {region_map.shape} differ in size")
     labels = region_map.ravel()
     n_regions = int(labels.max()) + 1 if n_regions is None else int(n_regions)
     sums = np.bincount(labels, weights=scores.ravel(), minlength=n_regions)[:n_regions]   # [R]
-    counts = np.bincount(labels, minlength=n_regions)[:n_regions]                          # [R]
-    return np.divide(sums, counts, out=np.zeros(n_regions), where=counts > 0)
+    if counts is None:
+        counts = np.bincount(labels, minlength=n_regions)[:n_regions]                      # [R]
+    return np.divide(sums, counts, out=np.zeros(n_regions), where=np.asarray(counts) > 0)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -185,9 +185,10 @@ class RegionUnits(SelectionUnits):
 
         unit_ids, pooled = [], []
         for image, score_map in zip(np.asarray(samples, dtype=np.int64), scores):
+            units = self.units_of_image(int(image))
             pooled.append(region_means(np.asarray(score_map), self.region_map(int(image)),
-                                       n_regions=int(self.offsets[image + 1] - self.offsets[image])))
-            unit_ids.append(self.units_of_image(int(image)))
+                                       n_regions=len(units), counts=self.region_pixels[units]))
+            unit_ids.append(units)
         return np.concatenate(unit_ids), np.concatenate(pooled)
 
     def unit_rows(self, samples, rows):
