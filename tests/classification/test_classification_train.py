@@ -219,3 +219,25 @@ def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
     run_dir = main(TINY + ["--initial-size", "33", "--strategy", "loss_prediction",
                            "--output-dir", str(tmp_path)])
     assert [row["n_labeled"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [33, 45]
+
+
+def test_a_run_folder_recorded_before_units_and_metrics_resumes(tmp_path, capsys):
+    """Runs made before args.json named its metric and units (and before the loop had
+    unit_reduction / checkpoint_every) resume unchanged and still compare on accuracy."""
+    import json
+
+    from active_learning.compare import compare_runs, load_runs
+
+    args = [*TINY[:TINY.index("--cycles")], *TINY[TINY.index("--cycles") + 2:], "--strategy", "margin",
+            "--output-dir", str(tmp_path)]
+    run_dir = main([*args, "--cycles", "1"])
+    record = json.loads((run_dir / "args.json").read_text())
+    for key in ("metric", "units", "adapter"):
+        del record[key]
+    for key in ("unit_reduction", "checkpoint_every", "reduction"):
+        del record["loop"][key]
+    (run_dir / "args.json").write_text(json.dumps(record))
+    main([*args, "--cycles", "2"])
+    assert "resuming" in capsys.readouterr().out
+    assert [row["cycle"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [0, 1]
+    assert compare_runs(load_runs(run_dir)).metric == "accuracy"
