@@ -87,11 +87,17 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
     if presets:
         parser.add_argument("--preset", choices=sorted(presets), default=None,
                             help="a named protocol; explicit flags override its values")
+    _add_strategy_flags(parser.add_argument_group("strategy"), values, aliases or {})
+    _add_cycle_flags(parser.add_argument_group("cycles"), values)
+    _add_training_flags(parser.add_argument_group("training"), values)
+    _add_run_flags(parser.add_argument_group("run"), task)
+    return parser
 
-    strategy = parser.add_argument_group("strategy")
+
+def _add_strategy_flags(strategy: Any, values: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
     strategy.add_argument("--strategy", default=None,
                           help=f"one of: {', '.join(list_strategies())} (default: random)")
-    for flag, target in {**STRATEGY_ALIASES, **(aliases or {})}.items():
+    for flag, target in {**STRATEGY_ALIASES, **aliases}.items():
         add_bool_flag(strategy, f"--{flag}", help=f"original flag: --strategy {target}")
     add_bool_flag(strategy, "--mc-dropout", help="original flag: --strategy mc_entropy")
     add_bool_flag(strategy, "--use-variance-as-uncertainty",
@@ -114,7 +120,8 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
                           help="discriminative: spend each cycle's budget in K rounds, each with a "
                                "fresh discriminator (default: 10)")
 
-    cycles = parser.add_argument_group("cycles")
+
+def _add_cycle_flags(cycles: Any, values: Mapping[str, Any]) -> None:
     cycles.add_argument("--cycles", type=int, default=values["cycles"],
                         help="labeling cycles to simulate (exactly 1 with --unlabeled-dir)")
     cycles.add_argument("--initial-size", "--initial-labeled", dest="initial_size", type=int,
@@ -127,7 +134,8 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
                         help="unlabeled units scored per cycle (default: 10 x --images-per-cycle, "
                              "10,000 in Learning Loss; 0 = all; 0 with --unlabeled-dir)")
 
-    training = parser.add_argument_group("training")
+
+def _add_training_flags(training: Any, values: Mapping[str, Any]) -> None:
     training.add_argument("--epochs", type=int, default=values["epochs"], help="epochs per cycle")
     training.add_argument("--batch-size", type=int, default=values["batch_size"], help="training batch size")
     training.add_argument("--eval-batch-size", type=int, default=values["eval_batch_size"],
@@ -136,7 +144,8 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
     training.add_argument("--momentum", type=float, default=values["momentum"], help="SGD momentum")
     training.add_argument("--weight-decay", type=float, default=values["weight_decay"], help="SGD weight decay")
 
-    run = parser.add_argument_group("run")
+
+def _add_run_flags(run: Any, task: str) -> None:
     run.add_argument("--seed", type=int, default=0, help="seeds the initial set, the model and every choice")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--workers", type=int, default=0, help="data loader worker processes")
@@ -157,7 +166,6 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
                      help="with --save-checkpoints: epochs between in-cycle checkpoints "
                           "(0 = a tenth of --epochs)")
     add_bool_flag(run, "--no-progress", help="no progress bars")
-    return parser
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -197,3 +197,15 @@ def test_bad_unlabeled_folder_fails_before_anything_is_written(folders, unlabele
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_labeled_files_of_the_same_name_in_two_class_folders_are_fine(folders):
+    """Labeled names never reach the CSV: only the unlabeled ones must be unique."""
+    tmp_path, paths = folders
+    rng = np.random.default_rng(3)
+    _save(tmp_path / "pets" / "train" / "cats" / "img_001.png", 40, rng)
+    _save(tmp_path / "pets" / "train" / "dogs" / "img_001.png", 200, rng)
+    with pytest.warns(CorruptImageWarning, match="broken.png"):
+        run_dir = main(_args(tmp_path, "--strategy", "entropy", "--images-per-cycle", "9"))
+    names = _check_csv(run_dir / "priorities" / "cycle_00.csv", 9, [path.name for path in paths])
+    assert "img_001.png" not in names
