@@ -7,6 +7,7 @@ task writes ``build_model``, ``build_optimizer``, ``forward_intermediates``, ``p
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
@@ -51,6 +52,7 @@ class TaskAdapter(Protocol):
                         device: torch.device) -> dict[str, float]: ...
     def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None: ...
 
 
 class BaseTaskAdapter:
@@ -100,6 +102,9 @@ class BaseTaskAdapter:
 
     def item_name(self, index: int) -> str:
         return f"{index:06d}"
+
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None:
+        """Write a picture of the chosen units (best first, int64 [K]) to ``path``; none by default."""
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,

@@ -28,6 +28,9 @@ STRATEGY_ALIASES = {
     "use_discriminative_al": "discriminative",
 }
 
+# --use-variance-as-uncertainty turns an entropy strategy into its variance twin.
+VARIANCE_OF = {"mc_entropy": "mc_variance", "mc_entropy_superpixels": "mc_variance_superpixels"}
+
 # Rank mode (--unlabeled-dir): one cycle, every unlabeled image scored, the labeled set is all
 # the labeled data. Applied as defaults over a preset's, so explicit flags still win (and are checked).
 RANK_DEFAULTS = dict(cycles=1, subset=0, initial_size=None)
@@ -98,10 +101,13 @@ def _add_strategy_flags(strategy: Any, values: Mapping[str, Any], aliases: Mappi
     strategy.add_argument("--strategy", default=None,
                           help=f"one of: {', '.join(list_strategies())} (default: random)")
     for flag, target in {**STRATEGY_ALIASES, **aliases}.items():
-        add_bool_flag(strategy, f"--{flag}", help=f"original flag: --strategy {target}")
-    add_bool_flag(strategy, "--mc-dropout", help="original flag: --strategy mc_entropy")
+        # Both spellings: the original project wrote some flags with _, others with -.
+        spellings = dict.fromkeys((f"--{flag}", f"--{flag.replace('_', '-')}"))
+        add_bool_flag(strategy, *spellings, help=f"original flag: --strategy {target}")
+    add_bool_flag(strategy, "--mc-dropout",
+                  help="original flag: an MC-dropout strategy (alone: --strategy mc_entropy)")
     add_bool_flag(strategy, "--use-variance-as-uncertainty",
-                  help="with --mc-dropout: --strategy mc_variance")
+                  help="with --mc-dropout: the variance instead of the entropy (mc_variance)")
     strategy.add_argument("--mc-samples", type=int, default=values["mc_samples"], help="MC-dropout passes T")
     strategy.add_argument("--lamda", "--lambda", dest="lamda", type=float, default=values["lamda"],
                           help="weight of the loss-prediction ranking loss")
@@ -148,7 +154,7 @@ def _add_training_flags(training: Any, values: Mapping[str, Any]) -> None:
 def _add_run_flags(run: Any, task: str) -> None:
     run.add_argument("--seed", type=int, default=0, help="seeds the initial set, the model and every choice")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    run.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    run.add_argument("--workers", "-j", type=int, default=0, help="data loader worker processes")
     run.add_argument("--threads", type=int, default=0,
                      help="torch CPU threads (0 = torch's default); small models on a small or "
                           "busy CPU run faster with 1")
@@ -184,29 +190,49 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
                      f"{args._after_labeling}")
     if args.unlabeled_dir is not None and args.initial_size is not None:
         parser.error("--initial-size does not apply with --unlabeled-dir: every labeled image is used")
+    args.subset_given = args.subset is not None  # a task whose units differ resolves it itself
     if args.subset is None:  # resolved here so that args.json records the value the run used
         args.subset = 10 * args.images_per_cycle
     return args
 
 
 def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
-    """One strategy from ``--strategy`` and the original flags; contradictions are errors."""
+    """One strategy from ``--strategy`` and the original flags; contradictions are errors.
+
+    ``--mc-dropout`` asks for an MC-dropout strategy: alone it is ``mc_entropy``; with a flag
+    that names one (``--entropy-superpixels``, ``--choose-images-with-highest-uncertainty``) it
+    agrees; with a strategy that samples no dropout it is a contradiction.
+    ``--use-variance-as-uncertainty`` (with ``--mc-dropout``) swaps entropy for variance.
+    """
     requested = {f"--{flag}": target for flag, target in args._aliases.items() if getattr(args, flag)}
-    if args.mc_dropout:
-        requested["--mc-dropout"] = "mc_variance" if args.use_variance_as_uncertainty else "mc_entropy"
-    elif args.use_variance_as_uncertainty:
-        parser.error("--use-variance-as-uncertainty needs --mc-dropout")
     if args.strategy is not None:
         try:
             get_strategy(args.strategy)
         except ValueError as error:
             parser.error(str(error))
         requested["--strategy"] = args.strategy
+    if args.use_variance_as_uncertainty:
+        if not args.mc_dropout:
+            parser.error("--use-variance-as-uncertainty needs --mc-dropout")
+        requested = {flag: VARIANCE_OF.get(target, target) for flag, target in requested.items()}
+    if args.mc_dropout:
+        if not requested:
+            requested["--mc-dropout"] = "mc_variance" if args.use_variance_as_uncertainty else "mc_entropy"
+        for flag, target in list(requested.items()):
+            if not needs_mc_dropout(target):
+                requested["--mc-dropout"] = "an MC-dropout strategy"
     chosen = set(requested.values())
     if len(chosen) > 1:
         parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
                                                          for flag, target in requested.items()))
     return chosen.pop() if chosen else "random"
+
+
+def require(checks: Sequence[tuple[bool, str]]) -> None:
+    """Raise ValueError with the message of the first check that failed."""
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
 
 
 def check_common_args(args: argparse.Namespace, n_units: int, unit: str = "images") -> None:
@@ -217,9 +243,7 @@ def check_common_args(args: argparse.Namespace, n_units: int, unit: str = "image
         (args.weight_decay >= 0, f"--weight-decay must be >= 0, got {args.weight_decay}"),
         (args.threads >= 0, f"--threads must be >= 0, got {args.threads}"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    require(checks)
     if args.initial_size >= n_units:
         raise ValueError(f"--initial-size {args.initial_size} leaves nothing to select from a pool "
                          f"of {n_units} {unit}")

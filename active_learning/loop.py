@@ -13,6 +13,7 @@ A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
     priorities/cycle_XX.csv   images selected after training in cycle XX (labeled from XX+1)
     regions/cycle_XX.csv      region units: name,region_id,score of the chosen superpixels
     regions/maps/<name>.png   region units: the 16-bit region map of each image named there
+    selections/cycle_XX.png   a picture of what was chosen (tasks that draw one)
     learning_curve.png
     checkpoints/cycle_XX.pt   with save_checkpoints; and checkpoints/in_progress.pt mid-cycle
 
@@ -240,7 +241,11 @@ def _run_cycle(run: _Run, cycle: int) -> None:
            "select_seconds": select_seconds,
            "seconds": train_seconds + eval_seconds + select_seconds}
     _commit(run, cycle, row)
-    summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+    # The primary metric first; a long tail (per-class IoUs) stays in metrics.csv.
+    shown = [run.adapter.primary_metric] + [key for key in metrics if key != run.adapter.primary_metric]
+    summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in shown[:6] if key in metrics)
+    if len(shown) > 6:
+        summary += f" (+{len(shown) - 6} more in metrics.csv)"
     run.log(f"cycle {cycle}: {len(labeled)} labeled, {summary}, {row['seconds']:.1f} s")
 
 
@@ -379,6 +384,7 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
     _write_selection(run, cycle, indices, scores)
+    run.adapter.draw_selection(indices, scores, run.run_dir / "selections" / f"cycle_{cycle:02d}.png")
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
 

@@ -43,6 +43,9 @@ def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config:
 
 def check_strategy_fits_units(strategy: Strategy, units: SelectionUnits) -> None:
     """Refuse, before any training, a strategy the units cannot pool (one clear message)."""
+    if strategy.region_level and units.kind != "regions":
+        raise ValueError(f"strategy {strategy.name!r} selects superpixels; this task selects whole "
+                         f"{'images' if units.kind != 'grouped' else 'images of samples'}")
     if units.kind == "regions":
         pixel_level = not strategy.needs or (not strategy.is_set_strategy
                                              and strategy.needs <= {PROBS, MC_PROBS})
@@ -142,9 +145,26 @@ def draw_candidates(units: SelectionUnits, state: PoolState, cycle: int,
     budget = clip_budget(config.budget, len(unlabeled))
     subset_size = config.resolved_subset_size()
     rng = np.random.default_rng(derive_seed(config.seed, cycle, STAGE_SUBSET))
-    if subset_size and subset_size < len(unlabeled):
-        return np.sort(rng.choice(unlabeled, size=subset_size, replace=False)), budget
-    return unlabeled, budget
+    if not subset_size or subset_size >= len(unlabeled):
+        return unlabeled, budget
+    if units.kind == "regions":
+        return _draw_whole_images(units, unlabeled, subset_size, rng), budget
+    return np.sort(rng.choice(unlabeled, size=subset_size, replace=False)), budget
+
+
+def _draw_whole_images(units: SelectionUnits, unlabeled: np.ndarray, subset_size: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Region units: every unlabeled region of random images, until ``subset_size`` regions.
+
+    Scoring costs a forward pass per image, whatever number of its regions are candidates, and
+    training costs a pass per image with any labeled region: drawing regions one by one would
+    touch nearly every image of the pool for both.
+    """
+    images = units.unit_image[unlabeled]                                 # [U]
+    order = rng.permutation(np.unique(images))
+    per_image = np.bincount(images, minlength=units.n_samples)[order]     # unlabeled regions
+    taken = order[: int(np.searchsorted(np.cumsum(per_image), subset_size)) + 1]
+    return unlabeled[np.isin(images, taken)]
 
 
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,

@@ -46,6 +46,8 @@ class Strategy:
         mc_statistics: for MC strategies, the running statistics ``score_batch`` reads from an
             ``MCStatistics`` (see ``mc_statistics.py``): the loop then streams the T passes
             instead of holding ``[T, B, C, *dense]``. Empty: the loop passes the full samples.
+        region_level: selects superpixels (region units) rather than whole images; the same
+            scores, pooled per region (segmentation's ``*_superpixels`` strategies).
     """
 
     name: str
@@ -57,6 +59,7 @@ class Strategy:
     needs_labeled_embeddings: bool = False
     options: frozenset[str] = frozenset()
     mc_statistics: frozenset[str] = frozenset()
+    region_level: bool = False
 
     @property
     def is_set_strategy(self) -> bool:
@@ -170,6 +173,15 @@ def _build_registry() -> None:
         register_strategy(Strategy(name, frozenset({MC_PROBS}), description,
                                    score_batch=_probability_score(function, MC_PROBS),
                                    mc_statistics=frozenset(statistics)))
+    # Superpixel variants: the same scores, for region units (one unit per superpixel).
+    register_strategy(Strategy("random_superpixels", frozenset(), "uniformly random superpixels",
+                               region_level=True))
+    for name in ("mc_entropy", "mc_variance", "bald"):
+        base = _REGISTRY[name]
+        register_strategy(Strategy(f"{name}_superpixels", base.needs,
+                                   f"{base.description}, averaged over each superpixel",
+                                   score_batch=base.score_batch, mc_statistics=base.mc_statistics,
+                                   region_level=True))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
                                score_batch=_loss_prediction_score, trains_loss_module=True))

@@ -107,9 +107,7 @@ def check_args(args: argparse.Namespace, pool_size: int) -> None:
         (0.0 <= args.dropout < 1.0, f"--dropout must be in [0, 1), got {args.dropout}"),
         (all(m >= 1 for m in args.milestones), f"--milestones must be epochs >= 1, got {args.milestones}"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    cli.require(checks)
     if cli.needs_mc_dropout(args.strategy) and args.dropout <= 0:
         raise ValueError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0 "
                          "(e.g. --dropout 0.3)")

@@ -1,0 +1,159 @@
+"""DRN-D-22 for semantic segmentation (Yu, Koltun & Funkhouser, "Dilated Residual Networks", 2017).
+
+Layout of DRN-D-22 (facts from the paper and fyu/drn; the code here is written for this project):
+
+======  ========  ===============  ======  ========  =========================================
+stage   channels  blocks           stride  dilation  kind
+======  ========  ===============  ======  ========  =========================================
+0       16        7x7 conv         1       1         conv-BN-ReLU
+1       16        1 conv           1       1         conv-BN-ReLU (no residual)
+2       32        1 conv           2       1         conv-BN-ReLU (no residual)
+3       64        2 basic blocks   2       1         residual
+4       128       2 basic blocks   2       1         residual
+5       256       2 basic blocks   1       2         residual (first block dilates 1 then 2)
+6       512       2 basic blocks   1       4         residual (first block dilates 2 then 4)
+7       512       1 conv           1       2         conv-BN-ReLU (no residual: removes gridding)
+8       512       1 conv           1       1         conv-BN-ReLU (no residual)
+======  ========  ===============  ======  ========  =========================================
+
+Output stride 8; a 1x1 classifier maps the 512 channels to the classes and bilinear upsampling
+restores the input size. ``width`` scales every stage's channels (1.0 = the reference) for CPU
+presets. Dropout (p = 0.5 by default) sits after the residual stages 3-6, as the original
+project put it, or only before the classifier (``dropout_at="classifier"``): then everything
+up to the classifier is deterministic and MC-dropout sampling runs it once per batch instead of
+T times. Dropout is active only while MC sampling (``active_learning.mc_dropout``) or training,
+never in validation.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STAGE_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
+STAGE_STRIDES = (1, 2, 4, 8, 8, 8, 8, 8)          # cumulative stride after each stage (0 excluded)
+DROPOUT_PLACES = ("stages", "classifier", "none")
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
+                  dilation: int = 1) -> nn.Sequential:
+    padding = dilation * (kernel - 1) // 2
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (dilations ``d1``, ``d2``) with an identity or 1x1 projection shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 dilations: tuple[int, int] = (1, 1)) -> None:
+        super().__init__()
+        d1, d2 = dilations
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, d1, d1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, d2, d2, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + identity, inplace=True)
+
+
+def _residual_stage(in_channels: int, out_channels: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
+    # A dilated stage enters at half its dilation (1 for dilation 2), as DRN does, so the
+    # receptive field grows smoothly from the previous stage.
+    first = (1, 1) if dilation == 1 else (dilation // 2, dilation)
+    layers = [BasicBlock(in_channels, out_channels, stride, first)]
+    layers += [BasicBlock(out_channels, out_channels, 1, (dilation, dilation)) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+class DRNSegmentation(nn.Module):
+    """DRN-D-22 with a 1x1 classifier and bilinear upsampling: [B, 3, H, W] -> logits [B, K, H, W].
+
+    Args:
+        num_classes: K.
+        width: channel multiplier (1.0 = 16 ... 512 channels).
+        dropout: p of the dropout layers (0 = none).
+        dropout_at: "stages" (after residual stages 3-6, the original's placement),
+            "classifier" (only before the 1x1 classifier) or "none".
+    """
+
+    def __init__(self, num_classes: int = 19, width: float = 1.0, dropout: float = 0.5,
+                 dropout_at: str = "stages") -> None:
+        super().__init__()
+        if dropout_at not in DROPOUT_PLACES:
+            raise ValueError(f"dropout_at must be one of {DROPOUT_PLACES}, got {dropout_at!r}")
+        channels = [max(1, round(c * width)) for c in STAGE_CHANNELS]
+        self.channels = channels
+        p = dropout if dropout_at != "none" else 0.0
+        after_stage = p if dropout_at == "stages" else 0.0
+
+        def drop(rate: float) -> nn.Module:
+            return nn.Dropout2d(rate) if rate > 0 else nn.Identity()
+
+        self.stage0 = _conv_bn_relu(3, channels[0], kernel=7)
+        self.stage1 = _conv_bn_relu(channels[0], channels[0])
+        self.stage2 = _conv_bn_relu(channels[0], channels[1], stride=2)
+        self.stage3 = nn.Sequential(_residual_stage(channels[1], channels[2], 2, 2, 1), drop(after_stage))
+        self.stage4 = nn.Sequential(_residual_stage(channels[2], channels[3], 2, 2, 1), drop(after_stage))
+        self.stage5 = nn.Sequential(_residual_stage(channels[3], channels[4], 2, 1, 2), drop(after_stage))
+        self.stage6 = nn.Sequential(_residual_stage(channels[4], channels[5], 2, 1, 4), drop(after_stage))
+        self.stage7 = _conv_bn_relu(channels[5], channels[6], dilation=2)
+        self.stage8 = _conv_bn_relu(channels[6], channels[7])
+        self.head_dropout = drop(p if dropout_at == "classifier" else 0.0)
+        self.classifier = nn.Conv2d(channels[7], num_classes, 1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def stages(self) -> Sequence[nn.Module]:
+        return (self.stage1, self.stage2, self.stage3, self.stage4, self.stage5, self.stage6,
+                self.stage7, self.stage8)
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits [B, K, H, W] and the eight stage outputs (strides 1, 2, 4, 8, 8, 8, 8, 8)."""
+        size = x.shape[-2:]
+        x = self.stage0(x)
+        features = []
+        for stage in self.stages():
+            x = stage(x)
+            features.append(x)
+        logits = self.classifier(self.head_dropout(x))                          # [B, K, H/8, W/8]
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False), features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_intermediates(x)[0]
+
+
+def feature_info(width: float = 1.0) -> list[dict]:
+    """The loss-prediction taps: the eight stage outputs (name, channels, stride)."""
+    return [{"name": f"stage{index + 1}", "channels": max(1, round(c * width)), "stride": stride}
+            for index, (c, stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES))]
+
+
+def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
+                weights_path: str | None = None) -> DRNSegmentation:
+    """DRN-D-22, optionally loading a local state_dict (``--resume`` / ``--pretrained`` files)."""
+    model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at)
+    if weights_path:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state:
+            state = state["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(f"weights {weights_path} do not fit DRN-D-22 with width {width} and "
+                             f"{num_classes} classes: {str(error).splitlines()[0]}") from None
+    return model

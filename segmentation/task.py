@@ -1,0 +1,259 @@
+"""The segmentation task adapter: DRN-D-22 on Cityscapes-format data, image or superpixel units.
+
+Image mode (``superpixels=False``): unit = image, trained on its full mask.
+Superpixel mode: unit = one superpixel of one image (``active_learning.units.RegionUnits``); the
+initial set is every superpixel of ``initial_images`` random images; a chosen superpixel is
+labeled by every object instance overlapping it, taken whole, and by its own stuff pixels
+(``data.superpixel_labels``); the rest of the image stays 255 and is ignored by the loss.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from active_learning.adapter import BaseTaskAdapter
+from active_learning.superpixels import load_region_map, save_region_map, superpixels
+from active_learning.units import RegionUnits, SelectionUnits
+
+from .data import (IGNORE, DataError, SegmentationSample, joint_augment, normalize, read_image,
+                   read_instances, read_label, superpixel_labels)
+from .model import build_model, feature_info
+
+
+class SegmentationSet(Dataset):
+    """(image float32 [3, H, W], train ids int64 [H, W]) of some samples.
+
+    ``masks`` (optional) replaces a sample's mask by a callable ``sample index -> mask`` (the
+    partial masks of superpixel mode); ``augment`` applies the joint random scale / crop / flip.
+    """
+
+    def __init__(self, task: "SegmentationTask", indices: Sequence[int], *, augment: bool = False,
+                 samples: Sequence[SegmentationSample] | None = None, masks=None) -> None:
+        self.task, self.indices, self.augment = task, list(indices), augment
+        self.samples = task.samples if samples is None else samples
+        self.masks = masks
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        index = self.indices[position]
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        if self.masks is not None:
+            mask = self.masks(index)
+        elif sample.label is None:  # an unlabeled image (rank mode): nothing to learn from
+            mask = np.full(image.shape[:2], IGNORE, dtype=np.int64)
+        else:
+            mask = read_label(sample, self.task.data_format, image.shape[:2], self.task.num_classes)
+        tensor, target = normalize(image, self.task.mean, self.task.std), torch.from_numpy(mask)
+        if self.augment:
+            tensor, target = joint_augment(tensor, target, self.task.crop_size, self.task.random_scale)
+        return tensor, target
+
+
+class ImageUnits(SelectionUnits):
+    """One unit per image, with the labeled pixel fraction as the cost (comparable with regions)."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        super().__init__(len(pixels))
+        self.pixels = np.asarray(pixels, dtype=np.int64)
+
+    def cost(self, labeled_units):
+        labeled = np.asarray(labeled_units, dtype=np.int64)
+        fraction = float(self.pixels[labeled].sum() / self.pixels.sum())
+        return {"n_images": len(labeled), "labeled_pixel_fraction": fraction}
+
+
+class SuperpixelUnits(RegionUnits):
+    """Region units whose cost counts the pixels really labeled (instances taken whole)."""
+
+    def __init__(self, task: "SegmentationTask", region_pixels: list[np.ndarray]) -> None:
+        super().__init__(region_pixels, task.region_map)
+        self.task = task
+        self._annotated: int | None = None
+
+    def cost(self, labeled_units):
+        cost = super().cost(labeled_units)
+        member = np.zeros(self.n_units, dtype=bool)
+        member[np.asarray(labeled_units, dtype=np.int64)] = True
+        labeled = sum(int((self.task.partial_mask(int(image), member) != IGNORE).sum())
+                      for image in self.samples_of(labeled_units))
+        if self._annotated is None:  # pixels with a class in the full masks: the fraction's whole
+            self._annotated = sum(int((self.task.full_mask(i) != IGNORE).sum()) for i in range(self.n_samples))
+        return {"n_images": cost["n_images"],
+                "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],
+                "labeled_pixel_fraction": labeled / max(self._annotated, 1)}
+
+
+class SegmentationTask(BaseTaskAdapter):
+    """Adapter for semantic segmentation (see ``active_learning.adapter.TaskAdapter``).
+
+    Args:
+        samples: the pool (training split, plus unlabeled images in rank mode).
+        test_samples: the evaluation split.
+        data_format: "cityscapes" or "folder".
+        superpixels: superpixel units instead of image units.
+        superpixel_method / superpixels_per_image: how region maps are made (watershed, ~100).
+        cache_dir: where region maps are kept between runs.
+    """
+
+    name = "segmentation"
+    primary_metric = "mIoU"
+
+    def __init__(self, samples: Sequence[SegmentationSample], test_samples: Sequence[SegmentationSample],
+                 *, data_format: str, num_classes: int, class_names: Sequence[str], mean: Sequence[float],
+                 std: Sequence[float], width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
+                 crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
+                 momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step", step: int = 100,
+                 superpixels: bool = False, superpixel_method: str = "watershed",
+                 superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
+                 weights_path: str | None = None, progress: bool = True) -> None:
+        self.samples, self.test_samples = list(samples), list(test_samples)
+        self.data_format, self.num_classes, self.class_names = data_format, num_classes, list(class_names)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.width, self.dropout, self.dropout_at = width, dropout, dropout_at
+        self.crop_size, self.random_scale = crop_size or None, random_scale
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.lr_mode, self.step = lr_mode, step
+        self.superpixels = superpixels
+        self.superpixel_method, self.superpixels_per_image = superpixel_method, superpixels_per_image
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.weights_path, self.progress = weights_path, progress
+        self.feature_info = feature_info(width)
+        self.pool_set = SegmentationSet(self, range(len(self.samples)))
+        self.test_set = SegmentationSet(self, range(len(self.test_samples)), samples=self.test_samples)
+        self.image_sizes = [self._size(sample) for sample in self.samples]
+        self._units: SelectionUnits | None = None
+
+    # ---- data --------------------------------------------------------------------------
+
+    @staticmethod
+    def _size(sample: SegmentationSample) -> tuple[int, int]:
+        from PIL import Image
+
+        try:
+            with Image.open(sample.image) as image:
+                return image.height, image.width
+        except Exception as error:
+            raise DataError(f"cannot read image {sample.image}: {error}") from None
+
+    def full_mask(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
+        if sample.label is None:
+            return np.full(self.image_sizes[index], IGNORE, dtype=np.int64)
+        return read_label(sample, self.data_format, self.image_sizes[index], self.num_classes)
+
+    def partial_mask(self, index: int, labeled: np.ndarray) -> np.ndarray:
+        """Train ids of image ``index`` where its labeled superpixels reach, 255 elsewhere."""
+        units = self.selection_units()
+        pixels = units.labeled_mask(index, labeled=labeled)
+        if pixels.all():
+            return self.full_mask(index)
+        instances = read_instances(self.samples[index], self.image_sizes[index])
+        first = 1000 if self.data_format == "cityscapes" else 1
+        return superpixel_labels(self.full_mask(index), pixels, instances, first_instance_id=first)
+
+    def selection_units(self) -> SelectionUnits:
+        if self._units is None:
+            if self.superpixels:
+                pixels = [np.bincount(self.region_map(index).ravel()) for index in
+                          self._progress(range(len(self.samples)), "superpixels")]
+                self._units = SuperpixelUnits(self, pixels)
+            else:
+                self._units = ImageUnits(np.array([h * w for h, w in self.image_sizes]))
+        return self._units
+
+    def _progress(self, iterable: Iterable, description: str) -> Iterable:
+        if not self.progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=description, leave=False, dynamic_ncols=True)
+
+    @lru_cache(maxsize=64)
+    def region_map(self, index: int) -> np.ndarray:
+        """int [H, W] superpixels of pool image ``index`` (cached on disk under ``cache_dir``)."""
+        path = None
+        if self.cache_dir is not None:
+            path = (self.cache_dir / f"{self.superpixel_method}_{self.superpixels_per_image}"
+                    / Path(self.samples[index].name).with_suffix(".png"))
+            if path.is_file():
+                region_map = load_region_map(path)
+                if region_map.shape == self.image_sizes[index]:
+                    return region_map.astype(np.intp)
+        region_map = superpixels(read_image(self.samples[index].image), method=self.superpixel_method,
+                                 n_segments=self.superpixels_per_image)
+        if path is not None:
+            save_region_map(region_map, path)
+        return region_map.astype(np.intp)
+
+    def training_set(self, labeled_units: np.ndarray) -> Dataset:
+        units = self.selection_units()
+        images = units.samples_of(labeled_units)
+        if not self.superpixels:
+            return SegmentationSet(self, images, augment=True)
+        member = np.zeros(units.n_units, dtype=bool)
+        member[np.asarray(labeled_units, dtype=np.int64)] = True
+        return SegmentationSet(self, images, augment=True,
+                               masks=lambda index: self.partial_mask(index, member))
+
+    def initial_units(self, n_images: int, seed: int) -> np.ndarray:
+        """Every superpixel of ``n_images`` random images (superpixel mode's initial set)."""
+        rng = np.random.default_rng([seed, 4242])
+        images = np.sort(rng.choice(len(self.samples), size=n_images, replace=False))
+        units = self.selection_units()
+        return np.concatenate([units.units_of_image(int(image)) for image in images])
+
+    # ---- model -------------------------------------------------------------------------
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.num_classes, width=self.width, dropout=self.dropout,
+                           dropout_at=self.dropout_at, weights_path=self.weights_path)
+
+    def build_optimizer(self, parameters, epochs: int):
+        """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""
+        optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
+                                    weight_decay=self.weight_decay)
+        if self.lr_mode == "poly":
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9)
+        else:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step, gamma=0.1)
+        return optimizer, scheduler
+
+    def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
+        return model.forward_intermediates(inputs)     # logits [B, K, H, W], 8 stage maps
+
+    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy averaged over each image's labeled pixels: [B]; 0 without any."""
+        pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE, reduction="none")   # [B, H, W]
+        labeled = (targets != IGNORE).flatten(1).sum(dim=1)                                # [B]
+        return pixel.flatten(1).sum(dim=1) / labeled.clamp_min(1)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+        """mIoU, per-class IoU and pixel accuracy from one confusion matrix (see ``metrics``)."""
+        from .metrics import confusion_matrix, scores_from_confusion
+
+        model.eval()
+        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        for inputs, targets in loader:
+            predictions = model(inputs.to(device)).argmax(dim=1).cpu()
+            confusion += confusion_matrix(predictions, targets, self.num_classes)
+        return scores_from_confusion(confusion, self.class_names)
+
+    def item_name(self, index: int) -> str:
+        return self.samples[index].name
+
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None:
+        from .overlay import draw_selection
+
+        draw_selection(self, units, scores, path)

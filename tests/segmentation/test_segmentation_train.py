@@ -1,0 +1,171 @@
+"""segmentation/train.py end to end on a tiny Cityscapes-format dataset the tests write."""
+from __future__ import annotations
+
+import csv
+import shlex
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from active_learning import PoolState
+from active_learning.export import read_entropies_csv, read_metrics_csv
+from segmentation.train import main, parse_args
+from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
+
+ORIGINAL_COMMANDS = [  # the original README's segmentation commands, as written
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100",
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100 --use-loss-prediction-al=True --lamda=0.01",
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100 --mc-dropout=True --choose-images-with-highest-uncertainty=True",
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100 --mc-dropout=True --choose-images-with-highest-uncertainty=True "
+    "--use-variance-as-uncertainty=True",
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100 --mc-dropout=True --entropy-superpixels=True",
+    "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
+    "--momentum 0.9 --step 100 --mc-dropout=True --entropy-superpixels=True --use-variance-as-uncertainty=True",
+]
+
+
+@pytest.mark.parametrize("command, strategy", list(zip(ORIGINAL_COMMANDS, [
+    "random", "loss_prediction", "mc_entropy", "mc_variance", "mc_entropy_superpixels",
+    "mc_variance_superpixels"])))
+def test_the_original_commands_parse(command, strategy):
+    args = parse_args(shlex.split(command))
+    assert args.strategy == strategy
+    assert (args.data_dir, args.classes, args.crop_size, args.arch) == ("datasets/cityscapes", 19, 896, "drn_d_22")
+    assert (args.batch_size, args.epochs, args.lr, args.momentum, args.step) == (4, 250, 0.01, 0.9, 100)
+    assert args.lamda == 0.01 and args.mc_samples == 10 and args.images_per_cycle == 150
+    assert args.superpixels == strategy.endswith("_superpixels")
+
+
+def test_other_original_flags():
+    assert parse_args(["--random-superpixels=True"]).strategy == "random_superpixels"
+    assert parse_args(["--choose_images_with_highest_loss"]).strategy == "loss_prediction"
+    assert parse_args(["-j", "3", "--superpixels-per-image", "50"]).workers == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--mc-dropout", "--random-superpixels"])  # random samples no dropout
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_tiny_cityscapes(tmp_path_factory.mktemp("data") / "cs")
+
+
+def _run(dataset, tmp_path, *extra):
+    return main(["-d", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
+
+
+@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance",
+                                      "bald", "coreset"])
+def test_image_modes_end_to_end(dataset, tmp_path, strategy):
+    run_dir = _run(dataset, tmp_path, "--strategy", strategy)
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]
+    assert [row["labeled_pixel_fraction"] for row in rows] == pytest.approx([4 / 12, 6 / 12])
+    assert all(0 <= row["mIoU"] <= 1 for row in rows)
+    state = PoolState.load(run_dir / "pool.npz")
+    for cycle in range(2):
+        names = [name for name, _ in read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")]
+        assert len(names) == 2 and all(name.endswith("_leftImg8bit.png") for name in names)
+        assert len(state.added_in(cycle + 1)) == 2
+        assert (run_dir / "selections" / f"cycle_{cycle:02d}.png").stat().st_size > 0
+    if strategy == "loss_prediction":
+        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
+
+
+@pytest.mark.parametrize("strategy", ["random_superpixels", "mc_entropy_superpixels",
+                                      "mc_variance_superpixels", "bald_superpixels"])
+def test_superpixel_modes_end_to_end(dataset, tmp_path, strategy):
+    run_dir = _run(dataset, tmp_path, "--strategy", strategy)
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    state = PoolState.load(run_dir / "pool.npz")
+    initial = rows[0]["n_labeled"]
+    assert rows[0]["n_images"] == 4 and rows[1]["n_labeled"] == initial + 6
+    assert rows[1]["labeled_pixel_fraction"] >= rows[1]["superpixel_pixel_fraction"] - 1e-9
+    assert rows[1]["labeled_pixel_fraction"] > rows[0]["labeled_pixel_fraction"]
+    chosen = []
+    for cycle in range(2):
+        with open(run_dir / "regions" / f"cycle_{cycle:02d}.csv", newline="") as handle:
+            table = list(csv.reader(handle))
+        assert table[0] == ["name", "region_id", "score"] and len(table) == 7
+        chosen += [(name, int(region)) for name, region, _ in table[1:]]
+        assert (run_dir / "selections" / f"cycle_{cycle:02d}.png").stat().st_size > 0
+    assert len(set(chosen)) == len(chosen)                     # never the same superpixel twice
+    assert len(state.labeled_indices) == initial + 12
+    maps = list((run_dir / "regions" / "maps").rglob("*.png"))
+    assert {path.name for path in maps} >= {name.replace(".png", ".png") for name, _ in chosen}
+
+
+def test_an_interrupted_superpixel_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
+    from segmentation.task import SegmentationTask
+
+    straight = _run(dataset, tmp_path / "a", "--strategy", "mc_entropy_superpixels")
+    expected = PoolState.load(straight / "pool.npz").labeled_at
+    calls = {"n": 0}
+    original = SegmentationTask.evaluate
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SegmentationTask, "evaluate", dying)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path / "b", "--strategy", "mc_entropy_superpixels")
+    assert exit_info.value.code == 130 and "run the same command again" in capsys.readouterr().err
+    monkeypatch.setattr(SegmentationTask, "evaluate", original)
+    resumed = _run(dataset, tmp_path / "b", "--strategy", "mc_entropy_superpixels")
+    assert "resuming" in capsys.readouterr().out
+    np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)
+
+
+def test_rank_mode_scores_a_folder_of_new_images(dataset, tmp_path):
+    new = tmp_path / "new" / "street"
+    new.mkdir(parents=True)
+    for index, path in enumerate(sorted((dataset / "leftImg8bit" / "val").rglob("*.png"))):
+        Image.open(path).save(new / f"new_{index}.png")
+    args = ["-d", str(dataset), "train", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
+            "--eval-batch-size", "4", "--superpixels-per-cycle", "6", "--superpixels-per-image", "12",
+            "--mc-samples", "2", "--no-progress", "--device", "cpu", "--strategy", "mc_entropy_superpixels",
+            "--unlabeled-dir", str(tmp_path / "new"), "--output-dir", str(tmp_path / "runs"),
+            "--output_superannotate_csv_file", str(tmp_path / "upload.csv")]
+    run_dir = main(args)
+    names = [name for name, _ in read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")]
+    assert names and all(name.startswith("street/new_") for name in names)
+    assert (tmp_path / "upload.csv").read_text() == (run_dir / "priorities" / "cycle_00.csv").read_text()
+    with open(run_dir / "regions" / "cycle_00.csv", newline="") as handle:
+        assert len(list(csv.reader(handle))) == 7
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("labels", "outside the Cityscapes table"),
+    ("instances", "no instance map"),
+    ("missing", "data folder missing"),
+])
+def test_bad_input_is_one_message_and_keeps_the_run(dataset, tmp_path, capsys, damage, message):
+    import shutil
+
+    copy = tmp_path / "cs"
+    shutil.copytree(dataset, copy)
+    run_dir = _run(copy, tmp_path, "--strategy", "mc_entropy_superpixels", "--cycles", "1")
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    if damage == "labels":
+        path = sorted(copy.rglob("*_gtFine_labelIds.png"))[0]
+        Image.fromarray(np.full((32, 64), 40, dtype=np.uint8)).save(path)
+    elif damage == "instances":
+        path = sorted(copy.rglob("*_gtFine_instanceIds.png"))[0]
+        path.unlink()
+    else:
+        shutil.rmtree(copy)
+        path = copy
+    with pytest.raises(SystemExit) as exit_info:
+        _run(copy, tmp_path, "--strategy", "mc_entropy_superpixels", "--cycles", "2")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and path.name in err
+    assert "Traceback" not in err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
