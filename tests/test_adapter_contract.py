@@ -8,6 +8,7 @@ and the backbone, probabilities sum to one, embeddings are ``[B, D]``, and CSV n
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,25 @@ def _classification():
     return ClassificationTask(load_classification_data("digits", None), width=2, dropout=0.2)
 
 
+def _segmentation(superpixels: bool = False):
+    import tempfile
+
+    from seg_fixtures import write_tiny_cityscapes
+    from segmentation.data import CITYSCAPES_CLASSES, CITYSCAPES_MEAN, CITYSCAPES_STD, find_samples
+    from segmentation.task import SegmentationTask
+
+    root = write_tiny_cityscapes(Path(tempfile.mkdtemp(prefix="contract_")) / "cs")
+    return SegmentationTask(find_samples(root, "train", "cityscapes", need_instances=superpixels),
+                            find_samples(root, "val", "cityscapes"), data_format="cityscapes",
+                            num_classes=19, class_names=CITYSCAPES_CLASSES, mean=CITYSCAPES_MEAN,
+                            std=CITYSCAPES_STD, width=0.125, crop_size=None, superpixels=superpixels,
+                            superpixels_per_image=12, cache_dir=root.parent / "cache", progress=False)
+
+
 ADAPTERS = {
     "classification": _classification,
+    "segmentation": _segmentation,
+    "segmentation_superpixels": lambda: _segmentation(superpixels=True),
     "toy_classification": ToyClassificationAdapter,
     "toy_dense": ToyDenseAdapter,
     "toy_grouped": ToyGroupedAdapter,
@@ -39,6 +57,8 @@ ADAPTERS = {
 def _batch(adapter, size: int = 6):
     units = adapter.selection_units()
     labeled = np.flatnonzero(units.selectable())[:size]
+    if units.kind == "regions":  # one region of each of the first images, the rest unlabeled
+        labeled = units.offsets[:size] + 1
     dataset = adapter.training_set(labeled)
     loader = DataLoader(dataset, batch_size=size, collate_fn=getattr(adapter, "collate_fn", None))
     return adapter.split_batch(next(iter(loader)), torch.device("cpu"))
