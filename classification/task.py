@@ -1,7 +1,10 @@
 """The classification task adapter: ResNet-18 (CIFAR variant) plugged into the shared loop."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -76,3 +79,30 @@ class ClassificationTask(BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return self.data.names[index]
+
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path, count: int = 16) -> None:
+        """The first ``count`` chosen images, best first, with their names, classes and scores."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from active_learning.atomic import atomic_open
+
+        shown = list(zip(units[:count], scores[:count]))
+        columns = min(8, len(shown))
+        rows = -(-len(shown) // columns)
+        figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False, dpi=100)
+        for axis in axes.ravel():
+            axis.axis("off")
+        for axis, (index, score) in zip(axes.ravel(), shown):
+            image = self.pool_set[int(index)][0].float()                      # [C, H, W], normalised
+            image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6)
+            axis.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if image.shape[0] == 1 else None)
+            target = int(self.data.targets[int(index)])
+            label = self.data.class_names[target] if 0 <= target < len(self.data.class_names) else "unlabeled"
+            axis.set_title(f"{self.item_name(int(index))[:18]}\n{label[:14]} {score:.3f}", fontsize=6)
+        figure.suptitle("chosen to label next (best first): name, true class, score", fontsize=8)
+        with atomic_open(path, "wb") as handle:
+            figure.savefig(handle, format="png")
+        plt.close(figure)
