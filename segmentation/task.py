@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
+from active_learning.config import STAGE_INITIAL, derive_seed
 from active_learning.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.units import RegionUnits, SelectionUnits
 
@@ -130,7 +131,8 @@ class SegmentationTask(BaseTaskAdapter):
         self.feature_info = feature_info(width)
         self.pool_set = SegmentationSet(self, range(len(self.samples)))
         self.test_set = SegmentationSet(self, range(len(self.test_samples)), samples=self.test_samples)
-        self.image_sizes = [self._size(sample) for sample in self.samples]
+        self.image_sizes = [self._size(sample) for sample in self.samples]        # (H, W) each
+        self.test_sizes = [self._size(sample) for sample in self.test_samples]
         self._units: SelectionUnits | None = None
 
     # ---- data --------------------------------------------------------------------------
@@ -206,8 +208,12 @@ class SegmentationTask(BaseTaskAdapter):
                                masks=lambda index: self.partial_mask(index, member))
 
     def initial_units(self, n_images: int, seed: int) -> np.ndarray:
-        """Every superpixel of ``n_images`` random images (superpixel mode's initial set)."""
-        rng = np.random.default_rng([seed, 4242])
+        """Every superpixel of ``n_images`` random images (superpixel mode's initial set).
+
+        The images are those the loop draws for image mode with the same seed, so cycle 0 of an
+        image run and of a superpixel run trains on the same labels.
+        """
+        rng = np.random.default_rng(derive_seed(seed, 0, STAGE_INITIAL))
         images = np.sort(rng.choice(len(self.samples), size=n_images, replace=False))
         units = self.selection_units()
         return np.concatenate([units.units_of_image(int(image)) for image in images])

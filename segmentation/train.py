@@ -155,7 +155,7 @@ def build_task(args: argparse.Namespace) -> tuple[SegmentationTask, int]:
     if len(sizes) > 1 and args.eval_batch_size > 1:
         raise DataError(f"the images have {len(sizes)} different sizes, so they cannot be scored in "
                         "batches: use --eval-batch-size 1")
-    if len({(h, w) for h, w in (task._size(s) for s in test_samples)}) > 1 and args.eval_batch_size > 1:
+    if len(set(task.test_sizes)) > 1 and args.eval_batch_size > 1:
         raise DataError("the validation images differ in size: use --eval-batch-size 1")
     if not args.crop_size and len(sizes) > 1:
         raise DataError("the training images differ in size: give a --crop-size")

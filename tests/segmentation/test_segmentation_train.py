@@ -169,3 +169,13 @@ def test_bad_input_is_one_message_and_keeps_the_run(dataset, tmp_path, capsys, d
     assert exit_info.value.code == 2 and message in err and path.name in err
     assert "Traceback" not in err
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_image_and_superpixel_runs_start_from_the_same_images(dataset, tmp_path):
+    images = _run(dataset, tmp_path, "--strategy", "random", "--cycles", "1")
+    regions = _run(dataset, tmp_path, "--strategy", "random_superpixels", "--cycles", "1")
+    first_images = read_metrics_csv(images / "metrics.csv")[0]
+    first_regions = read_metrics_csv(regions / "metrics.csv")[0]
+    assert first_regions["n_images"] == first_images["n_images"] == 4
+    assert first_regions["labeled_pixel_fraction"] == pytest.approx(first_images["labeled_pixel_fraction"])
+    assert first_regions["mIoU"] == pytest.approx(first_images["mIoU"])   # same labels, same seed
