@@ -79,7 +79,6 @@ class SuperpixelUnits(RegionUnits):
     def __init__(self, task: "SegmentationTask", region_pixels: list[np.ndarray]) -> None:
         super().__init__(region_pixels, task.region_map)
         self.task = task
-        self._annotated: int | None = None
 
     def cost(self, labeled_units):
         cost = super().cost(labeled_units)
@@ -87,11 +86,11 @@ class SuperpixelUnits(RegionUnits):
         member[np.asarray(labeled_units, dtype=np.int64)] = True
         labeled = sum(int((self.task.partial_mask(int(image), member) != IGNORE).sum())
                       for image in self.samples_of(labeled_units))
-        if self._annotated is None:  # pixels with a class in the full masks: the fraction's whole
-            self._annotated = sum(int((self.task.full_mask(i) != IGNORE).sum()) for i in range(self.n_samples))
+        if self.task.annotated_pixels is None:
+            self.task.check_files()
         return {"n_images": cost["n_images"],
                 "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],
-                "labeled_pixel_fraction": labeled / max(self._annotated, 1)}
+                "labeled_pixel_fraction": labeled / max(self.task.annotated_pixels, 1)}
 
 
 class SegmentationTask(BaseTaskAdapter):
@@ -134,6 +133,7 @@ class SegmentationTask(BaseTaskAdapter):
         self.image_sizes = [self._size(sample) for sample in self.samples]        # (H, W) each
         self.test_sizes = [self._size(sample) for sample in self.test_samples]
         self._units: SelectionUnits | None = None
+        self.annotated_pixels: int | None = None   # pixels with a class in the pool's full masks
 
     # ---- data --------------------------------------------------------------------------
 
@@ -146,6 +146,20 @@ class SegmentationTask(BaseTaskAdapter):
                 return image.height, image.width
         except Exception as error:
             raise DataError(f"cannot read image {sample.image}: {error}") from None
+
+    def check_files(self) -> None:
+        """Read every label (and instance) map once, so a bad file stops the run before training.
+
+        Also counts the annotated pixels of the pool (the whole of ``labeled_pixel_fraction``).
+        """
+        annotated = 0
+        for index in self._progress(range(len(self.samples)), "checking masks"):
+            annotated += int((self.full_mask(index) != IGNORE).sum())
+            if self.superpixels and self.samples[index].label is not None:
+                read_instances(self.samples[index], self.image_sizes[index])
+        for sample, size in zip(self.test_samples, self.test_sizes):
+            read_label(sample, self.data_format, size, self.num_classes)
+        self.annotated_pixels = annotated
 
     def full_mask(self, index: int) -> np.ndarray:
         sample = self.samples[index]

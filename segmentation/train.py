@@ -166,6 +166,7 @@ def _prepare(args: argparse.Namespace) -> tuple[SegmentationTask, LoopConfig, np
     device = cli.resolve_device(args.device)
     check_args(args)
     task, n_labeled = build_task(args)
+    task.check_files()  # a bad mask stops the run here, before anything is trained or written
     rank = args.unlabeled_dir is not None
     units = task.selection_units()
     initial = None
