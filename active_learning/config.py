@@ -116,9 +116,17 @@ class LoopConfig:
         return 1 + -(-remaining // self.budget) if self.budget >= 1 else 1
 
     def protocol(self) -> dict[str, Any]:
-        """The fields that define the run (all but those allowed to change on resume)."""
+        """The fields that define the run (all but those allowed to change on resume, and the
+        hyperparameters of parts the strategy does not use: a changed loss-module setting does
+        not make a random run another run)."""
         values = dataclasses.asdict(self)
-        return {key: value for key, value in values.items() if key not in self.RESUMABLE_CHANGES}
+        unused = set(self.RESUMABLE_CHANGES)
+        strategy = get_strategy(self.strategy)
+        if not strategy.trains_loss_module:
+            unused |= {"lamda", "margin", "detach_epoch", "loss_pool_size", "loss_width"}
+        if self.strategy != "discriminative":
+            unused |= {"dal_max_epochs", "dal_sub_queries"}
+        return {key: value for key, value in values.items() if key not in unused}
 
     def strategy_options(self) -> dict[str, Any]:
         """Keyword options of the strategy's ``select_set`` (see ``Strategy.options``)."""

@@ -99,15 +99,15 @@ def test_resume_with_another_protocol_is_refused_and_keeps_the_run(tmp_path):
 def test_a_run_recorded_before_a_new_protocol_field_still_resumes(tmp_path):
     import json
 
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=1, dal_max_epochs=2, dal_sub_queries=1), tmp_path, log=lambda m: None)
     record = json.loads((tmp_path / "args.json").read_text())
-    del record["loop"]["dal_max_epochs"]  # as written before the field existed
+    del record["loop"]["unit_reduction"]  # as written before the field existed
     (tmp_path / "args.json").write_text(json.dumps(record))
-    rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2), tmp_path,
+    rows = run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=2, dal_max_epochs=2, dal_sub_queries=1), tmp_path,
                                log=lambda m: None)
     assert [row["cycle"] for row in rows] == [0, 1]
-    with pytest.raises(RunMismatchError, match="dal_max_epochs: 500 -> 7"):
-        run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3, dal_max_epochs=7),
+    with pytest.raises(RunMismatchError, match="dal_max_epochs: 2 -> 7"):
+        run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=3, dal_max_epochs=7, dal_sub_queries=1),
                             tmp_path, log=lambda m: None)
 
 

@@ -204,7 +204,7 @@ def test_an_in_cycle_checkpoint_of_another_protocol_is_ignored(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_active_learning(CrashingAdapter(crash_cycle=0, crash_epoch=3), config, tmp_path, log=_quiet)
     messages = []
-    other = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1, lamda=0.5)
+    other = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1, batch_size=4)
     adapter = CrashingAdapter()
     run_active_learning(adapter, other, tmp_path, log=messages.append)
     assert any("belongs to another cycle or protocol" in message for message in messages)
@@ -275,3 +275,17 @@ def test_loss_prediction_records_how_well_the_module_ranks(tmp_path):
     plain = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1),
                                 tmp_path / "plain", log=_quiet)
     assert "ranking_accuracy" not in plain[0]
+
+
+def test_loss_module_settings_do_not_block_resuming_a_run_without_one(tmp_path):
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=_quiet)
+    rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2, loss_pool_size=6),
+                               tmp_path, log=_quiet)
+    assert [row["cycle"] for row in rows] == [0, 1]
+    from active_learning.loop import RunMismatchError
+
+    run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=1), tmp_path / "lp",
+                        log=_quiet)
+    with pytest.raises(RunMismatchError, match="loss_pool_size"):
+        run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2, loss_pool_size=6),
+                            tmp_path / "lp", log=_quiet)
