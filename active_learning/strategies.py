@@ -12,7 +12,7 @@ one batched pass over the candidates. Two kinds exist:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
