@@ -38,6 +38,12 @@ class SelectionUnits:
         """int64 sorted sample indices that the ``units`` hold."""
         return np.unique(np.asarray(units, dtype=np.int64))
 
+    def membership(self, units: np.ndarray) -> np.ndarray:
+        """bool [n_units]: True for the given units."""
+        member = np.zeros(self.n_units, dtype=bool)
+        member[np.asarray(units, dtype=np.int64)] = True
+        return member
+
     def selectable(self) -> np.ndarray:
         """bool [n_units]: units with something to label (and to train on)."""
         return np.ones(self.n_units, dtype=bool)
@@ -85,9 +91,7 @@ class GroupedUnits(SelectionUnits):
         self._sizes = np.bincount(unit_of_sample, minlength=self.n_units)   # samples per unit
 
     def samples_of(self, units: np.ndarray) -> np.ndarray:
-        member = np.zeros(self.n_units, dtype=bool)
-        member[np.asarray(units, dtype=np.int64)] = True
-        return np.flatnonzero(member[self.unit_of_sample])
+        return np.flatnonzero(self.membership(units)[self.unit_of_sample])
 
     def selectable(self) -> np.ndarray:
         return self._sizes > 0
@@ -202,8 +206,7 @@ class RegionUnits(SelectionUnits):
         ``labeled`` is a bool [n_units] membership vector (fast path for many images).
         """
         if labeled is None:
-            labeled = np.zeros(self.n_units, dtype=bool)
-            labeled[np.asarray(labeled_units, dtype=np.int64)] = True
+            labeled = self.membership(labeled_units)
         region_labeled = labeled[self.offsets[image]:self.offsets[image + 1]]   # [R_i]
         return region_labeled[self.region_map(int(image))]
 

@@ -79,13 +79,22 @@ class SuperpixelUnits(RegionUnits):
     def __init__(self, task: "SegmentationTask", region_pixels: list[np.ndarray]) -> None:
         super().__init__(region_pixels, task.region_map)
         self.task = task
+        # image -> (its labeled regions, the pixels they label): an image whose regions did not
+        # change since the last cycle is not read again.
+        self._labeled_pixels: dict[int, tuple[bytes, int]] = {}
+
+    def _pixels_labeled(self, image: int, member: np.ndarray) -> int:
+        key = member[self.offsets[image]:self.offsets[image + 1]].tobytes()
+        cached = self._labeled_pixels.get(image)
+        if cached is None or cached[0] != key:
+            cached = (key, int((self.task.partial_mask(image, member) != IGNORE).sum()))
+            self._labeled_pixels[image] = cached
+        return cached[1]
 
     def cost(self, labeled_units):
         cost = super().cost(labeled_units)
-        member = np.zeros(self.n_units, dtype=bool)
-        member[np.asarray(labeled_units, dtype=np.int64)] = True
-        labeled = sum(int((self.task.partial_mask(int(image), member) != IGNORE).sum())
-                      for image in self.samples_of(labeled_units))
+        member = self.membership(labeled_units)
+        labeled = sum(self._pixels_labeled(int(image), member) for image in self.samples_of(labeled_units))
         if self.task.annotated_pixels is None:
             self.task.check_files()
         return {"n_images": cost["n_images"],
@@ -216,8 +225,7 @@ class SegmentationTask(BaseTaskAdapter):
         images = units.samples_of(labeled_units)
         if not self.superpixels:
             return SegmentationSet(self, images, augment=True)
-        member = np.zeros(units.n_units, dtype=bool)
-        member[np.asarray(labeled_units, dtype=np.int64)] = True
+        member = units.membership(labeled_units)
         return SegmentationSet(self, images, augment=True,
                                masks=lambda index: self.partial_mask(index, member))
 

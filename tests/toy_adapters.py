@@ -194,9 +194,7 @@ class PartialMaskDataset(torch.utils.data.Dataset):
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor, units, labeled_units: np.ndarray) -> None:
         self.images, self.masks, self.units = images, masks, units
-        member = np.zeros(units.n_units, dtype=bool)
-        member[labeled_units] = True
-        self.member = member
+        self.member = units.membership(labeled_units)
         self.image_indices = units.samples_of(labeled_units)               # images with a label
 
     def __len__(self) -> int:
