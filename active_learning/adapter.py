@@ -44,6 +44,7 @@ class TaskAdapter(Protocol):
     def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
     def forward_intermediates(self, model: nn.Module, inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
     def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor: ...
+    def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
     def probabilities(self, outputs: Any) -> torch.Tensor: ...
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor: ...
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
@@ -52,7 +53,8 @@ class TaskAdapter(Protocol):
                         device: torch.device) -> dict[str, float]: ...
     def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
-    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None: ...
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
+                       model: nn.Module | None = None) -> None: ...
 
 
 class BaseTaskAdapter:
@@ -88,6 +90,15 @@ class BaseTaskAdapter:
         inputs, targets = batch
         return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
+    def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the training loss: the mean of the per-sample losses, per-sample losses [B]).
+
+        A task whose loss is not a mean over samples overrides it (SSD divides the batch's sum
+        by its positive default boxes); the per-sample losses stay what the loss module ranks.
+        """
+        losses = self.per_sample_loss(outputs, targets)
+        return losses.mean(), losses
+
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Softmax over the class axis: logits [B, C, *dense] -> probs [B, C, *dense]."""
         return torch.softmax(outputs.float(), dim=1)
@@ -103,8 +114,11 @@ class BaseTaskAdapter:
     def item_name(self, index: int) -> str:
         return f"{index:06d}"
 
-    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None:
-        """Write a picture of the chosen units (best first, int64 [K]) to ``path``; none by default."""
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
+                       model: nn.Module | None = None) -> None:
+        """Write a picture of the chosen units (best first, int64 [K]) to ``path``; none by default.
+
+        ``model`` is the model of the cycle that chose them (e.g. to draw its predictions)."""
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
@@ -118,8 +132,8 @@ def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Modu
                     config: LoopConfig, device: torch.device) -> dict[str, float]:
     """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
 
-    The task loss is the mean of ``per_sample_loss``; the loss module learns to rank those
-    per-sample losses. From ``detach_epoch`` on, its input features are detached so the ranking
+    The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
+    loss module learns to rank the per-sample losses. From ``detach_epoch`` on, its input features are detached so the ranking
     loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
     """
     model.train()
@@ -132,8 +146,7 @@ def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Modu
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
         outputs, features = adapter.forward_intermediates(model, inputs)
-        sample_losses = adapter.per_sample_loss(outputs, targets)          # [B]
-        task_loss = sample_losses.mean()
+        task_loss, sample_losses = adapter.batch_loss(outputs, targets)   # [], [B]
         loss = task_loss
         rank = torch.zeros((), device=task_loss.device)
         if loss_module is not None and sample_losses.shape[0] >= 2:

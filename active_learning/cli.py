@@ -94,7 +94,21 @@ def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[s
     _add_cycle_flags(parser.add_argument_group("cycles"), values)
     _add_training_flags(parser.add_argument_group("training"), values)
     _add_run_flags(parser.add_argument_group("run"), task)
+    _accept_underscore_spellings(parser)
     return parser
+
+
+def _accept_underscore_spellings(parser: argparse.ArgumentParser) -> None:
+    """``--batch_size`` for ``--batch-size`` etc.: the original scripts spelled flags both ways.
+
+    The extra spellings are accepted but not listed in ``--help``. A task's own flags name
+    their spellings themselves.
+    """
+    for action in list(parser._actions):
+        for option in list(action.option_strings):
+            spelling = option.replace("-", "_").replace("__", "--", 1)
+            if option.startswith("--") and spelling not in parser._option_string_actions:
+                parser._option_string_actions[spelling] = action
 
 
 def _add_strategy_flags(strategy: Any, values: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
@@ -154,7 +168,8 @@ def _add_training_flags(training: Any, values: Mapping[str, Any]) -> None:
 def _add_run_flags(run: Any, task: str) -> None:
     run.add_argument("--seed", type=int, default=0, help="seeds the initial set, the model and every choice")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    run.add_argument("--workers", "-j", type=int, default=0, help="data loader worker processes")
+    run.add_argument("--workers", "--num-workers", "-j", dest="workers", type=int, default=0,
+                     help="data loader worker processes")
     run.add_argument("--threads", type=int, default=0,
                      help="torch CPU threads (0 = torch's default); small models on a small or "
                           "busy CPU run faster with 1")

@@ -384,7 +384,8 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
     _write_selection(run, cycle, indices, scores)
-    run.adapter.draw_selection(indices, scores, run.run_dir / "selections" / f"cycle_{cycle:02d}.png")
+    run.adapter.draw_selection(indices, scores, run.run_dir / "selections" / f"cycle_{cycle:02d}.png",
+                               model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
 

@@ -80,7 +80,8 @@ class ClassificationTask(BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.data.names[index]
 
-    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path, count: int = 16) -> None:
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
+                       model: torch.nn.Module | None = None, count: int = 16) -> None:
         """The first ``count`` chosen images, best first, with their names, classes and scores."""
         import matplotlib
 

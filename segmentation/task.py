@@ -281,7 +281,8 @@ class SegmentationTask(BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.samples[index].name
 
-    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path) -> None:
+    def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
+                       model: nn.Module | None = None) -> None:
         from .overlay import draw_selection
 
         draw_selection(self, units, scores, path)

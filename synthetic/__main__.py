@@ -1,7 +1,12 @@
-"""``python -m synthetic --format cityscapes --output DIR``: write the CPU benchmark scenes."""
+"""``python -m synthetic --format {cityscapes,voc} --output DIR``: write the CPU benchmark scenes.
+
+cityscapes: 128x256 scenes, leftImg8bit/ + gtFine/ (train / val).
+voc: 300x300 scenes, VOC2007/ JPEGImages + Annotations + ImageSets/Main (trainval / test).
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -13,7 +18,7 @@ if __package__ in (None, ""):
 
 from .scenes import SceneConfig, load_fashion_mnist
 
-FORMATS = ("cityscapes",)
+FORMATS = ("cityscapes", "voc")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -21,10 +26,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--format", choices=FORMATS, default="cityscapes", help="on-disk layout")
     parser.add_argument("--output", required=True, help="dataset root to write")
-    parser.add_argument("--train", type=int, default=2000, help="training scenes (from Fashion-MNIST train)")
-    parser.add_argument("--val", type=int, default=500, help="validation scenes (from Fashion-MNIST test)")
-    parser.add_argument("--height", type=int, default=128, help="scene height in pixels")
-    parser.add_argument("--width", type=int, default=256, help="scene width in pixels")
+    parser.add_argument("--train", type=int, default=2000,
+                        help="training (VOC: trainval) scenes, items from Fashion-MNIST train")
+    parser.add_argument("--val", "--test", dest="val", type=int, default=500,
+                        help="validation (VOC: test) scenes, items from Fashion-MNIST test")
+    parser.add_argument("--height", type=int, default=None, help="scene height (cityscapes 128, voc 300)")
+    parser.add_argument("--width", type=int, default=None, help="scene width (cityscapes 256, voc 300)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     parser.add_argument("--fashion-mnist", default=None, metavar="DIR",
                         help="folder of the Fashion-MNIST idx files (default: the Debian package's "
@@ -37,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from classification.data import DataError
 
     from .cityscapes import write_cityscapes
+    from .voc import VOC_SCENES, write_voc
 
+    voc = args.format == "voc"
+    args.height = args.height or (VOC_SCENES.height if voc else 128)
+    args.width = args.width or (VOC_SCENES.width if voc else 256)
     if args.train < 1 or args.val < 1 or args.height < 32 or args.width < 32:
         sys.exit("error: --train and --val must be >= 1, --height and --width >= 32")
     try:
@@ -47,12 +58,23 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     start = time.perf_counter()
-    config = SceneConfig(height=args.height, width=args.width,
-                         max_size=max(16, min(args.height, args.width) // 2))
-    written = write_cityscapes(args.output, items, {"train": args.train, "val": args.val},
-                               config=config, seed=args.seed)
-    print(f"wrote {written['train']} train and {written['val']} val scenes of {args.height}x{args.width} "
-          f"in the Cityscapes layout to {args.output} in {time.perf_counter() - start:.1f} s")
+    if voc:
+        side = min(args.height, args.width)
+        config = dataclasses.replace(VOC_SCENES, height=args.height, width=args.width,
+                                     min_size=max(12, side * VOC_SCENES.min_size // 300),
+                                     max_size=max(16, side * VOC_SCENES.max_size // 300))
+        written = write_voc(args.output, {"trainval": items["train"], "test": items["val"]},
+                            {"trainval": args.train, "test": args.val}, config=config, seed=args.seed)
+        counts = f"{written['trainval']} trainval and {written['test']} test"
+    else:
+        config = SceneConfig(height=args.height, width=args.width,
+                             max_size=max(16, min(args.height, args.width) // 2))
+        written = write_cityscapes(args.output, items, {"train": args.train, "val": args.val},
+                                   config=config, seed=args.seed)
+        counts = f"{written['train']} train and {written['val']} val"
+    layout = "VOC" if voc else "Cityscapes"
+    print(f"wrote {counts} scenes of {args.height}x{args.width} in the {layout} layout to {args.output} "
+          f"in {time.perf_counter() - start:.1f} s")
     return Path(args.output)
 
 

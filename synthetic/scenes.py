@@ -81,6 +81,21 @@ def _background(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarr
     return image, labels
 
 
+@dataclass
+class SceneObject:
+    """One pasted item as a detector sees it.
+
+    ``box`` is the visible silhouette's extent in pixel indices, inclusive: (x1, y1, x2, y2),
+    0-based. ``visible`` is the fraction of its pasted silhouette that no later item covers;
+    ``truncated``: part of the item fell outside the scene.
+    """
+
+    item_class: int
+    box: tuple[int, int, int, int]
+    visible: float
+    truncated: bool
+
+
 def compose_scene(rng: np.random.Generator, items: np.ndarray, item_labels: np.ndarray,
                   config: SceneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: (image uint8 [H, W, 3], label ids uint8 [H, W], instance ids uint16 [H, W]).
@@ -88,10 +103,22 @@ def compose_scene(rng: np.random.Generator, items: np.ndarray, item_labels: np.n
     Instance ids follow Cityscapes: ``label_id * 1000 + k`` on object items, the label id on
     stuff. Items are drawn from ``items`` [N, 28, 28] / ``item_labels`` [N] with ``rng``.
     """
+    return compose_scene_with_objects(rng, items, item_labels, config)[:3]
+
+
+def compose_scene_with_objects(rng: np.random.Generator, items: np.ndarray, item_labels: np.ndarray,
+                               config: SceneConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                             list[SceneObject]]:
+    """:func:`compose_scene` plus the :class:`SceneObject` of every item still visible.
+
+    The same ``rng`` draws give the same scene as :func:`compose_scene`.
+    """
     from PIL import Image
 
     image, labels = _background(rng, config)
     instances = labels.astype(np.uint16)
+    owner = np.full(labels.shape, -1, dtype=np.int32)        # which pasted item shows at a pixel
+    pasted: list[tuple[int, int, bool]] = []                  # (item class, silhouette pixels, truncated)
     count = int(rng.integers(config.min_items, config.max_items + 1))
     next_instance: dict[int, int] = {}
     for index in rng.choice(len(items), size=count, replace=False):
@@ -111,9 +138,19 @@ def compose_scene(rng: np.random.Generator, items: np.ndarray, item_labels: np.n
         region[silhouette] = coloured[silhouette]
         label_id = ITEM_LABEL_IDS[int(item_labels[index])]
         labels[rows, cols][silhouette] = label_id
+        owner[rows, cols][silhouette] = len(pasted)
+        pasted.append((int(item_labels[index]), int(silhouette.sum()),
+                       bool(int((item > config.threshold).sum()) > int(silhouette.sum()))))
         if label_id in THING_LABEL_IDS:
             next_instance[label_id] = next_instance.get(label_id, -1) + 1
             instances[rows, cols][silhouette] = label_id * 1000 + next_instance[label_id]
         else:
             instances[rows, cols][silhouette] = label_id
-    return image.round().astype(np.uint8), labels, instances
+    objects = []
+    for number, (item_class, pixels, truncated) in enumerate(pasted):
+        ys, xs = np.nonzero(owner == number)
+        if len(xs) == 0:
+            continue  # entirely hidden by later items
+        objects.append(SceneObject(item_class, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
+                                   len(xs) / pixels, truncated))
+    return image.round().astype(np.uint8), labels, instances, objects

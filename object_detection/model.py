@@ -1,0 +1,281 @@
+"""SSD300 with the VGG-16 backbone (torchvision), with loss-prediction taps and optional head dropout.
+
+``build_model(num_classes, width=1.0)`` is torchvision's ``ssd300_vgg16(weights=None,
+weights_backbone=None)``; ``width < 1`` scales every backbone channel count (a CPU preset) and
+keeps the same code path: the same extractor layout, anchors (8732 default boxes), head, box
+coder, matcher and post-processing.
+
+:class:`SSD300` wraps those parts so the active learning loop can reach what it needs:
+
+* ``forward_intermediates(images)`` -> ({"cls_logits" [B, A, C], "bbox_regression" [B, A, 4]},
+  six taps): conv4_3 *before* its L2 normalisation (as the original project tapped it), fc7,
+  conv8_2, conv9_2, conv10_2, conv11_2 (512@38, 1024@19, 512@10, 256@5, 256@3, 256@1 at width 1).
+* ``scorer``: images -> class logits [B, A, C] through ``dropout`` (on the six source maps, before
+  the head): the module MC dropout samples; the backbone runs once, the head T times.
+* ``detect(images)``: boxes after NMS, in the 300 x 300 input's coordinates.
+
+Its state dict has torchvision's key names (``backbone.*``, ``head.*``), so a torchvision SSD300
+checkpoint with the same number of classes loads as it is.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+INPUT_SIZE = 300
+# torchvision's SSD300 input normalisation: 0..1 RGB -> 0..255 minus the VGG mean.
+IMAGE_MEAN = (0.48235, 0.45882, 0.40784)
+IMAGE_STD = (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0)
+VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512)
+TAP_NAMES = ("conv4_3", "fc7", "conv8_2", "conv9_2", "conv10_2", "conv11_2")
+TAP_CHANNELS = (512, 1024, 512, 256, 256, 256)
+TAP_STRIDES = (8, 16, 32, 64, 100, 300)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(4, int(round(channels * width)))
+
+
+class NarrowVGGExtractor(nn.Module):
+    """torchvision's ``SSDFeatureExtractorVGG`` with every channel count times ``width``.
+
+    Same attribute names (``features``, ``scale_weight``, ``extra``) and layer order, so the
+    forward of :class:`SSD300` serves both.
+    """
+
+    def __init__(self, width: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for value in VGG16_CONFIG:
+            if value in ("M", "C"):
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=value == "C"))
+                continue
+            out = _scaled(value, width)
+            layers += [nn.Conv2d(in_channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            in_channels = out
+        conv4 = _scaled(512, width)
+        maxpool4 = 23   # index of the max pool after conv4_3, as in torchvision's VGG-16
+        self.features = nn.Sequential(*layers[:maxpool4])
+        self.scale_weight = nn.Parameter(torch.ones(conv4) * 20)
+        fc7 = _scaled(1024, width)
+        fc = nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
+                           nn.Conv2d(conv4, fc7, kernel_size=3, padding=6, dilation=6), nn.ReLU(inplace=True),
+                           nn.Conv2d(fc7, fc7, kernel_size=1), nn.ReLU(inplace=True))
+        extra = [nn.Sequential(*layers[maxpool4:], fc)]     # pool4, conv5_1 .. conv5_3, fc6, fc7
+        # (1x1 reduce, 3x3 out, stride, padding) of conv8_2 .. conv11_2
+        in_channels = fc7
+        for reduce, out, stride, padding in ((256, 512, 2, 1), (128, 256, 2, 1), (128, 256, 1, 0), (128, 256, 1, 0)):
+            reduce, out = _scaled(reduce, width), _scaled(out, width)
+            extra.append(nn.Sequential(nn.Conv2d(in_channels, reduce, kernel_size=1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(reduce, out, kernel_size=3, padding=padding, stride=stride),
+                                       nn.ReLU(inplace=True)))
+            in_channels = out
+        self.extra = nn.ModuleList(extra)
+        for module in [*self.extra.modules()]:
+            if isinstance(module, nn.Conv2d):  # torchvision's _xavier_init of the added layers
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.constant_(module.bias, 0.0)
+        self.out_channels = [conv4, fc7] + [_scaled(c, width) for c in TAP_CHANNELS[2:]]
+
+
+class _Scorer(nn.Module):
+    """images [B, 3, 300, 300] (0..1) -> class logits [B, A, C]; dropout between backbone and head.
+
+    Written so torch.fx can trace it (``MCDropoutSampler``): the trunk holds no dropout and stays
+    one opaque call, run once per batch; dropout and the classification head run T times.
+    """
+
+    def __init__(self, detector: "SSD300") -> None:
+        super().__init__()
+        self.trunk = _Trunk(detector)
+        self.dropout = detector.dropout
+        self.head = detector.head.classification_head
+        self.levels = len(self.head.module_list)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        sources = self.trunk(images)
+        return self.head([self.dropout(sources[level]) for level in range(self.levels)])
+
+
+class _Trunk(nn.Module):
+    """The deterministic part: images -> the six normalised source maps (no dropout inside)."""
+
+    def __init__(self, detector: "SSD300") -> None:
+        super().__init__()
+        self.detector = [detector]  # a list: not a submodule (no second copy in state dicts)
+        self.backbone = detector.backbone
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.detector[0].sources(images)[0]
+
+
+class SSD300(nn.Module):
+    """torchvision's SSD300 parts, driven step by step (see the module docstring).
+
+    Args:
+        ssd: a ``torchvision.models.detection.SSD`` (its backbone, head, anchors, coder, matcher).
+        dropout: p of the dropout on the source maps before the head (0 = none).
+    """
+
+    def __init__(self, ssd: nn.Module, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone, self.head, self.anchor_generator = ssd.backbone, ssd.head, ssd.anchor_generator
+        self.box_coder, self.proposal_matcher = ssd.box_coder, ssd.proposal_matcher
+        self.neg_to_pos_ratio = ssd.neg_to_pos_ratio
+        self._postprocess = ssd.postprocess_detections   # uses ssd's score / NMS / top-k settings
+        self.num_classes = ssd.head.classification_head.num_columns
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        self._anchors: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def scorer(self) -> nn.Module:
+        """images -> class logits [B, A, C]: the module MC dropout samples (shares our weights)."""
+        return _Scorer(self)
+
+    def sources(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """images [B, 3, 300, 300] in 0..1 -> (six source maps for the head, six loss taps).
+
+        The taps are the sources, except conv4_3, taken before its L2 normalisation.
+        """
+        x = self.backbone.features((images - self.mean) / self.std)         # conv4_3 [B, 512, 38, 38]
+        conv4_3 = x
+        sources = [self.backbone.scale_weight.view(1, -1, 1, 1) * F.normalize(x)]
+        for block in self.backbone.extra:
+            x = block(x)
+            sources.append(x)
+        return sources, [conv4_3, *sources[1:]]
+
+    def anchors(self, images: torch.Tensor, sources: list[torch.Tensor]) -> torch.Tensor:
+        """The default boxes [A, 4] (x1, y1, x2, y2 in input pixels); the same for every image."""
+        key = (tuple(images.shape[-2:]), images.device, images.dtype)
+        if key not in self._anchors:
+            from torchvision.models.detection.image_list import ImageList
+
+            image_list = ImageList(images[:1], [tuple(images.shape[-2:])])
+            self._anchors[key] = self.anchor_generator(image_list, sources)[0]
+        return self._anchors[key]
+
+    def forward_intermediates(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """images [B, 3, 300, 300] -> (head outputs with ``anchors`` [A, 4], six loss taps)."""
+        sources, taps = self.sources(images)
+        outputs = self.head([self.dropout(source) for source in sources])
+        outputs["anchors"] = self.anchors(images, sources)
+        return outputs, taps
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_intermediates(images)[0]
+
+    @torch.inference_mode()
+    def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Per image: boxes [K, 4] (input pixels), scores [K], labels [K] (1..C-1), after NMS."""
+        outputs = self.forward(images)
+        anchors = [outputs["anchors"]] * images.shape[0]
+        return self._postprocess(outputs, anchors, [tuple(images.shape[-2:])] * images.shape[0])
+
+
+def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
+                basenet: str | Path | None = None, weights: str | Path | None = None) -> SSD300:
+    """SSD300-VGG16 for ``num_classes`` classes (background included), randomly initialised,
+    then the backbone from ``basenet`` and / or everything from ``weights`` (local files)."""
+    from torchvision.models.detection.ssd import SSD, ssd300_vgg16
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+
+    if width == 1.0:
+        ssd = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes)
+    else:
+        # the same anchors as ssd300_vgg16 (torchvision's values, from the SSD paper)
+        anchors = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                                      scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+                                      steps=list(TAP_STRIDES))
+        ssd = SSD(NarrowVGGExtractor(width), anchors, (INPUT_SIZE, INPUT_SIZE), num_classes,
+                  image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD))
+    model = SSD300(ssd, dropout=dropout)
+    if basenet:
+        load_basenet(model, basenet)
+    if weights:
+        load_weights(model, weights)
+    return model
+
+
+def feature_info(width: float = 1.0) -> list[dict]:
+    """The loss-prediction taps (name, channels, stride)."""
+    channels = TAP_CHANNELS if width == 1.0 else [_scaled(c, width) for c in TAP_CHANNELS]
+    return [{"name": name, "channels": c, "stride": s} for name, c, s in zip(TAP_NAMES, channels, TAP_STRIDES)]
+
+
+def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read weights from {path}: {error}") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _vgg_key(key: str) -> str | None:
+    """A VGG-16 key -> our backbone's key, or None for layers SSD does not have.
+
+    Accepts ssd.pytorch's reduced-fc file (``0.weight`` .. ``28.weight`` the VGG convolutions,
+    ``31.*`` fc6 and ``33.*`` fc7 as dilated convolutions) and torchvision's ``vgg16`` state
+    dict (``features.N.*``; its fully connected classifier has no convolutional counterpart).
+    """
+    layer, _, parameter = key.removeprefix("features.").partition(".")
+    if not layer.isdigit() or parameter not in ("weight", "bias"):
+        return None
+    index = int(layer)
+    if index < 23:
+        return f"backbone.features.{index}.{parameter}"
+    if index < 30:
+        return f"backbone.extra.0.{index - 23}.{parameter}"
+    if key.startswith("features."):
+        return None
+    return {31: f"backbone.extra.0.7.1.{parameter}", 33: f"backbone.extra.0.7.3.{parameter}"}.get(index)
+
+
+def load_basenet(model: SSD300, path: str | Path) -> list[str]:
+    """Load VGG-16 backbone weights (``--basenet``); returns the loaded keys.
+
+    Every VGG layer must match the model's shape (a ``--width`` model cannot take full VGG).
+    """
+    own = model.state_dict()
+    mapped = {}
+    for key, value in _read_state(path).items():
+        target = _vgg_key(key)
+        if target is None:
+            continue
+        if target not in own or own[target].shape != value.shape:
+            shape = tuple(own[target].shape) if target in own else None
+            raise ValueError(f"--basenet {path}: {key} has shape {tuple(value.shape)}, the model's "
+                             f"{target} has {shape} (full-width VGG-16 weights need --width 1)")
+        mapped[target] = value
+    if not mapped:
+        raise ValueError(f"--basenet {path}: no VGG-16 layer found (expected keys like '0.weight' "
+                         "or 'features.0.weight')")
+    model.load_state_dict({**own, **mapped})
+    return sorted(mapped)
+
+
+def load_weights(model: SSD300, path: str | Path) -> None:
+    """Load a whole detector (ours or torchvision's SSD300 with the same classes and width)."""
+    state = _read_state(path)
+    own = model.state_dict()
+    wrong = [key for key in own if key not in state or state[key].shape != own[key].shape]
+    if wrong:
+        key = wrong[0]
+        got = tuple(state[key].shape) if key in state else "nothing"
+        raise ValueError(f"--resume {path} does not fit this model: {key} expects {tuple(own[key].shape)}, "
+                         f"the file has {got} ({len(wrong)} keys differ; same --width and classes?)")
+    model.load_state_dict({key: state[key] for key in own})

@@ -1,0 +1,151 @@
+"""SSD300: torchvision's layout, the loss-prediction taps, weight files, the per-image loss, MC dropout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from object_detection.loss import batch_loss, match_anchors, ssd_coder_and_matcher, ssd_losses
+from object_detection.model import (TAP_CHANNELS, NarrowVGGExtractor, build_model, feature_info, load_basenet,
+                                    load_weights)
+
+
+def _targets(seed: int = 0, counts=(3, 1, 0, 2)):
+    generator = torch.Generator().manual_seed(seed)
+    targets = []
+    for count in counts:
+        corner = torch.rand(count, 2, generator=generator) * 200
+        size = 20 + torch.rand(count, 2, generator=generator) * 80
+        targets.append({"boxes": torch.cat([corner, corner + size], dim=1),
+                        "labels": torch.randint(1, 5, (count,), generator=generator)})
+    return targets
+
+
+@pytest.fixture(scope="module")
+def narrow():
+    torch.manual_seed(0)
+    return build_model(5, width=0.0625, dropout=0.2)
+
+
+def test_full_width_is_torchvisions_ssd300_and_taps_match_the_paper():
+    from torchvision.models.detection.ssd import ssd300_vgg16
+
+    torch.manual_seed(0)
+    model = build_model(21).eval()
+    reference = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
+    # the narrow extractor at width 1 is the same network as torchvision's
+    assert {k: v.shape for k, v in NarrowVGGExtractor(1.0).state_dict().items()} == \
+        {k: v.shape for k, v in reference.backbone.state_dict().items()}
+    with torch.no_grad():
+        outputs, taps = model.forward_intermediates(torch.rand(1, 3, 300, 300))
+    assert [tuple(t.shape[1:]) for t in taps] == [(512, 38, 38), (1024, 19, 19), (512, 10, 10), (256, 5, 5),
+                                                 (256, 3, 3), (256, 1, 1)]
+    assert outputs["cls_logits"].shape == (1, 8732, 21) and outputs["anchors"].shape == (8732, 4)
+    # the first tap is conv4_3 before the L2 normalisation the head sees
+    with torch.no_grad():
+        sources, _ = model.sources(torch.rand(1, 3, 300, 300))
+        norms = sources[0].norm(dim=1)
+    torch.testing.assert_close(norms, torch.full_like(norms, 20.0), atol=1e-3, rtol=0)
+    assert feature_info(1.0)[0] == {"name": "conv4_3", "channels": 512, "stride": 8}
+    assert [info["channels"] for info in feature_info(1.0)] == list(TAP_CHANNELS)
+
+
+def test_narrow_model_taps_match_feature_info(narrow):
+    with torch.no_grad():
+        outputs, taps = narrow.forward_intermediates(torch.rand(2, 3, 300, 300))
+    assert [t.shape[1] for t in taps] == [info["channels"] for info in feature_info(0.0625)]
+    assert [t.shape[-1] for t in taps] == [38, 19, 10, 5, 3, 1]
+    assert outputs["bbox_regression"].shape == (2, 8732, 4)
+
+
+def test_per_image_losses_give_torchvisions_batch_loss(narrow):
+    ssd = narrow._postprocess.__self__          # the torchvision SSD the detector was built from
+    targets = _targets()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        outputs, _ = narrow.eval().forward_intermediates(torch.rand(4, 3, 300, 300))
+    anchors = outputs["anchors"]
+    matched = match_anchors(ssd.proposal_matcher, targets, anchors)
+    reference = ssd.compute_loss(targets, {k: outputs[k] for k in ("cls_logits", "bbox_regression")},
+                                 [anchors] * 4, matched)
+    per_image, positives = ssd_losses(outputs, targets, box_coder=ssd.box_coder, matcher=ssd.proposal_matcher)
+    assert per_image.shape == (4,) and positives.tolist()[2] == 0 and per_image[2] == 0  # no object: no loss
+    torch.testing.assert_close(batch_loss(per_image, positives),
+                               reference["bbox_regression"] + reference["classification"])
+    # the defaults are torchvision's coder and matcher
+    torch.testing.assert_close(ssd_losses(outputs, targets)[0], per_image)
+
+
+def test_per_image_loss_by_hand(narrow):
+    """One image: smooth-L1 of its positives + CE of its positives and its 3 x P hardest negatives."""
+    coder, matcher = ssd_coder_and_matcher()
+    target = _targets(counts=(2,))
+    with torch.no_grad():
+        outputs, _ = narrow.eval().forward_intermediates(torch.rand(1, 3, 300, 300))
+    matches = match_anchors(matcher, target, outputs["anchors"])[0]
+    positive = torch.where(matches >= 0)[0]
+    classes = torch.zeros(8732, dtype=torch.int64)
+    classes[positive] = target[0]["labels"][matches[positive]]
+    ce = F.cross_entropy(outputs["cls_logits"][0], classes, reduction="none")
+    background = torch.where(matches < 0)[0]
+    hardest = background[ce[background].argsort(descending=True)[:3 * len(positive)]]
+    encoded = coder.encode_single(target[0]["boxes"][matches[positive]], outputs["anchors"][positive])
+    expected = (F.smooth_l1_loss(outputs["bbox_regression"][0, positive], encoded, reduction="sum")
+                + ce[positive].sum() + ce[hardest].sum())
+    loss, positives = ssd_losses(outputs, target)
+    assert positives.item() == len(positive) >= 2      # every box keeps at least its best default box
+    torch.testing.assert_close(loss[0], expected)
+
+
+def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
+    own = narrow.state_dict()
+    reduced_fc = {"0.weight": torch.randn_like(own["backbone.features.0.weight"]),
+                  "24.bias": torch.randn_like(own["backbone.extra.0.1.bias"]),
+                  "31.weight": torch.randn_like(own["backbone.extra.0.7.1.weight"]),
+                  "33.weight": torch.randn_like(own["backbone.extra.0.7.3.weight"])}
+    torch.save(reduced_fc, tmp_path / "vgg16_reducedfc.pth")
+    loaded = load_basenet(narrow, tmp_path / "vgg16_reducedfc.pth")
+    assert len(loaded) == 4
+    after = narrow.state_dict()
+    torch.testing.assert_close(after["backbone.features.0.weight"], reduced_fc["0.weight"])
+    torch.testing.assert_close(after["backbone.extra.0.1.bias"], reduced_fc["24.bias"])
+    torch.testing.assert_close(after["backbone.extra.0.7.3.weight"], reduced_fc["33.weight"])
+    torchvision_vgg = {"features.28.weight": torch.randn_like(own["backbone.extra.0.5.weight"]),
+                       "classifier.0.weight": torch.randn(7, 7)}
+    torch.save(torchvision_vgg, tmp_path / "vgg16.pth")
+    assert load_basenet(narrow, tmp_path / "vgg16.pth") == ["backbone.extra.0.5.weight"]
+    torch.save({"0.weight": torch.randn(64, 3, 3, 3)}, tmp_path / "full.pth")
+    with pytest.raises(ValueError, match="need --width 1"):
+        load_basenet(narrow, tmp_path / "full.pth")
+    with pytest.raises(FileNotFoundError):
+        load_basenet(narrow, tmp_path / "missing.pth")
+
+
+def test_whole_detector_weights_round_trip(tmp_path, narrow):
+    torch.save({"model": narrow.state_dict()}, tmp_path / "ssd.pth")
+    other = build_model(5, width=0.0625, weights=tmp_path / "ssd.pth")
+    for key, value in narrow.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[key], value)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_weights(build_model(7, width=0.0625), tmp_path / "ssd.pth")
+
+
+def test_mc_dropout_runs_the_backbone_once_and_the_head_t_times(narrow):
+    from active_learning.mc_dropout import MCDropoutSampler
+
+    calls = {"features": 0}
+    hook = narrow.backbone.features.register_forward_hook(lambda *args: calls.__setitem__("features", calls["features"] + 1))
+    try:
+        sampler = MCDropoutSampler(narrow.eval().scorer)
+        samples = sampler.sample(torch.rand(2, 3, 300, 300), 3)
+    finally:
+        hook.remove()
+    assert samples.shape == (3, 2, 8732, 5)
+    assert calls["features"] <= 2          # traced once (maybe) + run once, not T = 3 times
+    assert not torch.allclose(samples[0], samples[1])   # dropout is active in the passes
+    with torch.no_grad():
+        deterministic = narrow.eval().forward(torch.rand(2, 3, 300, 300))["cls_logits"]
+    assert deterministic.shape == (2, 8732, 5)
