@@ -43,22 +43,29 @@ class NarrowVGGExtractor(nn.Module):
     """torchvision's ``SSDFeatureExtractorVGG`` with every channel count times ``width``.
 
     Same attribute names (``features``, ``scale_weight``, ``extra``) and layer order, so the
-    forward of :class:`SSD300` serves both.
+    forward of :class:`SSD300` serves both. ``batch_norm`` adds BatchNorm after every VGG
+    convolution (as torchvision's ``vgg16_bn``): a narrow SSD trained from scratch on a few
+    hundred images barely leaves its initial loss without it.
     """
 
-    def __init__(self, width: float) -> None:
+    def __init__(self, width: float, batch_norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         in_channels = 3
+        maxpool4 = 0
         for value in VGG16_CONFIG:
             if value in ("M", "C"):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=value == "C"))
                 continue
             out = _scaled(value, width)
-            layers += [nn.Conv2d(in_channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(in_channels, out, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=True))
             in_channels = out
+        pools = [index for index, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        maxpool4 = pools[3]   # the max pool after conv4_3 (index 23 in torchvision's VGG-16)
         conv4 = _scaled(512, width)
-        maxpool4 = 23   # index of the max pool after conv4_3, as in torchvision's VGG-16
         self.features = nn.Sequential(*layers[:maxpool4])
         self.scale_weight = nn.Parameter(torch.ones(conv4) * 20)
         fc7 = _scaled(1024, width)
@@ -179,21 +186,24 @@ class SSD300(nn.Module):
         return self._postprocess(outputs, anchors, [tuple(images.shape[-2:])] * images.shape[0])
 
 
-def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
+def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0, batch_norm: bool = False,
                 basenet: str | Path | None = None, weights: str | Path | None = None) -> SSD300:
     """SSD300-VGG16 for ``num_classes`` classes (background included), randomly initialised,
-    then the backbone from ``basenet`` and / or everything from ``weights`` (local files)."""
+    then the backbone from ``basenet`` and / or everything from ``weights`` (local files).
+
+    ``batch_norm`` (VGG-16-BN) and ``width < 1`` build the extractor here; otherwise it is
+    torchvision's ``ssd300_vgg16``."""
     from torchvision.models.detection.ssd import SSD, ssd300_vgg16
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 
-    if width == 1.0:
+    if width == 1.0 and not batch_norm:
         ssd = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes)
     else:
         # the same anchors as ssd300_vgg16 (torchvision's values, from the SSD paper)
         anchors = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
                                       scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
                                       steps=list(TAP_STRIDES))
-        ssd = SSD(NarrowVGGExtractor(width), anchors, (INPUT_SIZE, INPUT_SIZE), num_classes,
+        ssd = SSD(NarrowVGGExtractor(width, batch_norm), anchors, (INPUT_SIZE, INPUT_SIZE), num_classes,
                   image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD))
     model = SSD300(ssd, dropout=dropout)
     if basenet:
@@ -246,24 +256,29 @@ def _vgg_key(key: str) -> str | None:
 
 
 def load_basenet(model: SSD300, path: str | Path) -> list[str]:
-    """Load VGG-16 backbone weights (``--basenet``); returns the loaded keys.
+    """Load backbone weights (``--basenet``); returns the loaded keys.
 
-    Every VGG layer must match the model's shape (a ``--width`` model cannot take full VGG).
+    Three formats: ssd.pytorch's ``vgg16_reducedfc.pth``, torchvision's ``vgg16`` state dict (see
+    :func:`_vgg_key`; plain VGG-16, no BatchNorm), or a backbone saved under this model's own key
+    names (``backbone.*``, e.g. by ``bench/pretrain_detection_backbone.py``). Every tensor must
+    match the model's shape (a ``--width`` model cannot take full VGG).
     """
     own = model.state_dict()
-    mapped = {}
-    for key, value in _read_state(path).items():
-        target = _vgg_key(key)
-        if target is None:
-            continue
+    state = _read_state(path)
+    if any(key.startswith("backbone.") for key in state):
+        mapped = {key: value for key, value in state.items() if key.startswith("backbone.")}
+    else:
+        if any(isinstance(module, nn.BatchNorm2d) for module in model.backbone.modules()):
+            raise ValueError(f"--basenet {path} holds plain VGG-16 weights; the model has BatchNorm (--batch-norm)")
+        mapped = {target: value for key, value in state.items() if (target := _vgg_key(key)) is not None}
+    for target, value in mapped.items():
         if target not in own or own[target].shape != value.shape:
             shape = tuple(own[target].shape) if target in own else None
-            raise ValueError(f"--basenet {path}: {key} has shape {tuple(value.shape)}, the model's "
-                             f"{target} has {shape} (full-width VGG-16 weights need --width 1)")
-        mapped[target] = value
+            raise ValueError(f"--basenet {path}: {target} has shape {tuple(value.shape)}, the model's has "
+                             f"{shape} (full-width VGG-16 weights need --width 1; same --batch-norm?)")
     if not mapped:
-        raise ValueError(f"--basenet {path}: no VGG-16 layer found (expected keys like '0.weight' "
-                         "or 'features.0.weight')")
+        raise ValueError(f"--basenet {path}: no VGG-16 layer found (expected keys like '0.weight', "
+                         "'features.0.weight' or 'backbone.features.0.weight')")
     model.load_state_dict({**own, **mapped})
     return sorted(mapped)
 

@@ -68,6 +68,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     model.add_argument("--resume", default=None, metavar="FILE",
                        help="initial weights of the whole detector (ours or torchvision's SSD300)")
     model.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier (1 = VGG-16)")
+    cli.add_bool_flag(model, "--batch-norm", help="VGG-16-BN: BatchNorm after every VGG convolution")
     cli.add_bool_flag(model, "--channels-last", help="NHWC convolutions (much faster on CPU for narrow models)")
     model.add_argument("--dropout", type=float, default=None,
                        help=f"dropout before the head (default: {MC_DEFAULT_DROPOUT} for MC-dropout "
@@ -145,7 +146,7 @@ def build_task(args: argparse.Namespace) -> tuple[DetectionTask, int]:
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     task = DetectionTask(samples, test_samples, class_names=names, width=args.width, dropout=args.dropout,
-                         channels_last=args.channels_last, lr=args.lr, momentum=args.momentum,
+                         batch_norm=args.batch_norm, channels_last=args.channels_last, lr=args.lr, momentum=args.momentum,
                          weight_decay=args.weight_decay, milestones=milestones(args.milestones),
                          gamma=args.gamma, basenet=args.basenet, weights=args.resume,
                          progress=not args.no_progress)
@@ -170,7 +171,7 @@ def _prepare(args: argparse.Namespace) -> tuple[DetectionTask, LoopConfig, np.nd
 
 
 def task_record(args: argparse.Namespace) -> dict:
-    keys = ("dataset", "train_sets", "test_set", "width", "channels_last", "dropout", "basenet", "resume",
+    keys = ("dataset", "train_sets", "test_set", "width", "batch_norm", "channels_last", "dropout", "basenet", "resume",
             "lr", "momentum", "weight_decay", "milestones", "gamma")
     record = {key: getattr(args, key) for key in keys}
     record["dataset_root"] = dataset_name(args)

@@ -43,8 +43,22 @@ def _segmentation(superpixels: bool = False):
                             superpixels_per_image=12, cache_dir=root.parent / "cache", progress=False)
 
 
+def _detection():
+    import tempfile
+
+    from det_fixtures import write_tiny_voc
+    from object_detection.task import DetectionTask
+    from object_detection.voc import read_class_names, read_split
+
+    root = write_tiny_voc(Path(tempfile.mkdtemp(prefix="contract_")) / "voc", trainval=8, test=2)
+    names = read_class_names(root / "classes.txt")
+    return DetectionTask(read_split(root, [("2007", "trainval")], names), read_split(root, [("2007", "test")], names),
+                         class_names=names, width=0.0625, dropout=0.1, progress=False)
+
+
 ADAPTERS = {
     "classification": _classification,
+    "detection": _detection,
     "segmentation": _segmentation,
     "segmentation_superpixels": lambda: _segmentation(superpixels=True),
     "toy_classification": ToyClassificationAdapter,
@@ -68,6 +82,8 @@ def _take(value, index: int):
     """Sample ``index`` of a batch-first tensor, or of each tensor in a tuple / list / dict."""
     if isinstance(value, torch.Tensor):
         return value[index:index + 1]
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return value[index:index + 1]            # one target dict per sample (detection)
     if isinstance(value, (tuple, list)):
         return type(value)(_take(item, index) for item in value)
     if isinstance(value, dict):
@@ -104,6 +120,16 @@ def test_per_sample_loss_is_each_samples_own_loss(adapter):
             own = adapter.per_sample_loss(alone, _take(targets, index))
             torch.testing.assert_close(own, losses[index:index + 1], atol=1e-4, rtol=1e-4)
     assert losses.std() > 0  # distinct samples, distinct losses: not one value broadcast
+
+
+def test_batch_loss_trains_on_the_per_sample_losses(adapter):
+    model = adapter.build_model().eval()
+    inputs, targets = _batch(adapter)
+    with torch.no_grad():
+        outputs, _ = adapter.forward_intermediates(model, inputs)
+        loss, losses = adapter.batch_loss(outputs, targets)
+        torch.testing.assert_close(losses, adapter.per_sample_loss(outputs, targets))
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
 
 
 def test_the_ranking_loss_reaches_the_loss_module_and_the_backbone(adapter):

@@ -124,6 +124,19 @@ def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
         load_basenet(narrow, tmp_path / "missing.pth")
 
 
+def test_basenet_takes_our_own_backbone_keys_and_batch_norm(tmp_path):
+    source = build_model(5, width=0.0625, batch_norm=True)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in source.backbone.modules())
+    backbone = {k: v + 1 for k, v in source.state_dict().items() if k.startswith("backbone.") and v.is_floating_point()}
+    torch.save(backbone, tmp_path / "pretrained.pth")
+    target = build_model(5, width=0.0625, batch_norm=True, basenet=tmp_path / "pretrained.pth")
+    for key, value in backbone.items():
+        torch.testing.assert_close(target.state_dict()[key], value)
+    torch.save({"0.weight": torch.randn(4, 3, 3, 3)}, tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="BatchNorm"):
+        load_basenet(target, tmp_path / "plain.pth")
+
+
 def test_whole_detector_weights_round_trip(tmp_path, narrow):
     torch.save({"model": narrow.state_dict()}, tmp_path / "ssd.pth")
     other = build_model(5, width=0.0625, weights=tmp_path / "ssd.pth")

@@ -1,0 +1,147 @@
+"""SSD300 on this machine: scoring throughput per strategy and the loss module's training overhead.
+
+Scoring: images/s at 300x300 through what the loop runs for a batch of candidates
+(``selection.score_candidates``' per-batch work): one forward + per-default-box entropy reduced
+by max (``entropy``), the loss module's prediction (``loss_prediction``), T MC-dropout passes of
+the head with streamed statistics (``mc_entropy``; the backbone runs once), the pooled fc7
+embedding (``coreset``).
+
+Overhead: seconds per training step (batch of random images with 1-6 random boxes each) of the
+SSD loss alone and of SSD loss + lambda x ranking loss with the loss module on the six taps,
+alternating one of each so that load from other processes hits both alike.
+
+    python bench/bench_detection.py --width 1.0 --batch 8 --threads 2
+    python bench/bench_detection.py --width 0.0625 --channels-last --batch 32 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from active_learning.loss_prediction import LossPredictionLoss, LossPredictionModule  # noqa: E402
+from active_learning.mc_dropout import MCDropoutSampler  # noqa: E402
+from active_learning.mc_statistics import MCAccumulator  # noqa: E402
+from active_learning.strategies import get_strategy  # noqa: E402
+from object_detection.task import DetectionTask  # noqa: E402
+
+
+def random_targets(batch: int, generator: torch.Generator) -> list[dict]:
+    targets = []
+    for _ in range(batch):
+        count = int(torch.randint(1, 7, (1,), generator=generator))
+        corner = torch.rand(count, 2, generator=generator) * 220
+        size = 20 + torch.rand(count, 2, generator=generator) * 80
+        targets.append({"boxes": torch.cat([corner, corner + size], 1),
+                        "labels": torch.randint(1, 21, (count,), generator=generator)})
+    return targets
+
+
+def timed(function, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--mc-samples", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    task = DetectionTask([], [], class_names=[str(k) for k in range(20)], width=args.width, dropout=0.1,
+                         channels_last=args.channels_last)
+    model = task.build_model().eval()
+    module = LossPredictionModule([info["channels"] for info in task.feature_info]).eval()
+    images = torch.rand(args.batch, 3, 300, 300)
+    if args.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    print(f"SSD300 width {args.width}{' channels_last' if args.channels_last else ''}, batch {args.batch}, "
+          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {platform.processor() or platform.machine()}")
+
+    entropy = get_strategy("entropy")
+    mc_entropy = get_strategy("mc_entropy")
+    sampler = MCDropoutSampler(task.mc_dropout_model(model))
+
+    @torch.inference_mode()
+    def score_entropy():
+        outputs, _ = task.forward_intermediates(model, images)
+        entropy.score_batch({"probs": task.probabilities(outputs)}, reduction="max")
+
+    @torch.inference_mode()
+    def score_loss():
+        _, features = task.forward_intermediates(model, images)
+        module(features)
+
+    @torch.inference_mode()
+    def score_mc():
+        accumulator = MCAccumulator(mc_entropy.mc_statistics)
+        for probs in sampler.passes(images, args.mc_samples, output_fn=task.probabilities):
+            accumulator.update(probs)
+        mc_entropy.score_batch({"mc_probs": accumulator.result()}, reduction="max")
+
+    @torch.inference_mode()
+    def embed():
+        outputs, features = task.forward_intermediates(model, images)
+        task.embedding(outputs, features)
+
+    print("\n| strategy | s per batch (median) | images/s |\n|---|---|---|")
+    for name, function in (("entropy", score_entropy), ("loss_prediction", score_loss),
+                           (f"mc_entropy (T={args.mc_samples})", score_mc), ("coreset embedding", embed)):
+        function()  # warm-up (and the MC trace)
+        seconds = statistics.median(timed(function, args.repeats))
+        print(f"| {name} | {seconds:.3f} | {args.batch / seconds:.1f} |")
+
+    generator = torch.Generator().manual_seed(0)
+    targets = random_targets(args.batch, generator)
+    model.train()
+    module.train()
+    ranking = LossPredictionLoss()
+    plain_optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    both_optimizer = torch.optim.SGD([*model.parameters(), *module.parameters()], lr=1e-4, momentum=0.9)
+
+    def plain_step():
+        outputs, _ = task.forward_intermediates(model, images)
+        loss, _ = task.batch_loss(outputs, targets)
+        plain_optimizer.zero_grad()
+        loss.backward()
+        plain_optimizer.step()
+
+    def loss_module_step():
+        outputs, features = task.forward_intermediates(model, images)
+        loss, losses = task.batch_loss(outputs, targets)
+        loss = loss + ranking(module(features), losses)
+        both_optimizer.zero_grad()
+        loss.backward()
+        both_optimizer.step()
+
+    plain_step(), loss_module_step()
+    plain, with_module = [], []
+    for _ in range(args.train_steps):
+        plain += timed(plain_step, 1)
+        with_module += timed(loss_module_step, 1)
+    a, b = statistics.median(plain), statistics.median(with_module)
+    print(f"\ntraining step: SSD loss {a:.3f} s, + loss module {b:.3f} s (median of {args.train_steps}): "
+          f"overhead {100 * (b - a) / a:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

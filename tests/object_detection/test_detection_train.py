@@ -1,0 +1,190 @@
+"""object_detection/train.py end to end on a tiny VOC-format dataset the tests write."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from active_learning import PoolState
+from active_learning.export import read_entropies_csv, read_metrics_csv
+from det_fixtures import TINY_ARGS, write_tiny_voc
+from object_detection.train import main, parse_args
+
+ORIGINAL_COMMANDS = {  # the original README's detection commands, as written (from object_detection/)
+    "python3 train.py": "random",
+    "python3 train.py --use_active_learning=True": "loss_prediction",
+}
+
+
+@pytest.mark.parametrize("command, strategy", ORIGINAL_COMMANDS.items())
+def test_the_original_commands_parse_with_the_reference_protocol(command, strategy):
+    args = parse_args(shlex.split(command)[2:])
+    assert args.strategy == strategy
+    assert (args.cycles, args.initial_size, args.images_per_cycle, args.subset) == (10, 1000, 1000, 10000)
+    assert (args.batch_size, args.lr, args.momentum, args.weight_decay) == (32, 1e-3, 0.9, 5e-4)
+    assert (args.epochs, args.milestones, args.gamma, args.lamda) == (300, "240", 0.1, 1.0)
+    assert args.train_sets == "2007:trainval,2012:trainval" and args.test_set == "2007:test"
+    assert args.dropout == 0.0 and args.reduction == "max"
+
+
+def test_the_original_flags():
+    args = parse_args(["--dataset", "VOC", "--dataset_root", "/data/VOCdevkit", "--basenet", "vgg16_reducedfc.pth",
+                       "--batch_size", "8", "--resume", "ssd.pth", "--num_workers", "2", "--cuda=False",
+                       "--lr", "0.002", "--momentum", "0.8", "--weight_decay", "1e-4", "--save_folder", "out",
+                       "--output_superannotate_csv_file", "up.csv", "--use_active_learning=True", "--lamda", "0.5"])
+    assert (args.dataset_root, args.basenet, args.resume, args.batch_size, args.workers) == \
+        ("/data/VOCdevkit", "vgg16_reducedfc.pth", "ssd.pth", 8, 2)
+    assert (args.device, args.lr, args.momentum, args.weight_decay, args.output_dir) == ("cpu", 0.002, 0.8, 1e-4, "out")
+    assert (args.superannotate_csv, args.strategy, args.lamda) == ("up.csv", "loss_prediction", 0.5)
+    assert parse_args(["--strategy", "bald"]).dropout == 0.1        # MC strategies get head dropout
+    assert parse_args(["--use_active_learning=False"]).strategy == "random"
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset", "COCO"])
+
+
+def test_the_commands_run_as_written_and_explain_missing_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "dataset root not found: data/VOCdevkit" in err
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_tiny_voc(tmp_path_factory.mktemp("data") / "voc")
+
+
+def _run(dataset, tmp_path, *extra):
+    return main(["--dataset_root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
+
+
+@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "bald", "coreset",
+                                      "discriminative"])
+def test_every_strategy_end_to_end(dataset, tmp_path, strategy):
+    extra = ["--dal-max-epochs", "2"] if strategy == "discriminative" else []
+    run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]
+    assert all(0 <= row["mAP"] <= 1 and 0 <= row["mAP_area"] <= 1 for row in rows)
+    assert {f"AP_{name}" for name in ("tshirt", "bag")} <= set(rows[0])
+    state = PoolState.load(run_dir / "pool.npz")
+    chosen = []
+    for cycle in range(2):
+        table = read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
+        names = [name for name, _ in table]
+        assert len(names) == 2 and all(name.endswith(".jpg") and len(name) == 10 for name in names)
+        chosen += names
+        assert len(state.added_in(cycle + 1)) == 2
+        picture = run_dir / "selections" / f"cycle_{cycle:02d}.png"
+        assert Image.open(picture).size[0] > 100
+    assert len(set(chosen)) == 4
+    if strategy == "loss_prediction":
+        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
+
+
+def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
+    from object_detection.task import DetectionTask
+
+    straight = _run(dataset, tmp_path / "a", "--strategy", "loss_prediction")
+    expected = PoolState.load(straight / "pool.npz").labeled_at
+    expected_rows = read_metrics_csv(straight / "metrics.csv")
+    calls = {"n": 0}
+    original = DetectionTask.evaluate
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DetectionTask, "evaluate", dying)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
+    assert exit_info.value.code == 130 and "run the same command again" in capsys.readouterr().err
+    monkeypatch.setattr(DetectionTask, "evaluate", original)
+    resumed = _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
+    assert "resuming" in capsys.readouterr().out
+    np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)
+    assert read_metrics_csv(resumed / "metrics.csv")[1]["mAP"] == pytest.approx(expected_rows[1]["mAP"], abs=1e-6)
+
+
+def test_rank_mode_scores_a_folder_of_new_images(dataset, tmp_path):
+    new = tmp_path / "new" / "batch1"
+    new.mkdir(parents=True)
+    for index, path in enumerate(sorted((dataset / "VOC2007" / "JPEGImages").glob("*.jpg"))[:5]):
+        Image.open(path).save(new / f"new_{index}.jpg")
+    run_dir = main(["--dataset_root", str(dataset), "--train-sets", "2007:trainval", "--width", "0.0625",
+                    "--epochs", "1", "--batch-size", "4", "--no-progress", "--device", "cpu", "--strategy", "entropy",
+                    "--images-per-cycle", "3", "--unlabeled-dir", str(tmp_path / "new"),
+                    "--output-dir", str(tmp_path / "runs"), "--output_superannotate_csv_file", str(tmp_path / "up.csv")])
+    names = [name for name, _ in read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")]
+    assert len(names) == 3 and all(name.startswith("batch1/new_") for name in names)
+    assert (tmp_path / "up.csv").read_text() == (run_dir / "priorities" / "cycle_00.csv").read_text()
+
+
+def _damage(root, case):
+    annotations = root / "VOC2007" / "Annotations"
+    path = annotations / "000003.xml"
+    text = path.read_text()
+    if case == "outside":
+        start = text.index("<xmax>") + len("<xmax>")
+        path.write_text(text[:start] + "999" + text[text.index("</xmax>"):])
+    elif case == "reversed":
+        start = text.index("<xmax>") + len("<xmax>")
+        path.write_text(text[:start] + "1" + text[text.index("</xmax>"):])
+    elif case == "unknown class":
+        start = text.index("<name>") + len("<name>")
+        path.write_text(text[:start] + "giraffe" + text[text.index("</name>"):])
+    elif case == "missing image":
+        path = root / "VOC2007" / "JPEGImages" / "000003.jpg"
+        path.unlink()
+    elif case == "does not parse":
+        path.write_text(text[:40])
+    elif case == "corrupt image":
+        path = root / "VOC2007" / "JPEGImages" / "000003.jpg"
+        path.write_bytes(b"not a jpeg")
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("outside", "leaves the 80x64 image"), ("reversed", "xmax < xmin"), ("unknown class", "'giraffe'"),
+    ("missing image", "image missing"), ("does not parse", "cannot parse annotation"),
+    ("corrupt image", "cannot read image"),
+])
+def test_bad_input_stops_with_one_message_and_keeps_the_run(dataset, tmp_path, capsys, case, message):
+    copy = tmp_path / "voc"
+    shutil.copytree(dataset, copy)
+    run_dir = _run(copy, tmp_path, "--cycles", "1")
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    path = _damage(copy, case)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(copy, tmp_path, "--cycles", "2")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and path.name in err and "Traceback" not in err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_an_image_without_objects_is_skipped_with_a_warning(dataset, tmp_path, capsys):
+    copy = tmp_path / "voc"
+    shutil.copytree(dataset, copy)
+    path = copy / "VOC2007" / "Annotations" / "000002.xml"
+    text = path.read_text()
+    path.write_text(text[:text.index("<object>")] + "</annotation>\n")
+    run_dir = _run(copy, tmp_path, "--cycles", "1")
+    assert "warning: VOC2007 trainval: 1 image(s) with no object left out (000002)" in capsys.readouterr().err
+    assert "000002.jpg" not in (run_dir / "priorities" / "cycle_00.csv").read_text()
+
+
+def test_bad_flags(dataset, tmp_path, capsys):
+    for flags, message in ((["--strategy", "bald", "--dropout", "0"], "--dropout > 0"),
+                           (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
+                           (["--width", "2"], "--width must be in (0, 1]"),
+                           (["--milestones", "a,b"], "--milestones")):
+        with pytest.raises(SystemExit) as exit_info:
+            _run(dataset, tmp_path, *flags)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
