@@ -323,6 +323,16 @@ def run_folder(args: argparse.Namespace, dataset: str) -> Path:
     return Path(args.output_dir) / args._task / dataset / args.strategy / f"seed{args.seed}"
 
 
+def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
+    """``--output_superannotate_csv_file``: copy the last cycle's priority CSV to ``destination``."""
+    last = Path(run_dir) / "priorities" / f"cycle_{cycles_done - 1:02d}.csv"
+    if destination and last.exists():
+        from .atomic import atomic_write_text
+
+        atomic_write_text(destination, last.read_text(encoding="utf-8"))
+        print(f"SuperAnnotate CSV: {destination}")
+
+
 def set_threads(args: argparse.Namespace) -> None:
     import torch
 

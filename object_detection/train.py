@@ -6,7 +6,7 @@
 
 Strategies (unit = image): random, loss_prediction, entropy / least_confidence / margin / ratio
 (per default box, reduced over the 8,732 boxes by --reduction, max here), mc_entropy /
-mc_variance / bald (with --dropout before the head), coreset, discriminative (pooled fc7), badge.
+mc_variance / bald (with --dropout before the head), coreset, discriminative (pooled fc7).
 Defaults are the original's VOC protocol: the pool is VOC2007 + VOC2012 trainval, the test set
 VOC2007 test; 10 cycles of 1,000 images, 1,000 initial, subsets of 10,000; batch 32, SGD lr 1e-3
 momentum 0.9 weight decay 5e-4, 300 epochs with x0.1 at 240; lambda 1.
@@ -26,7 +26,6 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 import numpy as np
 
 from active_learning import cli
-from active_learning.atomic import atomic_write_text
 from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
 
 from .task import DetectionTask
@@ -39,10 +38,12 @@ MC_DEFAULT_DROPOUT = 0.1
 PRESETS = {
     # Pascal VOC as in the original project (the parser's own defaults).
     "voc": dict(dataset_root="data/VOCdevkit"),
-    # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes.
+    # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes, with
+    # --basenet from bench/pretrain_detection_backbone.py (BENCHMARKS.md has the commands).
     "synthetic-cpu": dict(dataset_root="data/fmnist_voc", train_sets="2007:trainval", width=0.0625,
-                          channels_last=True, cycles=5, initial_size=100, images_per_cycle=100,
-                          epochs=20, milestones="16", batch_size=16, eval_batch_size=32, lr=0.01),
+                          batch_norm=True, channels_last=True, cycles=3, initial_size=200,
+                          images_per_cycle=100, subset=500, epochs=12, milestones="10", batch_size=16,
+                          eval_batch_size=32, lr=0.01),
 }
 AFTER_LABELING = "annotate the listed images (VOC XML), add them to the image set, and run again"
 
@@ -115,6 +116,9 @@ def check_args(args: argparse.Namespace) -> None:
          "--batch-size must be >= 2 for loss prediction (its ranking loss compares pairs)"),
     ])
     milestones(args.milestones)
+    if args.strategy == "badge":
+        raise ValueError("badge needs one class distribution per image; a detector has one per default "
+                         "box (8,732): use coreset, entropy or an MC-dropout strategy")
     if cli.needs_mc_dropout(args.strategy) and args.dropout <= 0:
         raise ValueError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0")
 
@@ -196,10 +200,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     with cli.cli_errors(DataError, RunMismatchError, resumable=run_dir, rank=rank):
         rows = run_active_learning(task, config, run_dir, extra_args=task_record(args),
                                    initial_labeled=initial, restart=rank)
-    last = run_dir / "priorities" / f"cycle_{len(rows) - 1:02d}.csv"
-    if args.superannotate_csv and last.exists():
-        atomic_write_text(args.superannotate_csv, last.read_text(encoding="utf-8"))
-        print(f"SuperAnnotate CSV: {args.superannotate_csv}")
+    cli.copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
     print(f"metrics:        {run_dir / 'metrics.csv'} (mAP = VOC2007 11-point, mAP_area, AP per class)")
     print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
     print(f"pictures:       {run_dir / 'selections'}/cycle_XX.png")

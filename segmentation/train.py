@@ -30,7 +30,6 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 import numpy as np
 
 from active_learning import cli
-from active_learning.atomic import atomic_write_text
 from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
 from active_learning.strategies import get_strategy
 
@@ -225,10 +224,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     with cli.cli_errors(DataError, RunMismatchError, resumable=run_dir, rank=rank):
         rows = run_active_learning(task, config, run_dir, extra_args=task_record(args),
                                    initial_labeled=initial, restart=rank)
-    last = run_dir / "priorities" / f"cycle_{len(rows) - 1:02d}.csv"
-    if args.superannotate_csv and last.exists():
-        atomic_write_text(args.superannotate_csv, last.read_text(encoding="utf-8"))
-        print(f"SuperAnnotate CSV: {args.superannotate_csv}")
+    cli.copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
     print(f"metrics:        {run_dir / 'metrics.csv'} (mIoU, labeled pixel fraction)")
     print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
     if args.superpixels:

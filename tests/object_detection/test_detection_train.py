@@ -184,7 +184,8 @@ def test_bad_flags(dataset, tmp_path, capsys):
     for flags, message in ((["--strategy", "bald", "--dropout", "0"], "--dropout > 0"),
                            (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
                            (["--width", "2"], "--width must be in (0, 1]"),
-                           (["--milestones", "a,b"], "--milestones")):
+                           (["--milestones", "a,b"], "--milestones"),
+                           (["--strategy", "badge"], "badge needs one class distribution per image")):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
