@@ -11,7 +11,7 @@ SSD loss alone and of SSD loss + lambda x ranking loss with the loss module on t
 alternating one of each so that load from other processes hits both alike.
 
     python bench/bench_detection.py --width 1.0 --batch 8 --threads 2
-    python bench/bench_detection.py --width 0.0625 --channels-last --batch 32 --threads 1
+    python bench/bench_detection.py --width 0.0625 --batch-norm --channels-last --batch 16 --threads 1
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--batch-norm", action="store_true")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--mc-samples", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
@@ -68,13 +69,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     task = DetectionTask([], [], class_names=[str(k) for k in range(20)], width=args.width, dropout=0.1,
-                         channels_last=args.channels_last)
+                         batch_norm=args.batch_norm, channels_last=args.channels_last)
     model = task.build_model().eval()
     module = LossPredictionModule([info["channels"] for info in task.feature_info]).eval()
     images = torch.rand(args.batch, 3, 300, 300)
     if args.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    print(f"SSD300 width {args.width}{' channels_last' if args.channels_last else ''}, batch {args.batch}, "
+    print(f"SSD300 width {args.width}{' BN' if args.batch_norm else ''}"
+          f"{' channels_last' if args.channels_last else ''}, batch {args.batch}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {platform.processor() or platform.machine()}")
 
     entropy = get_strategy("entropy")

@@ -260,7 +260,7 @@ def load_basenet(model: SSD300, path: str | Path) -> list[str]:
 
     Three formats: ssd.pytorch's ``vgg16_reducedfc.pth``, torchvision's ``vgg16`` state dict (see
     :func:`_vgg_key`; plain VGG-16, no BatchNorm), or a backbone saved under this model's own key
-    names (``backbone.*``, e.g. by ``bench/pretrain_detection_backbone.py``). Every tensor must
+    names (``backbone.*``). Every tensor must
     match the model's shape (a ``--width`` model cannot take full VGG).
     """
     own = model.state_dict()

@@ -38,12 +38,11 @@ MC_DEFAULT_DROPOUT = 0.1
 PRESETS = {
     # Pascal VOC as in the original project (the parser's own defaults).
     "voc": dict(dataset_root="data/VOCdevkit"),
-    # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes, with
-    # --basenet from bench/pretrain_detection_backbone.py (BENCHMARKS.md has the commands).
+    # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes.
     "synthetic-cpu": dict(dataset_root="data/fmnist_voc", train_sets="2007:trainval", width=0.0625,
-                          batch_norm=True, channels_last=True, cycles=3, initial_size=200,
-                          images_per_cycle=100, subset=500, epochs=12, milestones="10", batch_size=16,
-                          eval_batch_size=32, lr=0.01),
+                          batch_norm=True, channels_last=True, cycles=2, initial_size=200,
+                          images_per_cycle=100, subset=500, epochs=25, milestones="20", batch_size=8,
+                          eval_batch_size=32, lr=0.003),
 }
 AFTER_LABELING = "annotate the listed images (VOC XML), add them to the image set, and run again"
 
