@@ -69,6 +69,7 @@ class BaseTaskAdapter:
     metric_higher_is_better = True
     feature_info: list[dict] = []
     collate_fn: Callable | None = None
+    max_grad_norm: float | None = None   # clip the gradients' global norm to this (None: no clipping)
     train_set: Dataset
     pool_set: Dataset
 
@@ -159,6 +160,10 @@ def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Modu
                                      "lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if getattr(adapter, "max_grad_norm", None):
+            # over every parameter the optimizer updates (the loss module's included)
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                           adapter.max_grad_norm)
         optimizer.step()
         batch_size = sample_losses.shape[0]
         seen += batch_size

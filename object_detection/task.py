@@ -44,6 +44,7 @@ class DetectionTask(BaseTaskAdapter):
         dropout: p of the dropout before the head (0: none; MC strategies need > 0).
         lr, momentum, weight_decay, milestones, gamma: SGD and its step schedule.
         basenet, weights: local weight files (VGG-16 backbone; a whole detector).
+        max_grad_norm: clip the gradients' global norm (None: no clipping, as the original).
     """
 
     name = "detection"
@@ -53,7 +54,8 @@ class DetectionTask(BaseTaskAdapter):
                  class_names: Sequence[str], width: float = 1.0, dropout: float = 0.0,
                  batch_norm: bool = False, channels_last: bool = False, lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 5e-4, milestones: Sequence[int] = (240,), gamma: float = 0.1,
-                 basenet: str | None = None, weights: str | None = None, progress: bool = True) -> None:
+                 basenet: str | None = None, weights: str | None = None, max_grad_norm: float | None = None,
+                 progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names) + 1
@@ -62,6 +64,7 @@ class DetectionTask(BaseTaskAdapter):
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.basenet, self.weights, self.progress = basenet, weights, progress
+        self.max_grad_norm = max_grad_norm
         self.feature_info = feature_info(width)
         self.train_set = DetectionSet(self.samples, augment=True)
         self.pool_set = DetectionSet(self.samples)

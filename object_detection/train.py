@@ -40,9 +40,9 @@ PRESETS = {
     "voc": dict(dataset_root="data/VOCdevkit"),
     # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes.
     "synthetic-cpu": dict(dataset_root="data/fmnist_voc", train_sets="2007:trainval", width=0.0625,
-                          batch_norm=True, channels_last=True, cycles=2, initial_size=200,
-                          images_per_cycle=100, subset=500, epochs=25, milestones="20", batch_size=8,
-                          eval_batch_size=32, lr=0.003),
+                          batch_norm=True, channels_last=True, cycles=2, initial_size=300,
+                          images_per_cycle=100, subset=500, epochs=20, milestones="16", batch_size=16,
+                          eval_batch_size=32, lr=0.003, clip_grad_norm=10.0),
 }
 AFTER_LABELING = "annotate the listed images (VOC XML), add them to the image set, and run again"
 
@@ -75,6 +75,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                             "strategies, else none)")
     model.add_argument("--milestones", default="240", help="epochs at which the learning rate is multiplied by --gamma")
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")
+    model.add_argument("--clip-grad-norm", type=float, default=None, metavar="NORM",
+                       help="clip the gradients' global norm to NORM (default: no clipping, as the original)")
     cli.add_bool_flag(model, "--cuda", default=None,
                       help="original flag: --cuda=True runs on the GPU, --cuda=False on the CPU (default: --device)")
     out = parser.add_argument_group("output")
@@ -111,6 +113,8 @@ def check_args(args: argparse.Namespace) -> None:
         (0 < args.width <= 1, f"--width must be in (0, 1], got {args.width}"),
         (0.0 <= args.dropout < 1.0, f"--dropout must be in [0, 1), got {args.dropout}"),
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
+        (args.clip_grad_norm is None or args.clip_grad_norm > 0,
+         f"--clip-grad-norm must be > 0, got {args.clip_grad_norm}"),
         (args.batch_size >= 2 or args.strategy != "loss_prediction",
          "--batch-size must be >= 2 for loss prediction (its ranking loss compares pairs)"),
     ])
@@ -152,6 +156,7 @@ def build_task(args: argparse.Namespace) -> tuple[DetectionTask, int]:
                          batch_norm=args.batch_norm, channels_last=args.channels_last, lr=args.lr, momentum=args.momentum,
                          weight_decay=args.weight_decay, milestones=milestones(args.milestones),
                          gamma=args.gamma, basenet=args.basenet, weights=args.resume,
+                         max_grad_norm=args.clip_grad_norm,
                          progress=not args.no_progress)
     return task, n_labeled
 
@@ -175,7 +180,7 @@ def _prepare(args: argparse.Namespace) -> tuple[DetectionTask, LoopConfig, np.nd
 
 def task_record(args: argparse.Namespace) -> dict:
     keys = ("dataset", "train_sets", "test_set", "width", "batch_norm", "channels_last", "dropout", "basenet", "resume",
-            "lr", "momentum", "weight_decay", "milestones", "gamma")
+            "lr", "momentum", "weight_decay", "milestones", "gamma", "clip_grad_norm")
     record = {key: getattr(args, key) for key in keys}
     record["dataset_root"] = dataset_name(args)
     record["classes"] = list(class_names(args))

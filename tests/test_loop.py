@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from active_learning import PoolState, get_strategy, list_strategies
 from active_learning.export import read_entropies_csv, read_metrics_csv
@@ -186,3 +187,27 @@ def test_bad_initial_labeled_fails_before_anything_is_written(tmp_path, initial,
         run_active_learning(ToyClassificationAdapter(), config, tmp_path / "run", log=lambda m: None,
                             initial_labeled=initial)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("max_norm", [None, 1e-3])
+def test_train_one_epoch_clips_the_gradient_norm_when_the_adapter_asks(max_norm):
+    """Plain SGD (lr 1, no momentum): one step moves the parameters by exactly the clipped gradient."""
+    from torch.utils.data import DataLoader
+
+    from active_learning.adapter import train_one_epoch
+    from toy_adapters import ToyClassificationAdapter
+
+    torch.manual_seed(0)
+    adapter = ToyClassificationAdapter()
+    adapter.max_grad_norm = max_norm
+    model = adapter.build_model()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loader = DataLoader(adapter.train_set, batch_size=len(adapter.train_set))
+    train_one_epoch(adapter, model, None, loader, optimizer, epoch=0,
+                    config=LoopConfig(epochs=1, progress=False), device=torch.device("cpu"))
+    moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
+    if max_norm is None:
+        assert moved > 1e-2
+    else:
+        assert moved == pytest.approx(max_norm, rel=1e-3)

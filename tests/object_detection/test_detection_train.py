@@ -42,6 +42,8 @@ def test_the_original_flags():
     assert (args.superannotate_csv, args.strategy, args.lamda) == ("up.csv", "loss_prediction", 0.5)
     assert parse_args(["--strategy", "bald"]).dropout == 0.1        # MC strategies get head dropout
     assert parse_args(["--use_active_learning=False"]).strategy == "random"
+    preset = parse_args(["--preset", "synthetic-cpu", "--lr", "0.01"])
+    assert (preset.width, preset.batch_norm, preset.clip_grad_norm, preset.lr) == (0.0625, True, 10.0, 0.01)
     with pytest.raises(SystemExit):
         parse_args(["--dataset", "COCO"])
 
@@ -185,7 +187,8 @@ def test_bad_flags(dataset, tmp_path, capsys):
                            (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
                            (["--width", "2"], "--width must be in (0, 1]"),
                            (["--milestones", "a,b"], "--milestones"),
-                           (["--strategy", "badge"], "badge needs one class distribution per image")):
+                           (["--strategy", "badge"], "badge needs one class distribution per image"),
+                           (["--clip-grad-norm", "0"], "--clip-grad-norm must be > 0")):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
