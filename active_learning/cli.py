@@ -323,6 +323,29 @@ def run_folder(args: argparse.Namespace, dataset: str) -> Path:
     return Path(args.output_dir) / args._task / dataset / args.strategy / f"seed{args.seed}"
 
 
+def simulate(task: Any, config: LoopConfig, args: argparse.Namespace, run_dir: Path, *,
+             known: Sequence[type[BaseException]] = (), record: Mapping[str, Any] | None = None,
+             initial: Any = None, outputs: Sequence[str] = ()) -> Path:
+    """Run (or resume) the cycles, or the ranking, of a task's ``train.py``, then tell the user
+    where everything is: ``outputs`` (the task's own files), and in rank mode what to do next.
+
+    Errors of the types ``known`` (and a mismatched run folder) are one ``error:`` line; Ctrl-C
+    says how to resume. ``--output_superannotate_csv_file`` gets the last priority CSV.
+    """
+    from .loop import RunMismatchError, run_active_learning
+
+    rank = args.unlabeled_dir is not None
+    with cli_errors(*known, RunMismatchError, resumable=run_dir, rank=rank):
+        rows = run_active_learning(task, config, run_dir, extra_args=dict(record or {}),
+                                   initial_labeled=initial, restart=rank)
+    copy_last_priorities(run_dir, len(rows), getattr(args, "superannotate_csv", None))
+    for line in outputs:
+        print(line)
+    if rank:
+        print(f"next:           {args._after_labeling}")
+    return run_dir
+
+
 def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
     """``--output_superannotate_csv_file``: copy the last cycle's priority CSV to ``destination``."""
     last = Path(run_dir) / "priorities" / f"cycle_{cycles_done - 1:02d}.csv"

@@ -52,7 +52,6 @@ class NarrowVGGExtractor(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         in_channels = 3
-        maxpool4 = 0
         for value in VGG16_CONFIG:
             if value in ("M", "C"):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=value == "C"))

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 import numpy as np
 
 from active_learning import cli
-from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from active_learning.loop import LoopConfig
 
 from .task import DetectionTask
 from .voc import VOC_CLASSES, DataError, find_unlabeled, parse_image_sets, read_class_names, read_split
@@ -193,7 +193,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
     """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
     with cli.cli_errors(DataError):
         args = parse_args(argv)
-    rank = args.unlabeled_dir is not None
     cli.set_threads(args)
     with cli.cli_errors(DataError):
         task, config, initial, device = _prepare(args)
@@ -201,17 +200,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     print(f"{dataset_name(args)}: {len(task.samples)} pool / {len(task.test_samples)} test images, "
           f"{len(task.class_names)} classes, strategy {args.strategy}, {config.cycles} cycle(s) on {device} "
           f"-> {run_dir}")
-    with cli.cli_errors(DataError, RunMismatchError, resumable=run_dir, rank=rank):
-        rows = run_active_learning(task, config, run_dir, extra_args=task_record(args),
-                                   initial_labeled=initial, restart=rank)
-    cli.copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
-    print(f"metrics:        {run_dir / 'metrics.csv'} (mAP = VOC2007 11-point, mAP_area, AP per class)")
-    print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
-    print(f"pictures:       {run_dir / 'selections'}/cycle_XX.png")
-    if rank:
-        print(f"next:           {AFTER_LABELING}")
-    return run_dir
-
+    return cli.simulate(task, config, args, run_dir, known=(DataError,), record=task_record(args), initial=initial,
+                        outputs=[f"metrics:        {run_dir / 'metrics.csv'} (mAP = VOC2007 11-point, mAP_area, AP per class)",
+                                 f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)",
+                                 f"pictures:       {run_dir / 'selections'}/cycle_XX.png"])
 
 if __name__ == "__main__":
     main()

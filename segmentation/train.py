@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 import numpy as np
 
 from active_learning import cli
-from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from active_learning.loop import LoopConfig
 from active_learning.strategies import get_strategy
 
 from .data import (CITYSCAPES_CLASSES, CITYSCAPES_MEAN, CITYSCAPES_STD, FORMATS, DataError,
@@ -212,7 +212,6 @@ def task_record(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
     args = parse_args(argv)
-    rank = args.unlabeled_dir is not None
     cli.set_threads(args)
     with cli.cli_errors(DataError):
         task, config, initial, device = _prepare(args)
@@ -221,19 +220,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     print(f"{dataset_name(args)}: {len(task.samples)} pool / {len(task.test_samples)} val images, "
           f"{task.selection_units().n_units} {unit}, strategy {args.strategy}, {config.cycles} cycle(s) "
           f"on {device} -> {run_dir}")
-    with cli.cli_errors(DataError, RunMismatchError, resumable=run_dir, rank=rank):
-        rows = run_active_learning(task, config, run_dir, extra_args=task_record(args),
-                                   initial_labeled=initial, restart=rank)
-    cli.copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
-    print(f"metrics:        {run_dir / 'metrics.csv'} (mIoU, labeled pixel fraction)")
-    print(f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)")
+    outputs = [f"metrics:        {run_dir / 'metrics.csv'} (mIoU, labeled pixel fraction)",
+               f"priority CSVs:  {run_dir / 'priorities'}/cycle_XX.csv (name,entropy_value)"]
     if args.superpixels:
-        print(f"superpixels:    {run_dir / 'regions'}/cycle_XX.csv (name,region_id,score) and regions/maps/")
-    print(f"pictures:       {run_dir / 'selections'}/cycle_XX.png")
-    if rank:
-        print(f"next:           {AFTER_LABELING}")
-    return run_dir
-
+        outputs.append(f"superpixels:    {run_dir / 'regions'}/cycle_XX.csv (name,region_id,score) and regions/maps/")
+    outputs.append(f"pictures:       {run_dir / 'selections'}/cycle_XX.png")
+    return cli.simulate(task, config, args, run_dir, known=(DataError,), record=task_record(args), initial=initial,
+                        outputs=outputs)
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
+from interrupts import interrupt_on_call
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
 from object_detection.train import main, parse_args
@@ -95,20 +96,11 @@ def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, m
     straight = _run(dataset, tmp_path / "a", "--strategy", "loss_prediction")
     expected = PoolState.load(straight / "pool.npz").labeled_at
     expected_rows = read_metrics_csv(straight / "metrics.csv")
-    calls = {"n": 0}
-    original = DetectionTask.evaluate
-
-    def dying(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DetectionTask, "evaluate", dying)
+    restore = interrupt_on_call(monkeypatch, DetectionTask, "evaluate", call=2)
     with pytest.raises(SystemExit) as exit_info:
         _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
     assert exit_info.value.code == 130 and "run the same command again" in capsys.readouterr().err
-    monkeypatch.setattr(DetectionTask, "evaluate", original)
+    restore()
     resumed = _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
     assert "resuming" in capsys.readouterr().out
     np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
+from interrupts import interrupt_on_call
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from segmentation.train import main, parse_args
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
@@ -105,20 +106,11 @@ def test_an_interrupted_superpixel_run_resumes_to_the_same_labeled_set(dataset, 
 
     straight = _run(dataset, tmp_path / "a", "--strategy", "mc_entropy_superpixels")
     expected = PoolState.load(straight / "pool.npz").labeled_at
-    calls = {"n": 0}
-    original = SegmentationTask.evaluate
-
-    def dying(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SegmentationTask, "evaluate", dying)
+    restore = interrupt_on_call(monkeypatch, SegmentationTask, "evaluate", call=2)
     with pytest.raises(SystemExit) as exit_info:
         _run(dataset, tmp_path / "b", "--strategy", "mc_entropy_superpixels")
     assert exit_info.value.code == 130 and "run the same command again" in capsys.readouterr().err
-    monkeypatch.setattr(SegmentationTask, "evaluate", original)
+    restore()
     resumed = _run(dataset, tmp_path / "b", "--strategy", "mc_entropy_superpixels")
     assert "resuming" in capsys.readouterr().out
     np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)
