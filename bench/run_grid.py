@@ -259,9 +259,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     grid_argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(grid_argv)
     try:
+        load_task(args.task)   # first: a task may register its own strategies
         args.strategies = resolve_strategies(args.strategies)
         check_extra_args(extra)
-        load_task(args.task)
     except ValueError as error:
         parser.error(str(error))
     if args.threads is not None and args.threads < 1:

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
+from active_learning.image_files import check_image_sizes
 
 from .data import DetectionSet, collate
 from .loss import batch_loss, ssd_losses
@@ -77,23 +78,9 @@ class DetectionTask(BaseTaskAdapter):
     def check_files(self) -> None:
         """Open every image's header: a missing or unreadable image, or one whose size differs
         from its annotation's, stops the run here (DataError naming it), before any training."""
-        from PIL import Image
-
-        everything = [*self.samples, *self.test_samples]
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            everything = tqdm(everything, desc="checking images", leave=False, dynamic_ncols=True)
-        for sample in everything:
-            try:
-                with Image.open(sample.image) as image:
-                    width, height = image.size
-            except Exception as error:
-                raise DataError(f"cannot read image {sample.image}: {error}") from None
-            note = sample.annotation
-            if note is not None and (note.width, note.height) != (width, height):
-                raise DataError(f"{sample.image} is {width}x{height}, its annotation says "
-                                f"{note.width}x{note.height}")
+        check_image_sizes(((sample.image, None if sample.annotation is None else
+                            (sample.annotation.width, sample.annotation.height))
+                           for sample in [*self.samples, *self.test_samples]), DataError, self.progress)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         unlabeled = [int(i) for i in labeled_units if self.samples[int(i)].annotation is None]

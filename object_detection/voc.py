@@ -28,10 +28,11 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from active_learning.image_files import find_images
+
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DataError(Exception):
@@ -198,10 +199,5 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
 
 def find_unlabeled(folder: str | Path) -> list[VOCSample]:
     """Every image file under ``folder`` (any depth), named by its path relative to ``folder``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"--unlabeled-dir not found: {folder}")
-    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS)
-    if not images:
-        raise DataError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
-    return [VOCSample(image=path, name=path.relative_to(folder).as_posix()) for path in images]
+    return [VOCSample(image=path, name=path.relative_to(folder).as_posix())
+            for path in find_images(folder, DataError)]

@@ -1,7 +1,8 @@
-"""``python -m synthetic --format {cityscapes,voc} --output DIR``: write the CPU benchmark scenes.
+"""``python -m synthetic --format {cityscapes,voc,coco-keypoints} --output DIR``: write the CPU benchmark scenes.
 
 cityscapes: 128x256 scenes, leftImg8bit/ + gtFine/ (train / val).
 voc: 300x300 scenes, VOC2007/ JPEGImages + Annotations + ImageSets/Main (trainval / test).
+coco-keypoints: 192x256 stick-figure scenes, images/{train,val}2017 + annotations/person_keypoints_*.json.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ if __package__ in (None, ""):
 
 from .scenes import SceneConfig, load_fashion_mnist
 
-FORMATS = ("cityscapes", "voc")
+FORMATS = ("cityscapes", "voc", "coco-keypoints")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -30,8 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="training (VOC: trainval) scenes, items from Fashion-MNIST train")
     parser.add_argument("--val", "--test", dest="val", type=int, default=500,
                         help="validation (VOC: test) scenes, items from Fashion-MNIST test")
-    parser.add_argument("--height", type=int, default=None, help="scene height (cityscapes 128, voc 300)")
-    parser.add_argument("--width", type=int, default=None, help="scene width (cityscapes 256, voc 300)")
+    parser.add_argument("--height", type=int, default=None, help="scene height (cityscapes 128, voc 300, coco-keypoints 192)")
+    parser.add_argument("--width", type=int, default=None, help="scene width (cityscapes 256, voc 300, coco-keypoints 256)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     parser.add_argument("--fashion-mnist", default=None, metavar="DIR",
                         help="folder of the Fashion-MNIST idx files (default: the Debian package's "
@@ -46,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from .cityscapes import write_cityscapes
     from .voc import VOC_SCENES, write_voc
 
-    voc = args.format == "voc"
-    args.height = args.height or (VOC_SCENES.height if voc else 128)
+    voc, keypoints = args.format == "voc", args.format == "coco-keypoints"
+    args.height = args.height or (VOC_SCENES.height if voc else 192 if keypoints else 128)
     args.width = args.width or (VOC_SCENES.width if voc else 256)
     if args.train < 1 or args.val < 1 or args.height < 32 or args.width < 32:
         sys.exit("error: --train and --val must be >= 1, --height and --width >= 32")
@@ -58,7 +59,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     start = time.perf_counter()
-    if voc:
+    if keypoints:
+        from .coco_keypoints import KeypointSceneConfig, write_coco_keypoints
+
+        config = KeypointSceneConfig(height=args.height, width=args.width,
+                                     min_person_height=max(24, args.height * 60 // 192),
+                                     max_person_height=max(32, args.height * 170 // 192))
+        written = write_coco_keypoints(args.output, {"train": items["train"][0], "val": items["val"][0]},
+                                       {"train": args.train, "val": args.val}, config=config, seed=args.seed)
+        counts = (f"{written['train']['images']} train ({written['train']['persons']} persons) and "
+                  f"{written['val']['images']} val ({written['val']['persons']} persons)")
+    elif voc:
         side = min(args.height, args.width)
         config = dataclasses.replace(VOC_SCENES, height=args.height, width=args.width,
                                      min_size=max(12, side * VOC_SCENES.min_size // 300),
@@ -72,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         written = write_cityscapes(args.output, items, {"train": args.train, "val": args.val},
                                    config=config, seed=args.seed)
         counts = f"{written['train']} train and {written['val']} val"
-    layout = "VOC" if voc else "Cityscapes"
+    layout = "VOC" if voc else "COCO keypoints" if keypoints else "Cityscapes"
     print(f"wrote {counts} scenes of {args.height}x{args.width} in the {layout} layout to {args.output} "
           f"in {time.perf_counter() - start:.1f} s")
     return Path(args.output)

@@ -1,0 +1,134 @@
+"""Top-down person crops with Gaussian heatmap targets (one sample = one person).
+
+Training augments as HRNet does (its COCO YAML values): the crop's size scaled by
+``clip(N(1, 0.35), 0.65, 1.35)``, rotated by ``clip(N(0, 45), -90, 90)`` degrees with probability
+0.6, flipped with probability 0.5 (left and right joints swapped), and with probability 0.3 a
+half-body crop (the upper or the lower body's labeled joints only, when more than 8 are labeled).
+
+A sample is ``(image float32 [3, H, W] normalised, target)``; ``target`` holds ``heatmaps``
+float32 [J, h, w], ``weight`` float32 [J] (0 for an unlabeled joint or one outside the crop),
+``matrix`` float64 [2, 3] (image -> crop) and ``index`` (the person's index in its list).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .coco import NUM_JOINTS, DataError, PoseData
+from .heatmaps import UPPER_BODY, box_to_centre_size, crop_to_heatmap, crop_transform, encode, flip_permutation
+
+IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass
+class Augmentation:
+    """HRNet's COCO training augmentation (DATASET.* in its YAML)."""
+
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_probability: float = 0.6
+    flip: bool = True
+    half_body_probability: float = 0.3
+    half_body_min_joints: int = 8
+
+
+def read_rgb(path) -> np.ndarray:
+    """uint8 [H, W, 3]; a missing or corrupt file is a DataError naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+
+
+class PoseSet(Dataset):
+    """The persons ``data.persons[indices]`` as crops of ``input_size`` (W, H).
+
+    Args:
+        data: images and persons. indices: which persons (default: all).
+        input_size: crop (W, H). stride: crop pixels per heatmap cell. sigma: heatmap Gaussian.
+        augmentation: training augmentation (None: a plain crop, for scoring and evaluation).
+        seed: seeds the augmentation draws together with the epoch and the index.
+    """
+
+    def __init__(self, data: PoseData, indices: Sequence[int] | None = None, *,
+                 input_size: Sequence[int] = (192, 256), stride: int = 4, sigma: float = 2.0,
+                 augmentation: Augmentation | None = None, flip: bool = False) -> None:
+        self.data = data
+        self.indices = list(range(len(data.persons))) if indices is None else [int(i) for i in indices]
+        self.input_size = tuple(int(v) for v in input_size)
+        self.stride, self.sigma = stride, sigma
+        self.heatmap_size = (self.input_size[0] // stride, self.input_size[1] // stride)
+        self.augmentation = augmentation
+        self.flip = flip     # always flip (the flip test's second view)
+        self.aspect = self.input_size[0] / self.input_size[1]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _augment(self, centre: np.ndarray, size: np.ndarray, keypoints: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        augmentation = self.augmentation
+        if keypoints is not None and rng.random() < augmentation.half_body_probability:
+            labeled = keypoints[:, 2] > 0
+            if labeled.sum() > augmentation.half_body_min_joints:
+                upper = np.zeros(len(keypoints), dtype=bool)
+                upper[list(UPPER_BODY)] = True
+                part = labeled & (upper if rng.random() < 0.5 else ~upper)
+                if part.sum() >= 2:
+                    points = keypoints[part, :2]
+                    low, high = points.min(axis=0), points.max(axis=0)
+                    centre, size = box_to_centre_size((*low, *(high - low)), self.aspect, enlarge=1.5)
+        size = size * np.clip(rng.normal(1.0, augmentation.scale_factor),
+                              1 - augmentation.scale_factor, 1 + augmentation.scale_factor)
+        rotation = 0.0
+        if rng.random() < augmentation.rotation_probability:
+            rotation = float(np.clip(rng.normal(0.0, augmentation.rotation_factor),
+                                     -2 * augmentation.rotation_factor, 2 * augmentation.rotation_factor))
+        flip = augmentation.flip and rng.random() < 0.5
+        return centre, size, rotation, flip
+
+    def __getitem__(self, position: int):
+        import cv2
+
+        index = self.indices[position]
+        person = self.data.persons[index]
+        image = read_rgb(self.data.images[person.image].path)
+        centre, size = box_to_centre_size(person.box, self.aspect)
+        rotation, flip = 0.0, self.flip
+        if self.augmentation is not None:
+            rng = np.random.default_rng([index, int(torch.randint(0, 2 ** 31, ()).item())])
+            centre, size, rotation, flip = self._augment(centre, size, person.keypoints, rng)
+        matrix = crop_transform(centre, size, self.input_size, rotation)
+        crop = cv2.warpAffine(image, matrix, self.input_size, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        keypoints = person.keypoints if person.keypoints is not None else np.zeros((NUM_JOINTS, 3), np.float32)
+        joints = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]               # crop coordinates [J, 2]
+        visible = keypoints[:, 2].copy()
+        if flip:
+            crop = crop[:, ::-1]
+            joints[:, 0] = self.input_size[0] - 1 - joints[:, 0]
+            order = flip_permutation(len(joints))
+            joints, visible = joints[order], visible[order]
+            matrix = np.array([[-1.0, 0.0, self.input_size[0] - 1], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0, 0, 1]])
+        heatmaps, weight = encode(crop_to_heatmap(joints, self.stride), visible, self.heatmap_size, self.sigma)
+        pixels = (crop.astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        return tensor, {"heatmaps": torch.from_numpy(heatmaps), "weight": torch.from_numpy(weight),
+                        "matrix": torch.from_numpy(matrix), "index": index}
+
+
+def collate(batch):
+    """Stack crops and targets: (images [B, 3, H, W], {heatmaps [B, J, h, w], weight [B, J],
+    matrix [B, 2, 3], index int64 [B]})."""
+    images = torch.stack([image for image, _ in batch])
+    targets = {key: torch.stack([target[key] for _, target in batch]) for key in ("heatmaps", "weight", "matrix")}
+    targets["index"] = torch.tensor([target["index"] for _, target in batch], dtype=torch.int64)
+    return images, targets

@@ -1,0 +1,57 @@
+"""A picture of a cycle's choice: the first chosen images with the model's predicted skeletons."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .coco import COCO_SKELETON
+
+SHOW_CONFIDENCE = 0.2      # joints drawn: heatmap maximum above this (HRNet's in_vis_thre)
+LEFT_COLOUR, RIGHT_COLOUR, CENTRE_COLOUR = "tab:orange", "tab:cyan", "yellow"
+
+
+def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, model=None,
+                   max_images: int = 6) -> None:
+    """The ``max_images`` best chosen images, each with its score, its person boxes (green) and
+    the model's skeleton of each person (left limbs orange, right cyan). Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from active_learning.atomic import atomic_open
+
+    from .data import read_rgb
+
+    shown = [int(unit) for unit in np.asarray(units)[:max_images]]
+    columns = min(3, max(1, len(shown)))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 4 * rows), squeeze=False, dpi=100)
+    for axis in axes.ravel():
+        axis.axis("off")
+    persons_of = task.selection_units().samples_of
+    for axis, image_index, score in zip(axes.ravel(), shown, np.asarray(scores, dtype=np.float64)):
+        axis.imshow(read_rgb(task.pool.images[image_index].path))
+        persons = persons_of(np.array([image_index]))
+        predicted = task.predict_persons(model, persons) if model is not None else None
+        for number, person_index in enumerate(persons):
+            x, y, w, h = task.pool.persons[person_index].box
+            axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="lime", linewidth=1))
+            if predicted is None:
+                continue
+            joints, maxima = predicted[0][number], predicted[1][number]
+            for a, b in COCO_SKELETON:
+                a, b = a - 1, b - 1
+                if maxima[a] > SHOW_CONFIDENCE and maxima[b] > SHOW_CONFIDENCE:
+                    colour = (LEFT_COLOUR if a % 2 and b % 2 else RIGHT_COLOUR if a and b and not (a % 2 or b % 2)
+                              else CENTRE_COLOUR)
+                    axis.plot(joints[[a, b], 0], joints[[a, b], 1], color=colour, linewidth=1.5)
+            confident = maxima > SHOW_CONFIDENCE
+            axis.scatter(joints[confident, 0], joints[confident, 1], s=6, c="red", zorder=3)
+        axis.set_title(f"{task.item_name(image_index)}  score {score:.4g}\n{len(persons)} person(s): "
+                       "boxes (green), predicted skeletons", fontsize=8)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", bbox_inches="tight")
+    plt.close(figure)

@@ -1,0 +1,242 @@
+"""human_pose_estimation/train.py and tools/train.py end to end on a tiny COCO keypoints dataset."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from active_learning import PoolState
+from active_learning.export import read_entropies_csv, read_metrics_csv
+from human_pose_estimation.train import main, parse_args
+from interrupts import interrupt_on_call
+from pose_fixtures import TINY_ARGS, read_json, write_json, write_tiny_coco
+
+TASK_DIR = Path(__file__).resolve().parents[2] / "human_pose_estimation"
+CONFIG = "experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml"
+ORIGINAL_COMMANDS = {  # the original README's pose commands, as written (from human_pose_estimation/)
+    f"python3 tools/train.py --cfg {CONFIG}": "random",
+    f"python3 tools/train.py --cfg {CONFIG} --use_active_learning=True": "loss_prediction",
+}
+
+
+def _load_tools():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pose_tools_train", TASK_DIR / "tools" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("command, strategy", ORIGINAL_COMMANDS.items())
+def test_the_original_commands_read_the_reference_yaml(command, strategy, monkeypatch):
+    monkeypatch.chdir(TASK_DIR)
+    with pytest.warns(UserWarning, match="MODEL.PRETRAINED"):
+        argv, _ = _load_tools().build_argv(shlex.split(command)[2:])
+    args = parse_args(argv)
+    assert args.strategy == strategy
+    assert (args.cycles, args.initial_size, args.images_per_cycle, args.subset) == (10, 5000, 5000, 25000)
+    assert (args.arch, args.image_size, args.sigma) == ("hrnet_w32", "192,256", 2.0)
+    assert (args.optimizer, args.lr, args.weight_decay, args.batch_size, args.eval_batch_size) == \
+        ("adam", 1e-3, 0.0, 32, 32)
+    assert (args.epochs, args.milestones, args.gamma) == (210, "170,200", 0.1)
+    assert (args.lamda, args.detach_epoch) == (1e-4, 157)          # lambda 1e-4, detached at 75%
+    assert (args.flip, args.flip_test, args.scale_factor, args.rotation_factor, args.half_body_probability) == \
+        (True, True, 0.35, 45.0, 0.3)
+    assert (args.dataset_root, args.train_set, args.test_set, args.output_dir) == \
+        ("data/coco/", "train2017", "val2017", "output")
+
+
+def test_config_overrides_and_forwarded_flags(monkeypatch):
+    monkeypatch.chdir(TASK_DIR)
+    tools = _load_tools()
+    with pytest.warns(UserWarning):
+        argv, _ = tools.build_argv(["--cfg", CONFIG, "--dataDir", "/data", "--modelDir", "out",
+                                    "TRAIN.END_EPOCH", "20", "TRAIN.LR_STEP", "[10, 15]", "--cycles", "3",
+                                    "TRAIN.OPTIMIZER", "sgd", "--seed", "4"])
+    args = parse_args(argv)
+    assert (args.dataset_root, args.output_dir, args.epochs, args.milestones) == ("/data/data/coco/", "out", 20, "10,15")
+    assert (args.cycles, args.seed, args.optimizer, args.weight_decay) == (3, 4, "sgd", 1e-4)
+    from human_pose_estimation.config import ConfigError, apply_overrides, load_config
+
+    with pytest.raises(ConfigError, match="unknown configuration key TRAIN.NOPE"):
+        apply_overrides(load_config(CONFIG), ["TRAIN.NOPE", "1"])
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        apply_overrides(load_config(CONFIG), ["TRAIN.LR"])
+
+
+def test_the_commands_explain_missing_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2 and "dataset folder not found: data/coco" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_tiny_coco(tmp_path_factory.mktemp("data") / "coco")
+
+
+def _run(dataset, tmp_path, *extra):
+    return main(["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
+
+
+@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "heatmap_uncertainty", "mc_variance", "coreset",
+                                      "discriminative"])
+def test_every_strategy_end_to_end(dataset, tmp_path, strategy):
+    extra = ["--dal-max-epochs", "2"] if strategy == "discriminative" else []
+    run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]          # the budget counts images
+    coco = read_json(dataset / "annotations" / "person_keypoints_train2017.json")
+    persons_per_image = {}
+    for note in coco["annotations"]:
+        persons_per_image[note["image_id"]] = persons_per_image.get(note["image_id"], 0) + 1
+    names = {image["file_name"]: persons_per_image.get(image["id"], 0) for image in coco["images"]}
+    state = PoolState.load(run_dir / "pool.npz")
+    chosen = []
+    for cycle in range(2):
+        table = read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
+        cycle_names = [name for name, _ in table]
+        assert len(cycle_names) == 2 and all(name in names and names[name] > 0 for name in cycle_names)
+        chosen += cycle_names
+        assert len(state.added_in(cycle + 1)) == 2
+        assert Image.open(run_dir / "selections" / f"cycle_{cycle:02d}.png").size[0] > 100
+    assert len(set(chosen)) == 4
+    assert all(0 <= row["AP"] <= 1 for row in rows)
+    assert rows[0]["n_persons"] >= 4 and rows[1]["n_persons"] > rows[0]["n_persons"]
+    if strategy == "loss_prediction":
+        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
+
+
+def test_n_persons_counts_the_persons_of_the_labeled_images(dataset, tmp_path):
+    from human_pose_estimation.coco import read_split
+
+    run_dir = _run(dataset, tmp_path, "--cycles", "1")
+    pool = read_split(dataset, "train2017")
+    labeled = PoolState.load(run_dir / "pool.npz").added_in(0)     # what cycle 0 trained on
+    expected = sum(1 for person in pool.persons if person.image in set(labeled.tolist()))
+    assert read_metrics_csv(run_dir / "metrics.csv")[0]["n_persons"] == expected
+
+
+def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
+    from human_pose_estimation.task import PoseTask
+
+    straight = _run(dataset, tmp_path / "a", "--strategy", "loss_prediction")
+    expected = PoolState.load(straight / "pool.npz").labeled_at
+    expected_rows = read_metrics_csv(straight / "metrics.csv")
+    restore = interrupt_on_call(monkeypatch, PoseTask, "evaluate", call=2)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
+    assert exit_info.value.code == 130 and "run the same command again" in capsys.readouterr().err
+    restore()
+    resumed = _run(dataset, tmp_path / "b", "--strategy", "loss_prediction")
+    assert "resuming" in capsys.readouterr().out
+    np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)
+    assert read_metrics_csv(resumed / "metrics.csv")[1]["AP"] == pytest.approx(expected_rows[1]["AP"], abs=1e-6)
+
+
+def test_tools_train_runs_the_original_command_on_a_dataset(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(TASK_DIR)
+    run_dir = _load_tools().main(["--cfg", CONFIG, "--use_active_learning=True", "--dataDir", str(dataset.parent),
+                                  "--modelDir", str(tmp_path / "out"), "--logDir", str(tmp_path / "log"),
+                                  "DATASET.ROOT", dataset.name, "TRAIN.END_EPOCH", "1", "WORKERS", "0",
+                                  "--output_superannotate_csv_file", str(tmp_path / "up.csv"), *TINY_ARGS[:4],
+                                  "--cycles", "1", "--initial-size", "4", "--images-per-cycle", "2",
+                                  "--no-progress", "--device", "cpu", "--threads", "1"])
+    assert "warning: MODEL.PRETRAINED" in capsys.readouterr().err    # no such file here: from scratch
+    assert run_dir.parts[-2:] == ("loss_prediction", "seed0") and str(tmp_path / "out") in str(run_dir)
+    assert (tmp_path / "log" / "w32_256x192_adam_lr1e-3" / "metrics.csv").is_file()
+    assert (tmp_path / "up.csv").read_text() == (run_dir / "priorities" / "cycle_00.csv").read_text()
+
+
+def test_rank_mode_needs_person_boxes_and_ranks_images(dataset, tmp_path, capsys):
+    new = tmp_path / "new"
+    new.mkdir()
+    sources = sorted((dataset / "images" / "val2017").glob("*.jpg"))
+    for source in sources:
+        shutil.copy(source, new / source.name)
+    val = read_json(dataset / "annotations" / "person_keypoints_val2017.json")
+    detections = [{"image_id": note["image_id"], "category_id": 1, "bbox": note["bbox"], "score": 0.9}
+                  for note in val["annotations"]]
+    write_json(tmp_path / "boxes.json", detections)
+    common = ["--dataset-root", str(dataset), *TINY_ARGS[:8], "--no-progress", "--device", "cpu",
+              "--unlabeled-dir", str(new), "--output-dir", str(tmp_path / "runs"), "--images-per-cycle", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(common)
+    assert exit_info.value.code == 2 and "--unlabeled-dir needs --person-boxes" in capsys.readouterr().err
+    run_dir = main([*common, "--person-boxes", str(tmp_path / "boxes.json"), "--strategy", "heatmap_uncertainty"])
+    table = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
+    assert len(table) == 3 and {name for name, _ in table} <= {source.name for source in sources}
+    scores = [score for _, score in table]
+    assert scores == sorted(scores, reverse=True)
+
+
+def _damage(root: Path, case: str) -> str:
+    path = root / "annotations" / "person_keypoints_train2017.json"
+    document = read_json(path)
+    note = document["annotations"][0]
+    if case == "no keypoints":
+        del note["keypoints"]
+    elif case == "wrong length":
+        note["keypoints"] = note["keypoints"][:-3]
+    elif case == "missing image":
+        image = next(image for image in document["images"] if image["id"] == note["image_id"])
+        (root / "images" / "train2017" / image["file_name"]).unlink()
+        return image["file_name"]
+    elif case == "unreadable image":
+        image = next(image for image in document["images"] if image["id"] == note["image_id"])
+        (root / "images" / "train2017" / image["file_name"]).write_bytes(b"not a jpeg")
+        return image["file_name"]
+    elif case == "not json":
+        path.write_text("{")
+        return path.name
+    write_json(path, document)
+    return f"annotation {note['id']}"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no keypoints", "has no 'keypoints'"), ("wrong length", "has 48 keypoint values, expected 51"),
+    ("missing image", "image missing"), ("unreadable image", "cannot read image"), ("not json", "is not a JSON"),
+])
+def test_bad_input_stops_with_one_message_and_keeps_the_run(dataset, tmp_path, capsys, case, message):
+    copy = tmp_path / "coco"
+    shutil.copytree(dataset, copy)
+    run_dir = _run(copy, tmp_path, "--cycles", "1")
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    named = _damage(copy, case)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(copy, tmp_path, "--cycles", "2")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and named in err and "Traceback" not in err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_zero_size_boxes_and_crowds_are_skipped_with_a_warning(dataset, tmp_path, capsys):
+    copy = tmp_path / "coco"
+    shutil.copytree(dataset, copy)
+    path = copy / "annotations" / "person_keypoints_train2017.json"
+    document = read_json(path)
+    document["annotations"][0]["bbox"][2] = 0
+    document["annotations"][1]["iscrowd"] = 1
+    write_json(path, document)
+    _run(copy, tmp_path, "--cycles", "1")
+    err = capsys.readouterr().err
+    assert "skipped 1 person(s) (crowd), 1 person(s) (zero-size box)" in err
+
+
+def test_bad_flags(dataset, tmp_path, capsys):
+    for flags, message in ((["--strategy", "mc_variance", "--dropout", "0"], "--dropout > 0"),
+                           (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
+                           (["--image-size", "100,128"], "multiples of 32"),
+                           (["--strategy", "entropy"], "pose heatmaps are not distributions"),
+                           (["--strategy", "badge"], "pose heatmaps are not distributions"),
+                           (["--person-boxes", "x.json"], "--person-boxes needs --unlabeled-dir")):
+        with pytest.raises(SystemExit) as exit_info:
+            _run(dataset, tmp_path, *flags)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
