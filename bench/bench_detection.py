@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to this file
 
 import torch  # noqa: E402
+from task_timing import print_throughput, training_overhead  # noqa: E402
 
-from active_learning.loss_prediction import LossPredictionLoss, LossPredictionModule  # noqa: E402
+from active_learning.loss_prediction import LossPredictionModule  # noqa: E402
 from active_learning.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.mc_statistics import MCAccumulator  # noqa: E402
 from active_learning.strategies import get_strategy  # noqa: E402
@@ -43,15 +43,6 @@ def random_targets(batch: int, generator: torch.Generator) -> list[dict]:
         targets.append({"boxes": torch.cat([corner, corner + size], 1),
                         "labels": torch.randint(1, 21, (count,), generator=generator)})
     return targets
-
-
-def timed(function, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -105,42 +96,15 @@ def main() -> None:
         outputs, features = task.forward_intermediates(model, images)
         task.embedding(outputs, features)
 
-    print("\n| strategy | s per batch (median) | images/s |\n|---|---|---|")
-    for name, function in (("entropy", score_entropy), ("loss_prediction", score_loss),
-                           (f"mc_entropy (T={args.mc_samples})", score_mc), ("coreset embedding", embed)):
-        function()  # warm-up (and the MC trace)
-        seconds = statistics.median(timed(function, args.repeats))
-        print(f"| {name} | {seconds:.3f} | {args.batch / seconds:.1f} |")
+    print_throughput([("entropy", score_entropy), ("loss_prediction", score_loss),
+                      (f"mc_entropy (T={args.mc_samples})", score_mc), ("coreset embedding", embed)],
+                     args.batch, args.repeats, "images")
 
     generator = torch.Generator().manual_seed(0)
     targets = random_targets(args.batch, generator)
-    model.train()
-    module.train()
-    ranking = LossPredictionLoss()
-    plain_optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    both_optimizer = torch.optim.SGD([*model.parameters(), *module.parameters()], lr=1e-4, momentum=0.9)
-
-    def plain_step():
-        outputs, _ = task.forward_intermediates(model, images)
-        loss, _ = task.batch_loss(outputs, targets)
-        plain_optimizer.zero_grad()
-        loss.backward()
-        plain_optimizer.step()
-
-    def loss_module_step():
-        outputs, features = task.forward_intermediates(model, images)
-        loss, losses = task.batch_loss(outputs, targets)
-        loss = loss + ranking(module(features), losses)
-        both_optimizer.zero_grad()
-        loss.backward()
-        both_optimizer.step()
-
-    plain_step(), loss_module_step()
-    plain, with_module = [], []
-    for _ in range(args.train_steps):
-        plain += timed(plain_step, 1)
-        with_module += timed(loss_module_step, 1)
-    a, b = statistics.median(plain), statistics.median(with_module)
+    a, b = training_overhead(task, model, module, images, targets,
+                             lambda parameters: torch.optim.SGD(parameters, lr=1e-4, momentum=0.9),
+                             steps=args.train_steps)
     print(f"\ntraining step: SSD loss {a:.3f} s, + loss module {b:.3f} s (median of {args.train_steps}): "
           f"overhead {100 * (b - a) / a:+.1f}%")
 

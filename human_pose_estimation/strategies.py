@@ -44,4 +44,4 @@ def check_strategy(name: str) -> None:
                          f"distributions. Pose strategies: {', '.join(POSE_STRATEGIES)}")
 
 
-register()
+register()   # on import: train.py's parser and PoseTask both import this module

@@ -33,6 +33,7 @@ from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
 from .heatmaps import decode, flip_back, to_image
 from .model import build_model, feature_info
+from . import strategies  # noqa: F401  (registers heatmap_uncertainty wherever this task is used)
 
 
 def person_losses(heatmaps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -57,6 +58,7 @@ class PoseTask(BaseTaskAdapter):
 
     name = "pose"
     primary_metric = "AP"
+    probabilities_kind = "heatmaps"      # not class distributions: entropy-like strategies are refused
 
     def __init__(self, pool: PoseData, test: PoseData, *, arch: str = "hrnet_w32",
                  input_size: Sequence[int] = (192, 256), sigma: float = 2.0, dropout: float = 0.0,

@@ -56,9 +56,22 @@ def _detection():
                          class_names=names, width=0.0625, dropout=0.1, progress=False)
 
 
+def _pose():
+    import tempfile
+
+    from human_pose_estimation.coco import read_split
+    from human_pose_estimation.task import PoseTask
+    from pose_fixtures import write_tiny_coco
+
+    root = write_tiny_coco(Path(tempfile.mkdtemp(prefix="contract_")) / "coco", train=6, val=2)
+    return PoseTask(read_split(root, "train2017"), read_split(root, "val2017"), arch="hrnet_w18_small",
+                    input_size=(64, 96), dropout=0.1, progress=False)
+
+
 ADAPTERS = {
     "classification": _classification,
     "detection": _detection,
+    "pose": _pose,
     "segmentation": _segmentation,
     "segmentation_superpixels": lambda: _segmentation(superpixels=True),
     "toy_classification": ToyClassificationAdapter,
@@ -154,7 +167,10 @@ def test_probabilities_and_embeddings(adapter):
         probs = adapter.probabilities(outputs)
         embedding = adapter.embedding(outputs, features)
     assert probs.shape[0] == len(inputs) and torch.isfinite(probs).all()
-    torch.testing.assert_close(probs.sum(dim=1), torch.ones_like(probs.sum(dim=1)), atol=1e-5, rtol=0)
+    if getattr(adapter, "probabilities_kind", "distribution") == "distribution":
+        torch.testing.assert_close(probs.sum(dim=1), torch.ones_like(probs.sum(dim=1)), atol=1e-5, rtol=0)
+    else:  # pose: heatmaps, one map per joint at the output's resolution
+        assert probs.shape == outputs.shape
     assert embedding.ndim == 2 and embedding.shape[0] == len(inputs) and torch.isfinite(embedding).all()
 
 

@@ -51,3 +51,17 @@ def test_cityscapes_format_and_missing_data(tmp_path, fashion_mnist, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--format", "voc", "--output", str(tmp_path / "x"), "--fashion-mnist", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2 and "Fashion-MNIST file missing" in capsys.readouterr().err
+
+
+def test_coco_keypoints_format(tmp_path, fashion_mnist):
+    from human_pose_estimation.coco import read_split
+
+    root = main(["--format", "coco-keypoints", "--output", str(tmp_path / "coco"), "--train", "8", "--val", "3",
+                 "--fashion-mnist", str(fashion_mnist)])
+    train, val = read_split(root, "train2017"), read_split(root, "val2017")
+    assert 0 < len(train.images) <= 8 and len(val.images) <= 3
+    assert (train.images[0].width, train.images[0].height) == (256, 192)
+    again = main(["--format", "coco-keypoints", "--output", str(tmp_path / "coco2"), "--train", "8", "--val", "3",
+                  "--fashion-mnist", str(fashion_mnist)])
+    name = "annotations/person_keypoints_train2017.json"
+    assert (root / name).read_text() == (again / name).read_text()     # seeded

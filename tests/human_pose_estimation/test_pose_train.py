@@ -240,3 +240,28 @@ def test_bad_flags(dataset, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_images_score_is_the_max_of_its_persons_heatmap_uncertainty(dataset, tmp_path):
+    """The CSV value of each chosen image, recomputed from the cycle's saved model: the maximum
+    over the image's persons of 1 - mean joint peak (the default --unit-reduction max)."""
+    import torch
+
+    from human_pose_estimation.strategies import heatmap_uncertainty
+    from human_pose_estimation.train import build_task
+
+    argv = ["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"),
+            "--strategy", "heatmap_uncertainty", "--cycles", "1", "--images-per-cycle", "3", "--save-checkpoints"]
+    run_dir = main(argv)
+    task, _ = build_task(parse_args(argv))
+    model = task.build_model()
+    model.load_state_dict(torch.load(run_dir / "checkpoints" / "cycle_00.pt", weights_only=False)["model"])
+    model.eval()
+    names = {image.name: index for index, image in enumerate(task.pool.images)}
+    table = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
+    for name, value in table:
+        persons = task.selection_units().samples_of(np.array([names[name]]))
+        crops = torch.stack([task.pool_set[int(p)][0] for p in persons])
+        with torch.no_grad():
+            scores = heatmap_uncertainty(model(crops))
+        assert value == pytest.approx(scores.max().item(), abs=2e-5)
