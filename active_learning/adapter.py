@@ -34,6 +34,7 @@ class TaskAdapter(Protocol):
     primary_metric: str                 # metric of the learning curve, e.g. "accuracy", "mIoU"
     metric_higher_is_better: bool       # False for a loss or an error rate
     feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss module
+    probabilities_kind: str             # what ``probabilities`` returns: "distributions" or "heatmaps"
     pool_set: Dataset
     test_set: Dataset
     collate_fn: Callable | None
@@ -68,6 +69,7 @@ class BaseTaskAdapter:
     primary_metric = "accuracy"
     metric_higher_is_better = True
     feature_info: list[dict] = []
+    probabilities_kind = "distributions"   # class probabilities summing to one over axis 1
     collate_fn: Callable | None = None
     max_grad_norm: float | None = None   # clip the gradients' global norm to this (None: no clipping)
     train_set: Dataset

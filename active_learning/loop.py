@@ -43,7 +43,7 @@ from .config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_s
 from .export import csv_values, read_metrics_csv, write_entropies_csv, write_metrics_csv
 from .loss_prediction import LossPredictionModule, ranking_diagnostics
 from .pool import UNLABELED, PoolState
-from .selection import (check_strategy_fits_units, embed, make_loader, predicted_and_true_losses,
+from .selection import (check_strategy_fits_outputs, check_strategy_fits_units, embed, make_loader, predicted_and_true_losses,
                         progress, score_candidates, select_next)
 from .strategies import Strategy, get_strategy
 from .units import SelectionUnits
@@ -124,6 +124,7 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     config.validate(int(selectable.sum()))
     strategy = get_strategy(config.strategy)
     check_strategy_fits_units(strategy, units)
+    check_strategy_fits_outputs(strategy, adapter)
     if initial_labeled is not None:
         initial_labeled = _check_initial_labeled(initial_labeled, config, units.n_units)
     record = _run_record(adapter, config, extra_args, units)

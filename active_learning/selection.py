@@ -18,8 +18,8 @@ from .adapter import TaskAdapter
 from .config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
 from .mc_statistics import MCAccumulator
 from .pool import UNLABELED, PoolState
-from .strategies import (EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS, Strategy,
-                         choose_new_labeled_indices, clip_budget, get_strategy)
+from .strategies import (ANY_OUTPUT, DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
+                         Strategy, choose_new_labeled_indices, clip_budget, get_strategy, list_strategies)
 from .units import SelectionUnits
 
 
@@ -55,6 +55,18 @@ def check_strategy_fits_units(strategy: Strategy, units: SelectionUnits) -> None
     if units.kind == "grouped" and GRAD_EMBEDDING in strategy.needs:
         raise ValueError(f"strategy {strategy.name!r} needs one gradient embedding per image; "
                          "images that group several samples have none (use coreset)")
+
+
+def check_strategy_fits_outputs(strategy: Strategy, adapter: TaskAdapter) -> None:
+    """Refuse, before any training, a strategy whose scores assume outputs the adapter does not
+    give (entropy on pose heatmaps, heatmap uncertainty on class probabilities)."""
+    kind = getattr(adapter, "probabilities_kind", DISTRIBUTIONS)
+    reads_outputs = bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(strategy.needs))
+    if reads_outputs and strategy.reads not in (ANY_OUTPUT, kind):
+        fitting = [name for name in list_strategies()
+                   if get_strategy(name).reads in (ANY_OUTPUT, kind) and not get_strategy(name).region_level]
+        raise ValueError(f"strategy {strategy.name!r} reads {strategy.reads}, but this task's outputs are "
+                         f"{kind}; strategies for it: {', '.join(fitting)}")
 
 
 def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,

@@ -28,6 +28,10 @@ EMBEDDING = "embedding"            # [B, D] penultimate features
 GRAD_EMBEDDING = "grad_embedding"  # [B, C*D] last-layer gradient embedding (BADGE)
 NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING)
 
+# What an adapter's ``probabilities`` returns (``TaskAdapter.probabilities_kind``) and what a
+# strategy reads (``Strategy.reads``).
+DISTRIBUTIONS, HEATMAPS, ANY_OUTPUT = "distributions", "heatmaps", "any"
+
 
 @dataclass(frozen=True)
 class Strategy:
@@ -48,6 +52,10 @@ class Strategy:
             instead of holding ``[T, B, C, *dense]``. Empty: the loop passes the full samples.
         region_level: selects superpixels (region units) rather than whole images; the same
             scores, pooled per region (segmentation's ``*_superpixels`` strategies).
+        reads: what the adapter's ``probabilities`` must be for this strategy's scores to mean
+            anything: "distributions" (class probabilities summing to one over axis 1, the
+            default), "heatmaps" (pose: one regressed map per joint) or "any". Only strategies
+            that need probabilities are checked (``check_strategy_fits_outputs``).
     """
 
     name: str
@@ -60,6 +68,7 @@ class Strategy:
     options: frozenset[str] = frozenset()
     mc_statistics: frozenset[str] = frozenset()
     region_level: bool = False
+    reads: str = DISTRIBUTIONS
 
     @property
     def is_set_strategy(self) -> bool:
@@ -172,7 +181,9 @@ def _build_registry() -> None:
     ):
         register_strategy(Strategy(name, frozenset({MC_PROBS}), description,
                                    score_batch=_probability_score(function, MC_PROBS),
-                                   mc_statistics=frozenset(statistics)))
+                                   mc_statistics=frozenset(statistics),
+                                   # a variance is meaningful for any output, e.g. heatmaps
+                                   reads=ANY_OUTPUT if name == "mc_variance" else DISTRIBUTIONS))
     # Superpixel variants: the same scores, for region units (one unit per superpixel).
     register_strategy(Strategy("random_superpixels", frozenset(), "uniformly random superpixels",
                                region_level=True))
@@ -182,6 +193,10 @@ def _build_registry() -> None:
                                    f"{base.description}, averaged over each superpixel",
                                    score_batch=base.score_batch, mc_statistics=base.mc_statistics,
                                    region_level=True))
+    register_strategy(Strategy("heatmap_uncertainty", frozenset({PROBS}),
+                               "pose: 1 - mean over joints of each heatmap's peak",
+                               score_batch=_probability_score(uncertainty.heatmap_uncertainty, PROBS),
+                               reads=HEATMAPS))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
                                score_batch=_loss_prediction_score, trains_loss_module=True))

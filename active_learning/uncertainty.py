@@ -233,3 +233,14 @@ def predictive_variance(mc_probs: Any, reduction: str = "mean") -> Tensor:
     p = _check_mc(mc_probs)
     var = p.var(dim=0, unbiased=False)  # [N, C, *dense]
     return _finish(var.mean(dim=1), reduction)  # [N, *dense] before reduction
+
+
+def heatmap_uncertainty(heatmaps: Tensor, reduction: str = "mean") -> Tensor:
+    """1 - the mean over joints of each heatmap's maximum (clamped to 0..1).
+
+    heatmaps: [N, J, H, W] regressed joint maps (HRNet's, which peak at 1 on a joint) -> [N].
+    A joint the model places confidently has a peak near 1; one it cannot place, a low flat
+    map. ``reduction`` is accepted for the registry's signature: the score is one per person.
+    """
+    peaks = heatmaps.float().flatten(2).amax(dim=2).clamp(0.0, 1.0)      # [N, J]
+    return 1.0 - peaks.mean(dim=1)

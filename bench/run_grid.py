@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from active_learning.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
-from active_learning.strategies import get_strategy, list_strategies  # noqa: E402
+from active_learning.strategies import HEATMAPS, get_strategy, list_strategies  # noqa: E402
 
 # Arguments the grid sets for every run; giving them after `--` would be silently overridden.
 GRID_FLAGS = ("--strategy", "--seed", "--output-dir")
@@ -65,11 +65,12 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def resolve_strategies(names: Sequence[str]) -> list[str]:
-    """``["all"]`` -> every image-level strategy (superpixel ones are named explicitly);
-    otherwise the names, checked, duplicates dropped."""
+    """``["all"]`` -> every image-level strategy for class probabilities (superpixel and heatmap
+    ones are named explicitly); otherwise the names, checked, duplicates dropped."""
     known = list_strategies()
     if list(names) == ["all"]:
-        return [name for name in known if not get_strategy(name).region_level]
+        return [name for name in known
+                if not get_strategy(name).region_level and get_strategy(name).reads != HEATMAPS]
     if "all" in names:
         raise ValueError("--strategies: give either 'all' or strategy names, not both")
     unknown = [name for name in names if name not in known]

@@ -6,7 +6,8 @@ favour crowded images the way a sum does, nor hide one hard person among easy on
 
 * ``loss_prediction``: the module reads the stem and the four HRNet branches; it ranks the
   per-person heatmap loss.
-* ``heatmap_uncertainty``: 1 - the mean of the per-joint heatmap maxima (``strategies.py``).
+* ``heatmap_uncertainty``: 1 - the mean of the per-joint heatmap maxima (``strategies.py``
+  says why).
 * ``mc_variance`` (with ``--dropout``): the variance of the heatmaps over T dropout passes,
   averaged over joints and pixels.
 * ``coreset`` / ``discriminative``: the four branches, pooled and concatenated; an image's
@@ -27,13 +28,13 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.image_files import check_image_sizes
+from active_learning.strategies import HEATMAPS
 from active_learning.units import GroupedUnits
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
 from .heatmaps import decode, flip_back, to_image
 from .model import build_model, feature_info
-from . import strategies  # noqa: F401  (registers heatmap_uncertainty wherever this task is used)
 
 
 def person_losses(heatmaps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,7 @@ class PoseTask(BaseTaskAdapter):
 
     name = "pose"
     primary_metric = "AP"
-    probabilities_kind = "heatmaps"      # not class distributions: entropy-like strategies are refused
+    probabilities_kind = HEATMAPS        # not class distributions: entropy-like strategies are refused
 
     def __init__(self, pool: PoseData, test: PoseData, *, arch: str = "hrnet_w32",
                  input_size: Sequence[int] = (192, 256), sigma: float = 2.0, dropout: float = 0.0,

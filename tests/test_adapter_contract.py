@@ -167,7 +167,7 @@ def test_probabilities_and_embeddings(adapter):
         probs = adapter.probabilities(outputs)
         embedding = adapter.embedding(outputs, features)
     assert probs.shape[0] == len(inputs) and torch.isfinite(probs).all()
-    if getattr(adapter, "probabilities_kind", "distribution") == "distribution":
+    if adapter.probabilities_kind == "distributions":
         torch.testing.assert_close(probs.sum(dim=1), torch.ones_like(probs.sum(dim=1)), atol=1e-5, rtol=0)
     else:  # pose: heatmaps, one map per joint at the output's resolution
         assert probs.shape == outputs.shape

@@ -41,7 +41,8 @@ def _check_run(run_dir, adapter, config) -> PoolState:
 
 
 @pytest.mark.parametrize("strategy", [name for name in list_strategies()
-                                      if not get_strategy(name).region_level])
+                                      if not get_strategy(name).region_level
+                                      and get_strategy(name).reads != "heatmaps"])
 def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
     adapter = ToyClassificationAdapter()
     config = _config(strategy)
@@ -211,3 +212,13 @@ def test_train_one_epoch_clips_the_gradient_norm_when_the_adapter_asks(max_norm)
         assert moved > 1e-2
     else:
         assert moved == pytest.approx(max_norm, rel=1e-3)
+
+
+@pytest.mark.parametrize("strategy, reads", [("heatmap_uncertainty", "heatmaps"), ("entropy", "distributions")])
+def test_a_strategy_for_other_outputs_is_refused_before_training(tmp_path, strategy, reads):
+    adapter = ToyClassificationAdapter()
+    if reads == "distributions":
+        adapter.probabilities_kind = "heatmaps"     # as the pose task declares
+    with pytest.raises(ValueError, match=f"reads {reads}, but this task's outputs are"):
+        run_active_learning(adapter, _config(strategy), tmp_path, log=lambda message: None)
+    assert not any(tmp_path.iterdir())               # nothing trained, nothing written

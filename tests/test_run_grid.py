@@ -108,7 +108,8 @@ def test_split_and_strategy_resolution():
     assert run_grid.split_extra(["--seeds", "0", "--", "--epochs", "2"]) == (["--seeds", "0"], ["--epochs", "2"])
     assert run_grid.split_extra(["--seeds", "0"]) == (["--seeds", "0"], [])
     assert run_grid.resolve_strategies(["all"]) == [name for name in list_strategies()
-                                                    if not name.endswith("_superpixels")]
+                                                    if not name.endswith("_superpixels")
+                                                    and name != "heatmap_uncertainty"]
     assert run_grid.resolve_strategies(["entropy", "random", "entropy"]) == ["entropy", "random"]
 
 

@@ -8,7 +8,7 @@ import torch
 from active_learning.units import GroupedUnits
 from human_pose_estimation.coco import read_split
 from human_pose_estimation.metrics import KeypointEvaluator, person_score
-from human_pose_estimation.strategies import heatmap_uncertainty
+from active_learning.uncertainty import heatmap_uncertainty
 from human_pose_estimation.task import person_losses
 from pose_fixtures import write_tiny_coco
 

@@ -234,8 +234,9 @@ def test_bad_flags(dataset, tmp_path, capsys):
     for flags, message in ((["--strategy", "mc_variance", "--dropout", "0"], "--dropout > 0"),
                            (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
                            (["--image-size", "100,128"], "multiples of 32"),
-                           (["--strategy", "entropy"], "pose heatmaps are not distributions"),
-                           (["--strategy", "badge"], "pose heatmaps are not distributions"),
+                           (["--strategy", "entropy"], "reads distributions, but this task's outputs are heatmaps"),
+                           (["--strategy", "badge"], "reads distributions, but this task's outputs are heatmaps"),
+                           (["--strategy", "bald_superpixels"], "pose selects whole images"),
                            (["--person-boxes", "x.json"], "--person-boxes needs --unlabeled-dir")):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
@@ -247,7 +248,7 @@ def test_an_images_score_is_the_max_of_its_persons_heatmap_uncertainty(dataset, 
     over the image's persons of 1 - mean joint peak (the default --unit-reduction max)."""
     import torch
 
-    from human_pose_estimation.strategies import heatmap_uncertainty
+    from active_learning.uncertainty import heatmap_uncertainty
     from human_pose_estimation.train import build_task
 
     argv = ["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"),
