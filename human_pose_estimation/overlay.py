@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .coco import COCO_SKELETON
 
@@ -16,23 +15,16 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
                    max_images: int = 6) -> None:
     """The ``max_images`` best chosen images, each with its score, its person boxes (green) and
     the model's skeleton of each person (left limbs orange, right cyan). Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from active_learning.atomic import atomic_open
+    from active_learning.plots import image_grid, save_figure
 
     from .data import read_rgb
 
     shown = [int(unit) for unit in np.asarray(units)[:max_images]]
-    columns = min(3, max(1, len(shown)))
-    rows = -(-len(shown) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 4 * rows), squeeze=False, dpi=100)
-    for axis in axes.ravel():
-        axis.axis("off")
+    figure, axes = image_grid(len(shown), cell=(4.5, 4))
     persons_of = task.selection_units().samples_of
-    for axis, image_index, score in zip(axes.ravel(), shown, np.asarray(scores, dtype=np.float64)):
+    for axis, image_index, score in zip(axes, shown, np.asarray(scores, dtype=np.float64)):
         axis.imshow(read_rgb(task.pool.images[image_index].path))
         persons = persons_of(np.array([image_index]))
         predicted = task.predict_persons(model, persons) if model is not None else None
@@ -52,6 +44,4 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
             axis.scatter(joints[confident, 0], joints[confident, 1], s=6, c="red", zorder=3)
         axis.set_title(f"{task.item_name(image_index)}  score {score:.4g}\n{len(persons)} person(s): "
                        "boxes (green), predicted skeletons", fontsize=8)
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path)

@@ -27,7 +27,6 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 import numpy as np
 
 from active_learning import cli
-from active_learning.loop import LoopConfig
 from active_learning.units import UNIT_REDUCTIONS
 
 from .coco import DataError, read_person_boxes, read_split

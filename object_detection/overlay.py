@@ -14,24 +14,16 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
                    max_images: int = 6) -> None:
     """The ``max_images`` best chosen images, each with its score, the model's detections (red,
     class and confidence) and, when annotated, the ground truth (green). Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from torchvision.utils import draw_bounding_boxes
 
-    from active_learning.atomic import atomic_open
+    from active_learning.plots import image_grid, save_figure
 
     from .data import DetectionSet, read_image
 
     shown = [int(unit) for unit in np.asarray(units)[:max_images]]
-    columns = min(3, max(1, len(shown)))
-    rows = -(-len(shown) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4.3 * rows), squeeze=False, dpi=100)
-    for axis in axes.ravel():
-        axis.axis("off")
+    figure, axes = image_grid(len(shown), cell=(4, 4.3))
     device = next(model.parameters()).device if model is not None else torch.device("cpu")
-    for axis, index, score in zip(axes.ravel(), shown, np.asarray(scores, dtype=np.float64)):
+    for axis, index, score in zip(axes, shown, np.asarray(scores, dtype=np.float64)):
         sample = task.samples[index]
         picture = read_image(sample.image)
         if sample.annotation is not None:
@@ -54,6 +46,4 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
         axis.imshow(picture.permute(1, 2, 0).numpy())
         axis.set_title(f"{task.item_name(index)}  score {score:.4g}\n{count} detections (red), "
                        "ground truth (green)", fontsize=8)
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", bbox_inches="tight")
-    plt.close(figure)
+    save_figure(figure, path)
