@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   -- set up .venv, fetch Fashion-MNIST (Debian package), run the active learning demo
+#                  (loss prediction, random and variation ratio side by side)
 #   make test   -- set up .venv and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,7 +29,7 @@ fashion-mnist:
 	fi
 
 demo: setup fashion-mnist
-	$(PY) -m classification.train --preset fmnist-demo
+	$(PY) -m classification.demo
 
 test: setup
 	$(PY) -m pytest

@@ -363,16 +363,19 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
 
 
 def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: int) -> dict[str, float]:
-    """The adapter's metrics; with a loss module, how well it ranks the test losses."""
+    """The adapter's metrics; with a loss module, how well it and the entropy rank the test losses."""
     config = run.config
     loader = make_loader(run.adapter, run.adapter.test_set, config.eval_batch_size, config)
     metrics = dict(run.adapter.evaluate(model, progress(loader, config.progress,
                                                         desc=f"cycle {cycle} evaluation"), run.device))
     if loss_module is not None:
-        predicted, true = predicted_and_true_losses(
+        predicted, true, entropy = predicted_and_true_losses(
             run.adapter, model, loss_module,
-            progress(loader, config.progress, desc=f"cycle {cycle} loss ranking"), run.device)
+            progress(loader, config.progress, desc=f"cycle {cycle} loss ranking"), run.device,
+            reduction=config.reduction)
         metrics.update(ranking_diagnostics(predicted, true))
+        if entropy is not None:  # the reference: how well the model's own entropy ranks them
+            metrics.update({f"entropy_{key}": value for key, value in ranking_diagnostics(entropy, true).items()})
     return metrics
 
 

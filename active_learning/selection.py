@@ -218,15 +218,29 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 
 @torch.inference_mode()
 def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module,
-                              loader: Iterable, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """The loss module's prediction and the true per-sample loss of every test sample: [N], [N]."""
+                              loader: Iterable, device: torch.device,
+                              reduction: str = "mean") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The loss module's prediction, the true per-sample loss and the model's own entropy.
+
+    Returns ``predicted [N]``, ``true [N]`` and ``entropy [N]`` of every test sample. The entropy
+    of the predicted distribution (reduced over dense outputs with ``reduction``) is the free loss
+    predictor the module has to beat: a module that ranks the true losses no better than the
+    model's own uncertainty adds nothing to it. ``None`` when the adapter's outputs are not
+    class distributions (pose heatmaps).
+    """
     model.eval()
     loss_module.eval()
-    predicted, true = [], []
+    with_entropy = getattr(adapter, "probabilities_kind", DISTRIBUTIONS) == DISTRIBUTIONS
+    entropy_score = get_strategy("entropy").score_batch
+    predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
         outputs, features = adapter.forward_intermediates(model, inputs)
         predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
         true.append(adapter.per_sample_loss(outputs, targets).float().cpu().reshape(-1))  # [B]
-    return torch.cat(predicted).numpy(), torch.cat(true).numpy()
+        if with_entropy:
+            probs = adapter.probabilities(outputs)                                # [B, C, *dense]
+            entropy.append(entropy_score({PROBS: probs}, reduction=reduction).float().cpu().reshape(-1))
+    return (torch.cat(predicted).numpy(), torch.cat(true).numpy(),
+            torch.cat(entropy).numpy() if with_entropy else None)
 

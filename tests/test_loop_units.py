@@ -277,6 +277,43 @@ def test_loss_prediction_records_how_well_the_module_ranks(tmp_path):
     assert "ranking_accuracy" not in plain[0]
 
 
+def test_loss_prediction_records_how_well_the_entropy_ranks_the_same_losses(tmp_path):
+    rows = run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2),
+                               tmp_path, log=_quiet)
+    for row in rows:  # the reference the module must beat, on the same test losses
+        assert 0.0 <= row["entropy_ranking_accuracy"] <= 1.0
+        assert -1.0 <= row["entropy_kendall_tau"] <= 1.0
+        assert row["entropy_ranking_accuracy"] != row["ranking_accuracy"]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "max"])
+def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from active_learning.loss_prediction import LossPredictionModule
+    from active_learning.selection import predicted_and_true_losses
+    from toy_adapters import ToyDenseAdapter
+
+    adapter = ToyDenseAdapter(n_test=10)
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    module = LossPredictionModule([8, 8])
+    loader = DataLoader(adapter.test_set, batch_size=4)
+    predicted, true, entropy = predicted_and_true_losses(adapter, model, module, loader,
+                                                         torch.device("cpu"), reduction=reduction)
+    inputs, targets = adapter.test_set.tensors
+    with torch.no_grad():
+        probs = model(inputs).softmax(dim=1).double()                     # [10, 2, 8, 8]
+    pixel_entropy = -(probs * probs.log()).sum(dim=1).flatten(1)          # [10, 64]
+    expected = pixel_entropy.mean(1) if reduction == "mean" else pixel_entropy.max(1).values
+    np.testing.assert_allclose(entropy, expected.numpy(), rtol=1e-4)
+    assert predicted.shape == true.shape == (10,)
+
+    adapter.probabilities_kind = "heatmaps"  # no class distribution: no entropy reference
+    assert predicted_and_true_losses(adapter, model, module, loader, torch.device("cpu"))[2] is None
+
+
 def test_loss_module_settings_do_not_block_resuming_a_run_without_one(tmp_path):
     run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=_quiet)
     rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2, loss_pool_size=6),
