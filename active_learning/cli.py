@@ -127,10 +127,15 @@ def _add_strategy_flags(strategy: Any, values: Mapping[str, Any], aliases: Mappi
                           help="weight of the loss-prediction ranking loss")
     strategy.add_argument("--margin", type=float, default=1.0, help="ranking loss margin")
     strategy.add_argument("--detach-epoch", type=int, default=None,
-                          help="stop the ranking loss's gradient into the backbone from this epoch "
-                               "(default: 60%% of the epochs)")
+                          help="stop the ranking loss's gradient into the backbone from this epoch; "
+                               "0 = the loss module only reads detached features (default: 60%% of "
+                               "the epochs, as in Learning Loss; classification's CPU presets: 0)")
     strategy.add_argument("--loss-width", type=int, default=values.get("loss_width", 128),
                           help="loss module hidden width")
+    strategy.add_argument("--loss-pool-size", type=int, default=None, metavar="N",
+                          help="loss module: average-pool each feature map to N x N before its FC "
+                               "layer (default: 1, global average pooling as in Learning Loss; "
+                               "segmentation: 6)")
     strategy.add_argument("--reduction", choices=("mean", "max"), default="mean",
                           help="dense outputs: how per-pixel scores become one score per image")
     strategy.add_argument("--dal-max-epochs", type=int, default=None, metavar="N",
@@ -305,6 +310,8 @@ def loop_config(args: argparse.Namespace, device: str, **task_fields: Any) -> Lo
         warnings.warn(f"{flags} only apply to --strategy discriminative; ignored for {args.strategy}",
                       UserWarning, stacklevel=2)
         dal = {}
+    if getattr(args, "loss_pool_size", None) is not None and "loss_pool_size" not in task_fields:
+        task_fields = dict(task_fields, loss_pool_size=args.loss_pool_size)
     return LoopConfig(
         strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
         budget=args.images_per_cycle, subset_size=args.subset, epochs=args.epochs,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -43,14 +44,29 @@ def configurations() -> list[tuple[str, list[str]]]:
 
 
 def run(label: str, arguments: list[str], seed: int, output_dir: Path, threads: int) -> dict:
+    """Cycle 0 of ``--preset fmnist-cpu`` plus ``arguments``; its metrics row (resumed if done)."""
     from classification.train import main
 
-    folder = output_dir / label.replace(" ", "_").replace("λ=", "lambda").replace("%", "pct")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label.replace("λ=", "lambda").replace("%", "pct")).strip("_")
+    folder = output_dir / slug
     argv = ["--preset", "fmnist-cpu", "--cycles", "1", "--epochs", str(EPOCHS), "--seed", str(seed),
             "--threads", str(threads), "--no-progress", "--output-dir", str(folder), *arguments]
     with contextlib.redirect_stdout(io.StringIO()):
         run_dir = main(argv)
     return read_metrics_csv(run_dir / "metrics.csv")[0]
+
+
+def _cell(values: np.ndarray) -> str:
+    return "—" if np.isnan(values).all() else f"{values.mean():.4f} ± {values.std():.4f}"
+
+
+def print_table(rows: list[tuple[str, list[dict]]], columns: dict[str, str]) -> None:
+    """One Markdown row per configuration: mean ± std over seeds of each ``metrics.csv`` column."""
+    print("| configuration | " + " | ".join(columns.values()) + " |")
+    print("|---|" + "---|" * len(columns))
+    for label, results in rows:
+        cells = [_cell(np.array([r.get(key, np.nan) for r in results], dtype=float)) for key in columns]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -62,17 +78,11 @@ def main() -> None:
     rows = []
     for label, arguments in configurations():
         results = [run(label, arguments, seed, Path(args.output_dir), args.threads) for seed in args.seeds]
-        accuracy = np.array([r["accuracy"] for r in results])
-        ranking = np.array([r.get("ranking_accuracy", np.nan) for r in results], dtype=float)
-        tau = np.array([r.get("kendall_tau", np.nan) for r in results], dtype=float)
-        rows.append((label, accuracy, ranking, tau))
-        print(f"{label}: accuracy {accuracy.round(4).tolist()}", flush=True)
+        rows.append((label, results))
+        print(f"{label}: accuracy {[r['accuracy'] for r in results]}", flush=True)
     print(f"\ncycle 0 (100 labels), seeds {args.seeds}, mean ± std\n")
-    print("| configuration | test accuracy | ranking accuracy | Kendall τ |\n|---|---|---|---|")
-    for label, accuracy, ranking, tau in rows:
-        def cell(values: np.ndarray) -> str:
-            return "—" if np.isnan(values).all() else f"{values.mean():.4f} ± {values.std():.4f}"
-        print(f"| {label} | {cell(accuracy)} | {cell(ranking)} | {cell(tau)} |")
+    print_table(rows, {"accuracy": "test accuracy", "ranking_accuracy": "ranking accuracy",
+                       "kendall_tau": "Kendall τ"})
 
 
 if __name__ == "__main__":

@@ -186,9 +186,11 @@ def _prepare(args: argparse.Namespace) -> tuple[SegmentationTask, LoopConfig, np
     if rank:
         budget = min(budget, units.n_units - initial_size)
     subset = args.subset if args.subset_given else 10 * budget
-    # The loss module pools each of the eight stage maps to 6x6 (the original's segmentation setting).
+    # The loss module pools each of the eight stage maps to 6x6 by default (the original's
+    # segmentation setting).
+    pool_size = 6 if args.loss_pool_size is None else args.loss_pool_size
     config = dataclasses.replace(cli.loop_config(args, device), initial_size=initial_size, budget=budget,
-                                 subset_size=subset, loss_pool_size=6)
+                                 subset_size=subset, loss_pool_size=pool_size)
     counted = argparse.Namespace(**{**vars(args), "initial_size": initial_size, "images_per_cycle": budget})
     cli.check_common_args(counted, int(units.selectable().sum()),
                           unit="superpixels" if args.superpixels else "images")

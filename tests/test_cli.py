@@ -79,3 +79,14 @@ def test_a_task_adds_its_own_aliases_and_defaults():
     args = cli.parse_args(parser, ["--entropy_superpixels"])
     assert (args.strategy, args.lamda, args.epochs, args.subset) == ("mc_entropy", 0.01, 250, 10000)
     assert cli.run_folder(args, "cityscapes").parts[-4:] == ("segmentation", "cityscapes", "mc_entropy", "seed0")
+
+
+def test_loss_module_flags_reach_the_loop_config():
+    args = cli.parse_args(get_args_parser(), ["--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5",
+                                              "--detach-epoch", "0"])
+    config = cli.loop_config(args, "cpu")
+    assert (config.loss_pool_size, config.loss_width, config.margin, config.resolved_detach_epoch) == (3, 64, 0.5, 0)
+    default = cli.loop_config(cli.parse_args(get_args_parser(), []), "cpu")
+    assert (default.loss_pool_size, default.resolved_detach_epoch) == (1, 120)  # Learning Loss: GAP, 60% of 200
+    # a task's own value (segmentation pools to 6x6) wins over the flag's absence only
+    assert cli.loop_config(cli.parse_args(get_args_parser(), []), "cpu", loss_pool_size=6).loss_pool_size == 6
