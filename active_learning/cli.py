@@ -41,6 +41,19 @@ PROTOCOL_DEFAULTS = dict(cycles=10, initial_size=1000, images_per_cycle=1000, ep
                          weight_decay=5e-4, lamda=1.0, mc_samples=20)
 
 
+def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``[own args] -- [task args]`` -> (own args, task args); no ``--`` means no task args.
+
+    For wrappers (``bench/run_grid.py``, ``classification/demo.py``) that pass the arguments after
+    ``--`` on to every run of a task's ``train.py``.
+    """
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
 def str2bool(text: str | bool) -> bool:
     """``--flag``, ``--flag=True`` and ``--flag=False``."""
     if isinstance(text, bool):

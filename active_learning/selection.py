@@ -57,10 +57,15 @@ def check_strategy_fits_units(strategy: Strategy, units: SelectionUnits) -> None
                          "images that group several samples have none (use coreset)")
 
 
+def outputs_kind(adapter: TaskAdapter) -> str:
+    """What the adapter's ``probabilities`` returns: "distributions" unless it declares otherwise."""
+    return getattr(adapter, "probabilities_kind", DISTRIBUTIONS)
+
+
 def check_strategy_fits_outputs(strategy: Strategy, adapter: TaskAdapter) -> None:
     """Refuse, before any training, a strategy whose scores assume outputs the adapter does not
     give (entropy on pose heatmaps, heatmap uncertainty on class probabilities)."""
-    kind = getattr(adapter, "probabilities_kind", DISTRIBUTIONS)
+    kind = outputs_kind(adapter)
     reads_outputs = bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(strategy.needs))
     if reads_outputs and strategy.reads not in (ANY_OUTPUT, kind):
         fitting = [name for name in list_strategies()
@@ -230,7 +235,7 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     """
     model.eval()
     loss_module.eval()
-    with_entropy = getattr(adapter, "probabilities_kind", DISTRIBUTIONS) == DISTRIBUTIONS
+    with_entropy = outputs_kind(adapter) == DISTRIBUTIONS
     entropy_score = get_strategy("entropy").score_batch
     predicted, true, entropy = [], [], []
     for batch in loader:

@@ -69,20 +69,30 @@ def print_table(rows: list[tuple[str, list[dict]]], columns: dict[str, str]) -> 
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_configurations(configurations: list[tuple[str, list[str]]], columns: dict[str, str], *,
+                       description: str, default_output: str, heading: str) -> None:
+    """The command line both investigation scripts share: every configuration for every seed
+    (``--seeds``, ``--threads``, ``--output-dir``), one line per configuration as it finishes,
+    then the table of ``columns`` under ``heading`` (``{seeds}`` is filled in)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output-dir", default="runs/ll_joint")
+    parser.add_argument("--output-dir", default=default_output)
     args = parser.parse_args()
     rows = []
-    for label, arguments in configurations():
+    for label, arguments in configurations:
         results = [run(label, arguments, seed, Path(args.output_dir), args.threads) for seed in args.seeds]
         rows.append((label, results))
         print(f"{label}: accuracy {[r['accuracy'] for r in results]}", flush=True)
-    print(f"\ncycle 0 (100 labels), seeds {args.seeds}, mean ± std\n")
-    print_table(rows, {"accuracy": "test accuracy", "ranking_accuracy": "ranking accuracy",
-                       "kendall_tau": "Kendall τ"})
+    print("\n" + heading.format(seeds=args.seeds) + "\n")
+    print_table(rows, columns)
+
+
+def main() -> None:
+    run_configurations(configurations(), {"accuracy": "test accuracy", "ranking_accuracy": "ranking accuracy",
+                                          "kendall_tau": "Kendall τ"},
+                       description=__doc__.split("\n\n")[0], default_output="runs/ll_joint",
+                       heading="cycle 0 (100 labels), seeds {seeds}, mean ± std")
 
 
 if __name__ == "__main__":

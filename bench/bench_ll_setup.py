@@ -16,14 +16,13 @@ Resumable: finished runs are read back, not rerun.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ll_joint_training import print_table, run  # noqa: E402
+from bench_ll_joint_training import run_configurations  # noqa: E402
 
 LABELS = 1000
 LL = ["--strategy", "loss_prediction", "--initial-size", str(LABELS)]
@@ -43,19 +42,10 @@ COLUMNS = {"accuracy": "test accuracy", "ranking_accuracy": "module ranking acc.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output-dir", default="runs/ll_setup")
-    args = parser.parse_args()
-    rows = []
-    for label, arguments in CONFIGURATIONS:
-        # `run` gives --epochs 20 first: a later --epochs in `arguments` wins
-        results = [run(label, arguments, seed, Path(args.output_dir), args.threads) for seed in args.seeds]
-        rows.append((label, results))
-        print(f"{label}: accuracy {[r['accuracy'] for r in results]}", flush=True)
-    print(f"\ncycle 0 ({LABELS} labels), seeds {args.seeds}, mean ± std\n")
-    print_table(rows, COLUMNS)
+    # `run` gives --epochs 20 first: a later --epochs in a configuration's arguments wins
+    run_configurations(CONFIGURATIONS, COLUMNS, description=__doc__.split("\n\n")[0],
+                       default_output="runs/ll_setup",
+                       heading=f"cycle 0 ({LABELS} labels), seeds {{seeds}}, mean ± std")
 
 
 if __name__ == "__main__":

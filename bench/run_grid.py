@@ -33,6 +33,7 @@ from typing import Callable, Iterator, Sequence
 if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from active_learning.cli import split_extra  # noqa: E402  (bench scripts call run_grid.split_extra)
 from active_learning.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
 from active_learning.strategies import HEATMAPS, get_strategy, list_strategies  # noqa: E402
 
@@ -53,15 +54,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``[grid args] -- [task args]`` -> (grid args, task args); no ``--`` means no task args."""
-    argv = list(argv)
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], argv[cut + 1:]
-    return argv, []
 
 
 def resolve_strategies(names: Sequence[str]) -> list[str]:

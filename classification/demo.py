@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # `python demo.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "classification"
 
+from active_learning.cli import split_extra
 from active_learning.compare import compare_runs, load_runs, write_comparison
 
 from . import train
@@ -71,15 +72,6 @@ def _run(strategy: str, argv: list[str]) -> int:
     return process.returncode
 
 
-def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``[demo args] -- [train args]`` -> (demo args, train args)."""
-    argv = list(argv)
-    if "--" not in argv:
-        return argv, []
-    cut = argv.index("--")
-    return argv[:cut], argv[cut + 1:]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the strategies, then compare them; 0 when every run finished, 1 or 2 otherwise."""
     own, extra = split_extra(sys.argv[1:] if argv is None else argv)
@@ -93,16 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = args.jobs or max(1, min(cores, len(args.strategies)))
     threads = max(1, cores // jobs)
     # Bad flags or strategy names end here, with train's own message, before anything runs.
-    run_dirs = {}
-    for strategy in args.strategies:
-        run_args = train.parse_args(train_argv(strategy, args, extra, threads))
-        run_dirs[strategy] = train.run_folder(run_args)
+    argvs = {strategy: train_argv(strategy, args, extra, threads) for strategy in args.strategies}
+    run_dirs = {strategy: train.run_folder(train.parse_args(argv)) for strategy, argv in argvs.items()}
 
     print(f"demo: {', '.join(args.strategies)} on the fmnist-demo protocol, {jobs} at a time "
           f"with {threads} torch thread{'s' if threads > 1 else ''} each", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = dict(zip(args.strategies, pool.map(
-            lambda strategy: _run(strategy, train_argv(strategy, args, extra, threads)), args.strategies)))
+        codes = dict(zip(argvs, pool.map(_run, argvs, argvs.values())))
     failed = [strategy for strategy, code in codes.items() if code != 0]
     if failed:
         print(f"error: the run of {', '.join(failed)} failed (see its [name] lines above); run the "
