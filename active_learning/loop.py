@@ -40,6 +40,7 @@ from torch import nn
 from .adapter import BaseTaskAdapter, TaskAdapter, train_one_epoch
 from .atomic import atomic_torch_save, atomic_write_text
 from .config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_seed
+from .errors import RunMismatchError
 from .export import csv_values, read_metrics_csv, write_entropies_csv, write_metrics_csv
 from .loss_prediction import LossPredictionModule, ranking_diagnostics
 from .pool import UNLABELED, PoolState
@@ -52,10 +53,6 @@ __all__ = ["BaseTaskAdapter", "LoopConfig", "RunMismatchError", "TaskAdapter", "
            "embed", "run_active_learning", "score_candidates", "select_next", "train_one_epoch"]
 
 IN_PROGRESS = "in_progress.pt"
-
-
-class RunMismatchError(ValueError):
-    """The run folder holds a run made with other protocol arguments."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ meant for the user.
 
 from __future__ import annotations
 
+from active_learning.errors import DataError
 import dataclasses
 import gzip
 import os
@@ -75,10 +76,6 @@ UNLABELED_TARGET = -1  # the label of an image to rank: never trained on
 
 DIGITS_TRAIN_SIZE = 1500
 DIGITS_SEED = 0
-
-
-class DataError(Exception):
-    """A dataset cannot be used as given; the message says why and where, for the user."""
 
 
 class CorruptImageWarning(UserWarning):

@@ -20,6 +20,7 @@ What stops a run (``DataError``, exit 2, naming the file and the annotation) and
 """
 from __future__ import annotations
 
+from active_learning.errors import DataError
 import contextlib
 import io
 import json
@@ -39,10 +40,6 @@ COCO_KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear",
 # COCO's skeleton: 1-based joint pairs, as in person_keypoints_*.json.
 COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
                  (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
-
-
-class DataError(Exception):
-    """Bad or missing data; the message names the file (and the annotation)."""
 
 
 @dataclass

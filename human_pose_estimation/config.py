@@ -21,15 +21,12 @@ Keys read (the rest of the file is kept for reference and ignored):
 """
 from __future__ import annotations
 
+from active_learning.errors import ConfigError
 import copy
 import os
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
-
-
-class ConfigError(ValueError):
-    """A configuration the task cannot run; the message names the key."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ What stops a run (``DataError``, exit 2) and what is skipped with a warning:
 """
 from __future__ import annotations
 
+from active_learning.errors import DataError
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,6 @@ from active_learning.image_files import find_images
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor")
-
-
-class DataError(Exception):
-    """Bad or missing data; the message names the file."""
 
 
 @dataclass

@@ -21,6 +21,7 @@ unreadable PNG, a label map whose size differs from its image, label ids outside
 """
 from __future__ import annotations
 
+from active_learning.errors import DataError
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +51,6 @@ CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "
 CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
 FORMATS = ("cityscapes", "folder")
-
-
-class DataError(Exception):
-    """A dataset folder or file that cannot be used; the message names it."""
 
 
 @dataclass
