@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from active_learning.weights import load_weights_file
+
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
 
@@ -127,9 +129,10 @@ def build_model(
 ) -> CifarResNet18:
     """A fresh ``CifarResNet18``; with ``weights_path``, load a local state_dict file into it.
 
-    The file may hold the state_dict itself or a checkpoint dict with it under ``"model"`` or
-    ``"state_dict"``. A missing file raises ``FileNotFoundError``; a file that does not fit the
-    architecture raises ``ValueError`` listing the missing / unexpected / mis-shaped keys.
+    The file may hold the state_dict itself or a checkpoint with it under ``"state_dict"``,
+    ``"model"`` or ``"net"`` (see :func:`active_learning.weights.read_state_dict`). A missing,
+    unreadable or ill-fitting file raises ``WeightsError`` (a ``ValueError``) naming the
+    missing / unexpected / mis-shaped keys.
     """
     model = CifarResNet18(num_classes=num_classes, in_channels=in_channels, width=width, dropout=dropout)
     if weights_path is not None:
@@ -138,41 +141,15 @@ def build_model(
 
 
 def load_weights(model: nn.Module, weights_path: str | os.PathLike) -> None:
-    """Load a local state_dict (or ``{"model": state_dict}`` checkpoint) into ``model``, strictly."""
-    path = os.fspath(weights_path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights_path: no such file {path!r}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, zip errors, truncated files: all mean "not a weights file"
-        raise ValueError(f"weights_path: cannot read {path!r} as a PyTorch state_dict ({err})") from err
-    if isinstance(state, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise ValueError(f"weights_path: {path!r} holds a {type(state).__name__}, not a state_dict")
-    problems = _state_dict_mismatch(model.state_dict(), state)
-    if problems:
-        raise ValueError(f"weights_path: {path!r} does not fit the model: " + "; ".join(problems))
-    model.load_state_dict(state)
+    """Load a local state_dict (or a checkpoint holding one) into ``model``, strictly.
 
-
-def _state_dict_mismatch(expected: dict, given: dict) -> list[str]:
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shapes = [
-        f"{k}: file {tuple(given[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in given and hasattr(given[k], "shape") and tuple(given[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)):
-        if keys:
-            shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-            problems.append(f"{label}: {shown}")
-    return problems
+    Raises ``WeightsError`` naming ``--weights`` and the file (see :mod:`active_learning.weights`).
+    """
+    hint = ""
+    if isinstance(model, CifarResNet18):
+        hint = (f"the model has width {model.width}, {model.num_classes} classes and "
+                f"{model.in_channels} input channels")
+    load_weights_file(model, weights_path, flag="--weights", hint=hint)
 
 
 def _check_positive_int(value: int, name: str) -> None:

@@ -16,10 +16,10 @@ through one 1 x 1 convolution: 17 maps of 64 x 48 for a 256 x 192 crop.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
+
+from active_learning.weights import load_state_dict_checked, load_weights_file, read_state_dict
 
 from .coco import NUM_JOINTS
 
@@ -64,30 +64,18 @@ def feature_info(arch: str) -> list[dict]:
 def build_model(arch: str = "hrnet_w32", num_joints: int = NUM_JOINTS, dropout: float = 0.0,
                 pretrained: str | None = None, weights: str | None = None) -> PoseHRNet:
     """The model; ``pretrained``: backbone weights (timm's HRNet state dict, an ImageNet
-    classifier's keys are fine: the head's are ignored); ``weights``: a whole pose model."""
+    classifier's keys are fine: the head's are ignored); ``weights``: a whole pose model.
+
+    Both files may be checkpoints (see :func:`active_learning.weights.read_state_dict`); one
+    that is missing, unreadable or of another architecture raises ``WeightsError``."""
     model = PoseHRNet(arch, num_joints, dropout)
     if pretrained:
-        state = _read_state(pretrained)
+        state = read_state_dict(pretrained, flag="--pretrained")
+        # A whole pose model's file names the backbone's layers "backbone.*": take those too.
         state = {key.removeprefix("backbone."): value for key, value in state.items()}
-        own = model.backbone.state_dict()
-        matched = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-        if not matched:
-            raise ValueError(f"{pretrained} holds no weight of the {arch} backbone")
-        model.backbone.load_state_dict(matched, strict=False)
+        load_state_dict_checked(model.backbone, state, path=pretrained, flag="--pretrained",
+                                strict=False, hint=f"is it a {arch} backbone?")
     if weights:
-        state = _read_state(weights)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"{weights} is not a {arch} pose model: {str(error).splitlines()[0]}") from None
+        load_weights_file(model, weights, flag="--resume",
+                          hint=f"is it a {arch} pose model with {num_joints} joints?")
     return model
-
-
-def _read_state(path: str) -> dict[str, torch.Tensor]:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return {key.removeprefix("module."): value for key, value in state.items()}

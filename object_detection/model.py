@@ -25,6 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from active_learning.errors import WeightsError
+from active_learning.weights import (format_keys, load_state_dict_checked, load_weights_file,
+                                     read_state_dict)
+
 INPUT_SIZE = 300
 # torchvision's SSD300 input normalisation: 0..1 RGB -> 0..255 minus the VGG mean.
 IMAGE_MEAN = (0.48235, 0.45882, 0.40784)
@@ -218,22 +222,6 @@ def feature_info(width: float = 1.0) -> list[dict]:
     return [{"name": name, "channels": c, "stride": s} for name, c, s in zip(TAP_NAMES, channels, TAP_STRIDES)]
 
 
-def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"cannot read weights from {path}: {error}") from None
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
-    return {key.removeprefix("module."): value for key, value in state.items()}
-
-
 def _vgg_key(key: str) -> str | None:
     """A VGG-16 key -> our backbone's key, or None for layers SSD does not have.
 
@@ -259,37 +247,32 @@ def load_basenet(model: SSD300, path: str | Path) -> list[str]:
 
     Three formats: ssd.pytorch's ``vgg16_reducedfc.pth``, torchvision's ``vgg16`` state dict (see
     :func:`_vgg_key`; plain VGG-16, no BatchNorm), or a backbone saved under this model's own key
-    names (``backbone.*``). Every tensor must
-    match the model's shape (a ``--width`` model cannot take full VGG).
+    names (``backbone.*``). Every tensor must match the model's shape (a ``--width`` model cannot
+    take full VGG); a missing or unreadable file raises ``WeightsError``.
     """
-    own = model.state_dict()
-    state = _read_state(path)
+    flag, hint = "--basenet", "full-width VGG-16 weights need --width 1; same --batch-norm?"
+    state = read_state_dict(path, flag=flag)
     if any(key.startswith("backbone.") for key in state):
         mapped = {key: value for key, value in state.items() if key.startswith("backbone.")}
     else:
         if any(isinstance(module, nn.BatchNorm2d) for module in model.backbone.modules()):
-            raise ValueError(f"--basenet {path} holds plain VGG-16 weights; the model has BatchNorm (--batch-norm)")
+            raise WeightsError(f"{flag} file {path} holds plain VGG-16 weights; the model has "
+                               "BatchNorm (--batch-norm)")
         mapped = {target: value for key, value in state.items() if (target := _vgg_key(key)) is not None}
-    for target, value in mapped.items():
-        if target not in own or own[target].shape != value.shape:
-            shape = tuple(own[target].shape) if target in own else None
-            raise ValueError(f"--basenet {path}: {target} has shape {tuple(value.shape)}, the model's has "
-                             f"{shape} (full-width VGG-16 weights need --width 1; same --batch-norm?)")
     if not mapped:
-        raise ValueError(f"--basenet {path}: no VGG-16 layer found (expected keys like '0.weight', "
-                         "'features.0.weight' or 'backbone.features.0.weight')")
-    model.load_state_dict({**own, **mapped})
-    return sorted(mapped)
+        raise WeightsError(f"{flag} file {path}: no VGG-16 layer found (expected keys like "
+                           "'0.weight', 'features.0.weight' or 'backbone.features.0.weight')")
+    # Every VGG layer of the file must land somewhere: a layer this backbone lacks means another
+    # layout (BatchNorm or not), which a partial load would hide.
+    own = model.state_dict()
+    unknown = [key for key in mapped if key not in own]
+    if unknown:
+        raise WeightsError(f"{flag} file {path} has {len(unknown)} layers this backbone lacks: "
+                           f"{format_keys(unknown)} (same --batch-norm?)")
+    return load_state_dict_checked(model, mapped, path=path, flag=flag, strict=False, hint=hint)
 
 
 def load_weights(model: SSD300, path: str | Path) -> None:
-    """Load a whole detector (ours or torchvision's SSD300 with the same classes and width)."""
-    state = _read_state(path)
-    own = model.state_dict()
-    wrong = [key for key in own if key not in state or state[key].shape != own[key].shape]
-    if wrong:
-        key = wrong[0]
-        got = tuple(state[key].shape) if key in state else "nothing"
-        raise ValueError(f"--resume {path} does not fit this model: {key} expects {tuple(own[key].shape)}, "
-                         f"the file has {got} ({len(wrong)} keys differ; same --width and classes?)")
-    model.load_state_dict({key: state[key] for key in own})
+    """Load a whole detector (``--resume``: ours or torchvision's SSD300 with the same classes
+    and width), strictly."""
+    load_weights_file(model, path, flag="--resume", hint="same --width, --batch-norm and classes?")

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from active_learning.weights import load_weights_file
+
 STAGE_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 STAGE_STRIDES = (1, 2, 4, 8, 8, 8, 8, 8)          # cumulative stride after each stage (0 excluded)
 DROPOUT_PLACES = ("stages", "classifier", "none")
@@ -145,15 +147,12 @@ def feature_info(width: float = 1.0) -> list[dict]:
 
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
                 weights_path: str | None = None) -> DRNSegmentation:
-    """DRN-D-22, optionally loading a local state_dict (``--resume`` / ``--pretrained`` files)."""
+    """DRN-D-22, optionally loading a local state_dict (``--weights`` / ``--pretrained`` files).
+
+    The file may be a checkpoint (state dict under ``"state_dict"``, ``"model"`` or ``"net"``)
+    with ``module.`` prefixes; one that is missing or does not fit raises ``WeightsError``."""
     model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at)
     if weights_path:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state:
-            state = state["model"]
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"weights {weights_path} do not fit DRN-D-22 with width {width} and "
-                             f"{num_classes} classes: {str(error).splitlines()[0]}") from None
+        hint = f"the model is DRN-D-22 with width {width} and {num_classes} classes"
+        load_weights_file(model, weights_path, flag="--weights", hint=hint)
     return model

@@ -7,6 +7,7 @@ import torch
 import torch.fx
 from torch import nn
 
+from active_learning.errors import WeightsError
 from classification.model import CifarResNet18, build_model, feature_info
 
 
@@ -145,7 +146,7 @@ def test_build_model_loads_local_weights(tmp_path):
 
 def test_build_model_weight_errors(tmp_path):
     missing = tmp_path / "nope.pt"
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(WeightsError, match="nope.pt: no such file"):
         build_model(10, 3, width=8, weights_path=missing)
     other = tmp_path / "other.pt"
     torch.save(build_model(5, 3, width=8).state_dict(), other)

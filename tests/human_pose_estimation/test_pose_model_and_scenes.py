@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from active_learning.errors import WeightsError
 from human_pose_estimation.coco import COCO_SKELETON, NUM_JOINTS
 from human_pose_estimation.model import build_model
 from synthetic.coco_keypoints import KeypointSceneConfig, annotation, compose_keypoint_scene
@@ -32,9 +33,9 @@ def test_weights_load_from_local_files(tmp_path):
         torch.testing.assert_close(whole.state_dict()[key], value)
         if key.startswith("backbone."):
             torch.testing.assert_close(backbone.state_dict()[key], value)
-    with pytest.raises(ValueError, match="is not a hrnet_w32 pose model"):
+    with pytest.raises(WeightsError, match="is it a hrnet_w32 pose model"):
         build_model("hrnet_w32", weights=str(tmp_path / "whole.pth"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(WeightsError, match="--pretrained file .*none.pth: no such file"):
         build_model("hrnet_w18_small", pretrained=str(tmp_path / "none.pth"))
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from active_learning.errors import WeightsError
 from object_detection.loss import batch_loss, match_anchors, ssd_coder_and_matcher, ssd_losses
 from object_detection.model import (TAP_CHANNELS, NarrowVGGExtractor, build_model, feature_info, load_basenet,
                                     load_weights)
@@ -120,7 +121,7 @@ def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
     torch.save({"0.weight": torch.randn(64, 3, 3, 3)}, tmp_path / "full.pth")
     with pytest.raises(ValueError, match="need --width 1"):
         load_basenet(narrow, tmp_path / "full.pth")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(WeightsError, match="--basenet file .*missing.pth: no such file"):
         load_basenet(narrow, tmp_path / "missing.pth")
 
 
