@@ -3,8 +3,10 @@
 The loop (``loop.py``, ``selection.py``) calls exactly the members of :class:`TaskAdapter`.
 :class:`BaseTaskAdapter` implements the ones with a natural default, so a classification-like
 task writes ``build_model``, ``build_optimizer``, ``forward_intermediates``, ``per_sample_loss``,
-``evaluate`` and ``item_name`` (see ``docs/adapter_contract.md``). Its ``train_one_epoch`` trains
-on ``batch_loss``, a hook a task overrides when its loss is not the mean over samples.
+``evaluate`` and ``item_name`` (see ``docs/adapter_contract.md``). The loss has one entry point,
+``batch_loss``: the training loss and the per-sample losses the loss module learns to rank. The
+base class derives it from ``per_sample_loss`` (their mean); a task whose training loss is not
+that mean (SSD) overrides ``batch_loss`` instead.
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from .config import LoopConfig
+from .strategies import CLASS_DISTRIBUTIONS
 from .loss_prediction import LossPredictionLoss
 from .units import SelectionUnits
 
 
 class TaskAdapter(Protocol):
-    """What a task provides to the loop (see DESIGN.md, "The task adapter contract").
+    """What a task provides to the loop (``docs/design.md``, "The adapter contract").
 
     Datasets: ``pool_set`` holds the N samples without augmentation (scored), ``test_set`` is
     evaluated; ``training_set(labeled_units)`` is what the model trains on. Batches of their
@@ -34,7 +37,7 @@ class TaskAdapter(Protocol):
     primary_metric: str                 # metric of the learning curve, e.g. "accuracy", "mIoU"
     metric_higher_is_better: bool       # False for a loss or an error rate
     feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss module
-    probabilities_kind: str             # what ``probabilities`` returns: "distributions" or "heatmaps"
+    output_kind: str                    # what ``probabilities`` returns: one of strategies.OUTPUT_KINDS
     pool_set: Dataset
     test_set: Dataset
     collate_fn: Callable | None
@@ -45,7 +48,7 @@ class TaskAdapter(Protocol):
     def build_optimizer(self, parameters: Iterable[nn.Parameter], epochs: int) -> tuple[Any, Any]: ...
     def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
     def forward_intermediates(self, model: nn.Module, inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
-    def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor: ...
+    def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
     def probabilities(self, outputs: Any) -> torch.Tensor: ...
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor: ...
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
@@ -69,7 +72,7 @@ class BaseTaskAdapter:
     primary_metric = "accuracy"
     metric_higher_is_better = True
     feature_info: list[dict] = []
-    probabilities_kind = "distributions"   # class probabilities summing to one over axis 1
+    output_kind = CLASS_DISTRIBUTIONS     # one class distribution per image: [B, C]
     collate_fn: Callable | None = None
     max_grad_norm: float | None = None   # clip the gradients' global norm to this (None: no clipping)
     train_set: Dataset
@@ -102,6 +105,11 @@ class BaseTaskAdapter:
         losses = self.per_sample_loss(outputs, targets)
         return losses.mean(), losses
 
+    def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor:
+        """One loss per sample, ``[B]`` (never a batch mean): what ``batch_loss`` averages."""
+        raise NotImplementedError(f"{type(self).__name__} must implement per_sample_loss "
+                                  "(or override batch_loss)")
+
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Softmax over the class axis: logits [B, C, *dense] -> probs [B, C, *dense]."""
         return torch.softmax(outputs.float(), dim=1)
@@ -127,12 +135,13 @@ class BaseTaskAdapter:
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
                         device: torch.device) -> dict[str, float]:
         return train_one_epoch(self, model, loss_module, loader, optimizer, epoch=epoch,
-                               config=config, device=device)
+                               config=config, device=device, max_grad_norm=self.max_grad_norm)
 
 
 def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
                     loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
-                    config: LoopConfig, device: torch.device) -> dict[str, float]:
+                    config: LoopConfig, device: torch.device,
+                    max_grad_norm: float | None = None) -> dict[str, float]:
     """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
 
     The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
@@ -162,10 +171,10 @@ def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Modu
                                      "lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if getattr(adapter, "max_grad_norm", None):
+        if max_grad_norm:
             # over every parameter the optimizer updates (the loss module's included)
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                           adapter.max_grad_norm)
+                                           max_grad_norm)
         optimizer.step()
         batch_size = sample_losses.shape[0]
         seen += batch_size

@@ -1,10 +1,22 @@
-"""The command line every task's ``train.py`` shares.
+"""The command line of every task: one runner, one flag vocabulary, one error boundary.
 
-A task's script builds its parser with :func:`build_parser` (the strategy, cycle, training and
-run flags, the original project's aliases, presets) and adds only its dataset and model flags;
-:func:`parse_args` applies a preset's values as defaults (explicit flags still win) and resolves
-one strategy; :func:`cli_errors` turns known errors into one ``error:`` line and exit status 2,
-and Ctrl-C into one line that says how to resume (exit 130).
+A task's ``train.py`` describes itself in a :class:`TaskCommand` (its dataset and model flags,
+its reference protocol, presets, the original project's flag spellings, and a ``build``
+function that returns its adapter) and calls :func:`run`. Everything else is here, once:
+
+* the shared flags (strategy, cycles, training, model weights, run), documented once in
+  ``docs/design.md``: ``--weights FILE`` is a whole model, ``--weights-backbone FILE`` (alias
+  ``--pretrained`` where a task offers it) initialises the backbone, ``--resume`` is reserved
+  (a run resumes by itself when its command runs again), ``--milestones`` takes epochs
+  separated by spaces or commas;
+* presets (``--preset NAME`` sets defaults; explicit flags still win), one strategy from
+  ``--strategy`` and the original flags, the dropout that MC-dropout strategies need;
+* rank mode (``--unlabeled-dir``): one cycle, every labeled item as the initial set, the
+  budget in units of the task, ``--budget all`` for a full ranking;
+* the run record (``args.json``'s ``task``) derived from the task's own flags;
+* the boundary: a :class:`~active_learning.errors.UserError` is one ``error:`` line and exit 2,
+  Ctrl-C one line and exit 130, anything else a bug that keeps its traceback (exit 1).
+  Messages go through the ``active_learning`` logger, which :func:`run` sends to stdout.
 
 Boolean flags accept ``--flag``, ``--flag=True`` and ``--flag=False`` (the original project's
 ``type=bool`` turned ``--flag=False`` on).
@@ -12,14 +24,24 @@ Boolean flags accept ``--flag``, ``--flag=True`` and ``--flag=False`` (the origi
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .config import LoopConfig
+import numpy as np
+
+from .config import LoopConfig, strategy_option_fields
+from .errors import ConfigError, UserError
 from .strategies import MC_PROBS, get_strategy, list_strategies
+from .loop import draw_initial_units
+from .units import SelectionUnits
+
+logger = logging.getLogger("active_learning")
 
 # Original flag -> the strategy it selects (every task); tasks add their own (e.g. superpixels).
 STRATEGY_ALIASES = {
@@ -28,17 +50,621 @@ STRATEGY_ALIASES = {
     "use_discriminative_al": "discriminative",
 }
 
-# --use-variance-as-uncertainty turns an entropy strategy into its variance twin.
-VARIANCE_OF = {"mc_entropy": "mc_variance", "mc_entropy_superpixels": "mc_variance_superpixels"}
-
-# Rank mode (--unlabeled-dir): one cycle, every unlabeled image scored, the labeled set is all
-# the labeled data. Applied as defaults over a preset's, so explicit flags still win (and are checked).
-RANK_DEFAULTS = dict(cycles=1, subset=0, initial_size=None)
-
 # The Learning Loss protocol (Yoo & Kweon 2019, CIFAR-10); tasks pass their own reference values.
-PROTOCOL_DEFAULTS = dict(cycles=10, initial_size=1000, images_per_cycle=1000, epochs=200,
-                         batch_size=128, eval_batch_size=256, lr=0.1, momentum=0.9,
-                         weight_decay=5e-4, lamda=1.0, mc_samples=20)
+PROTOCOL_DEFAULTS: dict[str, Any] = dict(
+    cycles=10, initial_size=1000, images_per_cycle=1000, subset_factor=10, epochs=200,
+    batch_size=128, eval_batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, lamda=1.0,
+    mc_samples=20, loss_width=128, loss_pool_size=1, detach_fraction=0.6, reduction="mean")
+
+ALL = "all"   # --budget all: rank mode writes every unlabeled unit, best first
+
+
+@dataclass
+class BuiltTask:
+    """What a task's ``build`` returns: the adapter over its pool and what the runner reports.
+
+    Attributes:
+        adapter: the task adapter (``active_learning.adapter.TaskAdapter``).
+        dataset: the dataset's name in the run folder's path.
+        summary: one line about the data (sizes, classes), logged before the run.
+        n_labeled: rank mode: the pool's first ``n_labeled`` items are labeled, the rest are
+            the unlabeled images to rank. Ignored in a simulation.
+        record: task facts for ``args.json`` beyond its flags (e.g. the class names).
+        outputs: lines naming the task's own files, logged after the run; ``{run_dir}`` in a
+            line is replaced by the run folder.
+    """
+
+    adapter: Any
+    dataset: str
+    summary: str
+    n_labeled: int = 0
+    record: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    """A task's command line: what its ``train.py`` declares; :func:`run` does the rest.
+
+    Attributes:
+        name: the task folder; runs go to ``<output-dir>/<name>/<dataset>/<strategy>/seed<k>``.
+        description: the first line of ``--help``.
+        output_kind: what the adapter's ``probabilities`` returns (``strategies.OUTPUT_KINDS``).
+        unit_classes: the unit classes the task can select with (superpixel strategies need
+            region units): ``--help`` lists, and the runner accepts, the strategies they serve.
+        add_arguments: adds the task's own flags through a :class:`TaskArguments`; each flag
+            is part of the run's identity (``args.json``) unless added with ``recorded=False``.
+        build: ``args -> BuiltTask``; reads the data (and ``args.unlabeled_dir`` in rank mode).
+        reference: the task's reference values of ``PROTOCOL_DEFAULTS`` keys.
+        presets: named protocols (``--preset NAME``), each a dict of flag defaults.
+        aliases: original flags -> the strategy each selects (added to ``STRATEGY_ALIASES``).
+        dropout: the ``--dropout`` default of strategies without MC dropout.
+        mc_dropout: the ``--dropout`` default of MC-dropout strategies.
+        backbone_aliases: other spellings of ``--weights-backbone``; None: the task offers no
+            backbone initialisation.
+        budget_flag: ``args -> the dest of the flag that counts the budget`` (superpixels in
+            segmentation's superpixel mode).
+        check: ``args -> None``: the task's own argument checks (ConfigError), before any data.
+        loop_fields: ``args -> LoopConfig fields`` of the task's own flags (pose's
+            ``unit_reduction``).
+        after_labeling: what rank mode tells the user to do with the CSV.
+    """
+
+    name: str
+    description: str
+    output_kind: str
+    add_arguments: Callable[[TaskArguments], None]
+    build: Callable[[argparse.Namespace], BuiltTask]
+    unit_classes: tuple[type[SelectionUnits], ...] = (SelectionUnits,)
+    reference: Mapping[str, Any] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    dropout: float = 0.0
+    mc_dropout: float = 0.1
+    backbone_aliases: tuple[str, ...] | None = None
+    budget_flag: Callable[[argparse.Namespace], str] = lambda args: "images_per_cycle"
+    check: Callable[[argparse.Namespace], None] | None = None
+    loop_fields: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
+    after_labeling: str = "label the selected images, add them to the labeled data, and run again"
+
+    @property
+    def strategy_aliases(self) -> dict[str, str]:
+        return {**STRATEGY_ALIASES, **self.aliases}
+
+    def strategies(self) -> list[str]:
+        """The registered strategies this task runs: they fit its outputs and some unit class."""
+        return [name for name in list_strategies()
+                if get_strategy(name).fits_outputs(self.output_kind)
+                and any(units.refusal(get_strategy(name)) is None for units in self.unit_classes)]
+
+    def refusal(self, strategy: str) -> str | None:
+        """Why this task cannot run ``strategy``, or None."""
+        chosen = get_strategy(strategy)
+        if not chosen.fits_outputs(self.output_kind):
+            return chosen.output_refusal(self.output_kind)
+        refusals = [units.refusal(chosen) for units in self.unit_classes]
+        if all(refusals):
+            return refusals[0]
+        return None
+
+
+class TaskArguments:
+    """What ``TaskCommand.add_arguments`` adds flags through: argument groups that remember
+    which flags are the task's own, so that the run record needs no hand-kept key list."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.recorded: list[str] = []
+
+    def group(self, title: str) -> _RecordingGroup:
+        return _RecordingGroup(self.parser.add_argument_group(title), self.recorded)
+
+
+class _RecordingGroup:
+    def __init__(self, group: Any, recorded: list[str]) -> None:
+        self._group, self._recorded = group, recorded
+
+    def add_argument(self, *names: str, recorded: bool = True, **options: Any) -> argparse.Action:
+        """``add_argument``, plus the hidden ``--snake_case`` spelling of a ``--kebab-case``
+        flag (the original scripts spelled flags both ways). ``recorded=False``: not part of
+        the run's identity (a path to data, a cache folder)."""
+        action = _add_with_spellings(self._group, names, options)
+        if recorded and action.dest not in self._recorded:
+            self._recorded.append(action.dest)
+        return action
+
+    def add_bool(self, *names: str, help: str, default: bool | None = False,
+                 recorded: bool = True) -> argparse.Action:
+        return self.add_argument(*names, type=str2bool, nargs="?", const=True, default=default,
+                                 metavar="BOOL", help=help, recorded=recorded)
+
+
+def _add_with_spellings(group: Any, names: Sequence[str], options: dict[str, Any]) -> argparse.Action:
+    action = group.add_argument(*names, **options)
+    hidden = [name.replace("-", "_").replace("__", "--", 1) for name in names
+              if name.startswith("--") and "-" in name[2:]]
+    hidden = [name for name in hidden if name not in names]
+    if hidden:
+        twin = {key: value for key, value in options.items() if key not in ("help", "dest")}
+        group.add_argument(*hidden, dest=action.dest, help=argparse.SUPPRESS, **twin)
+    return action
+
+
+def str2bool(text: str | bool) -> bool:
+    """``--flag``, ``--flag=True`` and ``--flag=False``."""
+    if isinstance(text, bool):
+        return text
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {text!r}")
+
+
+def epochs_list(values: Sequence[Any] | str | int | None, flag: str = "--milestones") -> list[int]:
+    """``--milestones 160 200``, ``--milestones 160,200`` (or a preset's list) -> [160, 200]."""
+    if values is None:
+        return []
+    if isinstance(values, (str, int)):
+        values = [values]
+    try:
+        epochs = [int(part) for value in values for part in str(value).split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes epochs separated by spaces or commas, got "
+                          f"{' '.join(map(str, values))!r}") from None
+    if any(epoch < 1 for epoch in epochs):
+        raise ConfigError(f"{flag} must be epochs >= 1, got {epochs}")
+    return epochs
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default, except None: those flags explain their default in their help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+# ---- the parser ----------------------------------------------------------------------------
+
+
+def build_parser(command: TaskCommand) -> argparse.ArgumentParser:
+    """The shared flags, then the task's own (``command.add_arguments``)."""
+    values = {**PROTOCOL_DEFAULTS, **command.reference}
+    parser = argparse.ArgumentParser(description=command.description, formatter_class=HelpFormatter,
+                                     allow_abbrev=False)
+    if command.presets:
+        parser.add_argument("--preset", choices=sorted(command.presets), default=None,
+                            help="a named protocol; explicit flags override its values")
+    _add_strategy_flags(parser.add_argument_group("strategy"), command, values)
+    _add_cycle_flags(parser.add_argument_group("cycles"), values)
+    arguments = TaskArguments(parser)
+    _add_training_flags(arguments.group("training"), values)
+    _add_model_flags(arguments.group("model"), command)
+    _add_run_flags(parser.add_argument_group("run"), command.name)
+    command.add_arguments(arguments)
+    # Reference values without a flag of their own (presets may set them too).
+    parser.set_defaults(_recorded=tuple(arguments.recorded), subset_factor=values["subset_factor"],
+                        detach_fraction=values["detach_fraction"])
+    return parser
+
+
+def _add(group: Any, *names: str, **options: Any) -> argparse.Action:
+    return _add_with_spellings(group, names, options)
+
+
+def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, Any]) -> None:
+    _add(group, "--strategy", default=None,
+         help=f"one of: {', '.join(command.strategies())} (default: random)")
+    for flag, target in command.strategy_aliases.items():
+        # Both spellings: the original project wrote some flags with _, others with -.
+        spellings = list(dict.fromkeys((f"--{flag}", f"--{flag.replace('_', '-')}")))
+        group.add_argument(*spellings, dest=flag, type=str2bool, nargs="?", const=True,
+                           default=False, metavar="BOOL", help=f"original flag: --strategy {target}")
+    _add(group, "--mc-dropout", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
+         help="original flag: an MC-dropout strategy (alone: --strategy mc_entropy)")
+    _add(group, "--use-variance-as-uncertainty", type=str2bool, nargs="?", const=True,
+         default=False, metavar="BOOL",
+         help="with --mc-dropout: the variance instead of the entropy (mc_variance)")
+    _add(group, "--mc-samples", type=int, default=values["mc_samples"], help="MC-dropout passes T")
+    _add(group, "--lamda", "--lambda", dest="lamda", type=float, default=values["lamda"],
+         help="weight of the loss-prediction ranking loss")
+    _add(group, "--margin", type=float, default=1.0, help="ranking loss margin")
+    _add(group, "--detach-epoch", type=int, default=None,
+         help="stop the ranking loss's gradient into the backbone from this epoch; 0 = the loss "
+              f"module only reads detached features (default: {values['detach_fraction'] * 100:.0f}%% "
+              "of the epochs)")
+    _add(group, "--loss-width", type=int, default=values["loss_width"], help="loss module hidden width")
+    _add(group, "--loss-pool-size", type=int, default=values["loss_pool_size"], metavar="N",
+         help="loss module: average-pool each feature map to N x N before its FC layer "
+              "(1: global average pooling, as in Learning Loss)")
+    _add(group, "--reduction", choices=("mean", "max"), default=values["reduction"],
+         help="dense outputs: how per-pixel (per-box) scores become one score per image")
+    _add(group, "--dal-max-epochs", type=int, default=None, metavar="N",
+         help="discriminative: train each sub-query's discriminator for at most N epochs "
+              "(default: 500, the paper's; it stops earlier at 98%% accuracy)")
+    _add(group, "--dal-sub-queries", type=int, default=None, metavar="K",
+         help="discriminative: spend each cycle's budget in K rounds, each with a fresh "
+              "discriminator (default: 10)")
+
+
+def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
+    _add(group, "--cycles", type=int, default=values["cycles"],
+         help="labeling cycles to simulate (exactly 1 with --unlabeled-dir)")
+    _add(group, "--initial-size", "--initial-labeled", dest="initial_size", type=int,
+         default=values["initial_size"],
+         help="random initial labeled images (with --unlabeled-dir: every labeled image)")
+    _add(group, "--images-per-cycle", "--budget", dest="images_per_cycle", type=budget,
+         default=values["images_per_cycle"],
+         help="units selected per cycle (with --unlabeled-dir: rows of the CSV; 'all' ranks "
+              "every unlabeled image)")
+    _add(group, "--subset", type=int, default=None,
+         help=f"unlabeled units scored per cycle (default: {values['subset_factor']} x the "
+              "budget; 0 = all; 0 with --unlabeled-dir)")
+
+
+def budget(text: str) -> int | str:
+    """A budget flag's value: a number of units, or 'all' (rank mode)."""
+    if str(text).strip().lower() == ALL:
+        return ALL
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of units or 'all', got {text!r}") from None
+
+
+def _add_training_flags(group: _RecordingGroup, values: Mapping[str, Any]) -> None:
+    group.add_argument("--epochs", type=int, default=values["epochs"], help="epochs per cycle",
+                       recorded=False)
+    group.add_argument("--batch-size", type=int, default=values["batch_size"],
+                       help="training batch size", recorded=False)
+    group.add_argument("--eval-batch-size", type=int, default=values["eval_batch_size"],
+                       help="batch size of evaluation and scoring", recorded=False)
+    group.add_argument("--lr", type=float, default=values["lr"], help="initial learning rate")
+    group.add_argument("--momentum", type=float, default=values["momentum"],
+                       help="momentum (SGD)")
+    group.add_argument("--weight-decay", type=float, default=values["weight_decay"],
+                       help="weight decay")
+
+
+def _add_model_flags(group: _RecordingGroup, command: TaskCommand) -> None:
+    group.add_argument("--weights", default=None, metavar="FILE",
+                       help="initial weights of the whole model: a local state_dict or checkpoint")
+    if command.backbone_aliases is not None:
+        group.add_argument("--weights-backbone", *command.backbone_aliases, dest="weights_backbone",
+                           default=None, metavar="FILE",
+                           help="initial weights of the backbone (e.g. ImageNet): a local file")
+    group.add_argument("--dropout", type=float, default=None,
+                       help=f"dropout p (default: {command.dropout}; MC-dropout strategies: "
+                            f"{command.mc_dropout})")
+
+
+def _add_run_flags(group: Any, task: str) -> None:
+    _add(group, "--seed", type=int, default=0, help="seeds the initial set, the model and every choice")
+    _add(group, "--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    _add(group, "--workers", "--num-workers", "-j", dest="workers", type=int, default=0,
+         help="data loader worker processes")
+    _add(group, "--threads", type=int, default=0,
+         help="torch CPU threads (0 = torch's default); small models on a small or busy CPU run "
+              "faster with 1")
+    _add(group, "--output-dir", default="runs",
+         help=f"runs go to <output-dir>/{task}/<dataset>/<strategy>/seed<k> "
+              "(rank mode: .../<dataset>_rank/...)")
+    _add(group, "--unlabeled-dir", default=None, metavar="DIR",
+         help="rank mode: train once on every labeled image, score every image under DIR (any "
+              "depth) and write the --images-per-cycle best to priorities/cycle_00.csv")
+    _add(group, "--output_superannotate_csv_file", "--output-superannotate-csv-file",
+         dest="superannotate_csv", default=None, metavar="PATH",
+         help="also copy the last cycle's priority CSV to PATH (SuperAnnotate's import)")
+    _add(group, "--save-checkpoints", type=str2bool, nargs="?", const=True, default=False,
+         metavar="BOOL",
+         help="save the model of every cycle, and the training state every --checkpoint-every "
+              "epochs so an interrupted cycle resumes where it stopped")
+    _add(group, "--checkpoint-every", type=int, default=0, metavar="N",
+         help="with --save-checkpoints: epochs between in-cycle checkpoints (0 = a tenth of "
+              "--epochs)")
+    _add(group, "--no-progress", type=str2bool, nargs="?", const=True, default=False,
+         metavar="BOOL", help="no progress bars")
+    _add(group, "--resume", default=None, metavar="ARG",
+         help="not needed: a run resumes by itself when the same command runs again")
+
+
+# ---- parsing -------------------------------------------------------------------------------
+
+
+def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse with the preset's (and rank mode's) values as defaults and resolve the derived
+    flags: one strategy, its dropout, the scored subset, the task's own (``command.check``).
+
+    A flag argparse cannot read exits 2 with its usage line; an impossible value or combination
+    raises ConfigError (``run`` prints it as one ``error:`` line and exits 2)."""
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    defaults = dict(command.presets[args.preset]) if getattr(args, "preset", None) else {}
+    if args.unlabeled_dir is not None:
+        # Rank mode: one cycle, every unlabeled image scored, every labeled image used.
+        defaults.update(cycles=1, subset=0, initial_size=None)
+    if defaults:
+        parser.set_defaults(**defaults)
+        args = parser.parse_args(argv)
+    args.strategy = resolve_strategy(args, parser, command)
+    _resolve(args, command)
+    return args
+
+
+def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:
+    if args.resume is not None:
+        raise ConfigError("--resume is not needed: a run resumes by itself when the same command "
+                          "runs again (same --output-dir); initial weights are --weights FILE")
+    if args.unlabeled_dir is not None and args.cycles != 1:
+        raise ConfigError(f"--unlabeled-dir runs exactly one cycle, got --cycles {args.cycles}: "
+                          f"{command.after_labeling}")
+    if args.unlabeled_dir is not None and args.initial_size is not None:
+        raise ConfigError("--initial-size does not apply with --unlabeled-dir: every labeled "
+                          "image is used")
+    budget_flag = command.budget_flag(args)
+    if getattr(args, budget_flag) == ALL and args.unlabeled_dir is None:
+        raise ConfigError(f"{_flag(budget_flag)} all ranks a folder: it needs --unlabeled-dir")
+    if args.dropout is None:
+        args.dropout = command.mc_dropout if needs_mc_dropout(args.strategy) else command.dropout
+    if hasattr(args, "milestones"):
+        args.milestones = epochs_list(args.milestones)
+    refusal = command.refusal(args.strategy)
+    if refusal is not None:
+        raise ConfigError(f"{refusal}; strategies for this task: {', '.join(command.strategies())}")
+    if args.subset is None and getattr(args, budget_flag) != ALL:
+        # resolved here so that args.json records the value the run used
+        args.subset = args.subset_factor * getattr(args, budget_flag)
+    check_shared_args(args)
+    if command.check is not None:
+        command.check(args)
+
+
+def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                     command: TaskCommand) -> str:
+    """One strategy from ``--strategy`` and the original flags; contradictions are errors.
+
+    ``--mc-dropout`` asks for an MC-dropout strategy: alone it is ``mc_entropy``; with a flag
+    that names one (``--entropy-superpixels``, ``--choose-images-with-highest-uncertainty``) it
+    agrees; with a strategy that samples no dropout it is a contradiction.
+    ``--use-variance-as-uncertainty`` (with ``--mc-dropout``) swaps an entropy for its variance
+    twin (``Strategy.variance_twin``).
+    """
+    requested = {f"--{flag}": target for flag, target in command.strategy_aliases.items()
+                 if getattr(args, flag)}
+    if args.strategy is not None:
+        try:
+            get_strategy(args.strategy)
+        except ValueError as error:
+            parser.error(str(error))
+        requested["--strategy"] = args.strategy
+    if args.use_variance_as_uncertainty:
+        if not args.mc_dropout:
+            parser.error("--use-variance-as-uncertainty needs --mc-dropout")
+        requested = {flag: get_strategy(target).variance_twin or target
+                     for flag, target in requested.items()}
+    if args.mc_dropout:
+        if not requested:
+            requested["--mc-dropout"] = ("mc_variance" if args.use_variance_as_uncertainty
+                                         else "mc_entropy")
+        if not all(needs_mc_dropout(target) for target in requested.values()):
+            requested["--mc-dropout"] = "an MC-dropout strategy"
+    chosen = set(requested.values())
+    if len(chosen) > 1:
+        parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
+                                                         for flag, target in requested.items()))
+    return chosen.pop() if chosen else "random"
+
+
+def needs_mc_dropout(strategy: str) -> bool:
+    return MC_PROBS in get_strategy(strategy).needs
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def require(checks: Sequence[tuple[bool, str]]) -> None:
+    """Raise ConfigError with the message of the first check that failed."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def check_shared_args(args: argparse.Namespace) -> None:
+    """The shared flags that LoopConfig does not check (ConfigError)."""
+    require([
+        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
+        (args.momentum >= 0, f"--momentum must be >= 0, got {args.momentum}"),
+        (args.weight_decay >= 0, f"--weight-decay must be >= 0, got {args.weight_decay}"),
+        (args.threads >= 0, f"--threads must be >= 0, got {args.threads}"),
+        (0.0 <= args.dropout < 1.0, f"--dropout must be in [0, 1), got {args.dropout}"),
+    ])
+    if needs_mc_dropout(args.strategy) and args.dropout <= 0:
+        raise ConfigError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0")
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda when available, else cpu; anything torch cannot use is a ConfigError."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name}: use auto, cpu, cuda or cuda:N")
+    return name
+
+
+def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopConfig:
+    """The LoopConfig of the parsed flags; ``fields`` override (the rank mode's sizes)."""
+    dal = {name: value for name, value in (("dal_max_epochs", args.dal_max_epochs),
+                                           ("dal_sub_queries", args.dal_sub_queries))
+           if value is not None}
+    used = {field for _, field in get_strategy(args.strategy).config_options}
+    if set(dal) - used:
+        # Not an error, like --mc-samples with entropy: a grid passes one set of flags to every
+        # strategy. Not recorded either, so that resuming without them is not refused.
+        unused = sorted(set(dal) - used)
+        readers = [name for name in list_strategies()
+                   if set(unused) & {field for _, field in get_strategy(name).config_options}]
+        warnings.warn(f"{' and '.join(map(_flag, unused))} only apply to --strategy "
+                      f"{' / '.join(readers)}; ignored for {args.strategy}", UserWarning,
+                      stacklevel=2)
+        dal = {name: value for name, value in dal.items() if name in used}
+    assert set(dal) <= strategy_option_fields()
+    detach = args.detach_epoch
+    if detach is None and args.detach_fraction != PROTOCOL_DEFAULTS["detach_fraction"]:
+        detach = int(args.detach_fraction * args.epochs)   # None: LoopConfig's own 60%
+    values = dict(
+        strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
+        budget=args.images_per_cycle, subset_size=args.subset,
+        epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
+        lamda=args.lamda, margin=args.margin, detach_epoch=detach, loss_width=args.loss_width,
+        loss_pool_size=args.loss_pool_size, mc_samples=args.mc_samples, reduction=args.reduction,
+        seed=args.seed, device=device, num_workers=args.workers,
+        save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress, **dal)
+    values.update(fields)
+    return LoopConfig(**values)
+
+
+def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:
+    """``<output-dir>/<task>/<dataset>[_rank]/<strategy>/seed<k>``."""
+    if args.unlabeled_dir is not None:
+        dataset = f"{dataset}_rank"
+    return Path(args.output_dir) / task / dataset / args.strategy / f"seed{args.seed}"
+
+
+def run_record(args: argparse.Namespace, built: BuiltTask) -> dict[str, Any]:
+    """``args.json``'s ``task``: the task's recorded flags, the dataset and the task's facts."""
+    record = {dest: getattr(args, dest) for dest in args._recorded}
+    record.setdefault("dataset", built.dataset)
+    if args.unlabeled_dir is not None:  # rank runs never resume: this only documents the run
+        record["unlabeled_dir"] = str(Path(args.unlabeled_dir).resolve())
+    record.update(built.record)
+    return record
+
+
+# ---- running -------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A checked run, before anything is written."""
+
+    built: BuiltTask
+    config: LoopConfig
+    initial: np.ndarray | None
+    run_dir: Path
+    record: dict[str, Any]
+
+
+def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
+    """Check every flag, read the data, size the run; raises UserError, writes nothing."""
+    device = resolve_device(args.device)
+    built = command.build(args)
+    adapter = built.adapter
+    if args.weights or getattr(args, "weights_backbone", None):
+        adapter.build_model()  # a missing or mismatched weights file fails now, not after a cycle
+    units = adapter.selection_units()
+    rank = args.unlabeled_dir is not None
+    pool = int(units.selectable().sum())
+    initial = np.arange(built.n_labeled) if rank else None
+    initial_size = built.n_labeled if rank else args.initial_size
+    if rank and (initial_size == 0 or initial_size >= units.n_items):
+        raise ConfigError(f"rank mode needs labeled images to train on and unlabeled ones to "
+                          f"rank; found {initial_size} labeled and "
+                          f"{units.n_items - initial_size} unlabeled (with anything to score)")
+    if not rank and not 1 <= initial_size < units.n_items:
+        raise ConfigError(f"--initial-size {initial_size} leaves nothing to select from a pool of "
+                          f"{units.n_items} {units.item_label}" if initial_size >= 1 else
+                          f"--initial-size must be >= 1, got {initial_size}")
+    config = loop_config(args, device, initial_size=initial_size, **command.loop_fields(args))
+    initial_units = len(draw_initial_units(units, config, initial))
+    unlabeled = pool - initial_units
+    budget_flag = command.budget_flag(args)
+    budget = unlabeled if getattr(args, budget_flag) == ALL else getattr(args, budget_flag)
+    if budget > unlabeled:
+        raise ConfigError(f"{_flag(budget_flag)} {budget} is larger than the unlabeled pool "
+                          f"({unlabeled} = {pool} {units.unit_label} - {initial_units} initial)"
+                          + (f"; {_flag(budget_flag)} all ranks every one" if rank else ""))
+    subset = args.subset if args.subset is not None else args.subset_factor * budget
+    config = dataclasses.replace(config, budget=budget, subset_size=subset)
+    config.validate(pool, n_items=units.n_items, initial_units=initial_units)
+    run_dir = run_folder(args, command.name, built.dataset)
+    return Prepared(built, config, initial, run_dir, run_record(args, built))
+
+
+def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
+    """Parse, check, run (or resume) the cycles or the ranking; returns the run folder."""
+    from .loop import run_active_learning
+
+    configure_logging()
+    with cli_errors():
+        args = parse_args(command, argv)
+    set_threads(args)
+    with cli_errors():
+        prepared = prepare(command, args)
+    built, config, run_dir = prepared.built, prepared.config, prepared.run_dir
+    rank = args.unlabeled_dir is not None
+    logger.info("%s: %s, strategy %s, %d cycle(s) on %s -> %s", built.dataset, built.summary,
+                config.strategy, config.cycles, config.device, run_dir)
+    if rank and (run_dir / "pool.npz").exists():
+        # A rank run is one cycle from the labels as they are now: never resume an older one
+        # (restart=True below); the old ranking stays until the new one is written.
+        logger.info("replacing the previous ranking in %s", run_dir)
+    with cli_errors(resumable=run_dir, rank=rank):
+        rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
+                                   initial_labeled=prepared.initial, restart=rank)
+    copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
+    units = built.adapter.selection_units()
+    logger.info("metrics:        %s (%s per cycle)", run_dir / "metrics.csv",
+                built.adapter.primary_metric)
+    if rank:
+        logger.info("priority CSV:   %s (name,entropy_value: the %d most useful, best first)",
+                    run_dir / "priorities" / "cycle_00.csv", config.budget)
+    else:
+        logger.info("priority CSVs:  %s/cycle_XX.csv (name,entropy_value, best first)",
+                    run_dir / "priorities")
+    for line in built.outputs:
+        logger.info("%s", line.format(run_dir=run_dir))
+    if (run_dir / "selections").is_dir():
+        logger.info("pictures:       %s/cycle_XX.png", run_dir / "selections")
+    logger.info("learning curve: %s (x: %s)", run_dir / "learning_curve.png", units.x_axis)
+    if rank:
+        logger.info("next:           %s", command.after_labeling)
+    return run_dir
+
+
+def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
+    """``--output_superannotate_csv_file``: copy the last cycle's priority CSV to ``destination``."""
+    last = Path(run_dir) / "priorities" / f"cycle_{cycles_done - 1:02d}.csv"
+    if destination and last.exists():
+        from .atomic import atomic_write_text
+
+        atomic_write_text(destination, last.read_text(encoding="utf-8"))
+        logger.info("SuperAnnotate CSV: %s", destination)
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
 
 def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -54,341 +680,34 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def str2bool(text: str | bool) -> bool:
-    """``--flag``, ``--flag=True`` and ``--flag=False``."""
-    if isinstance(text, bool):
-        return text
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "y", "on"):
-        return True
-    if lowered in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {text!r}")
+class _CurrentStdout(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a message comes (a test harness swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
-def add_bool_flag(parser: argparse.ArgumentParser | Any, *names: str, help: str,
-                  default: bool = False) -> None:
-    parser.add_argument(*names, type=str2bool, nargs="?", const=True, default=default,
-                        metavar="BOOL", help=help)
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the ``active_learning`` logger's messages to stdout, once (the command line's choice;
+    a library user configures logging as they like)."""
+    if not any(isinstance(handler, _CurrentStdout) for handler in logger.handlers):
+        handler = _CurrentStdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every default, except None: those flags explain their default in their help."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default == argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def build_parser(description: str, *, task: str, presets: Mapping[str, Mapping[str, Any]] | None = None,
-                 defaults: Mapping[str, Any] | None = None,
-                 aliases: Mapping[str, str] | None = None,
-                 after_labeling: str = "label the selected images, add them to the labeled data, "
-                                       "and run again") -> argparse.ArgumentParser:
-    """A parser with the flags every task shares; the task adds its data and model flags.
-
-    Args:
-        description: first line of ``--help``.
-        task: the task folder name, used in the run folder's path.
-        presets: named protocols (``--preset NAME``), each a dict of flag defaults.
-        defaults: the task's reference values for ``PROTOCOL_DEFAULTS`` keys.
-        aliases: extra original flags -> strategy (added to ``STRATEGY_ALIASES``).
-        after_labeling: what rank mode tells the user to do with the CSV.
-    """
-    values = {**PROTOCOL_DEFAULTS, **(defaults or {})}
-    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
-    parser.set_defaults(_task=task, _presets=dict(presets or {}),
-                        _aliases={**STRATEGY_ALIASES, **(aliases or {})}, _after_labeling=after_labeling)
-    if presets:
-        parser.add_argument("--preset", choices=sorted(presets), default=None,
-                            help="a named protocol; explicit flags override its values")
-    _add_strategy_flags(parser.add_argument_group("strategy"), values, aliases or {})
-    _add_cycle_flags(parser.add_argument_group("cycles"), values)
-    _add_training_flags(parser.add_argument_group("training"), values)
-    _add_run_flags(parser.add_argument_group("run"), task)
-    _accept_underscore_spellings(parser)
-    return parser
-
-
-def _accept_underscore_spellings(parser: argparse.ArgumentParser) -> None:
-    """``--batch_size`` for ``--batch-size`` etc.: the original scripts spelled flags both ways.
-
-    The extra spellings are accepted but not listed in ``--help``. A task's own flags name
-    their spellings themselves.
-    """
-    for action in list(parser._actions):
-        for option in list(action.option_strings):
-            spelling = option.replace("-", "_").replace("__", "--", 1)
-            if option.startswith("--") and spelling not in parser._option_string_actions:
-                parser._option_string_actions[spelling] = action
-
-
-def _add_strategy_flags(strategy: Any, values: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
-    strategy.add_argument("--strategy", default=None,
-                          help=f"one of: {', '.join(list_strategies())} (default: random)")
-    for flag, target in {**STRATEGY_ALIASES, **aliases}.items():
-        # Both spellings: the original project wrote some flags with _, others with -.
-        spellings = dict.fromkeys((f"--{flag}", f"--{flag.replace('_', '-')}"))
-        add_bool_flag(strategy, *spellings, help=f"original flag: --strategy {target}")
-    add_bool_flag(strategy, "--mc-dropout",
-                  help="original flag: an MC-dropout strategy (alone: --strategy mc_entropy)")
-    add_bool_flag(strategy, "--use-variance-as-uncertainty",
-                  help="with --mc-dropout: the variance instead of the entropy (mc_variance)")
-    strategy.add_argument("--mc-samples", type=int, default=values["mc_samples"], help="MC-dropout passes T")
-    strategy.add_argument("--lamda", "--lambda", dest="lamda", type=float, default=values["lamda"],
-                          help="weight of the loss-prediction ranking loss")
-    strategy.add_argument("--margin", type=float, default=1.0, help="ranking loss margin")
-    strategy.add_argument("--detach-epoch", type=int, default=None,
-                          help="stop the ranking loss's gradient into the backbone from this epoch; "
-                               "0 = the loss module only reads detached features (default: 60%% of "
-                               "the epochs, as in Learning Loss; classification's CPU presets: 0)")
-    strategy.add_argument("--loss-width", type=int, default=values.get("loss_width", 128),
-                          help="loss module hidden width")
-    strategy.add_argument("--loss-pool-size", type=int, default=None, metavar="N",
-                          help="loss module: average-pool each feature map to N x N before its FC "
-                               "layer (default: 1, global average pooling as in Learning Loss; "
-                               "segmentation: 6)")
-    strategy.add_argument("--reduction", choices=("mean", "max"), default="mean",
-                          help="dense outputs: how per-pixel scores become one score per image")
-    strategy.add_argument("--dal-max-epochs", type=int, default=None, metavar="N",
-                          help="discriminative: train each sub-query's discriminator for at most N "
-                               "epochs (default: 500, the paper's; it stops earlier at 98%% accuracy)")
-    strategy.add_argument("--dal-sub-queries", type=int, default=None, metavar="K",
-                          help="discriminative: spend each cycle's budget in K rounds, each with a "
-                               "fresh discriminator (default: 10)")
-
-
-def _add_cycle_flags(cycles: Any, values: Mapping[str, Any]) -> None:
-    cycles.add_argument("--cycles", type=int, default=values["cycles"],
-                        help="labeling cycles to simulate (exactly 1 with --unlabeled-dir)")
-    cycles.add_argument("--initial-size", "--initial-labeled", dest="initial_size", type=int,
-                        default=values["initial_size"],
-                        help="random initial labeled set (with --unlabeled-dir: every labeled image)")
-    cycles.add_argument("--images-per-cycle", "--budget", dest="images_per_cycle", type=int,
-                        default=values["images_per_cycle"],
-                        help="units selected per cycle (with --unlabeled-dir: rows of the CSV)")
-    cycles.add_argument("--subset", type=int, default=None,
-                        help="unlabeled units scored per cycle (default: 10 x --images-per-cycle, "
-                             "10,000 in Learning Loss; 0 = all; 0 with --unlabeled-dir)")
-
-
-def _add_training_flags(training: Any, values: Mapping[str, Any]) -> None:
-    training.add_argument("--epochs", type=int, default=values["epochs"], help="epochs per cycle")
-    training.add_argument("--batch-size", type=int, default=values["batch_size"], help="training batch size")
-    training.add_argument("--eval-batch-size", type=int, default=values["eval_batch_size"],
-                          help="batch size of evaluation and scoring")
-    training.add_argument("--lr", type=float, default=values["lr"], help="initial learning rate (SGD)")
-    training.add_argument("--momentum", type=float, default=values["momentum"], help="SGD momentum")
-    training.add_argument("--weight-decay", type=float, default=values["weight_decay"], help="SGD weight decay")
-
-
-def _add_run_flags(run: Any, task: str) -> None:
-    run.add_argument("--seed", type=int, default=0, help="seeds the initial set, the model and every choice")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    run.add_argument("--workers", "--num-workers", "-j", dest="workers", type=int, default=0,
-                     help="data loader worker processes")
-    run.add_argument("--threads", type=int, default=0,
-                     help="torch CPU threads (0 = torch's default); small models on a small or "
-                          "busy CPU run faster with 1")
-    run.add_argument("--output-dir", default="runs",
-                     help=f"runs go to <output-dir>/{task}/<dataset>/<strategy>/seed<k> "
-                          "(rank mode: .../<dataset>_rank/...)")
-    run.add_argument("--unlabeled-dir", default=None, metavar="DIR",
-                     help="rank mode: train once on every labeled image, score every image under "
-                          "DIR (any depth) and write the --images-per-cycle best to "
-                          "priorities/cycle_00.csv")
-    add_bool_flag(run, "--save-checkpoints",
-                  help="save the model of every cycle, and the training state every "
-                       "--checkpoint-every epochs so an interrupted cycle resumes where it stopped")
-    run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                     help="with --save-checkpoints: epochs between in-cycle checkpoints "
-                          "(0 = a tenth of --epochs)")
-    add_bool_flag(run, "--no-progress", help="no progress bars")
-
-
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse with the preset's (and rank mode's) values as defaults, then resolve the strategy."""
-    args = parser.parse_args(argv)
-    presets = args._presets
-    defaults = dict(presets[args.preset]) if getattr(args, "preset", None) else {}
-    if args.unlabeled_dir is not None:
-        defaults.update(RANK_DEFAULTS)
-    if defaults:
-        parser.set_defaults(**defaults)
-        args = parser.parse_args(argv)
-    args.strategy = resolve_strategy(args, parser)
-    if args.unlabeled_dir is not None and args.cycles != 1:
-        parser.error(f"--unlabeled-dir runs exactly one cycle, got --cycles {args.cycles}: "
-                     f"{args._after_labeling}")
-    if args.unlabeled_dir is not None and args.initial_size is not None:
-        parser.error("--initial-size does not apply with --unlabeled-dir: every labeled image is used")
-    args.subset_given = args.subset is not None  # a task whose units differ resolves it itself
-    if args.subset is None:  # resolved here so that args.json records the value the run used
-        args.subset = 10 * args.images_per_cycle
-    return args
-
-
-def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
-    """One strategy from ``--strategy`` and the original flags; contradictions are errors.
-
-    ``--mc-dropout`` asks for an MC-dropout strategy: alone it is ``mc_entropy``; with a flag
-    that names one (``--entropy-superpixels``, ``--choose-images-with-highest-uncertainty``) it
-    agrees; with a strategy that samples no dropout it is a contradiction.
-    ``--use-variance-as-uncertainty`` (with ``--mc-dropout``) swaps entropy for variance.
-    """
-    requested = {f"--{flag}": target for flag, target in args._aliases.items() if getattr(args, flag)}
-    if args.strategy is not None:
-        try:
-            get_strategy(args.strategy)
-        except ValueError as error:
-            parser.error(str(error))
-        requested["--strategy"] = args.strategy
-    if args.use_variance_as_uncertainty:
-        if not args.mc_dropout:
-            parser.error("--use-variance-as-uncertainty needs --mc-dropout")
-        requested = {flag: VARIANCE_OF.get(target, target) for flag, target in requested.items()}
-    if args.mc_dropout:
-        if not requested:
-            requested["--mc-dropout"] = "mc_variance" if args.use_variance_as_uncertainty else "mc_entropy"
-        for flag, target in list(requested.items()):
-            if not needs_mc_dropout(target):
-                requested["--mc-dropout"] = "an MC-dropout strategy"
-    chosen = set(requested.values())
-    if len(chosen) > 1:
-        parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
-                                                         for flag, target in requested.items()))
-    return chosen.pop() if chosen else "random"
-
-
-def require(checks: Sequence[tuple[bool, str]]) -> None:
-    """Raise ValueError with the message of the first check that failed."""
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
-
-
-def check_common_args(args: argparse.Namespace, n_units: int, unit: str = "images") -> None:
-    """Numeric flags and the pool size, checked before anything is written (ValueError)."""
-    checks = [
-        (args.lr > 0, f"--lr must be > 0, got {args.lr}"),
-        (args.momentum >= 0, f"--momentum must be >= 0, got {args.momentum}"),
-        (args.weight_decay >= 0, f"--weight-decay must be >= 0, got {args.weight_decay}"),
-        (args.threads >= 0, f"--threads must be >= 0, got {args.threads}"),
-    ]
-    require(checks)
-    if args.initial_size >= n_units:
-        raise ValueError(f"--initial-size {args.initial_size} leaves nothing to select from a pool "
-                         f"of {n_units} {unit}")
-    unlabeled = n_units - args.initial_size
-    if args.images_per_cycle > unlabeled:
-        raise ValueError(f"--images-per-cycle {args.images_per_cycle} is larger than the unlabeled "
-                         f"pool ({unlabeled} = {n_units} {unit} - {args.initial_size} initial)")
-
-
-def needs_mc_dropout(strategy: str) -> bool:
-    return MC_PROBS in get_strategy(strategy).needs
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> cuda when available, else cpu; anything torch cannot use is a ValueError."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: MPS is not available on this machine")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {name}: use auto, cpu, cuda or cuda:N")
-    return name
-
-
-def loop_config(args: argparse.Namespace, device: str, **task_fields: Any) -> LoopConfig:
-    """The LoopConfig of the parsed flags (``task_fields`` set task-only fields)."""
-    dal = {name: value for name, value in (("dal_max_epochs", args.dal_max_epochs),
-                                           ("dal_sub_queries", args.dal_sub_queries)) if value is not None}
-    if dal and args.strategy != "discriminative":
-        # Not an error, like --mc-samples with entropy: a grid passes one set of flags to every
-        # strategy. Not recorded either, so that resuming without them is not refused.
-        flags = " and ".join("--" + name.replace("_", "-") for name in dal)
-        warnings.warn(f"{flags} only apply to --strategy discriminative; ignored for {args.strategy}",
-                      UserWarning, stacklevel=2)
-        dal = {}
-    if getattr(args, "loss_pool_size", None) is not None and "loss_pool_size" not in task_fields:
-        task_fields = dict(task_fields, loss_pool_size=args.loss_pool_size)
-    return LoopConfig(
-        strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
-        budget=args.images_per_cycle, subset_size=args.subset, epochs=args.epochs,
-        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lamda=args.lamda,
-        margin=args.margin, detach_epoch=args.detach_epoch, loss_width=args.loss_width,
-        mc_samples=args.mc_samples, reduction=args.reduction, seed=args.seed, device=device,
-        num_workers=args.workers, save_checkpoints=args.save_checkpoints,
-        checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-        **dal, **task_fields)
-
-
-def run_folder(args: argparse.Namespace, dataset: str) -> Path:
-    """``<output-dir>/<task>/<dataset>[_rank]/<strategy>/seed<k>``."""
-    if args.unlabeled_dir is not None:
-        dataset = f"{dataset}_rank"
-    return Path(args.output_dir) / args._task / dataset / args.strategy / f"seed{args.seed}"
-
-
-def simulate(task: Any, config: LoopConfig, args: argparse.Namespace, run_dir: Path, *,
-             known: Sequence[type[BaseException]] = (), record: Mapping[str, Any] | None = None,
-             initial: Any = None, outputs: Sequence[str] = ()) -> Path:
-    """Run (or resume) the cycles, or the ranking, of a task's ``train.py``, then tell the user
-    where everything is: ``outputs`` (the task's own files), and in rank mode what to do next.
-
-    Errors of the types ``known`` (and a mismatched run folder) are one ``error:`` line; Ctrl-C
-    says how to resume. ``--output_superannotate_csv_file`` gets the last priority CSV.
-    """
-    from .loop import RunMismatchError, run_active_learning
-
-    rank = args.unlabeled_dir is not None
-    with cli_errors(*known, RunMismatchError, resumable=run_dir, rank=rank):
-        rows = run_active_learning(task, config, run_dir, extra_args=dict(record or {}),
-                                   initial_labeled=initial, restart=rank)
-    copy_last_priorities(run_dir, len(rows), getattr(args, "superannotate_csv", None))
-    for line in outputs:
-        print(line)
-    if rank:
-        print(f"next:           {args._after_labeling}")
-    return run_dir
-
-
-def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
-    """``--output_superannotate_csv_file``: copy the last cycle's priority CSV to ``destination``."""
-    last = Path(run_dir) / "priorities" / f"cycle_{cycles_done - 1:02d}.csv"
-    if destination and last.exists():
-        from .atomic import atomic_write_text
-
-        atomic_write_text(destination, last.read_text(encoding="utf-8"))
-        print(f"SuperAnnotate CSV: {destination}")
-
-
-def set_threads(args: argparse.Namespace) -> None:
-    import torch
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
 
 
 @contextmanager
-def cli_errors(*known: type[BaseException], resumable: Path | None = None,
-               rank: bool = False) -> Iterator[None]:
-    """Known errors -> one ``error:`` line on stderr and exit 2; Ctrl-C -> one line, exit 130.
+def cli_errors(resumable: Path | None = None, rank: bool = False) -> Iterator[None]:
+    """A UserError -> one ``error:`` line on stderr and exit 2; Ctrl-C -> one line, exit 130.
 
-    ``known`` adds task error types to ValueError and FileNotFoundError. ``resumable`` is the run
+    Any other exception is a bug and propagates with its traceback. ``resumable`` is the run
     folder an interrupted simulation resumes from; ``rank`` says it was a ranking instead.
     """
     try:
@@ -403,6 +722,6 @@ def cli_errors(*known: type[BaseException], resumable: Path | None = None,
             message = "nothing was written"
         print(f"\ninterrupted: {message}", file=sys.stderr)
         raise SystemExit(130) from None
-    except (ValueError, FileNotFoundError, *known) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .strategies import get_strategy
+from .errors import ConfigError
+from .strategies import get_strategy, list_strategies
 from .units import UNIT_REDUCTIONS
 
 
@@ -57,19 +58,25 @@ class LoopConfig:
     def resolved_checkpoint_every(self) -> int:
         return self.checkpoint_every or max(1, self.epochs // 10)
 
-    def validate(self, pool_size: int) -> None:
-        """Raise ValueError with one clear message for an impossible protocol.
+    def validate(self, pool_size: int, *, n_items: int | None = None,
+                 initial_units: int | None = None) -> None:
+        """Raise ConfigError with one clear message for an impossible protocol.
 
-        ``pool_size`` counts the selectable units (images, persons' images, superpixels).
+        ``pool_size`` counts the selectable units (images, persons' images, superpixels) and
+        ``n_items`` the items ``initial_size`` draws from (images; default: ``pool_size``).
+        ``initial_units`` is how many units the initial set holds (default: ``initial_size``;
+        every superpixel of ``initial_size`` images for region units).
         """
         strategy = get_strategy(self.strategy)
+        n_items = pool_size if n_items is None else n_items
+        initial_units = self.initial_size if initial_units is None else initial_units
         if pool_size <= 0:
-            raise ValueError("the training pool is empty")
+            raise ConfigError("the training pool is empty")
         checks = [
             (self.cycles >= 1, f"cycles must be >= 1, got {self.cycles}"),
             (self.initial_size >= 1, f"the initial labeled set must hold >= 1 item, got {self.initial_size}"),
-            (self.initial_size <= pool_size,
-             f"the initial labeled set ({self.initial_size}) is larger than the pool ({pool_size})"),
+            (self.initial_size <= n_items,
+             f"the initial labeled set ({self.initial_size}) is larger than the pool ({n_items})"),
             (self.budget >= 1, f"the budget per cycle must be >= 1, got {self.budget}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
@@ -99,20 +106,21 @@ class LoopConfig:
             ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
         subset = self.resolved_subset_size()
         if subset and subset < self.budget:
-            raise ValueError(f"the scored subset ({subset}) is smaller than the budget ({self.budget})")
-        useful = self.useful_cycles(pool_size)
+            raise ConfigError(f"the scored subset ({subset}) is smaller than the budget ({self.budget})")
+        useful = self.useful_cycles(pool_size, initial_units)
         if self.cycles > useful:
-            raise ValueError(
-                f"{self.cycles} cycles exhaust the pool: {self.initial_size} initial + {self.budget} "
+            raise ConfigError(
+                f"{self.cycles} cycles exhaust the pool: {initial_units} initial + {self.budget} "
                 f"per cycle labels all {pool_size} units by cycle {useful - 1}, so later cycles would "
                 f"retrain on the same set; use at most {useful} cycles, or a smaller budget")
 
-    def useful_cycles(self, pool_size: int) -> int:
+    def useful_cycles(self, pool_size: int, initial_units: int | None = None) -> int:
         """Cycles until every unit is labeled (the last one trains on the whole pool)."""
-        remaining = max(0, pool_size - self.initial_size)
+        initial_units = self.initial_size if initial_units is None else initial_units
+        remaining = max(0, pool_size - initial_units)
         return 1 + -(-remaining // self.budget) if self.budget >= 1 else 1
 
     def protocol(self) -> dict[str, Any]:
@@ -124,15 +132,18 @@ class LoopConfig:
         strategy = get_strategy(self.strategy)
         if not strategy.trains_loss_module:
             unused |= {"lamda", "margin", "detach_epoch", "loss_pool_size", "loss_width"}
-        if self.strategy != "discriminative":
-            unused |= {"dal_max_epochs", "dal_sub_queries"}
+        unused |= strategy_option_fields() - {field for _, field in strategy.config_options}
         return {key: value for key, value in values.items() if key not in unused}
 
     def strategy_options(self) -> dict[str, Any]:
-        """Keyword options of the strategy's ``select_set`` (see ``Strategy.options``)."""
-        if self.strategy == "discriminative":
-            return {"max_epochs": self.dal_max_epochs, "n_sub_queries": self.dal_sub_queries}
-        return {}
+        """Keyword options of the strategy's ``select_set`` (``Strategy.config_options``)."""
+        return {option: getattr(self, field)
+                for option, field in get_strategy(self.strategy).config_options}
+
+
+def strategy_option_fields() -> set[str]:
+    """The LoopConfig fields that only some strategy reads (e.g. ``dal_max_epochs``)."""
+    return {field for name in list_strategies() for _, field in get_strategy(name).config_options}
 
 
 def derive_seed(seed: int, cycle: int, stage: int) -> int:

@@ -28,4 +28,5 @@ class WeightsError(UserError, ValueError):
 
 
 class RunMismatchError(UserError, ValueError):
-    """The run folder holds a run made with other arguments or on another dataset."""
+    """The run folder cannot be resumed: it holds a run made with other arguments or on another
+    dataset, or its files are damaged."""

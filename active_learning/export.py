@@ -92,6 +92,28 @@ def write_entropies_csv(dataset_or_names: Any, indices: Sequence[int] | np.ndarr
     atomic_write_text(path, buffer.getvalue())
 
 
+REGION_CSV_HEADER = ("name", "region_id", "score")
+
+
+def write_region_csv(names: Sequence[str], region_ids: Sequence[int] | np.ndarray,
+                     scores: Sequence[float] | np.ndarray, path: str | os.PathLike) -> None:
+    """Write the chosen superpixels, one ``name,region_id,score`` row each, in the given order.
+
+    ``region_id`` is the id in ``regions/maps/<name>.png``; ``scores`` are CSV values already
+    (see :func:`csv_values`). Written atomically with the ``csv`` module, so a name holding a
+    comma or a quote is quoted as CSV readers expect.
+    """
+    if not len(names) == len(region_ids) == len(scores):
+        raise ValueError(f"names ({len(names)}), region ids ({len(region_ids)}) and scores "
+                         f"({len(scores)}) differ in length")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(REGION_CSV_HEADER)
+    for name, region, score in zip(names, region_ids, scores):
+        writer.writerow((name, int(region), f"{float(score):.5f}"))
+    atomic_write_text(path, buffer.getvalue())
+
+
 def read_entropies_csv(path: str | os.PathLike) -> list[tuple[str, float]]:
     """Read a priority CSV back as ``[(name, value), ...]`` (checks the header)."""
     with open(path, newline="", encoding="utf-8") as handle:

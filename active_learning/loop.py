@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -40,11 +41,11 @@ from torch import nn
 from .adapter import BaseTaskAdapter, TaskAdapter, train_one_epoch
 from .atomic import atomic_torch_save, atomic_write_text
 from .config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_seed
-from .errors import RunMismatchError
-from .export import csv_values, read_metrics_csv, write_entropies_csv, write_metrics_csv
+from .errors import ConfigError, RunMismatchError
+from .export import read_metrics_csv, write_metrics_csv
 from .loss_prediction import LossPredictionModule, ranking_diagnostics
 from .pool import UNLABELED, PoolState
-from .selection import (check_strategy_fits_outputs, check_strategy_fits_units, embed, make_loader, predicted_and_true_losses,
+from .selection import (check_strategy_fits, embed, make_loader, predicted_and_true_losses,
                         progress, score_candidates, select_next)
 from .strategies import Strategy, get_strategy
 from .units import SelectionUnits
@@ -53,6 +54,7 @@ __all__ = ["BaseTaskAdapter", "LoopConfig", "RunMismatchError", "TaskAdapter", "
            "embed", "run_active_learning", "score_candidates", "select_next", "train_one_epoch"]
 
 IN_PROGRESS = "in_progress.pt"
+logger = logging.getLogger("active_learning")
 
 
 @dataclass
@@ -67,21 +69,15 @@ class _Run:
     device: torch.device
     state: PoolState
     record: dict[str, Any]
-    log: Callable[[str], None]
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pool_path(self) -> Path:
         return self.run_dir / "pool.npz"
 
-    @property
-    def x_axis(self) -> str:
-        return "labeled_pixel_fraction" if self.units.kind == "regions" else "n_labeled"
-
 
 def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str | Path, *,
                         extra_args: Mapping[str, Any] | None = None,
-                        log: Callable[[str], None] = print,
                         initial_labeled: np.ndarray | None = None,
                         restart: bool = False) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
@@ -90,19 +86,20 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     select ``budget`` new units (also after the last cycle: that CSV is what to label next, and
     it lets a rerun with more cycles continue). Returns the metrics rows of every finished cycle.
 
-    ``initial_labeled`` (int [L] unit indices, L == ``config.initial_size``) is the cycle-0
-    labeled set of a new run, instead of the seeded random choice: e.g. the images a user has
-    labeled already, followed in the dataset by the unlabeled ones to rank. A resumed run must
-    have started from the same set.
+    ``initial_labeled`` (int [L] item indices, L == ``config.initial_size``) are the items
+    (images) labeled in cycle 0 of a new run, instead of the seeded random choice: e.g. the
+    images a user has labeled already, followed in the dataset by the unlabeled ones to rank.
+    Every unit of these items is labeled (every superpixel of an image). A resumed run must have
+    started from the same set. Messages go to the ``active_learning`` logger.
 
     ``restart=True`` starts a new run even where ``run_dir`` holds one (e.g. a new ranking after
     the user labeled more images). The old run's files stay until the new run replaces each of
     them, and its ``pool.npz`` until the new first cycle commits: an interrupted restart loses
     nothing.
     """
-    run = _open_run(adapter, config, Path(run_dir), extra_args, log, initial_labeled, restart)
+    run = _open_run(adapter, config, Path(run_dir), extra_args, initial_labeled, restart)
     if run.rows and run.state.finished_cycles >= config.cycles:
-        log(f"{run.run_dir} has finished all {config.cycles} cycle(s) already")
+        logger.info("%s has finished all %d cycle(s) already", run.run_dir, config.cycles)
         _plot(run)
     for cycle in range(run.state.finished_cycles, config.cycles):
         _run_cycle(run, cycle)
@@ -113,17 +110,16 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
 
 
 def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
-              extra_args: Mapping[str, Any] | None, log: Callable[[str], None],
+              extra_args: Mapping[str, Any] | None,
               initial_labeled: np.ndarray | None, restart: bool) -> _Run:
     """Validate everything, then load the run's state or draw the initial labeled set."""
     units = adapter.selection_units()
-    selectable = units.selectable()
-    config.validate(int(selectable.sum()))
+    pool_size = int(units.selectable().sum())
+    config.validate(pool_size, n_items=units.n_items)
     strategy = get_strategy(config.strategy)
-    check_strategy_fits_units(strategy, units)
-    check_strategy_fits_outputs(strategy, adapter)
-    if initial_labeled is not None:
-        initial_labeled = _check_initial_labeled(initial_labeled, config, units.n_units)
+    check_strategy_fits(strategy, adapter, units)
+    initial_units = draw_initial_units(units, config, initial_labeled)
+    config.validate(pool_size, n_items=units.n_items, initial_units=len(initial_units))
     record = _run_record(adapter, config, extra_args, units)
     pool_path = run_dir / "pool.npz"
     resuming = pool_path.exists() and not restart
@@ -134,15 +130,16 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
             raise RunMismatchError(f"{pool_path} describes a pool of {len(state)} units, "
                                    f"but the dataset has {units.n_units}")
         if initial_labeled is not None and not np.array_equal(state.labeled_up_to(0),
-                                                              np.sort(initial_labeled)):
+                                                              np.sort(initial_units)):
             raise RunMismatchError(f"{pool_path} started from another initial labeled set than "
                                    "initial_labeled; use another output folder")
-        log(f"resuming {run_dir} after {state.finished_cycles} finished cycle(s)")
+        logger.info("resuming %s after %d finished cycle(s)", run_dir, state.finished_cycles)
     else:
-        state = _initial_state(config, selectable, initial_labeled)
+        state = PoolState.empty(units.n_units)
+        state.mark_labeled(initial_units, cycle=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(adapter, config, run_dir, units, strategy, torch.device(config.device), state,
-               record, log)
+               record)
     # Rows of cycles that did not reach the commit point (pool.npz) are dropped and redone.
     run.rows = [row for row in read_metrics_csv(run_dir / "metrics.csv")
                 if resuming and int(row["cycle"]) < state.finished_cycles]
@@ -153,9 +150,9 @@ def _run_record(adapter: TaskAdapter, config: LoopConfig, extra_args: Mapping[st
                 units: SelectionUnits) -> dict[str, Any]:
     """What ``args.json`` holds: the protocol, the task's arguments, the metric and the units."""
     return {"loop": dataclasses.asdict(config), "task": dict(extra_args or {}),
-            "adapter": getattr(adapter, "name", type(adapter).__name__),
+            "adapter": adapter.name,
             "metric": {"name": adapter.primary_metric,
-                       "higher_is_better": bool(getattr(adapter, "metric_higher_is_better", True))},
+                       "higher_is_better": bool(adapter.metric_higher_is_better)},
             "units": units.describe()}
 
 
@@ -167,7 +164,7 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any]) ->
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read {path}: {error}") from error
+        raise RunMismatchError(f"cannot read {path}: {error}") from error
     # A field added after the run was made counts as its default (the value the run used).
     old_protocol = {item.name: item.default for item in dataclasses.fields(LoopConfig)}
     old_protocol.update(previous.get("loop", {}))
@@ -182,34 +179,33 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any]) ->
             "use another output folder, or the same arguments to resume it")
 
 
-def _initial_state(config: LoopConfig, selectable: np.ndarray,
-                   initial_labeled: np.ndarray | None = None) -> PoolState:
-    state = PoolState.empty(len(selectable))
+def draw_initial_units(units: SelectionUnits, config: LoopConfig,
+                       initial_labeled: np.ndarray | None = None) -> np.ndarray:
+    """The units labeled in cycle 0: every unit of ``initial_labeled`` items, or of
+    ``config.initial_size`` items drawn with the run's initial seed (int64 [L] unit ids).
+
+    The one place the initial set is drawn, for every unit kind (``SelectionUnits.draw_initial``).
+    """
     if initial_labeled is None:
         rng = np.random.default_rng(derive_seed(config.seed, 0, STAGE_INITIAL))
-        if selectable.all():
-            initial_labeled = rng.choice(len(selectable), size=config.initial_size, replace=False)
-        else:
-            initial_labeled = rng.choice(np.flatnonzero(selectable), size=config.initial_size,
-                                         replace=False)
-    state.mark_labeled(initial_labeled, cycle=0)
-    return state
+        return units.draw_initial(config.initial_size, rng)
+    return units.units_of_items(_check_initial_labeled(initial_labeled, config, units.n_items))
 
 
 def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: int) -> np.ndarray:
-    """``initial_labeled`` as int64 [L] distinct units in the pool, L == ``config.initial_size``."""
+    """``initial_labeled`` as int64 [L] distinct items in the pool, L == ``config.initial_size``."""
     values = np.asarray(initial_labeled)
     if values.ndim != 1 or not (values.size == 0 or np.issubdtype(values.dtype, np.integer)):
-        raise ValueError(f"initial_labeled must be a 1-D array of integer dataset indices, got "
+        raise ConfigError(f"initial_labeled must be a 1-D array of integer dataset indices, got "
                          f"{values.dtype} with shape {values.shape}")
     values = values.astype(np.int64)
     if len(values) != config.initial_size:
-        raise ValueError(f"initial_labeled holds {len(values)} indices but config.initial_size is "
+        raise ConfigError(f"initial_labeled holds {len(values)} indices but config.initial_size is "
                          f"{config.initial_size}; they must agree")
     if len(values) and (values.min() < 0 or values.max() >= pool_size):
-        raise ValueError(f"initial_labeled has indices outside the pool of {pool_size} items")
+        raise ConfigError(f"initial_labeled has indices outside the pool of {pool_size} items")
     if len(np.unique(values)) != len(values):
-        raise ValueError("initial_labeled contains repeated indices")
+        raise ConfigError("initial_labeled contains repeated indices")
     return values
 
 
@@ -244,7 +240,7 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in shown[:6] if key in metrics)
     if len(shown) > 6:
         summary += f" (+{len(shown) - 6} more in metrics.csv)"
-    run.log(f"cycle {cycle}: {len(labeled)} labeled, {summary}, {row['seconds']:.1f} s")
+    logger.info("cycle %d: %d labeled, %s, %.1f s", cycle, len(labeled), summary, row["seconds"])
 
 
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, nn.Module | None, Any, Any]:
@@ -341,11 +337,11 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     try:
         saved = torch.load(path, map_location=run.device, weights_only=False)
     except Exception as error:  # a torn or foreign file: train the cycle from the start
-        run.log(f"ignoring {path}: {error}")
+        logger.warning("ignoring %s: %s", path, error)
         return 0, {}, 0.0
     if (saved.get("cycle") != cycle or saved.get("protocol") != _protocol_key(run)
             or not np.array_equal(saved.get("labeled_at"), run.state.labeled_at)):
-        run.log(f"ignoring {path}: it belongs to another cycle or protocol")
+        logger.warning("ignoring %s: it belongs to another cycle or protocol", path)
         return 0, {}, 0.0
     model, loss_module, optimizer, scheduler, loader = parts
     model.load_state_dict(saved["model"])
@@ -355,7 +351,7 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     if scheduler is not None:
         scheduler.load_state_dict(saved["scheduler"])
     _set_rng_state(saved["rng"], loader)
-    run.log(f"cycle {cycle}: resuming training at epoch {saved['next_epoch']} from {path}")
+    logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"], path)
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
 
 
@@ -380,43 +376,15 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     """Choose the next units, write what the annotator needs, mark them labeled in ``cycle + 1``."""
     left = (run.state.labeled_at == UNLABELED) & run.units.selectable()
     if not left.any():
-        run.log(f"cycle {cycle}: the unlabeled pool is exhausted; nothing left to select")
+        logger.info("cycle %d: the unlabeled pool is exhausted; nothing left to select", cycle)
         return 0
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
-    _write_selection(run, cycle, indices, scores)
+    run.units.write_selection(run.run_dir, cycle, indices, scores, run.adapter.item_name)
     run.adapter.draw_selection(indices, scores, run.run_dir / "selections" / f"cycle_{cycle:02d}.png",
                                model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
-
-
-def _write_selection(run: _Run, cycle: int, units: np.ndarray, scores: np.ndarray) -> None:
-    """The priority CSV; for region units also the region file and the region maps."""
-    priorities = run.run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
-    if run.units.kind != "regions":
-        write_entropies_csv(run.adapter, units, scores, priorities)
-        return
-    images, regions = run.units.image_and_region(units)
-    values = csv_values(scores)
-    touched, local = np.unique(images, return_inverse=True)
-    # An image's priority: the sum of its chosen regions' scores (more useful regions first).
-    write_entropies_csv(run.adapter, touched, np.bincount(local, weights=values), priorities)
-    names = [run.adapter.item_name(int(image)) for image in images]
-    lines = ["name,region_id,score"]
-    for position in np.argsort(-values, kind="stable"):
-        lines.append(f"{_csv_field(names[position])},{regions[position]},{values[position]:.5f}")
-    atomic_write_text(run.run_dir / "regions" / f"cycle_{cycle:02d}.csv", "\n".join(lines) + "\n")
-    from .superpixels import save_region_map
-
-    for image in touched:
-        path = run.run_dir / "regions" / "maps" / Path(run.adapter.item_name(int(image))).with_suffix(".png")
-        if not path.exists():
-            save_region_map(run.units.region_map(int(image)), path)
-
-
-def _csv_field(text: str) -> str:
-    return f'"{text}"' if any(char in text for char in ',"') else text
 
 
 def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
@@ -439,4 +407,4 @@ def _plot(run: _Run) -> None:
     # The run folder's tail (<task>/<dataset>/<strategy>/seed<k>) says what the curve is.
     title = "/".join(run.run_dir.resolve().parts[-4:])
     plot_learning_curve({run.strategy.name: run.rows}, run.run_dir / "learning_curve.png",
-                        metric=run.adapter.primary_metric, title=title, x=run.x_axis)
+                        metric=run.adapter.primary_metric, title=title, x=run.units.x_axis)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_open
+from .errors import RunMismatchError
 
 UNLABELED = -1
 
@@ -89,4 +90,4 @@ class PoolState:
             with np.load(path) as data:
                 return cls(data["labeled_at"], int(data["finished_cycles"]))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"cannot read pool state {path}: {error}") from error
+            raise RunMismatchError(f"cannot read pool state {path}: {error}") from error

@@ -7,7 +7,7 @@ memory does not grow with T.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -18,8 +18,10 @@ from .adapter import TaskAdapter
 from .config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
 from .mc_statistics import MCAccumulator
 from .pool import UNLABELED, PoolState
-from .strategies import (ANY_OUTPUT, DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
-                         Strategy, choose_new_labeled_indices, clip_budget, get_strategy, list_strategies)
+from .errors import ConfigError
+from .strategies import (DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
+                         Strategy, choose_new_labeled_indices, clip_budget, get_strategy,
+                         list_strategies)
 from .units import SelectionUnits
 
 
@@ -37,41 +39,28 @@ def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       drop_last=drop_last,
-                      num_workers=config.num_workers, collate_fn=getattr(adapter, "collate_fn", None),
+                      num_workers=config.num_workers, collate_fn=adapter.collate_fn,
                       pin_memory=torch.device(config.device).type == "cuda")
 
 
-def check_strategy_fits_units(strategy: Strategy, units: SelectionUnits) -> None:
-    """Refuse, before any training, a strategy the units cannot pool (one clear message)."""
-    if strategy.region_level and units.kind != "regions":
-        raise ValueError(f"strategy {strategy.name!r} selects superpixels; this task selects whole "
-                         f"{'images' if units.kind != 'grouped' else 'images of samples'}")
-    if units.kind == "regions":
-        pixel_level = not strategy.needs or (not strategy.is_set_strategy
-                                             and strategy.needs <= {PROBS, MC_PROBS})
-        if not pixel_level:
-            raise ValueError(f"strategy {strategy.name!r} scores whole images; superpixel selection "
-                             "needs a per-pixel score (random, entropy-like or MC-dropout strategies)")
-    if units.kind == "grouped" and GRAD_EMBEDDING in strategy.needs:
-        raise ValueError(f"strategy {strategy.name!r} needs one gradient embedding per image; "
-                         "images that group several samples have none (use coreset)")
+def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: SelectionUnits) -> None:
+    """Refuse, before any training, a strategy the task's units or outputs cannot serve.
+
+    Raises ConfigError naming the strategies that would fit: a superpixel strategy for image
+    units, an image-level score for superpixels, entropy on pose heatmaps, BADGE on one
+    distribution per default box.
+    """
+    refusal = strategy.output_refusal(adapter.output_kind) or units.refusal(strategy)
+    if refusal is not None:
+        fitting = strategies_for(adapter.output_kind, units)
+        raise ConfigError(f"{refusal}; strategies for it: {', '.join(fitting)}")
 
 
-def outputs_kind(adapter: TaskAdapter) -> str:
-    """What the adapter's ``probabilities`` returns: "distributions" unless it declares otherwise."""
-    return getattr(adapter, "probabilities_kind", DISTRIBUTIONS)
-
-
-def check_strategy_fits_outputs(strategy: Strategy, adapter: TaskAdapter) -> None:
-    """Refuse, before any training, a strategy whose scores assume outputs the adapter does not
-    give (entropy on pose heatmaps, heatmap uncertainty on class probabilities)."""
-    kind = outputs_kind(adapter)
-    reads_outputs = bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(strategy.needs))
-    if reads_outputs and strategy.reads not in (ANY_OUTPUT, kind):
-        fitting = [name for name in list_strategies()
-                   if get_strategy(name).reads in (ANY_OUTPUT, kind) and not get_strategy(name).region_level]
-        raise ValueError(f"strategy {strategy.name!r} reads {strategy.reads}, but this task's outputs are "
-                         f"{kind}; strategies for it: {', '.join(fitting)}")
+def strategies_for(output_kind: str, units: SelectionUnits) -> list[str]:
+    """The registered strategies that can select ``units`` from outputs of ``output_kind``."""
+    return [name for name in list_strategies()
+            if units.refusal(get_strategy(name)) is None
+            and get_strategy(name).fits_outputs(output_kind)]
 
 
 def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,
@@ -107,34 +96,45 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
         from .mc_dropout import MCDropoutSampler
 
         sampler = MCDropoutSampler(adapter.mc_dropout_model(model))
-    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()), config.eval_batch_size, config)
     reduction = "none" if units.dense_scores else config.reduction
-    scores: list[Any] = []
     collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: []}
-    for batch in progress(loader, config.progress, desc=description):
-        inputs, _ = adapter.split_batch(batch, device)
-        batch_inputs: dict[str, Any] = {}
-        if sampler is not None:
-            batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
-        if needs - {MC_PROBS}:
-            outputs, features = adapter.forward_intermediates(model, inputs)
-            if PROBS in needs or GRAD_EMBEDDING in needs:
-                batch_inputs[PROBS] = adapter.probabilities(outputs)                   # [B, C, *dense]
-            if LOSS_PRED in needs:
-                batch_inputs[LOSS_PRED] = loss_module(features)                        # [B]
-            if EMBEDDING in needs or GRAD_EMBEDDING in needs:
-                batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
-        if strategy.is_set_strategy:
+
+    def batches() -> Iterator[tuple[np.ndarray, Any]]:
+        """(sample indices [B], what the strategy needs of them) for each batch, in order."""
+        loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()),
+                             config.eval_batch_size, config)
+        start = 0
+        for batch in progress(loader, config.progress, desc=description):
+            inputs, _ = adapter.split_batch(batch, device)
+            batch_inputs: dict[str, Any] = {}
+            if sampler is not None:
+                batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
+            if needs - {MC_PROBS}:
+                outputs, features = adapter.forward_intermediates(model, inputs)
+                if PROBS in needs or GRAD_EMBEDDING in needs:
+                    batch_inputs[PROBS] = adapter.probabilities(outputs)             # [B, C, *dense]
+                if LOSS_PRED in needs:
+                    batch_inputs[LOSS_PRED] = loss_module(features)                  # [B]
+                if EMBEDDING in needs or GRAD_EMBEDDING in needs:
+                    batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
+            # The loader reads the candidates in order, eval_batch_size at a time.
+            size = min(config.eval_batch_size, len(samples) - start)
+            yield samples[start:start + size], batch_inputs
+            start += size
+
+    if strategy.is_set_strategy:
+        for _, batch_inputs in batches():
             for need in collected:
                 if need in batch_inputs:
                     collected[need].append(batch_inputs[need].cpu())
-        else:
-            batch_scores = strategy.score_batch(batch_inputs, reduction=reduction).float().cpu()
-            scores.extend(batch_scores.double().numpy())   # [B] values, or B maps [H, W]
-    if strategy.is_set_strategy:
         return {need: torch.cat(parts) for need, parts in collected.items() if parts}
-    unit_ids, unit_scores = units.unit_scores(samples, scores if units.dense_scores else np.array(scores),
-                                              reduction=config.unit_reduction)
+
+    # Each batch's scores ([B], or B maps [H, W] for region units) go to the units as they come:
+    # region units pool a batch of maps into region means before the next batch is scored.
+    scored = ((batch_samples, strategy.score_batch(batch_inputs, reduction=reduction)
+               .float().cpu().double().numpy())
+              for batch_samples, batch_inputs in batches())
+    unit_ids, unit_scores = units.pool_scores(scored, reduction=config.unit_reduction)
     return {"unit_ids": unit_ids, "scores": unit_scores}
 
 
@@ -161,27 +161,10 @@ def draw_candidates(units: SelectionUnits, state: PoolState, cycle: int,
     unlabeled = np.flatnonzero((state.labeled_at == UNLABELED) & units.selectable())
     budget = clip_budget(config.budget, len(unlabeled))
     subset_size = config.resolved_subset_size()
-    rng = np.random.default_rng(derive_seed(config.seed, cycle, STAGE_SUBSET))
     if not subset_size or subset_size >= len(unlabeled):
         return unlabeled, budget
-    if units.kind == "regions":
-        return _draw_whole_images(units, unlabeled, subset_size, rng), budget
-    return np.sort(rng.choice(unlabeled, size=subset_size, replace=False)), budget
-
-
-def _draw_whole_images(units: SelectionUnits, unlabeled: np.ndarray, subset_size: int,
-                       rng: np.random.Generator) -> np.ndarray:
-    """Region units: every unlabeled region of random images, until ``subset_size`` regions.
-
-    Scoring costs a forward pass per image, whatever number of its regions are candidates, and
-    training costs a pass per image with any labeled region: drawing regions one by one would
-    touch nearly every image of the pool for both.
-    """
-    images = units.unit_image[unlabeled]                                 # [U]
-    order = rng.permutation(np.unique(images))
-    per_image = np.bincount(images, minlength=units.n_samples)[order]     # unlabeled regions
-    taken = order[: int(np.searchsorted(np.cumsum(per_image), subset_size)) + 1]
-    return unlabeled[np.isin(images, taken)]
+    rng = np.random.default_rng(derive_seed(config.seed, cycle, STAGE_SUBSET))
+    return units.draw_candidates(unlabeled, subset_size, rng), budget
 
 
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
@@ -206,16 +189,15 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
                                           scores=computed["scores"][keep], seed=select_seed)
     inputs: dict[str, Any] = dict(computed)
     unit_ids = samples
-    if units.kind != "samples":  # one mean embedding per unit
+    if EMBEDDING in computed:  # one embedding per unit: the mean of its samples'
         unit_ids, pooled = units.unit_rows(samples, computed[EMBEDDING].numpy())
         inputs[EMBEDDING] = torch.as_tensor(pooled, dtype=torch.float32)
     labeled_embeddings = None
     if strategy.needs_labeled_embeddings:
         labeled_samples = units.samples_of(state.labeled_indices)
-        labeled_embeddings = embed(adapter, model, labeled_samples, config, device)
-        if units.kind != "samples":
-            labeled_embeddings = torch.as_tensor(
-                units.unit_rows(labeled_samples, labeled_embeddings.numpy())[1], dtype=torch.float32)
+        labeled_embeddings = torch.as_tensor(
+            units.unit_rows(labeled_samples, embed(adapter, model, labeled_samples, config,
+                                                   device).numpy())[1], dtype=torch.float32)
     return choose_new_labeled_indices(strategy, unit_ids, budget, inputs=inputs,
                                       labeled_embeddings=labeled_embeddings, seed=select_seed,
                                       options=config.strategy_options())
@@ -235,14 +217,14 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     """
     model.eval()
     loss_module.eval()
-    with_entropy = outputs_kind(adapter) == DISTRIBUTIONS
+    with_entropy = adapter.output_kind in DISTRIBUTIONS
     entropy_score = get_strategy("entropy").score_batch
     predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
         outputs, features = adapter.forward_intermediates(model, inputs)
         predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
-        true.append(adapter.per_sample_loss(outputs, targets).float().cpu().reshape(-1))  # [B]
+        true.append(adapter.batch_loss(outputs, targets)[1].float().cpu().reshape(-1))   # [B]
         if with_entropy:
             probs = adapter.probabilities(outputs)                                # [B, C, *dense]
             entropy.append(entropy_score({PROBS: probs}, reduction=reduction).float().cpu().reshape(-1))

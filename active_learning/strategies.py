@@ -28,9 +28,15 @@ EMBEDDING = "embedding"            # [B, D] penultimate features
 GRAD_EMBEDDING = "grad_embedding"  # [B, C*D] last-layer gradient embedding (BADGE)
 NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING)
 
-# What an adapter's ``probabilities`` returns (``TaskAdapter.probabilities_kind``) and what a
-# strategy reads (``Strategy.reads``).
-DISTRIBUTIONS, HEATMAPS, ANY_OUTPUT = "distributions", "heatmaps", "any"
+# What an adapter's ``probabilities`` returns (``TaskAdapter.output_kind``) and what a strategy
+# reads (``Strategy.reads``): the core refuses a strategy whose ``reads`` lacks the task's kind.
+CLASS_DISTRIBUTIONS = "distributions per image"   # [B, C]: one class distribution per image
+PIXEL_DISTRIBUTIONS = "distributions per pixel"   # [B, C, H, W]: segmentation
+BOX_DISTRIBUTIONS = "distributions per box"       # [B, C, A]: one per default box (detection)
+HEATMAPS = "heatmaps"                         # [B, J, H, W]: regressed joint maps, not distributions
+OUTPUT_KINDS = (CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS, BOX_DISTRIBUTIONS, HEATMAPS)
+DISTRIBUTIONS = frozenset({CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS, BOX_DISTRIBUTIONS})
+ANY_OUTPUT = frozenset(OUTPUT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -47,15 +53,20 @@ class Strategy:
         trains_loss_module: the model is trained with a loss prediction module attached.
         needs_labeled_embeddings: ``select_set`` also needs the labeled items' embeddings.
         options: keyword options ``select_set`` accepts (e.g. DAL's ``max_epochs``).
+        config_options: ``(option, LoopConfig field)`` pairs: the options a run passes from its
+            protocol (DAL's ``max_epochs`` from ``dal_max_epochs``). A field no strategy of a
+            run reads is not part of that run's protocol.
         mc_statistics: for MC strategies, the running statistics ``score_batch`` reads from an
             ``MCStatistics`` (see ``mc_statistics.py``): the loop then streams the T passes
             instead of holding ``[T, B, C, *dense]``. Empty: the loop passes the full samples.
         region_level: selects superpixels (region units) rather than whole images; the same
             scores, pooled per region (segmentation's ``*_superpixels`` strategies).
-        reads: what the adapter's ``probabilities`` must be for this strategy's scores to mean
-            anything: "distributions" (class probabilities summing to one over axis 1, the
-            default), "heatmaps" (pose: one regressed map per joint) or "any". Only strategies
-            that need probabilities are checked (``check_strategy_fits_outputs``).
+        reads: the output kinds (``OUTPUT_KINDS``) this strategy's scores mean anything for:
+            by default every kind of class distribution (per image, per pixel, per box); BADGE
+            needs one distribution per image, heatmap uncertainty needs heatmaps, a variance
+            reads anything. Strategies that read no output (random, loss prediction, core-set,
+            DAL) fit every kind (``fits_outputs``).
+        variance_twin: the strategy ``--use-variance-as-uncertainty`` turns this one into.
     """
 
     name: str
@@ -66,13 +77,32 @@ class Strategy:
     trains_loss_module: bool = False
     needs_labeled_embeddings: bool = False
     options: frozenset[str] = frozenset()
+    config_options: tuple[tuple[str, str], ...] = ()
     mc_statistics: frozenset[str] = frozenset()
     region_level: bool = False
-    reads: str = DISTRIBUTIONS
+    reads: frozenset[str] = DISTRIBUTIONS
+    variance_twin: str | None = None
 
     @property
     def is_set_strategy(self) -> bool:
         return self.select_set is not None
+
+    @property
+    def reads_outputs(self) -> bool:
+        """Whether the scores are computed from the adapter's ``probabilities``."""
+        return bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(self.needs))
+
+    def fits_outputs(self, output_kind: str) -> bool:
+        """Whether this strategy can score a task whose ``probabilities`` are ``output_kind``."""
+        return not self.reads_outputs or output_kind in self.reads
+
+    def output_refusal(self, output_kind: str) -> str | None:
+        """Why this strategy cannot score ``output_kind`` outputs, or None when it can."""
+        if self.fits_outputs(output_kind):
+            return None
+        reads = ("class distributions" if self.reads == DISTRIBUTIONS
+                 else " or ".join(sorted(self.reads)))
+        return f"strategy {self.name!r} reads {reads}, but this task's outputs are {output_kind}"
 
 
 _REGISTRY: dict[str, Strategy] = {}
@@ -183,7 +213,8 @@ def _build_registry() -> None:
                                    score_batch=_probability_score(function, MC_PROBS),
                                    mc_statistics=frozenset(statistics),
                                    # a variance is meaningful for any output, e.g. heatmaps
-                                   reads=ANY_OUTPUT if name == "mc_variance" else DISTRIBUTIONS))
+                                   reads=ANY_OUTPUT if name == "mc_variance" else DISTRIBUTIONS,
+                                   variance_twin="mc_variance" if name == "mc_entropy" else None))
     # Superpixel variants: the same scores, for region units (one unit per superpixel).
     register_strategy(Strategy("random_superpixels", frozenset(), "uniformly random superpixels",
                                region_level=True))
@@ -192,11 +223,13 @@ def _build_registry() -> None:
         register_strategy(Strategy(f"{name}_superpixels", base.needs,
                                    f"{base.description}, averaged over each superpixel",
                                    score_batch=base.score_batch, mc_statistics=base.mc_statistics,
-                                   region_level=True))
+                                   region_level=True, reads=base.reads & {PIXEL_DISTRIBUTIONS},
+                                   variance_twin=(f"{base.variance_twin}_superpixels"
+                                                  if base.variance_twin else None)))
     register_strategy(Strategy("heatmap_uncertainty", frozenset({PROBS}),
                                "pose: 1 - mean over joints of each heatmap's peak",
                                score_batch=_probability_score(uncertainty.heatmap_uncertainty, PROBS),
-                               reads=HEATMAPS))
+                               reads=frozenset({HEATMAPS})))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
                                score_batch=_loss_prediction_score, trains_loss_module=True))
@@ -205,12 +238,14 @@ def _build_registry() -> None:
                                select_set=_coreset, needs_labeled_embeddings=True))
     register_strategy(Strategy("badge", frozenset({GRAD_EMBEDDING}),
                                "BADGE: k-means++ on gradient embeddings (Ash et al. 2020)",
-                               select_set=_badge))
+                               select_set=_badge, reads=frozenset({CLASS_DISTRIBUTIONS})))
     register_strategy(Strategy("discriminative", frozenset({EMBEDDING}),
                                "Discriminative AL (Gissin & Shalev-Shwartz 2019)",
                                select_set=_discriminative, needs_labeled_embeddings=True,
                                options=frozenset({"max_epochs", "n_sub_queries", "target_accuracy", "lr",
-                                                  "unlabeled_ratio", "batch_size"})))
+                                                  "unlabeled_ratio", "batch_size"}),
+                               config_options=(("max_epochs", "dal_max_epochs"),
+                                               ("n_sub_queries", "dal_sub_queries"))))
 
 
 _build_registry()

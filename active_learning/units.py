@@ -17,22 +17,37 @@ unit indices into ``pool.npz``.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from .export import csv_values, write_entropies_csv, write_region_csv
+from .strategies import GRAD_EMBEDDING, MC_PROBS, PROBS, Strategy
 
 UNIT_REDUCTIONS = ("max", "mean", "sum")
 
 
 class SelectionUnits:
-    """One unit per sample (the default). Subclasses change how units map to samples."""
+    """One unit per sample (the default). Subclasses change how units map to samples.
+
+    The loop and the selection never ask what kind of units they hold: everything that differs
+    between unit kinds is a method here (drawing the initial set and the candidates, pooling
+    scores and embeddings, the cost columns, the files a selection writes, the learning curve's
+    x axis). ``kind`` only names the class in ``args.json``.
+    """
 
     kind = "samples"
-    dense_scores = False     # True: the loop scores pixels (reduction="none") and the units pool them
+    dense_scores = False        # True: the loop scores pixels (reduction="none") and the units pool them
+    x_axis = "n_labeled"        # the learning curve's x axis (a metrics.csv column)
+    item_label = "images"       # what an initial-set size counts, in messages
+    unit_label = "images"       # what a budget counts, in messages
 
     def __init__(self, n_samples: int) -> None:
         self.n_samples = int(n_samples)
         self.n_units = int(n_samples)
+
+    # ---- which units hold which samples ------------------------------------------------
 
     def samples_of(self, units: np.ndarray) -> np.ndarray:
         """int64 sorted sample indices that the ``units`` hold."""
@@ -48,18 +63,91 @@ class SelectionUnits:
         """bool [n_units]: units with something to label (and to train on)."""
         return np.ones(self.n_units, dtype=bool)
 
+    def selectable_items(self) -> np.ndarray:
+        """bool [items]: the items (images) an initial set can be drawn from; the units here."""
+        return self.selectable()
+
+    @property
+    def n_items(self) -> int:
+        """How many items (images) an initial-set size can draw from."""
+        return int(self.selectable_items().sum())
+
+    def units_of_items(self, items: np.ndarray) -> np.ndarray:
+        """int64 [K] every unit of the given items (images): the units themselves here."""
+        return np.asarray(items, dtype=np.int64)
+
+    # ---- drawing -----------------------------------------------------------------------
+
+    def draw_initial(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """The units of ``count`` random selectable items (images): the initial labeled set.
+
+        Every unit kind draws its items with the same ``rng`` calls, so image-level and
+        superpixel-level runs of one seed start from the same images.
+        """
+        selectable = self.selectable_items()
+        if selectable.all():
+            return self.units_of_items(rng.choice(len(selectable), size=count, replace=False))
+        return self.units_of_items(rng.choice(np.flatnonzero(selectable), size=count, replace=False))
+
+    def draw_candidates(self, unlabeled: np.ndarray, subset_size: int,
+                        rng: np.random.Generator) -> np.ndarray:
+        """A random subset of about ``subset_size`` of the ``unlabeled`` units, ascending."""
+        return np.sort(rng.choice(unlabeled, size=subset_size, replace=False))
+
+    # ---- strategies --------------------------------------------------------------------
+
+    @classmethod
+    def refusal(cls, strategy: Strategy) -> str | None:
+        """Why ``strategy`` cannot select units of this class, or None when it can."""
+        if strategy.region_level:
+            return (f"strategy {strategy.name!r} selects superpixels; this task selects whole "
+                    f"{cls.item_label}")
+        return None
+
+    def pool_scores(self, batches: Iterable[tuple[np.ndarray, Any]],
+                    reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample scores, batch by batch -> (unit ids int64 [V], unit scores float64 [V]).
+
+        ``batches`` yields ``(sample indices int [B], scores [B])``; it is consumed lazily, so a
+        subclass can pool each batch as it comes and hold no more than one batch of it.
+        """
+        ids, values = [], []
+        for samples, scores in batches:
+            ids.append(np.asarray(samples, dtype=np.int64).reshape(-1))
+            values.append(np.asarray(scores, dtype=np.float64).reshape(-1))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return self._pool(np.concatenate(ids), np.concatenate(values), reduction)
+
+    def _pool(self, samples: np.ndarray, scores: np.ndarray,
+              reduction: str) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of samples [S] -> scores of their units; one unit per sample here."""
+        return samples, scores
+
     def unit_scores(self, samples: np.ndarray, scores: np.ndarray | Sequence[np.ndarray],
                     reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
         """Scores of the scored samples -> (unit ids int64 [V], unit scores float64 [V])."""
-        return np.asarray(samples, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+        return self.pool_scores([(np.asarray(samples), scores)], reduction)
 
     def unit_rows(self, samples: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample rows ``[S, D]`` (embeddings) -> (unit ids [V], per-unit mean rows [V, D])."""
         return np.asarray(samples, dtype=np.int64), np.asarray(rows)
 
+    # ---- what a labeled set costs, what a selection writes -----------------------------
+
     def cost(self, labeled_units: np.ndarray) -> dict[str, float]:
         """Annotation cost of a labeled set, for ``metrics.csv`` (beyond the unit count)."""
         return {}
+
+    def write_selection(self, run_dir: Path, cycle: int, units: np.ndarray, scores: np.ndarray,
+                        item_name: Callable[[int], str]) -> list[Path]:
+        """Write the files an annotator needs for the chosen units (best first, int64 [K]).
+
+        Returns the paths written: here the priority CSV ``priorities/cycle_XX.csv``.
+        """
+        path = run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
+        write_entropies_csv(item_name, units, scores, path)
+        return [path]
 
     def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "n_units": self.n_units, "n_samples": self.n_samples}
@@ -78,6 +166,7 @@ class GroupedUnits(SelectionUnits):
     """
 
     kind = "grouped"
+    sample_label = "sample"
 
     def __init__(self, unit_of_sample: np.ndarray, n_units: int, sample_label: str = "sample") -> None:
         unit_of_sample = np.asarray(unit_of_sample, dtype=np.int64).reshape(-1)
@@ -96,11 +185,17 @@ class GroupedUnits(SelectionUnits):
     def selectable(self) -> np.ndarray:
         return self._sizes > 0
 
-    def unit_scores(self, samples, scores, reduction: str = "max"):
+    @classmethod
+    def refusal(cls, strategy: Strategy) -> str | None:
+        if GRAD_EMBEDDING in strategy.needs:
+            return (f"strategy {strategy.name!r} needs one gradient embedding per image; images "
+                    f"that group several {cls.sample_label}s have none (use coreset)")
+        return super().refusal(strategy)
+
+    def _pool(self, samples, scores, reduction):
+        """An image's score from its samples': their max, mean or sum."""
         if reduction not in UNIT_REDUCTIONS:
             raise ValueError(f"unit reduction must be one of {UNIT_REDUCTIONS}, got {reduction!r}")
-        samples = np.asarray(samples, dtype=np.int64)
-        scores = np.asarray(scores, dtype=np.float64)
         unit_ids, local = np.unique(self.unit_of_sample[samples], return_inverse=True)
         if reduction == "max":
             pooled = np.full(len(unit_ids), -np.inf)
@@ -138,6 +233,8 @@ class RegionUnits(SelectionUnits):
 
     kind = "regions"
     dense_scores = True
+    x_axis = "labeled_pixel_fraction"
+    unit_label = "superpixels"
 
     def __init__(self, region_pixels: Sequence[np.ndarray],
                  region_map: Callable[[int], np.ndarray]) -> None:
@@ -180,19 +277,57 @@ class RegionUnits(SelectionUnits):
     def samples_of(self, units):
         return np.unique(self.unit_image[np.asarray(units, dtype=np.int64)])
 
-    def unit_scores(self, samples, scores, reduction: str = "mean"):
-        """Per-pixel score maps ``[H, W]`` of ``samples`` -> every region's mean score.
+    def selectable_items(self):
+        """Every image: each has at least one region."""
+        return np.ones(self.n_samples, dtype=bool)
 
-        One ``bincount`` per image (weights = the score map) instead of a loop over regions.
+    def units_of_items(self, items):
+        """Every region of the given images."""
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        if not len(items):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([self.units_of_image(int(image)) for image in items])
+
+    def draw_candidates(self, unlabeled, subset_size, rng):
+        """Every unlabeled region of random images, until ``subset_size`` regions.
+
+        Scoring costs a forward pass per image, whatever number of its regions are candidates,
+        and training costs a pass per image with any labeled region: drawing regions one by one
+        would touch nearly every image of the pool for both.
+        """
+        images = self.unit_image[unlabeled]                                   # [U]
+        order = rng.permutation(np.unique(images))
+        per_image = np.bincount(images, minlength=self.n_samples)[order]     # unlabeled regions
+        taken = order[: int(np.searchsorted(np.cumsum(per_image), subset_size)) + 1]
+        return unlabeled[np.isin(images, taken)]
+
+    @classmethod
+    def refusal(cls, strategy):
+        pixel_level = not strategy.needs or (not strategy.is_set_strategy
+                                             and strategy.needs <= {PROBS, MC_PROBS})
+        if not pixel_level:
+            return (f"strategy {strategy.name!r} scores whole images; superpixel selection needs "
+                    "a per-pixel score (random, entropy-like or MC-dropout strategies)")
+        return None
+
+    def pool_scores(self, batches, reduction="mean"):
+        """Per-pixel score maps ``[B, H, W]`` of each batch -> every region's mean score.
+
+        Each batch is pooled as it comes (one ``bincount`` per image), so scoring holds one
+        batch of maps, never the candidates' maps all at once. ``reduction`` does not apply: a
+        region's score is its pixels' mean.
         """
         from .superpixels import region_means
 
         unit_ids, pooled = [], []
-        for image, score_map in zip(np.asarray(samples, dtype=np.int64), scores):
-            units = self.units_of_image(int(image))
-            pooled.append(region_means(np.asarray(score_map), self.region_map(int(image)),
-                                       n_regions=len(units), counts=self.region_pixels[units]))
-            unit_ids.append(units)
+        for samples, score_maps in batches:
+            for image, score_map in zip(np.asarray(samples, dtype=np.int64), score_maps):
+                units = self.units_of_image(int(image))
+                pooled.append(region_means(np.asarray(score_map), self.region_map(int(image)),
+                                           n_regions=len(units), counts=self.region_pixels[units]))
+                unit_ids.append(units)
+        if not unit_ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(unit_ids), np.concatenate(pooled)
 
     def unit_rows(self, samples, rows):
@@ -215,3 +350,29 @@ class RegionUnits(SelectionUnits):
         return {"n_images": int(len(np.unique(self.unit_image[labeled_units]))),
                 "labeled_pixel_fraction": float(self.region_pixels[labeled_units].sum()
                                                 / self.region_pixels.sum())}
+
+    def write_selection(self, run_dir, cycle, units, scores, item_name):
+        """The priority CSV of the touched images, the region CSV and each image's region map.
+
+        An image's priority is the sum of its chosen regions' scores (more useful regions
+        first); ``regions/cycle_XX.csv`` lists ``name,region_id,score`` best first and
+        ``regions/maps/<name>.png`` holds the 16-bit region map that the ids refer to.
+        """
+        from .superpixels import save_region_map
+
+        images, regions = self.image_and_region(units)
+        values = csv_values(scores)
+        touched, local = np.unique(images, return_inverse=True)
+        priorities = run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
+        write_entropies_csv(item_name, touched, np.bincount(local, weights=values), priorities)
+        order = np.argsort(-values, kind="stable")
+        region_csv = run_dir / "regions" / f"cycle_{cycle:02d}.csv"
+        write_region_csv([item_name(int(images[i])) for i in order], regions[order],
+                         values[order], region_csv)
+        written = [priorities, region_csv]
+        for image in touched:
+            path = run_dir / "regions" / "maps" / Path(item_name(int(image))).with_suffix(".png")
+            if not path.exists():
+                save_region_map(self.region_map(int(image)), path)
+                written.append(path)
+        return written

@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository
 
 from active_learning.cli import split_extra  # noqa: E402  (bench scripts call run_grid.split_extra)
 from active_learning.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
-from active_learning.strategies import HEATMAPS, get_strategy, list_strategies  # noqa: E402
+from active_learning.strategies import CLASS_DISTRIBUTIONS, get_strategy, list_strategies  # noqa: E402
 
 # Arguments the grid sets for every run; giving them after `--` would be silently overridden.
 GRID_FLAGS = ("--strategy", "--seed", "--output-dir")
@@ -56,13 +56,15 @@ class RunResult:
         return self.error is None
 
 
-def resolve_strategies(names: Sequence[str]) -> list[str]:
-    """``["all"]`` -> every image-level strategy for class probabilities (superpixel and heatmap
-    ones are named explicitly); otherwise the names, checked, duplicates dropped."""
+def resolve_strategies(names: Sequence[str], task: ModuleType | None = None) -> list[str]:
+    """``["all"]`` -> every image-level strategy the task runs (superpixel ones are named
+    explicitly; without a task, those for one class distribution per image); otherwise the
+    names, checked, duplicates dropped."""
     known = list_strategies()
     if list(names) == ["all"]:
-        return [name for name in known
-                if not get_strategy(name).region_level and get_strategy(name).reads != HEATMAPS]
+        runs = task.COMMAND.strategies() if task is not None else [
+            name for name in known if get_strategy(name).fits_outputs(CLASS_DISTRIBUTIONS)]
+        return [name for name in runs if not get_strategy(name).region_level]
     if "all" in names:
         raise ValueError("--strategies: give either 'all' or strategy names, not both")
     unknown = [name for name in names if name not in known]
@@ -252,8 +254,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     grid_argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(grid_argv)
     try:
-        load_task(args.task)   # first: a task may register its own strategies
-        args.strategies = resolve_strategies(args.strategies)
+        task = load_task(args.task)   # first: a task may register its own strategies
+        args.strategies = resolve_strategies(args.strategies, task)
         check_extra_args(extra)
     except ValueError as error:
         parser.error(str(error))

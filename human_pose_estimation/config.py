@@ -133,13 +133,13 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None, model
     if _get(config, "MODEL.INIT_WEIGHTS", False) and pretrained:
         path = Path(base_dir) / pretrained
         if path.is_file():
-            add("--pretrained", path)
+            add("--weights-backbone", path)
         else:
             warnings.warn(f"MODEL.PRETRAINED {pretrained} not found: the backbone starts from random "
                           "weights", stacklevel=2)
     model_file = _get(config, "TEST.MODEL_FILE")
     if model_file:
-        add("--resume", model_file)
+        add("--weights", model_file)
     begin, end = int(_get(config, "TRAIN.BEGIN_EPOCH", 0)), _get(config, "TRAIN.END_EPOCH")
     if end is not None:
         add("--epochs", int(end) - begin)

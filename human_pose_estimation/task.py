@@ -59,7 +59,7 @@ class PoseTask(BaseTaskAdapter):
 
     name = "pose"
     primary_metric = "AP"
-    probabilities_kind = HEATMAPS        # not class distributions: entropy-like strategies are refused
+    output_kind = HEATMAPS               # not class distributions: entropy-like strategies are refused
 
     def __init__(self, pool: PoseData, test: PoseData, *, arch: str = "hrnet_w32",
                  input_size: Sequence[int] = (192, 256), sigma: float = 2.0, dropout: float = 0.0,

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
+from active_learning.strategies import BOX_DISTRIBUTIONS
 from active_learning.image_files import check_image_sizes
 
 from .data import DetectionSet, collate
@@ -50,6 +51,7 @@ class DetectionTask(BaseTaskAdapter):
 
     name = "detection"
     primary_metric = "mAP"
+    output_kind = BOX_DISTRIBUTIONS    # one class distribution per default box: [B, C, 8732]
 
     def __init__(self, samples: Sequence[VOCSample], test_samples: Sequence[VOCSample], *,
                  class_names: Sequence[str], width: float = 1.0, dropout: float = 0.0,

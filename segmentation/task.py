@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.config import STAGE_INITIAL, derive_seed
+from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from active_learning.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.units import RegionUnits, SelectionUnits
 
@@ -95,11 +95,9 @@ class SuperpixelUnits(RegionUnits):
         cost = super().cost(labeled_units)
         member = self.membership(labeled_units)
         labeled = sum(self._pixels_labeled(int(image), member) for image in self.samples_of(labeled_units))
-        if self.task.annotated_pixels is None:
-            self.task.check_files()
         return {"n_images": cost["n_images"],
                 "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],
-                "labeled_pixel_fraction": labeled / max(self.task.annotated_pixels, 1)}
+                "labeled_pixel_fraction": labeled / max(self.task.annotated_pixel_count(), 1)}
 
 
 class SegmentationTask(BaseTaskAdapter):
@@ -116,6 +114,7 @@ class SegmentationTask(BaseTaskAdapter):
 
     name = "segmentation"
     primary_metric = "mIoU"
+    output_kind = PIXEL_DISTRIBUTIONS   # one class distribution per pixel: [B, C, H, W]
 
     def __init__(self, samples: Sequence[SegmentationSample], test_samples: Sequence[SegmentationSample],
                  *, data_format: str, num_classes: int, class_names: Sequence[str], mean: Sequence[float],
@@ -159,7 +158,7 @@ class SegmentationTask(BaseTaskAdapter):
     def check_files(self) -> None:
         """Read every label (and instance) map once, so a bad file stops the run before training.
 
-        Also counts the annotated pixels of the pool (the whole of ``labeled_pixel_fraction``).
+        Also counts the annotated pixels of the pool (``annotated_pixel_count``).
         """
         annotated = 0
         for index in self._progress(range(len(self.samples)), "checking masks"):
@@ -169,6 +168,16 @@ class SegmentationTask(BaseTaskAdapter):
         for sample, size in zip(self.test_samples, self.test_sizes):
             read_label(sample, self.data_format, size, self.num_classes)
         self.annotated_pixels = annotated
+
+    def annotated_pixel_count(self) -> int:
+        """Pixels with a class in the pool's full masks: the whole of ``labeled_pixel_fraction``.
+
+        Counted by ``check_files`` (which every run calls first), or here on first use.
+        """
+        if self.annotated_pixels is None:
+            self.annotated_pixels = sum(int((self.full_mask(index) != IGNORE).sum())
+                                        for index in range(len(self.samples)))
+        return self.annotated_pixels
 
     def full_mask(self, index: int) -> np.ndarray:
         sample = self.samples[index]
@@ -228,17 +237,6 @@ class SegmentationTask(BaseTaskAdapter):
         member = units.membership(labeled_units)
         return SegmentationSet(self, images, augment=True,
                                masks=lambda index: self.partial_mask(index, member))
-
-    def initial_units(self, n_images: int, seed: int) -> np.ndarray:
-        """Every superpixel of ``n_images`` random images (superpixel mode's initial set).
-
-        The images are those the loop draws for image mode with the same seed, so cycle 0 of an
-        image run and of a superpixel run trains on the same labels.
-        """
-        rng = np.random.default_rng(derive_seed(seed, 0, STAGE_INITIAL))
-        images = np.sort(rng.choice(len(self.samples), size=n_images, replace=False))
-        units = self.selection_units()
-        return np.concatenate([units.units_of_image(int(image)) for image in images])
 
     # ---- model -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from active_learning.adapter import TaskAdapter
 from active_learning.loop import LoopConfig, run_active_learning
 from active_learning.loss_prediction import LossPredictionLoss, LossPredictionModule
+from active_learning.strategies import DISTRIBUTIONS
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, ToyGroupedAdapter, ToyRegionAdapter
 
 
@@ -167,7 +168,7 @@ def test_probabilities_and_embeddings(adapter):
         probs = adapter.probabilities(outputs)
         embedding = adapter.embedding(outputs, features)
     assert probs.shape[0] == len(inputs) and torch.isfinite(probs).all()
-    if adapter.probabilities_kind == "distributions":
+    if adapter.output_kind in DISTRIBUTIONS:
         torch.testing.assert_close(probs.sum(dim=1), torch.ones_like(probs.sum(dim=1)), atol=1e-5, rtol=0)
     else:  # pose: heatmaps, one map per joint at the output's resolution
         assert probs.shape == outputs.shape
@@ -209,7 +210,7 @@ def test_the_protocol_lists_exactly_what_the_loop_calls(tmp_path):
         recorder = _Recorder(factory())
         config = LoopConfig(strategy=strategy, cycles=1, initial_size=20, budget=5, subset_size=0,
                             epochs=1, batch_size=8, eval_batch_size=32, mc_samples=2, progress=False)
-        run_active_learning(recorder, config, tmp_path / str(index), log=lambda message: None)
+        run_active_learning(recorder, config, tmp_path / str(index))
         read |= recorder.read
     assert read == _protocol_members()
 

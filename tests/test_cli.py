@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from active_learning import cli
-from classification.train import get_args_parser, main
+from active_learning.strategies import PIXEL_DISTRIBUTIONS
+from classification.train import get_args_parser, main, parse_args
 
 TINY = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16", "--cycles", "2",
         "--initial-size", "40", "--images-per-cycle", "10", "--subset", "30", "--no-progress"]
@@ -67,26 +68,34 @@ def test_help_shows_the_real_defaults():
 
 
 def test_boolean_flags_accept_false():
-    parser = get_args_parser()
-    assert cli.parse_args(parser, ["--use_active_learning=False"]).strategy == "random"
-    assert cli.parse_args(get_args_parser(), ["--use_active_learning"]).strategy == "loss_prediction"
-    assert cli.parse_args(get_args_parser(), ["--mc-dropout", "--use-variance-as-uncertainty"]).strategy == "mc_variance"
+    assert parse_args(["--use_active_learning=False"]).strategy == "random"
+    assert parse_args(["--use_active_learning"]).strategy == "loss_prediction"
+    assert parse_args(["--mc-dropout", "--use-variance-as-uncertainty"]).strategy == "mc_variance"
+
+
+def _toy_command(**fields) -> cli.TaskCommand:
+    values = dict(name="toy", description="toy", output_kind=PIXEL_DISTRIBUTIONS,
+                  add_arguments=lambda arguments: None, build=lambda args: None)
+    return cli.TaskCommand(**{**values, **fields})
 
 
 def test_a_task_adds_its_own_aliases_and_defaults():
-    parser = cli.build_parser("seg", task="segmentation", defaults=dict(lamda=0.01, epochs=250),
-                              aliases={"entropy_superpixels": "mc_entropy"})
-    args = cli.parse_args(parser, ["--entropy_superpixels"])
-    assert (args.strategy, args.lamda, args.epochs, args.subset) == ("mc_entropy", 0.01, 250, 10000)
-    assert cli.run_folder(args, "cityscapes").parts[-4:] == ("segmentation", "cityscapes", "mc_entropy", "seed0")
+    command = _toy_command(name="segmentation", reference=dict(lamda=0.01, epochs=250, subset_factor=5),
+                           aliases={"entropy_superpixels": "mc_entropy"})
+    args = cli.parse_args(command, ["--entropy_superpixels"])
+    assert (args.strategy, args.lamda, args.epochs, args.subset) == ("mc_entropy", 0.01, 250, 5000)
+    assert cli.run_folder(args, command.name, "cityscapes").parts[-4:] == (
+        "segmentation", "cityscapes", "mc_entropy", "seed0")
 
 
 def test_loss_module_flags_reach_the_loop_config():
-    args = cli.parse_args(get_args_parser(), ["--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5",
-                                              "--detach-epoch", "0"])
+    args = parse_args(["--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5", "--detach-epoch", "0"])
     config = cli.loop_config(args, "cpu")
     assert (config.loss_pool_size, config.loss_width, config.margin, config.resolved_detach_epoch) == (3, 64, 0.5, 0)
-    default = cli.loop_config(cli.parse_args(get_args_parser(), []), "cpu")
+    default = cli.loop_config(parse_args([]), "cpu")
     assert (default.loss_pool_size, default.resolved_detach_epoch) == (1, 120)  # Learning Loss: GAP, 60% of 200
-    # a task's own value (segmentation pools to 6x6) wins over the flag's absence only
-    assert cli.loop_config(cli.parse_args(get_args_parser(), []), "cpu", loss_pool_size=6).loss_pool_size == 6
+    # a task's reference value (segmentation pools to 6x6) is its flag's default
+    command = _toy_command(reference=dict(loss_pool_size=6, detach_fraction=0.75))
+    config = cli.loop_config(cli.parse_args(command, []), "cpu")
+    assert (config.loss_pool_size, config.resolved_detach_epoch) == (6, 150)
+    assert cli.loop_config(cli.parse_args(command, ["--loss-pool-size", "2"]), "cpu").loss_pool_size == 2

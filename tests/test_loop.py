@@ -1,6 +1,7 @@
 """The cycle runner on two toy adapters: a classifier and a dense per-pixel task."""
 from __future__ import annotations
 
+import logging
 import numpy as np
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from active_learning import PoolState, get_strategy, list_strategies
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from active_learning.strategies import CLASS_DISTRIBUTIONS, HEATMAPS
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
 
 
@@ -42,11 +44,11 @@ def _check_run(run_dir, adapter, config) -> PoolState:
 
 @pytest.mark.parametrize("strategy", [name for name in list_strategies()
                                       if not get_strategy(name).region_level
-                                      and get_strategy(name).reads != "heatmaps"])
+                                      and get_strategy(name).fits_outputs(CLASS_DISTRIBUTIONS)])
 def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
     adapter = ToyClassificationAdapter()
     config = _config(strategy)
-    run_active_learning(adapter, config, tmp_path, log=lambda message: None)
+    run_active_learning(adapter, config, tmp_path)
     _check_run(tmp_path, adapter, config)
 
 
@@ -55,62 +57,57 @@ def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
 def test_dense_task_fits_the_same_loop(tmp_path, strategy):
     adapter = ToyDenseAdapter()
     config = _config(strategy, reduction="max" if strategy == "entropy" else "mean")
-    run_active_learning(adapter, config, tmp_path, log=lambda message: None)
+    run_active_learning(adapter, config, tmp_path)
     _check_run(tmp_path, adapter, config)
 
 
 @pytest.mark.parametrize("strategy", ["loss_prediction", "bald"])
-def test_interrupted_run_resumes_to_the_same_labeled_set(tmp_path, strategy):
+def test_interrupted_run_resumes_to_the_same_labeled_set(tmp_path, strategy, caplog):
     config = _config(strategy, cycles=3)
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight", log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight")
     expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
 
     crashing = ToyClassificationAdapter()
     crashing.fail_in_cycle = 1  # dies while evaluating cycle 1, after cycle 0 committed
     with pytest.raises(KeyboardInterrupt):
-        run_active_learning(crashing, config, tmp_path / "resumed", log=lambda m: None)
+        run_active_learning(crashing, config, tmp_path / "resumed")
     assert PoolState.load(tmp_path / "resumed" / "pool.npz").finished_cycles == 1
-    messages = []
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=messages.append)
-    assert any("resuming" in message for message in messages)
+    with caplog.at_level(logging.INFO, logger="active_learning"):
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed")
+    assert "resuming" in caplog.text
     np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
     rows = read_metrics_csv(tmp_path / "resumed" / "metrics.csv")
     assert [row["cycle"] for row in rows] == [0, 1, 2]
 
 
 def test_more_cycles_extend_a_finished_run(tmp_path):
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "a",
-                        log=lambda m: None)
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2), tmp_path / "b",
-                        log=lambda m: None)
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "b",
-                        log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "a")
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2), tmp_path / "b")
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=3), tmp_path / "b")
     np.testing.assert_array_equal(PoolState.load(tmp_path / "a" / "pool.npz").labeled_at,
                                   PoolState.load(tmp_path / "b" / "pool.npz").labeled_at)
 
 
 def test_resume_with_another_protocol_is_refused_and_keeps_the_run(tmp_path):
-    run_active_learning(ToyClassificationAdapter(), _config("random"), tmp_path, log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("random"), tmp_path)
     before = (tmp_path / "pool.npz").read_bytes(), (tmp_path / "metrics.csv").read_bytes()
     with pytest.raises(RunMismatchError, match="budget"):
-        run_active_learning(ToyClassificationAdapter(), _config("random", budget=5), tmp_path,
-                            log=lambda m: None)
+        run_active_learning(ToyClassificationAdapter(), _config("random", budget=5), tmp_path)
     assert ((tmp_path / "pool.npz").read_bytes(), (tmp_path / "metrics.csv").read_bytes()) == before
 
 
 def test_a_run_recorded_before_a_new_protocol_field_still_resumes(tmp_path):
     import json
 
-    run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=1, dal_max_epochs=2, dal_sub_queries=1), tmp_path, log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=1, dal_max_epochs=2, dal_sub_queries=1), tmp_path)
     record = json.loads((tmp_path / "args.json").read_text())
     del record["loop"]["unit_reduction"]  # as written before the field existed
     (tmp_path / "args.json").write_text(json.dumps(record))
-    rows = run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=2, dal_max_epochs=2, dal_sub_queries=1), tmp_path,
-                               log=lambda m: None)
+    rows = run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=2, dal_max_epochs=2, dal_sub_queries=1), tmp_path)
     assert [row["cycle"] for row in rows] == [0, 1]
     with pytest.raises(RunMismatchError, match="dal_max_epochs: 2 -> 7"):
         run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=3, dal_max_epochs=7, dal_sub_queries=1),
-                            tmp_path, log=lambda m: None)
+                            tmp_path)
 
 
 def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
@@ -126,7 +123,7 @@ def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
 
     monkeypatch.setattr(discriminative.DiscriminativeActiveLearning, "select", recording_select)
     config = _config("discriminative", dal_max_epochs=1, dal_sub_queries=2)
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path)
     assert trained == [[1, 1], [1, 1]]  # selection after cycles 0 and 1: 2 rounds of 1 epoch each
 
 
@@ -134,7 +131,7 @@ def test_budget_larger_than_the_pool_takes_what_is_left(tmp_path):
     adapter = ToyClassificationAdapter(n_train=40)
     config = _config("entropy", initial_size=30, budget=8, subset_size=0, cycles=3)
     with pytest.warns(UserWarning, match="larger than the 2 unlabeled"):
-        rows = run_active_learning(adapter, config, tmp_path, log=lambda m: None)
+        rows = run_active_learning(adapter, config, tmp_path)
     assert [row["n_labeled"] for row in rows] == [30, 38, 40]
     assert [row["n_selected"] for row in rows] == [8, 2, 0]
 
@@ -151,14 +148,14 @@ def test_impossible_protocols_fail_before_training(tmp_path, overrides, message)
     overrides = {"strategy": "loss_prediction", **overrides}
     config = _config(**overrides)
     with pytest.raises(ValueError, match=message):
-        run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None)
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path)
     assert not (tmp_path / "pool.npz").exists()
 
 
 def test_initial_labeled_replaces_the_random_initial_choice(tmp_path):
     chosen = np.array([5, 3, 117, 0, 64, 42, 99, 7, 8, 9])  # any order; absolute indices
     config = _config("entropy", cycles=1, initial_size=len(chosen), budget=6, subset_size=0)
-    rows = run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+    rows = run_active_learning(ToyClassificationAdapter(), config, tmp_path,
                                initial_labeled=chosen)
     state = PoolState.load(tmp_path / "pool.npz")
     np.testing.assert_array_equal(state.labeled_up_to(0), np.sort(chosen))
@@ -168,10 +165,10 @@ def test_initial_labeled_replaces_the_random_initial_choice(tmp_path):
 
     # A rerun from the same set resumes; from another set it is refused, the run kept.
     before = (tmp_path / "pool.npz").read_bytes()
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path,
                         initial_labeled=chosen[::-1])
     with pytest.raises(RunMismatchError, match="initial labeled set"):
-        run_active_learning(ToyClassificationAdapter(), config, tmp_path, log=lambda m: None,
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path,
                             initial_labeled=np.arange(10))
     assert (tmp_path / "pool.npz").read_bytes() == before
 
@@ -185,7 +182,7 @@ def test_initial_labeled_replaces_the_random_initial_choice(tmp_path):
 def test_bad_initial_labeled_fails_before_anything_is_written(tmp_path, initial, message):
     config = _config("entropy", cycles=1, initial_size=10, budget=6, subset_size=0)
     with pytest.raises(ValueError, match=message):
-        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "run", log=lambda m: None,
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "run",
                             initial_labeled=initial)
     assert not (tmp_path / "run").exists()
 
@@ -205,7 +202,7 @@ def test_train_one_epoch_clips_the_gradient_norm_when_the_adapter_asks(max_norm)
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     loader = DataLoader(adapter.train_set, batch_size=len(adapter.train_set))
-    train_one_epoch(adapter, model, None, loader, optimizer, epoch=0,
+    adapter.train_one_epoch(model, None, loader, optimizer, epoch=0,
                     config=LoopConfig(epochs=1, progress=False), device=torch.device("cpu"))
     moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
     if max_norm is None:
@@ -214,11 +211,12 @@ def test_train_one_epoch_clips_the_gradient_norm_when_the_adapter_asks(max_norm)
         assert moved == pytest.approx(max_norm, rel=1e-3)
 
 
-@pytest.mark.parametrize("strategy, reads", [("heatmap_uncertainty", "heatmaps"), ("entropy", "distributions")])
+@pytest.mark.parametrize("strategy, reads", [("heatmap_uncertainty", "heatmaps"),
+                                             ("entropy", "class distributions")])
 def test_a_strategy_for_other_outputs_is_refused_before_training(tmp_path, strategy, reads):
     adapter = ToyClassificationAdapter()
-    if reads == "distributions":
-        adapter.probabilities_kind = "heatmaps"     # as the pose task declares
+    if reads == "class distributions":
+        adapter.output_kind = HEATMAPS     # as the pose task declares
     with pytest.raises(ValueError, match=f"reads {reads}, but this task's outputs are"):
-        run_active_learning(adapter, _config(strategy), tmp_path, log=lambda message: None)
+        run_active_learning(adapter, _config(strategy), tmp_path)
     assert not any(tmp_path.iterdir())               # nothing trained, nothing written

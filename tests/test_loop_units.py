@@ -1,6 +1,7 @@
 """The loop with grouped and region units, mid-cycle resume, and what a run leaves on disk."""
 from __future__ import annotations
 
+import logging
 import csv
 import json
 
@@ -10,6 +11,7 @@ import pytest
 from active_learning import PoolState
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop import LoopConfig, run_active_learning
+from active_learning.strategies import HEATMAPS
 from active_learning.superpixels import load_region_map
 from toy_adapters import ToyClassificationAdapter, ToyGroupedAdapter, ToyRegionAdapter
 
@@ -21,10 +23,6 @@ def _config(strategy: str = "random", **overrides) -> LoopConfig:
     return LoopConfig(**values)
 
 
-def _quiet(message: str) -> None:
-    pass
-
-
 # ---- grouped units (pose-like) ------------------------------------------------------------
 
 
@@ -33,7 +31,7 @@ def _quiet(message: str) -> None:
 def test_grouped_units_count_images_and_never_pick_an_empty_or_labeled_one(tmp_path, strategy):
     adapter = ToyGroupedAdapter()
     config = _config(strategy, dal_max_epochs=2, dal_sub_queries=2)
-    rows = run_active_learning(adapter, config, tmp_path, log=_quiet)
+    rows = run_active_learning(adapter, config, tmp_path)
     state = PoolState.load(tmp_path / "pool.npz")
     assert len(state) == 60                                      # pool.npz counts images
     sizes = adapter.samples_per_image
@@ -61,7 +59,7 @@ def test_grouped_scores_pool_the_persons_of_each_image(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(selection, "score_candidates", recording)
-    run_active_learning(adapter, config, tmp_path, log=_quiet)
+    run_active_learning(adapter, config, tmp_path)
     # Every candidate image with persons got one pooled score; the chosen are the top 6 of them.
     state = PoolState.load(tmp_path / "pool.npz")
     candidates = np.flatnonzero((state.labeled_at != 0) & (adapter.samples_per_image > 0))
@@ -72,7 +70,7 @@ def test_grouped_scores_pool_the_persons_of_each_image(tmp_path, monkeypatch):
 
 def test_badge_is_refused_for_grouped_units_before_training(tmp_path):
     with pytest.raises(ValueError, match="gradient embedding per image"):
-        run_active_learning(ToyGroupedAdapter(), _config("badge"), tmp_path / "run", log=_quiet)
+        run_active_learning(ToyGroupedAdapter(), _config("badge"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -83,12 +81,16 @@ def test_badge_is_refused_for_grouped_units_before_training(tmp_path):
                                       "variation_ratio"])
 def test_region_units_label_superpixels_once_and_write_region_files(tmp_path, strategy):
     adapter = ToyRegionAdapter()
-    config = _config(strategy, initial_size=12, budget=8)
-    rows = run_active_learning(adapter, config, tmp_path, log=_quiet)
+    config = _config(strategy, initial_size=3, budget=8)   # 3 whole images, then 8 regions a cycle
+    rows = run_active_learning(adapter, config, tmp_path)
     units = adapter.units
     state = PoolState.load(tmp_path / "pool.npz")
     assert len(state) == units.n_units == 20 * 4 + 20 * 2
-    assert [row["n_labeled"] for row in rows] == [12, 20, 28]
+    initial = state.labeled_up_to(0)
+    initial_images = np.unique(units.unit_image[initial])
+    assert len(initial_images) == 3
+    np.testing.assert_array_equal(initial, units.units_of_items(initial_images))
+    assert [row["n_labeled"] for row in rows] == [len(initial), len(initial) + 8, len(initial) + 16]
     for cycle, row in enumerate(rows):
         labeled = state.labeled_up_to(cycle)
         assert row["labeled_pixel_fraction"] == pytest.approx(units.region_pixels[labeled].sum() / (40 * 64))
@@ -120,7 +122,7 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
     from active_learning import selection, uncertainty
 
     adapter = ToyRegionAdapter()
-    config = _config("entropy", cycles=1, initial_size=12, budget=8)
+    config = _config("entropy", cycles=1, initial_size=3, budget=8)
     captured = {}
     original = selection.select_next
 
@@ -131,7 +133,7 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
 
     monkeypatch.setattr(selection, "select_next", recording)
     monkeypatch.setattr("active_learning.loop.select_next", recording)
-    run_active_learning(adapter, config, tmp_path, log=_quiet)
+    run_active_learning(adapter, config, tmp_path)
     model = captured["model"].eval()
     images = adapter.pool_set.tensors[0]
     with torch.inference_mode():
@@ -147,7 +149,7 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
                                                ("loss_prediction", "scores whole images")])
 def test_image_level_strategies_are_refused_for_region_units(tmp_path, strategy, message):
     with pytest.raises(ValueError, match=message):
-        run_active_learning(ToyRegionAdapter(), _config(strategy), tmp_path / "run", log=_quiet)
+        run_active_learning(ToyRegionAdapter(), _config(strategy), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -176,22 +178,22 @@ class CrashingAdapter(ToyClassificationAdapter):
 
 
 @pytest.mark.parametrize("strategy", ["loss_prediction", "bald"])
-def test_resume_inside_a_cycle_ends_with_the_same_labeled_set(tmp_path, strategy):
+def test_resume_inside_a_cycle_ends_with_the_same_labeled_set(tmp_path, strategy, caplog):
     config = _config(strategy, cycles=2, epochs=6, save_checkpoints=True, checkpoint_every=2,
                      subset_size=40, budget=10, initial_size=20)
     straight = CrashingAdapter()
-    straight_rows = run_active_learning(straight, config, tmp_path / "straight", log=_quiet)
+    straight_rows = run_active_learning(straight, config, tmp_path / "straight")
     expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
 
     crashing = CrashingAdapter(crash_cycle=1, crash_epoch=5)
     with pytest.raises(KeyboardInterrupt):
-        run_active_learning(crashing, config, tmp_path / "resumed", log=_quiet)
+        run_active_learning(crashing, config, tmp_path / "resumed")
     assert (tmp_path / "resumed" / "checkpoints" / "in_progress.pt").exists()
     resumed = CrashingAdapter()
     resumed.cycle = 0  # the next build_model call is cycle 1's
-    messages = []
-    rows = run_active_learning(resumed, config, tmp_path / "resumed", log=messages.append)
-    assert any("resuming training at epoch 4" in message for message in messages)
+    with caplog.at_level(logging.INFO, logger="active_learning"):
+        rows = run_active_learning(resumed, config, tmp_path / "resumed")
+    assert "resuming training at epoch 4" in caplog.text
     assert resumed.epochs_run == [(1, 4), (1, 5)]                  # only the epochs left
     np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
     for key in ("accuracy", "train_loss"):
@@ -199,15 +201,15 @@ def test_resume_inside_a_cycle_ends_with_the_same_labeled_set(tmp_path, strategy
     assert not (tmp_path / "resumed" / "checkpoints" / "in_progress.pt").exists()
 
 
-def test_an_in_cycle_checkpoint_of_another_protocol_is_ignored(tmp_path):
+def test_an_in_cycle_checkpoint_of_another_protocol_is_ignored(tmp_path, caplog):
     config = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1)
     with pytest.raises(KeyboardInterrupt):
-        run_active_learning(CrashingAdapter(crash_cycle=0, crash_epoch=3), config, tmp_path, log=_quiet)
-    messages = []
+        run_active_learning(CrashingAdapter(crash_cycle=0, crash_epoch=3), config, tmp_path)
     other = _config("entropy", cycles=1, epochs=4, save_checkpoints=True, checkpoint_every=1, batch_size=4)
     adapter = CrashingAdapter()
-    run_active_learning(adapter, other, tmp_path, log=messages.append)
-    assert any("belongs to another cycle or protocol" in message for message in messages)
+    with caplog.at_level(logging.INFO, logger="active_learning"):
+        run_active_learning(adapter, other, tmp_path)
+    assert "belongs to another cycle or protocol" in caplog.text
     assert adapter.epochs_run == [(0, e) for e in range(4)]
 
 
@@ -224,7 +226,7 @@ def test_a_crash_while_writing_the_priority_csv_is_redone_on_rerun(tmp_path, mon
     import active_learning.export as export
 
     config = _config("entropy", cycles=3, subset_size=40)
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight", log=_quiet)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight")
     expected = PoolState.load(tmp_path / "straight" / "pool.npz").labeled_at
 
     original = export.atomic_write_text
@@ -237,21 +239,21 @@ def test_a_crash_while_writing_the_priority_csv_is_redone_on_rerun(tmp_path, mon
 
     monkeypatch.setattr(export, "atomic_write_text", dying)
     with pytest.raises(KeyboardInterrupt):
-        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=_quiet)
+        run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "priorities" / "cycle_01.csv").exists()
     assert PoolState.load(tmp_path / "resumed" / "pool.npz").finished_cycles == 1
     monkeypatch.setattr(export, "atomic_write_text", original)
-    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed", log=_quiet)
+    run_active_learning(ToyClassificationAdapter(), config, tmp_path / "resumed")
     assert len(read_entropies_csv(tmp_path / "resumed" / "priorities" / "cycle_01.csv")) == 6
     np.testing.assert_array_equal(PoolState.load(tmp_path / "resumed" / "pool.npz").labeled_at, expected)
 
 
 def test_a_failed_rerun_leaves_the_args_json_of_the_files_beside_it(tmp_path):
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=_quiet)
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path)
     crashing = ToyClassificationAdapter()
     crashing.fail_in_cycle = 0  # the rerun's first evaluation (cycle 1) dies
     with pytest.raises(KeyboardInterrupt):
-        run_active_learning(crashing, _config("entropy", cycles=3), tmp_path, log=_quiet)
+        run_active_learning(crashing, _config("entropy", cycles=3), tmp_path)
     record = json.loads((tmp_path / "args.json").read_text())
     assert record["loop"]["cycles"] == 1
     assert record["metric"] == {"name": "accuracy", "higher_is_better": True}
@@ -261,25 +263,24 @@ def test_a_failed_rerun_leaves_the_args_json_of_the_files_beside_it(tmp_path):
 def test_cycles_that_would_exhaust_the_pool_are_refused_up_front(tmp_path):
     # 120 items: 10 + 6 per cycle labels them all by cycle 19, so at most 20 cycles train on new labels.
     with pytest.raises(ValueError, match="use at most 20 cycles"):
-        run_active_learning(ToyClassificationAdapter(), _config("random", cycles=21), tmp_path / "run",
-                            log=_quiet)
+        run_active_learning(ToyClassificationAdapter(), _config("random", cycles=21), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def test_loss_prediction_records_how_well_the_module_ranks(tmp_path):
     rows = run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2),
-                               tmp_path, log=_quiet)
+                               tmp_path)
     for row in rows:
         assert 0.0 <= row["ranking_accuracy"] <= 1.0 and -1.0 <= row["kendall_tau"] <= 1.0
     assert "ranking_accuracy" in read_metrics_csv(tmp_path / "metrics.csv")[0]
     plain = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1),
-                                tmp_path / "plain", log=_quiet)
+                                tmp_path / "plain")
     assert "ranking_accuracy" not in plain[0]
 
 
 def test_loss_prediction_records_how_well_the_entropy_ranks_the_same_losses(tmp_path):
     rows = run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2),
-                               tmp_path, log=_quiet)
+                               tmp_path)
     for row in rows:  # the reference the module must beat, on the same test losses
         assert 0.0 <= row["entropy_ranking_accuracy"] <= 1.0
         assert -1.0 <= row["entropy_kendall_tau"] <= 1.0
@@ -310,19 +311,18 @@ def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
     np.testing.assert_allclose(entropy, expected.numpy(), rtol=1e-4)
     assert predicted.shape == true.shape == (10,)
 
-    adapter.probabilities_kind = "heatmaps"  # no class distribution: no entropy reference
+    adapter.output_kind = HEATMAPS  # no class distribution: no entropy reference
     assert predicted_and_true_losses(adapter, model, module, loader, torch.device("cpu"))[2] is None
 
 
 def test_loss_module_settings_do_not_block_resuming_a_run_without_one(tmp_path):
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path, log=_quiet)
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path)
     rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2, loss_pool_size=6),
-                               tmp_path, log=_quiet)
+                               tmp_path)
     assert [row["cycle"] for row in rows] == [0, 1]
     from active_learning.loop import RunMismatchError
 
-    run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=1), tmp_path / "lp",
-                        log=_quiet)
+    run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=1), tmp_path / "lp")
     with pytest.raises(RunMismatchError, match="loss_pool_size"):
         run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2, loss_pool_size=6),
-                            tmp_path / "lp", log=_quiet)
+                            tmp_path / "lp")

@@ -1,5 +1,5 @@
 """bench/run_grid.py on a tiny grid: digits, width 2, 2 cycles, random/entropy x seeds 0/1 plus bald
-without --dropout, which fails before training and must not stop the other runs."""
+with --dropout 0, which fails before training and must not stop the other runs."""
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +19,7 @@ import run_grid  # noqa: E402
 
 TINY = ["--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
         "--images-per-cycle", "12", "--subset", "60", "--epochs", "1", "--batch-size", "20",
-        "--no-progress", "--device", "cpu"]
+        "--no-progress", "--device", "cpu", "--dropout", "0"]
 GOOD = ("random", "entropy")
 
 
@@ -107,9 +107,12 @@ def test_compare_output_prefix_is_used(grid, tmp_path):
 def test_split_and_strategy_resolution():
     assert run_grid.split_extra(["--seeds", "0", "--", "--epochs", "2"]) == (["--seeds", "0"], ["--epochs", "2"])
     assert run_grid.split_extra(["--seeds", "0"]) == (["--seeds", "0"], [])
-    assert run_grid.resolve_strategies(["all"]) == [name for name in list_strategies()
-                                                    if not name.endswith("_superpixels")
-                                                    and name != "heatmap_uncertainty"]
+    image_level = [name for name in list_strategies() if not name.endswith("_superpixels")]
+    assert run_grid.resolve_strategies(["all"]) == [name for name in image_level if name != "heatmap_uncertainty"]
+    pose = run_grid.resolve_strategies(["all"], run_grid.load_task("human_pose_estimation"))
+    assert pose == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset", "discriminative"]
+    detection = run_grid.resolve_strategies(["all"], run_grid.load_task("object_detection"))
+    assert "badge" not in detection and "entropy" in detection
     assert run_grid.resolve_strategies(["entropy", "random", "entropy"]) == ["entropy", "random"]
 
 

@@ -46,12 +46,12 @@ def test_demo_resumes_finished_runs_without_training_again(tmp_path, capsys):
 
 
 def test_demo_reports_a_failed_run(tmp_path, capsys):
-    # variation ratio samples MC dropout: without --dropout the run refuses to start
+    # the flags parse, but the weights file is missing: the run stops before training
     code = demo.main(["--strategies", "variation_ratio", "--output-dir", str(tmp_path), "--", *TINY,
-                      "--dropout", "0"])
+                      "--weights", str(tmp_path / "missing.pt")])
     captured = capsys.readouterr()
     assert code == 1
-    assert "--dropout" in captured.out and "variation_ratio failed" in captured.err
+    assert "no such file" in captured.out and "variation_ratio failed" in captured.err
     assert not (tmp_path / "classification" / "digits" / "demo_comparison.csv").exists()
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from active_learning import PoolState
+from active_learning.errors import ConfigError
 from classification.data import CorruptImageWarning, DataError, load_unlabeled_folder
 from classification.train import main, parse_args
 
@@ -92,10 +94,14 @@ def test_rank_writes_the_top_k_unlabeled_images(folders, strategy, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::classification.data.CorruptImageWarning")
-def test_rank_clips_k_and_rerun_ranks_the_remaining_images(folders, capsys):
+def test_rank_refuses_a_budget_larger_than_the_folder_and_ranks_it_all_on_request(folders, capsys):
     tmp_path, paths = folders
-    with pytest.warns(UserWarning, match="larger than the 9 unlabeled images"):
-        run_dir = main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath"))  # K = 1000
+    with pytest.raises(SystemExit) as exit_info:   # K = 1000 of 9 images, as a simulation would
+        main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath"))
+    assert exit_info.value.code == 2
+    assert "larger than the unlabeled pool (9 = " in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    run_dir = main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath", "--budget", "all"))
     names = _check_csv(run_dir / "priorities" / "cycle_00.csv", 9,
                        [path.relative_to(tmp_path / "new").as_posix() for path in paths])
     assert "batch2/deeper/deep_0.png" in names
@@ -103,8 +109,7 @@ def test_rank_clips_k_and_rerun_ranks_the_remaining_images(folders, capsys):
     # The user labels the first two, moves them into train/, and runs the same command again.
     for name in names[:2]:
         (tmp_path / "new" / name).rename(tmp_path / "pets" / "train" / "cats" / name.replace("/", "_"))
-    with pytest.warns(UserWarning):
-        assert main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath")) == run_dir
+    assert main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath", "--budget", "all")) == run_dir
     assert "replacing the previous ranking" in capsys.readouterr().out
     again = _check_csv(run_dir / "priorities" / "cycle_00.csv", 7, names[2:])
     assert sorted(again) == sorted(names[2:])
@@ -165,15 +170,16 @@ def test_unlabeled_folder_errors(tmp_path):
 def test_rank_flag_errors(folders, extra, message, capsys):
     tmp_path, _ = folders
     with pytest.raises(SystemExit) as exit_info:
-        parse_args(_args(tmp_path, *extra))
+        main(_args(tmp_path, *extra))
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_args(_args(tmp_path, *extra))
 
 
-def test_unlabeled_dir_needs_image_folder(capsys):
-    with pytest.raises(SystemExit):
+def test_unlabeled_dir_needs_image_folder():
+    with pytest.raises(ConfigError, match="--unlabeled-dir needs --dataset image_folder"):
         parse_args(["--dataset", "digits", "--unlabeled-dir", "somewhere"])
-    assert "--unlabeled-dir needs --dataset image_folder" in capsys.readouterr().err
 
 
 def test_rank_defaults_score_everything_in_one_cycle(tmp_path):

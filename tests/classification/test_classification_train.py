@@ -93,7 +93,7 @@ def test_help_states_defaults_without_none():
 
 
 def test_dal_flags_set_the_loop_config():
-    from classification.train import loop_config
+    from active_learning.cli import loop_config
 
     default = loop_config(parse_args(["--strategy", "discriminative"]), "cpu")
     assert (default.dal_max_epochs, default.dal_sub_queries) == (500, 10)  # the paper's
@@ -103,7 +103,7 @@ def test_dal_flags_set_the_loop_config():
 
 
 def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
-    from classification.train import loop_config
+    from active_learning.cli import loop_config
 
     args = parse_args(["--strategy", "entropy", "--dal-max-epochs", "5"])
     with pytest.warns(UserWarning, match="only apply to --strategy discriminative"):
@@ -151,7 +151,7 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--images-per-cycle", "5000"], "larger than the unlabeled pool"),
     (["--strategy", "loss_prediction", "--batch-size", "15"], "must be even"),
-    (["--strategy", "bald"], "--dropout"),
+    (["--strategy", "bald", "--dropout", "0"], "--dropout > 0"),
     (["--initial-size", "1500"], "leaves nothing"),
     (["--weights", "/nonexistent/weights.pt"], "no such file"),
     (["--strategy", "discriminative", "--dal-sub-queries", "0"], "DAL sub-queries must be >= 1"),

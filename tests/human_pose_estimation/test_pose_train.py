@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning import PoolState
+from active_learning import PoolState, cli
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from human_pose_estimation.train import main, parse_args
 from interrupts import interrupt_on_call
@@ -43,8 +43,9 @@ def test_the_original_commands_read_the_reference_yaml(command, strategy, monkey
     assert (args.arch, args.image_size, args.sigma) == ("hrnet_w32", "192,256", 2.0)
     assert (args.optimizer, args.lr, args.weight_decay, args.batch_size, args.eval_batch_size) == \
         ("adam", 1e-3, 0.0, 32, 32)
-    assert (args.epochs, args.milestones, args.gamma) == (210, "170,200", 0.1)
-    assert (args.lamda, args.detach_epoch) == (1e-4, 157)          # lambda 1e-4, detached at 75%
+    assert (args.epochs, args.milestones, args.gamma) == (210, [170, 200], 0.1)
+    config = cli.loop_config(args, "cpu")
+    assert (config.lamda, config.detach_epoch) == (1e-4, 157)      # lambda 1e-4, detached at 75%
     assert (args.flip, args.flip_test, args.scale_factor, args.rotation_factor, args.half_body_probability) == \
         (True, True, 0.35, 45.0, 0.3)
     assert (args.dataset_root, args.train_set, args.test_set, args.output_dir) == \
@@ -59,7 +60,7 @@ def test_config_overrides_and_forwarded_flags(monkeypatch):
                                     "TRAIN.END_EPOCH", "20", "TRAIN.LR_STEP", "[10, 15]", "--cycles", "3",
                                     "TRAIN.OPTIMIZER", "sgd", "--seed", "4"])
     args = parse_args(argv)
-    assert (args.dataset_root, args.output_dir, args.epochs, args.milestones) == ("/data/data/coco/", "out", 20, "10,15")
+    assert (args.dataset_root, args.output_dir, args.epochs, args.milestones) == ("/data/data/coco/", "out", 20, [10, 15])
     assert (args.cycles, args.seed, args.optimizer, args.weight_decay) == (3, 4, "sgd", 1e-4)
     from human_pose_estimation.config import ConfigError, apply_overrides, load_config
 
@@ -233,9 +234,9 @@ def test_bad_flags(dataset, tmp_path, capsys):
     for flags, message in ((["--strategy", "mc_variance", "--dropout", "0"], "--dropout > 0"),
                            (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
                            (["--image-size", "100,128"], "multiples of 32"),
-                           (["--strategy", "entropy"], "reads distributions, but this task's outputs are heatmaps"),
-                           (["--strategy", "badge"], "reads distributions, but this task's outputs are heatmaps"),
-                           (["--strategy", "bald_superpixels"], "pose selects whole images"),
+                           (["--strategy", "entropy"], "reads class distributions, but this task's outputs are heatmaps"),
+                           (["--strategy", "badge"], "reads distributions per image, but this task's outputs are heatmaps"),
+                           (["--strategy", "random_superpixels"], "this task selects whole images"),
                            (["--person-boxes", "x.json"], "--person-boxes needs --unlabeled-dir")):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
@@ -248,12 +249,12 @@ def test_an_images_score_is_the_max_of_its_persons_heatmap_uncertainty(dataset, 
     import torch
 
     from active_learning.uncertainty import heatmap_uncertainty
-    from human_pose_estimation.train import build_task
+    from human_pose_estimation.train import build
 
     argv = ["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"),
             "--strategy", "heatmap_uncertainty", "--cycles", "1", "--images-per-cycle", "3", "--save-checkpoints"]
     run_dir = main(argv)
-    task, _ = build_task(parse_args(argv))
+    task = build(parse_args(argv)).adapter
     model = task.build_model()
     model.load_state_dict(torch.load(run_dir / "checkpoints" / "cycle_00.pt", weights_only=False)["model"])
     model.eval()

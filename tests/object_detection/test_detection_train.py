@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
+from active_learning.errors import ConfigError
 from interrupts import interrupt_on_call
 from active_learning.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
@@ -27,17 +28,17 @@ def test_the_original_commands_parse_with_the_reference_protocol(command, strate
     assert args.strategy == strategy
     assert (args.cycles, args.initial_size, args.images_per_cycle, args.subset) == (10, 1000, 1000, 10000)
     assert (args.batch_size, args.lr, args.momentum, args.weight_decay) == (32, 1e-3, 0.9, 5e-4)
-    assert (args.epochs, args.milestones, args.gamma, args.lamda) == (300, "240", 0.1, 1.0)
+    assert (args.epochs, args.milestones, args.gamma, args.lamda) == (300, [240], 0.1, 1.0)
     assert args.train_sets == "2007:trainval,2012:trainval" and args.test_set == "2007:test"
     assert args.dropout == 0.0 and args.reduction == "max"
 
 
 def test_the_original_flags():
     args = parse_args(["--dataset", "VOC", "--dataset_root", "/data/VOCdevkit", "--basenet", "vgg16_reducedfc.pth",
-                       "--batch_size", "8", "--resume", "ssd.pth", "--num_workers", "2", "--cuda=False",
+                       "--batch_size", "8", "--weights", "ssd.pth", "--num_workers", "2", "--cuda=False",
                        "--lr", "0.002", "--momentum", "0.8", "--weight_decay", "1e-4", "--save_folder", "out",
                        "--output_superannotate_csv_file", "up.csv", "--use_active_learning=True", "--lamda", "0.5"])
-    assert (args.dataset_root, args.basenet, args.resume, args.batch_size, args.workers) == \
+    assert (args.dataset_root, args.weights_backbone, args.weights, args.batch_size, args.workers) == \
         ("/data/VOCdevkit", "vgg16_reducedfc.pth", "ssd.pth", 8, 2)
     assert (args.device, args.lr, args.momentum, args.weight_decay, args.output_dir) == ("cpu", 0.002, 0.8, 1e-4, "out")
     assert (args.superannotate_csv, args.strategy, args.lamda) == ("up.csv", "loss_prediction", 0.5)
@@ -47,6 +48,8 @@ def test_the_original_flags():
     assert (preset.width, preset.batch_norm, preset.clip_grad_norm, preset.lr) == (0.0625, True, 10.0, 0.01)
     with pytest.raises(SystemExit):
         parse_args(["--dataset", "COCO"])
+    with pytest.raises(ConfigError, match="a run resumes by itself"):   # weights are --weights
+        parse_args(["--resume", "ssd.pth"])
 
 
 def test_the_commands_run_as_written_and_explain_missing_data(tmp_path, monkeypatch, capsys):
@@ -179,7 +182,8 @@ def test_bad_flags(dataset, tmp_path, capsys):
                            (["--images-per-cycle", "50"], "larger than the unlabeled pool"),
                            (["--width", "2"], "--width must be in (0, 1]"),
                            (["--milestones", "a,b"], "--milestones"),
-                           (["--strategy", "badge"], "badge needs one class distribution per image"),
+                           (["--strategy", "badge"], "'badge' reads distributions per image, but this "
+                                                     "task's outputs are distributions per box"),
                            (["--clip-grad-norm", "0"], "--clip-grad-norm must be > 0")):
         with pytest.raises(SystemExit) as exit_info:
             _run(dataset, tmp_path, *flags)
