@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from .config import LoopConfig
-from .strategies import CLASS_DISTRIBUTIONS
-from .loss_prediction import LossPredictionLoss
-from .units import SelectionUnits
+from active_learning.loop.config import LoopConfig
+from active_learning.strategies import CLASS_DISTRIBUTIONS
+from active_learning.strategies.loss_prediction import LossPredictionLoss
+from active_learning.loop.units import SelectionUnits
 
 
 class TaskAdapter(Protocol):

@@ -35,11 +35,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .config import LoopConfig, strategy_option_fields
-from .errors import ConfigError, UserError
-from .strategies import MC_PROBS, get_strategy, list_strategies
-from .loop import draw_initial_units
-from .units import SelectionUnits
+from active_learning.loop.config import LoopConfig, strategy_option_fields
+from active_learning.errors import ConfigError, UserError
+from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
+from active_learning.loop.runner import draw_initial_units
+from active_learning.loop.units import SelectionUnits
 
 logger = logging.getLogger("active_learning")
 
@@ -611,7 +611,7 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
 
 def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     """Parse, check, run (or resume) the cycles or the ranking; returns the run folder."""
-    from .loop import run_active_learning
+    from active_learning.loop.runner import run_active_learning
 
     configure_logging()
     with cli_errors():
@@ -654,7 +654,7 @@ def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | Non
     """``--output_superannotate_csv_file``: copy the last cycle's priority CSV to ``destination``."""
     last = Path(run_dir) / "priorities" / f"cycle_{cycles_done - 1:02d}.csv"
     if destination and last.exists():
-        from .atomic import atomic_write_text
+        from active_learning.files.atomic import atomic_write_text
 
         atomic_write_text(destination, last.read_text(encoding="utf-8"))
         logger.info("SuperAnnotate CSV: %s", destination)

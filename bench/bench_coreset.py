@@ -34,7 +34,7 @@ def child(n: int, dim: int, n_labeled: int, budget: int, chunk_size: int, seed: 
     import numpy as np
     import torch
 
-    from active_learning.diversity import k_center_greedy
+    from active_learning.strategies.diversity import k_center_greedy
 
     gen = torch.Generator().manual_seed(seed)
     features = torch.randn(n, dim, generator=gen)  # [N, D] float32, created in place (no temporary)

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_grid, next to this file
 import run_grid  # noqa: E402
 
-from active_learning.compare import Run, load_runs  # noqa: E402
+from active_learning.reports.compare import Run, load_runs  # noqa: E402
 
 # The CPU protocol of each task; a new task adds its preset here.
 TASK_PRESETS: dict[str, list[str]] = {

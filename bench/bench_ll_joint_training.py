@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from active_learning.export import read_metrics_csv  # noqa: E402
+from active_learning.files.export import read_metrics_csv  # noqa: E402
 
 EPOCHS = 20
 LAMBDAS = (0.0, 0.1, 1.0)

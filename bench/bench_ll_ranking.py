@@ -4,7 +4,7 @@ Reads loss-prediction run folders (any folder above them works) and prints, per 
 mean ± std over seeds of how well the loss module's predictions rank the true test losses
 (ranking accuracy: 0.5 for random scores; Kendall τ: 0), next to the same two numbers for the
 predictive entropy of the same network on the same test images: the free loss predictor the
-module has to beat (columns written by ``active_learning.loop`` since issue 13; runs made before
+module has to beat (columns written by ``active_learning.loop.runner`` since issue 13; runs made before
 show "—" there).
 
     python bench/bench_ll_ranking.py runs/advice/classification/fashion_mnist/loss_prediction
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from active_learning.compare import load_runs  # noqa: E402
+from active_learning.reports.compare import load_runs  # noqa: E402
 
 COLUMNS = {"ranking_accuracy": "module ranking acc.", "kendall_tau": "module τ",
            "entropy_ranking_accuracy": "entropy ranking acc.", "entropy_kendall_tau": "entropy τ"}

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from active_learning.loss_prediction import ActiveLearning, LossPredictionLoss  # noqa: E402
+from active_learning.strategies.loss_prediction import ActiveLearning, LossPredictionLoss  # noqa: E402
 
 ITERS_PER_EPOCH = 391  # ceil(50_000 / 128)
 

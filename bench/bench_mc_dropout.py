@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from active_learning.mc_dropout import MCDropoutSampler, mc_dropout_mode  # noqa: E402
+from active_learning.strategies.mc_dropout import MCDropoutSampler, mc_dropout_mode  # noqa: E402
 
 
 def cifar_resnet18(width: int = 64, n_classes: int = 10) -> nn.Module:

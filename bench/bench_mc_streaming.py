@@ -34,8 +34,8 @@ def measure(mode: str, strategy: str, samples: int, batch: int, classes: int, he
     import torch
     from torch import nn
 
-    from active_learning.mc_dropout import MCDropoutSampler
-    from active_learning.mc_statistics import MCAccumulator
+    from active_learning.strategies.mc_dropout import MCDropoutSampler
+    from active_learning.strategies.mc_statistics import MCAccumulator
     from active_learning.strategies import get_strategy
 
     torch.manual_seed(0)

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to
 import torch  # noqa: E402
 from task_timing import print_throughput, training_overhead  # noqa: E402
 
-from active_learning.loss_prediction import LossPredictionModule  # noqa: E402
-from active_learning.mc_dropout import MCDropoutSampler  # noqa: E402
-from active_learning.mc_statistics import MCAccumulator  # noqa: E402
+from active_learning.strategies.loss_prediction import LossPredictionModule  # noqa: E402
+from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
+from active_learning.strategies.mc_statistics import MCAccumulator  # noqa: E402
 from active_learning.strategies import get_strategy  # noqa: E402
 from human_pose_estimation.coco import PoseData  # noqa: E402
 from human_pose_estimation.task import PoseTask  # noqa: E402

@@ -4,7 +4,7 @@
     python bench/bench_region_scores.py --segments 400 --method slic
 
 The score maps are random per-pixel uncertainties; the region maps are superpixels of
-scikit-image's astronaut photograph resized to the map size (``active_learning.superpixels``).
+scikit-image's astronaut photograph resized to the map size (``active_learning.loop.superpixels``).
 Three ways to get each region's mean score are timed (best of ``--repeat``) and checked equal:
 ``region_means`` (what the loop uses: one weighted ``bincount``, with the pixel counts that
 ``RegionUnits`` computes once per map), regionprops' ``intensity_mean``, and a Python loop of
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from active_learning.superpixels import region_means, superpixels  # noqa: E402
+from active_learning.loop.superpixels import region_means, superpixels  # noqa: E402
 
 
 def _best_of(repeat: int, function) -> tuple[float, np.ndarray]:

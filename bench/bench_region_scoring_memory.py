@@ -70,7 +70,8 @@ def build(images: int, height: int, width: int, rows: int, cols: int, classes: i
     from torch.utils.data import Dataset
 
     from active_learning.adapter import BaseTaskAdapter
-    from active_learning.units import RegionUnits
+    from active_learning.loop.units import RegionUnits
+    from active_learning.strategies import PIXEL_DISTRIBUTIONS
 
     class OnTheFlyImages(Dataset):
         """``images`` deterministic [3, H, W] float32 images, made when indexed; [H, W] long targets."""
@@ -98,6 +99,7 @@ def build(images: int, height: int, width: int, rows: int, cols: int, classes: i
         name = "region_scoring_bench"
         primary_metric = "pixel_accuracy"
         feature_info: list[dict] = []      # no loss module: only probability strategies
+        output_kind = PIXEL_DISTRIBUTIONS
 
         def __init__(self) -> None:
             self.pool_set = self.train_set = self.test_set = OnTheFlyImages()
@@ -133,8 +135,8 @@ def child(scored: int, args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from active_learning.config import LoopConfig
-    from active_learning.selection import check_strategy_fits_outputs, check_strategy_fits_units, score_candidates
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.selection import check_strategy_fits, score_candidates
     from active_learning.strategies import get_strategy
 
     torch.set_num_threads(args.threads)
@@ -142,8 +144,7 @@ def child(scored: int, args: argparse.Namespace) -> dict:
     config = LoopConfig(strategy=args.strategy, mc_samples=args.mc_samples, eval_batch_size=args.batch_size,
                         progress=False, device="cpu")
     strategy = get_strategy(config.strategy)
-    check_strategy_fits_units(strategy, units)
-    check_strategy_fits_outputs(strategy, adapter)
+    check_strategy_fits(strategy, adapter, units)
     if not strategy.needs:
         raise SystemExit(f"strategy {strategy.name!r} scores nothing: pick one that needs model outputs")
     samples = np.arange(scored)

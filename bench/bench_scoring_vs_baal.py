@@ -9,7 +9,7 @@ and end with a ranking of the whole pool:
            -> BALD().get_ranks(logits) (softmax inside, numpy) -> ranking, scores
     ours:  MCDropoutSampler(model).sample(x, T, output_fn=softmax) per batch -> [T, B, C]
            (the layers before the dropout run once per batch, only dropout + fc run T times)
-           -> active_learning.uncertainty.bald -> active_learning.strategies.top_k
+           -> active_learning.strategies.uncertainty.bald -> active_learning.strategies.top_k
 
 baal is timed in both of its modes: replicate_in_memory=True (its default: the batch is tiled T
 times and run as one [T*B] forward) and False (T forward passes per batch).
@@ -53,9 +53,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEPS = os.path.join(HERE, ".deps")
 sys.path.insert(0, os.path.join(HERE, ".."))  # the repository, also without `pip install -e .`
 
-from active_learning.mc_dropout import MCDropoutSampler  # noqa: E402
+from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.strategies import top_k  # noqa: E402
-from active_learning.uncertainty import bald  # noqa: E402
+from active_learning.strategies.uncertainty import bald  # noqa: E402
 from classification.model import build_model  # noqa: E402
 
 

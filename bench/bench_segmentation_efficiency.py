@@ -14,7 +14,7 @@ Prints, per strategy, the mean (over seeds) labeled pixel fraction and mIoU of e
 the two goals of the segmentation issue: the pixel fraction at which superpixel MC entropy first
 reaches random images' final mIoU (goal: at most half of random's final fraction), and the pixel
 fraction at which each strategy first reaches 95% of the full-data mIoU. Also writes the
-comparison (``python -m active_learning.compare --x labeled_pixel_fraction``) next to the runs.
+comparison (``python -m active_learning.reports.compare --x labeled_pixel_fraction``) next to the runs.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from active_learning.compare import load_runs  # noqa: E402
-from active_learning.export import read_metrics_csv  # noqa: E402
+from active_learning.reports.compare import load_runs  # noqa: E402
+from active_learning.files.export import read_metrics_csv  # noqa: E402
 
 
 def curves(runs) -> dict[str, dict[str, np.ndarray]]:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {strategy}: " + ("not reached" if reached is None else f"reached at pixel fraction {reached:.3f}"))
     # Image and superpixel runs count different units, so compare.py (which lines runs up by unit
     # count) does not take them together; the plot matches them cycle by cycle on the pixel axis.
-    from active_learning.plots import plot_learning_curve
+    from active_learning.reports.plots import plot_learning_curve
 
     grouped: dict[str, list] = {}
     for run in runs:

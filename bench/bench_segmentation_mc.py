@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def _score(model, images, samples: int):
     import torch
 
-    from active_learning.mc_dropout import MCDropoutSampler
-    from active_learning.mc_statistics import MCAccumulator
-    from active_learning.uncertainty import mc_entropy
+    from active_learning.strategies.mc_dropout import MCDropoutSampler
+    from active_learning.strategies.mc_statistics import MCAccumulator
+    from active_learning.strategies.uncertainty import mc_entropy
 
     sampler = MCDropoutSampler(model)
     accumulator = MCAccumulator({"mean"})

@@ -10,7 +10,7 @@ called in this process (EXTRA = the arguments after ``--``). The task's ``main``
 folder that already holds a run, so rerunning the same grid skips finished runs and continues
 interrupted ones. A run that fails (``SystemExit`` with a message, or an exception) is reported
 and the grid goes on. At the end: one line per run (done / failed), then, if at least one run
-finished, the comparison of the finished runs (``active_learning.compare``) written to
+finished, the comparison of the finished runs (``active_learning.reports.compare``) written to
 ``PREFIX.md/.csv/.png`` (default ``<output-dir>/comparison``) and its summary table printed.
 Exit code: 0 when every run finished and the comparison was written, 1 otherwise, 2 for bad
 arguments.
@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from active_learning.cli import split_extra  # noqa: E402  (bench scripts call run_grid.split_extra)
-from active_learning.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
+from active_learning.reports.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
 from active_learning.strategies import CLASS_DISTRIBUTIONS, get_strategy, list_strategies  # noqa: E402
 
 # Arguments the grid sets for every run; giving them after `--` would be silently overridden.

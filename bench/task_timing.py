@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from active_learning.loss_prediction import LossPredictionLoss
+from active_learning.strategies.loss_prediction import LossPredictionLoss
 
 
 def timed(function: Callable[[], Any], repeats: int) -> list[float]:

@@ -7,7 +7,7 @@ Each strategy is one run of ``python -m classification.train --preset fmnist-dem
 (arguments after ``--`` go to every run), started as a subprocess: as many at a time as there are
 CPU cores, with the cores shared out as torch threads. A run folder that already holds a run is
 resumed, so running the demo again finishes an interrupted one. When every run has finished,
-``active_learning.compare`` draws their learning curves on one plot, writes the table next to it
+``active_learning.reports.compare`` draws their learning curves on one plot, writes the table next to it
 and prints it: a lone curve cannot say whether active learning helped, random beside it can.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python demo.py` from the task folder
     __package__ = "classification"
 
 from active_learning.cli import split_extra
-from active_learning.compare import compare_runs, load_runs, write_comparison
+from active_learning.reports.compare import compare_runs, load_runs, write_comparison
 
 from . import train
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from active_learning.weights import load_weights_file
+from active_learning.files.weights import load_weights_file
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -130,7 +130,7 @@ def build_model(
     """A fresh ``CifarResNet18``; with ``weights_path``, load a local state_dict file into it.
 
     The file may hold the state_dict itself or a checkpoint with it under ``"state_dict"``,
-    ``"model"`` or ``"net"`` (see :func:`active_learning.weights.read_state_dict`). A missing,
+    ``"model"`` or ``"net"`` (see :func:`active_learning.files.weights.read_state_dict`). A missing,
     unreadable or ill-fitting file raises ``WeightsError`` (a ``ValueError``) naming the
     missing / unexpected / mis-shaped keys.
     """
@@ -143,7 +143,7 @@ def build_model(
 def load_weights(model: nn.Module, weights_path: str | os.PathLike) -> None:
     """Load a local state_dict (or a checkpoint holding one) into ``model``, strictly.
 
-    Raises ``WeightsError`` naming ``--weights`` and the file (see :mod:`active_learning.weights`).
+    Raises ``WeightsError`` naming ``--weights`` and the file (see :mod:`active_learning.files.weights`).
     """
     hint = ""
     if isinstance(model, CifarResNet18):

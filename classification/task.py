@@ -11,14 +11,14 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from active_learning.loop import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter
 
 from .data import ClassificationData
 from .model import build_model, feature_info
 
 
 class ClassificationTask(BaseTaskAdapter):
-    """Adapter for image classification (see ``active_learning.loop.TaskAdapter``).
+    """Adapter for image classification (see ``active_learning.loop.runner.TaskAdapter``).
 
     Outputs are logits ``[B, C]``; the loss-prediction taps are the four stage outputs; the
     embedding for core-set / BADGE / DAL is the pooled ``[B, 8*width]`` vector (the default
@@ -88,7 +88,7 @@ class ClassificationTask(BaseTaskAdapter):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from active_learning.atomic import atomic_open
+        from active_learning.files.atomic import atomic_open
 
         shown = list(zip(units[:count], scores[:count]))
         columns = min(8, len(shown))

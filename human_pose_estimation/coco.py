@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from active_learning.image_files import find_images
+from active_learning.files.images import find_images
 
 NUM_JOINTS = 17
 COCO_KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",

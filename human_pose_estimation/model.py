@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from active_learning.weights import load_state_dict_checked, load_weights_file, read_state_dict
+from active_learning.files.weights import load_state_dict_checked, load_weights_file, read_state_dict
 
 from .coco import NUM_JOINTS
 
@@ -66,7 +66,7 @@ def build_model(arch: str = "hrnet_w32", num_joints: int = NUM_JOINTS, dropout: 
     """The model; ``pretrained``: backbone weights (timm's HRNet state dict, an ImageNet
     classifier's keys are fine: the head's are ignored); ``weights``: a whole pose model.
 
-    Both files may be checkpoints (see :func:`active_learning.weights.read_state_dict`); one
+    Both files may be checkpoints (see :func:`active_learning.files.weights.read_state_dict`); one
     that is missing, unreadable or of another architecture raises ``WeightsError``."""
     model = PoseHRNet(arch, num_joints, dropout)
     if pretrained:

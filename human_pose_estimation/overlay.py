@@ -17,7 +17,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
     the model's skeleton of each person (left limbs orange, right cyan). Written atomically."""
     import matplotlib.pyplot as plt
 
-    from active_learning.plots import image_grid, save_figure
+    from active_learning.reports.plots import image_grid, save_figure
 
     from .data import read_rgb
 

@@ -27,9 +27,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.image_files import check_image_sizes
+from active_learning.files.images import check_image_sizes
 from active_learning.strategies import HEATMAPS
-from active_learning.units import GroupedUnits
+from active_learning.loop.units import GroupedUnits
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 from active_learning import cli
 from active_learning.errors import ConfigError
 from active_learning.strategies import HEATMAPS
-from active_learning.units import UNIT_REDUCTIONS, GroupedUnits
+from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
 
 from .coco import read_person_boxes, read_split
 from .data import Augmentation

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from active_learning.errors import WeightsError
-from active_learning.weights import (format_keys, load_state_dict_checked, load_weights_file,
+from active_learning.files.weights import (format_keys, load_state_dict_checked, load_weights_file,
                                      read_state_dict)
 
 INPUT_SIZE = 300

@@ -16,7 +16,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
     class and confidence) and, when annotated, the ground truth (green). Written atomically."""
     from torchvision.utils import draw_bounding_boxes
 
-    from active_learning.plots import image_grid, save_figure
+    from active_learning.reports.plots import image_grid, save_figure
 
     from .data import DetectionSet, read_image
 

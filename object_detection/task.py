@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.strategies import BOX_DISTRIBUTIONS
-from active_learning.image_files import check_image_sizes
+from active_learning.files.images import check_image_sizes
 
 from .data import DetectionSet, collate
 from .loss import batch_loss, ssd_losses

@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from active_learning.image_files import find_images
+from active_learning.files.images import find_images
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",

@@ -21,7 +21,7 @@ restores the input size. ``width`` scales every stage's channels (1.0 = the refe
 presets. Dropout (p = 0.5 by default) sits after the residual stages 3-6, as the original
 project put it, or only before the classifier (``dropout_at="classifier"``): then everything
 up to the classifier is deterministic and MC-dropout sampling runs it once per batch instead of
-T times. Dropout is active only while MC sampling (``active_learning.mc_dropout``) or training,
+T times. Dropout is active only while MC sampling (``active_learning.strategies.mc_dropout``) or training,
 never in validation.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from active_learning.weights import load_weights_file
+from active_learning.files.weights import load_weights_file
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 STAGE_STRIDES = (1, 2, 4, 8, 8, 8, 8, 8)          # cumulative stride after each stage (0 excluded)

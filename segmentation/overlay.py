@@ -18,7 +18,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, max_
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    from active_learning.atomic import atomic_open
+    from active_learning.files.atomic import atomic_open
 
     units, scores = np.asarray(units), np.asarray(scores, dtype=np.float64)
     if task.superpixels:

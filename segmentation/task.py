@@ -1,7 +1,7 @@
 """The segmentation task adapter: DRN-D-22 on Cityscapes-format data, image or superpixel units.
 
 Image mode (``superpixels=False``): unit = image, trained on its full mask.
-Superpixel mode: unit = one superpixel of one image (``active_learning.units.RegionUnits``); the
+Superpixel mode: unit = one superpixel of one image (``active_learning.loop.units.RegionUnits``); the
 initial set is every superpixel of ``initial_images`` random images; a chosen superpixel is
 labeled by every object instance overlapping it, taken whole, and by its own stuff pixels
 (``data.superpixel_labels``); the rest of the image stays 255 and is ignored by the loss.
@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
-from active_learning.superpixels import load_region_map, save_region_map, superpixels
-from active_learning.units import RegionUnits, SelectionUnits
+from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
+from active_learning.loop.units import RegionUnits, SelectionUnits
 
 from .data import (IGNORE, DataError, SegmentationSample, joint_augment, normalize, read_image,
                    read_instances, read_label, superpixel_labels)

@@ -197,7 +197,7 @@ def write_coco_keypoints(root: str | Path, items: dict[str, np.ndarray], counts:
     """
     from PIL import Image
 
-    from active_learning.atomic import atomic_write_text
+    from active_learning.files.atomic import atomic_write_text
 
     root = Path(root)
     config = config or KeypointSceneConfig()

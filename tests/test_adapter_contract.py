@@ -1,4 +1,4 @@
-"""The task adapter contract (DESIGN.md), checked on every adapter in the repository.
+"""The task adapter contract (docs/design.md), checked on every adapter in the repository.
 
 Each adapter runs on a tiny model and a tiny batch: the feature maps match ``feature_info``,
 ``per_sample_loss`` is ``[B]``, finite, and equals each sample's loss computed on its own (a
@@ -16,8 +16,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from active_learning.adapter import TaskAdapter
-from active_learning.loop import LoopConfig, run_active_learning
-from active_learning.loss_prediction import LossPredictionLoss, LossPredictionModule
+from active_learning.loop.config import LoopConfig
+from active_learning.loop.runner import run_active_learning
+from active_learning.strategies.loss_prediction import LossPredictionLoss, LossPredictionModule
 from active_learning.strategies import DISTRIBUTIONS
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, ToyGroupedAdapter, ToyRegionAdapter
 

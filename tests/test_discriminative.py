@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from active_learning.discriminative import DiscriminativeActiveLearning, build_discriminator, split_budget
+from active_learning.strategies.discriminative import DiscriminativeActiveLearning, build_discriminator, split_budget
 
 
 def _hidden_widths(model: nn.Module) -> list[int]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from active_learning.export import read_entropies_csv
+from active_learning.files.export import read_entropies_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "own_project.py"

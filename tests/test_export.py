@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from active_learning import write_entropies_csv
-from active_learning.export import read_entropies_csv, read_metrics_csv, write_metrics_csv
+from active_learning.files.export import read_entropies_csv, read_metrics_csv, write_metrics_csv
 
 NAMES = [f"img_{i:03d}.png" for i in range(10)]
 

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from active_learning import PoolState, get_strategy, list_strategies
-from active_learning.export import read_entropies_csv, read_metrics_csv
-from active_learning.loop import LoopConfig, RunMismatchError, run_active_learning
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
+from active_learning.errors import RunMismatchError
+from active_learning.loop.config import LoopConfig
+from active_learning.loop.runner import run_active_learning
 from active_learning.strategies import CLASS_DISTRIBUTIONS, HEATMAPS
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
 
@@ -111,7 +113,7 @@ def test_a_run_recorded_before_a_new_protocol_field_still_resumes(tmp_path):
 
 
 def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
-    from active_learning import discriminative
+    from active_learning.strategies import discriminative
 
     trained = []
     original_select = discriminative.DiscriminativeActiveLearning.select

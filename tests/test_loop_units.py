@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from active_learning import PoolState
-from active_learning.export import read_entropies_csv, read_metrics_csv
-from active_learning.loop import LoopConfig, run_active_learning
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
+from active_learning.loop.config import LoopConfig
+from active_learning.loop.runner import run_active_learning
 from active_learning.strategies import HEATMAPS
-from active_learning.superpixels import load_region_map
+from active_learning.loop.superpixels import load_region_map
 from toy_adapters import ToyClassificationAdapter, ToyGroupedAdapter, ToyRegionAdapter
 
 
@@ -46,7 +47,7 @@ def test_grouped_units_count_images_and_never_pick_an_empty_or_labeled_one(tmp_p
 
 
 def test_grouped_scores_pool_the_persons_of_each_image(tmp_path, monkeypatch):
-    from active_learning import selection
+    from active_learning.loop import selection
 
     adapter = ToyGroupedAdapter()
     config = _config("entropy", cycles=1, unit_reduction="sum")
@@ -119,7 +120,8 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
     """The chosen superpixels are the top-k of per-region means of the per-pixel entropy."""
     import torch
 
-    from active_learning import selection, uncertainty
+    from active_learning.loop import selection
+    from active_learning.strategies import uncertainty
 
     adapter = ToyRegionAdapter()
     config = _config("entropy", cycles=1, initial_size=3, budget=8)
@@ -132,7 +134,7 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
         return original(adapter_, model, loss_module, state, cycle, config_, device)
 
     monkeypatch.setattr(selection, "select_next", recording)
-    monkeypatch.setattr("active_learning.loop.select_next", recording)
+    monkeypatch.setattr("active_learning.loop.runner.select_next", recording)
     run_active_learning(adapter, config, tmp_path)
     model = captured["model"].eval()
     images = adapter.pool_set.tensors[0]
@@ -215,7 +217,7 @@ def test_an_in_cycle_checkpoint_of_another_protocol_is_ignored(tmp_path, caplog)
 
 def test_every_cycle_and_stage_draws_from_its_own_seed():
     """A derivation that ignored the cycle would pass every resume test (all reruns agree)."""
-    from active_learning.config import derive_seed
+    from active_learning.loop.config import derive_seed
 
     seeds = [derive_seed(7, cycle, stage) for cycle in range(6) for stage in range(5)]
     assert len(set(seeds)) == 30
@@ -223,7 +225,7 @@ def test_every_cycle_and_stage_draws_from_its_own_seed():
 
 
 def test_a_crash_while_writing_the_priority_csv_is_redone_on_rerun(tmp_path, monkeypatch):
-    import active_learning.export as export
+    import active_learning.files.export as export
 
     config = _config("entropy", cycles=3, subset_size=40)
     run_active_learning(ToyClassificationAdapter(), config, tmp_path / "straight")
@@ -292,8 +294,8 @@ def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
     import torch
     from torch.utils.data import DataLoader
 
-    from active_learning.loss_prediction import LossPredictionModule
-    from active_learning.selection import predicted_and_true_losses
+    from active_learning.strategies.loss_prediction import LossPredictionModule
+    from active_learning.loop.selection import predicted_and_true_losses
     from toy_adapters import ToyDenseAdapter
 
     adapter = ToyDenseAdapter(n_test=10)
@@ -320,7 +322,7 @@ def test_loss_module_settings_do_not_block_resuming_a_run_without_one(tmp_path):
     rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2, loss_pool_size=6),
                                tmp_path)
     assert [row["cycle"] for row in rows] == [0, 1]
-    from active_learning.loop import RunMismatchError
+    from active_learning.errors import RunMismatchError
 
     run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=1), tmp_path / "lp")
     with pytest.raises(RunMismatchError, match="loss_pool_size"):

@@ -1,4 +1,4 @@
-"""Tests for active_learning.loss_prediction (Learning Loss for Active Learning)."""
+"""Tests for active_learning.strategies.loss_prediction (Learning Loss for Active Learning)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from active_learning.loss_prediction import (
+from active_learning.strategies.loss_prediction import (
     ActiveLearning,
     FeatureTap,
     LossPredictionLoss,
@@ -378,7 +378,7 @@ def test_training_step_with_task_loss() -> None:
 
 
 def test_ranking_diagnostics_by_hand():
-    from active_learning.loss_prediction import ranking_diagnostics
+    from active_learning.strategies.loss_prediction import ranking_diagnostics
 
     true = [1.0, 2.0, 3.0, 4.0]
     assert ranking_diagnostics([10, 20, 30, 40], true) == pytest.approx({"ranking_accuracy": 1.0, "kendall_tau": 1.0})
@@ -393,7 +393,7 @@ def test_ranking_diagnostics_by_hand():
 
 
 def test_ranking_diagnostics_of_random_scores_are_near_chance():
-    from active_learning.loss_prediction import ranking_diagnostics
+    from active_learning.strategies.loss_prediction import ranking_diagnostics
 
     generator = torch.Generator().manual_seed(0)
     result = ranking_diagnostics(torch.rand(3000, generator=generator), torch.rand(3000, generator=generator))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from active_learning.mc_dropout import (
+from active_learning.strategies.mc_dropout import (
     MCDropoutSampler,
     has_dropout,
     mc_dropout_mode,

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from active_learning import uncertainty
-from active_learning.mc_dropout import MCDropoutSampler
-from active_learning.mc_statistics import MCAccumulator, MCStatistics
+from active_learning.strategies import uncertainty
+from active_learning.strategies.mc_dropout import MCDropoutSampler
+from active_learning.strategies.mc_statistics import MCAccumulator, MCStatistics
 
 SCORES = [uncertainty.mc_entropy, uncertainty.bald, uncertainty.variation_ratio,
           uncertainty.predictive_variance]

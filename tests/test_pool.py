@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from active_learning import PoolState
-from active_learning import pool as pool_module
+from active_learning.loop import pool as pool_module
 
 
 def _history() -> PoolState:

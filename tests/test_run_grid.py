@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from active_learning import list_strategies
-from active_learning.export import read_metrics_csv
+from active_learning.files.export import read_metrics_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import run_grid  # noqa: E402

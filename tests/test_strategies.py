@@ -235,7 +235,7 @@ def test_badge_returns_distinct_candidates_starting_with_the_largest_gradient():
 
 
 def test_badge_from_probabilities_and_embeddings_equals_badge_on_gradient_embeddings():
-    from active_learning.diversity import gradient_embedding
+    from active_learning.strategies.diversity import gradient_embedding
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(4), size=30)          # [U=30, C=4]
@@ -272,7 +272,7 @@ def test_discriminative_returns_distinct_candidates(one_thread):
 
 
 def test_discriminative_options_reach_the_selector(one_thread):
-    from active_learning.discriminative import DiscriminativeActiveLearning
+    from active_learning.strategies.discriminative import DiscriminativeActiveLearning
 
     rng = np.random.default_rng(3)
     labeled = rng.normal(0.0, 1.0, size=(12, 4))     # [L, D]

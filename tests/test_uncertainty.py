@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from active_learning.uncertainty import (
+from active_learning.strategies.uncertainty import (
     bald,
     check_probabilities,
     entropy,

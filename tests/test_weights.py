@@ -1,4 +1,4 @@
-"""active_learning.weights: reading weights files and loading them into a model, and the four task
+"""active_learning.files.weights: reading weights files and loading them into a model, and the four task
 models that use it. Every file is written here with torch.save; nothing is downloaded."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from active_learning.errors import UserError, WeightsError
-from active_learning.weights import load_state_dict_checked, load_weights_file, read_state_dict
+from active_learning.files.weights import load_state_dict_checked, load_weights_file, read_state_dict
 
 
 class Tiny(nn.Module):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from active_learning.loop import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter
 
 
 class ToyConvNet(nn.Module):
@@ -161,7 +161,7 @@ class ToyGroupedAdapter(ToyClassificationAdapter):
         self.samples_per_image = rng.integers(0, 4, n_images)                  # 0..3 each
         unit_of_sample = np.repeat(np.arange(n_images), self.samples_per_image)
         super().__init__(n_train=len(unit_of_sample), n_test=n_test, num_classes=num_classes)
-        from active_learning.units import GroupedUnits
+        from active_learning.loop.units import GroupedUnits
 
         self.units = GroupedUnits(unit_of_sample, n_images, sample_label="person")
 
@@ -214,7 +214,7 @@ class ToyRegionAdapter(ToyDenseAdapter):
 
     def __init__(self, n_train: int = 40, n_test: int = 20) -> None:
         super().__init__(n_train=n_train, n_test=n_test)
-        from active_learning.units import RegionUnits
+        from active_learning.loop.units import RegionUnits
 
         self.maps = [quadrant_map() if index % 2 == 0 else halves_map() for index in range(n_train)]
         self.units = RegionUnits.from_maps(self.maps)

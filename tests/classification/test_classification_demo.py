@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from active_learning.export import read_metrics_csv
+from active_learning.files.export import read_metrics_csv
 from classification import demo
 from classification.train import PRESETS
 

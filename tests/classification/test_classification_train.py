@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState, list_strategies
-from active_learning.export import read_metrics_csv
+from active_learning.files.export import read_metrics_csv
 from classification.data import load_classification_data
 from classification.train import main, parse_args
 
@@ -227,7 +227,7 @@ def test_a_run_folder_recorded_before_units_and_metrics_resumes(tmp_path, capsys
     unit_reduction / checkpoint_every) resume unchanged and still compare on accuracy."""
     import json
 
-    from active_learning.compare import compare_runs, load_runs
+    from active_learning.reports.compare import compare_runs, load_runs
 
     args = [*TINY[:TINY.index("--cycles")], *TINY[TINY.index("--cycles") + 2:], "--strategy", "margin",
             "--output-dir", str(tmp_path)]

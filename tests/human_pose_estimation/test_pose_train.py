@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState, cli
-from active_learning.export import read_entropies_csv, read_metrics_csv
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from human_pose_estimation.train import main, parse_args
 from interrupts import interrupt_on_call
 from pose_fixtures import TINY_ARGS, read_json, write_json, write_tiny_coco
@@ -248,7 +248,7 @@ def test_an_images_score_is_the_max_of_its_persons_heatmap_uncertainty(dataset, 
     over the image's persons of 1 - mean joint peak (the default --unit-reduction max)."""
     import torch
 
-    from active_learning.uncertainty import heatmap_uncertainty
+    from active_learning.strategies.uncertainty import heatmap_uncertainty
     from human_pose_estimation.train import build
 
     argv = ["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"),

@@ -148,7 +148,7 @@ def test_whole_detector_weights_round_trip(tmp_path, narrow):
 
 
 def test_mc_dropout_runs_the_backbone_once_and_the_head_t_times(narrow):
-    from active_learning.mc_dropout import MCDropoutSampler
+    from active_learning.strategies.mc_dropout import MCDropoutSampler
 
     calls = {"features": 0}
     hook = narrow.backbone.features.register_forward_hook(lambda *args: calls.__setitem__("features", calls["features"] + 1))

@@ -12,7 +12,7 @@ from PIL import Image
 from active_learning import PoolState
 from active_learning.errors import ConfigError
 from interrupts import interrupt_on_call
-from active_learning.export import read_entropies_csv, read_metrics_csv
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
 from object_detection.train import main, parse_args
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from active_learning import PoolState
 from interrupts import interrupt_on_call
-from active_learning.export import read_entropies_csv, read_metrics_csv
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from segmentation.train import main, parse_args
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
 

@@ -14,15 +14,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .adapter import TaskAdapter
-from .config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
-from .mc_statistics import MCAccumulator
-from .pool import UNLABELED, PoolState
-from .errors import ConfigError
-from .strategies import (DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
+from active_learning.adapter import TaskAdapter
+from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
+from active_learning.strategies.mc_statistics import MCAccumulator
+from active_learning.loop.pool import UNLABELED, PoolState
+from active_learning.errors import ConfigError
+from active_learning.strategies import (DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
                          Strategy, choose_new_labeled_indices, clip_budget, get_strategy,
                          list_strategies)
-from .units import SelectionUnits
+from active_learning.loop.units import SelectionUnits
 
 
 def progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
@@ -93,7 +93,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
         loss_module.eval()
     sampler = None
     if MC_PROBS in needs:
-        from .mc_dropout import MCDropoutSampler
+        from active_learning.strategies.mc_dropout import MCDropoutSampler
 
         sampler = MCDropoutSampler(adapter.mc_dropout_model(model))
     reduction = "none" if units.dense_scores else config.reduction

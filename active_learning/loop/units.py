@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .export import csv_values, write_entropies_csv, write_region_csv
-from .strategies import GRAD_EMBEDDING, MC_PROBS, PROBS, Strategy
+from active_learning.files.export import csv_values, write_entropies_csv, write_region_csv
+from active_learning.strategies import GRAD_EMBEDDING, MC_PROBS, PROBS, Strategy
 
 UNIT_REDUCTIONS = ("max", "mean", "sum")
 
@@ -317,7 +317,7 @@ class RegionUnits(SelectionUnits):
         batch of maps, never the candidates' maps all at once. ``reduction`` does not apply: a
         region's score is its pixels' mean.
         """
-        from .superpixels import region_means
+        from active_learning.loop.superpixels import region_means
 
         unit_ids, pooled = [], []
         for samples, score_maps in batches:
@@ -358,7 +358,7 @@ class RegionUnits(SelectionUnits):
         first); ``regions/cycle_XX.csv`` lists ``name,region_id,score`` best first and
         ``regions/maps/<name>.png`` holds the 16-bit region map that the ids refer to.
         """
-        from .superpixels import save_region_map
+        from active_learning.loop.superpixels import save_region_map
 
         images, regions = self.image_and_region(units)
         values = csv_values(scores)

@@ -101,7 +101,7 @@ def save_region_map(region_map: np.ndarray, path: str | os.PathLike) -> None:
     """Write a region map as a 16-bit PNG (ids up to 65,535), atomically."""
     from PIL import Image
 
-    from .atomic import atomic_open
+    from active_learning.files.atomic import atomic_open
 
     region_map = np.asarray(region_map)
     if region_map.max() > 65535 or region_map.min() < 0:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .strategies import get_strategy, list_strategies
-from .units import UNIT_REDUCTIONS
+from active_learning.errors import ConfigError
+from active_learning.strategies import get_strategy, list_strategies
+from active_learning.loop.units import UNIT_REDUCTIONS
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Compare simulated runs of several strategies: learning curves, AUBC, labels saved, wins.
 
-    python -m active_learning.compare runs/classification/fashion_mnist --output reports/fmnist
-    python -m active_learning.compare runs/a/seed0 runs/b/seed0 --output cmp --metric accuracy
-    python -m active_learning.compare runs/segmentation/cityscapes --output seg --x labeled_pixel_fraction
+    python -m active_learning.reports.compare runs/classification/fashion_mnist --output reports/fmnist
+    python -m active_learning.reports.compare runs/a/seed0 runs/b/seed0 --output cmp --metric accuracy
+    python -m active_learning.reports.compare runs/segmentation/cityscapes --output seg --x labeled_pixel_fraction
 
 A RUN_DIR is a run folder (holding ``metrics.csv`` and ``args.json``) or any folder above run
 folders; every run found below it is used. Runs are grouped by strategy (``args.json``
@@ -55,10 +55,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .export import read_metrics_csv
+from active_learning.files.atomic import atomic_write_text
+from active_learning.files.export import read_metrics_csv
 
-if TYPE_CHECKING:  # pandas is imported lazily (see DESIGN.md)
+if TYPE_CHECKING:  # pandas is imported lazily (docs/design.md, "Dependencies")
     import pandas as pd
 
 RANDOM = "random"
@@ -566,7 +566,7 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
 
 def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> dict[str, Path]:
     """Write ``OUT_PREFIX.png``, ``.md`` and ``.csv`` (atomically); returns their paths."""
-    from .plots import plot_learning_curve
+    from active_learning.reports.plots import plot_learning_curve
 
     paths = _output_paths(out_prefix)
     curves = {f"{name} ({len(group)} seed{'s' if len(group) > 1 else ''})": [run.rows for run in group]
@@ -588,7 +588,7 @@ def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> d
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m active_learning.compare",
+        prog="python -m active_learning.reports.compare",
         description="Compare active learning strategies from their run folders: learning curves, "
                     "AUBC, labels needed to reach random's final metric, and win/tie/loss counts.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",

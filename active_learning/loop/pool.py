@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_open
-from .errors import RunMismatchError
+from active_learning.files.atomic import atomic_open
+from active_learning.errors import RunMismatchError
 
 UNLABELED = -1
 

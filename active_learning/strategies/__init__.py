@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from . import uncertainty
+from active_learning.strategies import uncertainty
 
 # What a strategy can ask the loop for.
 PROBS = "probs"                    # [B, C, *dense] class probabilities
@@ -153,7 +153,7 @@ def _rank_scores(count: int) -> np.ndarray:
 
 
 def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
-    from .diversity import k_center_greedy
+    from active_learning.strategies.diversity import k_center_greedy
 
     candidates = torch.as_tensor(inputs[EMBEDDING]).float()           # [U, D]
     labeled = torch.as_tensor(labeled_embeddings).float().reshape(-1, candidates.shape[1])  # [L, D]
@@ -165,7 +165,7 @@ def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
 
 
 def _badge(inputs, labeled_embeddings, budget: int, seed: int):
-    from .diversity import badge, badge_factored
+    from active_learning.strategies.diversity import badge, badge_factored
 
     if GRAD_EMBEDDING in inputs:
         positions = badge(inputs[GRAD_EMBEDDING], budget, seed=seed)
@@ -183,7 +183,7 @@ def _badge(inputs, labeled_embeddings, budget: int, seed: int):
 
 
 def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **options):
-    from .discriminative import DiscriminativeActiveLearning
+    from active_learning.strategies.discriminative import DiscriminativeActiveLearning
 
     selector = DiscriminativeActiveLearning(seed=seed, **options)
     positions, _ = selector.select(labeled_embeddings, inputs[EMBEDDING], budget)

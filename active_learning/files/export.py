@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from active_learning.files.atomic import atomic_write_text
 
 CSV_HEADER = ("name", "entropy_value")
 MAX_CSV_VALUE = 1e6

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .mc_statistics import MCStatistics
+from active_learning.strategies.mc_statistics import MCStatistics
 
 __all__ = [
     "check_probabilities",

@@ -3,7 +3,7 @@
 The loop knows nothing about images, boxes or keypoints: a task plugs in through a *task adapter*
 (:class:`~active_learning.adapter.TaskAdapter` documents the contract; ``BaseTaskAdapter`` gives
 the defaults). The budget, ``pool.npz`` and the candidate subset count *units*
-(``active_learning.units``): images, images grouping persons, or superpixels of images.
+(``active_learning.loop.units``): images, images grouping persons, or superpixels of images.
 
 A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
 
@@ -38,20 +38,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .adapter import BaseTaskAdapter, TaskAdapter, train_one_epoch
-from .atomic import atomic_torch_save, atomic_write_text
-from .config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_seed
-from .errors import ConfigError, RunMismatchError
-from .export import read_metrics_csv, write_metrics_csv
-from .loss_prediction import LossPredictionModule, ranking_diagnostics
-from .pool import UNLABELED, PoolState
-from .selection import (check_strategy_fits, embed, make_loader, predicted_and_true_losses,
+from active_learning.adapter import BaseTaskAdapter, TaskAdapter, train_one_epoch
+from active_learning.files.atomic import atomic_torch_save, atomic_write_text
+from active_learning.loop.config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_seed
+from active_learning.errors import ConfigError, RunMismatchError
+from active_learning.files.export import read_metrics_csv, write_metrics_csv
+from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
+from active_learning.loop.pool import UNLABELED, PoolState
+from active_learning.loop.selection import (check_strategy_fits, embed, make_loader, predicted_and_true_losses,
                         progress, score_candidates, select_next)
-from .strategies import Strategy, get_strategy
-from .units import SelectionUnits
-
-__all__ = ["BaseTaskAdapter", "LoopConfig", "RunMismatchError", "TaskAdapter", "derive_seed",
-           "embed", "run_active_learning", "score_candidates", "select_next", "train_one_epoch"]
+from active_learning.strategies import Strategy, get_strategy
+from active_learning.loop.units import SelectionUnits
 
 IN_PROGRESS = "in_progress.pt"
 logger = logging.getLogger("active_learning")
@@ -402,7 +399,7 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
 
 
 def _plot(run: _Run) -> None:
-    from .plots import plot_learning_curve
+    from active_learning.reports.plots import plot_learning_curve
 
     # The run folder's tail (<task>/<dataset>/<strategy>/seed<k>) says what the curve is.
     title = "/".join(run.run_dir.resolve().parts[-4:])

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from active_learning.errors import WeightsError
 
 __all__ = ["WRAPPER_KEYS", "format_keys", "load_state_dict_checked", "load_weights_file",
            "read_state_dict"]
