@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shlex
 
 import numpy as np
@@ -171,3 +172,15 @@ def test_image_and_superpixel_runs_start_from_the_same_images(dataset, tmp_path)
     assert first_regions["n_images"] == first_images["n_images"] == 4
     assert first_regions["labeled_pixel_fraction"] == pytest.approx(first_images["labeled_pixel_fraction"])
     assert first_regions["mIoU"] == pytest.approx(first_images["mIoU"])   # same labels, same seed
+
+
+def test_a_superpixel_budget_larger_than_the_pool_names_its_own_flag(dataset, tmp_path, capsys):
+    # 12 training images of 12 superpixels at most each; 4 initial images hold some of them
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path, "--strategy", "mc_entropy_superpixels", "--superpixels-per-cycle", "100000")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: --superpixels-per-cycle 100000 is larger")
+    pool, initial = (int(number) for number in re.search(r"\((\d+) = (\d+) superpixels - (\d+) initial\)",
+                                                         err).groups()[1:])
+    assert initial < pool and "--images-per-cycle" not in err
+    assert not (tmp_path / "runs" / "segmentation" / "cs" / "mc_entropy_superpixels").exists()
