@@ -44,12 +44,19 @@ def _check_run(run_dir, adapter, config) -> PoolState:
     return state
 
 
+# The end-to-end runs check that discriminative fits the loop, not how its discriminator trains:
+# tests/test_discriminative.py covers that (early stop before 500 epochs), and
+# test_the_loop_passes_dal_options_to_the_selector that the options reach it. Up to 500 epochs
+# per sub-query only made these runs slow.
+_FEW_DAL_EPOCHS = {"discriminative": dict(dal_max_epochs=3)}
+
+
 @pytest.mark.parametrize("strategy", [name for name in list_strategies()
                                       if not get_strategy(name).region_level
                                       and get_strategy(name).fits_outputs(CLASS_DISTRIBUTIONS)])
 def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
     adapter = ToyClassificationAdapter()
-    config = _config(strategy)
+    config = _config(strategy, **_FEW_DAL_EPOCHS.get(strategy, {}))
     run_active_learning(adapter, config, tmp_path)
     _check_run(tmp_path, adapter, config)
 
@@ -58,7 +65,8 @@ def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
                                       "coreset", "discriminative"])
 def test_dense_task_fits_the_same_loop(tmp_path, strategy):
     adapter = ToyDenseAdapter()
-    config = _config(strategy, reduction="max" if strategy == "entropy" else "mean")
+    config = _config(strategy, reduction="max" if strategy == "entropy" else "mean",
+                     **_FEW_DAL_EPOCHS.get(strategy, {}))
     run_active_learning(adapter, config, tmp_path)
     _check_run(tmp_path, adapter, config)
 

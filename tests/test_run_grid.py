@@ -39,8 +39,14 @@ def _run_dir(out: Path, strategy: str, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
+    from classification.task import ClassificationTask
+
     out = tmp_path_factory.mktemp("grid")
-    code, text = _grid(out, ["random", "bald", "entropy"])  # bald in the middle: the rest still runs
+    with pytest.MonkeyPatch.context() as patch:
+        # No selection pictures: nothing here reads them, and drawing them was half the grid's
+        # time (test_classification_train's runs draw them).
+        patch.setattr(ClassificationTask, "draw_selection", lambda self, *args, **kwargs: None)
+        code, text = _grid(out, ["random", "bald", "entropy"])  # bald in the middle: the rest still runs
     return out, code, text
 
 

@@ -1,7 +1,11 @@
 """classification/demo.py: several strategies as subprocesses, then one comparison of them."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +18,26 @@ TINY = ["--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size"
         "--mc-samples", "3", "--device", "cpu"]
 
 
-def test_demo_runs_each_strategy_and_compares_them(tmp_path, capsys):
-    code = demo.main(["--strategies", "loss_prediction", "random", "variation_ratio", "--jobs", "2",
-                      "--output-dir", str(tmp_path), "--", *TINY])
-    out = capsys.readouterr().out
+STRATEGIES = ("loss_prediction", "random", "variation_ratio")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One demo of three strategies (each a subprocess), shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("demo")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = demo.main(["--strategies", *STRATEGIES, "--jobs", "2", "--output-dir", str(out),
+                          "--", *TINY])
+    return out, code, stdout.getvalue()
+
+
+def test_demo_runs_each_strategy_and_compares_them(demo_run):
+    tmp_path, code, out = demo_run
     assert code == 0
     base = tmp_path / "classification" / "digits"
     aubc = {}
-    for strategy in ("loss_prediction", "random", "variation_ratio"):
+    for strategy in STRATEGIES:
         rows = read_metrics_csv(base / strategy / "seed0" / "metrics.csv")
         assert [row["n_labeled"] for row in rows] == [40, 52]
         aubc[strategy] = sum(row["accuracy"] for row in rows) / len(rows)
@@ -35,14 +51,21 @@ def test_demo_runs_each_strategy_and_compares_them(tmp_path, capsys):
     assert "demo_comparison.png" in out
 
 
-def test_demo_resumes_finished_runs_without_training_again(tmp_path, capsys):
+def test_demo_resumes_finished_runs_without_training_again(demo_run, tmp_path, capsys):
+    # A copy of the shared demo's random run: the demo of that one strategy finds it finished.
+    shared, code, _ = demo_run
+    assert code == 0
+    relative = Path("classification") / "digits" / "random" / "seed0"
+    shutil.copytree(shared / relative, tmp_path / relative)
     argv = ["--strategies", "random", "--output-dir", str(tmp_path), "--", *TINY]
+    metrics = tmp_path / relative / "metrics.csv"
+    before = metrics.read_bytes(), (tmp_path / relative / "pool.npz").read_bytes()
     assert demo.main(argv) == 0
-    metrics = tmp_path / "classification" / "digits" / "random" / "seed0" / "metrics.csv"
-    before = metrics.read_bytes()
-    capsys.readouterr()
-    assert demo.main(argv) == 0
-    assert metrics.read_bytes() == before
+    out = capsys.readouterr().out
+    assert "has finished all 2 cycle(s) already" in out
+    assert "cycle 0:" not in out  # no cycle was trained again
+    assert (metrics.read_bytes(), (tmp_path / relative / "pool.npz").read_bytes()) == before
+    assert (tmp_path / "classification" / "digits" / "demo_comparison.csv").exists()
 
 
 def test_demo_reports_a_failed_run(tmp_path, capsys):

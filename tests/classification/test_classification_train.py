@@ -53,6 +53,8 @@ def digit_names():
                                       if not name.endswith("_superpixels") and name != "heatmap_uncertainty"])
 def test_every_strategy_end_to_end(tmp_path, strategy, digit_names):
     extra = ["--dropout", "0.3"] if strategy in ("mc_entropy", "bald", "variation_ratio", "mc_variance") else []
+    if strategy == "discriminative":  # its discriminator's training is tested in test_discriminative.py
+        extra = ["--dal-max-epochs", "3"]
     run_dir = main(TINY + ["--strategy", strategy, "--output-dir", str(tmp_path)] + extra)
     assert run_dir == tmp_path / "classification" / "digits" / strategy / "seed0"
     _check_run(run_dir, digit_names)

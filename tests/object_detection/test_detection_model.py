@@ -34,22 +34,30 @@ def test_full_width_is_torchvisions_ssd300_and_taps_match_the_paper():
 
     torch.manual_seed(0)
     model = build_model(21).eval()
-    reference = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+    # Only the references' shapes are compared: built on the meta device, they cost no weights.
+    with torch.device("meta"):
+        reference = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+        narrow_at_full_width = NarrowVGGExtractor(1.0)
     assert {k: v.shape for k, v in model.state_dict().items()} == \
         {k: v.shape for k, v in reference.state_dict().items()}
     # the narrow extractor at width 1 is the same network as torchvision's
-    assert {k: v.shape for k, v in NarrowVGGExtractor(1.0).state_dict().items()} == \
+    assert {k: v.shape for k, v in narrow_at_full_width.state_dict().items()} == \
         {k: v.shape for k, v in reference.backbone.state_dict().items()}
+    head_inputs = []
+    hook = model.head.register_forward_pre_hook(lambda module, args: head_inputs.append(args[0]))
     with torch.no_grad():
         outputs, taps = model.forward_intermediates(torch.rand(1, 3, 300, 300))
+    hook.remove()
     assert [tuple(t.shape[1:]) for t in taps] == [(512, 38, 38), (1024, 19, 19), (512, 10, 10), (256, 5, 5),
                                                  (256, 3, 3), (256, 1, 1)]
     assert outputs["cls_logits"].shape == (1, 8732, 21) and outputs["anchors"].shape == (8732, 4)
     # the first tap is conv4_3 before the L2 normalisation the head sees
-    with torch.no_grad():
-        sources, _ = model.sources(torch.rand(1, 3, 300, 300))
-        norms = sources[0].norm(dim=1)
+    (sources,) = head_inputs
+    norms = sources[0].norm(dim=1)
     torch.testing.assert_close(norms, torch.full_like(norms, 20.0), atol=1e-3, rtol=0)
+    assert not torch.allclose(taps[0].norm(dim=1), norms, atol=1e-3)
+    for source, tap in zip(sources[1:], taps[1:]):       # the other taps are the sources
+        torch.testing.assert_close(source, tap, atol=0, rtol=0)
     assert feature_info(1.0)[0] == {"name": "conv4_3", "channels": 512, "stride": 8}
     assert [info["channels"] for info in feature_info(1.0)] == list(TAP_CHANNELS)
 
