@@ -282,11 +282,6 @@ def test_write_region_csv_round_trips_awkward_names_through_the_csv_module(tmp_p
     assert len(path.read_text(encoding="utf-8").splitlines()) == len(names) + 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RegionUnits.write_selection saves each map at regions/maps/<name with its suffix replaced "
-    "by .png> and skips a path that exists: images named frame.jpg and frame.png share one map "
-    "file, which holds the first image's map, so the region ids of the second point at the "
-    "wrong pixels (silently)"))
 def test_images_whose_names_differ_only_in_their_extension_keep_their_own_region_maps(tmp_path):
     from active_learning.errors import UserError
     from toy_adapters import halves_map, quadrant_map

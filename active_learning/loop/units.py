@@ -356,7 +356,8 @@ class RegionUnits(SelectionUnits):
 
         An image's priority is the sum of its chosen regions' scores (more useful regions
         first); ``regions/cycle_XX.csv`` lists ``name,region_id,score`` best first and
-        ``regions/maps/<name>.png`` holds the 16-bit region map that the ids refer to.
+        ``regions/maps/`` holds the 16-bit region map that the ids refer to
+        (:func:`region_map_path`).
         """
         from active_learning.loop.superpixels import save_region_map
 
@@ -371,8 +372,15 @@ class RegionUnits(SelectionUnits):
                          values[order], region_csv)
         written = [priorities, region_csv]
         for image in touched:
-            path = run_dir / "regions" / "maps" / Path(item_name(int(image))).with_suffix(".png")
-            if not path.exists():
-                save_region_map(self.region_map(int(image)), path)
-                written.append(path)
+            # Written every time: a map left by another image of the same path must not stay.
+            path = run_dir / "regions" / "maps" / region_map_path(item_name(int(image)))
+            save_region_map(self.region_map(int(image)), path)
+            written.append(path)
         return written
+
+
+def region_map_path(name: str) -> Path:
+    """Where the region map of image ``name`` goes under ``regions/maps/``: the name itself for a
+    PNG, else the name with ``.png`` appended (``cam/a.jpg`` -> ``cam/a.jpg.png``), so that
+    ``a.jpg`` and ``a.png`` never share a map file."""
+    return Path(name if name.lower().endswith(".png") else f"{name}.png")
