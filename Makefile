@@ -2,12 +2,17 @@
 #   make demo   -- set up .venv, fetch Fashion-MNIST (Debian package), run the active learning demo
 #                  (loss prediction, random and variation ratio side by side)
 #   make test   -- set up .venv and run the test suite
+# and one for changes to the code:
+#   make lint   -- set up .venv, then ruff (LINT_PATHS) and mypy (the core, see pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
+# What ruff checks. tests/ is left out until its own lint pass lands: add it here then.
+LINT_PATHS ?= active_learning classification segmentation object_detection human_pose_estimation \
+	synthetic bench examples
 
-.PHONY: demo test setup fashion-mnist clean
+.PHONY: demo test lint setup fashion-mnist clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +38,10 @@ demo: setup fashion-mnist
 
 test: setup
 	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) runs

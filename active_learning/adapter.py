@@ -10,8 +10,9 @@ that mean (SSD) overrides ``batch_loss`` instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -19,9 +20,9 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from active_learning.loop.config import LoopConfig
+from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import CLASS_DISTRIBUTIONS
 from active_learning.strategies.loss_prediction import LossPredictionLoss
-from active_learning.loop.units import SelectionUnits
 
 
 class TaskAdapter(Protocol):
@@ -36,8 +37,10 @@ class TaskAdapter(Protocol):
     name: str
     primary_metric: str                 # metric of the learning curve, e.g. "accuracy", "mIoU"
     metric_higher_is_better: bool       # False for a loss or an error rate
-    feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss module
-    output_kind: str                    # what ``probabilities`` returns: one of strategies.OUTPUT_KINDS
+    feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss
+                                        # module
+    output_kind: str                    # what ``probabilities`` returns: one of
+                                        # strategies.OUTPUT_KINDS
     pool_set: Dataset
     test_set: Dataset
     collate_fn: Callable | None
@@ -45,9 +48,11 @@ class TaskAdapter(Protocol):
     def selection_units(self) -> SelectionUnits: ...
     def training_set(self, labeled_units: np.ndarray) -> Dataset: ...
     def build_model(self) -> nn.Module: ...
-    def build_optimizer(self, parameters: Iterable[nn.Parameter], epochs: int) -> tuple[Any, Any]: ...
+    def build_optimizer(self, parameters: Iterable[nn.Parameter],
+                        epochs: int) -> tuple[Any, Any]: ...
     def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
-    def forward_intermediates(self, model: nn.Module, inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
+    def forward_intermediates(self, model: nn.Module,
+                              inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
     def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
     def probabilities(self, outputs: Any) -> torch.Tensor: ...
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor: ...
@@ -55,10 +60,26 @@ class TaskAdapter(Protocol):
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
                         device: torch.device) -> dict[str, float]: ...
-    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, loader: Iterable,
+                 device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None: ...
+
+
+class TrainingStep(Protocol):
+    """The part of a task adapter that :func:`train_one_epoch` uses."""
+
+    def split_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]: ...
+    def forward_intermediates(self, model: nn.Module,
+                              inputs: Any) -> tuple[Any, list[torch.Tensor]]: ...
+    def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def dataset_len(dataset: Dataset) -> int:
+    """``len(dataset)``: the loop's datasets are map-style and sized, which
+    ``torch.utils.data.Dataset`` leaves to its subclasses (it declares no ``__len__``)."""
+    return len(cast(Sized, dataset))
 
 
 class BaseTaskAdapter:
@@ -74,21 +95,22 @@ class BaseTaskAdapter:
     feature_info: list[dict] = []
     output_kind = CLASS_DISTRIBUTIONS     # one class distribution per image: [B, C]
     collate_fn: Callable | None = None
-    max_grad_norm: float | None = None   # clip the gradients' global norm to this (None: no clipping)
+    max_grad_norm: float | None = None   # clip the gradients' global norm to this
+                                         # (None: no clipping)
     train_set: Dataset
     pool_set: Dataset
 
     def selection_units(self) -> SelectionUnits:
         """One unit per sample of ``pool_set``; built once and cached."""
         if getattr(self, "_units", None) is None:
-            self._units = SelectionUnits(len(self.pool_set))
+            self._units = SelectionUnits(dataset_len(self.pool_set))
         return self._units
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         """The samples of the labeled units, from ``train_set`` (int64 [L] unit indices)."""
-        if len(self.train_set) != len(self.pool_set):
-            raise ValueError(f"train_set ({len(self.train_set)}) and pool_set ({len(self.pool_set)}) "
-                             "must hold the same items")
+        if dataset_len(self.train_set) != dataset_len(self.pool_set):
+            raise ValueError(f"train_set ({dataset_len(self.train_set)}) and pool_set "
+                             f"({dataset_len(self.pool_set)}) must hold the same items")
         samples = self.selection_units().samples_of(labeled_units)
         return Subset(self.train_set, samples.tolist())
 
@@ -104,6 +126,11 @@ class BaseTaskAdapter:
         """
         losses = self.per_sample_loss(outputs, targets)
         return losses.mean(), losses
+
+    def forward_intermediates(self, model: nn.Module,
+                              inputs: Any) -> tuple[Any, list[torch.Tensor]]:
+        """``(outputs, feature maps)`` of one forward pass: what the loss module reads."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward_intermediates")
 
     def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor:
         """One loss per sample, ``[B]`` (never a batch mean): what ``batch_loss`` averages."""
@@ -138,15 +165,15 @@ class BaseTaskAdapter:
                                config=config, device=device, max_grad_norm=self.max_grad_norm)
 
 
-def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Module | None,
                     loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
                     config: LoopConfig, device: torch.device,
                     max_grad_norm: float | None = None) -> dict[str, float]:
     """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
 
     The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
-    loss module learns to rank the per-sample losses. From ``detach_epoch`` on, its input features are detached so the ranking
-    loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
+    loss module learns to rank the per-sample losses. From ``detach_epoch`` on, its input features
+    are detached so the ranking loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
     """
     model.train()
     if loss_module is not None:
@@ -173,7 +200,8 @@ def train_one_epoch(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Modu
         loss.backward()
         if max_grad_norm:
             # over every parameter the optimizer updates (the loss module's included)
-            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups
+                                            for p in group["params"]],
                                            max_grad_norm)
         optimizer.step()
         batch_size = sample_losses.shape[0]

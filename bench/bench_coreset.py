@@ -51,7 +51,8 @@ def child(n: int, dim: int, n_labeled: int, budget: int, chunk_size: int, seed: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--labeled", type=int, default=1000)
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.child is not None:
-        print(json.dumps(child(args.child, args.dim, args.labeled, args.budget, args.chunk_size, args.seed)))
+        print(json.dumps(child(args.child, args.dim, args.labeled, args.budget, args.chunk_size,
+                               args.seed)))
         return
 
     import torch
@@ -72,9 +74,10 @@ def main(argv: list[str] | None = None) -> None:
           f"python {platform.python_version()}")
     print(f"k_center_greedy: D={args.dim} float32, {args.labeled} labeled, budget {args.budget}, "
           f"chunk_size {args.chunk_size}, device cpu")
-    print("memory: peak RSS (ru_maxrss) of a fresh subprocess per N, after the call minus before it "
-          "(features already built, kernels warmed up) = extra peak memory of the call")
-    header = f"{'N':>8} {'seconds':>8} {'extra peak MB':>14} {'features MB':>12} {'NxN float32':>12}  goal"
+    print("memory: peak RSS (ru_maxrss) of a fresh subprocess per N, after the call minus before "
+          "it (features already built, kernels warmed up) = extra peak memory of the call")
+    header = (f"{'N':>8} {'seconds':>8} {'extra peak MB':>14} {'features MB':>12} "
+              f"{'NxN float32':>12}  goal")
     print(header)
     for n in args.sizes:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), "--dim", str(args.dim),
@@ -84,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         r = json.loads(out.strip().splitlines()[-1])
         nxn = 4 * n * n
         ok = "ok" if r["extra_peak"] < r["features_bytes"] else "ABOVE"
-        print(f"{n:>8} {r['seconds']:>8.2f} {r['extra_peak'] / 1e6:>14.1f} {r['features_bytes'] / 1e6:>12.1f} "
-              f"{nxn / 1e9:>10.1f}GB  {ok}", flush=True)
+        print(f"{n:>8} {r['seconds']:>8.2f} {r['extra_peak'] / 1e6:>14.1f} "
+              f"{r['features_bytes'] / 1e6:>12.1f} {nxn / 1e9:>10.1f}GB  {ok}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ cycle in ``metrics.csv``; this script tabulates their means over cycles (and ove
 strategy, either from fresh short runs with the task's CPU preset or from existing run folders.
 
     # fresh runs: 2 cycles per strategy with --preset fmnist-cpu, in a temporary folder
-    python bench/bench_cycle_cost.py --strategies random entropy loss_prediction coreset bald --cycles 2
+    python bench/bench_cycle_cost.py --strategies random entropy loss_prediction coreset bald \\
+        --cycles 2
     # keep (and reuse on a rerun) the runs
     python bench/bench_cycle_cost.py --strategies all --output-dir runs/cycle_cost --threads 1
     # finished runs, e.g. the label efficiency grid
@@ -23,12 +24,11 @@ import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_grid, next to this file
 import run_grid  # noqa: E402
-
 from active_learning.reports.compare import Run, load_runs  # noqa: E402
 
 # The CPU protocol of each task; a new task adds its preset here.
@@ -46,7 +46,8 @@ def cost_table(runs: Sequence[Run]) -> str:
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((str(run.task.get("dataset", "-")), run.strategy), []).append(run)
-    lines = ["| dataset | strategy | runs | cycles | labels | train s | eval s | select s | total s |",
+    lines = ["| dataset | strategy | runs | cycles | labels | train s | eval s | "
+             "select s | total s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (dataset, name), group in groups.items():
         rows = [row for run in group for row in run.rows]
@@ -55,7 +56,8 @@ def cost_table(runs: Sequence[Run]) -> str:
             continue
         missing = [key for key in TIMES if key not in rows[0]]
         if missing:
-            raise ValueError(f"{group[0].path / 'metrics.csv'} has no {', '.join(missing)} column(s)")
+            raise ValueError(f"{group[0].path / 'metrics.csv'} has no "
+                             f"{', '.join(missing)} column(s)")
         means = [sum(float(row[key]) for row in rows) / len(rows) for key in TIMES]
         counts = sorted({int(row["n_labeled"]) for row in rows})
         labels = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
@@ -80,7 +82,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Mean seconds per cycle in training, evaluation and selection, per strategy; "
                     "arguments after '--' go to the task's train.py.")
     parser.add_argument("--from-runs", nargs="+", default=None, metavar="DIR",
-                        help="tabulate these run folders (or folders above runs) instead of running")
+                        help="tabulate these run folders (or folders above "
+                             "runs) instead of running")
     parser.add_argument("--task", choices=sorted(TASK_PRESETS), default="classification")
     parser.add_argument("--strategies", nargs="+", default=["random", "entropy", "loss_prediction",
                                                             "coreset", "bald"], metavar="NAME",
@@ -105,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = cost_table(runs)
         except (ValueError, FileNotFoundError) as error:
             parser.error(str(error))
-        print(f"## Seconds per cycle (mean over cycles) of {len(runs)} runs in {' '.join(args.from_runs)}\n")
+        print(f"## Seconds per cycle (mean over cycles) of {len(runs)} runs in "
+              f"{' '.join(args.from_runs)}\n")
         print(table)
         return 0
     try:
@@ -119,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     with run_grid.torch_threads(args.threads), scratch_folder(args.output_dir) as folder:
         machine = run_grid.machine_description()
-        results = run_grid.run_grid(args.task, strategies, list(dict.fromkeys(args.seeds)), folder, task_args)
+        results = run_grid.run_grid(args.task, strategies, list(dict.fromkeys(args.seeds)), folder,
+                                    task_args)
         done = [result.run_dir for result in results if result.ok]
         table = cost_table(load_runs(done)) if done else ""
     print(f"\n## Seconds per cycle (mean over cycles), {args.task}: {' '.join(task_args)}\n")

@@ -11,7 +11,8 @@ SSD loss alone and of SSD loss + lambda x ranking loss with the loss module on t
 alternating one of each so that load from other processes hits both alike.
 
     python bench/bench_detection.py --width 1.0 --batch 8 --threads 2
-    python bench/bench_detection.py --width 0.0625 --batch-norm --channels-last --batch 16 --threads 1
+    python bench/bench_detection.py --width 0.0625 --batch-norm --channels-last --batch 16 \\
+        --threads 1
 """
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ if __package__ in (None, ""):
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to this file
 
 import torch  # noqa: E402
-from task_timing import print_throughput, training_overhead  # noqa: E402
 
+from active_learning.strategies import get_strategy  # noqa: E402
 from active_learning.strategies.loss_prediction import LossPredictionModule  # noqa: E402
 from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.strategies.mc_statistics import MCAccumulator  # noqa: E402
-from active_learning.strategies import get_strategy  # noqa: E402
 from object_detection.task import DetectionTask  # noqa: E402
+from task_timing import print_throughput, training_overhead  # noqa: E402
 
 
 def random_targets(batch: int, generator: torch.Generator) -> list[dict]:
@@ -59,8 +60,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    task = DetectionTask([], [], class_names=[str(k) for k in range(20)], width=args.width, dropout=0.1,
-                         batch_norm=args.batch_norm, channels_last=args.channels_last)
+    task = DetectionTask([], [], class_names=[str(k) for k in range(20)], width=args.width,
+                         dropout=0.1, batch_norm=args.batch_norm, channels_last=args.channels_last)
     model = task.build_model().eval()
     module = LossPredictionModule([info["channels"] for info in task.feature_info]).eval()
     images = torch.rand(args.batch, 3, 300, 300)
@@ -68,7 +69,8 @@ def main() -> None:
         images = images.contiguous(memory_format=torch.channels_last)
     print(f"SSD300 width {args.width}{' BN' if args.batch_norm else ''}"
           f"{' channels_last' if args.channels_last else ''}, batch {args.batch}, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {platform.processor() or platform.machine()}")
+          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}")
 
     entropy = get_strategy("entropy")
     mc_entropy = get_strategy("mc_entropy")
@@ -97,7 +99,8 @@ def main() -> None:
         task.embedding(outputs, features)
 
     print_throughput([("entropy", score_entropy), ("loss_prediction", score_loss),
-                      (f"mc_entropy (T={args.mc_samples})", score_mc), ("coreset embedding", embed)],
+                      (f"mc_entropy (T={args.mc_samples})", score_mc),
+                      ("coreset embedding", embed)],
                      args.batch, args.repeats, "images")
 
     generator = torch.Generator().manual_seed(0)
@@ -105,8 +108,8 @@ def main() -> None:
     a, b = training_overhead(task, model, module, images, targets,
                              lambda parameters: torch.optim.SGD(parameters, lr=1e-4, momentum=0.9),
                              steps=args.train_steps)
-    print(f"\ntraining step: SSD loss {a:.3f} s, + loss module {b:.3f} s (median of {args.train_steps}): "
-          f"overhead {100 * (b - a) / a:+.1f}%")
+    print(f"\ntraining step: SSD loss {a:.3f} s, + loss module {b:.3f} s (median of "
+          f"{args.train_steps}): overhead {100 * (b - a) / a:+.1f}%")
 
 
 if __name__ == "__main__":

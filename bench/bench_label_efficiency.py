@@ -10,9 +10,12 @@ bench/run_grid.py. The goals checked at the end:
 2. that strategy reaches random's final accuracy (at the last label count) with at most 60% of
    the labels random used (mean curves over seeds).
 
-    python bench/bench_label_efficiency.py                          # the full grid: hours on 2 CPUs
-    python bench/bench_label_efficiency.py --threads 2 --seeds 0 1 2 --output-dir runs/label_efficiency
-    python bench/bench_label_efficiency.py --strategies random entropy --seeds 0 -- --cycles 3  # smoke test
+    # the full grid: hours on 2 CPUs
+    python bench/bench_label_efficiency.py
+    python bench/bench_label_efficiency.py --threads 2 --seeds 0 1 2 \\
+        --output-dir runs/label_efficiency
+    # a smoke test
+    python bench/bench_label_efficiency.py --strategies random entropy --seeds 0 -- --cycles 3
 
 On a shared or busy CPU machine use ``--threads 1``: with 2 torch threads on 2 busy cores a
 training cycle was seen to take 60-130 s instead of ~5 s (threads waiting on each other).
@@ -27,14 +30,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_grid, next to this file
 import run_grid  # noqa: E402
-
-from active_learning.reports.compare import RANDOM, Comparison  # noqa: E402
 from active_learning.files.export import read_metrics_csv  # noqa: E402
+from active_learning.reports.compare import RANDOM, Comparison  # noqa: E402
 
 TASK = "classification"
 PROTOCOL = ["--preset", "fmnist-cpu", "--no-progress"]
@@ -43,16 +45,18 @@ MAX_LABEL_FRACTION = 0.6  # goal 2: random's final accuracy with <= 60% of its l
 
 
 def check_goals(comparison: Comparison) -> list[tuple[str, bool, str]]:
-    """The two goals as (name, passed, figures); empty when there is no random or no other strategy."""
+    """The two goals as (name, passed, figures); empty when there is no random
+    or no other strategy."""
     others = [name for name in comparison.strategies if name != RANDOM]  # best AUBC first
     if comparison.random_target is None or not others:
         return []
     summary = comparison.summary
     best = others[0]
     gain = summary.at[best, "aubc_mean"] - summary.at[RANDOM, "aubc_mean"]
-    goal_aubc = (f"best strategy's AUBC >= random's + {100 * MIN_AUBC_GAIN:.0f} points", gain >= MIN_AUBC_GAIN,
-                 f"{best} {summary.at[best, 'aubc_mean']:.4f} vs random {summary.at[RANDOM, 'aubc_mean']:.4f}: "
-                 f"{100 * gain:+.2f} points")
+    goal_aubc = (f"best strategy's AUBC >= random's + {100 * MIN_AUBC_GAIN:.0f} points",
+                 gain >= MIN_AUBC_GAIN,
+                 f"{best} {summary.at[best, 'aubc_mean']:.4f} vs random "
+                 f"{summary.at[RANDOM, 'aubc_mean']:.4f}: {100 * gain:+.2f} points")
     random_labels = comparison.counts[-1]
     limit = MAX_LABEL_FRACTION * random_labels
     reach = summary.at[best, "labels_to_reach_random"]
@@ -60,15 +64,16 @@ def check_goals(comparison: Comparison) -> list[tuple[str, bool, str]]:
                else f"{int(reach)} labels ({reach / random_labels:.0%}) to reach")
     goal_labels = (f"random's final accuracy with <= {MAX_LABEL_FRACTION:.0%} of the labels",
                    reach is not None and reach <= limit,
-                   f"{best}: {reached} random's final {comparison.random_target:.4f} (at {random_labels} "
-                   f"labels); limit {limit:g} labels")
+                   f"{best}: {reached} random's final {comparison.random_target:.4f} (at "
+                   f"{random_labels} labels); limit {limit:g} labels")
     return [goal_aubc, goal_labels]
 
 
 def fewest_labels(comparison: Comparison) -> str | None:
     """The non-random strategy that reaches random's final accuracy with the fewest labels."""
     summary = comparison.summary
-    reached = [(int(summary.at[name, "labels_to_reach_random"]), name) for name in comparison.strategies
+    reached = [(int(summary.at[name, "labels_to_reach_random"]), name)
+               for name in comparison.strategies
                if name != RANDOM and summary.at[name, "labels_to_reach_random"] is not None]
     if not reached:
         return None
@@ -85,8 +90,8 @@ def compute_seconds(run_dirs: Sequence[Path]) -> float:
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python bench/bench_label_efficiency.py",
-        description="Fashion-MNIST label efficiency (preset fmnist-cpu) of every strategy against random; "
-                    "arguments after '--' go to classification/train.py.")
+        description="Fashion-MNIST label efficiency (preset fmnist-cpu) of every strategy against "
+                    "random; arguments after '--' go to classification/train.py.")
     parser.add_argument("--strategies", nargs="+", default=["all"], metavar="NAME",
                         help="'all' or strategy names; include random for the goals (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="K")
@@ -116,15 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
           + (f", overrides: {' '.join(extra)}" if extra else "") + ")\n")
     goals = check_goals(comparison) if comparison is not None else []
     if not goals:
-        print("goals not checked: they need finished runs of random and of at least one other strategy")
+        print("goals not checked: they need finished runs of random and of at "
+              "least one other strategy")
     for name, passed, figures in goals:
         print(f"{'PASS' if passed else 'FAIL'}  {name}: {figures}")
     if comparison is not None and comparison.random_target is not None:
-        print(f"fewest labels to reach random's final accuracy: {fewest_labels(comparison) or 'none'}")
+        print("fewest labels to reach random's final accuracy: "
+              f"{fewest_labels(comparison) or 'none'}")
     done = [result.run_dir for result in results if result.ok]
     print(f"\nmachine: {machine}")
-    print(f"wall time: {wall:.0f} s for {len(results)} runs ({len(done)} done); compute recorded in "
-          f"their metrics.csv: {compute_seconds(done):.0f} s")
+    print(f"wall time: {wall:.0f} s for {len(results)} runs ({len(done)} done); compute recorded "
+          f"in their metrics.csv: {compute_seconds(done):.0f} s")
     return code
 
 

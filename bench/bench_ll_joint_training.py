@@ -47,7 +47,8 @@ def run(label: str, arguments: list[str], seed: int, output_dir: Path, threads: 
     """Cycle 0 of ``--preset fmnist-cpu`` plus ``arguments``; its metrics row (resumed if done)."""
     from classification.train import main
 
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label.replace("λ=", "lambda").replace("%", "pct")).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_",
+                  label.replace("λ=", "lambda").replace("%", "pct")).strip("_")
     folder = output_dir / slug
     argv = ["--preset", "fmnist-cpu", "--cycles", "1", "--epochs", str(EPOCHS), "--seed", str(seed),
             "--threads", str(threads), "--no-progress", "--output-dir", str(folder), *arguments]
@@ -65,7 +66,8 @@ def print_table(rows: list[tuple[str, list[dict]]], columns: dict[str, str]) -> 
     print("| configuration | " + " | ".join(columns.values()) + " |")
     print("|---|" + "---|" * len(columns))
     for label, results in rows:
-        cells = [_cell(np.array([r.get(key, np.nan) for r in results], dtype=float)) for key in columns]
+        cells = [_cell(np.array([r.get(key, np.nan) for r in results], dtype=float))
+                 for key in columns]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
@@ -81,7 +83,8 @@ def run_configurations(configurations: list[tuple[str, list[str]]], columns: dic
     args = parser.parse_args()
     rows = []
     for label, arguments in configurations:
-        results = [run(label, arguments, seed, Path(args.output_dir), args.threads) for seed in args.seeds]
+        results = [run(label, arguments, seed, Path(args.output_dir), args.threads)
+                   for seed in args.seeds]
         rows.append((label, results))
         print(f"{label}: accuracy {[r['accuracy'] for r in results]}", flush=True)
     print("\n" + heading.format(seeds=args.seeds) + "\n")
@@ -89,8 +92,9 @@ def run_configurations(configurations: list[tuple[str, list[str]]], columns: dic
 
 
 def main() -> None:
-    run_configurations(configurations(), {"accuracy": "test accuracy", "ranking_accuracy": "ranking accuracy",
-                                          "kendall_tau": "Kendall τ"},
+    run_configurations(configurations(),
+                       {"accuracy": "test accuracy", "ranking_accuracy": "ranking accuracy",
+                        "kendall_tau": "Kendall τ"},
                        description=__doc__.split("\n\n")[0], default_output="runs/ll_joint",
                        heading="cycle 0 (100 labels), seeds {seeds}, mean ± std")
 

@@ -21,7 +21,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,8 @@ def cifar_resnet18() -> nn.Module:
     return net
 
 
-def make_bare_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> Callable[[], None]:
+def make_bare_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   lr: float) -> Callable[[], None]:
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
 
     def step() -> None:
@@ -58,7 +59,8 @@ def make_bare_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) 
 def make_lloss_step(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, lamda: float
 ) -> Callable[[], None]:
-    wrapped = ActiveLearning(net, feature_layers=["layer1", "layer2", "layer3", "layer4"]).to(x.device)
+    wrapped = ActiveLearning(net,
+                             feature_layers=["layer1", "layer2", "layer3", "layer4"]).to(x.device)
     ranking = LossPredictionLoss(margin=1.0)
     # The paper trains the module with the same SGD settings as the backbone.
     opt = torch.optim.SGD(wrapped.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -96,7 +98,8 @@ def count_flops(step: Callable[[], None]) -> int:
 
 
 def report(label: str, times: dict[str, list[float]]) -> None:
-    print(f"[{label}] {'variant':<16} {'median s/it':>12} {'mean s/it':>10} {'min s/it':>9} {'s/epoch (391 it)':>17}")
+    print(f"[{label}] {'variant':<16} {'median s/it':>12} {'mean s/it':>10} {'min s/it':>9} "
+          f"{'s/epoch (391 it)':>17}")
     for name, t in times.items():
         med = statistics.median(t)
         print(f"[{label}] {name:<16} {med:12.4f} {statistics.fmean(t):10.4f} {min(t):9.4f} "
@@ -105,14 +108,15 @@ def report(label: str, times: dict[str, list[float]]) -> None:
     overhead_median = 100.0 * (statistics.median(lloss) / statistics.median(bare) - 1.0)
     overhead_min = 100.0 * (min(lloss) / min(bare) - 1.0)
     # Paired ratios: each (b) step against the (a) step timed next to it.
-    paired = statistics.median(100.0 * (b / a - 1.0) for a, b in zip(bare, lloss))
+    paired = statistics.median(100.0 * (b / a - 1.0) for a, b in zip(bare, lloss, strict=True))
     verdict = "meets" if overhead_median <= 10.0 else "MISSES"
     print(f"[{label}] overhead: {overhead_median:+.1f}% (medians), {overhead_min:+.1f}% (minima), "
           f"{paired:+.1f}% (median of paired ratios) -> {verdict} the <= 10% goal")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iters", type=int, default=10, help="timed iterations per variant")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations per variant first")
     p.add_argument("--batch-size", type=int, default=128)
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
 
     print(f"platform: {platform.platform()}  python {platform.python_version()}")
-    print(f"cpu count: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  torch {torch.__version__}")
+    print(f"cpu count: {os.cpu_count()}  torch threads: {torch.get_num_threads()}  "
+          f"torch {torch.__version__}")
     if device.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(device)}")
     else:
@@ -153,11 +158,13 @@ def main(argv: list[str] | None = None) -> None:
     x2, y2 = x[:2], y[:2]
     flops = {
         "bare": count_flops(make_bare_step(copy.deepcopy(net), x2, y2, args.lr)),
-        "loss prediction": count_flops(make_lloss_step(copy.deepcopy(net), x2, y2, args.lr, args.lamda)),
+        "loss prediction": count_flops(make_lloss_step(copy.deepcopy(net), x2, y2, args.lr,
+                                                       args.lamda)),
     }
     print(f"FLOPs per training step: bare {flops['bare'] / 2e9 * args.batch_size:.1f} G, with loss "
           f"prediction {flops['loss prediction'] / 2e9 * args.batch_size:.1f} G -> "
-          f"{100.0 * (flops['loss prediction'] / flops['bare'] - 1.0):+.3f}% (conv/matmul only, machine-independent)")
+          f"{100.0 * (flops['loss prediction'] / flops['bare'] - 1.0):+.3f}% (conv/matmul only, "
+          "machine-independent)")
     for _ in range(args.warmup):
         for step in steps.values():
             step()

@@ -42,7 +42,8 @@ def cifar_resnet18(width: int = 64, n_classes: int = 10) -> nn.Module:
     def stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
         down = None
         if stride != 1 or c_in != c_out:
-            down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                 nn.BatchNorm2d(c_out))
         return nn.Sequential(BasicBlock(c_in, c_out, stride, down), BasicBlock(c_out, c_out))
 
     w = width
@@ -87,12 +88,15 @@ def throughput(fn, pool: torch.Tensor, batch: int, device: torch.device) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--width", type=int, default=64, help="channels of the first stage (64 = ResNet-18)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=64,
+                        help="channels of the first stage (64 = ResNet-18)")
     parser.add_argument("--pool", type=int, default=512, help="number of 3x32x32 images scored")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--samples", type=int, default=20, help="T, MC passes per image")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (interleaved), best is kept")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed repetitions (interleaved), best is kept")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -104,7 +108,8 @@ def main() -> None:
     softmax = lambda out: out.softmax(1)  # noqa: E731
 
     print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | "
-          f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} | torch {torch.__version__}"
+          f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} | "
+          f"torch {torch.__version__}"
           + (f" | {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
     print(f"model: CIFAR ResNet-18 width={args.width} | pool={args.pool} batch={args.batch} "
           f"T={args.samples} device={device} | cached prefix: {sampler.uses_cached_prefix}")
@@ -134,7 +139,8 @@ def main() -> None:
             w, c = throughput(fn, pool, args.batch, device)
             wall[name], cpu[name] = max(wall[name], w), max(cpu[name], c)
     base = "naive (T full passes)"
-    print(f"{'method':32s} {'images/s (wall)':>16s} {'ratio':>8s} {'images/CPU-s':>14s} {'ratio':>8s}")
+    print(f"{'method':32s} {'images/s (wall)':>16s} {'ratio':>8s} "
+          f"{'images/CPU-s':>14s} {'ratio':>8s}")
     for name in runs:
         print(f"{name:32s} {wall[name]:16.1f} {wall[name] / wall[base]:7.1f}x "
               f"{cpu[name]:14.1f} {cpu[name] / cpu[base]:7.1f}x")

@@ -34,9 +34,9 @@ def measure(mode: str, strategy: str, samples: int, batch: int, classes: int, he
     import torch
     from torch import nn
 
+    from active_learning.strategies import get_strategy
     from active_learning.strategies.mc_dropout import MCDropoutSampler
     from active_learning.strategies.mc_statistics import MCAccumulator
-    from active_learning.strategies import get_strategy
 
     torch.manual_seed(0)
     head = nn.Sequential(nn.Dropout2d(0.5), nn.Conv2d(64, classes, 1),
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "STRATEGY", "T"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "STRATEGY", "T"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     import torch
 
@@ -87,14 +88,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.threads} threads\n")
     print("| strategy | T | batch: s | batch: peak MB | streaming: s | streaming: peak MB |")
     print("|---|---|---|---|---|---|")
-    common = ["--batch", str(args.batch), "--classes", str(args.classes), "--height", str(args.height),
-              "--width", str(args.width), "--threads", str(args.threads)]
+    common = ["--batch", str(args.batch), "--classes", str(args.classes), "--height",
+              str(args.height), "--width", str(args.width), "--threads", str(args.threads)]
     for strategy in args.strategies:
         for samples in args.samples:
             cells = []
             for mode in ("batch", "streaming"):
-                output = subprocess.run([sys.executable, __file__, *common, "--child", mode, strategy,
-                                         str(samples)], capture_output=True, text=True, check=True)
+                output = subprocess.run([sys.executable, __file__, *common, "--child", mode,
+                                         strategy, str(samples)],
+                                        capture_output=True, text=True, check=True)
                 result = json.loads(output.stdout.strip().splitlines()[-1])
                 cells += [f"{result['seconds']:.2f}", f"{result['peak_mb']:.0f}"]
             print(f"| {strategy} | {samples} | " + " | ".join(cells) + " |", flush=True)

@@ -26,14 +26,14 @@ if __package__ in (None, ""):
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to this file
 
 import torch  # noqa: E402
-from task_timing import print_throughput, training_overhead  # noqa: E402
 
+from active_learning.strategies import get_strategy  # noqa: E402
 from active_learning.strategies.loss_prediction import LossPredictionModule  # noqa: E402
 from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.strategies.mc_statistics import MCAccumulator  # noqa: E402
-from active_learning.strategies import get_strategy  # noqa: E402
 from human_pose_estimation.coco import PoseData  # noqa: E402
 from human_pose_estimation.task import PoseTask  # noqa: E402
+from task_timing import print_throughput, training_overhead  # noqa: E402
 
 
 def main() -> None:
@@ -52,12 +52,13 @@ def main() -> None:
     torch.manual_seed(0)
     width, height = (int(v) for v in args.image_size.split(","))
     empty = PoseData([], [])
-    task = PoseTask(empty, empty, arch=args.arch, input_size=(width, height), dropout=0.1, progress=False)
+    task = PoseTask(empty, empty, arch=args.arch, input_size=(width, height), dropout=0.1,
+                    progress=False)
     model = task.build_model().eval()
     module = LossPredictionModule([info["channels"] for info in task.feature_info]).eval()
     images = torch.randn(args.batch, 3, height, width)
-    print(f"{args.arch} at {height}x{width}, batch {args.batch}, {torch.get_num_threads()} thread(s), "
-          f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+    print(f"{args.arch} at {height}x{width}, batch {args.batch}, {torch.get_num_threads()} "
+          f"thread(s), torch {torch.__version__}, {platform.processor() or platform.machine()}")
 
     uncertainty = get_strategy("heatmap_uncertainty")
     mc_variance = get_strategy("mc_variance")
@@ -86,17 +87,18 @@ def main() -> None:
         task.embedding(outputs, features)
 
     print_throughput([("heatmap_uncertainty", score_uncertainty), ("loss_prediction", score_loss),
-                      (f"mc_variance (T={args.mc_samples})", score_mc), ("coreset embedding", embed)],
+                      (f"mc_variance (T={args.mc_samples})", score_mc),
+                      ("coreset embedding", embed)],
                      args.batch, args.repeats, "person crops")
 
     targets = torch.rand(args.batch, 17, height // 4, width // 4)
     weight = (torch.rand(args.batch, 17) > 0.3).float()
     batch_targets = {"heatmaps": targets, "weight": weight}
     a, b = training_overhead(task, model, module, images, batch_targets,
-                             lambda parameters: torch.optim.Adam(parameters, lr=1e-4), lamda=args.lamda,
-                             steps=args.train_steps)
-    print(f"\ntraining step: heatmap loss {a:.3f} s ({args.batch / a:.1f} crops/s), + loss module {b:.3f} s "
-          f"(median of {args.train_steps}): overhead {100 * (b - a) / a:+.1f}%")
+                             lambda parameters: torch.optim.Adam(parameters, lr=1e-4),
+                             lamda=args.lamda, steps=args.train_steps)
+    print(f"\ntraining step: heatmap loss {a:.3f} s ({args.batch / a:.1f} crops/s), + loss module "
+          f"{b:.3f} s (median of {args.train_steps}): overhead {100 * (b - a) / a:+.1f}%")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Per-superpixel mean scores: one ``bincount`` per image against ``skimage.measure.regionprops``.
 
-    python bench/bench_region_scores.py                   # 512x1024 maps, ~100 watershed superpixels
+    python bench/bench_region_scores.py   # 512x1024 maps, ~100 watershed superpixels
     python bench/bench_region_scores.py --segments 400 --method slic
 
 The score maps are random per-pixel uncertainties; the region maps are superpixels of
@@ -60,21 +60,24 @@ def main(argv: list[str] | None = None) -> None:
         return [region_means(scores, labels, n_regions, counts) for scores in maps]
 
     def skimage_props():
-        return [np.array([prop.intensity_mean for prop in regionprops(region_map + 1, intensity_image=scores)])
+        return [np.array([prop.intensity_mean
+                          for prop in regionprops(region_map + 1, intensity_image=scores)])
                 for scores in maps]
 
     def mask_loop():
-        return [np.array([scores[region_map == r].mean() for r in range(n_regions)]) for scores in maps]
+        return [np.array([scores[region_map == r].mean() for r in range(n_regions)])
+                for scores in maps]
 
     timings = {}
     results = {}
-    for name, function in (("bincount (region_means)", ours), ("skimage regionprops", skimage_props),
+    for name, function in (("bincount (region_means)", ours),
+                           ("skimage regionprops", skimage_props),
                            ("loop of boolean masks", mask_loop)):
         seconds, result = _best_of(args.repeat, function)
         timings[name] = seconds / args.images
         results[name] = result
-    for name, result in results.items():
-        for got, expected in zip(result, results["bincount (region_means)"]):
+    for result in results.values():
+        for got, expected in zip(result, results["bincount (region_means)"], strict=True):
             np.testing.assert_allclose(got, expected, rtol=1e-9)
     print(f"{args.height}x{args.width} score maps, {n_regions} {args.method} superpixels; "
           f"time per image (best of {args.repeat})\n")

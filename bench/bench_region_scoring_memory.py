@@ -1,8 +1,10 @@
-"""Host memory that superpixel scoring (``score_candidates``, ``RegionUnits``) holds above the model's own use.
+"""Host memory that superpixel scoring (``score_candidates``, ``RegionUnits``) holds above
+the model's own use.
 
-    python bench/bench_region_scoring_memory.py --quick           # 8 images of 256x512, seconds
-    python bench/bench_region_scoring_memory.py                   # 476 images of 1024x2048 (~8 GiB, minutes)
-    python bench/bench_region_scoring_memory.py --strategy bald_superpixels --json region_memory.json
+    python bench/bench_region_scoring_memory.py --quick   # 8 images of 256x512, seconds
+    python bench/bench_region_scoring_memory.py           # 476 of 1024x2048 (~8 GiB, minutes)
+    python bench/bench_region_scoring_memory.py --strategy bald_superpixels \\
+        --json region_memory.json
 
 The default is the reference Cityscapes superpixel protocol's scoring pass: 4,755 superpixels
 per cycle, a scored subset of 10x that, ~100 superpixels per image -> 476 images of 1024x2048.
@@ -54,7 +56,8 @@ def _peak_rss_bytes() -> int:
 
 
 def _grid_map(height: int, width: int, rows: int, cols: int):
-    """int [H, W] region ids 0..rows*cols-1: a grid of rows x cols blocks (a fresh array each call)."""
+    """int [H, W] region ids 0..rows*cols-1: a grid of rows x cols blocks (a
+    fresh array each call)."""
     import numpy as np
 
     row_ids = np.arange(height, dtype=np.intp) * rows // height          # [H]
@@ -74,7 +77,8 @@ def build(images: int, height: int, width: int, rows: int, cols: int, classes: i
     from active_learning.strategies import PIXEL_DISTRIBUTIONS
 
     class OnTheFlyImages(Dataset):
-        """``images`` deterministic [3, H, W] float32 images, made when indexed; [H, W] long targets."""
+        """``images`` deterministic [3, H, W] float32 images, made when
+        indexed; [H, W] long targets."""
 
         def __len__(self) -> int:
             return images
@@ -120,7 +124,8 @@ def build(images: int, height: int, width: int, rows: int, cols: int, classes: i
             return model(inputs), [inputs]
 
         def per_sample_loss(self, outputs, targets):
-            return nn.functional.cross_entropy(outputs, targets, reduction="none").flatten(1).mean(dim=1)
+            return nn.functional.cross_entropy(outputs, targets,
+                                               reduction="none").flatten(1).mean(dim=1)
 
         def evaluate(self, model, loader, device):
             raise NotImplementedError("scoring benchmark only")
@@ -141,12 +146,13 @@ def child(scored: int, args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     adapter, units, model = build(args.images, args.height, args.width, *args.grid)
-    config = LoopConfig(strategy=args.strategy, mc_samples=args.mc_samples, eval_batch_size=args.batch_size,
-                        progress=False, device="cpu")
+    config = LoopConfig(strategy=args.strategy, mc_samples=args.mc_samples,
+                        eval_batch_size=args.batch_size, progress=False, device="cpu")
     strategy = get_strategy(config.strategy)
     check_strategy_fits(strategy, adapter, units)
     if not strategy.needs:
-        raise SystemExit(f"strategy {strategy.name!r} scores nothing: pick one that needs model outputs")
+        raise SystemExit(f"strategy {strategy.name!r} scores nothing: pick one "
+                         "that needs model outputs")
     samples = np.arange(scored)
     before = _peak_rss_bytes()
     start = time.perf_counter()
@@ -165,8 +171,8 @@ def child(scored: int, args: argparse.Namespace) -> dict:
 
 
 def _run_child(scored: int, common: list[str]) -> dict:
-    output = subprocess.run([sys.executable, os.path.abspath(__file__), *common, "--child", str(scored)],
-                            capture_output=True, text=True)
+    output = subprocess.run([sys.executable, os.path.abspath(__file__), *common, "--child",
+                             str(scored)], capture_output=True, text=True)
     if output.returncode != 0:
         sys.stderr.write(output.stderr)
         raise SystemExit(f"the measurement of {scored} images failed (exit {output.returncode})")
@@ -176,9 +182,11 @@ def _run_child(scored: int, common: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: {QUICK['images']} images of {QUICK['height']}x{QUICK['width']} "
-                             "(explicit --images/--height/--width still win)")
-    parser.add_argument("--images", type=int, default=None, help=f"images scored (default {FULL['images']})")
+                        help=f"smoke run: {QUICK['images']} images of "
+                             f"{QUICK['height']}x{QUICK['width']} (explicit "
+                             "--images/--height/--width still win)")
+    parser.add_argument("--images", type=int, default=None,
+                        help=f"images scored (default {FULL['images']})")
     parser.add_argument("--height", type=int, default=None, help=f"default {FULL['height']}")
     parser.add_argument("--width", type=int, default=None, help=f"default {FULL['width']}")
     parser.add_argument("--grid", type=int, nargs=2, default=[10, 10], metavar=("ROWS", "COLS"),
@@ -188,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategy", default="mc_entropy_superpixels",
                         help="a per-pixel strategy (MC-dropout or entropy-like)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each measurement")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the numbers here")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the numbers here")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -201,17 +210,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.batch_size > args.images:
         parser.error(f"--batch-size ({args.batch_size}) is larger than --images ({args.images})")
 
-    common = ["--images", str(args.images), "--height", str(args.height), "--width", str(args.width),
-              "--grid", *map(str, args.grid), "--batch-size", str(args.batch_size),
-              "--mc-samples", str(args.mc_samples), "--strategy", args.strategy, "--threads", str(args.threads)]
+    common = ["--images", str(args.images), "--height", str(args.height), "--width",
+              str(args.width), "--grid", *map(str, args.grid), "--batch-size", str(args.batch_size),
+              "--mc-samples", str(args.mc_samples), "--strategy", args.strategy, "--threads",
+              str(args.threads)]
     maps_bytes = args.images * args.height * args.width * 8
     import torch
 
-    print(f"{args.images} images of {args.height}x{args.width}, {args.grid[0] * args.grid[1]} regions each "
-          f"({args.images * args.grid[0] * args.grid[1]} superpixels), strategy {args.strategy}, "
-          f"T = {args.mc_samples}, eval batch {args.batch_size}; model Dropout2d + 1x1 conv 3 -> 19")
-    print(f"torch {torch.__version__}, {args.threads} thread(s), python {platform.python_version()}, "
-          f"{platform.machine()}; float64 score maps of every image: {maps_bytes / GIB:.2f} GiB\n", flush=True)
+    print(f"{args.images} images of {args.height}x{args.width}, {args.grid[0] * args.grid[1]} "
+          f"regions each ({args.images * args.grid[0] * args.grid[1]} superpixels), strategy "
+          f"{args.strategy}, T = {args.mc_samples}, eval batch {args.batch_size}; model "
+          "Dropout2d + 1x1 conv 3 -> 19")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), python "
+          f"{platform.python_version()}, {platform.machine()}; float64 score maps of every image: "
+          f"{maps_bytes / GIB:.2f} GiB\n", flush=True)
     one_batch = _run_child(args.batch_size, common)     # (a) the model's own use
     full = _run_child(args.images, common)              # (b) the whole scoring pass
     held = full["peak_rss_bytes"] - one_batch["peak_rss_bytes"]
@@ -222,15 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| (b) full pass | {full['images_scored']} | {full['peak_rss_bytes'] / GIB:.2f} | "
           f"{full['seconds']:.1f} |")
     print(f"| (b) - (a): held above the model's own use | | **{held / GIB:.2f}** | |")
-    print(f"\nchecked: {full['regions']} region scores, all finite (mean {full['score_mean']:.4f}); "
-          f"held / float64 score maps = {held / maps_bytes:.2f}")
+    print(f"\nchecked: {full['regions']} region scores, all finite (mean "
+          f"{full['score_mean']:.4f}); held / float64 score maps = {held / maps_bytes:.2f}")
     if args.json is not None:
         numbers = {"images": args.images, "height": args.height, "width": args.width,
                    "regions_per_image": args.grid[0] * args.grid[1], "strategy": args.strategy,
-                   "mc_samples": args.mc_samples, "eval_batch_size": args.batch_size, "threads": args.threads,
-                   "torch": torch.__version__, "score_maps_float64_bytes": maps_bytes,
-                   "one_batch": one_batch, "full": full, "held_above_model_bytes": held,
-                   "held_above_model_gib": held / GIB}
+                   "mc_samples": args.mc_samples, "eval_batch_size": args.batch_size,
+                   "threads": args.threads, "torch": torch.__version__,
+                   "score_maps_float64_bytes": maps_bytes, "one_batch": one_batch, "full": full,
+                   "held_above_model_bytes": held, "held_above_model_gib": held / GIB}
         args.json.write_text(json.dumps(numbers, indent=2) + "\n")
         print(f"wrote {args.json}")
 

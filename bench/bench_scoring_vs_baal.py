@@ -1,4 +1,5 @@
-"""BALD scoring speed with MC dropout: this project vs baal (https://baal.readthedocs.io), one process.
+"""BALD scoring speed with MC dropout: this project vs baal (https://baal.readthedocs.io),
+one process.
 
 Both sides score the same pool with the same model (same weights), the same T, batch size and
 device, under no-grad / inference mode, reading batches from the same DataLoader (num_workers=0),
@@ -37,12 +38,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,11 +56,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEPS = os.path.join(HERE, ".deps")
 sys.path.insert(0, os.path.join(HERE, ".."))  # the repository, also without `pip install -e .`
 
-from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.strategies import top_k  # noqa: E402
+from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
 from active_learning.strategies.uncertainty import bald  # noqa: E402
 from classification.model import build_model  # noqa: E402
-
 
 # ---- baal -------------------------------------------------------------------------------
 
@@ -188,11 +190,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=16,
-                        help="channels of the first ResNet stage (64 = ResNet-18; 16 = CPU default)")
+                        help="channels of the first ResNet stage "
+                             "(64 = ResNet-18; 16 = CPU default)")
     parser.add_argument("--pool", type=int, default=256, help="number of random 3x32x32 images")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--samples", "-T", type=int, default=20, help="MC-dropout passes per image")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (interleaved), median kept")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed repeats (interleaved), median kept")
     parser.add_argument("--check-T", type=int, default=100,
                         help="T for the Spearman check of the two score vectors (0 skips it)")
     parser.add_argument("--check-pool", type=int, default=64, help="images in the Spearman check")
@@ -201,9 +205,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0 = torch's default). On a shared CPU, 1 avoids "
-                             "threads spinning at barriers while another job holds a core, which "
-                             "inflates the many-small-ops runs far more than baal's one big batch")
+                        help="torch intra-op threads (0 = torch's default). On a shared CPU, 1 "
+                             "avoids threads spinning at barriers while another job holds a core, "
+                             "which inflates the many-small-ops runs far more than "
+                             "baal's one big batch")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error("--threads must be >= 0")
@@ -248,10 +253,10 @@ def check_agreement(api: Any, model: nn.Module, sampler: MCDropoutSampler, pool:
     overlap = len(set(np.argsort(-s_baal)[:top]) & set(np.argsort(-s_ours)[:top])) / top
     print(f"independent masks, T={args.check_T}, {k} images with contrast 0.03..3: "
           f"Spearman(baal, ours) = {spearman(s_baal, s_ours):.4f}, "
-          f"Spearman(ours, ours with another seed) = {spearman(s_ours, s_ours2):.4f} (noise ceiling), "
-          f"top-{top} overlap(baal, ours) = {overlap:.2f}, "
-          f"mean BALD baal {s_baal.mean():.4f} / ours {s_ours.mean():.4f} "
-          f"(scores range {s_ours.min():.3f}..{s_ours.max():.3f})")
+          f"Spearman(ours, ours with another seed) = {spearman(s_ours, s_ours2):.4f} (noise "
+          f"ceiling), top-{top} overlap(baal, ours) = {overlap:.2f}, mean BALD baal "
+          f"{s_baal.mean():.4f} / ours {s_ours.mean():.4f} (scores range "
+          f"{s_ours.min():.3f}..{s_ours.max():.3f})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, fn in runs.items():
-            w, c = timed(lambda: fn(dataset, args.samples), device)
+            w, c = timed(functools.partial(fn, dataset, args.samples), device)
             wall[name].append(w)
             cpu[name].append(c)
 
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     rate = {name: n / statistics.median(wall[name]) for name in runs}
     cpu_rate = {name: n / max(statistics.median(cpu[name]), 1e-9) for name in runs}
     print(f"\nscoring + ranking {n} images, median of {args.repeats} interleaved repeats:")
-    print(f"{'method':40s} {'images/s (wall)':>16s} {'images/CPU-s':>14s} {'wall s (all repeats)':>24s}")
+    print(f"{'method':40s} {'images/s (wall)':>16s} {'images/CPU-s':>14s} "
+          f"{'wall s (all repeats)':>24s}")
     for name in runs:
         reps = " ".join(f"{w:.2f}" for w in wall[name])
         print(f"{name:40s} {rate[name]:16.1f} {cpu_rate[name]:14.1f} {reps:>24s}")

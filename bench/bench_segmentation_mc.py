@@ -1,6 +1,6 @@
 """MC-dropout scoring of DRN-D-22: throughput with and without the cached prefix, peak memory.
 
-    python bench/bench_segmentation_mc.py                         # 256x512 throughput, 1024x2048 memory
+    python bench/bench_segmentation_mc.py   # 256x512 throughput, 1024x2048 memory
     python bench/bench_segmentation_mc.py --width 0.25 --height 128 --image-width 256
 
 Throughput: images per second of ``mc_entropy`` scoring at T passes (what the loop runs:
@@ -40,7 +40,8 @@ def _score(model, images, samples: int):
         return mc_entropy(accumulator.result(), reduction="none"), sampler.uses_cached_prefix
 
 
-def throughput(width: float, height: int, image_width: int, batch: int, samples: int, repeat: int) -> list[dict]:
+def throughput(width: float, height: int, image_width: int, batch: int, samples: int,
+               repeat: int) -> list[dict]:
     import torch
 
     from segmentation.model import DRNSegmentation
@@ -84,7 +85,8 @@ def peak_memory(place: str, width: float, samples: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=float, default=1.0, help="DRN channel multiplier (1 = DRN-D-22)")
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="DRN channel multiplier (1 = DRN-D-22)")
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--image-width", type=int, default=512)
     parser.add_argument("--batch", type=int, default=2)
@@ -100,15 +102,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.child_memory:
         print(json.dumps(peak_memory(args.child_memory, args.width, args.samples)))
         return
-    print(f"DRN-D-22 width {args.width}, T = {args.samples}, torch {torch.__version__}, {args.threads} threads\n")
+    print(f"DRN-D-22 width {args.width}, T = {args.samples}, torch {torch.__version__}, "
+          f"{args.threads} threads\n")
     print(f"Throughput, batches of {args.batch} images of {args.height}x{args.image_width}:\n")
     print("| dropout | cached prefix | s per batch | images/s | one plain forward, s |")
     print("|---|---|---|---|---|")
-    rows = throughput(args.width, args.height, args.image_width, args.batch, args.samples, args.repeat)
+    rows = throughput(args.width, args.height, args.image_width, args.batch, args.samples,
+                      args.repeat)
     for row in rows:
-        print(f"| {row['dropout']} | {row['cached_prefix']} | {row['seconds']:.2f} | {row['images_per_s']:.2f} "
-              f"| {row['forward_s']:.2f} |")
-    print(f"\nclassifier-only dropout scores {rows[1]['images_per_s'] / rows[0]['images_per_s']:.1f}x faster")
+        print(f"| {row['dropout']} | {row['cached_prefix']} | {row['seconds']:.2f} | "
+              f"{row['images_per_s']:.2f} | {row['forward_s']:.2f} |")
+    print("\nclassifier-only dropout scores "
+          f"{rows[1]['images_per_s'] / rows[0]['images_per_s']:.1f}x faster")
     if args.skip_memory:
         return
     print("\nPeak memory of streaming scoring, one 1024x2048 image:\n")
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     for place in ("stages", "classifier"):
         output = subprocess.run([sys.executable, __file__, "--width", str(args.width), "--samples",
-                                 str(args.samples), "--threads", str(args.threads), "--child-memory", place],
+                                 str(args.samples), "--threads", str(args.threads),
+                                 "--child-memory", place],
                                 capture_output=True, text=True, check=True)
         row = json.loads(output.stdout.strip().splitlines()[-1])
         print(f"| {row['dropout']} | {row['peak_mb']:.0f} | {row['seconds']:.1f} |", flush=True)

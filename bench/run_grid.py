@@ -25,10 +25,10 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterator, Sequence
 
 if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -78,8 +78,9 @@ def check_extra_args(extra: Sequence[str]) -> None:
     """Refuse task arguments that the grid sets itself (they would be overridden per run)."""
     clashes = [arg for arg in extra if arg.split("=", 1)[0] in GRID_FLAGS]
     if clashes:
-        raise ValueError(f"the grid sets {', '.join(GRID_FLAGS)} itself; remove {', '.join(clashes)} "
-                         "after '--' (use --strategies, --seeds and --output-dir)")
+        raise ValueError(f"the grid sets {', '.join(GRID_FLAGS)} itself; remove "
+                         f"{', '.join(clashes)} after '--' (use --strategies, "
+                         "--seeds and --output-dir)")
 
 
 def load_task(task: str) -> ModuleType:
@@ -137,8 +138,10 @@ def run_one(train_main: Callable[[list[str]], Path], argv: list[str], strategy: 
     except SystemExit as stop:
         code = stop.code
         # The task's error wrapper prints one "error: ..." line on stderr and exits 2.
-        errors = [line for line in stderr.getvalue().splitlines() if line.startswith(("error:", "interrupted:"))]
-        message = code if isinstance(code, str) else (errors[-1] if errors else f"exited with code {code}")
+        errors = [line for line in stderr.getvalue().splitlines()
+                  if line.startswith(("error:", "interrupted:"))]
+        message = (code if isinstance(code, str)
+                   else errors[-1] if errors else f"exited with code {code}")
         return RunResult(strategy, seed, time.perf_counter() - start, error=str(message))
     except Exception as error:  # noqa: BLE001 -- one broken run must not stop the grid
         traceback.print_exc()
@@ -146,7 +149,8 @@ def run_one(train_main: Callable[[list[str]], Path], argv: list[str], strategy: 
                          error=f"{type(error).__name__}: {error}")
     seconds = time.perf_counter() - start
     if run_dir is None or not (Path(run_dir) / "metrics.csv").is_file():
-        return RunResult(strategy, seed, seconds, error=f"main returned {run_dir!r}, not a run folder")
+        return RunResult(strategy, seed, seconds,
+                         error=f"main returned {run_dir!r}, not a run folder")
     return RunResult(strategy, seed, seconds, run_dir=Path(run_dir))
 
 
@@ -163,7 +167,8 @@ def run_grid(task: str, strategies: Sequence[str], seeds: Sequence[int], output_
     for seed in seeds:
         for strategy in strategies:
             log(f"\n=== [{len(results) + 1}/{total}] {task}: strategy {strategy}, seed {seed} ===")
-            argv = [*extra_args, "--strategy", strategy, "--seed", str(seed), "--output-dir", str(output_dir)]
+            argv = [*extra_args, "--strategy", strategy, "--seed", str(seed), "--output-dir",
+                    str(output_dir)]
             result = run_one(train_main, argv, strategy, seed)
             if not result.ok:
                 log(f"FAILED {strategy} seed {seed}: {result.error}")
@@ -176,7 +181,8 @@ def results_table(results: Sequence[RunResult]) -> str:
     lines = ["| strategy | seed | status | seconds | run folder / error |", "|---|---|---|---|---|"]
     for result in results:
         status, where = ("done", result.run_dir) if result.ok else ("FAILED", result.error)
-        lines.append(f"| {result.strategy} | {result.seed} | {status} | {result.seconds:.1f} | {where} |")
+        lines.append(f"| {result.strategy} | {result.seed} | {status} | "
+                     f"{result.seconds:.1f} | {where} |")
     return "\n".join(lines)
 
 
@@ -223,24 +229,25 @@ def machine_description() -> str:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, python "
-            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"{gpu}")
+            f"{platform.python_version()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), {gpu}")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python bench/run_grid.py",
-        description="Run strategies x seeds of a task one after the other (resumable), then compare "
-                    "them. Arguments after '--' go to <task>.train unchanged.",
-        epilog="example: python bench/run_grid.py --task classification --strategies all --seeds 0 1 2 "
-               "--output-dir runs/grid -- --preset fmnist-cpu")
+        description="Run strategies x seeds of a task one after the other (resumable), then "
+                    "compare them. Arguments after '--' go to <task>.train unchanged.",
+        epilog="example: python bench/run_grid.py --task classification --strategies all --seeds 0 "
+               "1 2 --output-dir runs/grid -- --preset fmnist-cpu")
     parser.add_argument("--task", default="classification", help="package holding train.py")
     parser.add_argument("--strategies", nargs="+", default=["all"], metavar="NAME",
                         help="'all' or strategy names (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="K")
     parser.add_argument("--output-dir", default="runs/grid", help="passed to every run")
     parser.add_argument("--compare-output", default=None, metavar="PREFIX",
-                        help="comparison files PREFIX.md/.csv/.png (default: <output-dir>/comparison)")
+                        help="comparison files PREFIX.md/.csv/.png (default: "
+                             "<output-dir>/comparison)")
     parser.add_argument("--metric", default=None,
                         help="metrics.csv column to compare (default: the runs' primary metric)")
     parser.add_argument("--threads", type=int, default=None,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -30,9 +31,9 @@ def print_throughput(functions: Sequence[tuple[str, Callable[[], Any]]], batch: 
         print(f"| {name} | {seconds:.3f} | {batch / seconds:.1f} |")
 
 
-def training_overhead(task: Any, model: torch.nn.Module, module: torch.nn.Module, inputs: Any, targets: Any,
-                      make_optimizer: Callable[[list], torch.optim.Optimizer], *, lamda: float = 1.0,
-                      steps: int = 4) -> tuple[float, float]:
+def training_overhead(task: Any, model: torch.nn.Module, module: torch.nn.Module, inputs: Any,
+                      targets: Any, make_optimizer: Callable[[list], torch.optim.Optimizer], *,
+                      lamda: float = 1.0, steps: int = 4) -> tuple[float, float]:
     """Median seconds of a training step on ``task.batch_loss`` alone and with ``lamda`` x the
     ranking loss of ``module``, alternating one of each so that outside load hits both alike."""
     model.train()

@@ -2,16 +2,18 @@
 
 ``load_classification_data(dataset, data_dir, ...)`` returns a ``ClassificationData`` with an
 augmented training view, the same training items without augmentation (for scoring the pool), a
-test set, and one CSV name per training item. Every item is ``(image [C, H, W] float32, label int)``.
+test set, and one CSV name per training item. Every item is
+``(image [C, H, W] float32, label int)``.
 
 Supported datasets and the layout each expects:
 
 - ``cifar10``: torchvision's layout ``<data_dir>/cifar-10-batches-py/`` (``data_batch_1`` ..
-  ``data_batch_5``, ``test_batch``, ``batches.meta``: pickled dicts with ``data`` uint8 ``[N, 3072]``,
-  channel-major, and ``labels``). The pickles are read here, through an unpickler that only accepts
-  numpy arrays and plain containers (torchvision's ``CIFAR10`` also checks md5 sums, which custom or
-  test copies cannot match). ``download=True`` fetches the archive with torchvision when the folder
-  is missing. ``<data_dir>`` may also be the ``cifar-10-batches-py`` folder itself.
+  ``data_batch_5``, ``test_batch``, ``batches.meta``: pickled dicts with ``data`` uint8
+  ``[N, 3072]``, channel-major, and ``labels``). The pickles are read here, through an unpickler
+  that only accepts numpy arrays and plain containers (torchvision's ``CIFAR10`` also checks md5
+  sums, which custom or test copies cannot match). ``download=True`` fetches the archive with
+  torchvision when the folder is missing. ``<data_dir>`` may also be the ``cifar-10-batches-py``
+  folder itself.
 - ``fashion_mnist``: torchvision's layout ``<data_dir>/FashionMNIST/raw/{train,t10k}-{images-idx3,
   labels-idx1}-ubyte`` (plain or ``.gz``; the files may also sit directly in ``<data_dir>``). When
   they are not there, or ``data_dir`` is None, Debian's ``fashion-mnist`` package folder
@@ -38,33 +40,36 @@ meant for the user.
 
 from __future__ import annotations
 
-from active_learning.errors import DataError
 import dataclasses
 import gzip
 import os
 import pickle
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
+from active_learning.errors import DataError
+
 DATASETS = ("cifar10", "fashion_mnist", "image_folder", "digits")
 CSV_NAME_STYLES = ("filename", "relpath")
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_DIR = "cifar-10-batches-py"
 
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -112,11 +117,14 @@ class ArrayImageDataset(Dataset):
     ``transform`` maps one ``uint8 [C, H, W]`` tensor to a float tensor.
     """
 
-    def __init__(self, images: Tensor, targets: np.ndarray, transform: Callable[[Tensor], Tensor]) -> None:
+    def __init__(self, images: Tensor, targets: np.ndarray,
+                 transform: Callable[[Tensor], Tensor]) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} "
+                             f"{tuple(images.shape)}")
         if len(images) != len(targets):
-            raise ValueError(f"images ({len(images)}) and targets ({len(targets)}) differ in length")
+            raise ValueError(f"images ({len(images)}) and targets "
+                             f"({len(targets)}) differ in length")
         self.images = images
         self.targets = np.asarray(targets, dtype=np.int64)
         self.transform = transform
@@ -135,7 +143,8 @@ class ImageFileDataset(Dataset):
     ``transform`` as ``uint8 [3, image_size, image_size]``.
     """
 
-    def __init__(self, samples: list[tuple[str, int]], image_size: int, transform: Callable[[Tensor], Tensor]) -> None:
+    def __init__(self, samples: list[tuple[str, int]], image_size: int,
+                 transform: Callable[[Tensor], Tensor]) -> None:
         self.samples = samples
         self.targets = np.array([label for _, label in samples], dtype=np.int64)
         self.image_size = image_size
@@ -158,7 +167,8 @@ class ImageFileDataset(Dataset):
 
 
 class _Scale:
-    """``uint8 [C, H, W]`` -> ``float32`` divided by ``max_value`` (255 for photos, 16 for digits)."""
+    """``uint8 [C, H, W]`` -> ``float32`` divided by ``max_value`` (255 for
+    photos, 16 for digits)."""
 
     def __init__(self, max_value: float) -> None:
         self.max_value = float(max_value)
@@ -229,7 +239,8 @@ def load_classification_data(
 
     Args:
         dataset: ``"cifar10"``, ``"fashion_mnist"``, ``"image_folder"`` or ``"digits"``.
-        data_dir: the dataset root (see the module docstring for each layout); ignored by ``digits``.
+        data_dir: the dataset root (see the module docstring for each layout); ignored by
+            ``digits``.
         download: fetch CIFAR-10 / Fashion-MNIST with torchvision when the files are missing.
         csv_names: ``"filename"`` or ``"relpath"``; only ``image_folder`` has real file names.
         augment: False makes ``train`` identical to ``train_eval`` (no random crop / flip).
@@ -241,13 +252,15 @@ def load_classification_data(
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
     if csv_names not in CSV_NAME_STYLES:
-        raise DataError(f"unknown csv_names {csv_names!r}; choose one of: {', '.join(CSV_NAME_STYLES)}")
+        raise DataError(f"unknown csv_names {csv_names!r}; choose one of: "
+                        f"{', '.join(CSV_NAME_STYLES)}")
     if dataset == "cifar10":
         return load_cifar10(data_dir, download=download, augment=augment)
     if dataset == "fashion_mnist":
         return load_fashion_mnist(data_dir, download=download, augment=augment)
     if dataset == "image_folder":
-        return load_image_folder(data_dir, image_size=image_size, csv_names=csv_names, augment=augment)
+        return load_image_folder(data_dir, image_size=image_size, csv_names=csv_names,
+                                 augment=augment)
     return load_digits_data(augment=augment)
 
 
@@ -299,7 +312,8 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(entry["data"])
     labels = np.asarray(entry["labels"], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"CIFAR-10 file {path}: 'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
+        raise DataError(f"CIFAR-10 file {path}: 'data' must be uint8 [N, 3072], got "
+                        f"{data.dtype} {data.shape}")
     if labels.shape != (data.shape[0],):
         raise DataError(f"CIFAR-10 file {path}: {data.shape[0]} images but {labels.size} labels")
     if labels.size and (labels.min() < 0 or labels.max() >= 10):
@@ -315,7 +329,8 @@ def _find_cifar_dir(data_dir: Path) -> Path | None:
     return None
 
 
-def load_cifar10(data_dir: str | os.PathLike | None, *, download: bool = False, augment: bool = True) -> ClassificationData:
+def load_cifar10(data_dir: str | os.PathLike | None, *, download: bool = False,
+                 augment: bool = True) -> ClassificationData:
     """CIFAR-10 from ``<data_dir>/cifar-10-batches-py/`` (50,000 train / 10,000 test, 32x32 RGB)."""
     if data_dir is None:
         raise DataError("cifar10 needs --data-dir (the folder that holds cifar-10-batches-py/)")
@@ -327,7 +342,8 @@ def load_cifar10(data_dir: str | os.PathLike | None, *, download: bool = False, 
     if folder is None:
         raise DataError(
             f"CIFAR-10 not found: looked for {root / CIFAR10_DIR / 'data_batch_1'}; "
-            "pass --download to fetch it, or point --data-dir at the folder holding cifar-10-batches-py/"
+            "pass --download to fetch it, or point --data-dir at the folder holding "
+            "cifar-10-batches-py/"
         )
     train = [_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     test_images, test_targets = _cifar_batch(folder / "test_batch")
@@ -336,9 +352,10 @@ def load_cifar10(data_dir: str | os.PathLike | None, *, download: bool = False, 
     class_names = _cifar_class_names(folder / "batches.meta")
 
     eval_tf = make_transform(32, CIFAR10_MEAN, CIFAR10_STD)
-    train_tf = make_transform(32, CIFAR10_MEAN, CIFAR10_STD, crop_padding=4, flip=True) if augment else eval_tf
-    views = _views(torch.from_numpy(train_images), train_targets, torch.from_numpy(test_images), test_targets,
-                   train_tf, eval_tf)
+    train_tf = (make_transform(32, CIFAR10_MEAN, CIFAR10_STD, crop_padding=4, flip=True)
+                if augment else eval_tf)
+    views = _views(torch.from_numpy(train_images), train_targets, torch.from_numpy(test_images),
+                   test_targets, train_tf, eval_tf)
     return ClassificationData(*views, num_classes=10, in_channels=3, image_size=32,
                               names=index_names(len(train_targets)), targets=train_targets,
                               class_names=class_names)
@@ -373,7 +390,8 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Parse an IDX file (plain or gzip): magic ``00 00 <dtype> <ndim>``, ndim big-endian uint32 dims, data.
+    """Parse an IDX file (plain or gzip): magic ``00 00 <dtype> <ndim>``, ndim big-endian
+    uint32 dims, data.
 
     Raises ``DataError`` naming the file when it is truncated, too long or malformed.
     """
@@ -382,7 +400,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:  # gzip reports truncation as EOFError, bad headers as OSError
+    # gzip reports truncation as EOFError, bad headers as OSError
+    except (OSError, EOFError) as err:
         raise DataError(f"cannot read IDX file {path}: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"IDX file {path}: bad magic number {raw[:4].hex() or '(empty file)'}")
@@ -410,13 +429,16 @@ def _find_idx(folders: list[Path], stem: str) -> Path | None:
 
 def _fashion_split(folders: list[Path], prefix: str) -> tuple[np.ndarray, np.ndarray]:
     """``(images uint8 [N, 1, 28, 28], labels int64 [N])`` for prefix ``train`` or ``t10k``."""
-    paths = [_find_idx(folders, f"{prefix}-{kind}-ubyte") for kind in ("images-idx3", "labels-idx1")]
+    paths = [_find_idx(folders, f"{prefix}-{kind}-ubyte")
+             for kind in ("images-idx3", "labels-idx1")]
     images_path, labels_path = paths
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DataError(f"IDX file {images_path}: expected uint8 images [N, 28, 28], got {images.dtype} {images.shape}")
+        raise DataError(f"IDX file {images_path}: expected uint8 images [N, 28, 28], got "
+                        f"{images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(f"IDX file {labels_path}: expected {len(images)} labels, got shape {labels.shape}")
+        raise DataError(f"IDX file {labels_path}: expected {len(images)} labels, got "
+                        f"shape {labels.shape}")
     labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= 10):
         raise DataError(f"IDX file {labels_path}: labels outside 0..9")
@@ -434,7 +456,8 @@ def _fashion_complete(folders: list[Path]) -> bool:
     return any(all(_find_idx([folder], stem) for stem in stems) for folder in folders)
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None, *, download: bool = False, augment: bool = True) -> ClassificationData:
+def load_fashion_mnist(data_dir: str | os.PathLike | None, *, download: bool = False,
+                       augment: bool = True) -> ClassificationData:
     """Fashion-MNIST (60,000 train / 10,000 test, 28x28 grayscale) from IDX files."""
     root = None if data_dir is None else Path(data_dir)
     folders = _fashion_folders(root)
@@ -444,16 +467,18 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None, *, download: bool = F
     if folder is None:
         looked = ", ".join(str(f) for f in folders)
         raise DataError(
-            "Fashion-MNIST not found: looked for {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in "
-            f"{looked}; pass --data-dir with --download to fetch it, or install Debian's fashion-mnist package"
+            "Fashion-MNIST not found: looked for {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] "
+            f"in {looked}; pass --data-dir with --download to fetch it, or install Debian's "
+            "fashion-mnist package"
         )
     train_images, train_targets = _fashion_split([folder], "train")
     test_images, test_targets = _fashion_split([folder], "t10k")
 
     eval_tf = make_transform(28, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
-    train_tf = make_transform(28, FASHION_MNIST_MEAN, FASHION_MNIST_STD, crop_padding=2) if augment else eval_tf
-    views = _views(torch.from_numpy(train_images), train_targets, torch.from_numpy(test_images), test_targets,
-                   train_tf, eval_tf)
+    train_tf = (make_transform(28, FASHION_MNIST_MEAN, FASHION_MNIST_STD, crop_padding=2)
+                if augment else eval_tf)
+    views = _views(torch.from_numpy(train_images), train_targets, torch.from_numpy(test_images),
+                   test_targets, train_tf, eval_tf)
     return ClassificationData(*views, num_classes=10, in_channels=1, image_size=28,
                               names=index_names(len(train_targets)), targets=train_targets,
                               class_names=list(FASHION_MNIST_CLASSES))
@@ -464,14 +489,17 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None, *, download: bool = F
 
 
 def _scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """``(class names, [(path, label), ...])`` of one ``<split>/<class>/<image>`` tree, readable files only."""
+    """``(class names, [(path, label), ...])`` of one ``<split>/<class>/<image>``
+    tree, readable files only."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     if not split_dir.is_dir():
-        raise DataError(f"image folder missing: {split_dir} (expected {split_dir}/<class>/<image files>)")
+        raise DataError(f"image folder missing: {split_dir} (expected "
+                        f"{split_dir}/<class>/<image files>)")
     try:
         classes, class_to_idx = find_classes(str(split_dir))
-        samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS,
+                               allow_empty=True)
     except FileNotFoundError as err:  # torchvision's message for "no class folders"
         raise DataError(f"no class folders in {split_dir}: {err}") from err
     if not samples:
@@ -517,20 +545,21 @@ def _folder_names(samples: list[tuple[str, int]], root: Path, csv_names: str) ->
         return [Path(path).relative_to(root).as_posix() for path, _ in samples]
     names = [Path(path).name for path, _ in samples]
     seen: dict[str, str] = {}
-    for name, (path, _) in zip(names, samples):
+    for name, (path, _) in zip(names, samples, strict=True):
         if name in seen:
             raise DataError(
-                f"file name {name!r} appears twice ({seen[name]} and {path}); CSV names must be unique: "
-                "use --csv-names relpath"
+                f"file name {name!r} appears twice ({seen[name]} and {path}); CSV names must be "
+                "unique: use --csv-names relpath"
             )
         seen[name] = path
     return names
 
 
 def load_image_folder(
-    data_dir: str | os.PathLike | None, *, image_size: int = 32, csv_names: str = "filename", augment: bool = True
-) -> ClassificationData:
-    """RGB images from ``<data_dir>/train/<class>/`` and ``<data_dir>/test/<class>/``, resized to ``image_size``."""
+    data_dir: str | os.PathLike | None, *, image_size: int = 32, csv_names: str = "filename",
+    augment: bool = True) -> ClassificationData:
+    """RGB images from ``<data_dir>/train/<class>/`` and ``<data_dir>/test/<class>/``,
+    resized to ``image_size``."""
     if data_dir is None:
         raise DataError("image_folder needs --data-dir (the folder that holds train/ and test/)")
     _check_image_size(image_size)
@@ -543,7 +572,8 @@ def load_image_folder(
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
         raise DataError(
-            f"train and test class folders differ under {root}: only in train {only_train}, only in test {only_test}"
+            f"train and test class folders differ under {root}: only in train {only_train}, "
+            f"only in test {only_test}"
         )
     _check_classes(root / "train", train_classes, train_samples)
     names = _folder_names(train_samples, root / "train", csv_names)
@@ -558,7 +588,8 @@ def load_image_folder(
         train_eval=ImageFileDataset(train_samples, image_size, eval_tf),
         test=ImageFileDataset(test_samples, image_size, eval_tf),
         num_classes=len(train_classes), in_channels=3, image_size=image_size, names=names,
-        targets=np.array([label for _, label in train_samples], dtype=np.int64), class_names=list(train_classes),
+        targets=np.array([label for _, label in train_samples], dtype=np.int64),
+        class_names=list(train_classes),
     )
 
 
@@ -587,13 +618,15 @@ def load_unlabeled_folder(
     if path is None:
         raise DataError("no unlabeled image folder given")
     if csv_names not in CSV_NAME_STYLES:
-        raise DataError(f"unknown csv_names {csv_names!r}; choose one of: {', '.join(CSV_NAME_STYLES)}")
+        raise DataError(f"unknown csv_names {csv_names!r}; choose one of: "
+                        f"{', '.join(CSV_NAME_STYLES)}")
     _check_image_size(image_size)
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"unlabeled image folder missing: {root}")
     # followlinks, like torchvision's ImageFolder: a folder of symlinks to images is common.
-    files = [Path(folder, name) for folder, _, names in os.walk(root, followlinks=True) for name in names
+    files = [Path(folder, name)
+             for folder, _, names in os.walk(root, followlinks=True) for name in names
              if has_file_allowed_extension(name, IMG_EXTENSIONS)]
     if not files:
         raise DataError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {root}")
@@ -603,7 +636,8 @@ def load_unlabeled_folder(
     return ImageFileDataset(samples, image_size, _folder_eval_transform(image_size)), names
 
 
-def with_unlabeled(data: ClassificationData, unlabeled: ImageFileDataset, names: list[str]) -> ClassificationData:
+def with_unlabeled(data: ClassificationData, unlabeled: ImageFileDataset,
+                   names: list[str]) -> ClassificationData:
     """``data`` whose training items are followed by the ``U`` unlabeled items (absolute indices
     ``N_train .. N_train + U - 1``, target ``UNLABELED_TARGET``), for ranking them with the loop.
 
@@ -640,7 +674,8 @@ def load_digits_data(*, augment: bool = True) -> ClassificationData:
     images = bunch.images.astype(np.uint8)[:, None]  # [1797, 1, 8, 8], values 0..16
     targets = bunch.target.astype(np.int64)
     train_idx, test_idx = train_test_split(
-        np.arange(len(targets)), train_size=DIGITS_TRAIN_SIZE, stratify=targets, random_state=DIGITS_SEED
+        np.arange(len(targets)), train_size=DIGITS_TRAIN_SIZE, stratify=targets,
+        random_state=DIGITS_SEED
     )
     train_images, train_targets = images[train_idx], targets[train_idx]
     # Statistics of the train split on the 0..1 scale: fixed numbers, as the split is seeded.

@@ -7,8 +7,8 @@ Each strategy is one run of ``python -m classification.train --preset fmnist-dem
 (arguments after ``--`` go to every run), started as a subprocess: as many at a time as there are
 CPU cores, with the cores shared out as torch threads. A run folder that already holds a run is
 resumed, so running the demo again finishes an interrupted one. When every run has finished,
-``active_learning.reports.compare`` draws their learning curves on one plot, writes the table next to it
-and prints it: a lone curve cannot say whether active learning helped, random beside it can.
+``active_learning.reports.compare`` draws their learning curves on one plot, writes the table next
+to it and prints it: a lone curve cannot say whether active learning helped, random beside it can.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 if __package__ in (None, ""):  # `python demo.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,11 +47,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of every run")
     parser.add_argument("--output-dir", default="runs", help="passed to every run")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="runs at a time (default: the number of CPU cores, at most one per strategy)")
+                        help="runs at a time (default: the number of CPU cores, at "
+                             "most one per strategy)")
     return parser
 
 
-def train_argv(strategy: str, args: argparse.Namespace, extra: Sequence[str], threads: int) -> list[str]:
+def train_argv(strategy: str, args: argparse.Namespace, extra: Sequence[str],
+               threads: int) -> list[str]:
     """The ``classification.train`` arguments of one strategy's run (later flags win)."""
     return ["--preset", "fmnist-demo", *extra, "--strategy", strategy, "--seed", str(args.seed),
             "--output-dir", args.output_dir, "--threads", str(threads), "--no-progress"]
@@ -86,12 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = max(1, cores // jobs)
     # Bad flags or strategy names end here, with train's own message, before anything runs.
     argvs = {strategy: train_argv(strategy, args, extra, threads) for strategy in args.strategies}
-    run_dirs = {strategy: train.run_folder(train.parse_args(argv)) for strategy, argv in argvs.items()}
+    run_dirs = {strategy: train.run_folder(train.parse_args(argv))
+                for strategy, argv in argvs.items()}
 
     print(f"demo: {', '.join(args.strategies)} on the fmnist-demo protocol, {jobs} at a time "
           f"with {threads} torch thread{'s' if threads > 1 else ''} each", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = dict(zip(argvs, pool.map(_run, argvs, argvs.values())))
+        codes = dict(zip(argvs, pool.map(_run, argvs, argvs.values()), strict=True))
     failed = [strategy for strategy, code in codes.items() if code != 0]
     if failed:
         print(f"error: the run of {', '.join(failed)} failed (see its [name] lines above); run the "
@@ -110,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in comparison.strategies:
         print(f"{name:>18}  {summary.at[name, 'aubc_mean']:.4f}{'':26}"
               f"{summary.at[name, 'final_mean']:.4f}")
-    print("\nruns (metrics.csv, priorities/cycle_XX.csv, selections/cycle_XX.png, learning_curve.png):")
-    for strategy, run_dir in run_dirs.items():
+    print("\nruns (metrics.csv, priorities/cycle_XX.csv, selections/cycle_XX.png, "
+          "learning_curve.png):")
+    for run_dir in run_dirs.values():
         print(f"  {run_dir}")
     print(f"comparison: {paths['png']} (plot), {paths['md']}, {paths['csv']}")
     return 0

@@ -8,9 +8,9 @@ changes small images need (He et al. 2016, section 4.2; the usual CIFAR ResNet-1
 - an optional ``nn.Dropout`` right before ``fc`` so MC dropout has something to sample.
 
 ``feature_info`` lists the four stage outputs (``layer1`` .. ``layer4``) that feed the loss
-prediction module, like timm's ``feature_info``. ``forward`` returns plain logits, so forward hooks by
-module name and ``torch.fx.symbolic_trace`` both work; ``forward_intermediates`` returns logits, the
-four maps and the pooled embedding in one pass. Weights are never downloaded.
+prediction module, like timm's ``feature_info``. ``forward`` returns plain logits, so forward hooks
+by module name and ``torch.fx.symbolic_trace`` both work; ``forward_intermediates`` returns logits,
+the four maps and the pooled embedding in one pass. Weights are never downloaded.
 """
 
 from __future__ import annotations
@@ -49,18 +49,21 @@ class CifarResNet18(ResNet):
         dropout: probability of the ``nn.Dropout`` before ``fc`` (0 disables it: ``nn.Identity``).
 
     Input ``x: [B, in_channels, H, W]``; ``forward(x)`` returns logits ``[B, num_classes]``.
-    With ``width=64`` and 10 classes it has 11,173,962 parameters, like the standard CIFAR ResNet-18.
+    With ``width=64`` and 10 classes it has 11,173,962 parameters, like the standard
+    CIFAR ResNet-18.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64,
+                 dropout: float = 0.0) -> None:
         _check_positive_int(num_classes, "num_classes")
         _check_positive_int(in_channels, "in_channels")
         _check_positive_int(width, "width")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
-        # torchvision built the ImageNet stem and 64..512 stages; replace them. Reassigning an existing
-        # attribute keeps its place in _modules, so the module order stays stem -> layers -> head.
+        # torchvision built the ImageNet stem and 64..512 stages; replace them. Reassigning an
+        # existing attribute keeps its place in _modules, so the module order stays stem ->
+        # layers -> head.
         self.inplanes = width
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = self._norm_layer(width)
@@ -106,9 +109,10 @@ class CifarResNet18(ResNet):
     def forward_intermediates(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
         """One pass returning logits, the stage maps and the embedding.
 
-        ``x: [B, in_channels, H, W]`` -> ``(logits [B, num_classes], [f1, f2, f3, f4], embedding [B, 8*width])``
-        where ``f_k: [B, width * 2**(k-1), ceil(H / 2**(k-1)), ceil(W / 2**(k-1))]`` (see ``feature_info``)
-        and ``embedding`` is the pooled vector before dropout and ``fc``.
+        ``x: [B, in_channels, H, W]`` ->
+        ``(logits [B, num_classes], [f1, f2, f3, f4], embedding [B, 8*width])`` where
+        ``f_k: [B, width * 2**(k-1), ceil(H / 2**(k-1)), ceil(W / 2**(k-1))]`` (see
+        ``feature_info``) and ``embedding`` is the pooled vector before dropout and ``fc``.
         """
         x = self._stem(x)
         features = []
@@ -134,7 +138,8 @@ def build_model(
     unreadable or ill-fitting file raises ``WeightsError`` (a ``ValueError``) naming the
     missing / unexpected / mis-shaped keys.
     """
-    model = CifarResNet18(num_classes=num_classes, in_channels=in_channels, width=width, dropout=dropout)
+    model = CifarResNet18(num_classes=num_classes, in_channels=in_channels, width=width,
+                          dropout=dropout)
     if weights_path is not None:
         load_weights(model, weights_path)
     return model
@@ -143,7 +148,8 @@ def build_model(
 def load_weights(model: nn.Module, weights_path: str | os.PathLike) -> None:
     """Load a local state_dict (or a checkpoint holding one) into ``model``, strictly.
 
-    Raises ``WeightsError`` naming ``--weights`` and the file (see :mod:`active_learning.files.weights`).
+    Raises ``WeightsError`` naming ``--weights`` and the file (see
+    :mod:`active_learning.files.weights`).
     """
     hint = ""
     if isinstance(model, CifarResNet18):

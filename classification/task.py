@@ -1,11 +1,10 @@
 """The classification task adapter: ResNet-18 (CIFAR variant) plugged into the shared loop."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -52,7 +51,8 @@ class ClassificationTask(BaseTaskAdapter):
         """SGD with step decay (x0.1 at each milestone), as in Learning Loss's CIFAR-10 protocol."""
         optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
                                     weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=0.1)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones,
+                                                         gamma=0.1)
         return optimizer, scheduler
 
     def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
@@ -63,7 +63,8 @@ class ClassificationTask(BaseTaskAdapter):
         return F.cross_entropy(outputs, targets, reduction="none")  # [B]
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: DataLoader,
+                 device: torch.device) -> dict[str, float]:
         """Top-1 accuracy and mean cross-entropy on the test set."""
         model.eval()
         correct = 0
@@ -90,19 +91,23 @@ class ClassificationTask(BaseTaskAdapter):
 
         from active_learning.files.atomic import atomic_open
 
-        shown = list(zip(units[:count], scores[:count]))
+        shown = list(zip(units[:count], scores[:count], strict=True))
         columns = min(8, len(shown))
         rows = -(-len(shown) // columns)
-        figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False, dpi=100)
+        figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows),
+                                    squeeze=False, dpi=100)
         for axis in axes.ravel():
             axis.axis("off")
-        for axis, (index, score) in zip(axes.ravel(), shown):
-            image = self.pool_set[int(index)][0].float()                      # [C, H, W], normalised
+        for axis, (index, score) in zip(axes.ravel(), shown, strict=False):
+            image = self.pool_set[int(index)][0].float()              # [C, H, W], normalised
             image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6)
-            axis.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if image.shape[0] == 1 else None)
+            axis.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(),
+                        cmap="gray" if image.shape[0] == 1 else None)
             target = int(self.data.targets[int(index)])
-            label = self.data.class_names[target] if 0 <= target < len(self.data.class_names) else "unlabeled"
-            axis.set_title(f"{self.item_name(int(index))[:18]}\n{label[:14]} {score:.3f}", fontsize=6)
+            label = (self.data.class_names[target] if 0 <= target < len(self.data.class_names)
+                     else "unlabeled")
+            axis.set_title(f"{self.item_name(int(index))[:18]}\n{label[:14]} {score:.3f}",
+                           fontsize=6)
         figure.suptitle("chosen to label next (best first): name, true class, score", fontsize=8)
         with atomic_open(path, "wb") as handle:
             figure.savefig(handle, format="png")

@@ -1,6 +1,7 @@
 """Simulate active learning cycles for image classification.
 
-    cd classification && python train.py --dataset cifar10 --data-dir ../data --strategy loss_prediction
+    cd classification && python train.py --dataset cifar10 --data-dir ../data \\
+        --strategy loss_prediction
     python -m classification.train --preset fmnist-demo
 
 Every strategy of the registry is available through ``--strategy``; the original project's flags
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,7 +60,8 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                       help="dataset root (layout: classification/README.md)")
     data.add_bool("--download", recorded=False,
                   help="fetch CIFAR-10 / Fashion-MNIST with torchvision if missing")
-    data.add_argument("--image-size", type=int, default=32, help="image_folder: resize to this side")
+    data.add_argument("--image-size", type=int, default=32,
+                      help="image_folder: resize to this side")
     data.add_argument("--csv-names", choices=("filename", "relpath"), default="filename",
                       help="names written in the priority CSV (image_folder)")
     model = arguments.group("classifier")

@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from active_learning import ActiveLearning, LossPredictionLoss, choose_new_labeled_indices, write_entropies_csv
+from active_learning import (
+    ActiveLearning,
+    LossPredictionLoss,
+    choose_new_labeled_indices,
+    write_entropies_csv,
+)
 
 
 def make_pool(size: int, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -29,7 +34,8 @@ def make_pool(size: int, num_classes: int = 10) -> tuple[torch.Tensor, torch.Ten
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="al_example_")))
+    parser.add_argument("--output-dir", type=Path,
+                        default=Path(tempfile.mkdtemp(prefix="al_example_")))
     parser.add_argument("--pool-size", type=int, default=64)
     parser.add_argument("--budget", type=int, default=8, help="images to label next")
     parser.add_argument("--lamda", type=float, default=1.0, help="weight of the ranking loss")
@@ -45,14 +51,16 @@ def main(argv: list[str] | None = None) -> Path:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     ranking_loss = LossPredictionLoss(margin=1.0)
 
-    # 2. Train as usual, with one task loss per image plus the loss prediction module's ranking loss.
+    # 2. Train as usual, with one task loss per image plus the loss prediction module's ranking
+    #    loss.
     model.train()
     for step in range(3):
         batch = torch.as_tensor(np.random.default_rng(step).choice(labeled, 8, replace=False))
         # detach_features=True: the ranking loss trains the module only, never the backbone (the
         # paper lets it shape the backbone for 60% of the epochs, which cost accuracy in our runs)
         logits, loss_pred = model(images[batch], detach_features=True)  # [B, 10], [B]
-        loss = F.cross_entropy(logits, labels[batch], reduction="none")  # [B]: never a batch mean here
+        # [B]: never a batch mean here
+        loss = F.cross_entropy(logits, labels[batch], reduction="none")
         total = loss.mean() + args.lamda * ranking_loss(loss_pred, loss)
         optimizer.zero_grad()
         total.backward()
@@ -66,7 +74,8 @@ def main(argv: list[str] | None = None) -> Path:
     predicted_loss = torch.cat([out[1] for out in outputs])  # [U]
 
     # 4. Highest predicted loss first; indices are absolute dataset indices, not pool positions.
-    indices, scores = choose_new_labeled_indices("loss_prediction", unlabeled, args.budget, scores=predicted_loss)
+    indices, scores = choose_new_labeled_indices("loss_prediction", unlabeled, args.budget,
+                                                 scores=predicted_loss)
     csv_path = args.output_dir / "priorities.csv"
     write_entropies_csv(names, indices, scores, csv_path)
     print(f"loss prediction: labels next {[names[i] for i in indices]}")
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> Path:
 
     # 5. Any uncertainty strategy works the same way from softmax probabilities.
     probs = logits.softmax(dim=1)  # [U, 10]
-    indices, scores = choose_new_labeled_indices("entropy", unlabeled, args.budget, inputs={"probs": probs})
+    indices, scores = choose_new_labeled_indices("entropy", unlabeled, args.budget,
+                                                 inputs={"probs": probs})
     entropy_path = args.output_dir / "priorities_entropy.csv"
     write_entropies_csv(names, indices, scores, entropy_path)
     print(f"entropy CSV written to {entropy_path}")

@@ -20,7 +20,6 @@ What stops a run (``DataError``, exit 2, naming the file and the annotation) and
 """
 from __future__ import annotations
 
-from active_learning.errors import DataError
 import contextlib
 import io
 import json
@@ -31,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from active_learning.errors import DataError
 from active_learning.files.images import find_images
 
 NUM_JOINTS = 17
 COCO_KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
                        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                       "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+                       "left_hip", "right_hip", "left_knee", "right_knee",
+                       "left_ankle", "right_ankle")
 # COCO's skeleton: 1-based joint pairs, as in person_keypoints_*.json.
 COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
                  (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
@@ -72,17 +73,20 @@ class PoseData:
     images: list[PoseImage]
     persons: list[Person]
     annotation_file: Path | None = None
-    coco: Any = None          # pycocotools COCO of the annotation file (the evaluation's ground truth)
+    coco: Any = None          # pycocotools COCO of the annotation file (the evaluation's
+                              # ground truth)
 
     @property
     def unit_of_sample(self) -> np.ndarray:
         """int64 [P]: the image of each person."""
         return np.array([person.image for person in self.persons], dtype=np.int64)
 
-    def __add__(self, other: "PoseData") -> "PoseData":
+    def __add__(self, other: PoseData) -> PoseData:
         offset = len(self.images)
-        moved = [Person(p.image + offset, p.box, p.keypoints, p.annotation_id, p.score) for p in other.persons]
-        return PoseData(self.images + other.images, self.persons + moved, self.annotation_file, self.coco)
+        moved = [Person(p.image + offset, p.box, p.keypoints, p.annotation_id, p.score)
+                 for p in other.persons]
+        return PoseData(self.images + other.images, self.persons + moved, self.annotation_file,
+                        self.coco)
 
 
 def load_coco(annotation_file: str | Path):
@@ -109,7 +113,8 @@ def read_split(root: str | Path, split: str, *, image_folder: str | Path | None 
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"dataset folder not found: {root} (expected annotations/ and images/ as in COCO)")
+        raise DataError(f"dataset folder not found: {root} (expected annotations/ "
+                        "and images/ as in COCO)")
     annotation_file = root / "annotations" / f"person_keypoints_{split}.json"
     folder = Path(image_folder) if image_folder else root / "images" / split
     coco = load_coco(annotation_file)
@@ -119,7 +124,8 @@ def read_split(root: str | Path, split: str, *, image_folder: str | Path | None 
 def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
     """Validate and collect the persons of a loaded COCO keypoints file (see the module doc)."""
     if "annotations" not in coco.dataset or "images" not in coco.dataset:
-        raise DataError(f"{annotation_file} has no 'images' / 'annotations' lists: is it a COCO file?")
+        raise DataError(f"{annotation_file} has no 'images' / 'annotations' "
+                        "lists: is it a COCO file?")
     person_ids = coco.getCatIds(catNms=["person"]) or sorted(coco.cats)
     images: list[PoseImage] = []
     position: dict[int, int] = {}
@@ -134,8 +140,8 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
                             "keypoints file (use annotations/person_keypoints_*.json)")
         keypoints = np.asarray(note["keypoints"], dtype=np.float32).reshape(-1)
         if keypoints.size != 3 * NUM_JOINTS:
-            raise DataError(f"{where} has {keypoints.size} keypoint values, expected {3 * NUM_JOINTS} "
-                            f"(x, y, v for the {NUM_JOINTS} COCO joints)")
+            raise DataError(f"{where} has {keypoints.size} keypoint values, expected "
+                            f"{3 * NUM_JOINTS} (x, y, v for the {NUM_JOINTS} COCO joints)")
         keypoints = keypoints.reshape(NUM_JOINTS, 3)
         box = note.get("bbox")
         if box is None or len(box) != 4:
@@ -157,19 +163,23 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
             if not path.is_file():
                 raise DataError(f"image missing: {path} ({annotation_file.name}, image {image_id})")
             position[image_id] = len(images)
-            images.append(PoseImage(path, info["file_name"], image_id, info.get("width"), info.get("height")))
-        persons.append(Person(position[image_id], tuple(float(v) for v in box), keypoints, int(note["id"])))
+            images.append(PoseImage(path, info["file_name"], image_id, info.get("width"),
+                                    info.get("height")))
+        persons.append(Person(position[image_id], tuple(float(v) for v in box), keypoints,
+                              int(note["id"])))
     dropped = {reason: count for reason, count in skipped.items() if count}
     if dropped:
-        warnings.warn(f"{annotation_file.name}: skipped " + ", ".join(f"{count} person(s) ({reason})"
-                                                                       for reason, count in dropped.items()),
+        warnings.warn(f"{annotation_file.name}: skipped "
+                      + ", ".join(f"{count} person(s) ({reason})"
+                                   for reason, count in dropped.items()),
                       stacklevel=2)
     if not persons:
         raise DataError(f"{annotation_file} holds no person with a labeled keypoint")
     return PoseData(images, persons, annotation_file, coco)
 
 
-def read_person_boxes(folder: str | Path, boxes_file: str | Path, *, min_score: float = 0.0) -> PoseData:
+def read_person_boxes(folder: str | Path, boxes_file: str | Path, *,
+                      min_score: float = 0.0) -> PoseData:
     """Rank mode: the unlabeled images under ``folder`` and their person boxes.
 
     ``boxes_file`` is a COCO detections JSON (a list of ``{"image_id", "bbox": [x, y, w, h],
@@ -183,8 +193,9 @@ def read_person_boxes(folder: str | Path, boxes_file: str | Path, *, min_score: 
     paths = find_images(folder, DataError)
     boxes_file = Path(boxes_file)
     if not boxes_file.is_file():
-        raise DataError(f"--person-boxes file not found: {boxes_file} (top-down pose estimation scores "
-                        "persons: give a COCO detections JSON of person boxes for the unlabeled images)")
+        raise DataError(f"--person-boxes file not found: {boxes_file} (top-down pose estimation "
+                        "scores persons: give a COCO detections JSON of person boxes for "
+                        "the unlabeled images)")
     try:
         entries = json.loads(boxes_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -213,11 +224,13 @@ def read_person_boxes(folder: str | Path, boxes_file: str | Path, *, min_score: 
         name = entry.get("file_name")
         if name is None:
             if "image_id" not in entry:
-                raise DataError(f"{boxes_file}: entry {number} has neither 'file_name' nor 'image_id'")
+                raise DataError(f"{boxes_file}: entry {number} has neither "
+                                "'file_name' nor 'image_id'")
             name = by_id.get(int(entry["image_id"]))
             if name is None:
-                raise DataError(f"{boxes_file}: entry {number}: no image for image_id {entry['image_id']} "
-                                f"under {folder} (expected a file named {int(entry['image_id']):012d}.jpg)")
+                raise DataError(f"{boxes_file}: entry {number}: no image for image_id "
+                                f"{entry['image_id']} under {folder} (expected a file named "
+                                f"{int(entry['image_id']):012d}.jpg)")
         if name not in by_name:
             raise DataError(f"{boxes_file}: entry {number}: image {name} not found under {folder}")
         if name not in position:

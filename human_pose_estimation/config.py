@@ -7,26 +7,31 @@ Keys read (the rest of the file is kept for reference and ignored):
 ``DATA_DIR`` / ``--dataDir``  prefix of ``DATASET.ROOT`` (as the original joins them)
 ``DATASET.ROOT``              ``--dataset-root``; ``TRAIN_SET`` / ``TEST_SET``: the image sets
 ``DATASET.FLIP``, ``ROT_FACTOR``, ``SCALE_FACTOR``, ``PROB_HALF_BODY``: the augmentation
-``MODEL.NAME``                must be ``pose_hrnet``; ``EXTRA.STAGE2.NUM_CHANNELS[0]`` picks ``hrnet_w<C>``
+``MODEL.NAME``                must be ``pose_hrnet``; ``EXTRA.STAGE2.NUM_CHANNELS[0]`` picks
+                              ``hrnet_w<C>``
 ``MODEL.IMAGE_SIZE``          ``--image-size`` (W, H); ``HEATMAP_SIZE`` must be a quarter of it
 ``MODEL.SIGMA``, ``NUM_JOINTS`` (17), ``TARGET_TYPE`` (gaussian), ``LOSS.USE_TARGET_WEIGHT`` (true)
-``MODEL.PRETRAINED``          ``--pretrained`` when ``INIT_WEIGHTS`` and the file exists (else a warning)
-``TRAIN.*``                   batch size (per GPU: one device here), epochs (END - BEGIN), optimizer,
-                              LR, LR_FACTOR, LR_STEP, MOMENTUM, WD (SGD only: the original's Adam
-                              has no weight decay)
+``MODEL.PRETRAINED``          ``--pretrained`` when ``INIT_WEIGHTS`` and the file exists (else a
+                              warning)
+``TRAIN.*``                   batch size (per GPU: one device here), epochs (END - BEGIN),
+                              optimizer, LR, LR_FACTOR, LR_STEP, MOMENTUM, WD (SGD only: the
+                              original's Adam has no weight decay)
 ``TEST.BATCH_SIZE_PER_GPU``, ``FLIP_TEST``, ``USE_GT_BBOX`` (true: evaluation on ground-truth boxes)
 ``TEST.MODEL_FILE``           ``--resume`` (initial weights of the whole model) when set
-``OUTPUT_DIR`` / ``--modelDir``  ``--output-dir``; ``WORKERS``: ``--workers`` (at most the CPU count)
+``OUTPUT_DIR`` / ``--modelDir``  ``--output-dir``; ``WORKERS``: ``--workers`` (at most the CPU
+                                 count)
 ===========================  ==============================================================
 """
 from __future__ import annotations
 
-from active_learning.errors import ConfigError
 import copy
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from active_learning.errors import ConfigError
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def apply_overrides(config: dict[str, Any], opts: Sequence[str]) -> dict[str, An
     if len(opts) % 2:
         raise ConfigError(f"options come as KEY VALUE pairs, got an odd number: {' '.join(opts)}")
     merged = copy.deepcopy(config)
-    for key, text in zip(opts[::2], opts[1::2]):
+    for key, text in zip(opts[::2], opts[1::2], strict=True):
         node = merged
         parts = key.split(".")
         for part in parts[:-1]:
@@ -82,8 +87,8 @@ def _pair(value: Any, key: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None, model_dir: str | None = None,
-                   base_dir: str | Path = ".") -> list[str]:
+def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None,
+                   model_dir: str | None = None, base_dir: str | Path = ".") -> list[str]:
     """``train.py`` arguments of a configuration (see the module doc for each key)."""
     argv: list[str] = []
 
@@ -94,8 +99,10 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None, model
     data_prefix = data_dir if data_dir is not None else str(_get(config, "DATA_DIR", "") or "")
     add("--dataset-root", os.path.join(data_prefix, root) if data_prefix else root)
     for key, flag in (("DATASET.TRAIN_SET", "--train-set"), ("DATASET.TEST_SET", "--test-set"),
-                      ("DATASET.ROT_FACTOR", "--rotation-factor"), ("DATASET.SCALE_FACTOR", "--scale-factor"),
-                      ("DATASET.PROB_HALF_BODY", "--half-body-probability"), ("MODEL.SIGMA", "--sigma"),
+                      ("DATASET.ROT_FACTOR", "--rotation-factor"),
+                      ("DATASET.SCALE_FACTOR", "--scale-factor"),
+                      ("DATASET.PROB_HALF_BODY", "--half-body-probability"),
+                      ("MODEL.SIGMA", "--sigma"),
                       ("TRAIN.BATCH_SIZE_PER_GPU", "--batch-size"), ("TRAIN.LR", "--lr"),
                       ("TRAIN.LR_FACTOR", "--gamma"), ("TRAIN.MOMENTUM", "--momentum"),
                       ("TEST.BATCH_SIZE_PER_GPU", "--eval-batch-size")):
@@ -118,16 +125,19 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None, model
     if _get(config, "MODEL.TARGET_TYPE", "gaussian") != "gaussian":
         raise ConfigError("MODEL.TARGET_TYPE must be gaussian")
     if not _get(config, "LOSS.USE_TARGET_WEIGHT", True):
-        raise ConfigError("LOSS.USE_TARGET_WEIGHT false is not supported: unlabeled joints always weigh 0")
+        raise ConfigError("LOSS.USE_TARGET_WEIGHT false is not supported: unlabeled "
+                          "joints always weigh 0")
     if not _get(config, "TEST.USE_GT_BBOX", True):
-        raise ConfigError("TEST.USE_GT_BBOX false (evaluation on a detector's boxes) is not supported: "
-                          "the test set is evaluated on its ground-truth person boxes")
+        raise ConfigError("TEST.USE_GT_BBOX false (evaluation on a detector's boxes) is not "
+                          "supported: the test set is evaluated on its ground-truth person boxes")
     width = _get(config, "MODEL.EXTRA.STAGE2.NUM_CHANNELS", [32])[0]
     add("--arch", f"hrnet_w{int(width)}")
     image_size = _pair(_get(config, "MODEL.IMAGE_SIZE", [192, 256]), "MODEL.IMAGE_SIZE")
     heatmap = _get(config, "MODEL.HEATMAP_SIZE")
-    if heatmap is not None and _pair(heatmap, "MODEL.HEATMAP_SIZE") != (image_size[0] // 4, image_size[1] // 4):
-        raise ConfigError(f"MODEL.HEATMAP_SIZE {heatmap} must be a quarter of MODEL.IMAGE_SIZE {list(image_size)}")
+    quarter = (image_size[0] // 4, image_size[1] // 4)
+    if heatmap is not None and _pair(heatmap, "MODEL.HEATMAP_SIZE") != quarter:
+        raise ConfigError(f"MODEL.HEATMAP_SIZE {heatmap} must be a quarter of "
+                          f"MODEL.IMAGE_SIZE {list(image_size)}")
     add("--image-size", f"{image_size[0]},{image_size[1]}")
     pretrained = _get(config, "MODEL.PRETRAINED")
     if _get(config, "MODEL.INIT_WEIGHTS", False) and pretrained:
@@ -135,8 +145,8 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None, model
         if path.is_file():
             add("--weights-backbone", path)
         else:
-            warnings.warn(f"MODEL.PRETRAINED {pretrained} not found: the backbone starts from random "
-                          "weights", stacklevel=2)
+            warnings.warn(f"MODEL.PRETRAINED {pretrained} not found: the backbone "
+                          "starts from random weights", stacklevel=2)
     model_file = _get(config, "TEST.MODEL_FILE")
     if model_file:
         add("--weights", model_file)

@@ -11,15 +11,22 @@ float32 [J, h, w], ``weight`` float32 [J] (0 for an unlabeled joint or one outsi
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .coco import NUM_JOINTS, DataError, PoseData
-from .heatmaps import UPPER_BODY, box_to_centre_size, crop_to_heatmap, crop_transform, encode, flip_permutation
+from .heatmaps import (
+    UPPER_BODY,
+    box_to_centre_size,
+    crop_to_heatmap,
+    crop_transform,
+    encode,
+    flip_permutation,
+)
 
 IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -62,13 +69,19 @@ class PoseSet(Dataset):
                  input_size: Sequence[int] = (192, 256), stride: int = 4, sigma: float = 2.0,
                  augmentation: Augmentation | None = None, flip: bool = False) -> None:
         self.data = data
-        self.indices = list(range(len(data.persons))) if indices is None else [int(i) for i in indices]
+        self.indices = (list(range(len(data.persons))) if indices is None
+                        else [int(i) for i in indices])
         self.input_size = tuple(int(v) for v in input_size)
         self.stride, self.sigma = stride, sigma
         self.heatmap_size = (self.input_size[0] // stride, self.input_size[1] // stride)
         self.augmentation = augmentation
         self.flip = flip     # always flip (the flip test's second view)
         self.aspect = self.input_size[0] / self.input_size[1]
+
+    def with_indices(self, indices: Sequence[int]) -> PoseSet:
+        """A view of the persons ``indices`` with the same crops and augmentation."""
+        return PoseSet(self.data, indices, input_size=self.input_size, stride=self.stride,
+                       sigma=self.sigma, augmentation=self.augmentation, flip=self.flip)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -85,13 +98,15 @@ class PoseSet(Dataset):
                 if part.sum() >= 2:
                     points = keypoints[part, :2]
                     low, high = points.min(axis=0), points.max(axis=0)
-                    centre, size = box_to_centre_size((*low, *(high - low)), self.aspect, enlarge=1.5)
+                    centre, size = box_to_centre_size((*low, *(high - low)), self.aspect,
+                                                      enlarge=1.5)
         size = size * np.clip(rng.normal(1.0, augmentation.scale_factor),
                               1 - augmentation.scale_factor, 1 + augmentation.scale_factor)
         rotation = 0.0
         if rng.random() < augmentation.rotation_probability:
             rotation = float(np.clip(rng.normal(0.0, augmentation.rotation_factor),
-                                     -2 * augmentation.rotation_factor, 2 * augmentation.rotation_factor))
+                                     -2 * augmentation.rotation_factor,
+                                     2 * augmentation.rotation_factor))
         flip = augmentation.flip and rng.random() < 0.5
         return centre, size, rotation, flip
 
@@ -109,16 +124,19 @@ class PoseSet(Dataset):
         matrix = crop_transform(centre, size, self.input_size, rotation)
         crop = cv2.warpAffine(image, matrix, self.input_size, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        keypoints = person.keypoints if person.keypoints is not None else np.zeros((NUM_JOINTS, 3), np.float32)
-        joints = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]               # crop coordinates [J, 2]
+        keypoints = (person.keypoints if person.keypoints is not None
+                     else np.zeros((NUM_JOINTS, 3), np.float32))
+        joints = keypoints[:, :2] @ matrix[:, :2].T + matrix[:, 2]       # crop coordinates [J, 2]
         visible = keypoints[:, 2].copy()
         if flip:
             crop = crop[:, ::-1]
             joints[:, 0] = self.input_size[0] - 1 - joints[:, 0]
             order = flip_permutation(len(joints))
             joints, visible = joints[order], visible[order]
-            matrix = np.array([[-1.0, 0.0, self.input_size[0] - 1], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0, 0, 1]])
-        heatmaps, weight = encode(crop_to_heatmap(joints, self.stride), visible, self.heatmap_size, self.sigma)
+            matrix = np.array([[-1.0, 0.0, self.input_size[0] - 1],
+                               [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0, 0, 1]])
+        heatmaps, weight = encode(crop_to_heatmap(joints, self.stride), visible, self.heatmap_size,
+                                  self.sigma)
         pixels = (crop.astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD
         tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         return tensor, {"heatmaps": torch.from_numpy(heatmaps), "weight": torch.from_numpy(weight),
@@ -129,6 +147,7 @@ def collate(batch):
     """Stack crops and targets: (images [B, 3, H, W], {heatmaps [B, J, h, w], weight [B, J],
     matrix [B, 2, 3], index int64 [B]})."""
     images = torch.stack([image for image, _ in batch])
-    targets = {key: torch.stack([target[key] for _, target in batch]) for key in ("heatmaps", "weight", "matrix")}
+    targets = {key: torch.stack([target[key] for _, target in batch])
+               for key in ("heatmaps", "weight", "matrix")}
     targets["index"] = torch.tensor([target["index"] for _, target in batch], dtype=torch.int64)
     return images, targets

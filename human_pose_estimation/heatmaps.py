@@ -9,14 +9,15 @@ one-pixel shift (HRNet's SHIFT_HEATMAP corrects the misalignment its ``x/s`` con
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from .coco import NUM_JOINTS
 
-# COCO's left/right joint pairs (0-based): eyes, ears, shoulders, elbows, wrists, hips, knees, ankles.
+# COCO's left/right joint pairs (0-based): eyes, ears, shoulders, elbows, wrists, hips, knees,
+# ankles.
 FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 UPPER_BODY = tuple(range(11))
 ASPECT = 3 / 4          # crop width / height
@@ -133,5 +134,6 @@ def flip_back(heatmaps: torch.Tensor) -> torch.Tensor:
 
 
 def to_image(coordinates: np.ndarray, matrix: np.ndarray, stride: int) -> np.ndarray:
-    """Heatmap coordinates [J, 2] of one crop -> image coordinates [J, 2] (``matrix``: image -> crop)."""
+    """Heatmap coordinates [J, 2] of one crop -> image coordinates [J, 2]
+    (``matrix``: image -> crop)."""
     return apply_affine(invert_affine(matrix), heatmap_to_crop(coordinates, stride))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,7 +18,8 @@ STAT_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M"
 
 
 def person_score(maxima: np.ndarray, box_score: float = 1.0, in_vis_thre: float = 0.2) -> float:
-    """HRNet's rescoring: the mean heatmap maximum over joints above ``in_vis_thre``, x box score."""
+    """HRNet's rescoring: the mean heatmap maximum over joints above
+    ``in_vis_thre``, x box score."""
     maxima = np.asarray(maxima, dtype=np.float64)
     confident = maxima[maxima > in_vis_thre]
     return float(confident.mean() * box_score) if len(confident) else 0.0
@@ -32,13 +33,15 @@ class KeypointEvaluator:
         image_ids: the images to evaluate (default: every image with a result).
     """
 
-    def __init__(self, coco_gt, image_ids: Sequence[int] | None = None, in_vis_thre: float = 0.2) -> None:
+    def __init__(self, coco_gt, image_ids: Sequence[int] | None = None,
+                 in_vis_thre: float = 0.2) -> None:
         self.coco_gt = coco_gt
         self.image_ids = None if image_ids is None else sorted({int(i) for i in image_ids})
         self.in_vis_thre = in_vis_thre
         self.results: list[dict] = []
 
-    def add(self, image_id: int, joints: np.ndarray, maxima: np.ndarray, box_score: float = 1.0) -> None:
+    def add(self, image_id: int, joints: np.ndarray, maxima: np.ndarray,
+            box_score: float = 1.0) -> None:
         """One person: joints float [J, 2] image (x, y), maxima [J] heatmap maxima."""
         keypoints = np.concatenate([np.asarray(joints, dtype=np.float64).reshape(-1, 2),
                                     np.asarray(maxima, dtype=np.float64).reshape(-1, 1)], axis=1)
@@ -55,10 +58,11 @@ class KeypointEvaluator:
         with contextlib.redirect_stdout(io.StringIO()):
             coco_dt = self.coco_gt.loadRes(self.results)
             evaluation = COCOeval(self.coco_gt, coco_dt, iouType="keypoints")
-            evaluation.params.imgIds = self.image_ids or sorted({r["image_id"] for r in self.results})
+            evaluation.params.imgIds = (self.image_ids
+                                        or sorted({r["image_id"] for r in self.results}))
             evaluation.evaluate()
             evaluation.accumulate()
             evaluation.summarize()
         # -1 marks "no ground truth in this area range"; reported as NaN, not as a score.
         return {name: (float(value) if value >= 0 else float("nan"))
-                for name, value in zip(STAT_NAMES, evaluation.stats)}
+                for name, value in zip(STAT_NAMES, evaluation.stats, strict=True)}

@@ -19,7 +19,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from active_learning.files.weights import load_state_dict_checked, load_weights_file, read_state_dict
+from active_learning.files.weights import (
+    load_state_dict_checked,
+    load_weights_file,
+    read_state_dict,
+)
 
 from .coco import NUM_JOINTS
 
@@ -30,24 +34,27 @@ ARCHITECTURES = ("hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w3
 class PoseHRNet(nn.Module):
     """images [B, 3, H, W] (normalised) -> heatmaps [B, J, H/4, W/4]."""
 
-    def __init__(self, arch: str = "hrnet_w32", num_joints: int = NUM_JOINTS, dropout: float = 0.0) -> None:
+    def __init__(self, arch: str = "hrnet_w32", num_joints: int = NUM_JOINTS,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         import timm
 
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown HRNet {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         self.arch = arch
-        self.backbone = timm.create_model(arch, pretrained=False, features_only=True, feature_location="")
+        self.backbone = timm.create_model(arch, pretrained=False, features_only=True,
+                                          feature_location="")
         channels = self.backbone.feature_info.channels()
         self.feature_info = [{"name": name, "channels": c, "stride": s} for name, c, s in
                              zip(("stem", "branch1", "branch2", "branch3", "branch4"), channels,
-                                 self.backbone.feature_info.reduction())]
+                                 self.backbone.feature_info.reduction(), strict=True)]
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.final_layer = nn.Conv2d(channels[1], num_joints, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)   # the reference's initialisation
         nn.init.zeros_(self.final_layer.bias)
 
-    def forward_intermediates(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_intermediates(self,
+                              images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(heatmaps [B, J, H/4, W/4], [stem, branch 1..4] feature maps)."""
         features = self.backbone(images)
         return self.final_layer(self.dropout(features[1])), list(features)

@@ -24,7 +24,8 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
     shown = [int(unit) for unit in np.asarray(units)[:max_images]]
     figure, axes = image_grid(len(shown), cell=(4.5, 4))
     persons_of = task.selection_units().samples_of
-    for axis, image_index, score in zip(axes, shown, np.asarray(scores, dtype=np.float64)):
+    for axis, image_index, score in zip(axes, shown, np.asarray(scores, dtype=np.float64),
+                                        strict=False):
         axis.imshow(read_rgb(task.pool.images[image_index].path))
         persons = persons_of(np.array([image_index]))
         predicted = task.predict_persons(model, persons) if model is not None else None
@@ -37,11 +38,12 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
             for a, b in COCO_SKELETON:
                 a, b = a - 1, b - 1
                 if maxima[a] > SHOW_CONFIDENCE and maxima[b] > SHOW_CONFIDENCE:
-                    colour = (LEFT_COLOUR if a % 2 and b % 2 else RIGHT_COLOUR if a and b and not (a % 2 or b % 2)
+                    colour = (LEFT_COLOUR if a % 2 and b % 2
+                              else RIGHT_COLOUR if a and b and not (a % 2 or b % 2)
                               else CENTRE_COLOUR)
                     axis.plot(joints[[a, b], 0], joints[[a, b], 1], color=colour, linewidth=1.5)
             confident = maxima > SHOW_CONFIDENCE
             axis.scatter(joints[confident, 0], joints[confident, 1], s=6, c="red", zorder=3)
-        axis.set_title(f"{task.item_name(image_index)}  score {score:.4g}\n{len(persons)} person(s): "
-                       "boxes (green), predicted skeletons", fontsize=8)
+        axis.set_title(f"{task.item_name(image_index)}  score {score:.4g}\n{len(persons)} "
+                       "person(s): boxes (green), predicted skeletons", fontsize=8)
     save_figure(figure, path)

@@ -18,8 +18,9 @@ heatmap pixels of ``(w_j (predicted - target))^2``; its batch mean is HRNet's lo
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +29,8 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.files.images import check_image_sizes
-from active_learning.strategies import HEATMAPS
 from active_learning.loop.units import GroupedUnits
+from active_learning.strategies import HEATMAPS
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
@@ -37,8 +38,10 @@ from .heatmaps import decode, flip_back, to_image
 from .model import build_model, feature_info
 
 
-def person_losses(heatmaps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """[B]: 0.5 x mean over (J, H, W) of (w (heatmaps - target))^2; heatmaps, target [B, J, H, W], weight [B, J]."""
+def person_losses(heatmaps: torch.Tensor, target: torch.Tensor,
+                  weight: torch.Tensor) -> torch.Tensor:
+    """[B]: 0.5 x mean over (J, H, W) of (w (heatmaps - target))^2; heatmaps, target
+    [B, J, H, W], weight [B, J]."""
     difference = (heatmaps.float() - target.float()) * weight.float()[:, :, None, None]
     return 0.5 * difference.pow(2).mean(dim=(1, 2, 3))
 
@@ -59,21 +62,23 @@ class PoseTask(BaseTaskAdapter):
 
     name = "pose"
     primary_metric = "AP"
-    output_kind = HEATMAPS               # not class distributions: entropy-like strategies are refused
+    output_kind = HEATMAPS   # not class distributions: entropy-like strategies are refused
 
     def __init__(self, pool: PoseData, test: PoseData, *, arch: str = "hrnet_w32",
                  input_size: Sequence[int] = (192, 256), sigma: float = 2.0, dropout: float = 0.0,
-                 optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
-                 milestones: Sequence[int] = (170, 200), gamma: float = 0.1, pretrained: str | None = None,
-                 weights: str | None = None, augmentation: Augmentation | None = None,
-                 flip_test: bool = True, progress: bool = True) -> None:
+                 optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
+                 weight_decay: float = 0.0, milestones: Sequence[int] = (170, 200),
+                 gamma: float = 0.1, pretrained: str | None = None, weights: str | None = None,
+                 augmentation: Augmentation | None = None, flip_test: bool = True,
+                 progress: bool = True) -> None:
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
         self.pool, self.test = pool, test
         self.arch, self.dropout = arch, dropout
         self.input_size = tuple(int(v) for v in input_size)
         self.sigma = sigma
-        self.optimizer, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.optimizer, self.lr = optimizer, lr
+        self.momentum, self.weight_decay = momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.pretrained, self.weights = pretrained, weights
         self.augmentation = augmentation if augmentation is not None else Augmentation()
@@ -94,8 +99,9 @@ class PoseTask(BaseTaskAdapter):
     def check_files(self) -> None:
         """Open every image's header: a missing or unreadable image, or one whose size differs
         from its annotation's, stops the run here (DataError naming it), before any training."""
-        check_image_sizes(((image.path, None if image.width is None else (image.width, image.height))
-                           for image in [*self.pool.images, *self.test.images]), DataError, self.progress)
+        sizes = ((image.path, None if image.width is None else (image.width, image.height))
+                 for image in [*self.pool.images, *self.test.images])
+        check_image_sizes(sizes, DataError, self.progress)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         persons = self._units.samples_of(labeled_units)
@@ -103,7 +109,7 @@ class PoseTask(BaseTaskAdapter):
         if unlabeled:
             image = self.pool.images[self.pool.persons[unlabeled[0]].image]
             raise ValueError(f"image {image.name} has no keypoints to train on")
-        return replace_indices(self.train_set, persons)
+        return self.train_set.with_indices(persons)
 
     def split_batch(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict]:
         images, targets = batch
@@ -114,7 +120,8 @@ class PoseTask(BaseTaskAdapter):
     # ---- model -------------------------------------------------------------------------
 
     def build_model(self) -> nn.Module:
-        return build_model(self.arch, dropout=self.dropout, pretrained=self.pretrained, weights=self.weights)
+        return build_model(self.arch, dropout=self.dropout, pretrained=self.pretrained,
+                           weights=self.weights)
 
     def build_optimizer(self, parameters, epochs: int):
         """Adam (the reference: lr 1e-3, no weight decay) or SGD, x ``gamma`` at each milestone."""
@@ -123,7 +130,8 @@ class PoseTask(BaseTaskAdapter):
         else:
             optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
                                         weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=self.gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones,
+                                                         gamma=self.gamma)
         return optimizer, scheduler
 
     def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
@@ -145,39 +153,47 @@ class PoseTask(BaseTaskAdapter):
 
     @torch.inference_mode()
     def predict_heatmaps(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Heatmaps [B, J, h, w] of crops [B, 3, H, W], averaged with the flipped crop's (flip test)."""
+        """Heatmaps [B, J, h, w] of crops [B, 3, H, W], averaged with the
+        flipped crop's (flip test)."""
         model.eval()
         heatmaps = model(images)
         if self.flip_test:
             heatmaps = (heatmaps + flip_back(model(images.flip(-1)))) / 2
         return heatmaps
 
-    def keypoints(self, heatmaps: torch.Tensor, matrices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Heatmaps [B, J, h, w] and crop matrices [B, 2, 3] -> (image joints [B, J, 2], maxima [B, J])."""
+    def keypoints(self, heatmaps: torch.Tensor,
+                  matrices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Heatmaps [B, J, h, w] and crop matrices [B, 2, 3] -> (image joints
+        [B, J, 2], maxima [B, J])."""
         coordinates, maxima = decode(heatmaps.cpu())
         stride = self.input_size[0] // heatmaps.shape[-1]
         joints = np.stack([to_image(c.numpy().astype(np.float64), m.numpy(), stride)
-                           for c, m in zip(coordinates, matrices)])
+                           for c, m in zip(coordinates, matrices, strict=True)])
         return joints, maxima.numpy()
 
-    def predict_persons(self, model: nn.Module, persons: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_persons(self, model: nn.Module,
+                        persons: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Image joints [P, J, 2] and maxima [P, J] of pool persons (for pictures)."""
         device = next(model.parameters()).device
-        view = replace_indices(self.pool_set, persons)
+        view = self.pool_set.with_indices(persons)
         images, targets = collate([view[k] for k in range(len(view))])
         return self.keypoints(self.predict_heatmaps(model, images.to(device)), targets["matrix"])
 
-    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: Iterable,
+                 device: torch.device) -> dict[str, float]:
         """OKS AP / AR on the test persons with ground-truth boxes (pycocotools COCOeval)."""
         from .metrics import KeypointEvaluator
 
-        evaluator = KeypointEvaluator(self.test.coco, [image.image_id for image in self.test.images])
+        evaluator = KeypointEvaluator(self.test.coco,
+                                      [image.image_id for image in self.test.images])
         for batch in loader:
             images, targets = self.split_batch(batch, device)
             joints, maxima = self.keypoints(self.predict_heatmaps(model, images), targets["matrix"])
-            for index, person_joints, person_maxima in zip(targets["index"].tolist(), joints, maxima):
+            for index, person_joints, person_maxima in zip(targets["index"].tolist(), joints,
+                                                           maxima, strict=True):
                 person = self.test.persons[index]
-                evaluator.add(self.test.images[person.image].image_id, person_joints, person_maxima, person.score)
+                evaluator.add(self.test.images[person.image].image_id, person_joints, person_maxima,
+                              person.score)
         return evaluator.compute()
 
     def item_name(self, index: int) -> str:
@@ -188,11 +204,3 @@ class PoseTask(BaseTaskAdapter):
         from .overlay import draw_selection
 
         draw_selection(self, units, scores, path, model=model)
-
-
-def replace_indices(dataset: PoseSet, indices: Sequence[int]) -> PoseSet:
-    """A view of ``dataset`` over the persons ``indices`` (same crops and augmentation)."""
-    view = PoseSet.__new__(PoseSet)
-    view.__dict__.update(dataset.__dict__)
-    view.indices = [int(i) for i in indices]
-    return view

@@ -2,7 +2,8 @@
 
     cd human_pose_estimation && python train.py                               # random selection
     cd human_pose_estimation && python train.py --use_active_learning=True    # learning loss
-    cd human_pose_estimation && python tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml
+    cd human_pose_estimation && \\
+        python tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml
     python -m human_pose_estimation.train --preset synthetic-cpu --strategy heatmap_uncertainty
 
 A training sample is a person (crop from its ground-truth box); the unit the budget counts and
@@ -17,8 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,8 +28,8 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 
 from active_learning import cli
 from active_learning.errors import ConfigError
-from active_learning.strategies import HEATMAPS
 from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
+from active_learning.strategies import HEATMAPS
 
 from .coco import read_person_boxes, read_split
 from .data import Augmentation
@@ -35,34 +37,42 @@ from .model import ARCHITECTURES
 
 # The original scored 5 x the budget per cycle and detached the loss module's features at 75%.
 REFERENCE = dict(cycles=10, initial_size=5000, images_per_cycle=5000, epochs=210, batch_size=32,
-                 eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=0.0, lamda=1e-4, mc_samples=10,
-                 subset_factor=5, detach_fraction=0.75)
+                 eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=0.0, lamda=1e-4,
+                 mc_samples=10, subset_factor=5, detach_fraction=0.75)
 PRESETS = {
     # COCO as in the original project (the parser's own defaults).
     "coco": dict(dataset_root="data/coco"),
-    # The CPU benchmark on `python -m synthetic --format coco-keypoints --output data/fmnist_coco` scenes.
-    "synthetic-cpu": dict(dataset_root="data/fmnist_coco", arch="hrnet_w18_small", image_size="96,128",
-                          cycles=4, initial_size=100, images_per_cycle=50, subset=250, epochs=25,
-                          milestones=[20], batch_size=32, eval_batch_size=64),
+    # The CPU benchmark on the scenes of
+    # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`.
+    "synthetic-cpu": dict(dataset_root="data/fmnist_coco", arch="hrnet_w18_small",
+                          image_size="96,128", cycles=4, initial_size=100, images_per_cycle=50,
+                          subset=250, epochs=25, milestones=[20], batch_size=32,
+                          eval_batch_size=64),
 }
 
 
 def add_arguments(arguments: cli.TaskArguments) -> None:
     """The COCO keypoints data and HRNet flags."""
     data = arguments.group("data")
-    data.add_argument("--dataset-root", "--data-dir", dest="dataset_root", default="data/coco", recorded=False,
-                      help="the COCO folder: annotations/person_keypoints_<set>.json and images/<set>/")
+    data.add_argument("--dataset-root", "--data-dir", dest="dataset_root", default="data/coco",
+                      recorded=False,
+                      help="the COCO folder: annotations/person_keypoints_<set>.json and "
+                           "images/<set>/")
     data.add_argument("--train-set", default="train2017", help="the pool's image set")
-    data.add_argument("--test-set", default="val2017", help="the evaluation image set (ground-truth boxes)")
+    data.add_argument("--test-set", default="val2017",
+                      help="the evaluation image set (ground-truth boxes)")
     data.add_argument("--person-boxes", default=None, metavar="JSON", recorded=False,
-                      help="rank mode: person boxes of the --unlabeled-dir images, a COCO detections JSON "
-                           "(top-down pose needs them)")
+                      help="rank mode: person boxes of the --unlabeled-dir images, a COCO "
+                           "detections JSON (top-down pose needs them)")
     data.add_argument("--min-box-score", type=float, default=0.0, recorded=False,
                       help="rank mode: person boxes scored below this are ignored")
     model = arguments.group("pose model")
-    model.add_argument("--arch", choices=ARCHITECTURES, default="hrnet_w32", help="timm HRNet backbone")
-    model.add_argument("--image-size", default="192,256", metavar="W,H", help="crop size (heatmaps are 1/4)")
-    model.add_argument("--sigma", type=float, default=2.0, help="heatmap Gaussian sigma, in heatmap cells")
+    model.add_argument("--arch", choices=ARCHITECTURES, default="hrnet_w32",
+                       help="timm HRNet backbone")
+    model.add_argument("--image-size", default="192,256", metavar="W,H",
+                       help="crop size (heatmaps are 1/4)")
+    model.add_argument("--sigma", type=float, default=2.0,
+                       help="heatmap Gaussian sigma, in heatmap cells")
     model.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                        help="adam (the reference; --weight-decay 0) or sgd (with --momentum)")
     model.add_argument("--milestones", nargs="+", default=[170, 200], metavar="EPOCH",
@@ -71,12 +81,14 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_bool("--flip-test", default=True,
                    help="evaluate on the average of the crop's and the flipped crop's heatmaps")
     augment = arguments.group("augmentation (HRNet's COCO values)")
-    augment.add_argument("--scale-factor", type=float, default=0.35, help="crop scale: clip(N(1, f), 1-f, 1+f)")
+    augment.add_argument("--scale-factor", type=float, default=0.35,
+                         help="crop scale: clip(N(1, f), 1-f, 1+f)")
     augment.add_argument("--rotation-factor", type=float, default=45.0,
                          help="rotation: clip(N(0, f), -2f, 2f) degrees, with probability 0.6")
     augment.add_argument("--half-body-probability", type=float, default=0.3,
                          help="probability of a half-body crop (persons with > 8 labeled joints)")
-    augment.add_bool("--flip", default=True, help="random horizontal flips (left/right joints swapped)")
+    augment.add_bool("--flip", default=True,
+                     help="random horizontal flips (left/right joints swapped)")
     units = arguments.group("units")
     units.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                        help="an image's score from its persons' scores")
@@ -96,7 +108,8 @@ def check(args: argparse.Namespace) -> None:
     width, height = integers(args.image_size, "--image-size", 2)
     cli.require([
         (width % 32 == 0 and height % 32 == 0,
-         f"--image-size must be multiples of 32 (HRNet's lowest branch has stride 32), got {args.image_size}"),
+         "--image-size must be multiples of 32 (HRNet's lowest branch has stride 32), "
+         f"got {args.image_size}"),
         (args.sigma > 0, f"--sigma must be > 0, got {args.sigma}"),
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
         (0 <= args.scale_factor < 1, f"--scale-factor must be in [0, 1), got {args.scale_factor}"),
@@ -104,9 +117,11 @@ def check(args: argparse.Namespace) -> None:
         (0 <= args.half_body_probability <= 1,
          f"--half-body-probability must be in [0, 1], got {args.half_body_probability}"),
         (args.unlabeled_dir is None or args.person_boxes is not None,
-         "--unlabeled-dir needs --person-boxes: top-down pose estimation scores persons inside their "
-         "boxes; give a COCO detections JSON (image_id, bbox, score) of a person detector's boxes"),
-        (args.person_boxes is None or args.unlabeled_dir is not None, "--person-boxes needs --unlabeled-dir"),
+         "--unlabeled-dir needs --person-boxes: top-down pose estimation scores persons inside "
+         "their boxes; give a COCO detections JSON (image_id, bbox, score) of a "
+         "person detector's boxes"),
+        (args.person_boxes is None or args.unlabeled_dir is not None,
+         "--person-boxes needs --unlabeled-dir"),
     ])
 
 
@@ -124,16 +139,20 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         test = read_split(args.dataset_root, args.test_set)
         n_labeled = len(pool.images)
         if args.unlabeled_dir is not None:
-            pool = pool + read_person_boxes(args.unlabeled_dir, args.person_boxes, min_score=args.min_box_score)
+            pool = pool + read_person_boxes(args.unlabeled_dir, args.person_boxes,
+                                            min_score=args.min_box_score)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    augmentation = Augmentation(scale_factor=args.scale_factor, rotation_factor=args.rotation_factor,
+    augmentation = Augmentation(scale_factor=args.scale_factor,
+                                rotation_factor=args.rotation_factor,
                                 flip=args.flip, half_body_probability=args.half_body_probability)
-    task = PoseTask(pool, test, arch=args.arch, input_size=integers(args.image_size, "--image-size", 2),
+    task = PoseTask(pool, test, arch=args.arch,
+                    input_size=integers(args.image_size, "--image-size", 2),
                     sigma=args.sigma, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
                     momentum=args.momentum, weight_decay=args.weight_decay,
                     milestones=args.milestones, gamma=args.gamma,
-                    pretrained=args.weights_backbone, weights=args.weights, augmentation=augmentation,
+                    pretrained=args.weights_backbone, weights=args.weights,
+                    augmentation=augmentation,
                     flip_test=args.flip_test, progress=not args.no_progress)
     task.check_files()  # a bad image stops the run here, before anything is trained or written
     record: dict[str, Any] = {"dataset_root": dataset_name(args)}
@@ -150,8 +169,8 @@ COMMAND = cli.TaskCommand(
     reference=REFERENCE, presets=PRESETS, dropout=0.0, mc_dropout=0.1,
     backbone_aliases=("--pretrained",),
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
-    after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them to "
-                   "the annotation file, and run again")
+    after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them "
+                   "to the annotation file, and run again")
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ batch together.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -97,5 +97,5 @@ class DetectionSet(Dataset):
 
 def collate(batch):
     """[(image, target)] -> (images [B, 3, S, S], list of B targets)."""
-    images, targets = zip(*batch)
+    images, targets = zip(*batch, strict=True)
     return torch.stack(images), list(targets)

@@ -11,8 +11,8 @@ as NaN and left out of the mean.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -60,10 +60,12 @@ class DetectionEvaluator:
         """One image: detections (boxes [D, 4], scores [D], labels [D]) and ground truth
         (boxes [G, 4], labels [G], difficult bool [G]), in the same image coordinates."""
         boxes, scores, labels = (np.asarray(a) for a in detections)
-        self._detections.append((boxes.reshape(-1, 4).astype(np.float64), scores.astype(np.float64).reshape(-1),
+        self._detections.append((boxes.reshape(-1, 4).astype(np.float64),
+                                 scores.astype(np.float64).reshape(-1),
                                  labels.astype(np.int64).reshape(-1)))
         gt_boxes, gt_labels, difficult = (np.asarray(a) for a in ground_truth)
-        self._gt.append((gt_boxes.reshape(-1, 4).astype(np.float64), gt_labels.astype(np.int64).reshape(-1),
+        self._gt.append((gt_boxes.reshape(-1, 4).astype(np.float64),
+                         gt_labels.astype(np.int64).reshape(-1),
                          difficult.astype(bool).reshape(-1)))
 
     def class_ap(self, label: int) -> tuple[float, float]:
@@ -72,7 +74,8 @@ class DetectionEvaluator:
         for image, (boxes, scores, labels) in enumerate(self._detections):
             for index in np.flatnonzero(labels == label):
                 records.append((scores[index], image, boxes[index]))
-        positives = sum(int(((labels == label) & ~difficult).sum()) for _, labels, difficult in self._gt)
+        positives = sum(int(((labels == label) & ~difficult).sum())
+                        for _, labels, difficult in self._gt)
         if positives == 0:
             return float("nan"), float("nan")
         records.sort(key=lambda record: -record[0])

@@ -1,4 +1,5 @@
-"""SSD300 with the VGG-16 backbone (torchvision), with loss-prediction taps and optional head dropout.
+"""SSD300 with the VGG-16 backbone (torchvision), with loss-prediction taps and
+optional head dropout.
 
 ``build_model(num_classes, width=1.0)`` is torchvision's ``ssd300_vgg16(weights=None,
 weights_backbone=None)``; ``width < 1`` scales every backbone channel count (a CPU preset) and
@@ -26,8 +27,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from active_learning.errors import WeightsError
-from active_learning.files.weights import (format_keys, load_state_dict_checked, load_weights_file,
-                                     read_state_dict)
+from active_learning.files.weights import (
+    format_keys,
+    load_state_dict_checked,
+    load_weights_file,
+    read_state_dict,
+)
 
 INPUT_SIZE = 300
 # torchvision's SSD300 input normalisation: 0..1 RGB -> 0..255 minus the VGG mean.
@@ -73,15 +78,19 @@ class NarrowVGGExtractor(nn.Module):
         self.scale_weight = nn.Parameter(torch.ones(conv4) * 20)
         fc7 = _scaled(1024, width)
         fc = nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
-                           nn.Conv2d(conv4, fc7, kernel_size=3, padding=6, dilation=6), nn.ReLU(inplace=True),
+                           nn.Conv2d(conv4, fc7, kernel_size=3, padding=6, dilation=6),
+                           nn.ReLU(inplace=True),
                            nn.Conv2d(fc7, fc7, kernel_size=1), nn.ReLU(inplace=True))
         extra = [nn.Sequential(*layers[maxpool4:], fc)]     # pool4, conv5_1 .. conv5_3, fc6, fc7
         # (1x1 reduce, 3x3 out, stride, padding) of conv8_2 .. conv11_2
         in_channels = fc7
-        for reduce, out, stride, padding in ((256, 512, 2, 1), (128, 256, 2, 1), (128, 256, 1, 0), (128, 256, 1, 0)):
+        for reduce, out, stride, padding in ((256, 512, 2, 1), (128, 256, 2, 1), (128, 256, 1, 0),
+                                             (128, 256, 1, 0)):
             reduce, out = _scaled(reduce, width), _scaled(out, width)
-            extra.append(nn.Sequential(nn.Conv2d(in_channels, reduce, kernel_size=1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(reduce, out, kernel_size=3, padding=padding, stride=stride),
+            extra.append(nn.Sequential(nn.Conv2d(in_channels, reduce, kernel_size=1),
+                                       nn.ReLU(inplace=True),
+                                       nn.Conv2d(reduce, out, kernel_size=3, padding=padding,
+                                                 stride=stride),
                                        nn.ReLU(inplace=True)))
             in_channels = out
         self.extra = nn.ModuleList(extra)
@@ -99,7 +108,7 @@ class _Scorer(nn.Module):
     one opaque call, run once per batch; dropout and the classification head run T times.
     """
 
-    def __init__(self, detector: "SSD300") -> None:
+    def __init__(self, detector: SSD300) -> None:
         super().__init__()
         self.trunk = _Trunk(detector)
         self.dropout = detector.dropout
@@ -114,7 +123,7 @@ class _Scorer(nn.Module):
 class _Trunk(nn.Module):
     """The deterministic part: images -> the six normalised source maps (no dropout inside)."""
 
-    def __init__(self, detector: "SSD300") -> None:
+    def __init__(self, detector: SSD300) -> None:
         super().__init__()
         self.detector = [detector]  # a list: not a submodule (no second copy in state dicts)
         self.backbone = detector.backbone
@@ -133,7 +142,8 @@ class SSD300(nn.Module):
 
     def __init__(self, ssd: nn.Module, dropout: float = 0.0) -> None:
         super().__init__()
-        self.backbone, self.head, self.anchor_generator = ssd.backbone, ssd.head, ssd.anchor_generator
+        self.backbone, self.head = ssd.backbone, ssd.head
+        self.anchor_generator = ssd.anchor_generator
         self.box_coder, self.proposal_matcher = ssd.box_coder, ssd.proposal_matcher
         self.neg_to_pos_ratio = ssd.neg_to_pos_ratio
         self._postprocess = ssd.postprocess_detections   # uses ssd's score / NMS / top-k settings
@@ -153,7 +163,7 @@ class SSD300(nn.Module):
 
         The taps are the sources, except conv4_3, taken before its L2 normalisation.
         """
-        x = self.backbone.features((images - self.mean) / self.std)         # conv4_3 [B, 512, 38, 38]
+        x = self.backbone.features((images - self.mean) / self.std)  # conv4_3 [B, 512, 38, 38]
         conv4_3 = x
         sources = [self.backbone.scale_weight.view(1, -1, 1, 1) * F.normalize(x)]
         for block in self.backbone.extra:
@@ -171,7 +181,8 @@ class SSD300(nn.Module):
             self._anchors[key] = self.anchor_generator(image_list, sources)[0]
         return self._anchors[key]
 
-    def forward_intermediates(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    def forward_intermediates(self, images: torch.Tensor
+                              ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """images [B, 3, 300, 300] -> (head outputs with ``anchors`` [A, 4], six loss taps)."""
         sources, taps = self.sources(images)
         outputs = self.head([self.dropout(source) for source in sources])
@@ -189,15 +200,16 @@ class SSD300(nn.Module):
         return self._postprocess(outputs, anchors, [tuple(images.shape[-2:])] * images.shape[0])
 
 
-def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0, batch_norm: bool = False,
-                basenet: str | Path | None = None, weights: str | Path | None = None) -> SSD300:
+def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
+                batch_norm: bool = False, basenet: str | Path | None = None,
+                weights: str | Path | None = None) -> SSD300:
     """SSD300-VGG16 for ``num_classes`` classes (background included), randomly initialised,
     then the backbone from ``basenet`` and / or everything from ``weights`` (local files).
 
     ``batch_norm`` (VGG-16-BN) and ``width < 1`` build the extractor here; otherwise it is
     torchvision's ``ssd300_vgg16``."""
-    from torchvision.models.detection.ssd import SSD, ssd300_vgg16
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD, ssd300_vgg16
 
     if width == 1.0 and not batch_norm:
         ssd = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes)
@@ -206,8 +218,8 @@ def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0, b
         anchors = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
                                       scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
                                       steps=list(TAP_STRIDES))
-        ssd = SSD(NarrowVGGExtractor(width, batch_norm), anchors, (INPUT_SIZE, INPUT_SIZE), num_classes,
-                  image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD))
+        ssd = SSD(NarrowVGGExtractor(width, batch_norm), anchors, (INPUT_SIZE, INPUT_SIZE),
+                  num_classes, image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD))
     model = SSD300(ssd, dropout=dropout)
     if basenet:
         load_basenet(model, basenet)
@@ -219,7 +231,8 @@ def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0, b
 def feature_info(width: float = 1.0) -> list[dict]:
     """The loss-prediction taps (name, channels, stride)."""
     channels = TAP_CHANNELS if width == 1.0 else [_scaled(c, width) for c in TAP_CHANNELS]
-    return [{"name": name, "channels": c, "stride": s} for name, c, s in zip(TAP_NAMES, channels, TAP_STRIDES)]
+    return [{"name": name, "channels": c, "stride": s}
+            for name, c, s in zip(TAP_NAMES, channels, TAP_STRIDES, strict=True)]
 
 
 def _vgg_key(key: str) -> str | None:
@@ -239,7 +252,8 @@ def _vgg_key(key: str) -> str | None:
         return f"backbone.extra.0.{index - 23}.{parameter}"
     if key.startswith("features."):
         return None
-    return {31: f"backbone.extra.0.7.1.{parameter}", 33: f"backbone.extra.0.7.3.{parameter}"}.get(index)
+    return {31: f"backbone.extra.0.7.1.{parameter}",
+            33: f"backbone.extra.0.7.3.{parameter}"}.get(index)
 
 
 def load_basenet(model: SSD300, path: str | Path) -> list[str]:
@@ -258,7 +272,8 @@ def load_basenet(model: SSD300, path: str | Path) -> list[str]:
         if any(isinstance(module, nn.BatchNorm2d) for module in model.backbone.modules()):
             raise WeightsError(f"{flag} file {path} holds plain VGG-16 weights; the model has "
                                "BatchNorm (--batch-norm)")
-        mapped = {target: value for key, value in state.items() if (target := _vgg_key(key)) is not None}
+        mapped = {target: value for key, value in state.items()
+                  if (target := _vgg_key(key)) is not None}
     if not mapped:
         raise WeightsError(f"{flag} file {path}: no VGG-16 layer found (expected keys like "
                            "'0.weight', 'features.0.weight' or 'backbone.features.0.weight')")

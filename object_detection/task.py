@@ -16,8 +16,9 @@ What the strategies see:
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.strategies import BOX_DISTRIBUTIONS
 from active_learning.files.images import check_image_sizes
+from active_learning.strategies import BOX_DISTRIBUTIONS
 
 from .data import DetectionSet, collate
 from .loss import batch_loss, ssd_losses
@@ -55,9 +56,10 @@ class DetectionTask(BaseTaskAdapter):
 
     def __init__(self, samples: Sequence[VOCSample], test_samples: Sequence[VOCSample], *,
                  class_names: Sequence[str], width: float = 1.0, dropout: float = 0.0,
-                 batch_norm: bool = False, channels_last: bool = False, lr: float = 1e-3, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, milestones: Sequence[int] = (240,), gamma: float = 0.1,
-                 basenet: str | None = None, weights: str | None = None, max_grad_norm: float | None = None,
+                 batch_norm: bool = False, channels_last: bool = False, lr: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 5e-4,
+                 milestones: Sequence[int] = (240,), gamma: float = 0.1, basenet: str | None = None,
+                 weights: str | None = None, max_grad_norm: float | None = None,
                  progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.class_names = list(class_names)
@@ -80,22 +82,26 @@ class DetectionTask(BaseTaskAdapter):
     def check_files(self) -> None:
         """Open every image's header: a missing or unreadable image, or one whose size differs
         from its annotation's, stops the run here (DataError naming it), before any training."""
-        check_image_sizes(((sample.image, None if sample.annotation is None else
-                            (sample.annotation.width, sample.annotation.height))
-                           for sample in [*self.samples, *self.test_samples]), DataError, self.progress)
+        sizes = ((sample.image, None if sample.annotation is None else
+                  (sample.annotation.width, sample.annotation.height))
+                 for sample in [*self.samples, *self.test_samples])
+        check_image_sizes(sizes, DataError, self.progress)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         unlabeled = [int(i) for i in labeled_units if self.samples[int(i)].annotation is None]
         if unlabeled:
-            raise ValueError(f"image {self.samples[unlabeled[0]].name} has no annotation to train on")
-        return DetectionSet(self.samples, np.asarray(labeled_units, dtype=np.int64).tolist(), augment=True)
+            raise ValueError(f"image {self.samples[unlabeled[0]].name} has no "
+                             "annotation to train on")
+        return DetectionSet(self.samples, np.asarray(labeled_units, dtype=np.int64).tolist(),
+                            augment=True)
 
     def split_batch(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, list[dict]]:
         images, targets = batch
         images = images.to(device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device), "index": t["index"]}
+        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device),
+                    "index": t["index"]}
                    for t in targets]
         return images, targets
 
@@ -112,23 +118,27 @@ class DetectionTask(BaseTaskAdapter):
         """SGD with x ``gamma`` at each milestone epoch (the original: 1e-3, x0.1 at 240 of 300)."""
         optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
                                     weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=self.gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones,
+                                                         gamma=self.gamma)
         return optimizer, scheduler
 
     def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
         return model.forward_intermediates(inputs)
 
-    def per_sample_loss(self, outputs: dict[str, torch.Tensor], targets: list[dict]) -> torch.Tensor:
+    def per_sample_loss(self, outputs: dict[str, torch.Tensor],
+                        targets: list[dict]) -> torch.Tensor:
         """The SSD loss of each image, not normalised: [B] (see ``loss.ssd_losses``)."""
         return ssd_losses(outputs, targets)[0]
 
-    def batch_loss(self, outputs: dict[str, torch.Tensor], targets: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_loss(self, outputs: dict[str, torch.Tensor],
+                   targets: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """(the SSD training loss: per-image sum / the batch's positives, per-image losses [B])."""
         losses, positives = ssd_losses(outputs, targets)
         return batch_loss(losses, positives), losses
 
     def probabilities(self, outputs: Any) -> torch.Tensor:
-        """Class posteriors of every default box: logits [B, A, C] (or the head's dict) -> [B, C, A]."""
+        """Class posteriors of every default box: logits [B, A, C] (or the
+        head's dict) -> [B, C, A]."""
         logits = outputs["cls_logits"] if isinstance(outputs, dict) else outputs
         return torch.softmax(logits.float(), dim=-1).transpose(1, 2)
 
@@ -140,17 +150,22 @@ class DetectionTask(BaseTaskAdapter):
         return model.scorer
 
     @torch.inference_mode()
-    def detect(self, model: nn.Module, images: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[dict]:
-        """Detections of ``images`` in their original sizes (H, W): boxes [K, 4] numpy, scores, labels."""
+    def detect(self, model: nn.Module, images: torch.Tensor,
+               sizes: Sequence[tuple[int, int]]) -> list[dict]:
+        """Detections of ``images`` in their original sizes (H, W): boxes [K, 4]
+        numpy, scores, labels."""
         model.eval()
         results = []
-        for detection, (height, width) in zip(model.detect(images), sizes):
-            scale = torch.tensor([width / INPUT_SIZE, height / INPUT_SIZE] * 2, device=detection["boxes"].device)
+        for detection, (height, width) in zip(model.detect(images), sizes, strict=True):
+            scale = torch.tensor([width / INPUT_SIZE, height / INPUT_SIZE] * 2,
+                                 device=detection["boxes"].device)
             results.append({"boxes": (detection["boxes"] * scale).cpu().numpy(),
-                            "scores": detection["scores"].cpu().numpy(), "labels": detection["labels"].cpu().numpy()})
+                            "scores": detection["scores"].cpu().numpy(),
+                            "labels": detection["labels"].cpu().numpy()})
         return results
 
-    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: Iterable,
+                 device: torch.device) -> dict[str, float]:
         """VOC mAP@0.5 (11-point, and the area metric) and per-class AP on the test set."""
         from .metrics import DetectionEvaluator
 
@@ -158,7 +173,8 @@ class DetectionTask(BaseTaskAdapter):
         for batch in loader:
             images, targets = self.split_batch(batch, device)
             notes = [self.test_samples[t["index"]].annotation for t in targets]
-            for detection, note in zip(self.detect(model, images, [(n.height, n.width) for n in notes]), notes):
+            sizes = [(n.height, n.width) for n in notes]
+            for detection, note in zip(self.detect(model, images, sizes), notes, strict=True):
                 evaluator.add((detection["boxes"], detection["scores"], detection["labels"]),
                               (note.boxes, note.labels, note.difficult))
         return evaluator.compute()

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,8 +30,8 @@ from .task import DetectionTask
 from .voc import VOC_CLASSES, find_unlabeled, parse_image_sets, read_class_names, read_split
 
 REFERENCE = dict(cycles=10, initial_size=1000, images_per_cycle=1000, epochs=300, batch_size=32,
-                 eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=5e-4, lamda=1.0, mc_samples=10,
-                 reduction="max")
+                 eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=5e-4, lamda=1.0,
+                 mc_samples=10, reduction="max")
 DEFAULT_TRAIN_SETS = "2007:trainval,2012:trainval"
 PRESETS = {
     # Pascal VOC as in the original project (the parser's own defaults).
@@ -39,33 +39,38 @@ PRESETS = {
     # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes.
     "synthetic-cpu": dict(dataset_root="data/fmnist_voc", train_sets="2007:trainval", width=0.0625,
                           batch_norm=True, channels_last=True, cycles=2, initial_size=300,
-                          images_per_cycle=100, subset=500, epochs=20, milestones=[16], batch_size=16,
-                          eval_batch_size=32, lr=0.003, clip_grad_norm=10.0),
+                          images_per_cycle=100, subset=500, epochs=20, milestones=[16],
+                          batch_size=16, eval_batch_size=32, lr=0.003, clip_grad_norm=10.0),
 }
 
 
 def add_arguments(arguments: cli.TaskArguments) -> None:
     """The VOC data and SSD300 flags (ssd.pytorch's spellings kept)."""
     data = arguments.group("data")
-    data.add_argument("--dataset", choices=("VOC",), default="VOC", help="dataset format (Pascal VOC)")
-    data.add_argument("--dataset_root", "--dataset-root", dest="dataset_root", default="data/VOCdevkit",
-                      recorded=False, help="the folder holding VOC2007/ (and VOC2012/)")
+    data.add_argument("--dataset", choices=("VOC",), default="VOC",
+                      help="dataset format (Pascal VOC)")
+    data.add_argument("--dataset_root", "--dataset-root", dest="dataset_root",
+                      default="data/VOCdevkit", recorded=False,
+                      help="the folder holding VOC2007/ (and VOC2012/)")
     data.add_argument("--train-sets", default=DEFAULT_TRAIN_SETS,
-                      help="the pool: YEAR:SET image sets (a missing VOC2012 of the default is skipped "
-                           "with a warning)")
+                      help="the pool: YEAR:SET image sets (a missing VOC2012 of the default is "
+                           "skipped with a warning)")
     data.add_argument("--test-set", default="2007:test", help="the evaluation image set(s)")
     data.add_argument("--classes", default=None, metavar="FILE", recorded=False,
                       help="class names, one per line (default: <dataset_root>/classes.txt if it "
                            "exists, else the 20 VOC classes)")
     model = arguments.group("detector")
-    model.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier (1 = VGG-16)")
+    model.add_argument("--width", type=float, default=1.0,
+                       help="backbone channel multiplier (1 = VGG-16)")
     model.add_bool("--batch-norm", help="VGG-16-BN: BatchNorm after every VGG convolution")
-    model.add_bool("--channels-last", help="NHWC convolutions (much faster on CPU for narrow models)")
+    model.add_bool("--channels-last",
+                   help="NHWC convolutions (much faster on CPU for narrow models)")
     model.add_argument("--milestones", nargs="+", default=[240], metavar="EPOCH",
                        help="epochs at which the learning rate is multiplied by --gamma")
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")
     model.add_argument("--clip-grad-norm", type=float, default=None, metavar="NORM",
-                       help="clip the gradients' global norm to NORM (default: no clipping, as the original)")
+                       help="clip the gradients' global norm to NORM (default: no "
+                            "clipping, as the original)")
     model.add_bool("--cuda", default=None, recorded=False,
                    help="original flag: --cuda=True runs on the GPU, --cuda=False on the CPU "
                         "(default: --device)")
@@ -111,17 +116,17 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
     n_labeled = len(samples)
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
-    task = DetectionTask(samples, test_samples, class_names=names, width=args.width, dropout=args.dropout,
-                         batch_norm=args.batch_norm, channels_last=args.channels_last, lr=args.lr,
-                         momentum=args.momentum, weight_decay=args.weight_decay,
-                         milestones=args.milestones, gamma=args.gamma, basenet=args.weights_backbone,
-                         weights=args.weights, max_grad_norm=args.clip_grad_norm,
-                         progress=not args.no_progress)
+    task = DetectionTask(samples, test_samples, class_names=names, width=args.width,
+                         dropout=args.dropout, batch_norm=args.batch_norm,
+                         channels_last=args.channels_last, lr=args.lr, momentum=args.momentum,
+                         weight_decay=args.weight_decay, milestones=args.milestones,
+                         gamma=args.gamma, basenet=args.weights_backbone, weights=args.weights,
+                         max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
     task.check_files()  # a bad image stops the run here, before anything is trained or written
     return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled,
                          record={"dataset_root": dataset_name(args), "classes": list(names)},
-                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} test images, "
-                                 f"{len(task.class_names)} classes")
+                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} test "
+                                 f"images, {len(task.class_names)} classes")
 
 
 COMMAND = cli.TaskCommand(

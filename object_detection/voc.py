@@ -20,20 +20,20 @@ What stops a run (``DataError``, exit 2) and what is skipped with a warning:
 """
 from __future__ import annotations
 
-from active_learning.errors import DataError
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from xml.etree import ElementTree
 
 import numpy as np
 
+from active_learning.errors import DataError
 from active_learning.files.images import find_images
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
+               "sofa", "train", "tvmonitor")
 
 
 @dataclass
@@ -96,7 +96,8 @@ def _number(node: ElementTree.Element, tag: str, path: Path) -> float:
 
 
 def parse_annotation(path: str | Path, class_index: dict[str, int]) -> Annotation:
-    """Read one VOC XML. ``class_index`` maps names to labels 1..K; raises DataError naming the file."""
+    """Read one VOC XML. ``class_index`` maps names to labels 1..K; raises
+    DataError naming the file."""
     path = Path(path)
     try:
         root = ElementTree.parse(path).getroot()
@@ -122,16 +123,18 @@ def parse_annotation(path: str | Path, class_index: dict[str, int]) -> Annotatio
             raise DataError(f"{path}: object {number} ({name}) has xmax < xmin or ymax < ymin: "
                             f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
         if x1 < 1 or y1 < 1 or x2 > width or y2 > height:
-            raise DataError(f"{path}: object {number} ({name}) box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) "
-                            f"leaves the {width}x{height} image (VOC boxes are 1-based, inclusive)")
+            raise DataError(f"{path}: object {number} ({name}) box ({x1:g}, {y1:g}, {x2:g}, "
+                            f"{y2:g}) leaves the {width}x{height} image (VOC boxes "
+                            "are 1-based, inclusive)")
         boxes.append((x1 - 1, y1 - 1, x2, y2))
         labels.append(class_index[name])
         difficult.append(_text(node, "difficult", path, "0") == "1")
         truncated.append(_text(node, "truncated", path, "0") == "1")
         poses.append(_text(node, "pose", path, "Unspecified"))
-    return Annotation(filename=_text(root, "filename", path, f"{path.stem}.jpg"), width=width, height=height,
-                      boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                      labels=np.asarray(labels, dtype=np.int64), difficult=np.asarray(difficult, dtype=bool),
+    return Annotation(filename=_text(root, "filename", path, f"{path.stem}.jpg"), width=width,
+                      height=height, boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                      labels=np.asarray(labels, dtype=np.int64),
+                      difficult=np.asarray(difficult, dtype=bool),
                       truncated=np.asarray(truncated, dtype=bool), poses=poses)
 
 
@@ -141,13 +144,14 @@ def parse_image_sets(text: str) -> list[tuple[str, str]]:
     for part in text.split(","):
         year, _, name = part.strip().partition(":")
         if not year or not name:
-            raise ValueError(f"image sets are YEAR:SET separated by commas (2007:trainval), got {text!r}")
+            raise ValueError("image sets are YEAR:SET separated by commas "
+                             f"(2007:trainval), got {text!r}")
         sets.append((year, name))
     return sets
 
 
-def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_names: Sequence[str], *,
-               optional_years: bool = False) -> list[VOCSample]:
+def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_names: Sequence[str],
+               *, optional_years: bool = False) -> list[VOCSample]:
     """The annotated samples of ``image_sets`` under ``root``.
 
     ``optional_years``: a year folder that does not exist is left out with a warning (the
@@ -161,12 +165,14 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
     for year, name in image_sets:
         year_dir = root / f"VOC{year}"
         if not year_dir.is_dir() and optional_years:
-            warnings.warn(f"{year_dir} does not exist: VOC{year} {name} left out", UserWarning, stacklevel=2)
+            warnings.warn(f"{year_dir} does not exist: VOC{year} {name} left out", UserWarning,
+                          stacklevel=2)
             continue
         list_file = year_dir / "ImageSets" / "Main" / f"{name}.txt"
         if not list_file.is_file():
             raise DataError(f"image set not found: {list_file}")
-        ids = [line.split()[0] for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = [line.split()[0] for line in list_file.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
         empty, all_difficult = [], []
         for image_id in ids:
             annotation = parse_annotation(year_dir / "Annotations" / f"{image_id}.xml", class_index)
@@ -179,14 +185,16 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
             if annotation.difficult.all():
                 all_difficult.append(image_id)
                 continue
-            samples.append(VOCSample(image=image, name=image.name, annotation=annotation, image_id=image_id))
+            samples.append(VOCSample(image=image, name=image.name, annotation=annotation,
+                                     image_id=image_id))
         for skipped, why in ((empty, "no object"), (all_difficult, "only difficult objects")):
             if skipped:
                 warnings.warn(f"VOC{year} {name}: {len(skipped)} image(s) with {why} left out "
                               f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})",
                               UserWarning, stacklevel=2)
     if not samples:
-        raise DataError(f"no annotated image in {', '.join(f'{y}:{n}' for y, n in image_sets)} under {root}")
+        raise DataError(f"no annotated image in {', '.join(f'{y}:{n}' for y, n in image_sets)} "
+                        f"under {root}")
     names = [sample.name for sample in samples]
     if len(set(names)) != len(names):  # VOC2007 and VOC2012 ids never collide; a custom set might
         for sample in samples:

@@ -21,15 +21,16 @@ unreadable PNG, a label map whose size differs from its image, label ids outside
 """
 from __future__ import annotations
 
-from active_learning.errors import DataError
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from active_learning.errors import DataError
 
 IGNORE = 255
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -40,13 +41,14 @@ CITYSCAPES_INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 # Cityscapes label id -> train id (cityscapesScripts, labels.py); 255 = not evaluated.
 LABEL_TO_TRAIN = np.full(256, -1, dtype=np.int64)   # -1: not a Cityscapes label id
 LABEL_TO_TRAIN[:34] = IGNORE
-for _label_id, _train_id in {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
-                             24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}.items():
+for _label_id, _train_id in {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                             23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
+                             33: 18}.items():
     LABEL_TO_TRAIN[_label_id] = _train_id
 
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
-                      "bus", "train", "motorcycle", "bicycle"]
+                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+                      "truck", "bus", "train", "motorcycle", "bicycle"]
 # The dataset's mean and std of RGB (the values fyu/drn's info.json gives for Cityscapes).
 CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
@@ -135,8 +137,8 @@ def find_samples(root: str | os.PathLike, split: str, data_format: str, *,
         missing = [sample for sample in samples if sample.instances is None]
         if missing:
             raise DataError(f"superpixel labeling takes whole object instances, but "
-                            f"{missing[0].image} has no instance map: {missing[0].expected_instances} "
-                            "is missing"
+                            f"{missing[0].image} has no instance map: "
+                            f"{missing[0].expected_instances} is missing"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     return samples
 
@@ -146,39 +148,44 @@ def _cityscapes(root: Path, split: str) -> list[SegmentationSample]:
     label_dir = root / "gtFine" / split
     for folder in (image_dir, label_dir):
         if not folder.is_dir():
-            raise DataError(f"Cityscapes folder missing: {folder} (expected leftImg8bit/{split}/<city>/ "
-                            f"and gtFine/{split}/<city>/)")
+            raise DataError(f"Cityscapes folder missing: {folder} (expected "
+                            f"leftImg8bit/{split}/<city>/ and gtFine/{split}/<city>/)")
     samples = []
     for city in sorted(path for path in image_dir.iterdir() if path.is_dir()):
         images = sorted(city.glob(f"*{CITYSCAPES_IMAGE_SUFFIX}"))
         if not images:
             continue
         if not (label_dir / city.name).is_dir():
-            raise DataError(f"city {city.name} has images in {city} but no masks in {label_dir / city.name}")
+            raise DataError(f"city {city.name} has images in {city} but no masks in "
+                            f"{label_dir / city.name}")
         for image in images:
             stem = image.name[: -len(CITYSCAPES_IMAGE_SUFFIX)]
             label = label_dir / city.name / f"{stem}{CITYSCAPES_LABEL_SUFFIX}"
             if not label.is_file():
                 raise DataError(f"no label map for {image}: expected {label}")
             instances = label_dir / city.name / f"{stem}{CITYSCAPES_INSTANCE_SUFFIX}"
-            samples.append(SegmentationSample(image, label, instances if instances.is_file() else None,
+            samples.append(SegmentationSample(image, label,
+                                              instances if instances.is_file() else None,
                                               image.name, expected_instances=instances))
     return samples
 
 
 def _folder(root: Path, split: str) -> list[SegmentationSample]:
-    image_dir, mask_dir, instance_dir = (root / kind / split for kind in ("images", "masks", "instances"))
+    image_dir, mask_dir, instance_dir = (root / kind / split
+                                         for kind in ("images", "masks", "instances"))
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
-            raise DataError(f"folder missing: {folder} (expected images/{split}/ and masks/{split}/)")
+            raise DataError(f"folder missing: {folder} (expected images/{split}/ "
+                            f"and masks/{split}/)")
     samples = []
-    for image in sorted(path for path in image_dir.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS):
+    for image in sorted(path for path in image_dir.iterdir()
+                        if path.suffix.lower() in IMAGE_EXTENSIONS):
         label = mask_dir / f"{image.stem}.png"
         if not label.is_file():
             raise DataError(f"no mask for {image}: expected {label}")
         instances = instance_dir / f"{image.stem}.png"
-        samples.append(SegmentationSample(image, label, instances if instances.is_file() else None, image.name,
-                                          expected_instances=instances))
+        samples.append(SegmentationSample(image, label, instances if instances.is_file() else None,
+                                          image.name, expected_instances=instances))
     return samples
 
 
@@ -190,7 +197,8 @@ def find_unlabeled(root: str | os.PathLike) -> list[SegmentationSample]:
     files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
-    return [SegmentationSample(path, None, None, path.relative_to(root).as_posix()) for path in files]
+    return [SegmentationSample(path, None, None, path.relative_to(root).as_posix())
+            for path in files]
 
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -21,12 +21,12 @@ restores the input size. ``width`` scales every stage's channels (1.0 = the refe
 presets. Dropout (p = 0.5 by default) sits after the residual stages 3-6, as the original
 project put it, or only before the classifier (``dropout_at="classifier"``): then everything
 up to the classifier is deterministic and MC-dropout sampling runs it once per batch instead of
-T times. Dropout is active only while MC sampling (``active_learning.strategies.mc_dropout``) or training,
-never in validation.
+T times. Dropout is active only while MC sampling (``active_learning.strategies.mc_dropout``) or
+training, never in validation.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -42,12 +42,14 @@ DROPOUT_PLACES = ("stages", "classifier", "none")
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
                   dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel - 1) // 2
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, bias=False),
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation,
+                                   bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions (dilations ``d1``, ``d2``) with an identity or 1x1 projection shortcut."""
+    """Two 3x3 convolutions (dilations ``d1``, ``d2``) with an identity or
+    1x1 projection shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  dilations: tuple[int, int] = (1, 1)) -> None:
@@ -59,7 +61,8 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = None
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride,
+                                                    bias=False),
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,12 +72,14 @@ class BasicBlock(nn.Module):
         return F.relu(out + identity, inplace=True)
 
 
-def _residual_stage(in_channels: int, out_channels: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
+def _residual_stage(in_channels: int, out_channels: int, blocks: int, stride: int,
+                    dilation: int) -> nn.Sequential:
     # A dilated stage enters at half its dilation (1 for dilation 2), as DRN does, so the
     # receptive field grows smoothly from the previous stage.
     first = (1, 1) if dilation == 1 else (dilation // 2, dilation)
     layers = [BasicBlock(in_channels, out_channels, stride, first)]
-    layers += [BasicBlock(out_channels, out_channels, 1, (dilation, dilation)) for _ in range(blocks - 1)]
+    layers += [BasicBlock(out_channels, out_channels, 1, (dilation, dilation))
+               for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
@@ -105,10 +110,14 @@ class DRNSegmentation(nn.Module):
         self.stage0 = _conv_bn_relu(3, channels[0], kernel=7)
         self.stage1 = _conv_bn_relu(channels[0], channels[0])
         self.stage2 = _conv_bn_relu(channels[0], channels[1], stride=2)
-        self.stage3 = nn.Sequential(_residual_stage(channels[1], channels[2], 2, 2, 1), drop(after_stage))
-        self.stage4 = nn.Sequential(_residual_stage(channels[2], channels[3], 2, 2, 1), drop(after_stage))
-        self.stage5 = nn.Sequential(_residual_stage(channels[3], channels[4], 2, 1, 2), drop(after_stage))
-        self.stage6 = nn.Sequential(_residual_stage(channels[4], channels[5], 2, 1, 4), drop(after_stage))
+        self.stage3 = nn.Sequential(_residual_stage(channels[1], channels[2], 2, 2, 1),
+                                    drop(after_stage))
+        self.stage4 = nn.Sequential(_residual_stage(channels[2], channels[3], 2, 2, 1),
+                                    drop(after_stage))
+        self.stage5 = nn.Sequential(_residual_stage(channels[3], channels[4], 2, 1, 2),
+                                    drop(after_stage))
+        self.stage6 = nn.Sequential(_residual_stage(channels[4], channels[5], 2, 1, 4),
+                                    drop(after_stage))
         self.stage7 = _conv_bn_relu(channels[5], channels[6], dilation=2)
         self.stage8 = _conv_bn_relu(channels[6], channels[7])
         self.head_dropout = drop(p if dropout_at == "classifier" else 0.0)
@@ -142,11 +151,11 @@ class DRNSegmentation(nn.Module):
 def feature_info(width: float = 1.0) -> list[dict]:
     """The loss-prediction taps: the eight stage outputs (name, channels, stride)."""
     return [{"name": f"stage{index + 1}", "channels": max(1, round(c * width)), "stride": stride}
-            for index, (c, stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES))]
+            for index, (c, stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES, strict=True))]
 
 
-def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
-                weights_path: str | None = None) -> DRNSegmentation:
+def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
+                dropout_at: str = "stages", weights_path: str | None = None) -> DRNSegmentation:
     """DRN-D-22, optionally loading a local state_dict (``--weights`` / ``--pretrained`` files).
 
     The file may be a checkpoint (state dict under ``"state_dict"``, ``"model"`` or ``"net"``)

@@ -8,7 +8,8 @@ import numpy as np
 from .data import read_image
 
 
-def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, max_images: int = 4) -> None:
+def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path,
+                   max_images: int = 4) -> None:
     """Superpixel mode: the ``max_images`` images with the most chosen superpixels, each chosen
     one filled by its score's colour and outlined; image mode: the first chosen images with their
     scores. Written atomically as PNG."""
@@ -36,7 +37,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, max_
     figure, axes = plt.subplots(rows, columns, figsize=(10, 2.8 * rows), squeeze=False, dpi=100)
     for axis in axes.ravel():
         axis.axis("off")
-    for axis, image_index in zip(axes.ravel(), shown):
+    for axis, image_index in zip(axes.ravel(), shown, strict=False):
         picture = read_image(task.samples[int(image_index)].image).astype(np.float64) / 255.0
         name = task.item_name(int(image_index))
         if regions is None:
@@ -53,10 +54,12 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, max_
         shade = colormap((np.nan_to_num(per_pixel) - low) / max(high - low, 1e-12))[..., :3]
         blended = np.where(picked[..., None], 0.45 * picture + 0.55 * shade, 0.6 * picture)
         blended[find_boundaries(region_map, mode="inner")] = (0.85, 0.85, 0.85)
-        blended[find_boundaries(np.where(picked, region_map, -1), mode="inner") & picked] = (0.2, 1.0, 0.2)
+        blended[find_boundaries(np.where(picked, region_map, -1),
+                                mode="inner") & picked] = (0.2, 1.0, 0.2)
         axis.imshow(blended)
         axis.set_title(f"{name}: {int(chosen.sum())} superpixels chosen", fontsize=7)
-    mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(low, high), cmap=colormap)
+    mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(low, high),
+                                            cmap=colormap)
     figure.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label="score")
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png")

@@ -1,16 +1,16 @@
 """The segmentation task adapter: DRN-D-22 on Cityscapes-format data, image or superpixel units.
 
 Image mode (``superpixels=False``): unit = image, trained on its full mask.
-Superpixel mode: unit = one superpixel of one image (``active_learning.loop.units.RegionUnits``); the
-initial set is every superpixel of ``initial_images`` random images; a chosen superpixel is
+Superpixel mode: unit = one superpixel of one image (``active_learning.loop.units.RegionUnits``);
+the initial set is every superpixel of ``initial_images`` random images; a chosen superpixel is
 labeled by every object instance overlapping it, taken whole, and by its own stuff pixels
 (``data.superpixel_labels``); the rest of the image stays 255 and is ignored by the loss.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -19,13 +19,51 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits
+from active_learning.strategies import PIXEL_DISTRIBUTIONS
 
-from .data import (IGNORE, DataError, SegmentationSample, joint_augment, normalize, read_image,
-                   read_instances, read_label, superpixel_labels)
+from .data import (
+    IGNORE,
+    DataError,
+    SegmentationSample,
+    joint_augment,
+    normalize,
+    read_image,
+    read_instances,
+    read_label,
+    superpixel_labels,
+)
 from .model import build_model, feature_info
+
+REGION_MAP_CACHE_SIZE = 64   # region maps each task keeps in memory, least recently used dropped
+
+
+class _RegionMapCache:
+    """One task's least-recently-used region maps (image index -> int [H, W]).
+
+    A copy (pickled for spawned DataLoader workers, or deep-copied) starts empty rather than
+    carrying up to ``maxsize`` full-resolution maps along.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._maps: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get(self, index: int) -> np.ndarray | None:
+        region_map = self._maps.get(index)
+        if region_map is not None:
+            self._maps.move_to_end(index)
+        return region_map
+
+    def put(self, index: int, region_map: np.ndarray) -> None:
+        self._maps[index] = region_map
+        self._maps.move_to_end(index)
+        while len(self._maps) > self.maxsize:
+            self._maps.popitem(last=False)
+
+    def __getstate__(self) -> dict:
+        return {"maxsize": self.maxsize, "_maps": OrderedDict()}
 
 
 class SegmentationSet(Dataset):
@@ -35,7 +73,7 @@ class SegmentationSet(Dataset):
     partial masks of superpixel mode); ``augment`` applies the joint random scale / crop / flip.
     """
 
-    def __init__(self, task: "SegmentationTask", indices: Sequence[int], *, augment: bool = False,
+    def __init__(self, task: SegmentationTask, indices: Sequence[int], *, augment: bool = False,
                  samples: Sequence[SegmentationSample] | None = None, masks=None) -> None:
         self.task, self.indices, self.augment = task, list(indices), augment
         self.samples = task.samples if samples is None else samples
@@ -56,7 +94,8 @@ class SegmentationSet(Dataset):
             mask = read_label(sample, self.task.data_format, image.shape[:2], self.task.num_classes)
         tensor, target = normalize(image, self.task.mean, self.task.std), torch.from_numpy(mask)
         if self.augment:
-            tensor, target = joint_augment(tensor, target, self.task.crop_size, self.task.random_scale)
+            tensor, target = joint_augment(tensor, target, self.task.crop_size,
+                                           self.task.random_scale)
         return tensor, target
 
 
@@ -76,7 +115,7 @@ class ImageUnits(SelectionUnits):
 class SuperpixelUnits(RegionUnits):
     """Region units whose cost counts the pixels really labeled (instances taken whole)."""
 
-    def __init__(self, task: "SegmentationTask", region_pixels: list[np.ndarray]) -> None:
+    def __init__(self, task: SegmentationTask, region_pixels: list[np.ndarray]) -> None:
         super().__init__(region_pixels, task.region_map)
         self.task = task
         # image -> (its labeled regions, the pixels they label): an image whose regions did not
@@ -94,7 +133,8 @@ class SuperpixelUnits(RegionUnits):
     def cost(self, labeled_units):
         cost = super().cost(labeled_units)
         member = self.membership(labeled_units)
-        labeled = sum(self._pixels_labeled(int(image), member) for image in self.samples_of(labeled_units))
+        labeled = sum(self._pixels_labeled(int(image), member)
+                      for image in self.samples_of(labeled_units))
         return {"n_images": cost["n_images"],
                 "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],
                 "labeled_pixel_fraction": labeled / max(self.task.annotated_pixel_count(), 1)}
@@ -116,31 +156,36 @@ class SegmentationTask(BaseTaskAdapter):
     primary_metric = "mIoU"
     output_kind = PIXEL_DISTRIBUTIONS   # one class distribution per pixel: [B, C, H, W]
 
-    def __init__(self, samples: Sequence[SegmentationSample], test_samples: Sequence[SegmentationSample],
-                 *, data_format: str, num_classes: int, class_names: Sequence[str], mean: Sequence[float],
-                 std: Sequence[float], width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
+    def __init__(self, samples: Sequence[SegmentationSample],
+                 test_samples: Sequence[SegmentationSample], *, data_format: str, num_classes: int,
+                 class_names: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                 width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
                  crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
-                 momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step", step: int = 100,
-                 superpixels: bool = False, superpixel_method: str = "watershed",
+                 momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
+                 step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
                  superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
                  weights_path: str | None = None, progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
-        self.data_format, self.num_classes, self.class_names = data_format, num_classes, list(class_names)
+        self.data_format, self.num_classes = data_format, num_classes
+        self.class_names = list(class_names)
         self.mean, self.std = tuple(mean), tuple(std)
         self.width, self.dropout, self.dropout_at = width, dropout, dropout_at
         self.crop_size, self.random_scale = crop_size or None, random_scale
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.lr_mode, self.step = lr_mode, step
         self.superpixels = superpixels
-        self.superpixel_method, self.superpixels_per_image = superpixel_method, superpixels_per_image
+        self.superpixel_method = superpixel_method
+        self.superpixels_per_image = superpixels_per_image
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.weights_path, self.progress = weights_path, progress
         self.feature_info = feature_info(width)
         self.pool_set = SegmentationSet(self, range(len(self.samples)))
-        self.test_set = SegmentationSet(self, range(len(self.test_samples)), samples=self.test_samples)
+        self.test_set = SegmentationSet(self, range(len(self.test_samples)),
+                                        samples=self.test_samples)
         self.image_sizes = [self._size(sample) for sample in self.samples]        # (H, W) each
         self.test_sizes = [self._size(sample) for sample in self.test_samples]
         self._units: SelectionUnits | None = None
+        self._region_maps = _RegionMapCache(REGION_MAP_CACHE_SIZE)
         self.annotated_pixels: int | None = None   # pixels with a class in the pool's full masks
 
     # ---- data --------------------------------------------------------------------------
@@ -165,7 +210,7 @@ class SegmentationTask(BaseTaskAdapter):
             annotated += int((self.full_mask(index) != IGNORE).sum())
             if self.superpixels and self.samples[index].label is not None:
                 read_instances(self.samples[index], self.image_sizes[index])
-        for sample, size in zip(self.test_samples, self.test_sizes):
+        for sample, size in zip(self.test_samples, self.test_sizes, strict=True):
             read_label(sample, self.data_format, size, self.num_classes)
         self.annotated_pixels = annotated
 
@@ -212,9 +257,16 @@ class SegmentationTask(BaseTaskAdapter):
 
         return tqdm(iterable, desc=description, leave=False, dynamic_ncols=True)
 
-    @lru_cache(maxsize=64)
     def region_map(self, index: int) -> np.ndarray:
-        """int [H, W] superpixels of pool image ``index`` (cached on disk under ``cache_dir``)."""
+        """int [H, W] superpixels of pool image ``index`` (cached on disk under ``cache_dir``, and
+        the last ``REGION_MAP_CACHE_SIZE`` used in memory)."""
+        region_map = self._region_maps.get(index)
+        if region_map is None:
+            region_map = self._make_region_map(index)
+            self._region_maps.put(index, region_map)
+        return region_map
+
+    def _make_region_map(self, index: int) -> np.ndarray:
         path = None
         if self.cache_dir is not None:
             path = (self.cache_dir / f"{self.superpixel_method}_{self.superpixels_per_image}"
@@ -223,7 +275,8 @@ class SegmentationTask(BaseTaskAdapter):
                 region_map = load_region_map(path)
                 if region_map.shape == self.image_sizes[index]:
                     return region_map.astype(np.intp)
-        region_map = superpixels(read_image(self.samples[index].image), method=self.superpixel_method,
+        region_map = superpixels(read_image(self.samples[index].image),
+                                 method=self.superpixel_method,
                                  n_segments=self.superpixels_per_image)
         if path is not None:
             save_region_map(region_map, path)
@@ -260,12 +313,14 @@ class SegmentationTask(BaseTaskAdapter):
 
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy averaged over each image's labeled pixels: [B]; 0 without any."""
-        pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE, reduction="none")   # [B, H, W]
-        labeled = (targets != IGNORE).flatten(1).sum(dim=1)                                # [B]
+        pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE,
+                                reduction="none")                          # [B, H, W]
+        labeled = (targets != IGNORE).flatten(1).sum(dim=1)                # [B]
         return pixel.flatten(1).sum(dim=1) / labeled.clamp_min(1)
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, loader: Iterable,
+                 device: torch.device) -> dict[str, float]:
         """mIoU, per-class IoU and pixel accuracy from one confusion matrix (see ``metrics``)."""
         from .metrics import confusion_matrix, scores_from_confusion
 

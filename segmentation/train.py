@@ -1,7 +1,8 @@
 """Simulate active learning cycles for semantic segmentation (DRN-D-22, Cityscapes format).
 
     cd segmentation && python train.py train -d ../data/cityscapes -c 19 -s 896 --arch drn_d_22 \\
-        --batch-size 4 --epochs 250 --lr 0.01 --momentum 0.9 --step 100 --mc-dropout=True --entropy-superpixels=True
+        --batch-size 4 --epochs 250 --lr 0.01 --momentum 0.9 --step 100 --mc-dropout=True \\
+        --entropy-superpixels=True
     python -m segmentation.train --preset synthetic-cpu --strategy mc_entropy_superpixels
 
 Image-level strategies (unit = image): random, loss_prediction, entropy, mc_entropy, mc_variance,
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,8 +31,15 @@ from active_learning import cli
 from active_learning.errors import ConfigError
 from active_learning.strategies import PIXEL_DISTRIBUTIONS, get_strategy
 
-from .data import (CITYSCAPES_CLASSES, CITYSCAPES_MEAN, CITYSCAPES_STD, FORMATS, DataError,
-                   find_samples, find_unlabeled)
+from .data import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_MEAN,
+    CITYSCAPES_STD,
+    FORMATS,
+    DataError,
+    find_samples,
+    find_unlabeled,
+)
 from .model import DROPOUT_PLACES
 from .task import ImageUnits, SegmentationTask, SuperpixelUnits
 
@@ -46,8 +54,8 @@ ALIASES = {
 }
 # The loss module pools each of the eight stage maps to 6x6 (the original's segmentation setting).
 REFERENCE = dict(cycles=10, initial_size=150, images_per_cycle=150, epochs=250, batch_size=4,
-                 eval_batch_size=2, lr=0.01, momentum=0.9, weight_decay=1e-4, lamda=0.01, mc_samples=10,
-                 loss_width=256, loss_pool_size=6)
+                 eval_batch_size=2, lr=0.01, momentum=0.9, weight_decay=1e-4, lamda=0.01,
+                 mc_samples=10, loss_width=256, loss_pool_size=6)
 PRESETS = {
     # Cityscapes as in the original README (the parser's own defaults).
     "cityscapes": dict(data_format="cityscapes"),
@@ -63,22 +71,29 @@ PRESETS = {
 def add_arguments(arguments: cli.TaskArguments) -> None:
     """The segmentation data, model and superpixel flags."""
     arguments.parser.add_argument("cmd", nargs="?", choices=("train",), default="train",
-                                  help="the original project's command (only train: simulate the cycles)")
+                                  help="the original project's command (only train: "
+                                       "simulate the cycles)")
     data = arguments.group("data")
-    data.add_argument("-d", "--data-dir", default="data/cityscapes", recorded=False, help="dataset root")
+    data.add_argument("-d", "--data-dir", default="data/cityscapes", recorded=False,
+                      help="dataset root")
     data.add_argument("--data-format", choices=FORMATS, default="cityscapes",
                       help="cityscapes (leftImg8bit/ + gtFine/) or folder (images/ + masks/)")
     data.add_argument("-c", "--classes", type=int, default=19, help="number of classes")
-    data.add_argument("-s", "--crop-size", type=int, default=896, help="random training crop (0 = whole images)")
+    data.add_argument("-s", "--crop-size", type=int, default=896,
+                      help="random training crop (0 = whole images)")
     data.add_argument("--random-scale", type=float, default=0.0,
-                      help="random rescaling by a factor in [1 - R, 1 + R] before the crop (0 = none)")
+                      help="random rescaling by a factor in [1 - R, 1 + R] "
+                           "before the crop (0 = none)")
     model = arguments.group("network")
     model.add_argument("--arch", choices=("drn_d_22",), default="drn_d_22", help="the network")
     model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = DRN-D-22)")
     model.add_argument("--dropout-at", choices=DROPOUT_PLACES[:2], default="stages",
-                       help="after the residual stages 3-6 (the original) or only before the classifier")
-    model.add_argument("--lr-mode", choices=("step", "poly"), default="step", help="learning rate schedule")
-    model.add_argument("--step", type=int, default=100, help="step mode: x0.1 every this many epochs")
+                       help="after the residual stages 3-6 (the original) or only "
+                            "before the classifier")
+    model.add_argument("--lr-mode", choices=("step", "poly"), default="step",
+                       help="learning rate schedule")
+    model.add_argument("--step", type=int, default=100,
+                       help="step mode: x0.1 every this many epochs")
     regions = arguments.group("superpixels")
     regions.add_argument("--superpixels-per-image", type=int, default=100,
                          help="watershed markers (SLIC segments) per image")
@@ -87,7 +102,8 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     regions.add_argument("--superpixels-per-cycle", type=cli.budget, default=4755, recorded=False,
                          help="superpixel strategies: superpixels selected per cycle")
     regions.add_argument("--cache-dir", default=None, recorded=False,
-                         help="where region maps are kept (default: <output-dir>/segmentation/<dataset>/superpixels)")
+                         help="where region maps are kept (default: "
+                              "<output-dir>/segmentation/<dataset>/superpixels)")
 
 
 def selects_superpixels(args: argparse.Namespace) -> bool:
@@ -103,10 +119,12 @@ def check(args: argparse.Namespace) -> None:
     cli.require([
         (args.width > 0, f"--width must be > 0, got {args.width}"),
         (args.crop_size >= 0, f"--crop-size must be >= 0, got {args.crop_size}"),
-        (0.0 <= args.random_scale < 1.0, f"--random-scale must be in [0, 1), got {args.random_scale}"),
+        (0.0 <= args.random_scale < 1.0,
+         f"--random-scale must be in [0, 1), got {args.random_scale}"),
         (args.step >= 1, f"--step must be >= 1, got {args.step}"),
         (args.classes >= 2, f"--classes must be >= 2, got {args.classes}"),
-        (args.superpixels_per_image >= 2, f"--superpixels-per-image must be >= 2, got {args.superpixels_per_image}"),
+        (args.superpixels_per_image >= 2,
+         f"--superpixels-per-image must be >= 2, got {args.superpixels_per_image}"),
         (args.superpixels_per_cycle == cli.ALL or args.superpixels_per_cycle >= 1,
          f"--superpixels-per-cycle must be >= 1, got {args.superpixels_per_cycle}"),
     ])
@@ -120,26 +138,29 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 def build(args: argparse.Namespace) -> cli.BuiltTask:
     """The task over the training split (+ the unlabeled images in rank mode)."""
-    samples = find_samples(args.data_dir, "train", args.data_format, need_instances=args.superpixels)
+    samples = find_samples(args.data_dir, "train", args.data_format,
+                           need_instances=args.superpixels)
     test_samples = find_samples(args.data_dir, "val", args.data_format)
     n_labeled = len(samples)
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     cityscapes = args.data_format == "cityscapes"
-    cache = args.cache_dir or Path(args.output_dir) / "segmentation" / dataset_name(args) / "superpixels"
+    cache = (args.cache_dir
+             or Path(args.output_dir) / "segmentation" / dataset_name(args) / "superpixels")
     task = SegmentationTask(
         samples, test_samples, data_format=args.data_format, num_classes=args.classes,
         class_names=CITYSCAPES_CLASSES if cityscapes else [str(c) for c in range(args.classes)],
-        mean=CITYSCAPES_MEAN if cityscapes else IMAGENET_MEAN, std=CITYSCAPES_STD if cityscapes else IMAGENET_STD,
-        width=args.width, dropout=args.dropout, dropout_at=args.dropout_at, crop_size=args.crop_size,
-        random_scale=args.random_scale, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-        lr_mode=args.lr_mode, step=args.step, superpixels=args.superpixels,
-        superpixel_method=args.superpixel_method, superpixels_per_image=args.superpixels_per_image,
-        cache_dir=cache, weights_path=args.weights, progress=not args.no_progress)
+        mean=CITYSCAPES_MEAN if cityscapes else IMAGENET_MEAN,
+        std=CITYSCAPES_STD if cityscapes else IMAGENET_STD, width=args.width, dropout=args.dropout,
+        dropout_at=args.dropout_at, crop_size=args.crop_size, random_scale=args.random_scale,
+        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
+        step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
+        superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
+        weights_path=args.weights, progress=not args.no_progress)
     sizes = set(task.image_sizes)
     if len(sizes) > 1 and args.eval_batch_size > 1:
-        raise DataError(f"the images have {len(sizes)} different sizes, so they cannot be scored in "
-                        "batches: use --eval-batch-size 1")
+        raise DataError(f"the images have {len(sizes)} different sizes, so they cannot be scored "
+                        "in batches: use --eval-batch-size 1")
     if len(set(task.test_sizes)) > 1 and args.eval_batch_size > 1:
         raise DataError("the validation images differ in size: use --eval-batch-size 1")
     if not args.crop_size and len(sizes) > 1:

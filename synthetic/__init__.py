@@ -7,6 +7,13 @@ item). ``--format voc`` writes 300x300 scenes in the Pascal VOC layout (XML boxe
 items, ``difficult`` on items less than half visible). Seeded: the same arguments give the same
 files. See ``scenes.py``.
 """
-from .scenes import SceneConfig, SceneObject, compose_scene, compose_scene_with_objects, load_fashion_mnist
+from .scenes import (
+    SceneConfig,
+    SceneObject,
+    compose_scene,
+    compose_scene_with_objects,
+    load_fashion_mnist,
+)
 
-__all__ = ["SceneConfig", "SceneObject", "compose_scene", "compose_scene_with_objects", "load_fashion_mnist"]
+__all__ = ["SceneConfig", "SceneObject", "compose_scene", "compose_scene_with_objects",
+           "load_fashion_mnist"]

@@ -1,8 +1,10 @@
-"""``python -m synthetic --format {cityscapes,voc,coco-keypoints} --output DIR``: write the CPU benchmark scenes.
+"""``python -m synthetic --format {cityscapes,voc,coco-keypoints} --output DIR``:
+write the CPU benchmark scenes.
 
 cityscapes: 128x256 scenes, leftImg8bit/ + gtFine/ (train / val).
 voc: 300x300 scenes, VOC2007/ JPEGImages + Annotations + ImageSets/Main (trainval / test).
-coco-keypoints: 192x256 stick-figure scenes, images/{train,val}2017 + annotations/person_keypoints_*.json.
+coco-keypoints: 192x256 stick-figure scenes, images/{train,val}2017 +
+annotations/person_keypoints_*.json.
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,7 +25,8 @@ FORMATS = ("cityscapes", "voc", "coco-keypoints")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m synthetic", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m synthetic",
+                                     description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--format", choices=FORMATS, default="cityscapes", help="on-disk layout")
     parser.add_argument("--output", required=True, help="dataset root to write")
@@ -31,8 +34,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="training (VOC: trainval) scenes, items from Fashion-MNIST train")
     parser.add_argument("--val", "--test", dest="val", type=int, default=500,
                         help="validation (VOC: test) scenes, items from Fashion-MNIST test")
-    parser.add_argument("--height", type=int, default=None, help="scene height (cityscapes 128, voc 300, coco-keypoints 192)")
-    parser.add_argument("--width", type=int, default=None, help="scene width (cityscapes 256, voc 300, coco-keypoints 256)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="scene height (cityscapes 128, voc 300, coco-keypoints 192)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="scene width (cityscapes 256, voc 300, coco-keypoints 256)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     parser.add_argument("--fashion-mnist", default=None, metavar="DIR",
                         help="folder of the Fashion-MNIST idx files (default: the Debian package's "
@@ -65,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         config = KeypointSceneConfig(height=args.height, width=args.width,
                                      min_person_height=max(24, args.height * 60 // 192),
                                      max_person_height=max(32, args.height * 170 // 192))
-        written = write_coco_keypoints(args.output, {"train": items["train"][0], "val": items["val"][0]},
-                                       {"train": args.train, "val": args.val}, config=config, seed=args.seed)
+        written = write_coco_keypoints(args.output,
+                                       {"train": items["train"][0], "val": items["val"][0]},
+                                       {"train": args.train, "val": args.val}, config=config,
+                                       seed=args.seed)
         counts = (f"{written['train']['images']} train ({written['train']['persons']} persons) and "
                   f"{written['val']['images']} val ({written['val']['persons']} persons)")
     elif voc:
@@ -75,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                      min_size=max(12, side * VOC_SCENES.min_size // 300),
                                      max_size=max(16, side * VOC_SCENES.max_size // 300))
         written = write_voc(args.output, {"trainval": items["train"], "test": items["val"]},
-                            {"trainval": args.train, "test": args.val}, config=config, seed=args.seed)
+                            {"trainval": args.train, "test": args.val}, config=config,
+                            seed=args.seed)
         counts = f"{written['trainval']} trainval and {written['test']} test"
     else:
         config = SceneConfig(height=args.height, width=args.width,
@@ -84,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                    config=config, seed=args.seed)
         counts = f"{written['train']} train and {written['val']} val"
     layout = "VOC" if voc else "COCO keypoints" if keypoints else "Cityscapes"
-    print(f"wrote {counts} scenes of {args.height}x{args.width} in the {layout} layout to {args.output} "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {counts} scenes of {args.height}x{args.width} in the {layout} layout to "
+          f"{args.output} in {time.perf_counter() - start:.1f} s")
     return Path(args.output)
 
 

@@ -15,7 +15,8 @@ def scene_paths(root: Path, split: str, city: str, index: int) -> dict[str, Path
             "instances": root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png"}
 
 
-def write_scene(paths: dict[str, Path], image: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
+def write_scene(paths: dict[str, Path], image: np.ndarray, labels: np.ndarray,
+                instances: np.ndarray) -> None:
     """PNG files as Cityscapes ships them: RGB, 8-bit label ids, 16-bit instance ids."""
     from PIL import Image
 

@@ -48,7 +48,8 @@ class KeypointSceneConfig:
 
 @dataclass
 class Figure:
-    """One drawn person: joints float [17, 2] (x, y in pixels), visibility int [17], box (x, y, w, h)."""
+    """One drawn person: joints float [17, 2] (x, y in pixels), visibility int
+    [17], box (x, y, w, h)."""
 
     joints: np.ndarray
     visibility: np.ndarray
@@ -60,7 +61,8 @@ def _rotate(angle: float) -> np.ndarray:
     return np.array([np.sin(angle), np.cos(angle)])
 
 
-def random_pose(rng: np.random.Generator, height: float, centre: np.ndarray) -> tuple[np.ndarray, float]:
+def random_pose(rng: np.random.Generator, height: float,
+                centre: np.ndarray) -> tuple[np.ndarray, float]:
     """The 17 joints of a random pose of a person about ``height`` pixels tall, hips at ``centre``.
 
     Returns (joints float [17, 2], head radius). The person faces the camera: its left is the
@@ -79,7 +81,8 @@ def random_pose(rng: np.random.Generator, height: float, centre: np.ndarray) -> 
     neck = centre + up * limb(2.6)
     joints[11], joints[12] = centre + side * hip_half, centre - side * hip_half
     joints[5], joints[6] = neck + side * shoulder_half, neck - side * shoulder_half
-    # Angles from straight down, positive towards the image's right; ``sign`` mirrors the right side.
+    # Angles from straight down, positive towards the image's right; ``sign`` mirrors the right
+    # side.
     for shoulder, elbow, wrist, sign in ((5, 7, 9, 1.0), (6, 8, 10, -1.0)):
         upper = lean + sign * rng.uniform(-0.3, 2.6)      # from hanging down to raised overhead
         joints[elbow] = joints[shoulder] + _rotate(upper) * limb(1.4)
@@ -94,12 +97,14 @@ def random_pose(rng: np.random.Generator, height: float, centre: np.ndarray) -> 
     turn = rng.uniform(-0.6, 0.6)                          # head turn: the face shifts sideways
     joints[0] = head + side * turn * head_radius * 0.6
     for eye, ear, sign in ((1, 3, 1.0), (2, 4, -1.0)):
-        joints[eye] = head + up * 0.25 * head_radius + side * (sign * 0.35 + turn * 0.6) * head_radius
+        joints[eye] = head + up * 0.25 * head_radius + side * (sign * 0.35
+                                                               + turn * 0.6) * head_radius
         joints[ear] = head + side * (sign * 0.95 + turn * 0.3) * head_radius
     return joints, head_radius
 
 
-def _draw_figure(mask_draw, joints: np.ndarray, head_radius: float, thickness: int, value: int = 1) -> None:
+def _draw_figure(mask_draw, joints: np.ndarray, head_radius: float, thickness: int,
+                 value: int = 1) -> None:
     """Rasterise limbs and head into a PIL ``ImageDraw`` of a mode-L mask."""
     for a, b in _LIMBS:
         mask_draw.line([tuple(joints[a]), tuple(joints[b])], fill=value, width=thickness)
@@ -117,8 +122,9 @@ def compose_keypoint_scene(rng: np.random.Generator, items: np.ndarray,
 
     h, w = config.height, config.width
     image, _ = _background(rng, SceneConfig(height=h, width=w))
-    owner = np.full((h, w), -1, dtype=np.int32)     # which layer (figure or clutter) shows at a pixel
-    layers: list[tuple[np.ndarray, float, np.ndarray, np.ndarray]] = []   # joints, head r, mask, in-frame
+    owner = np.full((h, w), -1, dtype=np.int32)  # which layer (figure or clutter) shows at a pixel
+    # joints, head r, mask, in-frame
+    layers: list[tuple[np.ndarray, float, np.ndarray, np.ndarray]] = []
     n_persons = int(rng.integers(config.min_persons, config.max_persons + 1))
     n_clutter = int(rng.integers(config.min_clutter, config.max_clutter + 1))
     kinds = rng.permutation(["person"] * n_persons + ["clutter"] * n_clutter)
@@ -127,12 +133,14 @@ def compose_keypoint_scene(rng: np.random.Generator, items: np.ndarray,
             size = int(rng.integers(24, 72))
             item = np.asarray(Image.fromarray(items[int(rng.integers(len(items)))]).resize(
                 (size, size), Image.BILINEAR), dtype=np.float64)
-            top, left = int(rng.integers(-size // 4, h - size // 2)), int(rng.integers(-size // 4, w - size // 2))
+            top = int(rng.integers(-size // 4, h - size // 2))
+            left = int(rng.integers(-size // 4, w - size // 2))
             rows = slice(max(0, top), min(h, top + size))
             cols = slice(max(0, left), min(w, left + size))
             patch = item[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
             silhouette = patch > 40
-            image[rows, cols][silhouette] = (patch[..., None] * rng.uniform(0.5, 1.0, 3))[silhouette]
+            shade = rng.uniform(0.5, 1.0, 3)
+            image[rows, cols][silhouette] = (patch[..., None] * shade)[silhouette]
             owner[rows, cols][silhouette] = layer
             continue
         height = rng.uniform(config.min_person_height, config.max_person_height)
@@ -154,7 +162,8 @@ def compose_keypoint_scene(rng: np.random.Generator, items: np.ndarray,
         image[mask] = colour
         image[mask & left] = colour * 0.45
         owner[mask] = layer
-        in_frame = (joints[:, 0] >= 0) & (joints[:, 0] <= w - 1) & (joints[:, 1] >= 0) & (joints[:, 1] <= h - 1)
+        in_frame = ((joints[:, 0] >= 0) & (joints[:, 0] <= w - 1)
+                    & (joints[:, 1] >= 0) & (joints[:, 1] <= h - 1))
         layers.append((joints, layer, mask, in_frame))
     figures = []
     for joints, layer, mask, in_frame in layers:
@@ -172,7 +181,8 @@ def compose_keypoint_scene(rng: np.random.Generator, items: np.ndarray,
 
 
 def categories() -> list[dict]:
-    return [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(COCO_KEYPOINT_NAMES),
+    return [{"supercategory": "person", "id": 1, "name": "person",
+             "keypoints": list(COCO_KEYPOINT_NAMES),
              "skeleton": [list(pair) for pair in COCO_SKELETON]}]
 
 
@@ -182,7 +192,8 @@ def annotation(figure: Figure, annotation_id: int, image_id: int) -> dict:
     return {"id": annotation_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
             "bbox": [round(v, 2) for v in (x, y, bw, bh)], "area": round(0.5 * bw * bh, 2),
             "num_keypoints": int((figure.visibility > 0).sum()),
-            "keypoints": [round(float(v), 2) if i % 3 < 2 else int(v) for i, v in enumerate(keypoints.reshape(-1))],
+            "keypoints": [round(float(v), 2) if i % 3 < 2 else int(v)
+                          for i, v in enumerate(keypoints.reshape(-1))],
             "segmentation": [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]}
 
 
@@ -217,13 +228,15 @@ def write_coco_keypoints(root: str | Path, items: dict[str, np.ndarray], counts:
             pixels, figures = compose_keypoint_scene(rng, items[split], config)
             name = f"{next_image:012d}.jpg"
             Image.fromarray(pixels).save(folder / name, quality=92)
-            images.append({"id": next_image, "file_name": name, "height": config.height, "width": config.width})
+            images.append({"id": next_image, "file_name": name, "height": config.height,
+                           "width": config.width})
             for figure in figures:
                 annotations.append(annotation(figure, next_annotation, next_image))
                 next_annotation += 1
             next_image += 1
         document = {"info": {"description": "Fashion-MNIST stick-figure scenes (synthetic)"},
                     "images": images, "annotations": annotations, "categories": categories()}
-        atomic_write_text(root / "annotations" / f"person_keypoints_{split}2017.json", json.dumps(document))
+        atomic_write_text(root / "annotations" / f"person_keypoints_{split}2017.json",
+                          json.dumps(document))
         written[split] = {"images": len(images), "persons": len(annotations)}
     return written

@@ -35,8 +35,10 @@ class SceneConfig:
     threshold: int = 40        # a Fashion-MNIST pixel brighter than this belongs to the item
 
 
-def load_fashion_mnist(folder: str | Path | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [N, 28, 28], labels int64 [N]) of Fashion-MNIST's ``train`` or ``t10k`` split."""
+def load_fashion_mnist(folder: str | Path | None = None,
+                       split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [N, 28, 28], labels int64 [N]) of Fashion-MNIST's
+    ``train`` or ``t10k`` split."""
     from classification.data import DataError, read_idx
 
     folder = Path(folder) if folder else FASHION_MNIST_SYSTEM_DIR
@@ -45,13 +47,14 @@ def load_fashion_mnist(folder: str | Path | None = None, split: str = "train") -
         candidates = [folder / f"{split}-{kind}-ubyte{suffix}" for suffix in ("", ".gz")]
         found = next((path for path in candidates if path.is_file()), None)
         if found is None:
-            raise DataError(f"Fashion-MNIST file missing: {candidates[1]} (install the Debian package "
-                            "dataset-fashion-mnist, or pass --fashion-mnist DIR)")
+            raise DataError(f"Fashion-MNIST file missing: {candidates[1]} (install the Debian "
+                            "package dataset-fashion-mnist, or pass --fashion-mnist DIR)")
         paths.append(found)
     return read_idx(paths[0]), read_idx(paths[1]).astype(np.int64)
 
 
-def _texture(rng: np.random.Generator, shape: tuple[int, int], base: np.ndarray, amount: float) -> np.ndarray:
+def _texture(rng: np.random.Generator, shape: tuple[int, int], base: np.ndarray,
+             amount: float) -> np.ndarray:
     """A colour ``base`` [3] with smooth and fine noise: float [h, w, 3] in 0..255."""
     h, w = shape
     coarse = rng.normal(0, 1, (max(1, h // 8) + 1, max(1, w // 8) + 1, 3))
@@ -73,7 +76,8 @@ def _background(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarr
         width = int(rng.integers(w // 10, w // 4))
         top = int(horizon * rng.uniform(0.2, 0.9))
         colour = np.array([140, 110, 90]) + rng.normal(0, 25, 3)
-        image[top:horizon, x:x + width] = _texture(rng, (horizon - top, min(width, w - x)), colour, 20)
+        image[top:horizon, x:x + width] = _texture(rng, (horizon - top, min(width, w - x)),
+                                                   colour, 20)
         labels[top:horizon, x:x + width] = BUILDING
         x += width
     road = np.array([90, 90, 95]) + rng.normal(0, 10, 3)
@@ -118,12 +122,13 @@ def compose_scene_with_objects(rng: np.random.Generator, items: np.ndarray, item
     image, labels = _background(rng, config)
     instances = labels.astype(np.uint16)
     owner = np.full(labels.shape, -1, dtype=np.int32)        # which pasted item shows at a pixel
-    pasted: list[tuple[int, int, bool]] = []                  # (item class, silhouette pixels, truncated)
+    pasted: list[tuple[int, int, bool]] = []    # (item class, silhouette pixels, truncated)
     count = int(rng.integers(config.min_items, config.max_items + 1))
     next_instance: dict[int, int] = {}
     for index in rng.choice(len(items), size=count, replace=False):
         size = int(rng.integers(config.min_size, config.max_size + 1))
-        item = np.asarray(Image.fromarray(items[index]).resize((size, size), Image.BILINEAR), dtype=np.float64)
+        item = np.asarray(Image.fromarray(items[index]).resize((size, size), Image.BILINEAR),
+                          dtype=np.float64)
         top = int(rng.integers(-size // 4, config.height - 3 * size // 4))
         left = int(rng.integers(-size // 4, config.width - 3 * size // 4))
         rows = slice(max(0, top), min(config.height, top + size))
@@ -151,6 +156,7 @@ def compose_scene_with_objects(rng: np.random.Generator, items: np.ndarray, item
         ys, xs = np.nonzero(owner == number)
         if len(xs) == 0:
             continue  # entirely hidden by later items
-        objects.append(SceneObject(item_class, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
+        objects.append(SceneObject(item_class,
+                                   (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
                                    len(xs) / pixels, truncated))
     return image.round().astype(np.uint8), labels, instances, objects

@@ -40,13 +40,14 @@ def annotation_xml(filename: str, size: tuple[int, int], objects: list[SceneObje
         ElementTree.SubElement(node, "truncated").text = str(int(item.truncated))
         ElementTree.SubElement(node, "difficult").text = str(int(item.visible < DIFFICULT_BELOW))
         box = ElementTree.SubElement(node, "bndbox")
-        for name, value in zip(("xmin", "ymin", "xmax", "ymax"), item.box):
+        for name, value in zip(("xmin", "ymin", "xmax", "ymax"), item.box, strict=True):
             ElementTree.SubElement(box, name).text = str(value + 1)
     ElementTree.indent(root)
     return ElementTree.tostring(root, encoding="unicode") + "\n"
 
 
-def write_voc(root: str | Path, items: dict[str, tuple[np.ndarray, np.ndarray]], counts: dict[str, int], *,
+def write_voc(root: str | Path, items: dict[str, tuple[np.ndarray, np.ndarray]],
+              counts: dict[str, int], *,
               config: SceneConfig | None = None, seed: int = 0, year: str = "2007",
               progress: bool = True) -> dict[str, int]:
     """Write ``counts[split]`` scenes for the splits ``trainval`` and ``test``.
@@ -80,6 +81,7 @@ def write_voc(root: str | Path, items: dict[str, tuple[np.ndarray, np.ndarray]],
             (year_dir / "Annotations" / f"{image_id}.xml").write_text(
                 annotation_xml(f"{image_id}.jpg", image.shape[:2], objects), encoding="utf-8")
             ids.append(image_id)
-        (year_dir / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+        (year_dir / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n",
+                                                                      encoding="utf-8")
         written[split] = count
     return written

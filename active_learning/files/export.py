@@ -11,7 +11,9 @@ import csv
 import io
 import math
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +32,8 @@ def _name_lookup(dataset_or_names: Any) -> Callable[[int], str]:
     if hasattr(dataset_or_names, "names"):
         names = dataset_or_names.names
         return lambda index: str(names[index])
-    if isinstance(dataset_or_names, (Sequence, np.ndarray)) and not isinstance(dataset_or_names, str):
+    if (isinstance(dataset_or_names, (Sequence, np.ndarray))
+            and not isinstance(dataset_or_names, str)):
         return lambda index: str(dataset_or_names[index])
     raise TypeError("dataset_or_names must be a sequence of names, a callable index -> name, "
                     "or an object with item_name(index) or a .names sequence")
@@ -71,12 +74,12 @@ def write_entropies_csv(dataset_or_names: Any, indices: Sequence[int] | np.ndarr
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if indices.shape != scores.shape:
-        raise ValueError(f"indices ({indices.shape[0]}) and scores ({scores.shape[0]}) differ in length")
+        raise ValueError(f"indices ({indices.shape[0]}) and scores "
+                         f"({scores.shape[0]}) differ in length")
     name_of = _name_lookup(dataset_or_names)
     names = [name_of(int(index)) for index in indices]
     if len(set(names)) != len(names):
-        seen: set[str] = set()
-        repeated = sorted({name for name in names if name in seen or seen.add(name)})
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
         raise ValueError(f"item names must be unique in the CSV; repeated: {repeated[:5]} "
                          "(use relative paths as names)")
     for name in names:
@@ -109,7 +112,7 @@ def write_region_csv(names: Sequence[str], region_ids: Sequence[int] | np.ndarra
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(REGION_CSV_HEADER)
-    for name, region, score in zip(names, region_ids, scores):
+    for name, region, score in zip(names, region_ids, scores, strict=True):
         writer.writerow((name, int(region), f"{float(score):.5f}"))
     atomic_write_text(path, buffer.getvalue())
 
@@ -141,7 +144,8 @@ def read_metrics_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not os.path.exists(path):
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [{key: _parse_cell(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        return [{key: _parse_cell(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
 
 
 def _format_cell(value: Any) -> str:

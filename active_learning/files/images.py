@@ -1,8 +1,9 @@
-"""Image files on disk, shared by the tasks: finding the unlabeled ones, checking them before a run."""
+"""Image files on disk, shared by the tasks: finding the unlabeled ones,
+checking them before a run."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -20,8 +21,8 @@ def find_images(folder: str | Path, error: type[Exception] = FileNotFoundError,
     return images
 
 
-def check_image_sizes(images: Iterable[tuple[Path, tuple[int, int] | None]], error: type[Exception] = ValueError,
-                      progress: bool = False) -> None:
+def check_image_sizes(images: Iterable[tuple[Path, tuple[int, int] | None]],
+                      error: type[Exception] = ValueError, progress: bool = False) -> None:
     """Open each image's header: a missing or unreadable file, or one whose (width, height)
     differs from the size its annotation gives (None: not checked), raises ``error`` naming it.
 
@@ -41,4 +42,5 @@ def check_image_sizes(images: Iterable[tuple[Path, tuple[int, int] | None]], err
         except Exception as failure:
             raise error(f"cannot read image {path}: {failure}") from None
         if expected is not None and tuple(expected) != tuple(size):
-            raise error(f"{path} is {size[0]}x{size[1]}, its annotation says {expected[0]}x{expected[1]}")
+            raise error(f"{path} is {size[0]}x{size[1]}, its annotation says "
+                        f"{expected[0]}x{expected[1]}")

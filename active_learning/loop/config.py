@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from active_learning.errors import ConfigError
-from active_learning.strategies import get_strategy, list_strategies
 from active_learning.loop.units import UNIT_REDUCTIONS
+from active_learning.strategies import get_strategy, list_strategies
 
 
 @dataclass
@@ -20,7 +20,8 @@ class LoopConfig:
     cycles: int = 10
     initial_size: int = 1000
     budget: int = 1000                 # items added per cycle
-    subset_size: int | None = None     # candidates scored per cycle; None = subset_factor * budget, 0 = all
+    subset_size: int | None = None     # candidates scored per cycle; None = subset_factor *
+                                       # budget, 0 = all
     subset_factor: int = 10
     epochs: int = 200
     batch_size: int = 128
@@ -39,7 +40,8 @@ class LoopConfig:
     num_workers: int = 0
     unit_reduction: str = "max"        # grouped units (pose): an image's score from its samples'
     save_checkpoints: bool = False
-    checkpoint_every: int = 0          # with save_checkpoints: epochs between in-cycle checkpoints (0 = 10% of the epochs)
+    checkpoint_every: int = 0          # with save_checkpoints: epochs between in-cycle
+                                       # checkpoints (0 = 10% of the epochs)
     progress: bool = True
 
     # Fields that may change between a run and its resumption.
@@ -74,23 +76,29 @@ class LoopConfig:
             raise ConfigError("the training pool is empty")
         checks = [
             (self.cycles >= 1, f"cycles must be >= 1, got {self.cycles}"),
-            (self.initial_size >= 1, f"the initial labeled set must hold >= 1 item, got {self.initial_size}"),
+            (self.initial_size >= 1,
+             f"the initial labeled set must hold >= 1 item, got {self.initial_size}"),
             (self.initial_size <= n_items,
              f"the initial labeled set ({self.initial_size}) is larger than the pool ({n_items})"),
             (self.budget >= 1, f"the budget per cycle must be >= 1, got {self.budget}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"evaluation batch size must be >= 1, got {self.eval_batch_size}"),
+            (self.eval_batch_size >= 1,
+             f"evaluation batch size must be >= 1, got {self.eval_batch_size}"),
             (self.num_workers >= 0, f"data loader workers must be >= 0, got {self.num_workers}"),
             (self.subset_factor >= 1, f"subset factor must be >= 1, got {self.subset_factor}"),
             (self.resolved_subset_size() >= 0, f"subset size must be >= 0, got {self.subset_size}"),
             (self.mc_samples >= 1, f"MC samples must be >= 1, got {self.mc_samples}"),
-            (self.reduction in ("mean", "max"), f"reduction must be mean or max, got {self.reduction!r}"),
+            (self.reduction in ("mean", "max"),
+             f"reduction must be mean or max, got {self.reduction!r}"),
             (self.unit_reduction in UNIT_REDUCTIONS,
-             f"unit reduction must be one of {', '.join(UNIT_REDUCTIONS)}, got {self.unit_reduction!r}"),
-            (self.checkpoint_every >= 0, f"checkpoint interval must be >= 0 epochs, got {self.checkpoint_every}"),
+             f"unit reduction must be one of {', '.join(UNIT_REDUCTIONS)}, got "
+             f"{self.unit_reduction!r}"),
+            (self.checkpoint_every >= 0,
+             f"checkpoint interval must be >= 0 epochs, got {self.checkpoint_every}"),
             (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
-            (self.dal_sub_queries >= 1, f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
+            (self.dal_sub_queries >= 1,
+             f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
         ]
         if strategy.trains_loss_module:
             checks += [
@@ -98,9 +106,12 @@ class LoopConfig:
                  f"loss prediction pairs the samples of a batch: the batch size must be even, got "
                  f"{self.batch_size}"),
                 (self.margin >= 0, f"the ranking loss margin must be >= 0, got {self.margin}"),
-                (self.lamda >= 0, f"the ranking loss weight (lamda) must be >= 0, got {self.lamda}"),
-                (self.loss_width >= 1, f"the loss module width must be >= 1, got {self.loss_width}"),
-                (self.loss_pool_size >= 1, f"the loss module pool size must be >= 1, got {self.loss_pool_size}"),
+                (self.lamda >= 0,
+                 f"the ranking loss weight (lamda) must be >= 0, got {self.lamda}"),
+                (self.loss_width >= 1,
+                 f"the loss module width must be >= 1, got {self.loss_width}"),
+                (self.loss_pool_size >= 1,
+                 f"the loss module pool size must be >= 1, got {self.loss_pool_size}"),
                 (self.detach_epoch is None or self.detach_epoch >= 0,
                  f"detach epoch must be >= 0, got {self.detach_epoch}"),
             ]
@@ -109,13 +120,14 @@ class LoopConfig:
                 raise ConfigError(message)
         subset = self.resolved_subset_size()
         if subset and subset < self.budget:
-            raise ConfigError(f"the scored subset ({subset}) is smaller than the budget ({self.budget})")
+            raise ConfigError(f"the scored subset ({subset}) is smaller than the "
+                              f"budget ({self.budget})")
         useful = self.useful_cycles(pool_size, initial_units)
         if self.cycles > useful:
             raise ConfigError(
                 f"{self.cycles} cycles exhaust the pool: {initial_units} initial + {self.budget} "
-                f"per cycle labels all {pool_size} units by cycle {useful - 1}, so later cycles would "
-                f"retrain on the same set; use at most {useful} cycles, or a smaller budget")
+                f"per cycle labels all {pool_size} units by cycle {useful - 1}, so later cycles "
+                f"would retrain on the same set; use at most {useful} cycles, or a smaller budget")
 
     def useful_cycles(self, pool_size: int, initial_units: int | None = None) -> int:
         """Cycles until every unit is labeled (the last one trains on the whole pool)."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from active_learning.files.atomic import atomic_open
 from active_learning.errors import RunMismatchError
+from active_learning.files.atomic import atomic_open
 
 UNLABELED = -1
 
@@ -35,7 +35,7 @@ class PoolState:
             raise ValueError("labeled_at holds values below -1")
 
     @classmethod
-    def empty(cls, size: int) -> "PoolState":
+    def empty(cls, size: int) -> PoolState:
         """A pool of ``size`` items, none labeled."""
         if size <= 0:
             raise ValueError(f"the pool is empty (size={size}): there is nothing to label")
@@ -71,7 +71,8 @@ class PoolState:
             raise ValueError(f"indices to label fall outside the pool of {len(self)} items")
         already = indices[self.labeled_at[indices] != UNLABELED]
         if len(already):
-            raise ValueError(f"{len(already)} indices are labeled already, e.g. {already[:5].tolist()}")
+            raise ValueError(f"{len(already)} indices are labeled already, e.g. "
+                             f"{already[:5].tolist()}")
         if not 0 <= cycle <= np.iinfo(np.int16).max:
             raise ValueError(f"cycle must be in [0, 32767], got {cycle}")
         self.labeled_at[indices] = cycle
@@ -83,7 +84,7 @@ class PoolState:
                      finished_cycles=np.int64(self.finished_cycles))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PoolState":
+    def load(cls, path: str | os.PathLike) -> PoolState:
         """Read a ``pool.npz`` written by :meth:`save`."""
         path = Path(path)
         try:

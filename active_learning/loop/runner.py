@@ -30,25 +30,37 @@ import json
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from active_learning.adapter import BaseTaskAdapter, TaskAdapter, train_one_epoch
-from active_learning.files.atomic import atomic_torch_save, atomic_write_text
-from active_learning.loop.config import STAGE_DATA, STAGE_INITIAL, STAGE_MODEL, LoopConfig, derive_seed
+from active_learning.adapter import TaskAdapter, dataset_len
 from active_learning.errors import ConfigError, RunMismatchError
+from active_learning.files.atomic import atomic_torch_save, atomic_write_text
 from active_learning.files.export import read_metrics_csv, write_metrics_csv
-from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
+from active_learning.loop.config import (
+    STAGE_DATA,
+    STAGE_INITIAL,
+    STAGE_MODEL,
+    LoopConfig,
+    derive_seed,
+)
 from active_learning.loop.pool import UNLABELED, PoolState
-from active_learning.loop.selection import (check_strategy_fits, embed, make_loader, predicted_and_true_losses,
-                        progress, score_candidates, select_next)
-from active_learning.strategies import Strategy, get_strategy
+from active_learning.loop.selection import (
+    check_strategy_fits,
+    make_loader,
+    predicted_and_true_losses,
+    progress,
+    select_next,
+)
 from active_learning.loop.units import SelectionUnits
+from active_learning.strategies import Strategy, get_strategy
+from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
 
 IN_PROGRESS = "in_progress.pt"
 logger = logging.getLogger("active_learning")
@@ -233,7 +245,8 @@ def _run_cycle(run: _Run, cycle: int) -> None:
            "seconds": train_seconds + eval_seconds + select_seconds}
     _commit(run, cycle, row)
     # The primary metric first; a long tail (per-class IoUs) stays in metrics.csv.
-    shown = [run.adapter.primary_metric] + [key for key in metrics if key != run.adapter.primary_metric]
+    shown = [run.adapter.primary_metric] + [key for key in metrics
+                                            if key != run.adapter.primary_metric]
     summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in shown[:6] if key in metrics)
     if len(shown) > 6:
         summary += f" (+{len(shown) - 6} more in metrics.csv)"
@@ -261,10 +274,11 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     config = run.config
     model, loss_module, optimizer, scheduler = _build(run, cycle)
     training = run.adapter.training_set(labeled)
-    if len(training) == 0:
+    size = dataset_len(training)
+    if size == 0:
         raise ValueError(f"cycle {cycle}: the {len(labeled)} labeled units hold no training sample")
     # A last batch of one sample breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
-    lone_last = len(training) % config.batch_size == 1 and len(training) > 1
+    lone_last = size % config.batch_size == 1 and size > 1
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
                          seed=derive_seed(config.seed, cycle, STAGE_DATA), drop_last=lone_last)
     parts = (model, loss_module, optimizer, scheduler, loader)
@@ -352,12 +366,14 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
 
 
-def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: int) -> dict[str, float]:
-    """The adapter's metrics; with a loss module, how well it and the entropy rank the test losses."""
+def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
+              cycle: int) -> dict[str, float]:
+    """The adapter's metrics; with a loss module, how well it and the entropy
+    rank the test losses."""
     config = run.config
     loader = make_loader(run.adapter, run.adapter.test_set, config.eval_batch_size, config)
-    metrics = dict(run.adapter.evaluate(model, progress(loader, config.progress,
-                                                        desc=f"cycle {cycle} evaluation"), run.device))
+    batches = progress(loader, config.progress, desc=f"cycle {cycle} evaluation")
+    metrics = dict(run.adapter.evaluate(model, batches, run.device))
     if loss_module is not None:
         predicted, true, entropy = predicted_and_true_losses(
             run.adapter, model, loss_module,
@@ -365,7 +381,8 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle:
             reduction=config.reduction)
         metrics.update(ranking_diagnostics(predicted, true))
         if entropy is not None:  # the reference: how well the model's own entropy ranks them
-            metrics.update({f"entropy_{key}": value for key, value in ranking_diagnostics(entropy, true).items()})
+            metrics.update({f"entropy_{key}": value
+                            for key, value in ranking_diagnostics(entropy, true).items()})
     return metrics
 
 
@@ -378,8 +395,8 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
     run.units.write_selection(run.run_dir, cycle, indices, scores, run.adapter.item_name)
-    run.adapter.draw_selection(indices, scores, run.run_dir / "selections" / f"cycle_{cycle:02d}.png",
-                               model=model)
+    run.adapter.draw_selection(indices, scores,
+                               run.run_dir / "selections" / f"cycle_{cycle:02d}.png", model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
 

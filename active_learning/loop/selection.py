@@ -7,7 +7,8 @@ memory does not grow with T.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,14 +16,24 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from active_learning.adapter import TaskAdapter
-from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
-from active_learning.strategies.mc_statistics import MCAccumulator
-from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.errors import ConfigError
-from active_learning.strategies import (DISTRIBUTIONS, EMBEDDING, GRAD_EMBEDDING, LOSS_PRED, MC_PROBS, PROBS,
-                         Strategy, choose_new_labeled_indices, clip_budget, get_strategy,
-                         list_strategies)
+from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
+from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.units import SelectionUnits
+from active_learning.strategies import (
+    DISTRIBUTIONS,
+    EMBEDDING,
+    GRAD_EMBEDDING,
+    LOSS_PRED,
+    MC_PROBS,
+    PROBS,
+    Strategy,
+    choose_new_labeled_indices,
+    clip_budget,
+    get_strategy,
+    list_strategies,
+)
+from active_learning.strategies.mc_statistics import MCAccumulator
 
 
 def progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
@@ -88,6 +99,9 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     """
     units = units or adapter.selection_units()
     needs = set(strategy.needs)
+    if LOSS_PRED in needs and loss_module is None:
+        raise ValueError(f"strategy {strategy.name!r} scores with the loss prediction module: "
+                         "pass loss_module")
     model.eval()
     if loss_module is not None:
         loss_module.eval()
@@ -112,8 +126,8 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
             if needs - {MC_PROBS}:
                 outputs, features = adapter.forward_intermediates(model, inputs)
                 if PROBS in needs or GRAD_EMBEDDING in needs:
-                    batch_inputs[PROBS] = adapter.probabilities(outputs)             # [B, C, *dense]
-                if LOSS_PRED in needs:
+                    batch_inputs[PROBS] = adapter.probabilities(outputs)       # [B, C, *dense]
+                if LOSS_PRED in needs and loss_module is not None:
                     batch_inputs[LOSS_PRED] = loss_module(features)                  # [B]
                 if EMBEDDING in needs or GRAD_EMBEDDING in needs:
                     batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
@@ -131,7 +145,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
 
     # Each batch's scores ([B], or B maps [H, W] for region units) go to the units as they come:
     # region units pool a batch of maps into region means before the next batch is scored.
-    scored = ((batch_samples, strategy.score_batch(batch_inputs, reduction=reduction)
+    scored = ((batch_samples, strategy.score(batch_inputs, reduction=reduction)
                .float().cpu().double().numpy())
               for batch_samples, batch_inputs in batches())
     unit_ids, unit_scores = units.pool_scores(scored, reduction=config.unit_reduction)
@@ -143,7 +157,8 @@ def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: L
           device: torch.device) -> torch.Tensor:
     """Embeddings ``[len(samples), D]`` of ``pool_set[samples]`` (e.g. the labeled set)."""
     model.eval()
-    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()), config.eval_batch_size, config)
+    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()),
+                         config.eval_batch_size, config)
     parts = []
     for batch in progress(loader, config.progress, desc="embedding labeled"):
         inputs, _ = adapter.split_batch(batch, device)
@@ -206,7 +221,8 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 @torch.inference_mode()
 def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module,
                               loader: Iterable, device: torch.device,
-                              reduction: str = "mean") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                              reduction: str = "mean"
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The loss module's prediction, the true per-sample loss and the model's own entropy.
 
     Returns ``predicted [N]``, ``true [N]`` and ``entropy [N]`` of every test sample. The entropy
@@ -218,7 +234,7 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     model.eval()
     loss_module.eval()
     with_entropy = adapter.output_kind in DISTRIBUTIONS
-    entropy_score = get_strategy("entropy").score_batch
+    entropy_score = get_strategy("entropy").score
     predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
@@ -227,7 +243,8 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
         true.append(adapter.batch_loss(outputs, targets)[1].float().cpu().reshape(-1))   # [B]
         if with_entropy:
             probs = adapter.probabilities(outputs)                                # [B, C, *dense]
-            entropy.append(entropy_score({PROBS: probs}, reduction=reduction).float().cpu().reshape(-1))
+            entropy.append(entropy_score({PROBS: probs},
+                                         reduction=reduction).float().cpu().reshape(-1))
     return (torch.cat(predicted).numpy(), torch.cat(true).numpy(),
             torch.cat(entropy).numpy() if with_entropy else None)
 

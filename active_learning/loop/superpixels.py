@@ -35,7 +35,8 @@ def region_means(scores: np.ndarray, region_map: np.ndarray, n_regions: int | No
     scores = np.asarray(scores)
     region_map = np.asarray(region_map)
     if scores.shape != region_map.shape:
-        raise ValueError(f"score map {scores.shape} and region map {region_map.shape} differ in size")
+        raise ValueError(f"score map {scores.shape} and region map "
+                         f"{region_map.shape} differ in size")
     labels = region_map.ravel()
     n_regions = int(labels.max()) + 1 if n_regions is None else int(n_regions)
     sums = np.bincount(labels, weights=scores.ravel(), minlength=n_regions)[:n_regions]   # [R]
@@ -59,7 +60,8 @@ def relabel_consecutive(region_map: np.ndarray) -> np.ndarray:
     return consecutive.reshape(np.shape(region_map)).astype(np.int32)
 
 
-def watershed_superpixels(image: np.ndarray, n_markers: int = 100, compactness: float = 0.001) -> np.ndarray:
+def watershed_superpixels(image: np.ndarray, n_markers: int = 100,
+                          compactness: float = 0.001) -> np.ndarray:
     """Watershed superpixels on the Sobel gradient: image [H, W] or [H, W, 3] -> int32 [H, W].
 
     The markers sit on a grid. With ``compactness=0`` (the plain watershed of the original
@@ -74,7 +76,8 @@ def watershed_superpixels(image: np.ndarray, n_markers: int = 100, compactness: 
     return relabel_consecutive(watershed(gradient, markers=n_markers, compactness=compactness))
 
 
-def slic_superpixels(image: np.ndarray, n_segments: int = 100, compactness: float = 10.0) -> np.ndarray:
+def slic_superpixels(image: np.ndarray, n_segments: int = 100,
+                     compactness: float = 10.0) -> np.ndarray:
     """SLIC superpixels: image [H, W] or [H, W, 3] -> int32 [H, W] ids 0..R-1."""
     from skimage.segmentation import slic
 
@@ -93,7 +96,8 @@ SUPERPIXEL_METHODS = {"watershed": watershed_superpixels, "slic": slic_superpixe
 def superpixels(image: np.ndarray, method: str = "watershed", n_segments: int = 100) -> np.ndarray:
     """Region map of ``image`` by ``method`` ("watershed" or "slic"), ~``n_segments`` regions."""
     if method not in SUPERPIXEL_METHODS:
-        raise ValueError(f"unknown superpixel method {method!r}; known: {sorted(SUPERPIXEL_METHODS)}")
+        raise ValueError(f"unknown superpixel method {method!r}; known: "
+                         f"{sorted(SUPERPIXEL_METHODS)}")
     return SUPERPIXEL_METHODS[method](image, n_segments)
 
 

@@ -17,8 +17,9 @@ unit indices into ``pool.npz``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,8 @@ class SelectionUnits:
     """
 
     kind = "samples"
-    dense_scores = False        # True: the loop scores pixels (reduction="none") and the units pool them
+    dense_scores = False        # True: the loop scores pixels (reduction="none") and the units
+                                # pool them
     x_axis = "n_labeled"        # the learning curve's x axis (a metrics.csv column)
     item_label = "images"       # what an initial-set size counts, in messages
     unit_label = "images"       # what a budget counts, in messages
@@ -87,7 +89,8 @@ class SelectionUnits:
         selectable = self.selectable_items()
         if selectable.all():
             return self.units_of_items(rng.choice(len(selectable), size=count, replace=False))
-        return self.units_of_items(rng.choice(np.flatnonzero(selectable), size=count, replace=False))
+        return self.units_of_items(rng.choice(np.flatnonzero(selectable), size=count,
+                                              replace=False))
 
     def draw_candidates(self, unlabeled: np.ndarray, subset_size: int,
                         rng: np.random.Generator) -> np.ndarray:
@@ -168,7 +171,8 @@ class GroupedUnits(SelectionUnits):
     kind = "grouped"
     sample_label = "sample"
 
-    def __init__(self, unit_of_sample: np.ndarray, n_units: int, sample_label: str = "sample") -> None:
+    def __init__(self, unit_of_sample: np.ndarray, n_units: int,
+                 sample_label: str = "sample") -> None:
         unit_of_sample = np.asarray(unit_of_sample, dtype=np.int64).reshape(-1)
         if len(unit_of_sample) and (unit_of_sample.min() < 0 or unit_of_sample.max() >= n_units):
             raise ValueError(f"unit_of_sample must lie in [0, {n_units}), got values in "
@@ -203,7 +207,7 @@ class GroupedUnits(SelectionUnits):
         else:
             pooled = np.bincount(local, weights=scores, minlength=len(unit_ids))
             if reduction == "mean":
-                pooled /= np.bincount(local, minlength=len(unit_ids))
+                pooled = pooled / np.bincount(local, minlength=len(unit_ids))
         return unit_ids, pooled
 
     def unit_rows(self, samples, rows):
@@ -215,7 +219,8 @@ class GroupedUnits(SelectionUnits):
         return unit_ids, sums / np.bincount(local, minlength=len(unit_ids))[:, None]
 
     def cost(self, labeled_units):
-        return {f"n_{self.sample_label}s": int(self._sizes[np.asarray(labeled_units, dtype=np.int64)].sum())}
+        labeled = np.asarray(labeled_units, dtype=np.int64)
+        return {f"n_{self.sample_label}s": int(self._sizes[labeled].sum())}
 
     def describe(self):
         return {**super().describe(), "sample_label": self.sample_label}
@@ -250,10 +255,15 @@ class RegionUnits(SelectionUnits):
 
     @classmethod
     def from_maps(cls, maps: Sequence[np.ndarray] | Callable[[int], np.ndarray],
-                  n_images: int | None = None) -> "RegionUnits":
+                  n_images: int | None = None) -> RegionUnits:
         """Build from region maps (a list, or a callable with ``n_images``); ids 0..R-1 each."""
-        get = maps if callable(maps) else (lambda index: maps[index])
-        count = len(maps) if n_images is None else n_images
+        get: Callable[[int], np.ndarray]
+        if callable(maps):
+            if n_images is None:
+                raise ValueError("from_maps needs n_images when maps is a callable")
+            get, count = maps, n_images
+        else:
+            get, count = maps.__getitem__, (len(maps) if n_images is None else n_images)
         pixels = []
         for index in range(count):
             region_map = np.asarray(get(index))
@@ -262,7 +272,8 @@ class RegionUnits(SelectionUnits):
             pixels.append(np.bincount(region_map.ravel()))
             if (pixels[-1] == 0).any():
                 raise ValueError(f"region map {index} skips region ids "
-                                 f"{np.flatnonzero(pixels[-1] == 0)[:5].tolist()}: relabel to 0..R-1")
+                                 f"{np.flatnonzero(pixels[-1] == 0)[:5].tolist()}: "
+                                 "relabel to 0..R-1")
         return cls(pixels, get)
 
     def image_and_region(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +332,8 @@ class RegionUnits(SelectionUnits):
 
         unit_ids, pooled = [], []
         for samples, score_maps in batches:
-            for image, score_map in zip(np.asarray(samples, dtype=np.int64), score_maps):
+            for image, score_map in zip(np.asarray(samples, dtype=np.int64), score_maps,
+                                        strict=True):
                 units = self.units_of_image(int(image))
                 pooled.append(region_means(np.asarray(score_map), self.region_map(int(image)),
                                            n_regions=len(units), counts=self.region_pixels[units]))
@@ -341,6 +353,8 @@ class RegionUnits(SelectionUnits):
         ``labeled`` is a bool [n_units] membership vector (fast path for many images).
         """
         if labeled is None:
+            if labeled_units is None:
+                raise ValueError("labeled_mask needs labeled_units or labeled")
             labeled = self.membership(labeled_units)
         region_labeled = labeled[self.offsets[image]:self.offsets[image + 1]]   # [R_i]
         return region_labeled[self.region_map(int(image))]

@@ -1,8 +1,11 @@
 """Compare simulated runs of several strategies: learning curves, AUBC, labels saved, wins.
 
-    python -m active_learning.reports.compare runs/classification/fashion_mnist --output reports/fmnist
-    python -m active_learning.reports.compare runs/a/seed0 runs/b/seed0 --output cmp --metric accuracy
-    python -m active_learning.reports.compare runs/segmentation/cityscapes --output seg --x labeled_pixel_fraction
+    python -m active_learning.reports.compare runs/classification/fashion_mnist \\
+        --output reports/fmnist
+    python -m active_learning.reports.compare runs/a/seed0 runs/b/seed0 --output cmp \\
+        --metric accuracy
+    python -m active_learning.reports.compare runs/segmentation/cityscapes --output seg \\
+        --x labeled_pixel_fraction
 
 A RUN_DIR is a run folder (holding ``metrics.csv`` and ``args.json``) or any folder above run
 folders; every run found below it is used. Runs are grouped by strategy (``args.json``
@@ -49,9 +52,10 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,10 +76,10 @@ PROTOCOL_TASK_FIELDS = ("dataset",)
 # Arguments that are allowed to differ without comment: identity of the run, bookkeeping,
 # and strategy hyperparameters that only the strategy using them reads.
 IGNORED_LOOP_FIELDS = {"strategy", "seed", "cycles", "device", "num_workers", "save_checkpoints",
-                       "progress", "eval_batch_size", "checkpoint_every", "unit_reduction", "lamda", "margin", "detach_epoch",
-                       "loss_pool_size", "loss_width", "mc_samples", "reduction",
-                       "initial_size", "budget", "subset_size", "subset_factor", "epochs",
-                       "dal_max_epochs", "dal_sub_queries"}
+                       "progress", "eval_batch_size", "checkpoint_every", "unit_reduction", "lamda",
+                       "margin", "detach_epoch", "loss_pool_size", "loss_width", "mc_samples",
+                       "reduction", "initial_size", "budget", "subset_size", "subset_factor",
+                       "epochs", "dal_max_epochs", "dal_sub_queries"}
 IGNORED_TASK_FIELDS = {"csv_names", "data_dir", "output_dir", "download", "workers", "device"}
 FLOAT_SLACK = 1e-12  # so that e.g. 0.701 - 0.700 counts as within a tolerance of 0.001
 
@@ -117,9 +121,9 @@ class Comparison:
     tolerance: float
     strategies: list[str]
     counts: list[int]
-    curve_mean: "pd.DataFrame"
-    curve_std: "pd.DataFrame"
-    summary: "pd.DataFrame"
+    curve_mean: pd.DataFrame
+    curve_std: pd.DataFrame
+    summary: pd.DataFrame
     aubc_per_seed: dict[str, dict[int, float]]
     pairwise: dict[tuple[str, str], tuple[int, int, int]]
     random_target: float | None
@@ -307,7 +311,8 @@ def check_protocols(runs: Sequence[Run]) -> list[str]:
     """Raise ProtocolMismatchError when the runs' protocols differ; return warnings for
     other training arguments that differ."""
     per_run = {run.path: _protocol_values(run) for run in runs}
-    names = {**PROTOCOL_FIELDS, **{f"task.{key}": f"dataset (task {key})" for key in PROTOCOL_TASK_FIELDS}}
+    names = {**PROTOCOL_FIELDS,
+             **{f"task.{key}": f"dataset (task {key})" for key in PROTOCOL_TASK_FIELDS}}
     problems = []
     for key, label in names.items():
         values = {path: values[key] for path, values in per_run.items()}
@@ -323,7 +328,8 @@ def check_protocols(runs: Sequence[Run]) -> list[str]:
         for key in keys:
             values = {run.path: getattr(run, source).get(key) for run in runs}
             if _differs(values.values()):
-                notes.append(f"{source} argument {key} differs between runs: {_describe_groups(values)}")
+                notes.append(f"{source} argument {key} differs between runs: "
+                             f"{_describe_groups(values)}")
     return notes
 
 
@@ -335,14 +341,15 @@ def _common_cycles(runs: Sequence[Run]) -> tuple[int, list[str]]:
         if run.counts[:shortest] != reference.counts[:shortest]:
             raise ProtocolMismatchError(
                 "the runs' label counts differ cycle by cycle and cannot be compared: "
-                f"{reference.counts[:shortest]} in {reference.path}; {run.counts[:shortest]} in {run.path}")
+                f"{reference.counts[:shortest]} in {reference.path}; "
+                f"{run.counts[:shortest]} in {run.path}")
     notes = []
     longer = [run for run in runs if len(run.rows) > shortest]
     if longer:
         short = [run.path for run in runs if len(run.rows) == shortest]
-        notes.append(f"runs finished different numbers of cycles; comparing on the first {shortest} "
-                     f"cycle(s) (up to {reference.counts[shortest - 1]} labels) that all runs share. "
-                     f"Shortest: {_list_paths(short)}")
+        notes.append("runs finished different numbers of cycles; comparing on the first "
+                     f"{shortest} cycle(s) (up to {reference.counts[shortest - 1]} labels) that "
+                     f"all runs share. Shortest: {_list_paths(short)}")
     return shortest, notes
 
 
@@ -350,12 +357,14 @@ def _metric_values(run: Run, metric: str) -> np.ndarray:
     values = []
     for row in run.rows:
         value = row.get(metric)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
             columns = [key for key in run.rows[0] if key not in ("cycle", "n_labeled")]
             if metric not in run.rows[0]:
-                raise ValueError(f"metric {metric!r} is not a column of {run.path / 'metrics.csv'}; "
-                                 f"columns: {', '.join(columns)}")
-            raise ValueError(f"{run.path / 'metrics.csv'}: {metric} is {value!r} in cycle {row.get('cycle')}")
+                raise ValueError(f"metric {metric!r} is not a column of "
+                                 f"{run.path / 'metrics.csv'}; columns: {', '.join(columns)}")
+            raise ValueError(f"{run.path / 'metrics.csv'}: {metric} is {value!r} in "
+                             f"cycle {row.get('cycle')}")
         values.append(float(value))
     return np.array(values, dtype=np.float64)  # [K]
 
@@ -375,8 +384,9 @@ def resolve_metric(runs: Sequence[Run], metric: str | None = None) -> tuple[str,
     if metric is None:
         if len(recorded) > 1:
             groups = {run.path: run.metric for run in runs}
-            raise ProtocolMismatchError(f"the runs' primary metrics differ ({_describe_groups(groups)}); "
-                                        "pass --metric to compare one column")
+            raise ProtocolMismatchError("the runs' primary metrics differ "
+                                        f"({_describe_groups(groups)}); pass --metric "
+                                        "to compare one column")
         if not recorded:
             raise ValueError("the runs' args.json name no metric: pass --metric COLUMN")
         metric = recorded.pop()
@@ -427,7 +437,8 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
 
     curves = {name: np.stack([_metric_values(run, metric) for run in group])  # [S, K]
               for name, group in groups.items()}
-    aubc_per_seed = {name: {run.seed: aubc(values) for run, values in zip(groups[name], curves[name])}
+    aubc_per_seed = {name: {run.seed: aubc(values)
+                            for run, values in zip(groups[name], curves[name], strict=True)}
                      for name in groups}
     totals, pairwise = win_tie_loss(aubc_per_seed, tolerance, higher_is_better)
     means = {name: table.mean(axis=0) for name, table in curves.items()}  # [K]
@@ -451,7 +462,8 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
     if random_target is not None:
         # An object column keeps ints as ints and "not reached" as None (not a float NaN).
         summary["labels_to_reach_random"] = pd.Series(
-            [record["labels_to_reach_random"] for record in records], index=summary.index, dtype=object)
+            [record["labels_to_reach_random"] for record in records], index=summary.index,
+            dtype=object)
     index = pd.Index(counts, name="n_labeled")
     curve_mean = pd.DataFrame({name: means[name] for name in order}, index=index)
     curve_std = pd.DataFrame({name: curves[name].std(axis=0) for name in order}, index=index)
@@ -459,8 +471,9 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
         warnings.warn(note, stacklevel=2)
     return Comparison(metric=metric, tolerance=float(tolerance), strategies=order, counts=counts,
                       curve_mean=curve_mean, curve_std=curve_std, summary=summary,
-                      aubc_per_seed={name: aubc_per_seed[name] for name in order}, pairwise=pairwise,
-                      random_target=random_target, runs={name: groups[name] for name in order},
+                      aubc_per_seed={name: aubc_per_seed[name] for name in order},
+                      pairwise=pairwise, random_target=random_target,
+                      runs={name: groups[name] for name in order},
                       protocol=_protocol_values(runs[0]), warnings=notes,
                       higher_is_better=higher_is_better, x=x)
 
@@ -500,7 +513,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def comparison_table(comparison: Comparison) -> "pd.DataFrame":
+def comparison_table(comparison: Comparison) -> pd.DataFrame:
     """The CSV table: one row per strategy (best AUBC first) with the curve and the summary."""
     import pandas as pd
 
@@ -535,10 +548,10 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
         parts += [f"![learning curves]({png_name})", ""]
     if c.warnings:
         parts += ["**Warnings**", ""] + [f"- {note}" for note in c.warnings] + [""]
+    curve_rows = [[count] + [_pm(c.curve_mean.at[count, name], c.curve_std.at[count, name])
+                             for name in names] for count in c.counts]
     parts += [f"## {metric} (mean ± std over seeds) at each label count", "",
-              _markdown_table(["labels"] + names,
-                              [[count] + [_pm(c.curve_mean.at[count, name], c.curve_std.at[count, name])
-                                          for name in names] for count in c.counts]), ""]
+              _markdown_table(["labels"] + names, curve_rows), ""]
     header = ["strategy", "seeds", "AUBC", f"final {metric}"]
     if c.random_target is not None:
         header.append(f"labels to reach random's final {metric} ({c.random_target:.4f})")
@@ -550,7 +563,8 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
                _pm(summary.at[name, "final_mean"], summary.at[name, "final_std"])]
         if c.random_target is not None:
             row.append(_reach_text(summary.at[name, "labels_to_reach_random"]))
-        row.append(f"{summary.at[name, 'wins']} / {summary.at[name, 'ties']} / {summary.at[name, 'losses']}")
+        row.append(f"{summary.at[name, 'wins']} / {summary.at[name, 'ties']} / "
+                   f"{summary.at[name, 'losses']}")
         rows.append(row)
     parts += ["## Summary (best AUBC first)", "", _markdown_table(header, rows), ""]
     if c.random_target is None:
@@ -560,7 +574,8 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
                               [[a] + ["—" if a == b else "/".join(map(str, c.pairwise[(a, b)]))
                                       for b in names] for a in names]), "",
               f"AUBC = mean of {metric} over the compared cycles of one run, then mean ± std "
-              f"(population) over seeds. A tie is an AUBC difference of at most {c.tolerance:g}.", ""]
+              f"(population) over seeds. A tie is an AUBC difference of at most {c.tolerance:g}.",
+              ""]
     return "\n".join(parts)
 
 
@@ -569,16 +584,19 @@ def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> d
     from active_learning.reports.plots import plot_learning_curve
 
     paths = _output_paths(out_prefix)
-    curves = {f"{name} ({len(group)} seed{'s' if len(group) > 1 else ''})": [run.rows for run in group]
+    curves = {f"{name} ({len(group)} "
+              f"seed{'s' if len(group) > 1 else ''})": [run.rows for run in group]
               for name, group in comparison.runs.items()}
     dataset = comparison.protocol.get("task.dataset")
     title = f"{dataset}: {comparison.metric}" if dataset else comparison.metric
-    baseline = next((label for label, name in zip(curves, comparison.runs) if name == RANDOM), None)
-    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title, baseline=baseline,
-                        x=comparison.x)
+    baseline = next((label for label, name in zip(curves, comparison.runs, strict=True)
+                     if name == RANDOM), None)
+    plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title,
+                        baseline=baseline, x=comparison.x)
     atomic_write_text(paths["md"], comparison_markdown(comparison, png_name=paths["png"].name))
-    atomic_write_text(paths["csv"], comparison_table(comparison).to_csv(index=False, float_format="%.6g",
-                                                                         lineterminator="\n"))
+    atomic_write_text(paths["csv"],
+                      comparison_table(comparison).to_csv(index=False, float_format="%.6g",
+                                                           lineterminator="\n"))
     return paths
 
 
@@ -622,8 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = write_comparison(comparison, args.output)
     summary = comparison.summary
     for name in comparison.strategies:
-        print(f"{name:>20}: AUBC {_pm(summary.at[name, 'aubc_mean'], summary.at[name, 'aubc_std'])}  "
-              f"W/T/L {summary.at[name, 'wins']}/{summary.at[name, 'ties']}/{summary.at[name, 'losses']}")
+        print(f"{name:>20}: AUBC "
+              f"{_pm(summary.at[name, 'aubc_mean'], summary.at[name, 'aubc_std'])}  W/T/L "
+              f"{summary.at[name, 'wins']}/{summary.at[name, 'ties']}/{summary.at[name, 'losses']}")
     for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from active_learning.files.atomic import atomic_open
 
+Rows = Sequence[Mapping[str, Any]]   # the metrics.csv rows of one run
 
-def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Sequence[Sequence[Mapping[str, Any]]]],
+
+def plot_learning_curve(curves: Mapping[str, Rows | Sequence[Rows]],
                         path: str | os.PathLike, *, metric: str = "accuracy",
                         title: str | None = None, baseline: str | None = None,
                         x: str = "n_labeled") -> None:
@@ -33,9 +36,8 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
     import matplotlib.pyplot as plt
 
     summaries = {}
-    for label, runs in curves.items():
-        if runs and isinstance(runs[0], Mapping):
-            runs = [runs]
+    for label, rows_or_runs in curves.items():
+        runs = _as_runs(rows_or_runs)
         counts, mean, std = mean_std_curve(runs, metric, x=x)
         if len(counts):
             summaries[label] = (counts, mean, std, len(runs))
@@ -47,12 +49,13 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
                                 gridspec_kw={"height_ratios": [3, 2]} if baseline else None)
     axis = axes[0, 0]
     styles = _line_styles(len(summaries))
-    for (label, (counts, mean, std, n_runs)), style in zip(summaries.items(), styles):
+    for (label, (counts, mean, std, n_runs)), style in zip(summaries.items(), styles, strict=True):
         if label == baseline:
             style = dict(color="black", linestyle="--", linewidth=2.0, zorder=3)
         axis.plot(counts, mean, marker="o", markersize=3, label=label, **style)
         if n_runs > 1:  # faint bands when many curves overlap
-            axis.fill_between(counts, mean - std, mean + std, color=style["color"], alpha=0.08 if many else 0.2)
+            axis.fill_between(counts, mean - std, mean + std, color=style["color"],
+                              alpha=0.08 if many else 0.2)
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
     if title:
@@ -61,7 +64,7 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
         base_counts, base_mean = summaries[baseline][:2]
         gain_axis = axes[1, 0]
         gain_axis.axhline(0.0, color="black", linestyle="--", linewidth=2.0)
-        for (label, (counts, mean, _, _)), style in zip(summaries.items(), styles):
+        for (label, (counts, mean, _, _)), style in zip(summaries.items(), styles, strict=True):
             if label == baseline:
                 continue
             shared, here, there = np.intersect1d(counts, base_counts, return_indices=True)
@@ -80,16 +83,24 @@ def plot_learning_curve(curves: Mapping[str, Sequence[Mapping[str, Any]] | Seque
 
 
 def _line_styles(n: int) -> list[dict[str, Any]]:
-    """``n`` distinguishable (color, linestyle) pairs: tab10 colors, then again with other dashes."""
-    from matplotlib import colormaps
+    """``n`` distinguishable (color, linestyle) pairs: tab10 colors, then
+    again with other dashes."""
+    from matplotlib.colors import TABLEAU_COLORS
 
-    colors = colormaps["tab10"].colors
+    colors = list(TABLEAU_COLORS.values())  # tab10's ten colors, as hex strings
     dashes = ["-", "-.", ":"]
     return [dict(color=colors[i % len(colors)], linestyle=dashes[(i // len(colors)) % len(dashes)])
             for i in range(n)]
 
 
-def mean_std_curve(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str, x: str = "n_labeled"
+def _as_runs(rows_or_runs: Rows | Sequence[Rows]) -> Sequence[Rows]:
+    """The rows of one run, or of several (seeds) -> the rows of each run."""
+    if rows_or_runs and isinstance(rows_or_runs[0], Mapping):
+        return [cast(Rows, rows_or_runs)]
+    return cast(Sequence[Rows], rows_or_runs)
+
+
+def mean_std_curve(runs: Sequence[Rows], metric: str, x: str = "n_labeled"
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std of ``metric`` over runs at each point present in every run.
 
@@ -100,6 +111,7 @@ def mean_std_curve(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str, x: 
     Returns (x [K], mean [K], std [K]), x ascending; population std (0 for one run).
     """
     empty = np.array([]), np.array([]), np.array([])
+    per_run: list[dict[int, float | tuple[float, float]]]  # cycle or count -> value(s)
     if x == "n_labeled":
         per_run = [{int(row["n_labeled"]): float(row[metric]) for row in rows if metric in row}
                    for rows in runs]
@@ -125,7 +137,8 @@ X_LABELS = {"n_labeled": "labeled units", "labeled_pixel_fraction": "labeled pix
 
 
 def image_grid(count: int, cell: tuple[float, float], columns: int = 3):
-    """A figure of ``count`` image panels, at most ``columns`` per row, axes off: (figure, axes [count+])."""
+    """A figure of ``count`` image panels, at most ``columns`` per row, axes off:
+    (figure, axes [count+])."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +146,8 @@ def image_grid(count: int, cell: tuple[float, float], columns: int = 3):
 
     columns = min(columns, max(1, count))
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(cell[0] * columns, cell[1] * rows), squeeze=False, dpi=100)
+    figure, axes = plt.subplots(rows, columns, figsize=(cell[0] * columns, cell[1] * rows),
+                                squeeze=False, dpi=100)
     for axis in axes.ravel():
         axis.axis("off")
     return figure, axes.ravel()

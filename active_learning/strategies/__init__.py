@@ -12,8 +12,9 @@ one batched pass over the candidates. Two kinds exist:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING)
 CLASS_DISTRIBUTIONS = "distributions per image"   # [B, C]: one class distribution per image
 PIXEL_DISTRIBUTIONS = "distributions per pixel"   # [B, C, H, W]: segmentation
 BOX_DISTRIBUTIONS = "distributions per box"       # [B, C, A]: one per default box (detection)
-HEATMAPS = "heatmaps"                         # [B, J, H, W]: regressed joint maps, not distributions
+HEATMAPS = "heatmaps"                             # [B, J, H, W]: regressed joint maps, not
+                                                  # distributions
 OUTPUT_KINDS = (CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS, BOX_DISTRIBUTIONS, HEATMAPS)
 DISTRIBUTIONS = frozenset({CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS, BOX_DISTRIBUTIONS})
 ANY_OUTPUT = frozenset(OUTPUT_KINDS)
@@ -87,6 +89,12 @@ class Strategy:
     def is_set_strategy(self) -> bool:
         return self.select_set is not None
 
+    def score(self, inputs: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:
+        """``score_batch(inputs, reduction=reduction)``: the scores of one batch of candidates."""
+        if self.score_batch is None:
+            raise TypeError(f"strategy {self.name!r} does not score candidates one by one")
+        return self.score_batch(inputs, reduction=reduction)
+
     @property
     def reads_outputs(self) -> bool:
         """Whether the scores are computed from the adapter's ``probabilities``."""
@@ -116,7 +124,8 @@ def register_strategy(strategy: Strategy) -> Strategy:
     if unknown:
         raise ValueError(f"strategy {strategy.name!r} needs unknown inputs {sorted(unknown)}")
     if (strategy.score_batch is None) == (strategy.select_set is None) and strategy.needs:
-        raise ValueError(f"strategy {strategy.name!r} needs exactly one of score_batch / select_set")
+        raise ValueError(f"strategy {strategy.name!r} needs exactly one of "
+                         "score_batch / select_set")
     _REGISTRY[strategy.name] = strategy
     return strategy
 
@@ -137,13 +146,15 @@ def list_strategies() -> list[str]:
     return list(_REGISTRY)
 
 
-def _probability_score(function: Callable[..., torch.Tensor], need: str) -> Callable[..., torch.Tensor]:
+def _probability_score(function: Callable[..., torch.Tensor],
+                       need: str) -> Callable[..., torch.Tensor]:
     def score(inputs: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
         return function(inputs[need], reduction=reduction)
     return score
 
 
-def _loss_prediction_score(inputs: Mapping[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+def _loss_prediction_score(inputs: Mapping[str, torch.Tensor],
+                           reduction: str = "mean") -> torch.Tensor:
     return inputs[LOSS_PRED].reshape(-1).float()
 
 
@@ -202,15 +213,18 @@ def _build_registry() -> None:
     ):
         register_strategy(Strategy(name, frozenset({PROBS}), description,
                                    score_batch=_probability_score(function, PROBS)))
-    for name, function, description, statistics in (
-        ("mc_entropy", uncertainty.mc_entropy, "entropy of the MC-dropout mean prediction", {"mean"}),
+    for name, mc_function, description, statistics in (
+        ("mc_entropy", uncertainty.mc_entropy, "entropy of the MC-dropout mean prediction",
+         {"mean"}),
         ("bald", uncertainty.bald, "BALD mutual information over MC-dropout samples",
          {"mean", "mean_entropy"}),
-        ("variation_ratio", uncertainty.variation_ratio, "disagreement of MC-dropout argmaxes", {"votes"}),
-        ("mc_variance", uncertainty.predictive_variance, "variance of MC-dropout probabilities", {"m2"}),
+        ("variation_ratio", uncertainty.variation_ratio, "disagreement of MC-dropout argmaxes",
+         {"votes"}),
+        ("mc_variance", uncertainty.predictive_variance, "variance of MC-dropout probabilities",
+         {"m2"}),
     ):
         register_strategy(Strategy(name, frozenset({MC_PROBS}), description,
-                                   score_batch=_probability_score(function, MC_PROBS),
+                                   score_batch=_probability_score(mc_function, MC_PROBS),
                                    mc_statistics=frozenset(statistics),
                                    # a variance is meaningful for any output, e.g. heatmaps
                                    reads=ANY_OUTPUT if name == "mc_variance" else DISTRIBUTIONS,
@@ -228,7 +242,8 @@ def _build_registry() -> None:
                                                   if base.variance_twin else None)))
     register_strategy(Strategy("heatmap_uncertainty", frozenset({PROBS}),
                                "pose: 1 - mean over joints of each heatmap's peak",
-                               score_batch=_probability_score(uncertainty.heatmap_uncertainty, PROBS),
+                               score_batch=_probability_score(uncertainty.heatmap_uncertainty,
+                                                              PROBS),
                                reads=frozenset({HEATMAPS})))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
@@ -242,8 +257,8 @@ def _build_registry() -> None:
     register_strategy(Strategy("discriminative", frozenset({EMBEDDING}),
                                "Discriminative AL (Gissin & Shalev-Shwartz 2019)",
                                select_set=_discriminative, needs_labeled_embeddings=True,
-                               options=frozenset({"max_epochs", "n_sub_queries", "target_accuracy", "lr",
-                                                  "unlabeled_ratio", "batch_size"}),
+                               options=frozenset({"max_epochs", "n_sub_queries", "target_accuracy",
+                                                  "lr", "unlabeled_ratio", "batch_size"}),
                                config_options=(("max_epochs", "dal_max_epochs"),
                                                ("n_sub_queries", "dal_sub_queries"))))
 
@@ -316,14 +331,16 @@ def choose_new_labeled_indices(
     unknown = sorted(set(options) - strategy.options)
     if unknown:
         accepted = ", ".join(sorted(strategy.options)) or "none"
-        raise ValueError(f"strategy {strategy.name!r} has no option(s) {unknown} (it accepts: {accepted})")
+        raise ValueError(f"strategy {strategy.name!r} has no option(s) {unknown} "
+                         f"(it accepts: {accepted})")
     missing = [need for need in strategy.needs if not _provided(need, inputs)]
-    if strategy.is_set_strategy:
+    if strategy.select_set is not None:  # a set strategy
         if missing:
             raise ValueError(f"strategy {strategy.name!r} needs inputs {missing}")
         if strategy.needs_labeled_embeddings and labeled_embeddings is None:
             raise ValueError(f"strategy {strategy.name!r} needs labeled_embeddings")
-        positions, chosen_scores = strategy.select_set(inputs, labeled_embeddings, budget, seed, **options)
+        positions, chosen_scores = strategy.select_set(inputs, labeled_embeddings, budget, seed,
+                                                       **options)
         positions = np.asarray(positions, dtype=np.int64)
         return candidate_indices[positions], np.asarray(chosen_scores, dtype=np.float64)
     if not strategy.needs:  # random
@@ -333,7 +350,7 @@ def choose_new_labeled_indices(
     if scores is None:
         if missing:
             raise ValueError(f"strategy {strategy.name!r} needs inputs {missing} (or scores=)")
-        scores = strategy.score_batch(inputs, reduction=reduction)
+        scores = strategy.score(inputs, reduction=reduction)
     scores = torch.as_tensor(scores).detach().cpu().double().numpy().reshape(-1)
     if len(scores) != len(candidate_indices):
         raise ValueError(f"got {len(scores)} scores for {len(candidate_indices)} candidates")

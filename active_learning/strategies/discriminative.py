@@ -10,8 +10,8 @@ never learned; here the optimiser holds the discriminator's own parameters.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -62,8 +62,9 @@ class DiscriminativeActiveLearning:
         device: where to train; default: the device of ``unlabeled_embeddings`` (CPU for arrays).
     """
 
-    def __init__(self, *, n_sub_queries: int = 10, max_epochs: int = 500, target_accuracy: float = 0.98,
-                 lr: float = 3e-4, unlabeled_ratio: int = 10, batch_size: int = 1024, seed: int = 0,
+    def __init__(self, *, n_sub_queries: int = 10, max_epochs: int = 500,
+                 target_accuracy: float = 0.98, lr: float = 3e-4, unlabeled_ratio: int = 10,
+                 batch_size: int = 1024, seed: int = 0,
                  device: str | torch.device | None = None) -> None:
         for name, value in (("n_sub_queries", n_sub_queries), ("max_epochs", max_epochs),
                             ("unlabeled_ratio", unlabeled_ratio), ("batch_size", batch_size)):
@@ -84,7 +85,8 @@ class DiscriminativeActiveLearning:
         self.epochs_trained_: list[int] = []  # per sub-query, for diagnostics
 
     # ------------------------------------------------------------------------------------------
-    def select(self, labeled_embeddings, unlabeled_embeddings, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    def select(self, labeled_embeddings, unlabeled_embeddings,
+               budget: int) -> tuple[np.ndarray, np.ndarray]:
         """Pick ``budget`` unlabeled rows.
 
         Args:
@@ -97,19 +99,21 @@ class DiscriminativeActiveLearning:
             ``unlabeled_embeddings`` in pick order, and float64 ``[budget]`` P(unlabeled) of each
             pick from the discriminator of the sub-query that chose it.
         """
-        device = self.device or (unlabeled_embeddings.device if isinstance(unlabeled_embeddings, torch.Tensor)
+        device = self.device or (unlabeled_embeddings.device
+                                 if isinstance(unlabeled_embeddings, torch.Tensor)
                                  else torch.device("cpu"))
         lab = _as_matrix(labeled_embeddings, "labeled_embeddings", device)  # [L, D]
         unl = _as_matrix(unlabeled_embeddings, "unlabeled_embeddings", device)  # [U, D]
         if lab.shape[1] != unl.shape[1]:
-            raise ValueError(f"labeled_embeddings has dim {lab.shape[1]} but unlabeled_embeddings has "
-                             f"dim {unl.shape[1]}")
+            raise ValueError(f"labeled_embeddings has dim {lab.shape[1]} but unlabeled_embeddings "
+                             f"has dim {unl.shape[1]}")
         if lab.shape[0] == 0:
             raise ValueError("labeled_embeddings is empty: the discriminator needs labeled rows "
                              "(select the first batch at random)")
         budget = int(budget)
         if budget > unl.shape[0]:
-            raise ValueError(f"budget ({budget}) exceeds the number of unlabeled rows ({unl.shape[0]})")
+            raise ValueError(f"budget ({budget}) exceeds the number of unlabeled "
+                             f"rows ({unl.shape[0]})")
         if budget <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
 
@@ -120,13 +124,16 @@ class DiscriminativeActiveLearning:
         self.epochs_trained_ = []
         for k, size in enumerate(split_budget(budget, self.n_sub_queries)):
             done = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
-            train_lab = torch.cat([lab, unl[torch.as_tensor(done, device=device)]])  # [L + picked, D]
+            # [L + picked, D]
+            train_lab = torch.cat([lab, unl[torch.as_tensor(done, device=device)]])
             n_unl = min(len(remaining), self.unlabeled_ratio * train_lab.shape[0])
-            train_unl = unl[torch.as_tensor(rng.choice(remaining, size=n_unl, replace=False), device=device)]
+            train_unl = unl[torch.as_tensor(rng.choice(remaining, size=n_unl, replace=False),
+                                            device=device)]
             model = self._new_discriminator(lab.shape[1], k).to(device)
             with _single_cpu_thread(device):
                 self.epochs_trained_.append(self._fit(model, train_lab, train_unl, k))
-            p_unl = self._predict_unlabeled(model, unl[torch.as_tensor(remaining, device=device)])  # [R]
+            p_unl = self._predict_unlabeled(model,
+                                            unl[torch.as_tensor(remaining, device=device)])  # [R]
             # stable sort: ties go to the lowest position, so results do not depend on the backend
             top = np.argsort(-p_unl, kind="stable")[:size]
             picked.append(remaining[top])
@@ -144,7 +151,8 @@ class DiscriminativeActiveLearning:
             torch.manual_seed(self._sub_seed(sub_query))
             return build_discriminator(input_dim)
 
-    def _fit(self, model: nn.Module, labeled: torch.Tensor, unlabeled: torch.Tensor, sub_query: int) -> int:
+    def _fit(self, model: nn.Module, labeled: torch.Tensor, unlabeled: torch.Tensor,
+             sub_query: int) -> int:
         """Train ``model`` on labeled (class 0, ``[L, D]``) vs unlabeled (class 1, ``[M, D]``).
 
         Returns the number of epochs run. Training accuracy is the epoch's running accuracy
@@ -158,7 +166,8 @@ class DiscriminativeActiveLearning:
         # inversely proportional to class counts, normalised so that balanced classes get weight 1
         weight = (counts.sum() / (2.0 * counts.clamp(min=1.0))).to(device)  # [2]
         loss_fn = nn.CrossEntropyLoss(weight=weight)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)  # the DISCRIMINATOR's parameters
+        # the DISCRIMINATOR's parameters
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self._sub_seed(sub_query))
         n = len(x)
         model.train()
@@ -175,21 +184,23 @@ class DiscriminativeActiveLearning:
                 optimizer.step()
                 correct += int((logits.argmax(dim=1) == yb).sum())
             if correct / n >= self.target_accuracy:
-                break
-        return epoch
+                return epoch
+        return self.max_epochs
 
     @torch.inference_mode()
     def _predict_unlabeled(self, model: nn.Module, x: torch.Tensor) -> np.ndarray:
         """``x: [R, D]`` -> float64 ndarray ``[R]`` of P(unlabeled)."""
         model.eval()
-        out = [model(x[s:s + self.batch_size]).softmax(dim=1)[:, 1] for s in range(0, len(x), self.batch_size)]
+        out = [model(x[s:s + self.batch_size]).softmax(dim=1)[:, 1]
+               for s in range(0, len(x), self.batch_size)]
         return torch.cat(out).double().cpu().numpy()
 
 
 @contextmanager
 def _single_cpu_thread(device: torch.device) -> Iterator[None]:
     """Train the tiny MLP on one CPU thread: its matmuls are too small to gain from more, and
-    thread hand-offs per step cost more than the step itself (10-25x slower on a busy 2-core box)."""
+    thread hand-offs per step cost more than the step itself (10-25x slower on a busy
+    2-core box)."""
     if torch.device(device).type != "cpu":
         yield
         return

@@ -55,7 +55,8 @@ def _labeled_positions(labeled, n: int) -> np.ndarray:
     """``labeled`` (bool mask [N] or int positions) -> sorted distinct int64 positions."""
     if labeled is None:
         return np.zeros(0, dtype=np.int64)
-    arr = labeled.detach().cpu().numpy() if isinstance(labeled, torch.Tensor) else np.asarray(labeled)
+    arr = (labeled.detach().cpu().numpy() if isinstance(labeled, torch.Tensor)
+           else np.asarray(labeled))
     if arr.dtype == bool:
         if arr.shape != (n,):
             raise ValueError(f"labeled as a boolean mask must have shape ({n},), got {arr.shape}")
@@ -64,9 +65,11 @@ def _labeled_positions(labeled, n: int) -> np.ndarray:
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labeled must be a boolean mask or integer positions, got dtype {arr.dtype}")
+        raise ValueError("labeled must be a boolean mask or integer positions, "
+                         f"got dtype {arr.dtype}")
     if arr.min() < 0 or arr.max() >= n:
-        raise ValueError(f"labeled positions must lie in [0, {n}), got range [{arr.min()}, {arr.max()}]")
+        raise ValueError("labeled positions must lie in "
+                         f"[0, {n}), got range [{arr.min()}, {arr.max()}]")
     return np.unique(arr).astype(np.int64)
 
 
@@ -150,8 +153,8 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
 
     Returns:
         int64 ndarray ``[budget]`` of distinct row positions, none of them labeled, in pick order:
-        each pick is the row whose Euclidean distance to its nearest labeled-or-picked row is largest
-        (ties: lowest position).
+        each pick is the row whose Euclidean distance to its nearest labeled-or-picked row is
+        largest (ties: lowest position).
 
     Raises:
         ValueError: ``budget`` larger than the number of unlabeled rows, bad shapes or positions.
@@ -274,7 +277,8 @@ def badge(grad_embeddings, budget: int, seed: int = 0, *, chunk_size: int = 1638
         distance to the nearest chosen row (uniformly among unchosen rows if all those are 0).
     """
     _check_chunk_size(chunk_size)
-    x = _as_matrix(grad_embeddings, "grad_embeddings", _resolve_device(grad_embeddings, device))  # [N, E]
+    x = _as_matrix(grad_embeddings, "grad_embeddings",
+                   _resolve_device(grad_embeddings, device))  # [N, E]
     budget = _check_budget(budget, x.shape[0], "rows")
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)

@@ -15,7 +15,8 @@ Pieces:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,8 @@ class LossPredictionModule(nn.Module):
         width: hidden units per level (the paper uses 128).
     """
 
-    def __init__(self, feature_channels: Sequence[int], pool_size: int = 1, width: int = 128) -> None:
+    def __init__(self, feature_channels: Sequence[int], pool_size: int = 1,
+                 width: int = 128) -> None:
         super().__init__()
         channels = list(feature_channels)
         if not channels:
@@ -67,23 +69,27 @@ class LossPredictionModule(nn.Module):
         if isinstance(features, Tensor) or len(features) != len(self.feature_channels):
             got = "a single tensor" if isinstance(features, Tensor) else f"{len(features)} maps"
             raise ValueError(
-                f"features: expected {len(self.feature_channels)} feature maps (one per level), got {got}"
+                f"features: expected {len(self.feature_channels)} feature maps (one "
+                f"per level), got {got}"
             )
         batch = None
-        for level, (f, c) in enumerate(zip(features, self.feature_channels)):
+        for level, (f, c) in enumerate(zip(features, self.feature_channels, strict=True)):
             if not isinstance(f, Tensor) or f.ndim != 4:
                 shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
                 raise ValueError(f"features[{level}]: expected a 4-D map [B, C, H, W], got {shape}")
             if f.shape[1] != c:
-                raise ValueError(f"features[{level}]: expected {c} channels, got {f.shape[1]} (shape {tuple(f.shape)})")
+                raise ValueError(f"features[{level}]: expected {c} channels, got {f.shape[1]} "
+                                 f"(shape {tuple(f.shape)})")
             if batch is not None and f.shape[0] != batch:
-                raise ValueError(f"features[{level}]: batch size {f.shape[0]} differs from level 0 ({batch})")
+                raise ValueError(f"features[{level}]: batch size {f.shape[0]} differs "
+                                 f"from level 0 ({batch})")
             batch = f.shape[0]
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         """features: one ``[B, C_i, H_i, W_i]`` map per level -> predicted loss ``[B]``."""
         self.check_features(features)
-        hidden = [level(f) for level, f in zip(self.levels, features)]  # levels x [B, width]
+        hidden = [level(f)  # levels x [B, width]
+                  for level, f in zip(self.levels, features, strict=True)]
         return self.head(torch.cat(hidden, dim=1)).squeeze(1)  # [B]
 
 
@@ -120,11 +126,13 @@ class LossPredictionLoss(nn.Module):
         # Reshaping both to [B] first is what prevents [B, 1] - [B] broadcasting to [B, B].
         if pred.shape[0] != target.shape[0]:
             raise ValueError(
-                f"loss_pred and target_loss disagree: {tuple(loss_pred.shape)} vs {tuple(target_loss.shape)}"
+                f"loss_pred and target_loss disagree: {tuple(loss_pred.shape)} vs "
+                f"{tuple(target_loss.shape)}"
             )
         batch = pred.shape[0]
         if batch < 2:
-            raise ValueError(f"LossPredictionLoss needs a batch of at least 2 samples to form a pair, got {batch}")
+            raise ValueError("LossPredictionLoss needs a batch of at least 2 samples to "
+                             f"form a pair, got {batch}")
         even = batch - batch % 2  # an odd batch drops its last sample
         half = even // 2
         pred, target = pred[:even], target[:even]  # [even]
@@ -145,7 +153,7 @@ class _CaptureHook:
     """A forward hook that is an object, not a closure, so copy.deepcopy and pickle of the
     wrapped model carry it over to the copy's own tap."""
 
-    def __init__(self, tap: "FeatureTap", name: str) -> None:
+    def __init__(self, tap: FeatureTap, name: str) -> None:
         self.tap = tap
         self.name = name
 
@@ -164,7 +172,8 @@ class FeatureTap:
 
     def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
         if isinstance(names, str):
-            raise ValueError(f"feature_layers must be a sequence of module names, got the string {names!r}")
+            raise ValueError("feature_layers must be a sequence of module names, got "
+                             f"the string {names!r}")
         self.names = list(names)
         if not self.names:
             raise ValueError("feature_layers must name at least one module")
@@ -173,12 +182,14 @@ class FeatureTap:
         self.modules = [self._resolve(model, n) for n in self.names]
         self._captured: dict[str, Any] = {}
         self._armed = False
-        self._handles = [m.register_forward_hook(_CaptureHook(self, n)) for n, m in zip(self.names, self.modules)]
+        self._handles = [m.register_forward_hook(_CaptureHook(self, n))
+                         for n, m in zip(self.names, self.modules, strict=True)]
 
     @staticmethod
     def _resolve(model: nn.Module, name: str) -> nn.Module:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"feature_layers: each entry must be a non-empty module name, got {name!r}")
+            raise ValueError("feature_layers: each entry must be a non-empty "
+                             f"module name, got {name!r}")
         try:
             return model.get_submodule(name)
         except AttributeError:
@@ -191,7 +202,7 @@ class FeatureTap:
         if self._armed:  # outside a wrapped forward nothing is kept alive
             self._captured[name] = output
 
-    def __enter__(self) -> "FeatureTap":
+    def __enter__(self) -> FeatureTap:
         self._captured.clear()
         self._armed = True
         return self
@@ -212,9 +223,10 @@ class FeatureTap:
         if missing:
             raise RuntimeError(f"feature_layers {missing} did not run during the forward pass")
         maps = [captured[n] for n in self.names]
-        for name, f in zip(self.names, maps):
+        for name, f in zip(self.names, maps, strict=True):
             if not isinstance(f, Tensor) or f.ndim != 4:
-                got = f"shape {tuple(f.shape)}" if isinstance(f, Tensor) else f"a {type(f).__name__}"
+                got = (f"shape {tuple(f.shape)}" if isinstance(f, Tensor)
+                       else f"a {type(f).__name__}")
                 raise ValueError(
                     f"feature layer {name!r} must output a 4-D feature map [B, C, H, W], got {got}"
                 )
@@ -282,22 +294,25 @@ class ActiveLearning(nn.Module):
             self.feature_channels = self._original_api_channels(net, example_input)
         else:
             self.tap = FeatureTap(net, feature_layers)
-            self.feature_channels = self._tapped_channels(example_input)
-        self.loss_module = LossPredictionModule(self.feature_channels, pool_size=pool_size, width=width)
+            self.feature_channels = self._tapped_channels(self.tap, example_input)
+        self.loss_module = LossPredictionModule(self.feature_channels, pool_size=pool_size,
+                                                width=width)
         param = next(net.parameters(), None)
         if param is not None:  # live next to the backbone
-            self.loss_module.to(device=param.device, dtype=param.dtype if param.is_floating_point() else None)
+            self.loss_module.to(device=param.device,
+                                dtype=param.dtype if param.is_floating_point() else None)
 
     @staticmethod
     def _original_api_channels(net: nn.Module, example_input: Tensor | None) -> list[int]:
-        missing = [n for n in (_ORIGINAL_COUNTS, _ORIGINAL_FEATURES) if not callable(getattr(net, n, None))]
+        missing = [n for n in (_ORIGINAL_COUNTS, _ORIGINAL_FEATURES)
+                   if not callable(getattr(net, n, None))]
         if missing:
             raise TypeError(
-                f"{type(net).__name__} does not provide {' and '.join(m + '()' for m in missing)}. Either pass "
-                f"feature_layers=['layer1', 'layer2', ...] (names of submodules whose outputs are 4-D "
-                f"feature maps; forward hooks capture them, the model stays unedited), or give the model "
-                f"the original project's API: {_ORIGINAL_COUNTS}() -> list[int] and, after a forward, "
-                f"{_ORIGINAL_FEATURES}() -> list[Tensor]."
+                f"{type(net).__name__} does not provide {' and '.join(m + '()' for m in missing)}. "
+                "Either pass feature_layers=['layer1', 'layer2', ...] (names of submodules whose "
+                "outputs are 4-D feature maps; forward hooks capture them, the model stays "
+                f"unedited), or give the model the original project's API: {_ORIGINAL_COUNTS}() -> "
+                f"list[int] and, after a forward, {_ORIGINAL_FEATURES}() -> list[Tensor]."
             )
         channels = [int(c) for c in getattr(net, _ORIGINAL_COUNTS)()]
         if example_input is not None:  # cheap consistency check of the model's two methods
@@ -306,24 +321,23 @@ class ActiveLearning(nn.Module):
             LossPredictionModule(channels).check_features(maps)
         return channels
 
-    def _tapped_channels(self, example_input: Tensor | None) -> list[int]:
-        assert self.tap is not None
+    def _tapped_channels(self, tap: FeatureTap, example_input: Tensor | None) -> list[int]:
         if example_input is not None:
 
             def run() -> list[Tensor]:
-                with self.tap:
+                with tap:
                     self.net(example_input)
-                return self.tap.collect()  # raises naming a layer whose output is not 4-D
+                return tap.collect()  # raises naming a layer whose output is not 4-D
 
             return [int(f.shape[1]) for f in _dry_forward(self.net, run)]
         channels = []
-        for name, module in zip(self.tap.names, self.tap.modules):
+        for name, module in zip(tap.names, tap.modules, strict=True):
             c = _static_channels(module)
             if c is None:
                 raise ValueError(
-                    f"cannot infer the channels of feature layer {name!r} ({type(module).__name__} contains "
-                    f"no Conv2d or BatchNorm2d); pass example_input=<a batch like the real inputs> so a dry "
-                    f"forward measures them"
+                    f"cannot infer the channels of feature layer {name!r} ({type(module).__name__} "
+                    "contains no Conv2d or BatchNorm2d); pass example_input=<a batch like the real "
+                    "inputs> so a dry forward measures them"
                 )
             channels.append(c)
         return channels
@@ -341,12 +355,14 @@ class ActiveLearning(nn.Module):
         names = self.feature_layers or [f"features[{i}]" for i in range(len(self.feature_channels))]
         if len(maps) != len(self.feature_channels):
             raise ValueError(
-                f"{_ORIGINAL_FEATURES}() returned {len(maps)} maps, expected {len(self.feature_channels)}"
+                f"{_ORIGINAL_FEATURES}() returned {len(maps)} maps, expected "
+                f"{len(self.feature_channels)}"
             )
-        for name, f, c in zip(names, maps, self.feature_channels):
+        for name, f, c in zip(names, maps, self.feature_channels, strict=True):
             if not isinstance(f, Tensor) or f.ndim != 4 or f.shape[1] != c:
                 got = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-                raise ValueError(f"feature layer {name!r}: expected a [B, {c}, H, W] map, got {got}")
+                raise ValueError(f"feature layer {name!r}: expected a "
+                                 f"[B, {c}, H, W] map, got {got}")
 
     def forward(self, x: Any, detach_features: bool = False) -> tuple[Any, Tensor]:
         """x: the net's input (e.g. ``[B, 3, H, W]``) -> ``(net outputs, loss_pred [B])``.

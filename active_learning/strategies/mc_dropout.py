@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import operator
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -297,7 +298,7 @@ class MCDropoutSampler:
                         inputs, n_samples, output_fn, self.model, [inputs], [True]
                     )
                 frontier = self._split.prefix(inputs)
-                if self._can_batch(frontier, inputs.shape[0]):
+                if self._can_batch(self._split, frontier, inputs.shape[0]):
                     return self._run_batched(
                         inputs, n_samples, output_fn, self._split.suffix, frontier,
                         self._split.batch_mask,
@@ -330,14 +331,16 @@ class MCDropoutSampler:
             split = self._split
             frontier = split.prefix(inputs)  # tuple of cached deterministic values
             for _ in range(n_samples):
-                values = [v.clone() if c else v for v, c in zip(frontier, split.clone_mask)]
+                values = [v.clone() if c else v
+                          for v, c in zip(frontier, split.clone_mask, strict=True)]
                 yield output_fn(split.suffix(*values))
 
-    def _can_batch(self, frontier: tuple[Any, ...], batch: int) -> bool:
+    @staticmethod
+    def _can_batch(split: _Split, frontier: tuple[Any, ...], batch: int) -> bool:
         """Every input-dependent frontier value must be a tensor with the batch on dim 0."""
-        ok = any(self._split.batch_mask) and all(
+        ok = any(split.batch_mask) and all(
             isinstance(v, Tensor) and v.ndim >= 1 and v.shape[0] == batch
-            for v, dep in zip(frontier, self._split.batch_mask)
+            for v, dep in zip(frontier, split.batch_mask, strict=True)
             if dep
         )
         if not ok:
@@ -362,7 +365,7 @@ class MCDropoutSampler:
         batch = inputs.shape[0]
         tiled = [
             v.repeat(n_samples, *([1] * (v.ndim - 1))) if dep else v  # [T*B, ...]
-            for v, dep in zip(values, batch_mask)
+            for v, dep in zip(values, batch_mask, strict=True)
         ]
         out = output_fn(fn(*tiled))
         if not isinstance(out, Tensor) or out.ndim < 1 or out.shape[0] != n_samples * batch:

@@ -18,8 +18,8 @@ statistic              accumulated over the passes t        used by
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from torch import Tensor
@@ -46,14 +46,17 @@ class MCStatistics:
     m2: Tensor | None = None
     votes: Tensor | None = None
 
-    def require(self, *names: str) -> None:
-        missing = [name for name in names if getattr(self, name) is None]
+    def require(self, *names: str) -> tuple[Tensor, ...]:
+        """The statistics ``names``, in that order; ValueError naming any not accumulated."""
+        values = [getattr(self, name) for name in names]
+        missing = [name for name, value in zip(names, values, strict=True) if value is None]
         if missing:
             raise ValueError(f"these MC statistics were not accumulated: {missing}; "
                              f"accumulate them with MCAccumulator({list(names)})")
+        return tuple(values)
 
     @classmethod
-    def from_samples(cls, mc_probs: Tensor, statistics: Iterable[str] = STATISTICS) -> "MCStatistics":
+    def from_samples(cls, mc_probs: Tensor, statistics: Iterable[str] = STATISTICS) -> MCStatistics:
         """Fold a ``[T, N, C, *dense]`` sample tensor pass by pass (tests, one-off use)."""
         accumulator = MCAccumulator(statistics)
         for probs in mc_probs:
@@ -101,7 +104,8 @@ class MCAccumulator:
                     self._m2.addcmul_(delta, probs - self._mean)
         if MEAN_ENTROPY in self.statistics:
             entropy = -torch.special.xlogy(probs, probs).sum(dim=1)   # [N, *dense]
-            self._entropy_sum = entropy if self._entropy_sum is None else self._entropy_sum.add_(entropy)
+            self._entropy_sum = (entropy if self._entropy_sum is None
+                                 else self._entropy_sum.add_(entropy))
         if VOTES in self.statistics:
             if self._votes is None:
                 self._votes = torch.zeros(probs.shape, dtype=torch.int32, device=probs.device)

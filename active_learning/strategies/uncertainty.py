@@ -176,8 +176,8 @@ def mc_entropy(mc_probs: Any, reduction: str = "mean") -> Tensor:
     """
     _check_reduction(reduction)
     if isinstance(mc_probs, MCStatistics):
-        mc_probs.require("mean")
-        return _finish(_entropy(mc_probs.mean, class_dim=1), reduction)
+        (mean,) = mc_probs.require("mean")
+        return _finish(_entropy(mean, class_dim=1), reduction)
     p = _check_mc(mc_probs)
     mean = p.mean(dim=0)  # [N, C, *dense]
     return _finish(_entropy(mean, class_dim=1), reduction)
@@ -191,9 +191,8 @@ def bald(mc_probs: Any, reduction: str = "mean") -> Tensor:
     """
     _check_reduction(reduction)
     if isinstance(mc_probs, MCStatistics):
-        mc_probs.require("mean", "mean_entropy")
-        total = _entropy(mc_probs.mean, class_dim=1)  # [N, *dense]
-        expected = mc_probs.mean_entropy  # [N, *dense]
+        mean, expected = mc_probs.require("mean", "mean_entropy")  # [N, C, *dense], [N, *dense]
+        total = _entropy(mean, class_dim=1)  # [N, *dense]
     else:
         p = _check_mc(mc_probs)
         total = _entropy(p.mean(dim=0), class_dim=1)  # [N, *dense]
@@ -209,8 +208,8 @@ def variation_ratio(mc_probs: Any, reduction: str = "mean") -> Tensor:
     """
     _check_reduction(reduction)
     if isinstance(mc_probs, MCStatistics):
-        mc_probs.require("votes")
-        modal = mc_probs.votes.amax(dim=1).float()  # [N, *dense] votes of the modal class
+        (votes,) = mc_probs.require("votes")
+        modal = votes.amax(dim=1).float()  # [N, *dense] votes of the modal class
         return _finish(1.0 - modal / mc_probs.n_samples, reduction)
     p = _check_mc(mc_probs)
     n_samples = p.shape[0]
@@ -227,8 +226,8 @@ def predictive_variance(mc_probs: Any, reduction: str = "mean") -> Tensor:
     """
     _check_reduction(reduction)
     if isinstance(mc_probs, MCStatistics):
-        mc_probs.require("m2")
-        var = mc_probs.m2.clamp_min(0.0) / mc_probs.n_samples  # [N, C, *dense]
+        (m2,) = mc_probs.require("m2")
+        var = m2.clamp_min(0.0) / mc_probs.n_samples  # [N, C, *dense]
         return _finish(var.mean(dim=1), reduction)
     p = _check_mc(mc_probs)
     var = p.var(dim=0, unbiased=False)  # [N, C, *dense]

@@ -1,8 +1,10 @@
-"""The original project's command: ``python tools/train.py --cfg FILE [--use_active_learning=True] [KEY VALUE ...]``.
+"""The original project's command:
+``python tools/train.py --cfg FILE [--use_active_learning=True] [KEY VALUE ...]``.
 
     cd human_pose_estimation
     python tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml
-    python tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml --use_active_learning=True
+    python tools/train.py --cfg experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml \\
+        --use_active_learning=True
     python tools/train.py --cfg ... --dataDir /data TRAIN.END_EPOCH 20 --cycles 3 --seed 1
 
 The YAML (``config.py`` lists the keys read) and its trailing ``KEY VALUE`` overrides become
@@ -16,8 +18,8 @@ import argparse
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 TASK_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TASK_DIR.parent))
@@ -33,13 +35,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tools/train.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cfg", required=True, help="experiment configuration (YAML)")
     parser.add_argument("--modelDir", default=None, help="output folder (overrides OUTPUT_DIR)")
-    parser.add_argument("--logDir", default=None, help="folder that receives the run's metrics and curve")
-    parser.add_argument("--dataDir", default=None, help="prefix of DATASET.ROOT (overrides DATA_DIR)")
+    parser.add_argument("--logDir", default=None,
+                        help="folder that receives the run's metrics and curve")
+    parser.add_argument("--dataDir", default=None,
+                        help="prefix of DATASET.ROOT (overrides DATA_DIR)")
     parser.add_argument("--prevModelDir", default=None, help="accepted for compatibility; unused")
     parser.add_argument("--use_active_learning", "--use-active-learning", type=str2bool, nargs="?",
                         const=True, default=False, help="select with learning loss (else random)")
-    parser.add_argument("--output_superannotate_csv_file", "--output-superannotate-csv-file", default=None,
-                        metavar="PATH", help="also copy the last cycle's priority CSV to PATH")
+    parser.add_argument("--output_superannotate_csv_file", "--output-superannotate-csv-file",
+                        default=None, metavar="PATH",
+                        help="also copy the last cycle's priority CSV to PATH")
     return parser
 
 
@@ -61,7 +66,8 @@ def build_argv(argv: Sequence[str] | None = None) -> tuple[list[str], argparse.N
     args, rest = get_args_parser().parse_known_args(argv)
     opts, forwarded = split_opts(rest)
     config = apply_overrides(load_config(args.cfg), opts)
-    translated = config_to_argv(config, data_dir=args.dataDir, model_dir=args.modelDir, base_dir=TASK_DIR)
+    translated = config_to_argv(config, data_dir=args.dataDir, model_dir=args.modelDir,
+                                base_dir=TASK_DIR)
     if args.use_active_learning:
         translated += ["--strategy", "loss_prediction"]
     if args.output_superannotate_csv_file:
