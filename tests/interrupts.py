@@ -1,7 +1,7 @@
 """Simulating Ctrl-C in the middle of a run (the resume tests of every task)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def interrupt_on_call(monkeypatch, owner: type, method: str, call: int) -> Callable[[], None]:

@@ -18,9 +18,14 @@ from torch.utils.data import DataLoader
 from active_learning.adapter import TaskAdapter
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import run_active_learning
-from active_learning.strategies.loss_prediction import LossPredictionLoss, LossPredictionModule
 from active_learning.strategies import DISTRIBUTIONS
-from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, ToyGroupedAdapter, ToyRegionAdapter
+from active_learning.strategies.loss_prediction import LossPredictionLoss, LossPredictionModule
+from toy_adapters import (
+    ToyClassificationAdapter,
+    ToyDenseAdapter,
+    ToyGroupedAdapter,
+    ToyRegionAdapter,
+)
 
 
 def _classification():

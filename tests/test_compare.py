@@ -7,10 +7,18 @@ import json
 
 import pytest
 
-from active_learning.reports.compare import (ProtocolMismatchError, aubc, compare_runs, labels_to_reach,
-                                     load_runs, main, win_tie_loss, write_comparison)
 from active_learning.files.export import write_metrics_csv
 from active_learning.loop.config import LoopConfig
+from active_learning.reports.compare import (
+    ProtocolMismatchError,
+    aubc,
+    compare_runs,
+    labels_to_reach,
+    load_runs,
+    main,
+    win_tie_loss,
+    write_comparison,
+)
 
 # Accuracy per cycle at 10, 20, 30 labels. Hand values:
 #   AUBC  random 0.6 / 0.5, entropy 0.6667 / 0.6, margin 0.6 / 0.4 (seed 0 / seed 1)

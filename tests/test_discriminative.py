@@ -3,7 +3,11 @@ import pytest
 import torch
 from torch import nn
 
-from active_learning.strategies.discriminative import DiscriminativeActiveLearning, build_discriminator, split_budget
+from active_learning.strategies.discriminative import (
+    DiscriminativeActiveLearning,
+    build_discriminator,
+    split_budget,
+)
 
 
 def _hidden_widths(model: nn.Module) -> list[int]:
@@ -76,8 +80,9 @@ def test_distinct_positions_budget_split_and_sub_query_count():
 
 def test_reproducible_under_seed():
     labeled, unlabeled, _ = _shifted_cluster(seed=2)
-    run = lambda seed: DiscriminativeActiveLearning(n_sub_queries=3, max_epochs=5, seed=seed).select(
-        labeled, unlabeled, 9)
+    def run(seed):
+        return DiscriminativeActiveLearning(n_sub_queries=3, max_epochs=5, seed=seed).select(
+            labeled, unlabeled, 9)
     (p1, s1), (p2, s2), (p3, _) = run(4), run(4), run(5)
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_array_equal(s1, s2)

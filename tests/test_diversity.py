@@ -3,7 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from active_learning.strategies.diversity import badge, badge_factored, gradient_embedding, k_center_greedy
+from active_learning.strategies.diversity import (
+    badge,
+    badge_factored,
+    gradient_embedding,
+    k_center_greedy,
+)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import pytest
 import torch
 
 from active_learning import PoolState, get_strategy, list_strategies
-from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.errors import RunMismatchError
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import run_active_learning
 from active_learning.strategies import CLASS_DISTRIBUTIONS, HEATMAPS
@@ -202,7 +203,6 @@ def test_train_one_epoch_clips_the_gradient_norm_when_the_adapter_asks(max_norm)
     """Plain SGD (lr 1, no momentum): one step moves the parameters by exactly the clipped gradient."""
     from torch.utils.data import DataLoader
 
-    from active_learning.adapter import train_one_epoch
     from toy_adapters import ToyClassificationAdapter
 
     torch.manual_seed(0)

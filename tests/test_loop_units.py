@@ -1,9 +1,9 @@
 """The loop with grouped and region units, mid-cycle resume, and what a run leaves on disk."""
 from __future__ import annotations
 
-import logging
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -12,8 +12,8 @@ from active_learning import PoolState
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import run_active_learning
-from active_learning.strategies import HEATMAPS
 from active_learning.loop.superpixels import load_region_map
+from active_learning.strategies import HEATMAPS
 from toy_adapters import ToyClassificationAdapter, ToyGroupedAdapter, ToyRegionAdapter
 
 
@@ -294,8 +294,8 @@ def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
     import torch
     from torch.utils.data import DataLoader
 
-    from active_learning.strategies.loss_prediction import LossPredictionModule
     from active_learning.loop.selection import predicted_and_true_losses
+    from active_learning.strategies.loss_prediction import LossPredictionModule
     from toy_adapters import ToyDenseAdapter
 
     adapter = ToyDenseAdapter(n_test=10)

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from active_learning.loop.superpixels import (load_region_map, region_means, save_region_map,
-                                        slic_superpixels, superpixels, watershed_superpixels)
+from active_learning.loop.superpixels import (
+    load_region_map,
+    region_means,
+    save_region_map,
+    slic_superpixels,
+    superpixels,
+    watershed_superpixels,
+)
 from active_learning.loop.units import GroupedUnits, RegionUnits, SelectionUnits
 from toy_adapters import PartialMaskDataset, halves_map, quadrant_map
 

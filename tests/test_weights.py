@@ -12,7 +12,11 @@ import torch
 from torch import nn
 
 from active_learning.errors import UserError, WeightsError
-from active_learning.files.weights import load_state_dict_checked, load_weights_file, read_state_dict
+from active_learning.files.weights import (
+    load_state_dict_checked,
+    load_weights_file,
+    read_state_dict,
+)
 
 
 class Tiny(nn.Module):

@@ -344,7 +344,8 @@ def test_digits_split_sizes_and_values():
     raw = torch.stack([d.train_eval.images[i].float() / 16 for i in range(len(d.train))])  # [1500, 1, 8, 8]
     assert raw.max() == 1.0 and raw.min() == 0.0
     stored = np.concatenate([d.train_eval.images.numpy(), d.test.images.numpy()])[:, 0]  # [1797, 8, 8]
-    key = lambda imgs, labels: sorted(zip(labels.tolist(), [im.tobytes() for im in imgs]))
+    def key(imgs, labels):
+        return sorted(zip(labels.tolist(), [im.tobytes() for im in imgs]))
     all_labels = np.concatenate([d.targets, d.test.targets])
     assert key(stored, all_labels) == key(full.images.astype(np.uint8), full.target)
     # Normalised with the train statistics: train pixels have mean 0, std 1.

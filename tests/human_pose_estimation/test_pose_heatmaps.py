@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from human_pose_estimation.heatmaps import (FLIP_PAIRS, box_to_centre_size, crop_to_heatmap, crop_transform,
-                                            decode, encode, flip_back, flip_permutation, to_image)
+from human_pose_estimation.heatmaps import (
+    FLIP_PAIRS,
+    box_to_centre_size,
+    crop_to_heatmap,
+    crop_transform,
+    decode,
+    encode,
+    flip_back,
+    flip_permutation,
+    to_image,
+)
 
 
 def test_box_to_centre_size_pads_to_the_aspect_then_enlarges():

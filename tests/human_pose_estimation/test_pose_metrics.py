@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from active_learning.loop.units import GroupedUnits
+from active_learning.strategies.uncertainty import heatmap_uncertainty
 from human_pose_estimation.coco import read_split
 from human_pose_estimation.metrics import KeypointEvaluator, person_score
-from active_learning.strategies.uncertainty import heatmap_uncertainty
 from human_pose_estimation.task import person_losses
 from pose_fixtures import write_tiny_coco
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
@@ -11,8 +10,15 @@ from PIL import Image
 
 from det_fixtures import write_tiny_voc
 from object_detection.data import DetectionSet, collate
-from object_detection.voc import (VOC_CLASSES, DataError, find_unlabeled, parse_annotation, parse_image_sets,
-                                  read_class_names, read_split)
+from object_detection.voc import (
+    VOC_CLASSES,
+    DataError,
+    find_unlabeled,
+    parse_annotation,
+    parse_image_sets,
+    read_class_names,
+    read_split,
+)
 from synthetic.scenes import SceneConfig, compose_scene, compose_scene_with_objects
 from synthetic.voc import DIFFICULT_BELOW, FASHION_MNIST_CLASS_NAMES, annotation_xml
 

@@ -1,15 +1,20 @@
 """SSD300: torchvision's layout, the loss-prediction taps, weight files, the per-image loss, MC dropout."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from active_learning.errors import WeightsError
 from object_detection.loss import batch_loss, match_anchors, ssd_coder_and_matcher, ssd_losses
-from object_detection.model import (TAP_CHANNELS, NarrowVGGExtractor, build_model, feature_info, load_basenet,
-                                    load_weights)
+from object_detection.model import (
+    TAP_CHANNELS,
+    NarrowVGGExtractor,
+    build_model,
+    feature_info,
+    load_basenet,
+    load_weights,
+)
 
 
 def _targets(seed: int = 0, counts=(3, 1, 0, 2)):

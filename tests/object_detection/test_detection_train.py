@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +10,9 @@ from PIL import Image
 
 from active_learning import PoolState
 from active_learning.errors import ConfigError
-from interrupts import interrupt_on_call
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
+from interrupts import interrupt_on_call
 from object_detection.train import main, parse_args
 
 ORIGINAL_COMMANDS = {  # the original README's detection commands, as written (from object_detection/)

@@ -6,11 +6,18 @@ import pytest
 import torch
 from PIL import Image
 
-from segmentation.data import (IGNORE, LABEL_TO_TRAIN, DataError, find_samples, joint_augment,
-                               read_label, superpixel_labels)
+from seg_fixtures import write_tiny_cityscapes
+from segmentation.data import (
+    IGNORE,
+    LABEL_TO_TRAIN,
+    DataError,
+    find_samples,
+    joint_augment,
+    read_label,
+    superpixel_labels,
+)
 from segmentation.metrics import confusion_matrix, scores_from_confusion
 from segmentation.model import DRNSegmentation, feature_info
-from seg_fixtures import write_tiny_cityscapes
 
 
 def test_train_id_table():

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
-from interrupts import interrupt_on_call
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
-from segmentation.train import main, parse_args
+from interrupts import interrupt_on_call
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
+from segmentation.train import main, parse_args
 
 ORIGINAL_COMMANDS = [  # the original README's segmentation commands, as written
     "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
