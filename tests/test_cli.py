@@ -99,3 +99,23 @@ def test_loss_module_flags_reach_the_loop_config():
     config = cli.loop_config(cli.parse_args(command, []), "cpu")
     assert (config.loss_pool_size, config.resolved_detach_epoch) == (6, 150)
     assert cli.loop_config(cli.parse_args(command, ["--loss-pool-size", "2"]), "cpu").loss_pool_size == 2
+
+
+def test_abbreviations_are_refused_and_snake_case_spellings_are_hidden_aliases(capsys):
+    with pytest.raises(SystemExit):                       # --ep is not --epochs
+        parse_args(["--ep", "3"])
+    assert "unrecognized arguments: --ep" in capsys.readouterr().err
+    args = parse_args(["--batch_size", "8", "--eval-batch-size", "4", "--weight_decay", "0.01"])
+    assert (args.batch_size, args.eval_batch_size, args.weight_decay) == (8, 4, 0.01)
+    text = get_args_parser().format_help()
+    assert "--batch-size" in text and "--batch_size" not in text
+
+
+def test_help_lists_only_the_strategies_the_task_runs():
+    from human_pose_estimation.train import get_args_parser as pose_parser
+
+    text = " ".join(pose_parser().format_help().split())
+    start = "--strategy STRATEGY one of: "
+    listed = text[text.index(start) + len(start):].split(" (default")[0].split(", ")
+    assert listed == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset",
+                      "discriminative"]
