@@ -230,3 +230,32 @@ def test_a_strategy_for_other_outputs_is_refused_before_training(tmp_path, strat
     with pytest.raises(ValueError, match=f"reads {reads}, but this task's outputs are"):
         run_active_learning(adapter, _config(strategy), tmp_path)
     assert not any(tmp_path.iterdir())               # nothing trained, nothing written
+
+
+def test_ctrl_c_between_the_selection_and_the_commit_leaves_no_file_of_that_cycle(tmp_path, monkeypatch):
+    from active_learning.loop import runner
+
+    straight = run_active_learning(ToyClassificationAdapter(), _config("entropy"), tmp_path / "straight")
+    original = runner.write_metrics_csv
+    calls = []
+
+    def interrupted(rows, path):
+        calls.append(len(rows))
+        if len(rows) == 2:            # cycle 1 selected and wrote its files; not committed yet
+            raise KeyboardInterrupt
+        original(rows, path)
+
+    monkeypatch.setattr(runner, "write_metrics_csv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_active_learning(ToyClassificationAdapter(), _config("entropy"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    assert calls == [1, 2] and PoolState.load(run_dir / "pool.npz").finished_cycles == 1
+    assert (run_dir / "priorities" / "cycle_00.csv").exists()
+    assert not (run_dir / "priorities" / "cycle_01.csv").exists()
+    assert len(read_metrics_csv(run_dir / "metrics.csv")) == 1
+    monkeypatch.setattr(runner, "write_metrics_csv", original)
+    rows = run_active_learning(ToyClassificationAdapter(), _config("entropy"), run_dir)   # resumes
+    assert [row["n_labeled"] for row in rows] == [row["n_labeled"] for row in straight]
+    assert (run_dir / "priorities" / "cycle_01.csv").read_bytes() == (
+        tmp_path / "straight" / "priorities" / "cycle_01.csv").read_bytes()
+    assert not (run_dir / ".pending").exists()

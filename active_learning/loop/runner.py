@@ -17,8 +17,10 @@ A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
     learning_curve.png
     checkpoints/cycle_XX.pt   with save_checkpoints; and checkpoints/in_progress.pt mid-cycle
 
-Every file is replaced atomically. ``args.json`` and ``pool.npz`` are written last in a cycle,
-so a crash at any point leaves a consistent run; running again resumes at the first unfinished
+Every file is replaced atomically. A cycle's selection files are written under ``.pending/``
+and moved into place when it commits: ``metrics.csv``, ``args.json``, the moves, then
+``pool.npz`` (the commit point). A crash at any point leaves a consistent run, with no file of a
+cycle that did not commit; running again resumes at the first unfinished
 cycle (inside it, from the last in-cycle checkpoint with ``save_checkpoints``). Every random
 choice of a cycle is seeded from ``(seed, cycle)``, so the labeled set ends up the same as in an
 uninterrupted run.
@@ -28,7 +30,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import random
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +67,7 @@ from active_learning.strategies import Strategy, get_strategy
 from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
 
 IN_PROGRESS = "in_progress.pt"
+PENDING = ".pending"   # a cycle's selection files, until the cycle commits
 logger = logging.getLogger("active_learning")
 
 
@@ -147,6 +152,7 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
         state = PoolState.empty(units.n_units)
         state.mark_labeled(initial_units, cycle=0)
     run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir / PENDING, ignore_errors=True)   # files of a cycle that did not commit
     run = _Run(adapter, config, run_dir, units, strategy, torch.device(config.device), state,
                record)
     # Rows of cycles that did not reach the commit point (pool.npz) are dropped and redone.
@@ -394,9 +400,12 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
         return 0
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
-    run.units.write_selection(run.run_dir, cycle, indices, scores, run.adapter.item_name)
-    run.adapter.draw_selection(indices, scores,
-                               run.run_dir / "selections" / f"cycle_{cycle:02d}.png", model=model)
+    # Written aside, moved into place when the cycle commits: an interrupted cycle leaves no
+    # priority CSV beside the pool.npz that does not include it.
+    pending = run.run_dir / PENDING
+    run.units.write_selection(pending, cycle, indices, scores, run.adapter.item_name)
+    run.adapter.draw_selection(indices, scores, pending / "selections" / f"cycle_{cycle:02d}.png",
+                               model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
 
@@ -409,10 +418,27 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
     # leaves the args.json that describes the files beside it.
     atomic_write_text(run.run_dir / "args.json",
                       json.dumps(run.record, indent=2, sort_keys=True, default=str) + "\n")
+    _move_pending(run.run_dir)
     run.state.finished_cycles = cycle + 1
     run.state.save(run.pool_path)
     (run.run_dir / "checkpoints" / IN_PROGRESS).unlink(missing_ok=True)
     _plot(run)
+
+
+def _move_pending(run_dir: Path) -> None:
+    """Move the cycle's selection files from ``.pending/`` to their places in the run folder.
+
+    Each move is an atomic rename on the same file system; the cycle commits with ``pool.npz``
+    right after, and a rerun deletes a ``.pending/`` left by a crash between the two.
+    """
+    pending = run_dir / PENDING
+    if not pending.is_dir():
+        return
+    for source in sorted(path for path in pending.rglob("*") if path.is_file()):
+        target = run_dir / source.relative_to(pending)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    shutil.rmtree(pending, ignore_errors=True)
 
 
 def _plot(run: _Run) -> None:
