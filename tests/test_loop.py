@@ -259,3 +259,26 @@ def test_ctrl_c_between_the_selection_and_the_commit_leaves_no_file_of_that_cycl
     assert (run_dir / "priorities" / "cycle_01.csv").read_bytes() == (
         tmp_path / "straight" / "priorities" / "cycle_01.csv").read_bytes()
     assert not (run_dir / ".pending").exists()
+
+
+def test_tie_warning_counts_the_chosen_units_that_share_a_score():
+    from active_learning.loop.selection import tie_warning
+
+    assert tie_warning(np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])) is None
+    # one tied pair among 20: a tenth, not more than a tenth
+    assert tie_warning(np.r_[0.95, 0.95, np.linspace(0.9, 0.0, 18)]) is None
+    assert tie_warning(np.r_[0.95, 0.95, 0.95, np.linspace(0.9, 0.0, 17)]).startswith("3 of the 20")
+    message = tie_warning(np.array([3.0, 3.0, 3.0, 1.0, 0.5, 0.5]))
+    assert message.startswith("5 of the 6 chosen units tie on their score (most often 3)")
+
+
+def test_a_model_that_scores_every_item_the_same_is_reported(tmp_path, caplog):
+    adapter = ToyClassificationAdapter()
+    adapter.probabilities = lambda outputs: torch.full((outputs.shape[0], outputs.shape[1]), 1.0 / outputs.shape[1])
+    with caplog.at_level(logging.WARNING, logger="active_learning"):
+        run_active_learning(adapter, _config("entropy", cycles=1), tmp_path)
+    assert "10 of the 10 chosen units tie on their score" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="active_learning"):
+        run_active_learning(ToyClassificationAdapter(), _config("random", cycles=1), tmp_path / "random")
+    assert "tie on their score" not in caplog.text

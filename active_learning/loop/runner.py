@@ -61,6 +61,7 @@ from active_learning.loop.selection import (
     predicted_and_true_losses,
     progress,
     select_next,
+    tie_warning,
 )
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import Strategy, get_strategy
@@ -400,6 +401,9 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
         return 0
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
+    ties = tie_warning(scores) if run.strategy.needs else None   # random has no scores to tie
+    if ties is not None:
+        logger.warning("cycle %d: %s", cycle, ties)
     # Written aside, moved into place when the cycle commits: an interrupted cycle leaves no
     # priority CSV beside the pool.npz that does not include it.
     pending = run.run_dir / PENDING

@@ -248,3 +248,23 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     return (torch.cat(predicted).numpy(), torch.cat(true).numpy(),
             torch.cat(entropy).numpy() if with_entropy else None)
 
+
+
+def tie_warning(scores: np.ndarray, share: float = 0.1) -> str | None:
+    """A warning when more than ``share`` of the chosen units tie on their score, else None.
+
+    ``scores`` float [K] of the chosen units. Tied units are ordered (and cut at the budget) by
+    their place in the pool, not by the model: a model that gives every image the same score
+    (an untrained detector's ln 21, a segmentation model's zero MC variance) chooses by pool
+    order, and the user should know.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) < 2:
+        return None
+    values, counts = np.unique(scores, return_counts=True)
+    tied = int(counts[counts > 1].sum())
+    if tied <= share * len(scores):
+        return None
+    common = float(values[np.argmax(counts)])
+    return (f"{tied} of the {len(scores)} chosen units tie on their score (most often "
+            f"{common:.6g}); the order among tied units is the pool's, not the model's")
