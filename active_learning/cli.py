@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -553,6 +554,18 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
     return LoopConfig(**values)
 
 
+def check_output_dir(folder: Path) -> None:
+    """ConfigError, before anything is read or written, when ``folder`` cannot hold runs: a file
+    in the way, or a folder this user cannot write in."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--output-dir {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output-dir {folder}: cannot write in {existing}")
+
+
 def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:
     """``<output-dir>/<task>/<dataset>[_rank]/<strategy>/seed<k>``."""
     if args.unlabeled_dir is not None:
@@ -587,6 +600,7 @@ class Prepared:
 def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     """Check every flag, read the data, size the run; raises UserError, writes nothing."""
     device = resolve_device(args.device)
+    check_output_dir(Path(args.output_dir))
     built = command.build(args)
     adapter = built.adapter
     if args.weights or getattr(args, "weights_backbone", None):
@@ -641,7 +655,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     with cli_errors(resumable=run_dir, rank=rank):
         rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
                                    initial_labeled=prepared.initial, restart=rank)
-    copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
+    with cli_errors():
+        copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
     units = built.adapter.selection_units()
     logger.info("metrics:        %s (%s per cycle)", run_dir / "metrics.csv",
                 built.adapter.primary_metric)
@@ -668,7 +683,11 @@ def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | Non
     if destination and last.exists():
         from active_learning.files.atomic import atomic_write_text
 
-        atomic_write_text(destination, last.read_text(encoding="utf-8"))
+        try:
+            atomic_write_text(destination, last.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"--output_superannotate_csv_file {destination}: "
+                              f"{error.strerror or error} (the run itself is finished)") from None
         logger.info("SuperAnnotate CSV: %s", destination)
 
 

@@ -119,3 +119,34 @@ def test_help_lists_only_the_strategies_the_task_runs():
     listed = text[text.index(start) + len(start):].split(" (default")[0].split(", ")
     assert listed == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset",
                       "discriminative"]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("file", "is a file, not a folder"),
+    ("file/below", "is a file, not a folder"),
+])
+def test_an_output_dir_that_cannot_hold_runs_is_one_message(tmp_path, capsys, where, message):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--output-dir", str(tmp_path / where)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: --output-dir") and message in err
+    assert "Traceback" not in err and sorted(path.name for path in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_run_folder_that_cannot_be_created_is_one_message(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from active_learning.errors import ConfigError
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.runner import run_active_learning
+    from toy_adapters import ToyClassificationAdapter
+
+    with pytest.raises(ConfigError, match="cannot create the run folder .*: Permission denied"):
+        run_active_learning(ToyClassificationAdapter(), LoopConfig(cycles=1, initial_size=20, budget=5,
+                                                                   epochs=1, progress=False), tmp_path / "x")
