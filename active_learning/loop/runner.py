@@ -155,7 +155,8 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:   # a file in the way, no permission, a read-only disk
-        raise ConfigError(f"cannot create the run folder {run_dir}: {error.strerror or error}") from None
+        reason = error.strerror or error
+        raise ConfigError(f"cannot create the run folder {run_dir}: {reason}") from None
     shutil.rmtree(run_dir / PENDING, ignore_errors=True)   # files of a cycle that did not commit
     run = _Run(adapter, config, run_dir, units, strategy, torch.device(config.device), state,
                record)
