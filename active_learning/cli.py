@@ -378,6 +378,11 @@ def _add_run_flags(group: Any, task: str) -> None:
               "--epochs)")
     _add(group, "--no-progress", type=str2bool, nargs="?", const=True, default=False,
          metavar="BOOL", help="no progress bars")
+    _add(group, "--allow-new-images", type=str2bool, nargs="?", const=True, default=False,
+         metavar="BOOL",
+         help="resume a run on a dataset that gained images since: they join the pool "
+              "unlabeled, the labels stay on the same images (without it a changed dataset is "
+              "refused)")
     _add(group, "--resume", default=None, metavar="ARG",
          help="not needed: a run resumes by itself when the same command runs again")
 
@@ -654,7 +659,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
         logger.info("replacing the previous ranking in %s", run_dir)
     with cli_errors(resumable=run_dir, rank=rank):
         rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
-                                   initial_labeled=prepared.initial, restart=rank)
+                                   initial_labeled=prepared.initial, restart=rank,
+                                   allow_new_items=args.allow_new_images)
     with cli_errors():
         copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
     units = built.adapter.selection_units()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from active_learning import PoolState
+from active_learning.errors import RunMismatchError
 from active_learning.loop import pool as pool_module
 
 
@@ -134,3 +135,41 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkey
     assert path.read_bytes() == old_bytes
     np.testing.assert_array_equal(PoolState.load(path).labeled_at, old.labeled_at)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.npz"]
+
+
+def test_a_pool_that_gained_items_is_remapped_by_name_with_each_items_units():
+    from active_learning.loop.identity import check_pool
+
+    old = PoolState(np.array([0, -1, 1, -1, 0]), 2, item_names=np.array(["b.png", "c.png"]),
+                    item_units=np.array([2, 3]))                       # b: units 0-1, c: units 2-4
+    names, counts = np.array(["a.png", "b.png", "c.png"]), np.array([1, 2, 3])
+    with pytest.raises(RunMismatchError, match=r"1 new \(a.png\).*--allow-new-images"):
+        check_pool(old, names, counts, "pool.npz")
+    new = check_pool(old, names, counts, "pool.npz", allow_new_items=True)
+    np.testing.assert_array_equal(new.labeled_at, [-1, 0, -1, 1, -1, 0])
+    assert new.finished_cycles == 2 and new.item_names.tolist() == names.tolist()
+    with pytest.raises(RunMismatchError, match="c.png had 3 units in this run and has 4 now"):
+        check_pool(old, names, np.array([1, 2, 4]), "pool.npz", allow_new_items=True)
+
+
+def test_a_reordered_pool_is_refused_and_a_run_without_names_is_accepted_once():
+    from active_learning.loop.identity import check_pool
+
+    old = PoolState(np.array([0, -1]), 1, item_names=np.array(["a.png", "b.png"]), item_units=np.array([1, 1]))
+    with pytest.raises(RunMismatchError, match=r"another order \(item 0 was a.png, is b.png\)"):
+        check_pool(old, np.array(["b.png", "a.png"]), np.array([1, 1]), "pool.npz")
+    remapped = check_pool(old, np.array(["b.png", "a.png"]), np.array([1, 1]), "pool.npz", allow_new_items=True)
+    np.testing.assert_array_equal(remapped.labeled_at, [-1, 0])               # a.png stays labeled
+    legacy = PoolState(np.array([0, -1]), 1)                                    # recorded before names
+    resumed = check_pool(legacy, np.array(["a.png", "b.png"]), np.array([1, 1]), "pool.npz")
+    assert resumed.item_names.tolist() == ["a.png", "b.png"]
+    with pytest.raises(RunMismatchError, match="a pool of 2 units, but the dataset has 3"):
+        check_pool(PoolState(np.array([0, -1]), 1), np.array(["a", "b", "c"]), np.array([1, 1, 1]), "p")
+
+
+def test_item_names_survive_a_save_and_load(tmp_path):
+    state = PoolState(np.array([0, -1, 2]), 3, item_names=np.array(["x,1.png", "é.png", "c"]),
+                      item_units=np.array([1, 1, 1]))
+    state.save(tmp_path / "pool.npz")
+    loaded = PoolState.load(tmp_path / "pool.npz")
+    assert loaded.item_names.tolist() == ["x,1.png", "é.png", "c"] and loaded.item_units.tolist() == [1, 1, 1]

@@ -26,6 +26,8 @@ class PoolState:
 
     labeled_at: np.ndarray  # int16 [N]
     finished_cycles: int = 0
+    item_names: np.ndarray | None = None   # str [I]: the pool's items (images), in pool order
+    item_units: np.ndarray | None = None   # int64 [I]: units each item holds (sum = N)
 
     def __post_init__(self) -> None:
         self.labeled_at = np.asarray(self.labeled_at, dtype=np.int16)
@@ -80,15 +82,22 @@ class PoolState:
     def save(self, path: str | os.PathLike) -> None:
         """Write ``pool.npz`` atomically."""
         with atomic_open(path, "wb") as handle:
-            np.savez(handle, labeled_at=self.labeled_at,
-                     finished_cycles=np.int64(self.finished_cycles))
+            arrays: dict[str, np.ndarray] = {"labeled_at": self.labeled_at,
+                                             "finished_cycles": np.array(self.finished_cycles)}
+            if self.item_names is not None:
+                arrays["item_names"] = np.asarray(self.item_names, dtype=str)
+            if self.item_units is not None:
+                arrays["item_units"] = np.asarray(self.item_units, dtype=np.int64)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PoolState:
         """Read a ``pool.npz`` written by :meth:`save`."""
         path = Path(path)
         try:
-            with np.load(path) as data:
-                return cls(data["labeled_at"], int(data["finished_cycles"]))
+            with np.load(path) as data:   # item names and units: absent in older runs
+                return cls(data["labeled_at"], int(data["finished_cycles"]),
+                           item_names=data["item_names"] if "item_names" in data else None,
+                           item_units=data["item_units"] if "item_units" in data else None)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise RunMismatchError(f"cannot read pool state {path}: {error}") from error

@@ -54,6 +54,7 @@ from active_learning.loop.config import (
     LoopConfig,
     derive_seed,
 )
+from active_learning.loop.identity import check_pool, item_names
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.selection import (
     check_strategy_fits,
@@ -94,7 +95,8 @@ class _Run:
 def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str | Path, *,
                         extra_args: Mapping[str, Any] | None = None,
                         initial_labeled: np.ndarray | None = None,
-                        restart: bool = False) -> list[dict[str, Any]]:
+                        restart: bool = False,
+                        allow_new_items: bool = False) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
 
     Each cycle: re-initialise and train the model on the labeled units, evaluate it, then
@@ -111,8 +113,13 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     the user labeled more images). The old run's files stay until the new run replaces each of
     them, and its ``pool.npz`` until the new first cycle commits: an interrupted restart loses
     nothing.
+
+    A run records its items' names (``PoolState.item_names``): resuming on a dataset whose items
+    changed is refused, naming them (``loop.identity``); ``allow_new_items=True`` accepts a
+    dataset that only gained items, which join the pool unlabeled.
     """
-    run = _open_run(adapter, config, Path(run_dir), extra_args, initial_labeled, restart)
+    run = _open_run(adapter, config, Path(run_dir), extra_args, initial_labeled, restart,
+                    allow_new_items)
     if run.rows and run.state.finished_cycles >= config.cycles:
         logger.info("%s has finished all %d cycle(s) already", run.run_dir, config.cycles)
         _plot(run)
@@ -126,7 +133,8 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
 
 def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
               extra_args: Mapping[str, Any] | None,
-              initial_labeled: np.ndarray | None, restart: bool) -> _Run:
+              initial_labeled: np.ndarray | None, restart: bool,
+              allow_new_items: bool = False) -> _Run:
     """Validate everything, then load the run's state or draw the initial labeled set."""
     units = adapter.selection_units()
     pool_size = int(units.selectable().sum())
@@ -138,12 +146,11 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     record = _run_record(adapter, config, extra_args, units)
     pool_path = run_dir / "pool.npz"
     resuming = pool_path.exists() and not restart
+    names, counts = item_names(units, adapter.item_name), units.units_per_item()
     if resuming:
         _check_args(run_dir, config, record)
-        state = PoolState.load(pool_path)
-        if len(state) != units.n_units:
-            raise RunMismatchError(f"{pool_path} describes a pool of {len(state)} units, "
-                                   f"but the dataset has {units.n_units}")
+        state = check_pool(PoolState.load(pool_path), names, counts, str(pool_path),
+                           allow_new_items=allow_new_items)
         if initial_labeled is not None and not np.array_equal(state.labeled_up_to(0),
                                                               np.sort(initial_units)):
             raise RunMismatchError(f"{pool_path} started from another initial labeled set than "
@@ -152,6 +159,7 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     else:
         state = PoolState.empty(units.n_units)
         state.mark_labeled(initial_units, cycle=0)
+        state.item_names, state.item_units = names, counts
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:   # a file in the way, no permission, a read-only disk

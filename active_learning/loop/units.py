@@ -78,6 +78,15 @@ class SelectionUnits:
         """int64 [K] every unit of the given items (images): the units themselves here."""
         return np.asarray(items, dtype=np.int64)
 
+    @property
+    def item_count(self) -> int:
+        """How many items (images) the pool holds, selectable or not: what ``item_name`` names."""
+        return self.n_units
+
+    def units_per_item(self) -> np.ndarray:
+        """int64 [item_count]: how many units each item holds; one each here."""
+        return np.ones(self.n_units, dtype=np.int64)
+
     # ---- drawing -----------------------------------------------------------------------
 
     def draw_initial(self, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -291,6 +300,13 @@ class RegionUnits(SelectionUnits):
     def selectable_items(self):
         """Every image: each has at least one region."""
         return np.ones(self.n_samples, dtype=bool)
+
+    @property
+    def item_count(self):
+        return self.n_samples
+
+    def units_per_item(self):
+        return np.diff(self.offsets)
 
     def units_of_items(self, items):
         """Every region of the given images."""

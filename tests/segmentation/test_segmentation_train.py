@@ -184,3 +184,61 @@ def test_a_superpixel_budget_larger_than_the_pool_names_its_own_flag(dataset, tm
                                                          err).groups()[1:])
     assert initial < pool and "--images-per-cycle" not in err
     assert not (tmp_path / "runs" / "segmentation" / "cs" / "mc_entropy_superpixels").exists()
+
+
+def _copy_sample(root, source_stem: str, new_stem: str, delete: bool = False) -> None:
+    """Add a training image (a copy of ``source_stem``'s files under ``new_stem``), or delete one."""
+    import shutil
+
+    for path in sorted(root.rglob(f"{source_stem}_*")):
+        if "train" not in path.parts:
+            continue
+        if delete:
+            path.unlink()
+        else:
+            shutil.copy(path, path.with_name(path.name.replace(source_stem, new_stem)))
+
+
+def _train_stems(root) -> list[str]:
+    return sorted(path.name.replace("_leftImg8bit.png", "") for path in (root / "leftImg8bit" / "train").rglob("*.png"))
+
+
+def test_a_resume_on_a_changed_dataset_of_the_same_size_is_refused_naming_the_images(dataset, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "cs"
+    shutil.copytree(dataset, copy)
+    run_dir = _run(copy, tmp_path, "--strategy", "entropy")
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    stems = _train_stems(copy)
+    _copy_sample(copy, stems[0], "zzz_000000_000001")          # one image added ...
+    _copy_sample(copy, stems[-1], "", delete=True)             # ... another deleted: the same count
+    with pytest.raises(SystemExit) as exit_info:
+        _run(copy, tmp_path, "--strategy", "entropy", "--cycles", "3")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "made on another dataset: 1 gone" in err
+    assert stems[-1] in err and "zzz_000000_000001" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):                            # images are gone: new images cannot help
+        _run(copy, tmp_path, "--strategy", "entropy", "--cycles", "3", "--allow-new-images")
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_allow_new_images_keeps_the_labels_on_the_same_images(dataset, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "cs"
+    shutil.copytree(dataset, copy)
+    run_dir = _run(copy, tmp_path, "--strategy", "entropy")
+    state = PoolState.load(run_dir / "pool.npz")
+    labeled = {str(state.item_names[index]): int(state.labeled_at[index]) for index in state.labeled_indices}
+    _copy_sample(copy, _train_stems(copy)[0], "aaa_000000_000001")   # sorts first: every index shifts
+    with pytest.raises(SystemExit):
+        _run(copy, tmp_path, "--strategy", "entropy", "--cycles", "3")
+    assert "--allow-new-images" in capsys.readouterr().err
+    _run(copy, tmp_path, "--strategy", "entropy", "--cycles", "3", "--allow-new-images")
+    resumed = PoolState.load(run_dir / "pool.npz")
+    assert resumed.finished_cycles == 3 and len(resumed) == len(state) + 1
+    names = resumed.item_names.tolist()
+    for name, cycle in labeled.items():                      # every old label on the same image
+        assert resumed.labeled_at[names.index(name)] == cycle
+    assert len(read_metrics_csv(run_dir / "metrics.csv")) == 3

@@ -1,0 +1,99 @@
+"""A run's pool identity: the names of its items, so that a resumed run labels the same images.
+
+``pool.npz`` records which *index* was labeled in which cycle. If the dataset changes but keeps
+its size (one image added, another deleted), every index after the change names another image,
+and a resumed run would silently put the labels on the wrong images. So the run also records
+the item names in pool order (``PoolState.item_names``) and, per item, how many units it holds
+(``PoolState.item_units``: 1, or its superpixels). A resumed run compares them with the dataset
+as it is now: equal, it goes on; different, it stops naming the first items that differ; with
+``allow_new_items`` a pool that only gained items is remapped by name (the labels stay on the
+same images, the new ones are unlabeled).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from active_learning.errors import RunMismatchError
+from active_learning.loop.pool import UNLABELED, PoolState
+from active_learning.loop.units import SelectionUnits
+
+SHOWN = 3   # names listed per kind of difference
+
+
+def item_names(units: SelectionUnits, item_name: Callable[[int], str]) -> np.ndarray:
+    """str [I]: the name of every item (image) of the pool, in pool order."""
+    return np.array([str(item_name(index)) for index in range(units.item_count)], dtype=str)
+
+
+def describe_difference(old: np.ndarray, new: np.ndarray) -> str:
+    """What changed between two name lists, for a message: gone, new, or reordered names."""
+    old_set, new_set = set(old.tolist()), set(new.tolist())
+    gone = [name for name in old.tolist() if name not in new_set]
+    added = [name for name in new.tolist() if name not in old_set]
+    parts = []
+    if gone:
+        parts.append(f"{len(gone)} gone ({', '.join(gone[:SHOWN])}"
+                     f"{', ...' if len(gone) > SHOWN else ''})")
+    if added:
+        parts.append(f"{len(added)} new ({', '.join(added[:SHOWN])}"
+                     f"{', ...' if len(added) > SHOWN else ''})")
+    if not parts:
+        first = int(np.flatnonzero(old != new)[0])
+        parts.append(f"the same names in another order (item {first} was {old[first]}, is "
+                     f"{new[first]})")
+    return "; ".join(parts)
+
+
+def check_pool(state: PoolState, names: np.ndarray, counts: np.ndarray, where: str,
+               allow_new_items: bool = False) -> PoolState:
+    """The state to resume for a pool that is now ``names`` (with ``counts`` units each).
+
+    Returns ``state`` itself when the pool is the run's, the remapped state when it only gained
+    items and ``allow_new_items`` is set. Raises RunMismatchError naming the differences
+    otherwise. A run recorded before item names were kept is accepted as it is (its unit count
+    is still checked) and records them from now on.
+    """
+    if state.item_names is None:
+        if len(state) != int(counts.sum()):
+            raise RunMismatchError(f"{where} describes a pool of {len(state)} units, but the "
+                                   f"dataset has {int(counts.sum())}")
+        state.item_names, state.item_units = names, counts
+        return state
+    old, old_counts = state.item_names, state.item_units
+    if len(old) == len(names) and np.array_equal(old, names):
+        if old_counts is not None and not np.array_equal(old_counts, counts):
+            changed = int(np.flatnonzero(old_counts != counts)[0])
+            raise RunMismatchError(f"{where}: image {names[changed]} had {old_counts[changed]} "
+                                   f"units in this run and has {counts[changed]} now; use "
+                                   "another output folder")
+        return state
+    difference = describe_difference(old, names)
+    gone = set(old.tolist()) - set(names.tolist())
+    if not allow_new_items or gone:
+        advice = ("use another output folder, or --allow-new-images when images were only "
+                  "added" if not gone else "use another output folder: labeled images are "
+                  "named by their place in the pool, and images of this run are gone")
+        raise RunMismatchError(f"{where} was made on another dataset: {difference}; resuming would "
+                               f"put the labels on other images; {advice}")
+    return _extend(state, old, old_counts, names, counts, where)
+
+
+def _extend(state: PoolState, old: np.ndarray, old_counts: np.ndarray | None, names: np.ndarray,
+            counts: np.ndarray, where: str) -> PoolState:
+    """The run's labels moved onto a pool that holds every old item and some new ones."""
+    if old_counts is None:
+        old_counts = np.ones(len(old), dtype=np.int64)
+    old_offsets = np.concatenate([[0], np.cumsum(old_counts)])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    position = {name: index for index, name in enumerate(names.tolist())}
+    labeled_at = np.full(int(offsets[-1]), UNLABELED, dtype=np.int16)
+    for old_index, name in enumerate(old.tolist()):
+        index = position[name]
+        if counts[index] != old_counts[old_index]:
+            raise RunMismatchError(f"{where}: image {name} had {old_counts[old_index]} units in "
+                                   f"this run and has {counts[index]} now")
+        labeled_at[offsets[index]:offsets[index + 1]] = \
+            state.labeled_at[old_offsets[old_index]:old_offsets[old_index + 1]]
+    return PoolState(labeled_at, state.finished_cycles, item_names=names, item_units=counts)
