@@ -19,6 +19,7 @@ epochs, x0.1 every 100, lambda 0.01, T = 10 MC-dropout passes.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from .data import (
 from .model import DROPOUT_PLACES
 from .task import ImageUnits, SegmentationTask, SuperpixelUnits
 
+logger = logging.getLogger("active_learning")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # The original project's segmentation flags -> the strategy each selects.
@@ -157,14 +159,20 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
         superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
         weights_path=args.weights, progress=not args.no_progress)
-    sizes = set(task.image_sizes)
+    sizes = set(task.image_sizes) | set(task.test_sizes)
     if len(sizes) > 1 and args.eval_batch_size > 1:
-        raise DataError(f"the images have {len(sizes)} different sizes, so they cannot be scored "
-                        "in batches: use --eval-batch-size 1")
-    if len(set(task.test_sizes)) > 1 and args.eval_batch_size > 1:
-        raise DataError("the validation images differ in size: use --eval-batch-size 1")
-    if not args.crop_size and len(sizes) > 1:
-        raise DataError("the training images differ in size: give a --crop-size")
+        # Images of different sizes cannot share a batch: score and evaluate one at a time.
+        logger.info("the images have %d different sizes: scoring and evaluating them one at a "
+                    "time (--eval-batch-size 1)", len(sizes))
+        args.eval_batch_size = 1
+    trained = {}   # size -> an image of that size, among those a cycle may train on
+    for sample, size in zip(task.samples[:n_labeled], task.image_sizes[:n_labeled], strict=True):
+        trained.setdefault(size, sample.image)
+    if not args.crop_size and len(trained) > 1:
+        (first, a), (second, b) = list(trained.items())[:2]
+        raise DataError(f"the training images differ in size ({a}: {first[1]}x{first[0]}, {b}: "
+                        f"{second[1]}x{second[0]}), so they cannot share a batch: give a "
+                        "--crop-size")
     task.check_files()  # a bad mask stops the run here, before anything is trained or written
     units = task.selection_units()
     outputs = []

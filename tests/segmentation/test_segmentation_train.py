@@ -242,3 +242,33 @@ def test_allow_new_images_keeps_the_labels_on_the_same_images(dataset, tmp_path,
     for name, cycle in labeled.items():                      # every old label on the same image
         assert resumed.labeled_at[names.index(name)] == cycle
     assert len(read_metrics_csv(run_dir / "metrics.csv")) == 3
+
+
+def test_rank_mode_takes_a_folder_of_mixed_sizes_and_ranks_it_all(dataset, tmp_path, capsys):
+    new = tmp_path / "new"
+    new.mkdir()
+    for index, path in enumerate(sorted((dataset / "leftImg8bit" / "val").rglob("*.png"))):
+        image = Image.open(path)
+        image.resize((image.width // (1 + index % 2), image.height // (1 + index % 2))).save(new / f"n{index}.png")
+    args = ["-d", str(dataset), "train", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
+            "--eval-batch-size", "4", "--no-progress", "--device", "cpu", "--strategy", "entropy",
+            "--budget", "all", "--unlabeled-dir", str(new), "--output-dir", str(tmp_path / "runs")]
+    run_dir = main(args)
+    assert "scoring and evaluating them one at a time" in capsys.readouterr().out
+    names = [name for name, _ in read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")]
+    assert sorted(names) == sorted(path.name for path in new.iterdir())      # every image, ranked
+
+
+def test_training_images_of_different_sizes_without_a_crop_name_two_of_them(dataset, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "cs"
+    shutil.copytree(dataset, copy)
+    image_path = sorted((copy / "leftImg8bit" / "train").rglob("*.png"))[0]
+    for path in [image_path, *sorted(copy.rglob(image_path.name.replace("_leftImg8bit.png", "_gtFine_*")))]:
+        picture = Image.open(path)
+        picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(path)
+    with pytest.raises(SystemExit):
+        _run(copy, tmp_path)
+    err = capsys.readouterr().err
+    assert err.startswith("error: the training images differ in size") and image_path.name in err
