@@ -571,6 +571,16 @@ def check_output_dir(folder: Path) -> None:
         raise ConfigError(f"--output-dir {folder}: cannot write in {existing}")
 
 
+def decode_jobs(args: argparse.Namespace) -> int:
+    """Threads that decode the images before a run: ``-j``, or the machine's cores (at most 8)."""
+    return args.workers or min(8, os.cpu_count() or 1)
+
+
+def image_check_cache(args: argparse.Namespace, task: str, dataset: str) -> Path:
+    """Where a task remembers which images decoded: beside its runs of ``dataset``."""
+    return Path(args.output_dir) / task / dataset / "checked_images.json"
+
+
 def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:
     """``<output-dir>/<task>/<dataset>[_rank]/<strategy>/seed<k>``."""
     if args.unlabeled_dir is not None:

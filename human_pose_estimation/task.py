@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.files.images import check_image_sizes
+from active_learning.files.images import check_images
 from active_learning.loop.units import GroupedUnits
 from active_learning.strategies import HEATMAPS
 
@@ -96,12 +96,13 @@ class PoseTask(BaseTaskAdapter):
     def selection_units(self) -> GroupedUnits:
         return self._units
 
-    def check_files(self) -> None:
-        """Open every image's header: a missing or unreadable image, or one whose size differs
-        from its annotation's, stops the run here (DataError naming it), before any training."""
+    def check_files(self, jobs: int = 1, cache: Path | None = None) -> None:
+        """Decode every image: a missing, unreadable or truncated image, or one whose size
+        differs from its annotation's, stops the run here (DataError naming it), before any
+        training (``jobs`` threads decode; ``cache`` remembers the images that decoded)."""
         sizes = ((image.path, None if image.width is None else (image.width, image.height))
                  for image in [*self.pool.images, *self.test.images])
-        check_image_sizes(sizes, DataError, self.progress)
+        check_images(sizes, DataError, self.progress, jobs=jobs, cache=cache)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         persons = self._units.samples_of(labeled_units)

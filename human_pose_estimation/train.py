@@ -154,7 +154,9 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     pretrained=args.weights_backbone, weights=args.weights,
                     augmentation=augmentation,
                     flip_test=args.flip_test, progress=not args.no_progress)
-    task.check_files()  # a bad image stops the run here, before anything is trained or written
+    # a bad image or mask stops the run here, before anything is trained or written
+    task.check_files(jobs=cli.decode_jobs(args),
+                     cache=cli.image_check_cache(args, "human_pose_estimation", dataset_name(args)))
     record: dict[str, Any] = {"dataset_root": dataset_name(args)}
     if args.unlabeled_dir is not None:
         record["person_boxes"] = str(Path(args.person_boxes).resolve())

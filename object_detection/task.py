@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
-from active_learning.files.images import check_image_sizes
+from active_learning.files.images import check_images
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
 from .data import DetectionSet, collate
@@ -79,13 +79,14 @@ class DetectionTask(BaseTaskAdapter):
 
     # ---- data --------------------------------------------------------------------------
 
-    def check_files(self) -> None:
-        """Open every image's header: a missing or unreadable image, or one whose size differs
-        from its annotation's, stops the run here (DataError naming it), before any training."""
+    def check_files(self, jobs: int = 1, cache: Path | None = None) -> None:
+        """Decode every image: a missing, unreadable or truncated image, or one whose size
+        differs from its annotation's, stops the run here (DataError naming it), before any
+        training (``jobs`` threads decode; ``cache`` remembers the images that decoded)."""
         sizes = ((sample.image, None if sample.annotation is None else
                   (sample.annotation.width, sample.annotation.height))
                  for sample in [*self.samples, *self.test_samples])
-        check_image_sizes(sizes, DataError, self.progress)
+        check_images(sizes, DataError, self.progress, jobs=jobs, cache=cache)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
         unlabeled = [int(i) for i in labeled_units if self.samples[int(i)].annotation is None]

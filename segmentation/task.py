@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
+from active_learning.files.images import check_images
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
@@ -200,11 +201,16 @@ class SegmentationTask(BaseTaskAdapter):
         except Exception as error:
             raise DataError(f"cannot read image {sample.image}: {error}") from None
 
-    def check_files(self) -> None:
-        """Read every label (and instance) map once, so a bad file stops the run before training.
+    def check_files(self, jobs: int = 1, cache: Path | None = None) -> None:
+        """Decode every image and read every label (and instance) map once, so a bad file stops
+        the run before training (``jobs`` threads decode; ``cache`` remembers what decoded).
 
         Also counts the annotated pixels of the pool (``annotated_pixel_count``).
         """
+        check_images(((sample.image, (width, height)) for sample, (height, width) in
+                      zip([*self.samples, *self.test_samples],
+                          [*self.image_sizes, *self.test_sizes], strict=True)),
+                     DataError, self.progress, jobs=jobs, cache=cache)
         annotated = 0
         for index in self._progress(range(len(self.samples)), "checking masks"):
             annotated += int((self.full_mask(index) != IGNORE).sum())

@@ -173,7 +173,9 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         raise DataError(f"the training images differ in size ({a}: {first[1]}x{first[0]}, {b}: "
                         f"{second[1]}x{second[0]}), so they cannot share a batch: give a "
                         "--crop-size")
-    task.check_files()  # a bad mask stops the run here, before anything is trained or written
+    # a bad image or mask stops the run here, before anything is trained or written
+    task.check_files(jobs=cli.decode_jobs(args),
+                     cache=cli.image_check_cache(args, "segmentation", dataset_name(args)))
     units = task.selection_units()
     outputs = []
     if args.superpixels:

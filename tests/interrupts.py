@@ -20,3 +20,20 @@ def interrupt_on_call(monkeypatch, owner: type, method: str, call: int) -> Calla
 
     monkeypatch.setattr(owner, method, dying)
     return lambda: monkeypatch.setattr(owner, method, original)
+
+
+def truncate_image(path) -> None:
+    """Cut an image file to two thirds of its bytes: its header still opens, its pixels do not."""
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: 2 * len(data) // 3])
+
+
+def file_digests(folder) -> dict:
+    """{path: md5} of every file under ``folder``: a run folder's state, to compare."""
+    import hashlib
+    from pathlib import Path
+
+    return {path: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(Path(folder).rglob("*"))
+            if path.is_file()}

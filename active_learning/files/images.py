@@ -21,26 +21,71 @@ def find_images(folder: str | Path, error: type[Exception] = FileNotFoundError,
     return images
 
 
-def check_image_sizes(images: Iterable[tuple[Path, tuple[int, int] | None]],
-                      error: type[Exception] = ValueError, progress: bool = False) -> None:
-    """Open each image's header: a missing or unreadable file, or one whose (width, height)
-    differs from the size its annotation gives (None: not checked), raises ``error`` naming it.
+def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],
+                 error: type[Exception] = ValueError, progress: bool = False, jobs: int = 1,
+                 cache: Path | None = None) -> None:
+    """Decode every image once: a missing, unreadable or truncated file, or one whose
+    (width, height) differs from the size its annotation gives (None: not checked), raises
+    ``error`` naming it.
 
-    A run calls this before training, so bad data stops it before anything is written.
+    A run calls this before training, so bad data stops it before anything is written (an
+    image that only fails when a late cycle reads it would lose the cycles before). ``jobs``
+    threads decode in parallel (PIL releases the GIL while decoding). ``cache`` (a JSON file)
+    remembers the images that decoded, by path, size in bytes and modification time, so a rerun
+    does not decode them again; it is written only when every image passed.
     """
-    from PIL import Image
+    import json
+    from concurrent.futures import ThreadPoolExecutor
 
-    images = list(images)
-    if progress:
-        from tqdm.auto import tqdm
-
-        images = tqdm(images, desc="checking images", leave=False, dynamic_ncols=True)
-    for path, expected in images:
+    images = [(Path(path), expected) for path, expected in images]
+    known: dict[str, list[int]] = {}
+    if cache is not None and cache.is_file():
         try:
-            with Image.open(path) as opened:
-                size = opened.size
-        except Exception as failure:
-            raise error(f"cannot read image {path}: {failure}") from None
-        if expected is not None and tuple(expected) != tuple(size):
+            known = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}   # a damaged cache only costs the decoding it would have saved
+
+    def stamp(path: Path) -> list[int] | None:
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        return [status.st_size, status.st_mtime_ns]
+
+    def check(item: tuple[Path, tuple[int, int] | None]) -> tuple[str, list[int]]:
+        path, expected = item
+        before = stamp(path)
+        entry = known.get(str(path))
+        if before is not None and entry is not None and entry[:2] == before:
+            size = tuple(entry[2:4])
+        else:
+            size = _decoded_size(path, error)
+        if expected is not None and tuple(expected) != size:
             raise error(f"{path} is {size[0]}x{size[1]}, its annotation says "
                         f"{expected[0]}x{expected[1]}")
+        return str(path), [*(before or [0, 0]), *size]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = pool.map(check, images)
+        if progress:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(images), desc="checking images", leave=False,
+                           dynamic_ncols=True)
+        checked = dict(results)
+    if cache is not None and checked != known:
+        from active_learning.files.atomic import atomic_write_text
+
+        atomic_write_text(cache, json.dumps(checked) + "\n")
+
+
+def _decoded_size(path: Path, error: type[Exception]) -> tuple[int, int]:
+    """(width, height) of the image at ``path``, after decoding all of its pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()   # the pixels too: a truncated file fails here, not in a late cycle
+            return opened.size
+    except Exception as failure:   # PIL raises many types; each means "not a readable image"
+        raise error(f"cannot read image {path}: {failure}") from None
