@@ -576,9 +576,19 @@ def decode_jobs(args: argparse.Namespace) -> int:
     return args.workers or min(8, os.cpu_count() or 1)
 
 
-def image_check_cache(args: argparse.Namespace, task: str, dataset: str) -> Path:
-    """Where a task remembers which images decoded: beside its runs of ``dataset``."""
-    return Path(args.output_dir) / task / dataset / "checked_images.json"
+def dataset_cache(data_root: str | os.PathLike, task: str) -> Path:
+    """A folder for what a task derives from a dataset and keeps between runs (the images that
+    decoded, superpixel maps): ``$XDG_CACHE_HOME/active-learning-cv/<task>/<name>-<hash>``.
+
+    Outside the output folder on purpose: nothing is written there before a run's checks pass.
+    The hash of the resolved data path keeps two datasets of the same folder name apart.
+    """
+    import hashlib
+
+    root = Path(data_root).resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:10]
+    return base / "active-learning-cv" / task / f"{root.name or 'data'}-{digest}"
 
 
 def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:

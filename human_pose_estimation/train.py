@@ -156,7 +156,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     flip_test=args.flip_test, progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.image_check_cache(args, "human_pose_estimation", dataset_name(args)))
+                     cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")
+                     / "checked_images.json")
     record: dict[str, Any] = {"dataset_root": dataset_name(args)}
     if args.unlabeled_dir is not None:
         record["person_boxes"] = str(Path(args.person_boxes).resolve())

@@ -124,7 +124,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.image_check_cache(args, "object_detection", dataset_name(args)))
+                     cache=cli.dataset_cache(args.dataset_root, "object_detection")
+                     / "checked_images.json")
     return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled,
                          record={"dataset_root": dataset_name(args), "classes": list(names)},
                          summary=f"{len(task.samples)} pool / {len(task.test_samples)} test "

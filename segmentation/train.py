@@ -104,8 +104,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     regions.add_argument("--superpixels-per-cycle", type=cli.budget, default=4755, recorded=False,
                          help="superpixel strategies: superpixels selected per cycle")
     regions.add_argument("--cache-dir", default=None, recorded=False,
-                         help="where region maps are kept (default: "
-                              "<output-dir>/segmentation/<dataset>/superpixels)")
+                         help="where region maps are kept between runs (default: the user's "
+                              "cache, ~/.cache/active-learning-cv/segmentation/<dataset>/"
+                              "superpixels; $XDG_CACHE_HOME moves it)")
 
 
 def selects_superpixels(args: argparse.Namespace) -> bool:
@@ -147,8 +148,7 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     cityscapes = args.data_format == "cityscapes"
-    cache = (args.cache_dir
-             or Path(args.output_dir) / "segmentation" / dataset_name(args) / "superpixels")
+    cache = args.cache_dir or cli.dataset_cache(args.data_dir, "segmentation") / "superpixels"
     task = SegmentationTask(
         samples, test_samples, data_format=args.data_format, num_classes=args.classes,
         class_names=CITYSCAPES_CLASSES if cityscapes else [str(c) for c in range(args.classes)],
@@ -175,7 +175,7 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                         "--crop-size")
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.image_check_cache(args, "segmentation", dataset_name(args)))
+                     cache=cli.dataset_cache(args.data_dir, "segmentation") / "checked_images.json")
     units = task.selection_units()
     outputs = []
     if args.superpixels:
