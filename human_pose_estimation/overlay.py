@@ -29,6 +29,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
         axis.imshow(read_rgb(task.pool.images[image_index].path))
         persons = persons_of(np.array([image_index]))
         predicted = task.predict_persons(model, persons) if model is not None else None
+        drawn = 0
         for number, person_index in enumerate(persons):
             x, y, w, h = task.pool.persons[person_index].box
             axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="lime", linewidth=1))
@@ -43,7 +44,14 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
                               else CENTRE_COLOUR)
                     axis.plot(joints[[a, b], 0], joints[[a, b], 1], color=colour, linewidth=1.5)
             confident = maxima > SHOW_CONFIDENCE
+            drawn += int(confident.sum())
             axis.scatter(joints[confident, 0], joints[confident, 1], s=6, c="red", zorder=3)
+        if predicted is None:
+            shows = "boxes (green)"
+        elif drawn:
+            shows = "boxes (green), predicted skeletons"
+        else:   # say so rather than promise skeletons the picture does not have
+            shows = f"boxes (green); no predicted joint above confidence {SHOW_CONFIDENCE}"
         axis.set_title(f"{task.item_name(image_index)}  score {score:.4g}\n{len(persons)} "
-                       "person(s): boxes (green), predicted skeletons", fontsize=8)
+                       f"person(s): {shows}", fontsize=8)
     save_figure(figure, path)

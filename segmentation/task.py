@@ -344,4 +344,4 @@ class SegmentationTask(BaseTaskAdapter):
                        model: nn.Module | None = None) -> None:
         from .overlay import draw_selection
 
-        draw_selection(self, units, scores, path)
+        draw_selection(self, units, scores, path, model=model)

@@ -75,7 +75,7 @@ def plot_learning_curve(curves: Mapping[str, Rows | Sequence[Rows]],
     if many:  # outside the axes: a dozen entries would hide the curves
         axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     else:
-        axis.legend(loc="lower right", fontsize="small")
+        axis.legend(loc="best", fontsize="small")   # where it covers the fewest points
     figure.tight_layout()
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png")

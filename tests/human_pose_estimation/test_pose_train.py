@@ -287,3 +287,23 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: cannot read image") and victim.name in err
     assert "Traceback" not in err and file_digests(run_dir) == before
+
+
+def test_the_selection_picture_says_when_it_draws_no_skeleton(dataset, tmp_path, monkeypatch):
+    from active_learning.reports import plots
+    from human_pose_estimation import overlay
+    from human_pose_estimation.train import build
+
+    task = build(parse_args(["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path)])).adapter
+    model = task.build_model()
+    titles = []
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: titles.extend(
+        axis.get_title() for axis in figure.axes if axis.get_title()))
+    confident = np.full(17, 0.9)
+    for maxima, expected in ((np.zeros(17), "no predicted joint above confidence 0.2"),
+                             (confident, "predicted skeletons")):
+        monkeypatch.setattr(task, "predict_persons", lambda model_, persons, m=maxima: (
+            np.zeros((len(persons), 17, 2)), np.tile(m, (len(persons), 1))))
+        titles.clear()
+        overlay.draw_selection(task, np.array([0, 1]), np.array([0.5, 0.25]), tmp_path / "p.png", model=model)
+        assert titles and all(expected in title for title in titles)

@@ -293,3 +293,20 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: cannot read image") and victim.name in err
     assert "Traceback" not in err and file_digests(run_dir) == before
+
+
+def test_the_image_picture_shows_the_models_per_pixel_entropy(dataset, tmp_path):
+    import torch
+
+    from segmentation.overlay import _pixel_entropy
+    from segmentation.train import build
+
+    task = build(parse_args(["-d", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path)])).adapter
+    model = task.build_model().eval()
+    from segmentation.data import normalize, read_image
+
+    image = normalize(read_image(task.samples[2].image), task.mean, task.std)[None]
+    with torch.inference_mode():
+        probs = torch.softmax(model(image), dim=1)[0].double()                      # [C, H, W]
+    expected = -(probs * torch.log(probs)).sum(0).numpy()
+    np.testing.assert_allclose(_pixel_entropy(task, model, 2), expected, rtol=1e-4, atol=1e-6)
