@@ -310,3 +310,17 @@ def test_the_image_picture_shows_the_models_per_pixel_entropy(dataset, tmp_path)
         probs = torch.softmax(model(image), dim=1)[0].double()                      # [C, H, W]
     expected = -(probs * torch.log(probs)).sum(0).numpy()
     np.testing.assert_allclose(_pixel_entropy(task, model, 2), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "badge"], "'badge' reads distributions per image, but this task's outputs are distributions per pixel"),
+    (["--weights", "WEIGHTS"], "weights.pth: not a weights file"),
+])
+def test_refusals_come_before_anything_is_written(dataset, tmp_path, capsys, extra, message):
+    weights = tmp_path / "weights.pth"
+    weights.write_text("not a checkpoint\n")
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path, *[str(weights) if item == "WEIGHTS" else item for item in extra])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
