@@ -400,8 +400,12 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argpa
     args = parser.parse_args(argv)
     defaults = dict(command.presets[args.preset]) if getattr(args, "preset", None) else {}
     if args.unlabeled_dir is not None:
-        # Rank mode: one cycle, every unlabeled image scored, every labeled image used.
+        # Rank mode: one cycle, every unlabeled image scored and ranked (an explicit budget
+        # larger than the folder is refused, as in a simulation), every labeled image used.
         defaults.update(cycles=1, subset=0, initial_size=None)
+        for dest in ("images_per_cycle", "superpixels_per_cycle"):
+            if parser.get_default(dest) is not None and dest not in defaults:
+                defaults[dest] = ALL
     if defaults:
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
@@ -559,6 +563,24 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
     return LoopConfig(**values)
 
 
+def _check_before_data(command: TaskCommand, args: argparse.Namespace, device: str) -> None:
+    """What can be refused before the data is read (reading it may take minutes): the protocol's
+    settings (checked against an unbounded pool; ``prepare`` checks the sizes once the pool is
+    known) and whether the weights files are checkpoints at all."""
+    from active_learning.files.weights import read_state_dict
+
+    budget = getattr(args, command.budget_flag(args))
+    provisional = loop_config(args, device, initial_size=args.initial_size or 1,
+                              budget=1 if budget == ALL else budget, subset_size=0,
+                              **command.loop_fields(args))
+    unbounded = 2 ** 62
+    provisional.validate(unbounded, n_items=unbounded)
+    for flag, path in (("--weights", args.weights),
+                       ("--weights-backbone", getattr(args, "weights_backbone", None))):
+        if path:
+            read_state_dict(path, flag=flag)
+
+
 def check_output_dir(folder: Path) -> None:
     """ConfigError, before anything is read or written, when ``folder`` cannot hold runs: a file
     in the way, or a folder this user cannot write in."""
@@ -626,6 +648,7 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     """Check every flag, read the data, size the run; raises UserError, writes nothing."""
     device = resolve_device(args.device)
     check_output_dir(Path(args.output_dir))
+    _check_before_data(command, args, device)
     built = command.build(args)
     adapter = built.adapter
     if args.weights or getattr(args, "weights_backbone", None):
@@ -687,8 +710,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     logger.info("metrics:        %s (%s per cycle)", run_dir / "metrics.csv",
                 built.adapter.primary_metric)
     if rank:
-        logger.info("priority CSV:   %s (name,entropy_value: the %d most useful, best first)",
-                    run_dir / "priorities" / "cycle_00.csv", config.budget)
+        logger.info("priority CSV:   %s (name,entropy_value: the unlabeled images to label, "
+                    "most useful first)", run_dir / "priorities" / "cycle_00.csv")
     else:
         logger.info("priority CSVs:  %s/cycle_XX.csv (name,entropy_value, best first)",
                     run_dir / "priorities")

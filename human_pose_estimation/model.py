@@ -77,12 +77,12 @@ def build_model(arch: str = "hrnet_w32", num_joints: int = NUM_JOINTS, dropout: 
     that is missing, unreadable or of another architecture raises ``WeightsError``."""
     model = PoseHRNet(arch, num_joints, dropout)
     if pretrained:
-        state = read_state_dict(pretrained, flag="--pretrained")
+        state = read_state_dict(pretrained, flag="--weights-backbone")
         # A whole pose model's file names the backbone's layers "backbone.*": take those too.
         state = {key.removeprefix("backbone."): value for key, value in state.items()}
-        load_state_dict_checked(model.backbone, state, path=pretrained, flag="--pretrained",
+        load_state_dict_checked(model.backbone, state, path=pretrained, flag="--weights-backbone",
                                 strict=False, hint=f"is it a {arch} backbone?")
     if weights:
-        load_weights_file(model, weights, flag="--resume",
+        load_weights_file(model, weights, flag="--weights",
                           hint=f"is it a {arch} pose model with {num_joints} joints?")
     return model

@@ -264,7 +264,8 @@ def load_basenet(model: SSD300, path: str | Path) -> list[str]:
     names (``backbone.*``). Every tensor must match the model's shape (a ``--width`` model cannot
     take full VGG); a missing or unreadable file raises ``WeightsError``.
     """
-    flag, hint = "--basenet", "full-width VGG-16 weights need --width 1; same --batch-norm?"
+    flag = "--weights-backbone"
+    hint = "full-width VGG-16 weights need --width 1; same --batch-norm?"
     state = read_state_dict(path, flag=flag)
     if any(key.startswith("backbone.") for key in state):
         mapped = {key: value for key, value in state.items() if key.startswith("backbone.")}
@@ -290,4 +291,4 @@ def load_basenet(model: SSD300, path: str | Path) -> list[str]:
 def load_weights(model: SSD300, path: str | Path) -> None:
     """Load a whole detector (``--resume``: ours or torchvision's SSD300 with the same classes
     and width), strictly."""
-    load_weights_file(model, path, flag="--resume", hint="same --width, --batch-norm and classes?")
+    load_weights_file(model, path, flag="--weights", hint="same --width, --batch-norm and classes?")

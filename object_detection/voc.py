@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from active_learning.errors import DataError
+from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -144,7 +144,7 @@ def parse_image_sets(text: str) -> list[tuple[str, str]]:
     for part in text.split(","):
         year, _, name = part.strip().partition(":")
         if not year or not name:
-            raise ValueError("image sets are YEAR:SET separated by commas "
+            raise ConfigError("image sets are YEAR:SET separated by commas "
                              f"(2007:trainval), got {text!r}")
         sets.append((year, name))
     return sets

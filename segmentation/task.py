@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
+from active_learning.errors import ConfigError
 from active_learning.files.images import check_images
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits
@@ -285,7 +286,11 @@ class SegmentationTask(BaseTaskAdapter):
                                  method=self.superpixel_method,
                                  n_segments=self.superpixels_per_image)
         if path is not None:
-            save_region_map(region_map, path)
+            try:
+                save_region_map(region_map, path)
+            except OSError as error:   # a file where the cache folder should be, no permission
+                raise ConfigError(f"cannot keep superpixel maps under {self.cache_dir} "
+                                  f"(--cache-dir): {error.strerror or error}") from None
         return region_map.astype(np.intp)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:

@@ -150,3 +150,42 @@ def test_a_run_folder_that_cannot_be_created_is_one_message(tmp_path, monkeypatc
     with pytest.raises(ConfigError, match="cannot create the run folder .*: Permission denied"):
         run_active_learning(ToyClassificationAdapter(), LoopConfig(cycles=1, initial_size=20, budget=5,
                                                                    epochs=1, progress=False), tmp_path / "x")
+
+
+def test_an_unwritable_cache_costs_a_warning_not_the_run(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from PIL import Image
+
+    from active_learning.files.images import check_images
+
+    Image.new("RGB", (4, 3)).save(tmp_path / "a.png")
+    (tmp_path / "file").write_text("in the way")
+    with caplog.at_level(logging.WARNING, logger="active_learning"):
+        check_images([(tmp_path / "a.png", (4, 3))], ValueError, cache=tmp_path / "file" / "c.json")
+    assert "cannot remember the checked images" in caplog.text
+
+
+def test_a_damaged_metrics_file_is_one_message(tmp_path, capsys):
+    args = TINY + ["--output-dir", str(tmp_path), "--cycles", "1"]
+    run_dir = main(args)
+    (run_dir / "metrics.csv").write_text("cycle,n_labeled\nnot a number,3\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args[:-2], "--cycles", "2"])
+    assert exit_info.value.code == 2 and "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [(["--weights", "WEIGHTS"], "not a weights file"),
+                                            (["--epochs", "0"], "epochs must be >= 1")])
+def test_weights_and_settings_are_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys, extra, message):
+    import classification.train as train
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the flags were checked")
+
+    monkeypatch.setattr(train, "load_classification_data", no_data)
+    (tmp_path / "w.pt").write_text("text")
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--output-dir", str(tmp_path)] + [str(tmp_path / "w.pt") if item == "WEIGHTS" else item
+                                                       for item in extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -76,7 +76,13 @@ def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],
     if cache is not None and checked != known:
         from active_learning.files.atomic import atomic_write_text
 
-        atomic_write_text(cache, json.dumps(checked) + "\n")
+        try:
+            atomic_write_text(cache, json.dumps(checked) + "\n")
+        except OSError as failure:   # only a cache: the next run decodes the images again
+            import logging
+
+            logging.getLogger("active_learning").warning(
+                "cannot remember the checked images in %s: %s", cache, failure.strerror or failure)
 
 
 def _decoded_size(path: Path, error: type[Exception]) -> tuple[int, int]:

@@ -148,9 +148,9 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     resuming = pool_path.exists() and not restart
     names, counts = item_names(units, adapter.item_name), units.units_per_item()
     if resuming:
-        _check_args(run_dir, config, record)
-        state = check_pool(PoolState.load(pool_path), names, counts, str(pool_path),
-                           allow_new_items=allow_new_items)
+        state = PoolState.load(pool_path)
+        _check_args(run_dir, config, record, initial_units=len(state.labeled_up_to(0)))
+        state = check_pool(state, names, counts, str(pool_path), allow_new_items=allow_new_items)
         if initial_labeled is not None and not np.array_equal(state.labeled_up_to(0),
                                                               np.sort(initial_units)):
             raise RunMismatchError(f"{pool_path} started from another initial labeled set than "
@@ -169,8 +169,11 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     run = _Run(adapter, config, run_dir, units, strategy, torch.device(config.device), state,
                record)
     # Rows of cycles that did not reach the commit point (pool.npz) are dropped and redone.
-    run.rows = [row for row in read_metrics_csv(run_dir / "metrics.csv")
-                if resuming and int(row["cycle"]) < state.finished_cycles]
+    try:
+        run.rows = [row for row in read_metrics_csv(run_dir / "metrics.csv")
+                    if resuming and int(row["cycle"]) < state.finished_cycles]
+    except (ValueError, KeyError, TypeError) as error:
+        raise RunMismatchError(f"cannot read {run_dir / 'metrics.csv'}: {error}") from None
     return run
 
 
@@ -184,8 +187,33 @@ def _run_record(adapter: TaskAdapter, config: LoopConfig, extra_args: Mapping[st
             "units": units.describe()}
 
 
-def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any]) -> None:
-    """Refuse to resume a run made with another protocol."""
+# Keys of args.json's task record renamed when the tasks' flags became one vocabulary: a run
+# recorded under the old name is compared under the new one.
+RENAMED_RECORD_KEYS = {"basenet": "weights_backbone", "pretrained": "weights_backbone",
+                       "resume": "weights"}
+
+
+def _same_value(old: Any, new: Any) -> bool:
+    """Equal, or the same epochs written as a comma string before and a list now."""
+    if old == new:
+        return True
+    if isinstance(old, str) and isinstance(new, list):
+        try:
+            return [int(part) for part in old.split(",") if part.strip()] == new
+        except ValueError:
+            return False
+    return False
+
+
+def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any],
+                initial_units: int | None = None) -> None:
+    """Refuse to resume a run made with another protocol.
+
+    Runs recorded by earlier versions resume: a field or task key added since counts as the
+    value the run used, renamed keys are compared under their new name, and an
+    ``initial_size`` that counted the initial units (superpixel runs did) matches
+    ``initial_units``, the size of the run's own initial set.
+    """
     path = run_dir / "args.json"
     if not path.exists():
         return
@@ -196,11 +224,19 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any]) ->
     # A field added after the run was made counts as its default (the value the run used).
     old_protocol = {item.name: item.default for item in dataclasses.fields(LoopConfig)}
     old_protocol.update(previous.get("loop", {}))
+    if initial_units is not None and old_protocol.get("initial_size") == initial_units:
+        old_protocol["initial_size"] = config.initial_size
     differences = [f"{key}: {old_protocol.get(key)!r} -> {value!r}"
-                   for key, value in config.protocol().items() if old_protocol.get(key) != value]
-    old_task = previous.get("task", {})
+                   for key, value in config.protocol().items()
+                   if not _same_value(old_protocol.get(key), value)]
+    old_task = {RENAMED_RECORD_KEYS.get(key, key): value
+                for key, value in previous.get("task", {}).items()}
     differences += [f"{key}: {old_task.get(key)!r} -> {value!r}"
-                    for key, value in record["task"].items() if old_task.get(key) != value]
+                    for key, value in record["task"].items()
+                    if key in old_task and not _same_value(old_task[key], value)]
+    differences += [f"{key}: {old_task[key]!r} -> (not given)" for key in old_task
+                    if key not in record["task"] and key in RENAMED_RECORD_KEYS.values()
+                    and old_task[key] not in (None, False)]
     if differences:
         raise RunMismatchError(
             f"{run_dir} holds a run made with other arguments ({'; '.join(differences)}); "
@@ -217,7 +253,7 @@ def draw_initial_units(units: SelectionUnits, config: LoopConfig,
     if initial_labeled is None:
         rng = np.random.default_rng(derive_seed(config.seed, 0, STAGE_INITIAL))
         return units.draw_initial(config.initial_size, rng)
-    return units.units_of_items(_check_initial_labeled(initial_labeled, config, units.n_items))
+    return units.units_of_items(_check_initial_labeled(initial_labeled, config, units.item_count))
 
 
 def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: int) -> np.ndarray:

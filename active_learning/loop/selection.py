@@ -131,9 +131,11 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
                     batch_inputs[LOSS_PRED] = loss_module(features)                  # [B]
                 if EMBEDDING in needs or GRAD_EMBEDDING in needs:
                     batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
+                del outputs, features   # not held while the next batch is computed
             # The loader reads the candidates in order, eval_batch_size at a time.
             size = min(config.eval_batch_size, len(samples) - start)
             yield samples[start:start + size], batch_inputs
+            del inputs, batch_inputs
             start += size
 
     if strategy.is_set_strategy:

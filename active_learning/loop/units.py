@@ -127,6 +127,9 @@ class SelectionUnits:
         for samples, scores in batches:
             ids.append(np.asarray(samples, dtype=np.int64).reshape(-1))
             values.append(np.asarray(scores, dtype=np.float64).reshape(-1))
+            if len(ids[-1]) != len(values[-1]):   # a bug upstream, not bad input
+                raise RuntimeError(f"a batch of {len(ids[-1])} samples came with "
+                                   f"{len(values[-1])} scores")
         if not ids:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return self._pool(np.concatenate(ids), np.concatenate(values), reduction)
@@ -354,6 +357,7 @@ class RegionUnits(SelectionUnits):
                 pooled.append(region_means(np.asarray(score_map), self.region_map(int(image)),
                                            n_regions=len(units), counts=self.region_pixels[units]))
                 unit_ids.append(units)
+            del score_maps   # this batch's maps are pooled: let them go before the next batch
         if not unit_ids:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(unit_ids), np.concatenate(pooled)

@@ -97,7 +97,7 @@ def test_rank_writes_the_top_k_unlabeled_images(folders, strategy, capsys):
 def test_rank_refuses_a_budget_larger_than_the_folder_and_ranks_it_all_on_request(folders, capsys):
     tmp_path, paths = folders
     with pytest.raises(SystemExit) as exit_info:   # K = 1000 of 9 images, as a simulation would
-        main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath"))
+        main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath", "--images-per-cycle", "1000"))
     assert exit_info.value.code == 2
     assert "larger than the unlabeled pool (9 = " in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -109,7 +109,7 @@ def test_rank_refuses_a_budget_larger_than_the_folder_and_ranks_it_all_on_reques
     # The user labels the first two, moves them into train/, and runs the same command again.
     for name in names[:2]:
         (tmp_path / "new" / name).rename(tmp_path / "pets" / "train" / "cats" / name.replace("/", "_"))
-    assert main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath", "--budget", "all")) == run_dir
+    assert main(_args(tmp_path, "--strategy", "margin", "--csv-names", "relpath")) == run_dir   # all by default
     assert "replacing the previous ranking" in capsys.readouterr().out
     again = _check_csv(run_dir / "priorities" / "cycle_00.csv", 7, names[2:])
     assert sorted(again) == sorted(names[2:])

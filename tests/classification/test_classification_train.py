@@ -244,3 +244,24 @@ def test_a_run_folder_recorded_before_units_and_metrics_resumes(tmp_path, capsys
     assert "resuming" in capsys.readouterr().out
     assert [row["cycle"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [0, 1]
     assert compare_runs(load_runs(run_dir)).metric == "accuracy"
+
+
+def test_a_run_recorded_by_the_earlier_flag_vocabulary_resumes(tmp_path):
+    import json
+
+    args = TINY + ["--strategy", "random", "--output-dir", str(tmp_path)]
+    run_dir = main(args)
+    record = json.loads((run_dir / "args.json").read_text())
+    task = record["task"]
+    task["milestones"] = ",".join(str(epoch) for epoch in task["milestones"])   # a comma string then
+    task["resume"] = task.pop("weights")                                       # the whole model's old name
+    task.pop("dropout")                                                        # a key added since
+    (run_dir / "args.json").write_text(json.dumps(record))
+    main([*args, "--cycles", "3"])
+    assert len(read_metrics_csv(run_dir / "metrics.csv")) == 3
+    record = json.loads((run_dir / "args.json").read_text())
+    record["task"]["resume"] = "old_weights.pt"                                # made with other weights
+    (run_dir / "args.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--cycles", "4"])
+    assert exit_info.value.code == 2

@@ -35,7 +35,7 @@ def test_weights_load_from_local_files(tmp_path):
             torch.testing.assert_close(backbone.state_dict()[key], value)
     with pytest.raises(WeightsError, match="is it a hrnet_w32 pose model"):
         build_model("hrnet_w32", weights=str(tmp_path / "whole.pth"))
-    with pytest.raises(WeightsError, match="--pretrained file .*none.pth: no such file"):
+    with pytest.raises(WeightsError, match="--weights-backbone file .*none.pth: no such file"):
         build_model("hrnet_w18_small", pretrained=str(tmp_path / "none.pth"))
 
 

@@ -134,7 +134,7 @@ def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
     torch.save({"0.weight": torch.randn(64, 3, 3, 3)}, tmp_path / "full.pth")
     with pytest.raises(ValueError, match="need --width 1"):
         load_basenet(narrow, tmp_path / "full.pth")
-    with pytest.raises(WeightsError, match="--basenet file .*missing.pth: no such file"):
+    with pytest.raises(WeightsError, match="--weights-backbone file .*missing.pth: no such file"):
         load_basenet(narrow, tmp_path / "missing.pth")
 
 
