@@ -175,7 +175,7 @@ def test_a_damaged_metrics_file_is_one_message(tmp_path, capsys):
     assert exit_info.value.code == 2 and "cannot read" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [(["--weights", "WEIGHTS"], "not a weights file"),
+@pytest.mark.parametrize("extra, message", [(["--weights", "WEIGHTS"], "w.pt: not a PyTorch checkpoint"),
                                             (["--epochs", "0"], "epochs must be >= 1")])
 def test_weights_and_settings_are_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys, extra, message):
     import classification.train as train
