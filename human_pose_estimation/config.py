@@ -17,7 +17,7 @@ Keys read (the rest of the file is kept for reference and ignored):
                               optimizer, LR, LR_FACTOR, LR_STEP, MOMENTUM, WD (SGD only: the
                               original's Adam has no weight decay)
 ``TEST.BATCH_SIZE_PER_GPU``, ``FLIP_TEST``, ``USE_GT_BBOX`` (true: evaluation on ground-truth boxes)
-``TEST.MODEL_FILE``           ``--resume`` (initial weights of the whole model) when set
+``TEST.MODEL_FILE``           ``--weights`` (initial weights of the whole model) when set
 ``OUTPUT_DIR`` / ``--modelDir``  ``--output-dir``; ``WORKERS``: ``--workers`` (at most the CPU
                                  count)
 ===========================  ==============================================================

@@ -156,7 +156,7 @@ def feature_info(width: float = 1.0) -> list[dict]:
 
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
                 dropout_at: str = "stages", weights_path: str | None = None) -> DRNSegmentation:
-    """DRN-D-22, optionally loading a local state_dict (``--weights`` / ``--pretrained`` files).
+    """DRN-D-22, optionally loading a local state_dict (``--weights``).
 
     The file may be a checkpoint (state dict under ``"state_dict"``, ``"model"`` or ``"net"``)
     with ``module.`` prefixes; one that is missing or does not fit raises ``WeightsError``."""

@@ -32,7 +32,8 @@ CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tools/train.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="tools/train.py", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--cfg", required=True, help="experiment configuration (YAML)")
     parser.add_argument("--modelDir", default=None, help="output folder (overrides OUTPUT_DIR)")
     parser.add_argument("--logDir", default=None,
