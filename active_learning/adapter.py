@@ -1,6 +1,7 @@
 """The task adapter contract: what a task gives the loop, and the defaults most tasks share.
 
-The loop (``loop/runner.py``, ``loop/selection.py``) calls exactly the members of :class:`TaskAdapter`.
+The loop (``loop/runner.py``, ``loop/selection.py``) calls exactly the members of
+:class:`TaskAdapter`.
 :class:`BaseTaskAdapter` implements the ones with a natural default, so a classification-like
 task writes ``build_model``, ``build_optimizer``, ``forward_intermediates``, ``per_sample_loss``,
 ``evaluate`` and ``item_name`` (see ``docs/adapter_contract.md``). The loss has one entry point,
