@@ -725,6 +725,25 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     return run_dir
 
 
+def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentParser],
+                                                 Callable[..., argparse.Namespace],
+                                                 Callable[..., Path]]:
+    """A task script's ``get_args_parser()``, ``parse_args(argv=None)`` and ``main(argv=None)``
+    (which runs or resumes the simulation, or ranks the unlabeled images, and returns the run
+    folder), bound to its command."""
+
+    def get_args_parser() -> argparse.ArgumentParser:
+        return build_parser(command)
+
+    def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+        return parse_args(command, argv)
+
+    def main(argv: Sequence[str] | None = None) -> Path:
+        return run(command, argv)
+
+    return get_args_parser, parse, main
+
+
 def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
     """``--output_superannotate_csv_file``: copy the last cycle's priority
     CSV to ``destination``."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,17 +175,8 @@ COMMAND = cli.TaskCommand(
                    "to the annotation file, and run again")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    return cli.build_parser(COMMAND)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return cli.parse_args(COMMAND, argv)
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
-    return cli.run(COMMAND, argv)
+# get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder
+get_args_parser, parse_args, main = cli.entry_points(COMMAND)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
@@ -139,17 +138,8 @@ COMMAND = cli.TaskCommand(
     after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    return cli.build_parser(COMMAND)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return cli.parse_args(COMMAND, argv)
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
-    return cli.run(COMMAND, argv)
+# get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder
+get_args_parser, parse_args, main = cli.entry_points(COMMAND)
 
 
 if __name__ == "__main__":

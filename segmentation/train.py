@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
@@ -195,17 +194,8 @@ COMMAND = cli.TaskCommand(
                    "the labeled data, and run again")
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    return cli.build_parser(COMMAND)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return cli.parse_args(COMMAND, argv)
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Run (or resume) the simulation, or rank the unlabeled images; returns the run folder."""
-    return cli.run(COMMAND, argv)
+# get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder
+get_args_parser, parse_args, main = cli.entry_points(COMMAND)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,26 @@ def file_digests(folder) -> dict:
 
     return {path: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(Path(folder).rglob("*"))
             if path.is_file()}
+
+
+def check_a_truncated_image_stops_the_run(run, dataset, tmp_path, folder: str, pattern: str, first: bool,
+                                          capsys) -> None:
+    """A task's run on a copy of ``dataset``; then one image under ``folder`` (the first or last
+    ``pattern`` match) is truncated: the next run stops with one message naming it, and the run
+    folder is byte for byte as it was. ``run(dataset, tmp_path, *extra)`` runs the task."""
+    import shutil
+
+    import pytest
+
+    copy = tmp_path / dataset.name
+    shutil.copytree(dataset, copy)
+    run_dir = run(copy, tmp_path, "--cycles", "1")
+    before = file_digests(run_dir)
+    images = sorted((copy / folder).rglob(pattern))
+    victim = images[0] if first else images[-1]
+    truncate_image(victim)
+    with pytest.raises(SystemExit) as exit_info:
+        run(copy, tmp_path, "--cycles", "2")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: cannot read image") and victim.name in err
+    assert "Traceback" not in err and file_digests(run_dir) == before
