@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from active_learning.errors import DataError
+from active_learning.files.images import find_images
 
 IGNORE = 255
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -192,11 +193,7 @@ def _folder(root: Path, split: str) -> list[SegmentationSample]:
 def find_unlabeled(root: str | os.PathLike) -> list[SegmentationSample]:
     """Rank mode: every image under ``root`` (any depth), named by its path relative to it."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"unlabeled image folder missing: {root}")
-    files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+    files = find_images(root, DataError)
     return [SegmentationSample(path, None, None, path.relative_to(root).as_posix())
             for path in files]
 
