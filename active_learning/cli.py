@@ -570,9 +570,11 @@ def _check_before_data(command: TaskCommand, args: argparse.Namespace, device: s
     from active_learning.files.weights import read_state_dict
 
     budget = getattr(args, command.budget_flag(args))
-    provisional = loop_config(args, device, initial_size=args.initial_size or 1,
-                              budget=1 if budget == ALL else budget, subset_size=0,
-                              **command.loop_fields(args))
+    with warnings.catch_warnings():   # loop_config's own warnings come once, from prepare
+        warnings.simplefilter("ignore")
+        provisional = loop_config(args, device, initial_size=args.initial_size or 1,
+                                  budget=1 if budget == ALL else budget, subset_size=0,
+                                  **command.loop_fields(args))
     unbounded = 2 ** 62
     provisional.validate(unbounded, n_items=unbounded)
     for flag, path in (("--weights", args.weights),
