@@ -40,6 +40,7 @@ import numpy as np
 from active_learning.errors import ConfigError, UserError
 from active_learning.loop.config import LoopConfig, strategy_option_fields
 from active_learning.loop.runner import draw_initial_units
+from active_learning.loop.selection import strategies_for, strategy_refusal
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
 
@@ -135,19 +136,11 @@ class TaskCommand:
 
     def strategies(self) -> list[str]:
         """The registered strategies this task runs: they fit its outputs and some unit class."""
-        return [name for name in list_strategies()
-                if get_strategy(name).fits_outputs(self.output_kind)
-                and any(units.refusal(get_strategy(name)) is None for units in self.unit_classes)]
+        return strategies_for(self.output_kind, *self.unit_classes)
 
     def refusal(self, strategy: str) -> str | None:
         """Why this task cannot run ``strategy``, or None."""
-        chosen = get_strategy(strategy)
-        if not chosen.fits_outputs(self.output_kind):
-            return chosen.output_refusal(self.output_kind)
-        refusals = [units.refusal(chosen) for units in self.unit_classes]
-        if all(refusals):
-            return refusals[0]
-        return None
+        return strategy_refusal(get_strategy(strategy), self.output_kind, *self.unit_classes)
 
 
 class TaskArguments:
@@ -272,7 +265,8 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
                            default=False, metavar="BOOL",
                            help=f"original flag: --strategy {target}")
     _add(group, "--mc-dropout", type=str2bool, nargs="?", const=True, default=False, metavar="BOOL",
-         help="original flag: an MC-dropout strategy (alone: --strategy mc_entropy)")
+         help=f"original flag: an MC-dropout strategy (alone: --strategy "
+              f"{default_mc_strategy(command)})")
     _add(group, "--use-variance-as-uncertainty", type=str2bool, nargs="?", const=True,
          default=False, metavar="BOOL",
          help="with --mc-dropout: the variance instead of the entropy (mc_variance)")
@@ -467,8 +461,8 @@ def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser,
                      for flag, target in requested.items()}
     if args.mc_dropout:
         if not requested:
-            requested["--mc-dropout"] = ("mc_variance" if args.use_variance_as_uncertainty
-                                         else "mc_entropy")
+            requested["--mc-dropout"] = default_mc_strategy(command,
+                                                            args.use_variance_as_uncertainty)
         if not all(needs_mc_dropout(target) for target in requested.values()):
             requested["--mc-dropout"] = "an MC-dropout strategy"
     chosen = set(requested.values())
@@ -476,6 +470,14 @@ def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
                                                          for flag, target in requested.items()))
     return chosen.pop() if chosen else "random"
+
+
+def default_mc_strategy(command: TaskCommand, variance: bool = False) -> str:
+    """What ``--mc-dropout`` alone selects: mc_entropy (mc_variance with
+    ``--use-variance-as-uncertainty``), or mc_variance where the task runs no entropy (pose)."""
+    if variance or command.refusal("mc_entropy") is not None:
+        return "mc_variance"
+    return "mc_entropy"
 
 
 def needs_mc_dropout(strategy: str) -> bool:

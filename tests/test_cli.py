@@ -189,3 +189,10 @@ def test_weights_and_settings_are_refused_before_the_data_is_read(tmp_path, monk
         main(TINY + ["--output-dir", str(tmp_path)] + [str(tmp_path / "w.pt") if item == "WEIGHTS" else item
                                                        for item in extra])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_mc_dropout_alone_selects_an_mc_strategy_the_task_runs():
+    from human_pose_estimation.train import parse_args as pose_args
+
+    assert parse_args(["--mc-dropout"]).strategy == "mc_entropy"
+    assert pose_args(["--mc-dropout"]).strategy == "mc_variance"      # pose outputs heatmaps

@@ -282,3 +282,32 @@ def test_a_model_that_scores_every_item_the_same_is_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="active_learning"):
         run_active_learning(ToyClassificationAdapter(), _config("random", cycles=1), tmp_path / "random")
     assert "tie on their score" not in caplog.text
+
+
+def test_files_of_a_cycle_that_did_not_commit_are_removed_when_the_run_resumes(tmp_path):
+    from active_learning.loop import runner
+
+    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path)
+    stray = tmp_path / "priorities" / "cycle_01.csv"      # moved into place, then a crash
+    stray.write_text("name,entropy_value\nx,1.0\n")
+    (tmp_path / "selections").mkdir(exist_ok=True)
+    (tmp_path / "selections" / "cycle_03.png").write_bytes(b"png")
+    runner._remove_uncommitted(tmp_path, 1)
+    assert not stray.exists() and not (tmp_path / "selections" / "cycle_03.png").exists()
+    assert (tmp_path / "priorities" / "cycle_00.csv").exists()
+
+
+def test_ties_count_scores_equal_up_to_float_noise():
+    from active_learning.loop.selection import tie_warning
+
+    message = tie_warning(np.array([1e-12, 0.0, 3e-13, 0.5, 0.9]))
+    assert message.startswith("3 of the 5 chosen units tie")
+
+
+def test_two_items_of_one_name_are_refused_up_front():
+    from active_learning.errors import ConfigError
+    from active_learning.loop.identity import item_names
+    from active_learning.loop.units import SelectionUnits
+
+    with pytest.raises(ConfigError, match="1 item name.*a.png"):
+        item_names(SelectionUnits(3), ["a.png", "b.png", "a.png"].__getitem__)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from active_learning.errors import RunMismatchError
+from active_learning.errors import ConfigError, RunMismatchError
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.units import SelectionUnits
 
@@ -23,8 +23,19 @@ SHOWN = 3   # names listed per kind of difference
 
 
 def item_names(units: SelectionUnits, item_name: Callable[[int], str]) -> np.ndarray:
-    """str [I]: the name of every item (image) of the pool, in pool order."""
-    return np.array([str(item_name(index)) for index in range(units.item_count)], dtype=str)
+    """str [I]: the name of every item (image) of the pool, in pool order.
+
+    Raises ConfigError when two items share a name: the CSV could not tell them apart, and a
+    resumed run could not map its labels back onto them."""
+    names = [str(item_name(index)) for index in range(units.item_count)]
+    if len(set(names)) != len(names):
+        from collections import Counter
+
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        raise ConfigError(f"{len(repeated)} item name(s) are used by more than one image, e.g. "
+                          f"{', '.join(repeated[:SHOWN])}: names must be unique (use relative "
+                          "paths as names)")
+    return np.array(names, dtype=str)
 
 
 def describe_difference(old: np.ndarray, new: np.ndarray) -> str:

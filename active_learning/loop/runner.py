@@ -166,6 +166,8 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
         reason = error.strerror or error
         raise ConfigError(f"cannot create the run folder {run_dir}: {reason}") from None
     shutil.rmtree(run_dir / PENDING, ignore_errors=True)   # files of a cycle that did not commit
+    if resuming:   # a crash between moving a cycle's files and pool.npz left them: not committed
+        _remove_uncommitted(run_dir, state.finished_cycles)
     run = _Run(adapter, config, run_dir, units, strategy, torch.device(config.device), state,
                record)
     # Rows of cycles that did not reach the commit point (pool.npz) are dropped and redone.
@@ -475,6 +477,15 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
     run.state.save(run.pool_path)
     (run.run_dir / "checkpoints" / IN_PROGRESS).unlink(missing_ok=True)
     _plot(run)
+
+
+def _remove_uncommitted(run_dir: Path, finished_cycles: int) -> None:
+    """Delete the selection files of cycles ``finished_cycles`` and later (none committed)."""
+    for folder in ("priorities", "regions", "selections"):
+        for path in (run_dir / folder).glob("cycle_*.*"):
+            number = path.stem.removeprefix("cycle_")
+            if number.isdigit() and int(number) >= finished_cycles:
+                path.unlink()
 
 
 def _move_pending(run_dir: Path) -> None:

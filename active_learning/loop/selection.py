@@ -61,17 +61,28 @@ def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: Selecti
     units, an image-level score for superpixels, entropy on pose heatmaps, BADGE on one
     distribution per default box.
     """
-    refusal = strategy.output_refusal(adapter.output_kind) or units.refusal(strategy)
+    refusal = strategy_refusal(strategy, adapter.output_kind, type(units))
     if refusal is not None:
-        fitting = strategies_for(adapter.output_kind, units)
+        fitting = strategies_for(adapter.output_kind, type(units))
         raise ConfigError(f"{refusal}; strategies for it: {', '.join(fitting)}")
 
 
-def strategies_for(output_kind: str, units: SelectionUnits) -> list[str]:
-    """The registered strategies that can select ``units`` from outputs of ``output_kind``."""
+def strategy_refusal(strategy: Strategy, output_kind: str,
+                     *unit_classes: type[SelectionUnits]) -> str | None:
+    """Why ``strategy`` cannot run on outputs of ``output_kind`` with any of ``unit_classes``
+    (the rule every check and every ``--help`` list uses), or None when it can."""
+    refusal = strategy.output_refusal(output_kind)
+    if refusal is not None:
+        return refusal
+    refusals = [units.refusal(strategy) for units in unit_classes]
+    return refusals[0] if all(refusals) else None
+
+
+def strategies_for(output_kind: str, *unit_classes: type[SelectionUnits]) -> list[str]:
+    """The registered strategies that can run on outputs of ``output_kind`` with one of
+    ``unit_classes``, in registration order."""
     return [name for name in list_strategies()
-            if units.refusal(get_strategy(name)) is None
-            and get_strategy(name).fits_outputs(output_kind)]
+            if strategy_refusal(get_strategy(name), output_kind, *unit_classes) is None]
 
 
 def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,
@@ -260,13 +271,19 @@ def tie_warning(scores: np.ndarray, share: float = 0.1) -> str | None:
     (an untrained detector's ln 21, a segmentation model's zero MC variance) chooses by pool
     order, and the user should know.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
     if len(scores) < 2:
         return None
-    values, counts = np.unique(scores, return_counts=True)
-    tied = int(counts[counts > 1].sum())
+    # Equal up to float noise (a variance of 1e-12 is as much a tie as 0): runs of neighbours.
+    close = np.isclose(scores[1:], scores[:-1], rtol=1e-6, atol=1e-9)
+    in_tie = np.zeros(len(scores), dtype=bool)
+    in_tie[1:] |= close
+    in_tie[:-1] |= close
+    tied = int(in_tie.sum())
     if tied <= share * len(scores):
         return None
-    common = float(values[np.argmax(counts)])
+    run_starts = np.flatnonzero(np.concatenate([[True], ~close]))
+    lengths = np.diff(np.concatenate([run_starts, [len(scores)]]))
+    common = float(scores[run_starts[np.argmax(lengths)]])
     return (f"{tied} of the {len(scores)} chosen units tie on their score (most often "
             f"{common:.6g}); the order among tied units is the pool's, not the model's")
