@@ -11,6 +11,7 @@ same images, the new ones are unlabeled).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -70,6 +71,9 @@ def check_pool(state: PoolState, names: np.ndarray, counts: np.ndarray, where: s
         if len(state) != int(counts.sum()):
             raise RunMismatchError(f"{where} describes a pool of {len(state)} units, but the "
                                    f"dataset has {int(counts.sum())}")
+        logging.getLogger("active_learning").warning(
+            "%s was recorded without its items' names: the dataset cannot be checked against it "
+            "this time (only its size matched); the names are recorded from now on", where)
         state.item_names, state.item_units = names, counts
         return state
     old, old_counts = state.item_names, state.item_units
