@@ -61,8 +61,8 @@ class TaskAdapter(Protocol):
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device,
-                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]: ...
+                        device: torch.device, scaler: torch.amp.GradScaler | None = None,
+                        forward: Callable[[Any], Any] | None = None) -> dict[str, float]: ...
     def evaluate(self, model: nn.Module, loader: Iterable,
                  device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
@@ -163,18 +163,19 @@ class BaseTaskAdapter:
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device,
-                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+                        device: torch.device, scaler: torch.amp.GradScaler | None = None,
+                        forward: Callable[[Any], Any] | None = None) -> dict[str, float]:
         return train_one_epoch(self, model, loss_module, loader, optimizer, epoch=epoch,
                                config=config, device=device, max_grad_norm=self.max_grad_norm,
-                               scaler=scaler)
+                               scaler=scaler, forward=forward)
 
 
 def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Module | None,
                     loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
                     config: LoopConfig, device: torch.device,
                     max_grad_norm: float | None = None,
-                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+                    scaler: torch.amp.GradScaler | None = None,
+                    forward: Callable[[Any], Any] | None = None) -> dict[str, float]:
     """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
 
     The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
@@ -184,6 +185,10 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
     With ``config.amp`` the forward pass runs under autocast and the losses are computed from
     fp32 outputs; ``scaler`` (one per cycle, so its scale carries over between epochs) scales
     an fp16 loss, and the gradients are unscaled before clipping.
+
+    ``forward(inputs) -> (outputs, features)`` replaces ``adapter.forward_intermediates(model,
+    inputs)``: under torchrun it is the DDP-wrapped call (``loop.parallel``), and
+    ``loss_module`` the DDP-wrapped loss module.
     """
     model.train()
     if loss_module is not None:
@@ -196,7 +201,8 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
         with autocast(device, config.amp):
-            outputs, features = adapter.forward_intermediates(model, inputs)
+            outputs, features = forward(inputs) if forward is not None \
+                else adapter.forward_intermediates(model, inputs)
             rank = torch.zeros((), device=device)
             if loss_module is not None:
                 taps = [feature.detach() for feature in features] if detach else list(features)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from active_learning.distributed import init_from_environment, is_main_process
 from active_learning.errors import ConfigError, UserError
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.config import LoopConfig, strategy_option_fields
@@ -687,7 +688,11 @@ class Prepared:
 
 def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     """Check every flag, read the data, size the run; raises UserError, writes nothing."""
-    device = resolve_device(args.device)
+    # Under torchrun: join the process group; each process takes its own GPU. Only rank 0
+    # writes the run folder and logs progress (the others log warnings and errors).
+    device = init_from_environment(resolve_device(args.device))
+    if not is_main_process():
+        logging.getLogger("active_learning").setLevel(logging.WARNING)
     check_output_dir(Path(args.output_dir))
     _check_before_data(command, args, device)
     built = command.build(args)
@@ -745,6 +750,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
         rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
                                    initial_labeled=prepared.initial, restart=rank,
                                    allow_new_items=args.allow_new_images)
+    if not is_main_process():
+        return run_dir
     with cli_errors():
         copy_last_priorities(run_dir, len(rows), args.superannotate_csv)
     units = built.adapter.selection_units()

@@ -8,10 +8,15 @@ unchanged in both cases.
 """
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "is_main_process", "rank", "shard_range", "world_size"]
+__all__ = ["barrier", "broadcast_object", "device_for_collectives", "gather_objects",
+           "init_from_environment", "is_distributed", "is_main_process", "rank", "shard_range",
+           "world_size"]
 
 
 def is_distributed() -> bool:
@@ -53,3 +58,51 @@ def device_for_collectives(tensor_device: torch.device) -> torch.device:
         return tensor_device if tensor_device.type == "cuda" else \
             torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def init_from_environment(device: str) -> str:
+    """Join the process group ``torchrun`` (or SLURM through it) describes, and return the
+    device this process uses.
+
+    Outside ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment), nothing happens and
+    ``device`` comes back as it is. Under it: backend ``nccl`` for CUDA, else ``gloo``; a CUDA
+    ``device`` becomes ``cuda:<LOCAL_RANK>``, one GPU per process.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return device
+    if torch.device(device).type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+        dist.init_process_group("nccl", device_id=torch.device(device))
+    else:
+        dist.init_process_group("gloo")
+    return device
+
+
+def broadcast_object(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``value`` on every process (``value`` of the others is ignored)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_objects(value: Any, dst: int | None = None) -> list[Any] | None:
+    """Every process's ``value`` in rank order, on every process, or only on rank ``dst`` (the
+    others get None); a list of one without a process group."""
+    if not is_distributed():
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    if dst is None:
+        dist.all_gather_object(gathered, value)
+        return gathered
+    dist.gather_object(value, gathered if rank() == dst else None, dst=dst)
+    return gathered if rank() == dst else None
+
+
+def barrier() -> None:
+    """Wait for every process (nothing without a process group)."""
+    if is_distributed():
+        dist.barrier()

@@ -6,6 +6,7 @@ found to ``folder`` for the test to compare.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,89 @@ def sharded_k_center(rank: int, folder: str, cases: list) -> None:
         picks = k_center_greedy_sharded(features[start:stop], mine, budget, offset=start,
                                         total=len(features), seed=3, chunk_size=16)
         np.save(Path(folder) / f"picks-{case}-{rank}.npy", picks)
+
+
+def _toy_adapter(kind: str):
+    """The toy classifier with one unit per image, or per 3 images ("grouped"), or the toy
+    dense task with 4 quadrant superpixels per image ("regions")."""
+    from active_learning.loop.units import GroupedUnits, RegionUnits
+    from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
+
+    if kind == "regions":
+        adapter = ToyDenseAdapter(n_train=30)
+        quadrants = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 4, axis=0), 4, axis=1)
+        regions = RegionUnits.from_maps([quadrants] * 30)
+        adapter.selection_units = lambda: regions
+        return adapter
+    adapter = ToyClassificationAdapter(n_train=45)
+    if kind == "grouped":
+        grouped = GroupedUnits(np.arange(45) // 3, n_units=15)
+        adapter.selection_units = lambda: grouped
+    return adapter
+
+
+def score_toy(kind: str, strategy: str, sharded: bool):
+    """The toy task ``kind`` scored with a seeded model over every sample: by ``score_sharded``
+    (each process its shard) or by ``score_candidates`` in this process alone."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.selection import score_candidates, score_sharded
+    from active_learning.strategies import get_strategy
+
+    adapter = _toy_adapter(kind)
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    units = adapter.selection_units()
+    config = LoopConfig(strategy=strategy, eval_batch_size=4, progress=False)
+    arguments = (adapter, model, None, get_strategy(strategy), np.arange(units.n_samples), config,
+                 torch.device("cpu"))
+    if sharded:
+        return score_sharded(*arguments, units)
+    return score_candidates(*arguments, units=units)
+
+
+def score_everywhere(rank: int, folder: str, cases: list) -> None:
+    """For each case ``(kind, strategy)``, ``score_toy(..., sharded=True)``; rank 0 writes the
+    result to scores-<k>.pt, the other ranks get None."""
+    for case, (kind, strategy) in enumerate(cases):
+        computed = score_toy(kind, strategy, sharded=True)
+        if rank == 0:
+            torch.save(computed, Path(folder) / f"scores-{case}.pt")
+        else:
+            assert computed is None
+
+
+def run_everywhere(rank: int, folder: str, strategy: str, cycles: int) -> None:
+    """Two short cycles of the toy classifier; each process records the units it marks
+    labeled (marks-<rank>.json) and the metrics rows it returns (rows-<rank>.json)."""
+    import json
+
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.pool import PoolState
+    from active_learning.loop.runner import run_active_learning
+
+    marks: list = []
+    original = PoolState.mark_labeled
+
+    def recording(self, indices, cycle):
+        marks.append([int(cycle), [int(index) for index in indices]])
+        return original(self, indices, cycle)
+
+    PoolState.mark_labeled = recording
+    replaced: list = []
+    rename = os.replace
+
+    def recording_replace(source, target, *args, **kwargs):
+        replaced.append(str(target))
+        return rename(source, target, *args, **kwargs)
+
+    os.replace = recording_replace
+    config = LoopConfig(strategy=strategy, cycles=cycles, initial_size=20, budget=8,
+                        subset_size=0, epochs=2, batch_size=8, eval_batch_size=16,
+                        mc_samples=3, progress=False)
+    rows = run_active_learning(_toy_adapter("images"), config, Path(folder) / "run")
+    os.replace = rename
+    (Path(folder) / f"marks-{rank}.json").write_text(json.dumps(marks))
+    (Path(folder) / f"replaced-{rank}.json").write_text(json.dumps(replaced))
+    (Path(folder) / f"rows-{rank}.json").write_text(json.dumps(
+        [{"cycle": row["cycle"], "n_labeled": row["n_labeled"], "accuracy": row["accuracy"]}
+         for row in rows]))

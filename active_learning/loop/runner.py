@@ -42,9 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from active_learning.adapter import TaskAdapter, dataset_len
-from active_learning.errors import ConfigError, RunMismatchError
+from active_learning.distributed import broadcast_object, is_distributed, is_main_process
+from active_learning.errors import ConfigError, RunMismatchError, UserError
 from active_learning.files.atomic import atomic_torch_save, atomic_write_text
 from active_learning.files.export import read_metrics_csv, write_metrics_csv
 from active_learning.loop.config import (
@@ -55,6 +57,7 @@ from active_learning.loop.config import (
     derive_seed,
 )
 from active_learning.loop.identity import check_pool, item_names
+from active_learning.loop.parallel import data_parallel
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.selection import (
     check_strategy_fits,
@@ -119,17 +122,47 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     changed is refused, naming them (``loop.identity``); ``allow_new_items=True`` accepts a
     dataset that only gained items, which join the pool unlabeled.
     """
-    run = _open_run(adapter, config, Path(run_dir), extra_args, initial_labeled, restart,
-                    allow_new_items)
+    run = _open_run_everywhere(adapter, config, Path(run_dir), extra_args, initial_labeled,
+                               restart, allow_new_items)
     if run.rows and run.state.finished_cycles >= config.cycles:
         logger.info("%s has finished all %d cycle(s) already", run.run_dir, config.cycles)
-        _plot(run)
+        if is_main_process():
+            _plot(run)
     for cycle in range(run.state.finished_cycles, config.cycles):
         _run_cycle(run, cycle)
     return run.rows
 
 
 # ---- start or resume ---------------------------------------------------------------------
+
+
+def _open_run_everywhere(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
+                         extra_args: Mapping[str, Any] | None,
+                         initial_labeled: np.ndarray | None, restart: bool,
+                         allow_new_items: bool) -> _Run:
+    """``_open_run`` on rank 0, the only process that reads and writes the run folder; the
+    others take its state (so a run started with N processes resumes with any number, and the
+    folder need not be shared). A UserError of rank 0 is raised on every process."""
+    if not is_distributed():
+        return _open_run(adapter, config, run_dir, extra_args, initial_labeled, restart,
+                         allow_new_items)
+    run, failure = None, None
+    if is_main_process():
+        try:
+            run = _open_run(adapter, config, run_dir, extra_args, initial_labeled, restart,
+                            allow_new_items)
+        except UserError as error:
+            failure = error
+    shared = broadcast_object(failure if failure is not None else (run.state, run.rows)
+                              if run is not None else None)
+    if isinstance(shared, UserError):
+        raise shared
+    if run is None:
+        units = adapter.selection_units()
+        run = _Run(adapter, config, run_dir, units, get_strategy(config.strategy),
+                   torch.device(config.device), shared[0],
+                   _run_record(adapter, config, extra_args, units), shared[1])
+    return run
 
 
 def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
@@ -285,14 +318,16 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     model, loss_module, train_stats, train_seconds = _train(run, cycle, labeled)
 
     start = time.perf_counter()
-    metrics = _evaluate(run, model, loss_module, cycle)
+    # Rank 0 evaluates on the whole test set (exact, not sharded); the others wait for it.
+    metrics = broadcast_object(_evaluate(run, model, loss_module, cycle)
+                               if is_main_process() else None)
     eval_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     n_selected = _select(run, model, loss_module, cycle)
     select_seconds = time.perf_counter() - start
 
-    if run.config.save_checkpoints:
+    if run.config.save_checkpoints and is_main_process():
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
                       "loss_module": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
@@ -335,10 +370,15 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     size = dataset_len(training)
     if size == 0:
         raise ValueError(f"cycle {cycle}: the {len(labeled)} labeled units hold no training sample")
+    data_seed = derive_seed(config.seed, cycle, STAGE_DATA)
+    sampler: DistributedSampler | None = None
+    if is_distributed():   # each process trains on its share of the labeled samples
+        sampler = DistributedSampler(training, shuffle=True, seed=data_seed)
+        size = len(sampler)
     # A last batch of one sample breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
     lone_last = size % config.batch_size == 1 and size > 1
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
-                         seed=derive_seed(config.seed, cycle, STAGE_DATA), drop_last=lone_last)
+                         seed=data_seed, drop_last=lone_last, sampler=sampler)
     scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
     parts = (model, loss_module, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
@@ -348,17 +388,24 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
                       desc=f"cycle {cycle} training", initial=first_epoch, total=config.epochs)
     # Only fp16 has a scaler to carry over: adapters written before mixed precision, whose
     # train_one_epoch takes no scaler, still run in fp32 and bf16.
-    scaling = {"scaler": scaler} if scaler.is_enabled() else {}
+    options: dict[str, Any] = {"scaler": scaler} if scaler.is_enabled() else {}
+    training_loss_module = loss_module
+    if is_distributed():
+        forward, training_loss_module = data_parallel(run.adapter, model, loss_module, run.device)
+        options["forward"] = forward
     for epoch in epochs:
-        train_stats = run.adapter.train_one_epoch(model, loss_module, loader, optimizer,
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_stats = run.adapter.train_one_epoch(model, training_loss_module, loader, optimizer,
                                                   epoch=epoch, config=config, device=run.device,
-                                                  **scaling)
+                                                  **options)
         if scheduler is not None:
             scheduler.step()
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{train_stats['loss']:.3f}")
         done = epoch + 1
-        if config.save_checkpoints and done % every == 0 and done < config.epochs:
+        if config.save_checkpoints and done % every == 0 and done < config.epochs \
+                and is_main_process():
             _save_in_cycle(run, cycle, done, parts, train_stats,
                            seconds + time.perf_counter() - start)
     return model, loss_module, train_stats, seconds + time.perf_counter() - start
@@ -462,14 +509,15 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device)
     ties = tie_warning(scores) if run.strategy.needs else None   # random has no scores to tie
-    if ties is not None:
+    if ties is not None and is_main_process():
         logger.warning("cycle %d: %s", cycle, ties)
-    # Written aside, moved into place when the cycle commits: an interrupted cycle leaves no
-    # priority CSV beside the pool.npz that does not include it.
-    pending = run.run_dir / PENDING
-    run.units.write_selection(pending, cycle, indices, scores, run.adapter.item_name)
-    run.adapter.draw_selection(indices, scores, pending / "selections" / f"cycle_{cycle:02d}.png",
-                               model=model)
+    if is_main_process():
+        # Written aside, moved into place when the cycle commits: an interrupted cycle leaves
+        # no priority CSV beside the pool.npz that does not include it.
+        pending = run.run_dir / PENDING
+        run.units.write_selection(pending, cycle, indices, scores, run.adapter.item_name)
+        run.adapter.draw_selection(indices, scores,
+                                   pending / "selections" / f"cycle_{cycle:02d}.png", model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return len(indices)
 
@@ -477,6 +525,9 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
 def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
     """Record the cycle: metrics, then args.json, then pool.npz (the commit point)."""
     run.rows.append(row)
+    if not is_main_process():   # rank 0 writes; the others only keep the state
+        run.state.finished_cycles = cycle + 1
+        return
     write_metrics_csv(run.rows, run.run_dir / "metrics.csv")
     # Written here rather than at the start, so that a rerun that fails before its first commit
     # leaves the args.json that describes the files beside it.

@@ -13,9 +13,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from active_learning.adapter import TaskAdapter
+from active_learning.distributed import (
+    broadcast_object,
+    gather_objects,
+    is_distributed,
+    rank,
+    shard_range,
+    world_size,
+)
 from active_learning.errors import ConfigError
 from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
 from active_learning.loop.pool import UNLABELED, PoolState
@@ -47,10 +55,12 @@ def progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
 
 
 def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config: LoopConfig, *,
-                shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> DataLoader:
+                shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                sampler: Sampler | None = None) -> DataLoader:
+    """The loop's data loader; ``sampler`` (a DistributedSampler) replaces ``shuffle``."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      drop_last=drop_last,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, generator=generator, drop_last=drop_last,
                       num_workers=config.num_workers, collate_fn=adapter.collate_fn,
                       pin_memory=torch.device(config.device).type == "cuda")
 
@@ -180,10 +190,22 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     return {"unit_ids": unit_ids, "scores": unit_scores}
 
 
-@torch.inference_mode()
 def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: LoopConfig,
-          device: torch.device) -> torch.Tensor:
-    """Embeddings ``[len(samples), D]`` of ``pool_set[samples]`` (e.g. the labeled set)."""
+          device: torch.device) -> torch.Tensor | None:
+    """Embeddings ``[len(samples), D]`` of ``pool_set[samples]`` (e.g. the labeled set).
+
+    Under ``torch.distributed`` each process embeds its shard of ``samples`` and rank 0 gets
+    them all, in order (the other ranks get None)."""
+    if not is_distributed():
+        return _embed(adapter, model, samples, config, device)
+    start, stop = shard_range(len(samples), rank(), world_size())
+    parts = gather_objects(_embed(adapter, model, samples[start:stop], config, device), dst=0)
+    return None if parts is None else torch.cat(parts)
+
+
+@torch.inference_mode()
+def _embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: LoopConfig,
+           device: torch.device) -> torch.Tensor:
     model.eval()
     loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()),
                          config.eval_batch_size, config)
@@ -194,7 +216,7 @@ def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: L
             outputs, features = adapter.forward_intermediates(model, inputs)
         outputs, features = to_float(outputs), to_float(features)
         parts.append(adapter.embedding(outputs, features).float().cpu())
-    return torch.cat(parts)
+    return torch.cat(parts) if parts else torch.zeros(0, 0)
 
 
 def draw_candidates(units: SelectionUnits, state: PoolState, cycle: int,
@@ -226,8 +248,27 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     if not strategy.needs:
         return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
     samples = units.samples_of(candidates)
-    computed = score_candidates(adapter, model, loss_module, strategy, samples, config, device,
-                                units=units)
+    computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
+                             units)
+    labeled_embeddings = None
+    if strategy.needs_labeled_embeddings:   # every process embeds its shard of them
+        labeled_samples = units.samples_of(state.labeled_indices)
+        labeled_rows = embed(adapter, model, labeled_samples, config, device)
+        if labeled_rows is not None:
+            labeled_embeddings = torch.as_tensor(
+                units.unit_rows(labeled_samples, labeled_rows.numpy())[1], dtype=torch.float32)
+    # The choice is made once, by rank 0, and every process takes it.
+    choice = None
+    if computed is not None:
+        choice = _choose(strategy, units, candidates, samples, computed, labeled_embeddings,
+                         budget, select_seed, config)
+    return broadcast_object(choice)
+
+
+def _choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
+            samples: np.ndarray, computed: dict[str, Any], labeled_embeddings: Any, budget: int,
+            select_seed: int, config: LoopConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The strategy's choice among the scored candidates: (unit indices [K], scores [K])."""
     if "scores" in computed:
         keep = np.isin(computed["unit_ids"], candidates)   # regions: the image's other regions out
         return choose_new_labeled_indices(strategy, computed["unit_ids"][keep], budget,
@@ -237,15 +278,41 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     if EMBEDDING in computed:  # one embedding per unit: the mean of its samples'
         unit_ids, pooled = units.unit_rows(samples, computed[EMBEDDING].numpy())
         inputs[EMBEDDING] = torch.as_tensor(pooled, dtype=torch.float32)
-    labeled_embeddings = None
-    if strategy.needs_labeled_embeddings:
-        labeled_samples = units.samples_of(state.labeled_indices)
-        labeled_embeddings = torch.as_tensor(
-            units.unit_rows(labeled_samples, embed(adapter, model, labeled_samples, config,
-                                                   device).numpy())[1], dtype=torch.float32)
     return choose_new_labeled_indices(strategy, unit_ids, budget, inputs=inputs,
                                       labeled_embeddings=labeled_embeddings, seed=select_seed,
                                       options=config.strategy_options())
+
+
+def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+                  strategy: Strategy, samples: np.ndarray, config: LoopConfig,
+                  device: torch.device, units: SelectionUnits) -> dict[str, Any] | None:
+    """:func:`score_candidates`, each process scoring its contiguous shard of ``samples``.
+
+    Rank 0 gets what one process scoring every sample would return (the other ranks get None):
+    the shards' results in rank order, which is sample order. Units whose score pools several
+    samples (an image's persons) are pooled after the gather, so a unit split between two
+    shards gets the score of all its samples; region scores are pooled per image, so each
+    process pools its own images. Without a process group this is ``score_candidates``.
+    """
+    if not is_distributed():
+        return score_candidates(adapter, model, loss_module, strategy, samples, config, device,
+                                units=units)
+    start, stop = shard_range(len(samples), rank(), world_size())
+    shard = samples[start:stop]
+    per_sample = not strategy.is_set_strategy and not units.dense_scores
+    local = score_candidates(adapter, model, loss_module, strategy, shard, config, device,
+                             units=SelectionUnits(units.n_samples) if per_sample else units)
+    parts = gather_objects(local, dst=0)
+    if parts is None:
+        return None
+    if strategy.is_set_strategy:
+        return {need: torch.cat([part[need] for part in parts if need in part])
+                for need in {need for part in parts for need in part}}
+    unit_ids = np.concatenate([part["unit_ids"] for part in parts])
+    scores = np.concatenate([part["scores"] for part in parts])
+    if per_sample:
+        unit_ids, scores = units.unit_scores(unit_ids, scores, reduction=config.unit_reduction)
+    return {"unit_ids": unit_ids, "scores": scores}
 
 
 @torch.inference_mode()

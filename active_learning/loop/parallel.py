@@ -1,0 +1,46 @@
+"""DistributedDataParallel around the model and the loss module, for training under torchrun.
+
+DDP synchronises gradients only for what runs through its own ``forward``; a task reads its
+model's intermediate maps through ``adapter.forward_intermediates(model, inputs)``, which may
+call any method of the model (or read forward hooks). So the call DDP wraps is that one:
+:class:`ForwardIntermediates` is a module whose ``forward(inputs)`` is the adapter's call, and the
+training step calls the wrapped module instead of the adapter.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = ["ForwardIntermediates", "data_parallel"]
+
+
+class ForwardIntermediates(nn.Module):
+    """``forward(inputs) = adapter.forward_intermediates(model, inputs)``: (outputs, features)."""
+
+    def __init__(self, adapter: Any, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self._adapter = adapter     # not a module: its attributes stay out of the state dict
+
+    def forward(self, inputs: Any) -> tuple[Any, list[torch.Tensor]]:
+        return self._adapter.forward_intermediates(self.model, inputs)
+
+
+def data_parallel(adapter: Any, model: nn.Module, loss_module: nn.Module | None,
+                  device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+    """(the model's forward wrapped in DDP, the loss module wrapped in DDP or None).
+
+    The loss module runs with ``find_unused_parameters``: a batch too small to rank leaves it
+    out of the loss, and without the flag DDP would wait for its gradients forever. The model's
+    parameters all take part in every training step (the graph traversal the flag costs is
+    saved there).
+    """
+    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else None
+    forward = DistributedDataParallel(ForwardIntermediates(adapter, model), device_ids=device_ids)
+    wrapped_loss = None if loss_module is None else DistributedDataParallel(
+        loss_module, device_ids=device_ids, find_unused_parameters=True)
+    return forward, wrapped_loss

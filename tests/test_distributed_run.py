@@ -1,0 +1,82 @@
+"""The loop under torch.distributed (2 gloo processes on the CPU): sharded scoring returns what
+one process returns, every process ends with the same labeled set, rank 0 alone writes the run,
+and a run started with 2 processes resumes with 1."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from distributed_workers import run_everywhere, score_everywhere, score_toy, spawn
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = [("images", "entropy"), ("grouped", "margin"), ("regions", "entropy"),
+         ("images", "coreset")]
+
+
+def test_sharded_scoring_returns_what_one_process_returns(tmp_path):
+    spawn(score_everywhere, 2, tmp_path, CASES)
+    for case, (kind, strategy) in enumerate(CASES):
+        expected = score_toy(kind, strategy, sharded=False)
+        sharded = torch.load(tmp_path / f"scores-{case}.pt", weights_only=False)
+        assert sorted(sharded) == sorted(expected), kind
+        for key, value in expected.items():
+            # the same samples in the same order; the values up to float rounding only (the
+            # shards' batches are cut elsewhere)
+            np.testing.assert_allclose(np.asarray(sharded[key]), np.asarray(value), rtol=1e-5,
+                                       atol=1e-7, err_msg=f"{kind} {strategy} {key}")
+        if "unit_ids" in expected:
+            np.testing.assert_array_equal(sharded["unit_ids"], expected["unit_ids"])
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "coreset"])
+def test_every_process_marks_the_same_units_and_rank_0_alone_writes(tmp_path, strategy):
+    spawn(run_everywhere, 2, tmp_path, strategy, 2)
+    marks = [json.loads((tmp_path / f"marks-{rank}.json").read_text()) for rank in (0, 1)]
+    rows = [json.loads((tmp_path / f"rows-{rank}.json").read_text()) for rank in (0, 1)]
+    # rank 0 draws the initial set and the others take its state; every selection is marked
+    # on every process
+    assert marks[0][1:] == marks[1] and rows[0] == rows[1]
+    assert [cycle for cycle, _ in marks[0]] == [0, 1, 2]          # initial set, two selections
+    assert [len(units) for _, units in marks[0]] == [20, 8, 8]
+    run = tmp_path / "run"
+    saved = np.load(run / "pool.npz")["labeled_at"]
+    for cycle, units in marks[0]:
+        assert set(np.flatnonzero(saved == cycle)) == set(units)
+    written = sorted(str(path.relative_to(run)) for path in run.rglob("*") if path.is_file())
+    assert written == ["args.json", "learning_curve.png", "metrics.csv", "pool.npz",
+                       "priorities/cycle_00.csv", "priorities/cycle_01.csv"]
+    # every file is written by renaming a temporary file into place: rank 1 renamed none
+    replaced = [json.loads((tmp_path / f"replaced-{rank}.json").read_text()) for rank in (0, 1)]
+    assert replaced[1] == [] and "pool.npz" in {Path(name).name for name in replaced[0]}
+
+
+def _train(output: Path, cycles: int, processes: int) -> Path:
+    args = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16",
+            "--initial-size", "40", "--images-per-cycle", "10", "--subset", "60", "--strategy",
+            "random", "--no-progress", "--threads", "1", "--cycles", str(cycles),
+            "--output-dir", str(output)]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+              "--standalone"] if processes > 1 else [sys.executable]
+    result = subprocess.run([*launch, "-m", "classification.train", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output / "classification" / "digits" / "random" / "seed0"
+
+
+def test_a_torchrun_run_equals_one_process_and_resumes_with_one(tmp_path):
+    two = _train(tmp_path / "two", cycles=2, processes=2)
+    one = _train(tmp_path / "one", cycles=2, processes=1)
+    # random selection does not depend on the model: the protocol makes the runs comparable
+    np.testing.assert_array_equal(np.load(two / "pool.npz")["labeled_at"],
+                                  np.load(one / "pool.npz")["labeled_at"])
+    resumed = _train(tmp_path / "two", cycles=3, processes=1)
+    lines = (resumed / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("cycle,")
+    assert sorted(path.name for path in (resumed / "priorities").iterdir()) == \
+        ["cycle_00.csv", "cycle_01.csv", "cycle_02.csv"]
