@@ -42,6 +42,18 @@ VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "
 TAP_NAMES = ("conv4_3", "fc7", "conv8_2", "conv9_2", "conv10_2", "conv11_2")
 TAP_CHANNELS = (512, 1024, 512, 256, 256, 256)
 TAP_STRIDES = (8, 16, 32, 64, 100, 300)
+ASPECT_RATIOS = ([2], [2, 3], [2, 3], [2, 3], [2], [2])
+# Default-box scales, a fraction of the 300-pixel input per source map (the seventh is the last
+# map's s'_k partner). "voc": ssd.pytorch's VOC configuration (data/config.py `voc`, also the
+# original project's object_detection/pascal_voc_ssd/data/config.py): min sizes 30, 60, 111,
+# 162, 213, 264 and max sizes 60 ... 315 pixels; each max size is the next map's min size, so
+# the seven values below are exactly those sizes / 300. "coco": torchvision's ssd300_vgg16
+# (COCO: 0.07 ... 1.05, a 21-pixel conv4_3 box), what SSD300_VGG16_Weights.COCO_V1 was trained
+# with.
+ANCHOR_SCALES = {
+    "voc": tuple(size / INPUT_SIZE for size in (30, 60, 111, 162, 213, 264, 315)),
+    "coco": (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05),
+}
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -200,25 +212,58 @@ class SSD300(nn.Module):
         return self._postprocess(outputs, anchors, [tuple(images.shape[-2:])] * images.shape[0])
 
 
+def default_boxes(anchors: str = "voc") -> nn.Module:
+    """The default-box generator of ``anchors`` ("voc" or "coco", see ``ANCHOR_SCALES``).
+
+    torchvision's ``DefaultBoxGenerator`` lays the boxes out as ssd.pytorch's ``PriorBox``: map
+    by map, locations row by row, at each location (s_k, s_k), (s'_k, s'_k) with
+    s'_k = sqrt(s_k s_{k+1}), then (s_k sqrt(a), s_k / sqrt(a)) and its transpose for each
+    aspect ratio a; centres ((j + 0.5) step / 300, (i + 0.5) step / 300); sizes clipped to
+    [0, 1]. 8,732 boxes on a 300 x 300 input. "voc" also clips the centres to [0, 1] as
+    ``PriorBox`` does (it clamps the whole (cx, cy, w, h)): the last row and column of the
+    10 x 10 map (step 32) have centre 9.5 x 32 / 300 = 1.013 otherwise; torchvision clips only
+    the sizes, and "coco" keeps that (what COCO_V1 was trained with).
+    """
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+
+    if anchors not in ANCHOR_SCALES:
+        raise ValueError(f"anchors must be one of {sorted(ANCHOR_SCALES)}, got {anchors!r}")
+    generator = _prior_boxes_class() if anchors == "voc" else DefaultBoxGenerator
+    return generator([list(ratios) for ratios in ASPECT_RATIOS],
+                     scales=list(ANCHOR_SCALES[anchors]), steps=list(TAP_STRIDES), clip=True)
+
+
+def _prior_boxes_class() -> type:
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+
+    class PriorBoxes(DefaultBoxGenerator):
+        """torchvision's generator with ssd.pytorch's clip: (cx, cy, w, h) all in [0, 1]."""
+
+        def _grid_default_boxes(self, grid_sizes, image_size, dtype=torch.float32):
+            boxes = super()._grid_default_boxes(grid_sizes, image_size, dtype=dtype)  # [A, 4]
+            return boxes.clamp(min=0.0, max=1.0)
+
+    return PriorBoxes
+
+
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
-                batch_norm: bool = False, basenet: str | Path | None = None,
+                batch_norm: bool = False, anchors: str = "voc",
+                basenet: str | Path | None = None,
                 weights: str | Path | None = None) -> SSD300:
     """SSD300-VGG16 for ``num_classes`` classes (background included), randomly initialised,
     then the backbone from ``basenet`` and / or everything from ``weights`` (local files).
 
-    ``batch_norm`` (VGG-16-BN) and ``width < 1`` build the extractor here; otherwise it is
-    torchvision's ``ssd300_vgg16``."""
-    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    ``anchors``: the default boxes, "voc" (ssd.pytorch's VOC configuration, the default) or
+    "coco" (torchvision's ``ssd300_vgg16``). ``batch_norm`` (VGG-16-BN) and ``width < 1`` build
+    the extractor here; otherwise it is torchvision's ``ssd300_vgg16``."""
     from torchvision.models.detection.ssd import SSD, ssd300_vgg16
 
+    generator = default_boxes(anchors)
     if width == 1.0 and not batch_norm:
         ssd = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes)
+        ssd.anchor_generator = generator   # same boxes per location (4, 6, 6, 6, 4, 4)
     else:
-        # the same anchors as ssd300_vgg16 (torchvision's values, from the SSD paper)
-        anchors = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
-                                      scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
-                                      steps=list(TAP_STRIDES))
-        ssd = SSD(NarrowVGGExtractor(width, batch_norm), anchors, (INPUT_SIZE, INPUT_SIZE),
+        ssd = SSD(NarrowVGGExtractor(width, batch_norm), generator, (INPUT_SIZE, INPUT_SIZE),
                   num_classes, image_mean=list(IMAGE_MEAN), image_std=list(IMAGE_STD))
     model = SSD300(ssd, dropout=dropout)
     if basenet:

@@ -43,7 +43,8 @@ class DetectionTask(BaseTaskAdapter):
         test_samples: the annotated evaluation images.
         class_names: the K object classes (labels 1..K; 0 is background).
         width: backbone channel multiplier (1 = VGG-16). batch_norm: VGG-16-BN. channels_last:
-            NHWC convolutions (faster on CPU for narrow models).
+            NHWC convolutions (faster on CPU for narrow models). anchors: the default boxes,
+            "voc" (ssd.pytorch's VOC configuration) or "coco" (torchvision's).
         dropout: p of the dropout before the head (0: none; MC strategies need > 0).
         lr, momentum, weight_decay, milestones, gamma: SGD and its step schedule.
         basenet, weights: local weight files (VGG-16 backbone; a whole detector).
@@ -56,7 +57,8 @@ class DetectionTask(BaseTaskAdapter):
 
     def __init__(self, samples: Sequence[VOCSample], test_samples: Sequence[VOCSample], *,
                  class_names: Sequence[str], width: float = 1.0, dropout: float = 0.0,
-                 batch_norm: bool = False, channels_last: bool = False, lr: float = 1e-3,
+                 batch_norm: bool = False, channels_last: bool = False, anchors: str = "voc",
+                 lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 5e-4,
                  milestones: Sequence[int] = (240,), gamma: float = 0.1, basenet: str | None = None,
                  weights: str | None = None, max_grad_norm: float | None = None,
@@ -65,7 +67,7 @@ class DetectionTask(BaseTaskAdapter):
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names) + 1
         self.width, self.dropout, self.channels_last = width, dropout, channels_last
-        self.batch_norm = batch_norm
+        self.batch_norm, self.anchors = batch_norm, anchors
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.basenet, self.weights, self.progress = basenet, weights, progress
@@ -110,7 +112,8 @@ class DetectionTask(BaseTaskAdapter):
 
     def build_model(self) -> nn.Module:
         model = build_model(self.num_classes, width=self.width, dropout=self.dropout,
-                            batch_norm=self.batch_norm, basenet=self.basenet, weights=self.weights)
+                            batch_norm=self.batch_norm, anchors=self.anchors,
+                            basenet=self.basenet, weights=self.weights)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model

@@ -62,6 +62,11 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--width", type=float, default=1.0,
                        help="backbone channel multiplier (1 = VGG-16)")
     model.add_bool("--batch-norm", help="VGG-16-BN: BatchNorm after every VGG convolution")
+    model.add_argument("--anchors", choices=("voc", "coco"), default="voc",
+                       help="default boxes: 'voc' is ssd.pytorch's VOC configuration (min sizes "
+                            "30 ... 264, max 60 ... 315 pixels); 'coco' is torchvision's "
+                            "ssd300_vgg16 (scales 0.07 ... 1.05), what SSD300_VGG16_Weights."
+                            "COCO_V1 was trained with")
     model.add_bool("--channels-last",
                    help="NHWC convolutions (much faster on CPU for narrow models)")
     model.add_argument("--milestones", nargs="+", default=[240], metavar="EPOCH",
@@ -117,7 +122,7 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     task = DetectionTask(samples, test_samples, class_names=names, width=args.width,
                          dropout=args.dropout, batch_norm=args.batch_norm,
-                         channels_last=args.channels_last, lr=args.lr, momentum=args.momentum,
+                         channels_last=args.channels_last, anchors=args.anchors, lr=args.lr, momentum=args.momentum,
                          weight_decay=args.weight_decay, milestones=args.milestones,
                          gamma=args.gamma, basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
