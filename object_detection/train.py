@@ -122,7 +122,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     task = DetectionTask(samples, test_samples, class_names=names, width=args.width,
                          dropout=args.dropout, batch_norm=args.batch_norm,
-                         channels_last=args.channels_last, anchors=args.anchors, lr=args.lr, momentum=args.momentum,
+                         channels_last=args.channels_last, anchors=args.anchors, lr=args.lr,
+                         momentum=args.momentum,
                          weight_decay=args.weight_decay, milestones=args.milestones,
                          gamma=args.gamma, basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
