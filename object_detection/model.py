@@ -158,12 +158,14 @@ class SSD300(nn.Module):
         self.anchor_generator = ssd.anchor_generator
         self.box_coder, self.proposal_matcher = ssd.box_coder, ssd.proposal_matcher
         self.neg_to_pos_ratio = ssd.neg_to_pos_ratio
-        self._postprocess = ssd.postprocess_detections   # uses ssd's score / NMS / top-k settings
+        self._torchvision = [ssd]     # a list: not a submodule (tests compare its loss with ours)
         self.num_classes = ssd.head.classification_head.num_columns
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
         self._anchors: dict[tuple, torch.Tensor] = {}
+        # ssd.pytorch's evaluation settings (see ``postprocess``)
+        self.score_thresh, self.nms_thresh, self.top_k = 0.01, 0.45, 200
 
     @property
     def scorer(self) -> nn.Module:
@@ -207,9 +209,41 @@ class SSD300(nn.Module):
     @torch.inference_mode()
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Per image: boxes [K, 4] (input pixels), scores [K], labels [K] (1..C-1), after NMS."""
-        outputs = self.forward(images)
-        anchors = [outputs["anchors"]] * images.shape[0]
-        return self._postprocess(outputs, anchors, [tuple(images.shape[-2:])] * images.shape[0])
+        return self.postprocess(self.forward(images))
+
+    def postprocess(self, outputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Head outputs -> per image, the detections best first: ``boxes`` [K, 4] (input pixels,
+        clipped to the input), ``scores`` [K], ``labels`` [K] (1..C-1) and ``anchor`` [K] (the
+        default box each came from, an index into the A boxes).
+
+        ssd.pytorch's test-time ``Detect`` (``Detect(num_classes, 0, 200, 0.01, 0.45)`` in
+        ssd.py, the original project's too): per class, the boxes scoring above
+        ``score_thresh`` (0.01), the ``top_k`` (200) best of them, NMS at IoU ``nms_thresh``
+        (0.45); up to 200 per class and no cap per image (torchvision's SSD keeps 400
+        candidates per class and 200 per image).
+        """
+        from torchvision.ops import batched_nms, clip_boxes_to_image
+
+        probabilities = torch.softmax(outputs["cls_logits"].float(), dim=-1)      # [B, A, C]
+        anchors = outputs["anchors"]
+        results = []
+        for regression, scores in zip(outputs["bbox_regression"], probabilities, strict=True):
+            boxes = self.box_coder.decode_single(regression.float(), anchors.float())   # [A, 4]
+            boxes = clip_boxes_to_image(boxes, (INPUT_SIZE, INPUT_SIZE))
+            foreground = scores[:, 1:]                                          # [A, C - 1]
+            anchor, label = torch.nonzero(foreground > self.score_thresh, as_tuple=True)
+            score = foreground[anchor, label]
+            keep = torch.cat([  # the top_k best of each class (stable order among equal scores)
+                index[score[index].argsort(descending=True, stable=True)[:self.top_k]]
+                for index in (torch.nonzero(label == c, as_tuple=True)[0]
+                              for c in label.unique())
+            ]) if len(label) else label
+            anchor, label, score = anchor[keep], label[keep], score[keep]
+            keep = batched_nms(boxes[anchor], score, label, self.nms_thresh)  # score-descending
+            anchor, label, score = anchor[keep], label[keep], score[keep]
+            results.append({"boxes": boxes[anchor], "scores": score, "labels": label + 1,
+                            "anchor": anchor})
+        return results
 
 
 def default_boxes(anchors: str = "voc") -> nn.Module:

@@ -114,7 +114,9 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         warnings.simplefilter("always")
         samples = read_split(args.dataset_root, parse_image_sets(args.train_sets), names,
                              optional_years=args.train_sets == DEFAULT_TRAIN_SETS)
-        test_samples = read_split(args.dataset_root, parse_image_sets(args.test_set), names)
+        # every test image, as voc_eval: false positives on images without objects count
+        test_samples = read_split(args.dataset_root, parse_image_sets(args.test_set), names,
+                                  keep_empty=True)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     n_labeled = len(samples)
