@@ -197,8 +197,8 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
                               f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})",
                               UserWarning, stacklevel=2)
     if not samples:
-        raise DataError(f"no {'' if keep_empty else 'annotated '}image in {', '.join(f'{y}:{n}' for y, n in image_sets)} "
-                        f"under {root}")
+        sets = ", ".join(f"{y}:{n}" for y, n in image_sets)
+        raise DataError(f"no {'' if keep_empty else 'annotated '}image in {sets} under {root}")
     names = [sample.name for sample in samples]
     if len(set(names)) != len(names):  # VOC2007 and VOC2012 ids never collide; a custom set might
         for sample in samples:
