@@ -20,7 +20,9 @@ checkpoint with the same number of classes loads as it is.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +41,9 @@ INPUT_SIZE = 300
 IMAGE_MEAN = (0.48235, 0.45882, 0.40784)
 IMAGE_STD = (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0)
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512)
+# What detection uncertainty scores: the detector's output boxes (after the score threshold and
+# NMS) or every default box.
+SCORED_BOXES = ("detections", "anchors")
 TAP_NAMES = ("conv4_3", "fc7", "conv8_2", "conv9_2", "conv10_2", "conv11_2")
 TAP_CHANNELS = (512, 1024, 512, 256, 256, 256)
 TAP_STRIDES = (8, 16, 32, 64, 100, 300)
@@ -114,34 +119,60 @@ class NarrowVGGExtractor(nn.Module):
 
 
 class _Scorer(nn.Module):
-    """images [B, 3, 300, 300] (0..1) -> class logits [B, A, C]; dropout between backbone and head.
+    """What MC dropout samples; dropout between backbone and head.
+
+    ``boxes="anchors"``: images [B, 3, 300, 300] (0..1) -> class logits [B, A, C] of every
+    default box. ``boxes="detections"``: -> ``{"detection_logits": [B, D, C], "counts": [B]}``,
+    the class logits of the detector's output boxes (``detection_slots``): which default boxes
+    these are is decided once, by the deterministic (dropout-free) detector, so that each pass
+    scores the same boxes.
 
     Written so torch.fx can trace it (``MCDropoutSampler``): the trunk holds no dropout and stays
     one opaque call, run once per batch; dropout and the classification head run T times.
     """
 
-    def __init__(self, detector: SSD300) -> None:
+    def __init__(self, detector: SSD300, boxes: str = "anchors") -> None:
         super().__init__()
-        self.trunk = _Trunk(detector)
+        if boxes not in SCORED_BOXES:
+            raise ValueError(f"boxes must be one of {SCORED_BOXES}, got {boxes!r}")
+        self.with_detections = boxes == "detections"
+        self.trunk = _Trunk(detector, self.with_detections)
         self.dropout = detector.dropout
         self.head = detector.head.classification_head
         self.levels = len(self.head.module_list)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        sources = self.trunk(images)
-        return self.head([self.dropout(sources[level]) for level in range(self.levels)])
+    def forward(self, images: torch.Tensor) -> Any:
+        trunk = self.trunk(images)
+        sources = trunk[0]
+        logits = self.head([self.dropout(sources[level]) for level in range(self.levels)])
+        if not self.with_detections:
+            return logits
+        return {"detection_logits": fill_slots(logits, trunk[1], trunk[2], trunk[3]),
+                "counts": trunk[4]}
 
 
 class _Trunk(nn.Module):
-    """The deterministic part: images -> the six normalised source maps (no dropout inside)."""
+    """The deterministic part: images -> the six normalised source maps (no dropout inside),
+    and with ``with_detections`` the detection slots of the dropout-free detector
+    (``detection_slots``: index, filled, empty, counts)."""
 
-    def __init__(self, detector: SSD300) -> None:
+    def __init__(self, detector: SSD300, with_detections: bool = False) -> None:
         super().__init__()
         self.detector = [detector]  # a list: not a submodule (no second copy in state dicts)
         self.backbone = detector.backbone
+        self.with_detections = with_detections
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.detector[0].sources(images)[0]
+    def forward(self, images: torch.Tensor) -> tuple:
+        detector = self.detector[0]
+        sources = detector.sources(images)[0]
+        if not self.with_detections:
+            return (sources,)
+        outputs = detector.head(sources)
+        outputs["anchors"] = detector.anchors(images, sources)
+        found = detector.postprocess(outputs)
+        return (sources, *detection_slots([d["anchor"] for d in found],
+                                          outputs["cls_logits"].shape[-1],
+                                          outputs["cls_logits"].dtype))
 
 
 class SSD300(nn.Module):
@@ -164,13 +195,18 @@ class SSD300(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
         self._anchors: dict[tuple, torch.Tensor] = {}
-        # ssd.pytorch's evaluation settings (see ``postprocess``)
-        self.score_thresh, self.nms_thresh, self.top_k = 0.01, 0.45, 200
+        # ssd.pytorch's evaluation settings (see ``detections``)
+        self.score_thresh, self.nms_thresh, self.top_k = SCORE_THRESH, NMS_THRESH, TOP_K
 
     @property
     def scorer(self) -> nn.Module:
         """images -> class logits [B, A, C]: the module MC dropout samples (shares our weights)."""
         return _Scorer(self)
+
+    def scorer_for(self, boxes: str) -> nn.Module:
+        """The module MC dropout samples, over ``boxes`` ("anchors" or "detections", see
+        ``_Scorer``); it shares our weights."""
+        return _Scorer(self, boxes)
 
     def sources(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """images [B, 3, 300, 300] in 0..1 -> (six source maps for the head, six loss taps).
@@ -212,38 +248,87 @@ class SSD300(nn.Module):
         return self.postprocess(self.forward(images))
 
     def postprocess(self, outputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        """Head outputs -> per image, the detections best first: ``boxes`` [K, 4] (input pixels,
-        clipped to the input), ``scores`` [K], ``labels`` [K] (1..C-1) and ``anchor`` [K] (the
-        default box each came from, an index into the A boxes).
+        """Head outputs -> per image, the detections best first (see :func:`detections`)."""
+        return detections(outputs, score_thresh=self.score_thresh, nms_thresh=self.nms_thresh,
+                          top_k=self.top_k)
 
-        ssd.pytorch's test-time ``Detect`` (``Detect(num_classes, 0, 200, 0.01, 0.45)`` in
-        ssd.py, the original project's too): per class, the boxes scoring above
-        ``score_thresh`` (0.01), the ``top_k`` (200) best of them, NMS at IoU ``nms_thresh``
-        (0.45); up to 200 per class and no cap per image (torchvision's SSD keeps 400
-        candidates per class and 200 per image).
-        """
-        from torchvision.ops import batched_nms, clip_boxes_to_image
 
-        probabilities = torch.softmax(outputs["cls_logits"].float(), dim=-1)      # [B, A, C]
-        anchors = outputs["anchors"]
-        results = []
-        for regression, scores in zip(outputs["bbox_regression"], probabilities, strict=True):
-            boxes = self.box_coder.decode_single(regression.float(), anchors.float())   # [A, 4]
-            boxes = clip_boxes_to_image(boxes, (INPUT_SIZE, INPUT_SIZE))
-            foreground = scores[:, 1:]                                          # [A, C - 1]
-            anchor, label = torch.nonzero(foreground > self.score_thresh, as_tuple=True)
-            score = foreground[anchor, label]
-            keep = torch.cat([  # the top_k best of each class (stable order among equal scores)
-                index[score[index].argsort(descending=True, stable=True)[:self.top_k]]
-                for index in (torch.nonzero(label == c, as_tuple=True)[0]
-                              for c in label.unique())
-            ]) if len(label) else label
+# ssd.pytorch's test-time settings: Detect(num_classes, 0, 200, 0.01, 0.45) in ssd.py (the
+# original project's too): score above 0.01, the 200 best per class, NMS at IoU 0.45.
+SCORE_THRESH, NMS_THRESH, TOP_K = 0.01, 0.45, 200
+# SSD's box coder: ssd.pytorch's variances (0.1, 0.2) as torchvision's weights (10, 10, 5, 5).
+BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+# The class logits of an empty detection slot: background 0, every class -1e4, so its softmax
+# is exactly (1, 0, ..., 0) and every uncertainty score of it (entropy, margin, MC variance,
+# BALD, ...) is exactly 0.
+EMPTY_SLOT_LOGIT = -1e4
+
+
+def detections(outputs: dict[str, torch.Tensor], *, score_thresh: float = SCORE_THRESH,
+               nms_thresh: float = NMS_THRESH, top_k: int = TOP_K
+               ) -> list[dict[str, torch.Tensor]]:
+    """Head outputs (``cls_logits`` [B, A, C], ``bbox_regression`` [B, A, 4], ``anchors``
+    [A, 4]) -> per image, the detections best first: ``boxes`` [K, 4] (input pixels, clipped
+    to the input), ``scores`` [K], ``labels`` [K] (1..C-1) and ``anchor`` [K] (the default box
+    each came from, an index into the A boxes).
+
+    ssd.pytorch's test-time ``Detect``: per class, the boxes scoring above ``score_thresh``,
+    the ``top_k`` best of them, NMS at IoU ``nms_thresh``; up to ``top_k`` per class and no cap
+    per image (torchvision's SSD keeps 400 candidates per class and 200 per image).
+    """
+    from torchvision.models.detection._utils import BoxCoder
+    from torchvision.ops import batched_nms, clip_boxes_to_image
+
+    coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
+    probabilities = torch.softmax(outputs["cls_logits"].float(), dim=-1)          # [B, A, C]
+    anchors = outputs["anchors"].float()
+    results = []
+    for regression, scores in zip(outputs["bbox_regression"], probabilities, strict=True):
+        boxes = clip_boxes_to_image(coder.decode_single(regression.float(), anchors),
+                                    (INPUT_SIZE, INPUT_SIZE))                      # [A, 4]
+        foreground = scores[:, 1:]                                                # [A, C - 1]
+        anchor, label = torch.nonzero(foreground > score_thresh, as_tuple=True)
+        score = foreground[anchor, label]
+        if len(label):  # the top_k best of each class (stable order among equal scores)
+            keep = torch.cat([index[score[index].argsort(descending=True, stable=True)[:top_k]]
+                              for index in (torch.nonzero(label == c, as_tuple=True)[0]
+                                            for c in label.unique())])
             anchor, label, score = anchor[keep], label[keep], score[keep]
-            keep = batched_nms(boxes[anchor], score, label, self.nms_thresh)  # score-descending
-            anchor, label, score = anchor[keep], label[keep], score[keep]
-            results.append({"boxes": boxes[anchor], "scores": score, "labels": label + 1,
-                            "anchor": anchor})
-        return results
+        keep = batched_nms(boxes[anchor], score, label, nms_thresh)       # score-descending
+        anchor, label, score = anchor[keep], label[keep], score[keep]
+        results.append({"boxes": boxes[anchor], "scores": score, "labels": label + 1,
+                        "anchor": anchor})
+    return results
+
+
+def detection_slots(anchor_lists: Sequence[torch.Tensor], num_classes: int,
+                    dtype: torch.dtype = torch.float32
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's detections as D = max(1, most detections of an image) slots per image.
+
+    ``anchor_lists``: per image, the default box of each detection [K_b] (best first). Returns
+    ``index`` [B, D] (the default box of each slot; 0 in empty slots), ``filled`` [B, D] bool,
+    ``empty`` [B, D, C] (the logits of an empty slot, ``EMPTY_SLOT_LOGIT``) and ``counts``
+    [B] (K_b). :func:`fill_slots` then picks the slots' class logits out of a head's.
+    """
+    device = anchor_lists[0].device if len(anchor_lists) else torch.device("cpu")
+    counts = torch.tensor([len(a) for a in anchor_lists], dtype=torch.int64, device=device)
+    slots = max(1, int(counts.max()) if len(counts) else 1)
+    index = torch.zeros(len(anchor_lists), slots, dtype=torch.int64, device=device)
+    for row, anchors in enumerate(anchor_lists):
+        index[row, :len(anchors)] = anchors
+    filled = torch.arange(slots, device=device)[None] < counts[:, None]
+    empty = torch.full((len(anchor_lists), slots, num_classes), EMPTY_SLOT_LOGIT, dtype=dtype,
+                       device=device)
+    empty[..., 0] = 0.0
+    return index, filled, empty, counts
+
+
+def fill_slots(cls_logits: torch.Tensor, index: torch.Tensor, filled: torch.Tensor,
+               empty: torch.Tensor) -> torch.Tensor:
+    """Class logits [B, A, C] -> the detection slots' [B, D, C] (``detection_slots``)."""
+    picked = cls_logits.gather(1, index.unsqueeze(-1).expand(-1, -1, cls_logits.shape[-1]))
+    return torch.where(filled.unsqueeze(-1), picked, empty.to(picked.dtype))
 
 
 def default_boxes(anchors: str = "voc") -> nn.Module:

@@ -5,7 +5,8 @@
     python -m object_detection.train --preset synthetic-cpu --strategy entropy
 
 Strategies (unit = image): random, loss_prediction, entropy / least_confidence / margin / ratio
-(per default box, reduced over the 8,732 boxes by --reduction, max here), mc_entropy /
+(per output box, pooled per image by --unit-reduction, max by default; --uncertainty-boxes
+anchors: per default box, reduced over the 8,732 boxes by --reduction), mc_entropy /
 mc_variance / bald (with --dropout before the head), coreset, discriminative (pooled fc7).
 Defaults are the original's VOC protocol: the pool is VOC2007 + VOC2012 trainval, the test set
 VOC2007 test; 10 cycles of 1,000 images, 1,000 initial, subsets of 10,000; batch 32, SGD lr 1e-3
@@ -23,9 +24,10 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     __package__ = "object_detection"
 
 from active_learning import cli
+from active_learning.loop.units import UNIT_REDUCTIONS, SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
-from .task import DetectionTask
+from .task import DetectionTask, DetectionUnits
 from .voc import VOC_CLASSES, find_unlabeled, parse_image_sets, read_class_names, read_split
 
 REFERENCE = dict(cycles=10, initial_size=1000, images_per_cycle=1000, epochs=300, batch_size=32,
@@ -78,6 +80,17 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_bool("--cuda", default=None, recorded=False,
                    help="original flag: --cuda=True runs on the GPU, --cuda=False on the CPU "
                         "(default: --device)")
+    scoring = arguments.group("uncertainty")
+    scoring.add_argument("--uncertainty-boxes", choices=("detections", "anchors"),
+                         default="detections",
+                         help="what entropy, margin, MC-dropout ... score: 'detections', the "
+                              "detector's output boxes (score > 0.01, NMS 0.45, as the "
+                              "evaluation), pooled per image by --unit-reduction (an image "
+                              "without a detection scores 0); 'anchors', all 8,732 default "
+                              "boxes, reduced by --reduction")
+    scoring.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
+                         help="an image's score from its detections' scores (with "
+                              "--uncertainty-boxes detections)")
     out = arguments.group("output")
     out.add_argument("--save_folder", "--save-folder", dest="output_dir", default=argparse.SUPPRESS,
                      recorded=False, help="original flag: the same as --output-dir")
@@ -127,7 +140,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                          channels_last=args.channels_last, anchors=args.anchors, lr=args.lr,
                          momentum=args.momentum,
                          weight_decay=args.weight_decay, milestones=args.milestones,
-                         gamma=args.gamma, basenet=args.weights_backbone, weights=args.weights,
+                         gamma=args.gamma, scored_boxes=args.uncertainty_boxes,
+                         basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
@@ -142,7 +156,9 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
 COMMAND = cli.TaskCommand(
     name="object_detection", description=__doc__.split("\n\n")[0], output_kind=BOX_DISTRIBUTIONS,
     add_arguments=add_arguments, build=build, check=check, reference=REFERENCE, presets=PRESETS,
-    dropout=0.0, mc_dropout=0.1, backbone_aliases=("--basenet",),
+    unit_classes=(SelectionUnits, DetectionUnits), dropout=0.0, mc_dropout=0.1,
+    backbone_aliases=("--basenet",),
+    loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again")
 
 
