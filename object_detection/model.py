@@ -20,6 +20,8 @@ checkpoint with the same number of classes loads as it is.
 """
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from active_learning.errors import WeightsError
-from active_learning.files.weights import (
-    format_keys,
-    load_state_dict_checked,
-    load_weights_file,
-    read_state_dict,
-)
+from active_learning.files.pretrained import PublishedCheckpoint, describe_spec, load_named_state
+from active_learning.files.weights import format_keys, load_state_dict_checked
 
 INPUT_SIZE = 300
 # torchvision's SSD300 input normalisation: 0..1 RGB -> 0..255 minus the VGG mean.
@@ -370,7 +368,8 @@ def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
                 basenet: str | Path | None = None,
                 weights: str | Path | None = None) -> SSD300:
     """SSD300-VGG16 for ``num_classes`` classes (background included), randomly initialised,
-    then the backbone from ``basenet`` and / or everything from ``weights`` (local files).
+    then the backbone from ``basenet`` (:func:`load_basenet`) and / or everything from
+    ``weights`` (:func:`load_weights`): files or the names ``load_named_state`` reads.
 
     ``anchors``: the default boxes, "voc" (ssd.pytorch's VOC configuration, the default) or
     "coco" (torchvision's ``ssd300_vgg16``). ``batch_norm`` (VGG-16-BN) and ``width < 1`` build
@@ -388,7 +387,7 @@ def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.0,
     if basenet:
         load_basenet(model, basenet)
     if weights:
-        load_weights(model, weights)
+        load_weights(model, weights, anchors)
     return model
 
 
@@ -399,14 +398,34 @@ def feature_info(width: float = 1.0) -> list[dict]:
             for name, c, s in zip(TAP_NAMES, channels, TAP_STRIDES, strict=True)]
 
 
+# ssd.pytorch's backbone start: its README's "download the fc-reduced VGG-16 PyTorch base network
+# weights" (the original project loads it from weights/ by default, `--basenet`).
+VGG16_REDUCEDFC = PublishedCheckpoint(
+    filename="vgg16_reducedfc.pth",
+    url="https://s3.amazonaws.com/amdegroot-models/vgg16_reducedfc.pth",
+    source="amdegroot/ssd.pytorch")
+PUBLISHED = (VGG16_REDUCEDFC,)
+# The torchvision VGG-16 weights that fit SSD's input (0..255 minus the mean, the weights of
+# ssd.pytorch ported by torchvision): every other VGG16 / VGG16_BN weights name expects
+# mean/std-normalised inputs.
+TORCHVISION_SSD_VGG = "VGG16_Weights.IMAGENET1K_FEATURES"
+# torchvision's whole detector, trained on COCO (91 classes) with the "coco" default boxes.
+TORCHVISION_COCO_SSD = "SSD300_VGG16_Weights.COCO_V1"
+CLASS_HEAD = "head.classification_head."
+
+log = logging.getLogger(__name__)
+
+
 def _vgg_key(key: str) -> str | None:
     """A VGG-16 key -> our backbone's key, or None for layers SSD does not have.
 
     Accepts ssd.pytorch's reduced-fc file (``0.weight`` .. ``28.weight`` the VGG convolutions,
-    ``31.*`` fc6 and ``33.*`` fc7 as dilated convolutions) and torchvision's ``vgg16`` state
-    dict (``features.N.*``; its fully connected classifier has no convolutional counterpart).
+    ``31.*`` fc6 and ``33.*`` fc7 as dilated convolutions; ``vgg.N.*`` in a whole ssd.pytorch
+    detector) and torchvision's ``vgg16`` state dict (``features.N.*``; its fully connected
+    classifier has no convolutional counterpart, and in IMAGENET1K_FEATURES no values).
     """
-    layer, _, parameter = key.removeprefix("features.").partition(".")
+    torchvision = key.startswith("features.")
+    layer, _, parameter = key.removeprefix("features.").removeprefix("vgg.").partition(".")
     if not layer.isdigit() or parameter not in ("weight", "bias"):
         return None
     index = int(layer)
@@ -414,45 +433,117 @@ def _vgg_key(key: str) -> str | None:
         return f"backbone.features.{index}.{parameter}"
     if index < 30:
         return f"backbone.extra.0.{index - 23}.{parameter}"
-    if key.startswith("features."):
+    if torchvision:
         return None
     return {31: f"backbone.extra.0.7.1.{parameter}",
             33: f"backbone.extra.0.7.3.{parameter}"}.get(index)
 
 
-def load_basenet(model: SSD300, path: str | Path) -> list[str]:
-    """Load backbone weights (``--basenet``); returns the loaded keys.
+def ssd_pytorch_key(key: str) -> str | None:
+    """A whole ssd.pytorch SSD300's key -> ours (``ssd.py``: ``vgg.N``, ``L2Norm.weight``,
+    ``extras.0`` .. ``extras.7`` (conv8_1, conv8_2, ..., conv11_2), ``loc.k`` / ``conf.k`` the
+    heads of the six sources); None for a key it does not have. Its heads lay each location's
+    boxes and coordinates out as torchvision's (box-major, then the 4 offsets / C classes)."""
+    if key == "L2Norm.weight":
+        return "backbone.scale_weight"
+    head, _, rest = key.partition(".")
+    layer, _, parameter = rest.partition(".")
+    if head == "vgg":
+        return _vgg_key(key)
+    if not layer.isdigit() or parameter not in ("weight", "bias"):
+        return None
+    index = int(layer)
+    if head == "extras" and index < 8:          # block k + 1 of ours: 1x1 reduce (0), 3x3 (2)
+        return f"backbone.extra.{index // 2 + 1}.{2 * (index % 2)}.{parameter}"
+    if head in ("loc", "conf") and index < 6:
+        kind = "regression" if head == "loc" else "classification"
+        return f"head.{kind}_head.module_list.{index}.{parameter}"
+    return None
 
-    Three formats: ssd.pytorch's ``vgg16_reducedfc.pth``, torchvision's ``vgg16`` state dict (see
-    :func:`_vgg_key`; plain VGG-16, no BatchNorm), or a backbone saved under this model's own key
-    names (``backbone.*``). Every tensor must match the model's shape (a ``--width`` model cannot
-    take full VGG); a missing or unreadable file raises ``WeightsError``.
+
+def _refuse_normalised_vgg(spec: str, flag: str) -> None:
+    """One WeightsError for torchvision VGG-16 weights that expect normalised inputs."""
+    name = str(spec)
+    if name.startswith(("VGG16_Weights.", "VGG16_BN_Weights.")) and name != TORCHVISION_SSD_VGG:
+        raise WeightsError(
+            f"{flag} {name}: these weights expect mean/std-normalised inputs, about 57x smaller "
+            f"than SSD's 0-255 ones (the first convolution cannot absorb the difference exactly "
+            f"at the image border); use {TORCHVISION_SSD_VGG} or {VGG16_REDUCEDFC.filename} "
+            "(ssd.pytorch's), or --from-scratch")
+
+
+def load_basenet(model: SSD300, spec: str | Path) -> list[str]:
+    """Load backbone weights (``--basenet`` / ``--weights-backbone``); returns the loaded keys.
+
+    ``spec`` is anything ``load_named_state`` reads: ssd.pytorch's ``vgg16_reducedfc.pth`` (its
+    published name, from torch.hub's cache; VGG-16 with fc6 / fc7 as convolutions), the
+    torchvision name ``VGG16_Weights.IMAGENET1K_FEATURES`` (the same network's convolutions
+    ported by torchvision; fc6 / fc7 stay random, as in torchvision's ``ssd300_vgg16``), or a
+    local file: one of those, a whole ssd.pytorch detector (``vgg.N``: its VGG part), or a
+    backbone under this model's own key names (``backbone.*``). Other torchvision VGG weights
+    expect normalised inputs and are refused. Every tensor must match the model's shape (a
+    ``--width`` model cannot take full VGG); a missing file or layer raises ``WeightsError``.
     """
     flag = "--weights-backbone"
     hint = "full-width VGG-16 weights need --width 1; same --batch-norm?"
-    state = read_state_dict(path, flag=flag)
+    _refuse_normalised_vgg(str(spec), flag)
+    state = load_named_state(str(spec), flag=flag, published=PUBLISHED)
     if any(key.startswith("backbone.") for key in state):
         mapped = {key: value for key, value in state.items() if key.startswith("backbone.")}
     else:
         if any(isinstance(module, nn.BatchNorm2d) for module in model.backbone.modules()):
-            raise WeightsError(f"{flag} file {path} holds plain VGG-16 weights; the model has "
+            raise WeightsError(f"{flag} {spec} holds plain VGG-16 weights; the model has "
                                "BatchNorm (--batch-norm)")
         mapped = {target: value for key, value in state.items()
                   if (target := _vgg_key(key)) is not None}
     if not mapped:
-        raise WeightsError(f"{flag} file {path}: no VGG-16 layer found (expected keys like "
-                           "'0.weight', 'features.0.weight' or 'backbone.features.0.weight')")
+        raise WeightsError(f"{flag} {spec}: no VGG-16 layer found (expected keys like "
+                           "'0.weight', 'vgg.0.weight', 'features.0.weight' or "
+                           "'backbone.features.0.weight')")
     # Every VGG layer of the file must land somewhere: a layer this backbone lacks means another
     # layout (BatchNorm or not), which a partial load would hide.
     own = model.state_dict()
     unknown = [key for key in mapped if key not in own]
     if unknown:
-        raise WeightsError(f"{flag} file {path} has {len(unknown)} layers this backbone lacks: "
+        raise WeightsError(f"{flag} {spec} has {len(unknown)} layers this backbone lacks: "
                            f"{format_keys(unknown)} (same --batch-norm?)")
-    return load_state_dict_checked(model, mapped, path=path, flag=flag, strict=False, hint=hint)
+    loaded = load_state_dict_checked(model, mapped, path=spec, flag=flag, strict=False,
+                                     hint=hint)
+    log.info("%s: %d backbone tensors from %s", flag, len(loaded),
+             describe_spec(str(spec), PUBLISHED))
+    return loaded
 
 
-def load_weights(model: SSD300, path: str | Path) -> None:
-    """Load a whole detector (``--resume``: ours or torchvision's SSD300 with the same classes
-    and width), strictly."""
-    load_weights_file(model, path, flag="--weights", hint="same --width, --batch-norm and classes?")
+def load_weights(model: SSD300, spec: str | Path, anchors: str = "voc") -> list[str]:
+    """Load a whole detector (``--weights``): ours, torchvision's SSD300 (a file, or the name
+    ``SSD300_VGG16_Weights.COCO_V1``) or ssd.pytorch's (``vgg.*``, ``extras.*``, ``loc.*``,
+    ``conf.*``). Returns the keys loaded.
+
+    Everything must fit, except the class head when the classes differ (COCO_V1's 91 against a
+    VOC run's 21): it then stays random, and a warning says so. ``anchors`` is the model's
+    default-box set: COCO_V1 was trained with torchvision's "coco" boxes, and its box regression
+    means less over the "voc" ones (a warning says so).
+    """
+    flag = "--weights"
+    state = load_named_state(str(spec), flag=flag, published=PUBLISHED)
+    if "L2Norm.weight" in state or any(key.startswith("vgg.") for key in state):
+        state = {target: value for key, value in state.items()
+                 if (target := ssd_pytorch_key(key)) is not None}
+    own = model.state_dict()
+    head = [key for key in own if key.startswith(CLASS_HEAD)]
+    bias = state.get(f"{CLASS_HEAD}module_list.0.bias")          # [4 boxes x classes]
+    classes = None if bias is None else bias.shape[0] // 4
+    if classes is not None and classes != model.num_classes and all(k in state for k in head):
+        warnings.warn(f"{flag} {spec}: its class head has {classes} classes, this model "
+                      f"{model.num_classes}: every other layer is loaded, the class head "
+                      "starts random", UserWarning, stacklevel=2)
+        state = {key: value for key, value in state.items() if not key.startswith(CLASS_HEAD)}
+        state.update({key: own[key] for key in head})
+    if str(spec) == TORCHVISION_COCO_SSD and anchors != "coco":
+        warnings.warn(f"{flag} {spec} was trained with torchvision's COCO default boxes; "
+                      "--anchors coco keeps its box regression meaningful", UserWarning,
+                      stacklevel=2)
+    loaded = load_state_dict_checked(model, state, path=spec, flag=flag,
+                                     hint="same --width, --batch-norm and classes?")
+    log.info("%s: the whole detector from %s", flag, describe_spec(str(spec), PUBLISHED))
+    return loaded

@@ -11,7 +11,8 @@ mc_variance / bald (with --dropout before the head), coreset, discriminative (po
 Defaults are the original's VOC protocol: the pool is VOC2007 + VOC2012 trainval, the test set
 VOC2007 test; 10 cycles of 1,000 images, 1,000 initial, subsets of 10,000; batch 32, SGD lr 1e-3
 momentum 0.9 weight decay 5e-4, 300 epochs with x0.1 at 240; lambda 1, the loss module's
-features never detached.
+features never detached; the backbone from ssd.pytorch's vgg16_reducedfc.pth (--basenet; a
+missing file stops the run, --from-scratch trains from random weights).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from active_learning import cli
 from active_learning.loop.units import UNIT_REDUCTIONS, SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
+from .model import PUBLISHED, VGG16_REDUCEDFC
 from .task import DetectionTask, DetectionUnits
 from .voc import VOC_CLASSES, find_unlabeled, parse_image_sets, read_class_names, read_split
 
@@ -37,14 +39,18 @@ REFERENCE = dict(cycles=10, initial_size=1000, images_per_cycle=1000, epochs=300
                  eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=5e-4, lamda=1.0,
                  mc_samples=10, reduction="max", detach_fraction=1.0)
 DEFAULT_TRAIN_SETS = "2007:trainval,2012:trainval"
+# The original's `--basenet` default (ssd.pytorch's reduced-fc VGG-16, from torch.hub's cache;
+# downloaded there when missing and downloads are allowed).
+REFERENCE_BASENET = VGG16_REDUCEDFC.filename
 PRESETS = {
     # Pascal VOC as in the original project (the parser's own defaults).
-    "voc": dict(dataset_root="data/VOCdevkit"),
+    "voc": dict(dataset_root="data/VOCdevkit", weights_backbone=REFERENCE_BASENET),
     # The CPU benchmark on `python -m synthetic --format voc --output data/fmnist_voc` scenes.
     "synthetic-cpu": dict(dataset_root="data/fmnist_voc", train_sets="2007:trainval", width=0.0625,
                           batch_norm=True, channels_last=True, cycles=2, initial_size=300,
                           images_per_cycle=100, subset=500, epochs=20, milestones=[16],
                           batch_size=16, eval_batch_size=32, lr=0.003, clip_grad_norm=10.0,
+                          weights_backbone=None,   # from scratch: 1/16 width takes no VGG
                           # detached from 60% (epoch 12) as in the CPU benchmark's measured runs
                           # (BENCHMARKS.md), which stay comparable with new ones
                           detach_fraction=0.6),
@@ -97,6 +103,8 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     scoring.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                          help="an image's score from its detections' scores (with "
                               "--uncertainty-boxes detections)")
+    # The reference protocol starts from ssd.pytorch's VGG-16, as the original's `--basenet`.
+    arguments.parser.set_defaults(weights_backbone=REFERENCE_BASENET)
     out = arguments.group("output")
     out.add_argument("--save_folder", "--save-folder", dest="output_dir", default=argparse.SUPPRESS,
                      recorded=False, help="original flag: the same as --output-dir")
@@ -163,7 +171,7 @@ COMMAND = cli.TaskCommand(
     name="object_detection", description=__doc__.split("\n\n")[0], output_kind=BOX_DISTRIBUTIONS,
     add_arguments=add_arguments, build=build, check=check, reference=REFERENCE, presets=PRESETS,
     unit_classes=(SelectionUnits, DetectionUnits), dropout=0.0, mc_dropout=0.1,
-    backbone_aliases=("--basenet",),
+    backbone_aliases=("--basenet",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again")
 
