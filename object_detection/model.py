@@ -220,13 +220,17 @@ class SSD300(nn.Module):
         return sources, [conv4_3, *sources[1:]]
 
     def anchors(self, images: torch.Tensor, sources: list[torch.Tensor]) -> torch.Tensor:
-        """The default boxes [A, 4] (x1, y1, x2, y2 in input pixels); the same for every image."""
-        key = (tuple(images.shape[-2:]), images.device, images.dtype)
+        """The default boxes [A, 4] (x1, y1, x2, y2 in input pixels, float32); the same for
+        every image. Always float32: under autocast the source maps are half precision, and
+        bf16 boxes would be off by up to a pixel (the generator takes their dtype)."""
+        key = (tuple(images.shape[-2:]), images.device)
         if key not in self._anchors:
             from torchvision.models.detection.image_list import ImageList
 
-            image_list = ImageList(images[:1], [tuple(images.shape[-2:])])
-            self._anchors[key] = self.anchor_generator(image_list, sources)[0]
+            image_list = ImageList(images[:1].float(), [tuple(images.shape[-2:])])
+            shapes = [torch.empty(0, 0, *source.shape[-2:], device=source.device)  # fp32, no data
+                      for source in sources]
+            self._anchors[key] = self.anchor_generator(image_list, shapes)[0]
         return self._anchors[key]
 
     def forward_intermediates(self, images: torch.Tensor

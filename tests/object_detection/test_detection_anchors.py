@@ -95,3 +95,14 @@ def test_full_width_model_uses_the_voc_boxes_too():
         model = build_model(21)
     assert [round(s * 300, 6) for s in model.anchor_generator.scales] == \
         [30, 60, 111, 162, 213, 264, 315]
+
+
+def test_the_boxes_stay_float32_under_autocast():
+    model = build_model(5, width=0.0625).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model(torch.zeros(1, 3, IMAGE, IMAGE))
+    assert outputs["cls_logits"].dtype == torch.bfloat16            # autocast is on
+    assert outputs["anchors"].dtype == torch.float32
+    expected = torch.tensor(published_priors(), dtype=torch.float64)
+    got = outputs["anchors"].double() / IMAGE
+    torch.testing.assert_close((got[:, :2] + got[:, 2:]) / 2, expected[:, :2], atol=2e-6, rtol=0)
