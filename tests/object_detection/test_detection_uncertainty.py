@@ -150,3 +150,32 @@ def test_an_untrained_detector_still_ranks_images_apart(tiny_task):
     boxes = score_candidates(tiny_task(), model, None, entropy, samples, config, torch.device("cpu"))["scores"]
     np.testing.assert_allclose(anchors, math.log(11), atol=1e-5)
     assert np.ptp(boxes) > 1e-3
+
+
+def test_every_uncertainty_strategy_rates_an_empty_slot_zero():
+    """DetectionUnits relies on it: an empty slot (one-hot background) scores exactly 0."""
+    from active_learning.loop.selection import strategies_for
+    from active_learning.strategies import BOX_DISTRIBUTIONS, MC_PROBS, PROBS
+    from active_learning.strategies.mc_statistics import MCAccumulator
+
+    empty = torch.zeros(2, 5, 3)
+    empty[:, 0] = 1.0                                              # [B, C, D]
+    checked = []
+    for name in strategies_for(BOX_DISTRIBUTIONS, DetectionUnits):
+        strategy = get_strategy(name)
+        if strategy.is_set_strategy or not strategy.reads_outputs:
+            continue
+        if MC_PROBS in strategy.needs:
+            samples = empty.expand(4, -1, -1, -1)
+            if strategy.mc_statistics:
+                accumulator = MCAccumulator(strategy.mc_statistics)
+                for sample in samples:
+                    accumulator.update(sample)
+                samples = accumulator.result()
+            scores = strategy.score({MC_PROBS: samples}, reduction="none")
+        else:
+            assert PROBS in strategy.needs
+            scores = strategy.score({PROBS: empty}, reduction="none")
+        assert scores.shape == (2, 3) and (scores == 0).all(), name
+        checked.append(name)
+    assert {"entropy", "least_confidence", "margin", "ratio", "mc_entropy", "bald", "mc_variance"} <= set(checked)
