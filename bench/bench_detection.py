@@ -1,10 +1,14 @@
 """SSD300 on this machine: scoring throughput per strategy and the loss module's training overhead.
 
 Scoring: images/s at 300x300 through what the loop runs for a batch of candidates
-(``selection.score_candidates``' per-batch work): one forward + per-default-box entropy reduced
-by max (``entropy``), the loss module's prediction (``loss_prediction``), T MC-dropout passes of
-the head with streamed statistics (``mc_entropy``; the backbone runs once), the pooled fc7
-embedding (``coreset``).
+(``selection.score_candidates``' per-batch work): one forward, the detections (score > 0.01, the
+200 best per class, NMS 0.45), the entropy of each and its max per image (``entropy``, the
+default ``--uncertainty-boxes detections``) or the entropy of every default box reduced by max
+(``entropy (anchors)``); the loss module's prediction (``loss_prediction``); T MC-dropout
+passes of the head with streamed statistics (``mc_entropy``; the backbone and the detections
+run once, over the detections or every default box); the pooled fc7 embedding (``coreset``).
+The model has random weights: an untrained detector has about a thousand detections above 0.01
+per image, so the detection rows are a worst case for the NMS's share.
 
 Overhead: seconds per training step (batch of random images with 1-6 random boxes each) of the
 SSD loss alone and of SSD loss + lambda x ranking loss with the loss module on the six taps,
@@ -25,6 +29,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to this file
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from active_learning.strategies import get_strategy  # noqa: E402
@@ -60,8 +65,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    task = DetectionTask([], [], class_names=[str(k) for k in range(20)], width=args.width,
-                         dropout=0.1, batch_norm=args.batch_norm, channels_last=args.channels_last)
+    options = dict(class_names=[str(k) for k in range(20)], width=args.width, dropout=0.1,
+                   batch_norm=args.batch_norm, channels_last=args.channels_last)
+    task = DetectionTask([], [], **options)
+    anchors_task = DetectionTask([], [], scored_boxes="anchors", **options)
     model = task.build_model().eval()
     module = LossPredictionModule([info["channels"] for info in task.feature_info]).eval()
     images = torch.rand(args.batch, 3, 300, 300)
@@ -74,32 +81,49 @@ def main() -> None:
 
     entropy = get_strategy("entropy")
     mc_entropy = get_strategy("mc_entropy")
-    sampler = MCDropoutSampler(task.mc_dropout_model(model))
+    indices = np.arange(args.batch)
 
     @torch.inference_mode()
     def score_entropy():
         outputs, _ = task.forward_intermediates(model, images)
-        entropy.score_batch({"probs": task.probabilities(outputs)}, reduction="max")
+        scores = entropy.score_batch({"probs": task.probabilities(outputs)}, reduction="none")
+        task.selection_units().pool_scores([(indices, scores.numpy())], "max")
+
+    @torch.inference_mode()
+    def score_entropy_anchors():
+        outputs, _ = anchors_task.forward_intermediates(model, images)
+        entropy.score_batch({"probs": anchors_task.probabilities(outputs)}, reduction="max")
 
     @torch.inference_mode()
     def score_loss():
         _, features = task.forward_intermediates(model, images)
         module(features)
 
-    @torch.inference_mode()
-    def score_mc():
-        accumulator = MCAccumulator(mc_entropy.mc_statistics)
-        for probs in sampler.passes(images, args.mc_samples, output_fn=task.probabilities):
-            accumulator.update(probs)
-        mc_entropy.score_batch({"mc_probs": accumulator.result()}, reduction="max")
+    def score_mc(kind):
+        sampler = MCDropoutSampler(kind.mc_dropout_model(model))
+
+        @torch.inference_mode()
+        def score():
+            accumulator = MCAccumulator(mc_entropy.mc_statistics)
+            for probs in sampler.passes(images, args.mc_samples, output_fn=kind.probabilities):
+                accumulator.update(probs)
+            if kind is task:
+                scores = mc_entropy.score_batch({"mc_probs": accumulator.result()},
+                                                reduction="none")
+                task.selection_units().pool_scores([(indices, scores.numpy())], "max")
+            else:
+                mc_entropy.score_batch({"mc_probs": accumulator.result()}, reduction="max")
+        return score
 
     @torch.inference_mode()
     def embed():
         outputs, features = task.forward_intermediates(model, images)
         task.embedding(outputs, features)
 
-    print_throughput([("entropy", score_entropy), ("loss_prediction", score_loss),
-                      (f"mc_entropy (T={args.mc_samples})", score_mc),
+    print_throughput([("entropy", score_entropy), ("entropy (anchors)", score_entropy_anchors),
+                      ("loss_prediction", score_loss),
+                      (f"mc_entropy (T={args.mc_samples})", score_mc(task)),
+                      (f"mc_entropy (T={args.mc_samples}, anchors)", score_mc(anchors_task)),
                       ("coreset embedding", embed)],
                      args.batch, args.repeats, "images")
 

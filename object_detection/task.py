@@ -2,13 +2,20 @@
 
 What the strategies see:
 
-* ``probabilities``: the class posterior of every default box, [B, C, A] (C includes background).
-  ``entropy`` (and ``least_confidence``, ``margin``, ``ratio``) score each default box and reduce
-  over the 8,732 boxes with ``--reduction``; this task defaults to ``max``: an image is as
-  uncertain as its most uncertain default box (Roy et al. 2018 found max aggregation of per-box
-  entropy a strong detector uncertainty). Every image gets a score, with or without a detection.
-* ``mc_entropy`` / ``mc_variance`` / ``bald``: the same per-box posteriors under dropout on the
-  source maps before the head (``--dropout``); the backbone runs once per batch, the head T times.
+* ``probabilities`` (``--uncertainty-boxes detections``, the default): the detector's output
+  boxes, as the evaluation finds them (score above 0.01, the 200 best per class, NMS at 0.45),
+  each with the class posterior of the default box it came from: [B, C, D], D slots per image,
+  the empty ones one-hot background (every uncertainty score of them is exactly 0).
+  ``entropy`` (and ``least_confidence``, ``margin``, ``ratio``) score each box; the image's
+  score is the max, mean or sum over its boxes (``--unit-reduction``, max by default; detection
+  AL scores images from their output boxes, e.g. Roy et al. 2018, Haussmann et al. 2020). An
+  image without a detection scores 0: the detector reports nothing there to doubt.
+  ``--uncertainty-boxes anchors``: every default box, [B, C, 8732], reduced by ``--reduction``
+  (the score of earlier versions; its max saturates at ln C for an untrained detector).
+* ``mc_entropy`` / ``mc_variance`` / ``bald``: the same boxes' posteriors under dropout on the
+  source maps before the head (``--dropout``); which default boxes are the detections is decided
+  once per batch by the dropout-free detector, so every pass scores the same boxes; the
+  backbone runs once per batch, the head T times.
 * ``loss_prediction``: the module reads the six source maps (conv4_3 before its L2 norm).
 * ``coreset`` / ``discriminative``: the global-average-pooled fc7 map.
 * the per-image loss (``per_sample_loss``) is the SSD loss of the image, not normalised; the
@@ -27,12 +34,74 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.files.images import check_images
+from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
 from .data import DetectionSet, collate
 from .loss import batch_loss, ssd_losses
-from .model import INPUT_SIZE, build_model, feature_info
+from .model import (
+    INPUT_SIZE,
+    SCORED_BOXES,
+    build_model,
+    detection_slots,
+    detections,
+    feature_info,
+    fill_slots,
+)
 from .voc import DataError, VOCSample
+
+
+class DetectionUnits(SelectionUnits):
+    """One unit per image, scored from its detections: the per-box scores a strategy computes
+    over the image's D detection slots ([B, D], ``reduction="none"``) pooled over its K real
+    detections by the loop's unit reduction (``--unit-reduction``): ``max``, ``mean`` or
+    ``sum``. An image without a detection scores 0.
+
+    ``counts``: returns the K of each image of the batch the task last turned into
+    probabilities (``DetectionTask.probabilities``; the loop scores a batch right after
+    computing its probabilities). The empty slots of a batch must score exactly 0 (their
+    distribution is one-hot background): a batch whose scores and counts disagree is a bug and
+    raises. Strategies that score whole images (loss prediction) pass through.
+    """
+
+    kind = "detections"
+    dense_scores = True
+
+    def __init__(self, n_samples: int, counts: Any) -> None:
+        super().__init__(n_samples)
+        self._counts = counts
+
+    def pool_scores(self, batches: Iterable[tuple[np.ndarray, Any]],
+                    reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
+        def pooled():
+            for samples, scores in batches:
+                scores = np.asarray(scores, dtype=np.float64)
+                if scores.ndim > 1:
+                    scores = pool_box_scores(scores.reshape(len(scores), -1),
+                                             np.asarray(self._counts()), reduction)
+                yield samples, scores
+
+        return super().pool_scores(pooled(), reduction)
+
+
+def pool_box_scores(scores: np.ndarray, counts: np.ndarray, reduction: str) -> np.ndarray:
+    """Per-slot scores [B, D] of images with ``counts`` [B] detections (the first ``counts``
+    slots) -> one score per image [B]: the max, mean or sum over its detections; 0 without."""
+    if counts.shape != (len(scores),) or (counts > scores.shape[1]).any():
+        raise RuntimeError(f"detection counts {counts.tolist()} do not belong to a batch of "
+                           f"{scores.shape[0]} images with {scores.shape[1]} slots")
+    filled = np.arange(scores.shape[1])[None] < counts[:, None]              # [B, D]
+    if (scores[~filled] != 0).any():
+        raise RuntimeError("an empty detection slot scored above 0: the counts are not this "
+                           "batch's")
+    if reduction == "max":
+        return scores.max(axis=1)                 # empty slots score 0, every score is >= 0
+    total = scores.sum(axis=1)
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / np.maximum(counts, 1)
+    raise ValueError(f"unknown reduction {reduction!r}")
 
 
 class DetectionTask(BaseTaskAdapter):
@@ -43,11 +112,15 @@ class DetectionTask(BaseTaskAdapter):
         test_samples: the annotated evaluation images.
         class_names: the K object classes (labels 1..K; 0 is background).
         width: backbone channel multiplier (1 = VGG-16). batch_norm: VGG-16-BN. channels_last:
-            NHWC convolutions (faster on CPU for narrow models).
+            NHWC convolutions (faster on CPU for narrow models). anchors: the default boxes,
+            "voc" (ssd.pytorch's VOC configuration) or "coco" (torchvision's).
         dropout: p of the dropout before the head (0: none; MC strategies need > 0).
         lr, momentum, weight_decay, milestones, gamma: SGD and its step schedule.
         basenet, weights: local weight files (VGG-16 backbone; a whole detector).
         max_grad_norm: clip the gradients' global norm (None: no clipping, as the original).
+        scored_boxes: what uncertainty strategies score: "detections" (the output boxes, pooled
+            per image by the unit reduction) or "anchors" (all 8,732 default boxes, reduced by
+            the loop's ``reduction``).
     """
 
     name = "detection"
@@ -56,20 +129,26 @@ class DetectionTask(BaseTaskAdapter):
 
     def __init__(self, samples: Sequence[VOCSample], test_samples: Sequence[VOCSample], *,
                  class_names: Sequence[str], width: float = 1.0, dropout: float = 0.0,
-                 batch_norm: bool = False, channels_last: bool = False, lr: float = 1e-3,
+                 batch_norm: bool = False, channels_last: bool = False, anchors: str = "voc",
+                 lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 5e-4,
-                 milestones: Sequence[int] = (240,), gamma: float = 0.1, basenet: str | None = None,
+                 milestones: Sequence[int] = (240,), gamma: float = 0.1,
+                 scored_boxes: str = "detections", basenet: str | None = None,
                  weights: str | None = None, max_grad_norm: float | None = None,
                  progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names) + 1
         self.width, self.dropout, self.channels_last = width, dropout, channels_last
-        self.batch_norm = batch_norm
+        self.batch_norm, self.anchors = batch_norm, anchors
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.basenet, self.weights, self.progress = basenet, weights, progress
         self.max_grad_norm = max_grad_norm
+        if scored_boxes not in SCORED_BOXES:
+            raise ValueError(f"scored_boxes must be one of {SCORED_BOXES}, got {scored_boxes!r}")
+        self.scored_boxes = scored_boxes
+        self._box_counts = np.zeros(0, dtype=np.int64)   # the last scored batch's (see Units)
         self.feature_info = feature_info(width)
         self.train_set = DetectionSet(self.samples, augment=True)
         self.pool_set = DetectionSet(self.samples)
@@ -110,7 +189,8 @@ class DetectionTask(BaseTaskAdapter):
 
     def build_model(self) -> nn.Module:
         model = build_model(self.num_classes, width=self.width, dropout=self.dropout,
-                            batch_norm=self.batch_norm, basenet=self.basenet, weights=self.weights)
+                            batch_norm=self.batch_norm, anchors=self.anchors,
+                            basenet=self.basenet, weights=self.weights)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -137,10 +217,35 @@ class DetectionTask(BaseTaskAdapter):
         losses, positives = ssd_losses(outputs, targets)
         return batch_loss(losses, positives), losses
 
+    def selection_units(self) -> SelectionUnits:
+        if self.scored_boxes == "anchors":
+            return super().selection_units()
+        return DetectionUnits(len(self.samples), lambda: self._box_counts)
+
     def probabilities(self, outputs: Any) -> torch.Tensor:
-        """Class posteriors of every default box: logits [B, A, C] (or the
-        head's dict) -> [B, C, A]."""
-        logits = outputs["cls_logits"] if isinstance(outputs, dict) else outputs
+        """Class posteriors [B, C, *boxes] of the boxes uncertainty scores.
+
+        ``scored_boxes="detections"``: the detector's output boxes (``model.detections``: score
+        above 0.01, NMS), each with the class posterior of the default box it came from, in D
+        slots per image (D = the batch's most detections, at least 1), the empty ones one-hot
+        background: [B, C, D]. The batch's detection counts are kept for ``DetectionUnits``.
+        ``"anchors"``: every default box, [B, C, 8732].
+
+        ``outputs``: the head's dict (``forward_intermediates``), the MC scorer's logits
+        [B, A, C] (anchors) or its ``{"detection_logits" [B, D, C], "counts" [B]}``.
+        """
+        if isinstance(outputs, dict) and "detection_logits" in outputs:   # an MC scorer's pass
+            logits, counts = outputs["detection_logits"], outputs["counts"]
+        elif self.scored_boxes == "anchors" or not isinstance(outputs, dict):
+            logits = outputs["cls_logits"] if isinstance(outputs, dict) else outputs
+            return torch.softmax(logits.float(), dim=-1).transpose(1, 2)
+        else:
+            found = detections(outputs)
+            index, filled, empty, counts = detection_slots(
+                [d["anchor"] for d in found], outputs["cls_logits"].shape[-1],
+                outputs["cls_logits"].dtype)
+            logits = fill_slots(outputs["cls_logits"], index, filled, empty)
+        self._box_counts = counts.cpu().numpy()
         return torch.softmax(logits.float(), dim=-1).transpose(1, 2)
 
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -148,7 +253,7 @@ class DetectionTask(BaseTaskAdapter):
         return features[1].float().mean(dim=(2, 3))
 
     def mc_dropout_model(self, model: nn.Module) -> nn.Module:
-        return model.scorer
+        return model.scorer_for(self.scored_boxes)
 
     @torch.inference_mode()
     def detect(self, model: nn.Module, images: torch.Tensor,

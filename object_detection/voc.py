@@ -15,8 +15,10 @@ What stops a run (``DataError``, exit 2) and what is skipped with a warning:
 * stops: an annotation that does not parse or lacks a field (named), an unknown class name, a
   box with x2 < x1 or y2 < y1 or outside the image, an image of the set missing on disk, a
   missing image set file;
-* skipped with one warning per split: images with no object (nothing to learn from, and their
-  label costs nothing), and images whose objects are all ``difficult`` (every box is ignored).
+* skipped with one warning per split, in the pool only: images with no object (nothing to learn
+  from, and their label costs nothing), and images whose objects are all ``difficult`` (every
+  box is ignored). The test set keeps every image of its list (``keep_empty``), as VOC's
+  evaluation (``voc_eval``) does: a detection on such an image is a false positive.
 """
 from __future__ import annotations
 
@@ -151,11 +153,13 @@ def parse_image_sets(text: str) -> list[tuple[str, str]]:
 
 
 def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_names: Sequence[str],
-               *, optional_years: bool = False) -> list[VOCSample]:
+               *, optional_years: bool = False, keep_empty: bool = False) -> list[VOCSample]:
     """The annotated samples of ``image_sets`` under ``root``.
 
     ``optional_years``: a year folder that does not exist is left out with a warning (the
     default pool names VOC2012, which not every user has); otherwise it stops the run.
+    ``keep_empty``: keep the images with no object or only difficult ones (an evaluation set:
+    every image of the list is evaluated); otherwise they are left out with one warning each.
     """
     root = Path(root)
     if not root.is_dir():
@@ -179,10 +183,10 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
             image = year_dir / "JPEGImages" / f"{image_id}.jpg"
             if not image.is_file():
                 raise DataError(f"image missing: {image} (listed in {list_file})")
-            if len(annotation.labels) == 0:
+            if not keep_empty and len(annotation.labels) == 0:
                 empty.append(image_id)
                 continue
-            if annotation.difficult.all():
+            if not keep_empty and annotation.difficult.all():
                 all_difficult.append(image_id)
                 continue
             samples.append(VOCSample(image=image, name=image.name, annotation=annotation,
@@ -193,8 +197,8 @@ def read_split(root: str | Path, image_sets: Sequence[tuple[str, str]], class_na
                               f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})",
                               UserWarning, stacklevel=2)
     if not samples:
-        raise DataError(f"no annotated image in {', '.join(f'{y}:{n}' for y, n in image_sets)} "
-                        f"under {root}")
+        sets = ", ".join(f"{y}:{n}" for y, n in image_sets)
+        raise DataError(f"no {'' if keep_empty else 'annotated '}image in {sets} under {root}")
     names = [sample.name for sample in samples]
     if len(set(names)) != len(names):  # VOC2007 and VOC2012 ids never collide; a custom set might
         for sample in samples:

@@ -199,3 +199,45 @@ def test_annotation_xml_round_trip(tmp_path):
     np.testing.assert_array_equal(note.boxes, [[0, 5, 21, 31], [10, 0, 80, 64]])
     assert note.labels.tolist() == [4, 10] and note.difficult.tolist() == [False, True]
     assert note.truncated.tolist() == [False, True] and (note.width, note.height) == (80, 64)
+
+
+def _empty_and_all_difficult(tmp_path):
+    """A tiny VOC whose test images 000015 (no object) and 000016 (only difficult objects)."""
+    root = _tiny(tmp_path)
+    test_ids = (root / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()
+    empty, difficult = (root / "VOC2007" / "Annotations" / f"{i}.xml" for i in test_ids[:2])
+    text = empty.read_text()
+    empty.write_text(text[:text.index("<object>")] + "</annotation>\n")
+    difficult.write_text(difficult.read_text().replace("<difficult>0</difficult>",
+                                                       "<difficult>1</difficult>"))
+    return root, test_ids
+
+
+def test_the_test_set_keeps_every_image_the_pool_skips_empty_ones(tmp_path):
+    import warnings
+
+    root, test_ids = _empty_and_all_difficult(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no warning: nothing is left out
+        test = read_split(root, [("2007", "test")], FASHION_MNIST_CLASS_NAMES, keep_empty=True)
+    assert [s.image_id for s in test] == test_ids
+    assert len(test[0].annotation.labels) == 0 and test[1].annotation.difficult.all()
+    with pytest.warns(UserWarning) as caught:
+        pool = read_split(root, [("2007", "test")], FASHION_MNIST_CLASS_NAMES)
+    assert sorted(str(w.message).split(": ")[1] for w in caught) == [
+        f"1 image(s) with no object left out ({test_ids[0]})",
+        f"1 image(s) with only difficult objects left out ({test_ids[1]})"]
+    assert [s.image_id for s in pool] == test_ids[2:]
+    # an image without training targets loads as an empty target
+    image, target = DetectionSet(test)[0]
+    assert target["boxes"].shape == (0, 4) and target["labels"].shape == (0,)
+
+
+def test_train_evaluates_every_test_image(tmp_path):
+    from object_detection.train import build, parse_args
+
+    root, test_ids = _empty_and_all_difficult(tmp_path)
+    args = parse_args(["--dataset_root", str(root), "--train-sets", "2007:trainval", "--width", "0.0625",
+                       "--no-progress", "--device", "cpu"])
+    built = build(args)
+    assert [s.image_id for s in built.adapter.test_samples] == test_ids

@@ -148,3 +148,22 @@ def test_agrees_with_pycocotools(seed):
         ap11, area = evaluator.class_ap(label)
         assert ap11 == pytest.approx(coco_11[label], abs=1e-9)
         assert area == pytest.approx(coco_area[label], abs=2e-4)
+
+
+def test_a_false_detection_on_an_image_without_objects_lowers_ap():
+    """Image 1: one box of A, found (0.9). Image 2: no object, one detection of A (0.95).
+
+    Without image 2: AP 1. With it: the FP ranks first: recall 0, 1 at precision 0, 1/2, so
+    every 11-point precision is 1/2 and the area is 1/2.
+    """
+    gt = (np.array([[0, 0, 10, 10]]), np.array([A]), np.array([False]))
+    found = (np.array([[0, 0, 10, 10]]), np.array([0.9]), np.array([A]))
+    alone = DetectionEvaluator(["a"])
+    alone.add(found, gt)
+    assert alone.compute()["mAP"] == pytest.approx(1.0)
+    both = DetectionEvaluator(["a"])
+    both.add(found, gt)
+    both.add((np.array([[5, 5, 20, 20]]), np.array([0.95]), np.array([A])),
+             (np.zeros((0, 4)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)))
+    results = both.compute()
+    assert results["mAP"] == pytest.approx(0.5) and results["mAP_area"] == pytest.approx(0.5)

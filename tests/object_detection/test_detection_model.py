@@ -76,7 +76,7 @@ def test_narrow_model_taps_match_feature_info(narrow):
 
 
 def test_per_image_losses_give_torchvisions_batch_loss(narrow):
-    ssd = narrow._postprocess.__self__          # the torchvision SSD the detector was built from
+    ssd = narrow._torchvision[0]                # the torchvision SSD the detector was built from
     targets = _targets()
     torch.manual_seed(1)
     with torch.no_grad():
@@ -134,7 +134,7 @@ def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
     torch.save({"0.weight": torch.randn(64, 3, 3, 3)}, tmp_path / "full.pth")
     with pytest.raises(ValueError, match="need --width 1"):
         load_basenet(narrow, tmp_path / "full.pth")
-    with pytest.raises(WeightsError, match="--weights-backbone file .*missing.pth: no such file"):
+    with pytest.raises(WeightsError, match="--weights-backbone .*missing.pth: no such file"):
         load_basenet(narrow, tmp_path / "missing.pth")
 
 
@@ -156,8 +156,8 @@ def test_whole_detector_weights_round_trip(tmp_path, narrow):
     other = build_model(5, width=0.0625, weights=tmp_path / "ssd.pth")
     for key, value in narrow.state_dict().items():
         torch.testing.assert_close(other.state_dict()[key], value)
-    with pytest.raises(ValueError, match="does not fit"):
-        load_weights(build_model(7, width=0.0625), tmp_path / "ssd.pth")
+    with pytest.raises(ValueError, match="does not fit"):       # another width: refused
+        load_weights(build_model(5, width=0.125), tmp_path / "ssd.pth")
 
 
 def test_mc_dropout_runs_the_backbone_once_and_the_head_t_times(narrow):
@@ -176,3 +176,42 @@ def test_mc_dropout_runs_the_backbone_once_and_the_head_t_times(narrow):
     with torch.no_grad():
         deterministic = narrow.eval().forward(torch.rand(2, 3, 300, 300))["cls_logits"]
     assert deterministic.shape == (2, 8732, 5)
+
+
+def _grid_outputs(scores: torch.Tensor, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Head outputs whose decoded boxes are ``boxes`` [A, 4] (zero regression: the anchors) and
+    whose softmax is ``scores`` [A, C]."""
+    return {"cls_logits": scores.log()[None], "bbox_regression": torch.zeros(1, len(boxes), 4),
+            "anchors": boxes}
+
+
+def test_postprocess_is_ssd_pytorchs_detect(narrow):
+    # 300 disjoint 5 x 5 boxes (no NMS between them); classes 1 and 2 above 0.01 on all of them
+    corners = torch.stack(torch.meshgrid(torch.arange(20) * 14.0, torch.arange(15) * 14.0,
+                                         indexing="ij"), -1).reshape(-1, 2)
+    boxes = torch.cat([corners, corners + 5], dim=1)
+    generator = torch.Generator().manual_seed(0)
+    foreground = 0.02 + 0.4 * torch.rand(300, 2, generator=generator)
+    scores = torch.cat([torch.full((300, 1), 0.02), foreground,
+                        torch.zeros(300, 2)], dim=1)        # classes 3, 4 never above 0.01
+    scores[:, 0] = 1 - scores[:, 1:].sum(dim=1)
+    (result,) = narrow.postprocess(_grid_outputs(scores, boxes))
+    # 200 per class (the top_k best), no cap per image: 400 (torchvision's SSD would keep 200)
+    assert len(result["scores"]) == 400
+    for label in (1, 2):
+        mine = result["labels"] == label
+        best = scores[:, label].topk(200).indices
+        assert set(result["anchor"][mine].tolist()) == set(best.tolist())
+    assert (result["scores"][:-1] >= result["scores"][1:]).all()            # best first
+    torch.testing.assert_close(result["boxes"], boxes[result["anchor"]])
+    torch.testing.assert_close(result["scores"], scores[result["anchor"], result["labels"]])
+
+
+def test_postprocess_thresholds(narrow):
+    # box 1 overlaps box 0 at IoU 0.5 (suppressed at 0.45); box 2 overlaps box 0 at IoU 0.4 (kept)
+    boxes = torch.tensor([[0, 0, 30, 10], [10, 0, 40, 10], [0, 0, 30, 4.0], [100, 100, 110, 110]])
+    scores = torch.tensor([[0.2, 0.8, 0, 0, 0], [0.3, 0.7, 0, 0, 0], [0.4, 0.6, 0, 0, 0],
+                           [0.99, 0.01, 0, 0, 0]])           # box 3: 0.01 is not above 0.01
+    scores = scores.clamp_min(1e-12)
+    (result,) = narrow.postprocess(_grid_outputs(scores / scores.sum(1, keepdim=True), boxes))
+    assert result["anchor"].tolist() == [0, 2] and result["labels"].tolist() == [1, 1]

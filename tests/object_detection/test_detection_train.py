@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from active_learning import PoolState
@@ -52,7 +53,14 @@ def test_the_original_flags():
 
 
 def test_the_commands_run_as_written_and_explain_missing_data(tmp_path, monkeypatch, capsys):
+    from weights_cache import write_hub_checkpoint
+
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:     # the weights are checked before the data
+        main([])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--weights-backbone vgg16_reducedfc.pth" in err
+    write_hub_checkpoint("vgg16_reducedfc.pth", {"0.weight": torch.zeros(1)})
     with pytest.raises(SystemExit) as exit_info:
         main([])
     err = capsys.readouterr().err
@@ -114,7 +122,7 @@ def test_rank_mode_scores_a_folder_of_new_images(dataset, tmp_path):
     new.mkdir(parents=True)
     for index, path in enumerate(sorted((dataset / "VOC2007" / "JPEGImages").glob("*.jpg"))[:5]):
         Image.open(path).save(new / f"new_{index}.jpg")
-    run_dir = main(["--dataset_root", str(dataset), "--train-sets", "2007:trainval", "--width", "0.0625",
+    run_dir = main(["--dataset_root", str(dataset), "--train-sets", "2007:trainval", "--width", "0.0625", "--from-scratch",
                     "--epochs", "1", "--batch-size", "4", "--no-progress", "--device", "cpu", "--strategy", "entropy",
                     "--images-per-cycle", "3", "--unlabeled-dir", str(tmp_path / "new"),
                     "--output-dir", str(tmp_path / "runs"), "--output_superannotate_csv_file", str(tmp_path / "up.csv")])
@@ -196,3 +204,14 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
     folder = "VOC2007/JPEGImages" if split == "train" else "VOC2007/JPEGImages"
     check_a_truncated_image_stops_the_run(_run, dataset, tmp_path, folder, "*.jpg",
                                           first=split == "train", capsys=capsys)
+
+
+def test_the_reference_never_detaches_the_loss_modules_features():
+    from active_learning import cli
+
+    # the original's train.py never detaches: the detach epoch is past the last epoch
+    config = cli.loop_config(parse_args(["--use_active_learning=True"]), "cpu")
+    assert config.epochs == 300 and config.resolved_detach_epoch >= 300
+    # the CPU preset keeps the 60% of its measured benchmark runs; an explicit flag wins
+    assert cli.loop_config(parse_args(["--preset", "synthetic-cpu"]), "cpu").resolved_detach_epoch == 12
+    assert cli.loop_config(parse_args(["--detach-epoch", "5"]), "cpu").resolved_detach_epoch == 5
