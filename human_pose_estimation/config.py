@@ -17,6 +17,7 @@ Keys read (the rest of the file is kept for reference and ignored):
                               optimizer, LR, LR_FACTOR, LR_STEP, MOMENTUM, WD (SGD only: the
                               original's Adam has no weight decay)
 ``TEST.BATCH_SIZE_PER_GPU``, ``FLIP_TEST``, ``USE_GT_BBOX`` (true: evaluation on ground-truth boxes)
+``TEST.OKS_THRE``, ``IN_VIS_THRE``  ``--oks-threshold``, ``--in-vis-threshold`` (OKS-NMS, rescoring)
 ``TEST.MODEL_FILE``           ``--weights`` (initial weights of the whole model) when set
 ``OUTPUT_DIR`` / ``--modelDir``  ``--output-dir``; ``WORKERS``: ``--workers`` (at most the CPU
                                  count)
@@ -105,7 +106,9 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None,
                       ("MODEL.SIGMA", "--sigma"),
                       ("TRAIN.BATCH_SIZE_PER_GPU", "--batch-size"), ("TRAIN.LR", "--lr"),
                       ("TRAIN.LR_FACTOR", "--gamma"), ("TRAIN.MOMENTUM", "--momentum"),
-                      ("TEST.BATCH_SIZE_PER_GPU", "--eval-batch-size")):
+                      ("TEST.BATCH_SIZE_PER_GPU", "--eval-batch-size"),
+                      ("TEST.OKS_THRE", "--oks-threshold"),
+                      ("TEST.IN_VIS_THRE", "--in-vis-threshold")):
         value = _get(config, key)
         if value is not None:
             add(flag, value)

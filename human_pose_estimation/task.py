@@ -34,7 +34,7 @@ from active_learning.strategies import HEATMAPS
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
-from .heatmaps import decode, flip_back, to_image
+from .heatmaps import box_to_centre_size, decode, flip_back, to_image
 from .model import build_model, feature_info
 
 
@@ -58,6 +58,8 @@ class PoseTask(BaseTaskAdapter):
             milestones, gamma: the step schedule (x gamma at each milestone epoch).
         pretrained, weights: local weight files (backbone; a whole model).
         augmentation: training augmentation. flip_test: average with the flipped crop's heatmaps.
+        oks_threshold: OKS-NMS threshold of the evaluation (HRNet's TEST.OKS_THRE; None: none).
+        in_vis_threshold: joints above it make a person's score (HRNet's TEST.IN_VIS_THRE).
     """
 
     name = "pose"
@@ -70,6 +72,7 @@ class PoseTask(BaseTaskAdapter):
                  weight_decay: float = 0.0, milestones: Sequence[int] = (170, 200),
                  gamma: float = 0.1, pretrained: str | None = None, weights: str | None = None,
                  augmentation: Augmentation | None = None, flip_test: bool = True,
+                 oks_threshold: float | None = 0.9, in_vis_threshold: float = 0.2,
                  progress: bool = True) -> None:
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
@@ -83,6 +86,7 @@ class PoseTask(BaseTaskAdapter):
         self.pretrained, self.weights = pretrained, weights
         self.augmentation = augmentation if augmentation is not None else Augmentation()
         self.flip_test, self.progress = flip_test, progress
+        self.oks_threshold, self.in_vis_threshold = oks_threshold, in_vis_threshold
         self.feature_info = feature_info(arch)
         crops = dict(input_size=self.input_size, sigma=sigma)
         self.pool_set = PoseSet(pool, **crops)
@@ -185,16 +189,19 @@ class PoseTask(BaseTaskAdapter):
         """OKS AP / AR on the test persons with ground-truth boxes (pycocotools COCOeval)."""
         from .metrics import KeypointEvaluator
 
-        evaluator = KeypointEvaluator(self.test.coco,
-                                      [image.image_id for image in self.test.images])
+        # every image of the ground-truth file, as HRNet's COCOeval (its imgIds left as loaded)
+        evaluator = KeypointEvaluator(self.test.coco, in_vis_thre=self.in_vis_threshold,
+                                      oks_threshold=self.oks_threshold)
         for batch in loader:
             images, targets = self.split_batch(batch, device)
             joints, maxima = self.keypoints(self.predict_heatmaps(model, images), targets["matrix"])
             for index, person_joints, person_maxima in zip(targets["index"].tolist(), joints,
                                                            maxima, strict=True):
                 person = self.test.persons[index]
+                # OKS-NMS's scale: the crop's area, HRNet's prod(scale * 200)
+                _, size = box_to_centre_size(person.box, self.test_set.aspect)
                 evaluator.add(self.test.images[person.image].image_id, person_joints, person_maxima,
-                              person.score)
+                              person.score, area=float(size[0] * size[1]))
         return evaluator.compute()
 
     def item_name(self, index: int) -> str:

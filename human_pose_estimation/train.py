@@ -79,6 +79,13 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")
     model.add_bool("--flip-test", default=True,
                    help="evaluate on the average of the crop's and the flipped crop's heatmaps")
+    model.add_argument("--oks-threshold", type=float, default=0.9,
+                       help="evaluation: OKS non-maximum suppression within an image drops a "
+                            "person whose OKS with a better-scored one is above this (HRNet's "
+                            "TEST.OKS_THRE); 1 keeps every person")
+    model.add_argument("--in-vis-threshold", type=float, default=0.2,
+                       help="evaluation: a person's score is the mean heatmap maximum of its "
+                            "joints above this (HRNet's TEST.IN_VIS_THRE)")
     augment = arguments.group("augmentation (HRNet's COCO values)")
     augment.add_argument("--scale-factor", type=float, default=0.35,
                          help="crop scale: clip(N(1, f), 1-f, 1+f)")
@@ -110,6 +117,8 @@ def check(args: argparse.Namespace) -> None:
          "--image-size must be multiples of 32 (HRNet's lowest branch has stride 32), "
          f"got {args.image_size}"),
         (args.sigma > 0, f"--sigma must be > 0, got {args.sigma}"),
+        (0 <= args.oks_threshold <= 1,
+         f"--oks-threshold must be in [0, 1], got {args.oks_threshold}"),
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
         (0 <= args.scale_factor < 1, f"--scale-factor must be in [0, 1), got {args.scale_factor}"),
         (args.rotation_factor >= 0, f"--rotation-factor must be >= 0, got {args.rotation_factor}"),
@@ -152,7 +161,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     milestones=args.milestones, gamma=args.gamma,
                     pretrained=args.weights_backbone, weights=args.weights,
                     augmentation=augmentation,
-                    flip_test=args.flip_test, progress=not args.no_progress)
+                    flip_test=args.flip_test, oks_threshold=args.oks_threshold,
+                    in_vis_threshold=args.in_vis_threshold, progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
                      cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")

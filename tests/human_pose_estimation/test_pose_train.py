@@ -46,6 +46,7 @@ def test_the_original_commands_read_the_reference_yaml(command, strategy, monkey
     assert (args.epochs, args.milestones, args.gamma) == (210, [170, 200], 0.1)
     config = cli.loop_config(args, "cpu")
     assert (config.lamda, config.detach_epoch) == (1e-4, 157)      # lambda 1e-4, detached at 75%
+    assert (args.oks_threshold, args.in_vis_threshold) == (0.9, 0.2)     # TEST.OKS_THRE, IN_VIS_THRE
     assert (args.flip, args.flip_test, args.scale_factor, args.rotation_factor, args.half_body_probability) == \
         (True, True, 0.35, 45.0, 0.3)
     assert (args.dataset_root, args.train_set, args.test_set, args.output_dir) == \
@@ -217,17 +218,18 @@ def test_bad_input_stops_with_one_message_and_keeps_the_run(dataset, tmp_path, c
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
 
-def test_zero_size_boxes_and_crowds_are_skipped_with_a_warning(dataset, tmp_path, capsys):
+def test_crowds_zero_areas_and_boxes_outside_the_image_are_skipped_with_a_warning(dataset, tmp_path, capsys):
     copy = tmp_path / "coco"
     shutil.copytree(dataset, copy)
     path = copy / "annotations" / "person_keypoints_train2017.json"
     document = read_json(path)
-    document["annotations"][0]["bbox"][2] = 0
+    document["annotations"][0]["bbox"][0] = 10_000       # right of the image
     document["annotations"][1]["iscrowd"] = 1
+    document["annotations"][2]["area"] = 0
     write_json(path, document)
     _run(copy, tmp_path, "--cycles", "1")
     err = capsys.readouterr().err
-    assert "skipped 1 person(s) (crowd), 1 person(s) (zero-size box)" in err
+    assert "skipped 1 person(s) (crowd), 1 person(s) (zero area), 1 person(s) (box outside the image)" in err
 
 
 def test_bad_flags(dataset, tmp_path, capsys):
