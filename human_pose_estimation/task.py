@@ -34,7 +34,7 @@ from active_learning.strategies import HEATMAPS
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
-from .heatmaps import box_to_centre_size, decode, flip_back, to_image
+from .heatmaps import box_to_centre_size, decode, flip_back, shift_right, to_image
 from .model import build_model, feature_info
 
 
@@ -60,6 +60,8 @@ class PoseTask(BaseTaskAdapter):
         augmentation: training augmentation. flip_test: average with the flipped crop's heatmaps.
         oks_threshold: OKS-NMS threshold of the evaluation (HRNet's TEST.OKS_THRE; None: none).
         in_vis_threshold: joints above it make a person's score (HRNet's TEST.IN_VIS_THRE).
+        heatmap_convention: how heatmap cells sit on the crop, for targets, decoding and the flip
+            test (``heatmaps.CONVENTIONS``: ``"hrnet"``, the reference's, or ``"aligned"``).
     """
 
     name = "pose"
@@ -73,7 +75,7 @@ class PoseTask(BaseTaskAdapter):
                  gamma: float = 0.1, pretrained: str | None = None, weights: str | None = None,
                  augmentation: Augmentation | None = None, flip_test: bool = True,
                  oks_threshold: float | None = 0.9, in_vis_threshold: float = 0.2,
-                 progress: bool = True) -> None:
+                 heatmap_convention: str = "hrnet", progress: bool = True) -> None:
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
         self.pool, self.test = pool, test
@@ -87,8 +89,9 @@ class PoseTask(BaseTaskAdapter):
         self.augmentation = augmentation if augmentation is not None else Augmentation()
         self.flip_test, self.progress = flip_test, progress
         self.oks_threshold, self.in_vis_threshold = oks_threshold, in_vis_threshold
+        self.convention = heatmap_convention
         self.feature_info = feature_info(arch)
-        crops = dict(input_size=self.input_size, sigma=sigma)
+        crops = dict(input_size=self.input_size, sigma=sigma, convention=heatmap_convention)
         self.pool_set = PoseSet(pool, **crops)
         self.train_set = PoseSet(pool, augmentation=self.augmentation, **crops)
         self.test_set = PoseSet(test, **crops)
@@ -159,20 +162,25 @@ class PoseTask(BaseTaskAdapter):
     @torch.inference_mode()
     def predict_heatmaps(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps [B, J, h, w] of crops [B, 3, H, W], averaged with the
-        flipped crop's (flip test)."""
+        flipped crop's (flip test; in HRNet's convention shifted one cell right first, its
+        SHIFT_HEATMAP)."""
         model.eval()
         heatmaps = model(images)
         if self.flip_test:
-            heatmaps = (heatmaps + flip_back(model(images.flip(-1)))) / 2
+            flipped = flip_back(model(images.flip(-1)))
+            if self.convention == "hrnet":
+                flipped = shift_right(flipped)
+            heatmaps = (heatmaps + flipped) / 2
         return heatmaps
 
     def keypoints(self, heatmaps: torch.Tensor,
                   matrices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps [B, J, h, w] and crop matrices [B, 2, 3] -> (image joints
         [B, J, 2], maxima [B, J])."""
-        coordinates, maxima = decode(heatmaps.cpu())
+        coordinates, maxima = decode(heatmaps.cpu(), self.convention)
         stride = self.input_size[0] // heatmaps.shape[-1]
-        joints = np.stack([to_image(c.numpy().astype(np.float64), m.numpy(), stride)
+        joints = np.stack([to_image(c.numpy().astype(np.float64), m.numpy(), stride,
+                                    self.convention)
                            for c, m in zip(coordinates, matrices, strict=True)])
         return joints, maxima.numpy()
 

@@ -32,6 +32,7 @@ from active_learning.strategies import HEATMAPS
 
 from .coco import read_person_boxes, read_split
 from .data import Augmentation
+from .heatmaps import CONVENTIONS
 from .model import ARCHITECTURES
 
 # The original scored 5 x the budget per cycle and detached the loss module's features at 75%.
@@ -79,6 +80,11 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")
     model.add_bool("--flip-test", default=True,
                    help="evaluate on the average of the crop's and the flipped crop's heatmaps")
+    model.add_argument("--heatmap-convention", choices=CONVENTIONS, default="hrnet",
+                       help="how heatmap cells sit on the crop: hrnet (the reference: a cell "
+                            "stands for crop pixel 4j, targets on the nearest cell cut to 3 sigma, "
+                            "flip test shifted one cell) or aligned (a cell at the centre of the "
+                            "pixels it covers, sub-cell targets, a flip test without shift)")
     model.add_argument("--oks-threshold", type=float, default=0.9,
                        help="evaluation: OKS non-maximum suppression within an image drops a "
                             "person whose OKS with a better-scored one is above this (HRNet's "
@@ -162,7 +168,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     pretrained=args.weights_backbone, weights=args.weights,
                     augmentation=augmentation,
                     flip_test=args.flip_test, oks_threshold=args.oks_threshold,
-                    in_vis_threshold=args.in_vis_threshold, progress=not args.no_progress)
+                    in_vis_threshold=args.in_vis_threshold,
+                    heatmap_convention=args.heatmap_convention, progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
                      cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")
