@@ -35,7 +35,10 @@ from .data import Augmentation
 from .heatmaps import CONVENTIONS
 from .model import ARCHITECTURES
 
-# The original scored 5 x the budget per cycle and detached the loss module's features at 75%.
+# The original scored 5 x the budget per cycle. Its lib/core/function.py feeds the loss module
+# undetached features for epochs 0-74 and detached ones from epoch 75 of its END_EPOCH 100 on:
+# kept here as a fraction, 75% of the epochs (157 of HRNet's 210), so a shorter or longer
+# schedule detaches at the same point of training (an absolute 75 would be 36% of 210 epochs).
 REFERENCE = dict(cycles=10, initial_size=5000, images_per_cycle=5000, epochs=210, batch_size=32,
                  eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=0.0, lamda=1e-4,
                  mc_samples=10, subset_factor=5, detach_fraction=0.75)

@@ -53,6 +53,16 @@ def test_the_original_commands_read_the_reference_yaml(command, strategy, monkey
         ("data/coco/", "train2017", "val2017", "output")
 
 
+def test_the_loss_module_reads_detached_features_as_the_original_from_75_percent():
+    """The original (its lib/core/function.py) detaches the loss module's features from epoch 75
+    of its END_EPOCH 100 on: 75% of the epochs, which this task's protocol keeps at any length."""
+    for epochs, detach in ((100, 75), (210, 157), (25, 18)):
+        args = parse_args(["--epochs", str(epochs), "--strategy", "loss_prediction"])
+        assert cli.loop_config(args, "cpu").resolved_detach_epoch == detach
+    args = parse_args(["--epochs", "100", "--detach-epoch", "40", "--strategy", "loss_prediction"])
+    assert cli.loop_config(args, "cpu").resolved_detach_epoch == 40
+
+
 def test_config_overrides_and_forwarded_flags(monkeypatch):
     monkeypatch.chdir(TASK_DIR)
     tools = _load_tools()
