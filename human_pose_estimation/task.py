@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.files.images import check_images
+from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.units import GroupedUnits
 from active_learning.strategies import HEATMAPS
 
@@ -56,7 +57,8 @@ class PoseTask(BaseTaskAdapter):
         dropout: Dropout2d before the final 1 x 1 convolution (MC strategies need > 0).
         optimizer: "adam" (the reference, no weight decay) or "sgd"; lr, momentum, weight_decay,
             milestones, gamma: the step schedule (x gamma at each milestone epoch).
-        pretrained, weights: local weight files (backbone; a whole model).
+        pretrained, weights: the backbone's and the whole model's weights, by name (see
+            ``model.build_model``); published: the files the references publish.
         augmentation: training augmentation. flip_test: average with the flipped crop's heatmaps.
         oks_threshold: OKS-NMS threshold of the evaluation (HRNet's TEST.OKS_THRE; None: none).
         in_vis_threshold: joints above it make a person's score (HRNet's TEST.IN_VIS_THRE).
@@ -75,7 +77,8 @@ class PoseTask(BaseTaskAdapter):
                  gamma: float = 0.1, pretrained: str | None = None, weights: str | None = None,
                  augmentation: Augmentation | None = None, flip_test: bool = True,
                  oks_threshold: float | None = 0.9, in_vis_threshold: float = 0.2,
-                 heatmap_convention: str = "hrnet", progress: bool = True) -> None:
+                 heatmap_convention: str = "hrnet",
+                 published: Sequence[PublishedCheckpoint] = (), progress: bool = True) -> None:
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
         self.pool, self.test = pool, test
@@ -86,6 +89,7 @@ class PoseTask(BaseTaskAdapter):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.pretrained, self.weights = pretrained, weights
+        self.published = tuple(published)
         self.augmentation = augmentation if augmentation is not None else Augmentation()
         self.flip_test, self.progress = flip_test, progress
         self.oks_threshold, self.in_vis_threshold = oks_threshold, in_vis_threshold
@@ -129,7 +133,7 @@ class PoseTask(BaseTaskAdapter):
 
     def build_model(self) -> nn.Module:
         return build_model(self.arch, dropout=self.dropout, pretrained=self.pretrained,
-                           weights=self.weights)
+                           weights=self.weights, published=self.published)
 
     def build_optimizer(self, parameters, epochs: int):
         """Adam (the reference: lr 1e-3, no weight decay) or SGD, x ``gamma`` at each milestone."""

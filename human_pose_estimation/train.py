@@ -11,7 +11,9 @@ the CSV names is the image. Strategies: random, loss_prediction, heatmap_uncerta
 mc_variance (with --dropout), coreset, discriminative. Defaults are the original's protocol:
 COCO train2017 as the pool, val2017 with ground-truth boxes as the test set; 10 cycles of
 5,000 images, 5,000 initial, subsets of 5 x the budget; HRNet-W32 at 256 x 192, Adam lr 1e-3,
-batch 32, 210 epochs with x0.1 at 170 and 200; lambda 1e-4, features detached at 75%.
+batch 32, 210 epochs with x0.1 at 170 and 200; lambda 1e-4, features detached at 75%; the
+backbone starts from ImageNet HRNet-W32 (hrnet_w32-36af842e.pth, HRNet's MODEL.PRETRAINED;
+--from-scratch trains from random weights).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     __package__ = "human_pose_estimation"
 
 from active_learning import cli
-from active_learning.errors import ConfigError
+from active_learning.errors import ConfigError, WeightsError
+from active_learning.files.pretrained import PublishedCheckpoint, hub_checkpoint_path
 from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
 from active_learning.strategies import HEATMAPS
 
@@ -42,12 +45,32 @@ from .model import ARCHITECTURES
 REFERENCE = dict(cycles=10, initial_size=5000, images_per_cycle=5000, epochs=210, batch_size=32,
                  eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=0.0, lamda=1e-4,
                  mc_samples=10, subset_factor=5, detach_fraction=0.75)
+# The weights the references publish. HRNet's MODEL.PRETRAINED is HRNet-Image-Classification's
+# ImageNet HRNet-W32, which deep-high-resolution-net.pytorch's README links on Google Drive /
+# OneDrive; OpenMMLab mirrors the same file under the same name as a direct download (mmpose's
+# HRNet configs start from it). The COCO pose model is on the model zoo's Drive folder only.
+MODEL_ZOO_PAGE = "https://drive.google.com/drive/folders/1hOTihvbyIxsm5ygDpbUuJ7O_tzv4oXjC"
+IMAGENET_HRNET_W32 = "hrnet_w32-36af842e.pth"
+COCO_POSE_HRNET_W32 = "pose_hrnet_w32_256x192.pth"
+PUBLISHED = (
+    PublishedCheckpoint(
+        IMAGENET_HRNET_W32,
+        "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
+        "ImageNet HRNet-W32: deep-high-resolution-net.pytorch's MODEL.PRETRAINED, mirrored by "
+        "OpenMMLab"),
+    PublishedCheckpoint(COCO_POSE_HRNET_W32, MODEL_ZOO_PAGE,
+                            "deep-high-resolution-net.pytorch's COCO model zoo"),
+)
+# Published on a page, not as a file a program can download: never fetched, only found cached.
+PAGE_ONLY = {COCO_POSE_HRNET_W32}
+
 PRESETS = {
-    # COCO as in the original project (the parser's own defaults).
-    "coco": dict(dataset_root="data/coco"),
+    # COCO as in the original project (the parser's own defaults), from ImageNet HRNet-W32.
+    "coco": dict(dataset_root="data/coco", weights_backbone=IMAGENET_HRNET_W32),
     # The CPU benchmark on the scenes of
-    # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`.
+    # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`, from scratch.
     "synthetic-cpu": dict(dataset_root="data/fmnist_coco", arch="hrnet_w18_small",
+                          weights_backbone=None,
                           image_size="96,128", cycles=4, initial_size=100, images_per_cycle=50,
                           subset=250, epochs=25, milestones=[20], batch_size=32,
                           eval_batch_size=64),
@@ -104,6 +127,8 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                          help="probability of a half-body crop (persons with > 8 labeled joints)")
     augment.add_bool("--flip", default=True,
                      help="random horizontal flips (left/right joints swapped)")
+    # The reference starts from ImageNet HRNet-W32 (MODEL.PRETRAINED), with or without --cfg.
+    arguments.parser.set_defaults(weights_backbone=IMAGENET_HRNET_W32)
     units = arguments.group("units")
     units.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                        help="an image's score from its persons' scores")
@@ -140,6 +165,22 @@ def check(args: argparse.Namespace) -> None:
         (args.person_boxes is None or args.unlabeled_dir is not None,
          "--person-boxes needs --unlabeled-dir"),
     ])
+    check_page_only_weights(args)
+
+
+def check_page_only_weights(args: argparse.Namespace) -> None:
+    """A file published on a web page only (the COCO pose model) is used from torch.hub's cache
+    and never downloaded (the download would fetch the page): WeightsError when it is not
+    there, saying where to get it and where to put it."""
+    for flag, spec in (("--weights", args.weights),
+                       ("--weights-backbone", getattr(args, "weights_backbone", None))):
+        if spec in PAGE_ONLY and not Path(spec).exists() \
+                and not hub_checkpoint_path(spec).is_file():
+            source = next(c for c in PUBLISHED if c.filename == spec)
+            raise WeightsError(
+                f"{flag} {spec} ({source.source}): not in torch.hub's cache "
+                f"({hub_checkpoint_path(spec)}); it is published on a page, not as a direct "
+                f"download: save it from {source.url} to that path, or give its local path")
 
 
 def dataset_name(args: argparse.Namespace) -> str:
@@ -172,7 +213,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     augmentation=augmentation,
                     flip_test=args.flip_test, oks_threshold=args.oks_threshold,
                     in_vis_threshold=args.in_vis_threshold,
-                    heatmap_convention=args.heatmap_convention, progress=not args.no_progress)
+                    heatmap_convention=args.heatmap_convention, published=PUBLISHED,
+                    progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
                      cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")
@@ -189,7 +231,7 @@ COMMAND = cli.TaskCommand(
     name="human_pose_estimation", description=__doc__.split("\n\n")[0], output_kind=HEATMAPS,
     unit_classes=(GroupedUnits,), add_arguments=add_arguments, build=build, check=check,
     reference=REFERENCE, presets=PRESETS, dropout=0.0, mc_dropout=0.1,
-    backbone_aliases=("--pretrained",),
+    backbone_aliases=("--pretrained",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them "
                    "to the annotation file, and run again")
