@@ -51,6 +51,7 @@ REFERENCE = dict(cycles=10, initial_size=5000, images_per_cycle=5000, epochs=210
 # HRNet configs start from it). The COCO pose model is on the model zoo's Drive folder only.
 MODEL_ZOO_PAGE = "https://drive.google.com/drive/folders/1hOTihvbyIxsm5ygDpbUuJ7O_tzv4oXjC"
 IMAGENET_HRNET_W32 = "hrnet_w32-36af842e.pth"
+IMAGENET_HRNET_W48 = "hrnet_w48-8ef0771d.pth"      # the MODEL.PRETRAINED of HRNet's W48 configs
 COCO_POSE_HRNET_W32 = "pose_hrnet_w32_256x192.pth"
 PUBLISHED = (
     PublishedCheckpoint(
@@ -58,15 +59,29 @@ PUBLISHED = (
         "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
         "ImageNet HRNet-W32: deep-high-resolution-net.pytorch's MODEL.PRETRAINED, mirrored by "
         "OpenMMLab"),
+    PublishedCheckpoint(
+        IMAGENET_HRNET_W48,
+        "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w48-8ef0771d.pth",
+        "ImageNet HRNet-W48: deep-high-resolution-net.pytorch's MODEL.PRETRAINED for W48, "
+        "mirrored by OpenMMLab"),
     PublishedCheckpoint(COCO_POSE_HRNET_W32, MODEL_ZOO_PAGE,
                             "deep-high-resolution-net.pytorch's COCO model zoo"),
 )
 # Published on a page, not as a file a program can download: never fetched, only found cached.
 PAGE_ONLY = {COCO_POSE_HRNET_W32}
+# --weights-backbone's default: the ImageNet weights of --arch (see imagenet_backbone).
+IMAGENET = "imagenet"
+
+
+def imagenet_backbone(arch: str) -> str:
+    """The ImageNet start of ``arch``: the file HRNet's configurations name for W32 and W48
+    (MODEL.PRETRAINED), timm's pretrained model of that name for the other widths."""
+    return {"hrnet_w32": IMAGENET_HRNET_W32, "hrnet_w48": IMAGENET_HRNET_W48}.get(
+        arch, f"timm:{arch}")
 
 PRESETS = {
     # COCO as in the original project (the parser's own defaults), from ImageNet HRNet-W32.
-    "coco": dict(dataset_root="data/coco", weights_backbone=IMAGENET_HRNET_W32),
+    "coco": dict(dataset_root="data/coco", weights_backbone=IMAGENET),
     # The CPU benchmark on the scenes of
     # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`, from scratch.
     "synthetic-cpu": dict(dataset_root="data/fmnist_coco", arch="hrnet_w18_small",
@@ -127,8 +142,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                          help="probability of a half-body crop (persons with > 8 labeled joints)")
     augment.add_bool("--flip", default=True,
                      help="random horizontal flips (left/right joints swapped)")
-    # The reference starts from ImageNet HRNet-W32 (MODEL.PRETRAINED), with or without --cfg.
-    arguments.parser.set_defaults(weights_backbone=IMAGENET_HRNET_W32)
+    # The reference starts from ImageNet HRNet-W32 (MODEL.PRETRAINED), with or without --cfg;
+    # "imagenet" becomes the ImageNet weights of --arch in check()
+    arguments.parser.set_defaults(weights_backbone=IMAGENET)
     units = arguments.group("units")
     units.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                        help="an image's score from its persons' scores")
@@ -145,6 +161,10 @@ def integers(text: str, flag: str, count: int) -> list[int]:
 
 
 def check(args: argparse.Namespace) -> None:
+    """The flags' values; also resolves the default ``--weights-backbone imagenet`` to the
+    ImageNet weights of ``--arch`` (so the run records the file it starts from)."""
+    if args.weights_backbone == IMAGENET:
+        args.weights_backbone = imagenet_backbone(args.arch)
     width, height = integers(args.image_size, "--image-size", 2)
     cli.require([
         (width % 32 == 0 and height % 32 == 0,

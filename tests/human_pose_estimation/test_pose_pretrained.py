@@ -126,16 +126,21 @@ def _tiny(dataset, tmp_path) -> list[str]:
 
 def test_the_reference_starts_from_imagenet_hrnet_w32_and_says_so_when_it_is_missing(dataset, tmp_path, capsys):
     assert parse_args([]).weights_backbone == IMAGENET_HRNET_W32
+    # another width starts from its own ImageNet weights: HRNet's W48 file, timm's for the rest
+    assert parse_args(["--arch", "hrnet_w48"]).weights_backbone == "hrnet_w48-8ef0771d.pth"
+    assert parse_args(["--arch", "hrnet_w18"]).weights_backbone == "timm:hrnet_w18"
+    assert parse_args(["--arch", "hrnet_w18", "--pretrained", "mine.pth"]).weights_backbone == "mine.pth"
     assert parse_args(["--preset", "coco"]).weights_backbone == IMAGENET_HRNET_W32
     assert parse_args(["--preset", "synthetic-cpu"]).weights_backbone is None     # the CPU preset: from scratch
     assert parse_args(["--from-scratch"]).weights_backbone is None
-    with pytest.raises(SystemExit) as exit_info:
-        main(_tiny(dataset, tmp_path))
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert exit_info.value.code == 2 and len(lines) == 1
-    assert IMAGENET_HRNET_W32 in lines[0] and "--from-scratch" in lines[0]
-    assert "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth" in lines[0]
-    assert not (tmp_path / "runs").exists()                              # stopped before anything ran
+    for arch, named in (("hrnet_w32", "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth"),
+                        (ARCH, f"timm:{ARCH}")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(_tiny(dataset, tmp_path) + ["--arch", arch])
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert exit_info.value.code == 2 and len(lines) == 1
+        assert named in lines[0] and "--from-scratch" in lines[0]
+        assert not (tmp_path / "runs").exists()                          # stopped before anything ran
 
 
 def test_a_tiny_run_starts_from_the_cached_published_file(dataset, tmp_path, monkeypatch):
@@ -146,7 +151,7 @@ def test_a_tiny_run_starts_from_the_cached_published_file(dataset, tmp_path, mon
     built = []
     original = task_module.build_model
     monkeypatch.setattr(task_module, "build_model", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
-    run_dir = main(_tiny(dataset, tmp_path))
+    run_dir = main(_tiny(dataset, tmp_path) + ["--pretrained", IMAGENET_HRNET_W32])
     assert (run_dir / "metrics.csv").is_file()
     assert built and all(torch.equal(built[0].backbone.state_dict()[key], state[key])
                          for key in built[0].backbone.state_dict())
