@@ -13,8 +13,12 @@ What stops a run (``DataError``, exit 2, naming the file and the annotation) and
 * stops: an annotation file that is missing or not JSON, one without the keypoint fields (a
   detection or caption file), a keypoint array whose length is not 3 x 17, an image the file
   references that is missing on disk (and, in ``PoseTask.check_files``, one that cannot be read);
-* skipped with one warning per file: crowd annotations and persons whose box has zero width or
-  height (HRNet's sanitizer drops them too);
+* boxes are sanitised as HRNet's ``_load_coco_keypoint_annotation_kernal`` does (see
+  :func:`clean_box`): the top-left corner clipped to the image, the box then ``w - 1`` by ``h - 1``
+  pixels from there, clipped to the last pixel;
+* skipped with one warning per file, as HRNet skips them: crowd annotations, persons whose
+  annotation ``area`` is 0 and persons whose box lies outside the image (plus boxes of neither
+  width nor height, which HRNet cannot crop either);
 * skipped silently, as HRNet does: persons with no labeled keypoint (nothing to learn), and so
   images with no person left (they are never candidates, and labeling one teaches nothing).
 """
@@ -24,6 +28,7 @@ import contextlib
 import io
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +110,30 @@ def load_coco(annotation_file: str | Path):
         raise DataError(f"{path} is not in the COCO format (missing {error})") from None
 
 
+def clean_box(box: Sequence[float], width: float | None,
+              height: float | None) -> tuple[float, float, float, float] | None:
+    """A person box (x, y, w, h) clipped to a ``width`` x ``height`` image, as HRNet sanitises
+    boxes (deep-high-resolution-net.pytorch, lib/dataset/coco.py
+    ``_load_coco_keypoint_annotation_kernal``):
+    ``x1 = max(0, x)``, ``x2 = min(width - 1, x1 + max(0, w - 1))`` (the same for y), kept as
+    ``(x1, y1, x2 - x1, y2 - y1)`` when ``x2 >= x1`` and ``y2 >= y1``; None otherwise (the box lies
+    right of or below the image) or when it has neither width nor height left (a crop of size 0).
+
+    As in HRNet, ``x2`` counts from the *clipped* ``x1``: a box reaching left of the image keeps its
+    width, moved right. An unknown image size (None) leaves that side unclipped.
+    """
+    x, y, w, h = (float(v) for v in box)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = x1 + max(0.0, w - 1), y1 + max(0.0, h - 1)
+    if width is not None:
+        x2 = min(float(width) - 1, x2)
+    if height is not None:
+        y2 = min(float(height) - 1, y2)
+    if x2 < x1 or y2 < y1 or (x2 == x1 and y2 == y1):
+        return None
+    return x1, y1, x2 - x1, y2 - y1
+
+
 def read_split(root: str | Path, split: str, *, image_folder: str | Path | None = None) -> PoseData:
     """The persons of ``<root>/annotations/person_keypoints_<split>.json`` and their images.
 
@@ -130,7 +159,7 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
     images: list[PoseImage] = []
     position: dict[int, int] = {}
     persons: list[Person] = []
-    skipped = {"crowd": 0, "zero-size box": 0}
+    skipped = {"crowd": 0, "zero area": 0, "box outside the image": 0}
     for note in coco.dataset["annotations"]:
         if note.get("category_id") not in person_ids:
             continue
@@ -149,16 +178,20 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
         if note.get("iscrowd", 0):
             skipped["crowd"] += 1
             continue
-        if float(box[2]) <= 0 or float(box[3]) <= 0:
-            skipped["zero-size box"] += 1
+        if float(note.get("area", 1.0)) <= 0:
+            skipped["zero area"] += 1
+            continue
+        image_id = int(note["image_id"])
+        info = coco.imgs.get(image_id)
+        if info is None or "file_name" not in info:
+            raise DataError(f"{where} refers to image {image_id}, which the file does not list")
+        box = clean_box(box, info.get("width"), info.get("height"))
+        if box is None:
+            skipped["box outside the image"] += 1
             continue
         if not (keypoints[:, 2] > 0).any():
             continue
-        image_id = int(note["image_id"])
         if image_id not in position:
-            info = coco.imgs.get(image_id)
-            if info is None or "file_name" not in info:
-                raise DataError(f"{where} refers to image {image_id}, which the file does not list")
             path = folder / info["file_name"]
             if not path.is_file():
                 raise DataError(f"image missing: {path} ({annotation_file.name}, image {image_id})")

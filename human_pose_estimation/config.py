@@ -11,12 +11,16 @@ Keys read (the rest of the file is kept for reference and ignored):
                               ``hrnet_w<C>``
 ``MODEL.IMAGE_SIZE``          ``--image-size`` (W, H); ``HEATMAP_SIZE`` must be a quarter of it
 ``MODEL.SIGMA``, ``NUM_JOINTS`` (17), ``TARGET_TYPE`` (gaussian), ``LOSS.USE_TARGET_WEIGHT`` (true)
-``MODEL.PRETRAINED``          ``--pretrained`` when ``INIT_WEIGHTS`` and the file exists (else a
-                              warning)
+``MODEL.PRETRAINED``          ``--weights-backbone`` when ``INIT_WEIGHTS``: the file (relative
+                              to the task folder) when it is there, else its name when it is a
+                              published file (``hrnet_w32-36af842e.pth``: from torch.hub's cache,
+                              downloaded there), else a WeightsError; ``INIT_WEIGHTS false`` or
+                              ``--from-scratch``: ``--from-scratch``
 ``TRAIN.*``                   batch size (per GPU: one device here), epochs (END - BEGIN),
                               optimizer, LR, LR_FACTOR, LR_STEP, MOMENTUM, WD (SGD only: the
                               original's Adam has no weight decay)
 ``TEST.BATCH_SIZE_PER_GPU``, ``FLIP_TEST``, ``USE_GT_BBOX`` (true: evaluation on ground-truth boxes)
+``TEST.OKS_THRE``, ``IN_VIS_THRE``  ``--oks-threshold``, ``--in-vis-threshold`` (OKS-NMS, rescoring)
 ``TEST.MODEL_FILE``           ``--weights`` (initial weights of the whole model) when set
 ``OUTPUT_DIR`` / ``--modelDir``  ``--output-dir``; ``WORKERS``: ``--workers`` (at most the CPU
                                  count)
@@ -25,13 +29,16 @@ Keys read (the rest of the file is kept for reference and ignored):
 from __future__ import annotations
 
 import copy
+import logging
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning.errors import ConfigError
+from active_learning.errors import ConfigError, WeightsError
+from active_learning.files.pretrained import PublishedCheckpoint
+
+log = logging.getLogger(__name__)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -87,9 +94,30 @@ def _pair(value: Any, key: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
+def pretrained_spec(pretrained: str, base_dir: str | Path,
+                    published: Sequence[PublishedCheckpoint]) -> str:
+    """What ``--weights-backbone`` gets for MODEL.PRETRAINED: the file under ``base_dir`` if it
+    is there, else its name if a reference publishes a file of that name (found in torch.hub's
+    cache, or downloaded there, as ``train.py``'s default is); else WeightsError."""
+    path = Path(base_dir) / pretrained
+    if path.is_file():
+        return str(path)
+    name = Path(pretrained).name
+    if any(checkpoint.filename == name for checkpoint in published):
+        log.info("MODEL.PRETRAINED %s is not under %s: using the published %s (torch.hub's "
+                 "cache)", pretrained, base_dir, name)
+        return name
+    raise WeightsError(f"MODEL.PRETRAINED {pretrained}: no such file ({path}); put the backbone's "
+                       f"weights there, set MODEL.INIT_WEIGHTS false, or pass --from-scratch to "
+                       f"train from random weights")
+
+
 def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None,
-                   model_dir: str | None = None, base_dir: str | Path = ".") -> list[str]:
-    """``train.py`` arguments of a configuration (see the module doc for each key)."""
+                   model_dir: str | None = None, base_dir: str | Path = ".",
+                   published: Sequence[PublishedCheckpoint] = (),
+                   from_scratch: bool = False) -> list[str]:
+    """``train.py`` arguments of a configuration (see the module doc for each key);
+    ``from_scratch``: the command line asked for random weights (MODEL.PRETRAINED unused)."""
     argv: list[str] = []
 
     def add(flag: str, value: Any) -> None:
@@ -105,7 +133,9 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None,
                       ("MODEL.SIGMA", "--sigma"),
                       ("TRAIN.BATCH_SIZE_PER_GPU", "--batch-size"), ("TRAIN.LR", "--lr"),
                       ("TRAIN.LR_FACTOR", "--gamma"), ("TRAIN.MOMENTUM", "--momentum"),
-                      ("TEST.BATCH_SIZE_PER_GPU", "--eval-batch-size")):
+                      ("TEST.BATCH_SIZE_PER_GPU", "--eval-batch-size"),
+                      ("TEST.OKS_THRE", "--oks-threshold"),
+                      ("TEST.IN_VIS_THRE", "--in-vis-threshold")):
         value = _get(config, key)
         if value is not None:
             add(flag, value)
@@ -140,13 +170,10 @@ def config_to_argv(config: dict[str, Any], *, data_dir: str | None = None,
                           f"MODEL.IMAGE_SIZE {list(image_size)}")
     add("--image-size", f"{image_size[0]},{image_size[1]}")
     pretrained = _get(config, "MODEL.PRETRAINED")
-    if _get(config, "MODEL.INIT_WEIGHTS", False) and pretrained:
-        path = Path(base_dir) / pretrained
-        if path.is_file():
-            add("--weights-backbone", path)
-        else:
-            warnings.warn(f"MODEL.PRETRAINED {pretrained} not found: the backbone "
-                          "starts from random weights", stacklevel=2)
+    if from_scratch or not (_get(config, "MODEL.INIT_WEIGHTS", False) and pretrained):
+        argv.append("--from-scratch")
+    else:
+        argv.extend(["--weights-backbone", pretrained_spec(str(pretrained), base_dir, published)])
     model_file = _get(config, "TEST.MODEL_FILE")
     if model_file:
         add("--weights", model_file)

@@ -29,12 +29,13 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.files.images import check_images
+from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.units import GroupedUnits
 from active_learning.strategies import HEATMAPS
 
 from .coco import DataError, PoseData
 from .data import Augmentation, PoseSet, collate
-from .heatmaps import decode, flip_back, to_image
+from .heatmaps import box_to_centre_size, decode, flip_back, shift_right, to_image
 from .model import build_model, feature_info
 
 
@@ -56,8 +57,13 @@ class PoseTask(BaseTaskAdapter):
         dropout: Dropout2d before the final 1 x 1 convolution (MC strategies need > 0).
         optimizer: "adam" (the reference, no weight decay) or "sgd"; lr, momentum, weight_decay,
             milestones, gamma: the step schedule (x gamma at each milestone epoch).
-        pretrained, weights: local weight files (backbone; a whole model).
+        pretrained, weights: the backbone's and the whole model's weights, by name (see
+            ``model.build_model``); published: the files the references publish.
         augmentation: training augmentation. flip_test: average with the flipped crop's heatmaps.
+        oks_threshold: OKS-NMS threshold of the evaluation (HRNet's TEST.OKS_THRE; None: none).
+        in_vis_threshold: joints above it make a person's score (HRNet's TEST.IN_VIS_THRE).
+        heatmap_convention: how heatmap cells sit on the crop, for targets, decoding and the flip
+            test (``heatmaps.CONVENTIONS``: ``"hrnet"``, the reference's, or ``"aligned"``).
     """
 
     name = "pose"
@@ -70,7 +76,9 @@ class PoseTask(BaseTaskAdapter):
                  weight_decay: float = 0.0, milestones: Sequence[int] = (170, 200),
                  gamma: float = 0.1, pretrained: str | None = None, weights: str | None = None,
                  augmentation: Augmentation | None = None, flip_test: bool = True,
-                 progress: bool = True) -> None:
+                 oks_threshold: float | None = 0.9, in_vis_threshold: float = 0.2,
+                 heatmap_convention: str = "hrnet",
+                 published: Sequence[PublishedCheckpoint] = (), progress: bool = True) -> None:
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
         self.pool, self.test = pool, test
@@ -81,10 +89,13 @@ class PoseTask(BaseTaskAdapter):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.pretrained, self.weights = pretrained, weights
+        self.published = tuple(published)
         self.augmentation = augmentation if augmentation is not None else Augmentation()
         self.flip_test, self.progress = flip_test, progress
+        self.oks_threshold, self.in_vis_threshold = oks_threshold, in_vis_threshold
+        self.convention = heatmap_convention
         self.feature_info = feature_info(arch)
-        crops = dict(input_size=self.input_size, sigma=sigma)
+        crops = dict(input_size=self.input_size, sigma=sigma, convention=heatmap_convention)
         self.pool_set = PoseSet(pool, **crops)
         self.train_set = PoseSet(pool, augmentation=self.augmentation, **crops)
         self.test_set = PoseSet(test, **crops)
@@ -122,7 +133,7 @@ class PoseTask(BaseTaskAdapter):
 
     def build_model(self) -> nn.Module:
         return build_model(self.arch, dropout=self.dropout, pretrained=self.pretrained,
-                           weights=self.weights)
+                           weights=self.weights, published=self.published)
 
     def build_optimizer(self, parameters, epochs: int):
         """Adam (the reference: lr 1e-3, no weight decay) or SGD, x ``gamma`` at each milestone."""
@@ -155,20 +166,25 @@ class PoseTask(BaseTaskAdapter):
     @torch.inference_mode()
     def predict_heatmaps(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps [B, J, h, w] of crops [B, 3, H, W], averaged with the
-        flipped crop's (flip test)."""
+        flipped crop's (flip test; in HRNet's convention shifted one cell right first, its
+        SHIFT_HEATMAP)."""
         model.eval()
         heatmaps = model(images)
         if self.flip_test:
-            heatmaps = (heatmaps + flip_back(model(images.flip(-1)))) / 2
+            flipped = flip_back(model(images.flip(-1)))
+            if self.convention == "hrnet":
+                flipped = shift_right(flipped)
+            heatmaps = (heatmaps + flipped) / 2
         return heatmaps
 
     def keypoints(self, heatmaps: torch.Tensor,
                   matrices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps [B, J, h, w] and crop matrices [B, 2, 3] -> (image joints
         [B, J, 2], maxima [B, J])."""
-        coordinates, maxima = decode(heatmaps.cpu())
+        coordinates, maxima = decode(heatmaps.cpu(), self.convention)
         stride = self.input_size[0] // heatmaps.shape[-1]
-        joints = np.stack([to_image(c.numpy().astype(np.float64), m.numpy(), stride)
+        joints = np.stack([to_image(c.numpy().astype(np.float64), m.numpy(), stride,
+                                    self.convention)
                            for c, m in zip(coordinates, matrices, strict=True)])
         return joints, maxima.numpy()
 
@@ -185,16 +201,19 @@ class PoseTask(BaseTaskAdapter):
         """OKS AP / AR on the test persons with ground-truth boxes (pycocotools COCOeval)."""
         from .metrics import KeypointEvaluator
 
-        evaluator = KeypointEvaluator(self.test.coco,
-                                      [image.image_id for image in self.test.images])
+        # every image of the ground-truth file, as HRNet's COCOeval (its imgIds left as loaded)
+        evaluator = KeypointEvaluator(self.test.coco, in_vis_thre=self.in_vis_threshold,
+                                      oks_threshold=self.oks_threshold)
         for batch in loader:
             images, targets = self.split_batch(batch, device)
             joints, maxima = self.keypoints(self.predict_heatmaps(model, images), targets["matrix"])
             for index, person_joints, person_maxima in zip(targets["index"].tolist(), joints,
                                                            maxima, strict=True):
                 person = self.test.persons[index]
+                # OKS-NMS's scale: the crop's area, HRNet's prod(scale * 200)
+                _, size = box_to_centre_size(person.box, self.test_set.aspect)
                 evaluator.add(self.test.images[person.image].image_id, person_joints, person_maxima,
-                              person.score)
+                              person.score, area=float(size[0] * size[1]))
         return evaluator.compute()
 
     def item_name(self, index: int) -> str:

@@ -11,7 +11,9 @@ the CSV names is the image. Strategies: random, loss_prediction, heatmap_uncerta
 mc_variance (with --dropout), coreset, discriminative. Defaults are the original's protocol:
 COCO train2017 as the pool, val2017 with ground-truth boxes as the test set; 10 cycles of
 5,000 images, 5,000 initial, subsets of 5 x the budget; HRNet-W32 at 256 x 192, Adam lr 1e-3,
-batch 32, 210 epochs with x0.1 at 170 and 200; lambda 1e-4, features detached at 75%.
+batch 32, 210 epochs with x0.1 at 170 and 200; lambda 1e-4, features detached at 75%; the
+backbone starts from ImageNet HRNet-W32 (hrnet_w32-36af842e.pth, HRNet's MODEL.PRETRAINED;
+--from-scratch trains from random weights).
 """
 from __future__ import annotations
 
@@ -26,24 +28,64 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     __package__ = "human_pose_estimation"
 
 from active_learning import cli
-from active_learning.errors import ConfigError
+from active_learning.errors import ConfigError, WeightsError
+from active_learning.files.pretrained import PublishedCheckpoint, hub_checkpoint_path
 from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
 from active_learning.strategies import HEATMAPS
 
 from .coco import read_person_boxes, read_split
 from .data import Augmentation
+from .heatmaps import CONVENTIONS
 from .model import ARCHITECTURES
 
-# The original scored 5 x the budget per cycle and detached the loss module's features at 75%.
+# The original scored 5 x the budget per cycle. Its lib/core/function.py feeds the loss module
+# undetached features for epochs 0-74 and detached ones from epoch 75 of its END_EPOCH 100 on:
+# kept here as a fraction, 75% of the epochs (157 of HRNet's 210), so a shorter or longer
+# schedule detaches at the same point of training (an absolute 75 would be 36% of 210 epochs).
 REFERENCE = dict(cycles=10, initial_size=5000, images_per_cycle=5000, epochs=210, batch_size=32,
                  eval_batch_size=32, lr=1e-3, momentum=0.9, weight_decay=0.0, lamda=1e-4,
                  mc_samples=10, subset_factor=5, detach_fraction=0.75)
+# The weights the references publish. HRNet's MODEL.PRETRAINED is HRNet-Image-Classification's
+# ImageNet HRNet-W32, which deep-high-resolution-net.pytorch's README links on Google Drive /
+# OneDrive; OpenMMLab mirrors the same file under the same name as a direct download (mmpose's
+# HRNet configs start from it). The COCO pose model is on the model zoo's Drive folder only.
+MODEL_ZOO_PAGE = "https://drive.google.com/drive/folders/1hOTihvbyIxsm5ygDpbUuJ7O_tzv4oXjC"
+IMAGENET_HRNET_W32 = "hrnet_w32-36af842e.pth"
+IMAGENET_HRNET_W48 = "hrnet_w48-8ef0771d.pth"      # the MODEL.PRETRAINED of HRNet's W48 configs
+COCO_POSE_HRNET_W32 = "pose_hrnet_w32_256x192.pth"
+PUBLISHED = (
+    PublishedCheckpoint(
+        IMAGENET_HRNET_W32,
+        "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
+        "ImageNet HRNet-W32: deep-high-resolution-net.pytorch's MODEL.PRETRAINED, mirrored by "
+        "OpenMMLab"),
+    PublishedCheckpoint(
+        IMAGENET_HRNET_W48,
+        "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w48-8ef0771d.pth",
+        "ImageNet HRNet-W48: deep-high-resolution-net.pytorch's MODEL.PRETRAINED for W48, "
+        "mirrored by OpenMMLab"),
+    PublishedCheckpoint(COCO_POSE_HRNET_W32, MODEL_ZOO_PAGE,
+                            "deep-high-resolution-net.pytorch's COCO model zoo"),
+)
+# Published on a page, not as a file a program can download: never fetched, only found cached.
+PAGE_ONLY = {COCO_POSE_HRNET_W32}
+# --weights-backbone's default: the ImageNet weights of --arch (see imagenet_backbone).
+IMAGENET = "imagenet"
+
+
+def imagenet_backbone(arch: str) -> str:
+    """The ImageNet start of ``arch``: the file HRNet's configurations name for W32 and W48
+    (MODEL.PRETRAINED), timm's pretrained model of that name for the other widths."""
+    return {"hrnet_w32": IMAGENET_HRNET_W32, "hrnet_w48": IMAGENET_HRNET_W48}.get(
+        arch, f"timm:{arch}")
+
 PRESETS = {
-    # COCO as in the original project (the parser's own defaults).
-    "coco": dict(dataset_root="data/coco"),
+    # COCO as in the original project (the parser's own defaults), from ImageNet HRNet-W32.
+    "coco": dict(dataset_root="data/coco", weights_backbone=IMAGENET),
     # The CPU benchmark on the scenes of
-    # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`.
+    # `python -m synthetic --format coco-keypoints --output data/fmnist_coco`, from scratch.
     "synthetic-cpu": dict(dataset_root="data/fmnist_coco", arch="hrnet_w18_small",
+                          weights_backbone=None,
                           image_size="96,128", cycles=4, initial_size=100, images_per_cycle=50,
                           subset=250, epochs=25, milestones=[20], batch_size=32,
                           eval_batch_size=64),
@@ -79,6 +121,18 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")
     model.add_bool("--flip-test", default=True,
                    help="evaluate on the average of the crop's and the flipped crop's heatmaps")
+    model.add_argument("--heatmap-convention", choices=CONVENTIONS, default="hrnet",
+                       help="how heatmap cells sit on the crop: hrnet (the reference: a cell "
+                            "stands for crop pixel 4j, targets on the nearest cell cut to 3 sigma, "
+                            "flip test shifted one cell) or aligned (a cell at the centre of the "
+                            "pixels it covers, sub-cell targets, a flip test without shift)")
+    model.add_argument("--oks-threshold", type=float, default=0.9,
+                       help="evaluation: OKS non-maximum suppression within an image drops a "
+                            "person whose OKS with a better-scored one is above this (HRNet's "
+                            "TEST.OKS_THRE); 1 keeps every person")
+    model.add_argument("--in-vis-threshold", type=float, default=0.2,
+                       help="evaluation: a person's score is the mean heatmap maximum of its "
+                            "joints above this (HRNet's TEST.IN_VIS_THRE)")
     augment = arguments.group("augmentation (HRNet's COCO values)")
     augment.add_argument("--scale-factor", type=float, default=0.35,
                          help="crop scale: clip(N(1, f), 1-f, 1+f)")
@@ -88,6 +142,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                          help="probability of a half-body crop (persons with > 8 labeled joints)")
     augment.add_bool("--flip", default=True,
                      help="random horizontal flips (left/right joints swapped)")
+    # The reference starts from ImageNet HRNet-W32 (MODEL.PRETRAINED), with or without --cfg;
+    # "imagenet" becomes the ImageNet weights of --arch in check()
+    arguments.parser.set_defaults(weights_backbone=IMAGENET)
     units = arguments.group("units")
     units.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                        help="an image's score from its persons' scores")
@@ -104,12 +161,18 @@ def integers(text: str, flag: str, count: int) -> list[int]:
 
 
 def check(args: argparse.Namespace) -> None:
+    """The flags' values; also resolves the default ``--weights-backbone imagenet`` to the
+    ImageNet weights of ``--arch`` (so the run records the file it starts from)."""
+    if args.weights_backbone == IMAGENET:
+        args.weights_backbone = imagenet_backbone(args.arch)
     width, height = integers(args.image_size, "--image-size", 2)
     cli.require([
         (width % 32 == 0 and height % 32 == 0,
          "--image-size must be multiples of 32 (HRNet's lowest branch has stride 32), "
          f"got {args.image_size}"),
         (args.sigma > 0, f"--sigma must be > 0, got {args.sigma}"),
+        (0 <= args.oks_threshold <= 1,
+         f"--oks-threshold must be in [0, 1], got {args.oks_threshold}"),
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
         (0 <= args.scale_factor < 1, f"--scale-factor must be in [0, 1), got {args.scale_factor}"),
         (args.rotation_factor >= 0, f"--rotation-factor must be >= 0, got {args.rotation_factor}"),
@@ -122,6 +185,22 @@ def check(args: argparse.Namespace) -> None:
         (args.person_boxes is None or args.unlabeled_dir is not None,
          "--person-boxes needs --unlabeled-dir"),
     ])
+    check_page_only_weights(args)
+
+
+def check_page_only_weights(args: argparse.Namespace) -> None:
+    """A file published on a web page only (the COCO pose model) is used from torch.hub's cache
+    and never downloaded (the download would fetch the page): WeightsError when it is not
+    there, saying where to get it and where to put it."""
+    for flag, spec in (("--weights", args.weights),
+                       ("--weights-backbone", getattr(args, "weights_backbone", None))):
+        if spec in PAGE_ONLY and not Path(spec).exists() \
+                and not hub_checkpoint_path(spec).is_file():
+            source = next(c for c in PUBLISHED if c.filename == spec)
+            raise WeightsError(
+                f"{flag} {spec} ({source.source}): not in torch.hub's cache "
+                f"({hub_checkpoint_path(spec)}); it is published on a page, not as a direct "
+                f"download: save it from {source.url} to that path, or give its local path")
 
 
 def dataset_name(args: argparse.Namespace) -> str:
@@ -152,7 +231,10 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     milestones=args.milestones, gamma=args.gamma,
                     pretrained=args.weights_backbone, weights=args.weights,
                     augmentation=augmentation,
-                    flip_test=args.flip_test, progress=not args.no_progress)
+                    flip_test=args.flip_test, oks_threshold=args.oks_threshold,
+                    in_vis_threshold=args.in_vis_threshold,
+                    heatmap_convention=args.heatmap_convention, published=PUBLISHED,
+                    progress=not args.no_progress)
     # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
                      cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")
@@ -169,7 +251,7 @@ COMMAND = cli.TaskCommand(
     name="human_pose_estimation", description=__doc__.split("\n\n")[0], output_kind=HEATMAPS,
     unit_classes=(GroupedUnits,), add_arguments=add_arguments, build=build, check=check,
     reference=REFERENCE, presets=PRESETS, dropout=0.0, mc_dropout=0.1,
-    backbone_aliases=("--pretrained",),
+    backbone_aliases=("--pretrained",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them "
                    "to the annotation file, and run again")

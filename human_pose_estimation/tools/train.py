@@ -67,13 +67,34 @@ def build_argv(argv: Sequence[str] | None = None) -> tuple[list[str], argparse.N
     args, rest = get_args_parser().parse_known_args(argv)
     opts, forwarded = split_opts(rest)
     config = apply_overrides(load_config(args.cfg), opts)
+    # --from-scratch (or a backbone named on the command line) replaces MODEL.PRETRAINED; both
+    # together reach train.py, which refuses them
+    named = {token.split("=", 1)[0] for token in forwarded}
+    from_scratch = "--from-scratch" in named
+    overridden = bool(named & {"--weights-backbone", "--weights_backbone", "--pretrained"})
     translated = config_to_argv(config, data_dir=args.dataDir, model_dir=args.modelDir,
-                                base_dir=TASK_DIR)
+                                base_dir=TASK_DIR, published=train.PUBLISHED,
+                                from_scratch=from_scratch)
+    if overridden:   # the command line's backbone wins over MODEL.PRETRAINED
+        translated = _without_backbone(translated)
     if args.use_active_learning:
         translated += ["--strategy", "loss_prediction"]
     if args.output_superannotate_csv_file:
         translated += ["--output_superannotate_csv_file", args.output_superannotate_csv_file]
     return translated + forwarded, args
+
+
+def _without_backbone(argv: list[str]) -> list[str]:
+    """``argv`` without the configuration's ``--weights-backbone X`` / ``--from-scratch``."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--weights-backbone":
+            skip = True
+        elif token != "--from-scratch":
+            kept.append(token)
+    return kept
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

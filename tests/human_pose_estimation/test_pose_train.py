@@ -35,10 +35,10 @@ def _load_tools():
 @pytest.mark.parametrize("command, strategy", ORIGINAL_COMMANDS.items())
 def test_the_original_commands_read_the_reference_yaml(command, strategy, monkeypatch):
     monkeypatch.chdir(TASK_DIR)
-    with pytest.warns(UserWarning, match="MODEL.PRETRAINED"):
-        argv, _ = _load_tools().build_argv(shlex.split(command)[2:])
+    argv, _ = _load_tools().build_argv(shlex.split(command)[2:])
     args = parse_args(argv)
     assert args.strategy == strategy
+    assert args.weights_backbone == "hrnet_w32-36af842e.pth"     # MODEL.PRETRAINED, from torch.hub's cache
     assert (args.cycles, args.initial_size, args.images_per_cycle, args.subset) == (10, 5000, 5000, 25000)
     assert (args.arch, args.image_size, args.sigma) == ("hrnet_w32", "192,256", 2.0)
     assert (args.optimizer, args.lr, args.weight_decay, args.batch_size, args.eval_batch_size) == \
@@ -46,19 +46,29 @@ def test_the_original_commands_read_the_reference_yaml(command, strategy, monkey
     assert (args.epochs, args.milestones, args.gamma) == (210, [170, 200], 0.1)
     config = cli.loop_config(args, "cpu")
     assert (config.lamda, config.detach_epoch) == (1e-4, 157)      # lambda 1e-4, detached at 75%
+    assert (args.oks_threshold, args.in_vis_threshold) == (0.9, 0.2)     # TEST.OKS_THRE, IN_VIS_THRE
     assert (args.flip, args.flip_test, args.scale_factor, args.rotation_factor, args.half_body_probability) == \
         (True, True, 0.35, 45.0, 0.3)
     assert (args.dataset_root, args.train_set, args.test_set, args.output_dir) == \
         ("data/coco/", "train2017", "val2017", "output")
 
 
+def test_the_loss_module_reads_detached_features_as_the_original_from_75_percent():
+    """The original (its lib/core/function.py) detaches the loss module's features from epoch 75
+    of its END_EPOCH 100 on: 75% of the epochs, which this task's protocol keeps at any length."""
+    for epochs, detach in ((100, 75), (210, 157), (25, 18)):
+        args = parse_args(["--epochs", str(epochs), "--strategy", "loss_prediction"])
+        assert cli.loop_config(args, "cpu").resolved_detach_epoch == detach
+    args = parse_args(["--epochs", "100", "--detach-epoch", "40", "--strategy", "loss_prediction"])
+    assert cli.loop_config(args, "cpu").resolved_detach_epoch == 40
+
+
 def test_config_overrides_and_forwarded_flags(monkeypatch):
     monkeypatch.chdir(TASK_DIR)
     tools = _load_tools()
-    with pytest.warns(UserWarning):
-        argv, _ = tools.build_argv(["--cfg", CONFIG, "--dataDir", "/data", "--modelDir", "out",
-                                    "TRAIN.END_EPOCH", "20", "TRAIN.LR_STEP", "[10, 15]", "--cycles", "3",
-                                    "TRAIN.OPTIMIZER", "sgd", "--seed", "4"])
+    argv, _ = tools.build_argv(["--cfg", CONFIG, "--dataDir", "/data", "--modelDir", "out",
+                                "TRAIN.END_EPOCH", "20", "TRAIN.LR_STEP", "[10, 15]", "--cycles", "3",
+                                "TRAIN.OPTIMIZER", "sgd", "--seed", "4"])
     args = parse_args(argv)
     assert (args.dataset_root, args.output_dir, args.epochs, args.milestones) == ("/data/data/coco/", "out", 20, [10, 15])
     assert (args.cycles, args.seed, args.optimizer, args.weight_decay) == (3, 4, "sgd", 1e-4)
@@ -73,7 +83,7 @@ def test_config_overrides_and_forwarded_flags(monkeypatch):
 def test_the_commands_explain_missing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main([])
+        main(["--from-scratch"])
     assert exit_info.value.code == 2 and "dataset folder not found: data/coco" in capsys.readouterr().err
 
 
@@ -148,8 +158,7 @@ def test_tools_train_runs_the_original_command_on_a_dataset(dataset, tmp_path, m
                                   "DATASET.ROOT", dataset.name, "TRAIN.END_EPOCH", "1", "WORKERS", "0",
                                   "--output_superannotate_csv_file", str(tmp_path / "up.csv"), *TINY_ARGS[:4],
                                   "--cycles", "1", "--initial-size", "4", "--images-per-cycle", "2",
-                                  "--no-progress", "--device", "cpu", "--threads", "1"])
-    assert "warning: MODEL.PRETRAINED" in capsys.readouterr().err    # no such file here: from scratch
+                                  "--no-progress", "--device", "cpu", "--threads", "1", "--from-scratch"])
     assert run_dir.parts[-2:] == ("loss_prediction", "seed0") and str(tmp_path / "out") in str(run_dir)
     assert (tmp_path / "log" / "w32_256x192_adam_lr1e-3" / "metrics.csv").is_file()
     assert (tmp_path / "up.csv").read_text() == (run_dir / "priorities" / "cycle_00.csv").read_text()
@@ -165,7 +174,7 @@ def test_rank_mode_needs_person_boxes_and_ranks_images(dataset, tmp_path, capsys
     detections = [{"image_id": note["image_id"], "category_id": 1, "bbox": note["bbox"], "score": 0.9}
                   for note in val["annotations"]]
     write_json(tmp_path / "boxes.json", detections)
-    common = ["--dataset-root", str(dataset), *TINY_ARGS[:8], "--no-progress", "--device", "cpu",
+    common = ["--dataset-root", str(dataset), *TINY_ARGS[:8], "--no-progress", "--device", "cpu", "--from-scratch",
               "--unlabeled-dir", str(new), "--output-dir", str(tmp_path / "runs"), "--images-per-cycle", "3"]
     with pytest.raises(SystemExit) as exit_info:
         main(common)
@@ -217,17 +226,18 @@ def test_bad_input_stops_with_one_message_and_keeps_the_run(dataset, tmp_path, c
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
 
-def test_zero_size_boxes_and_crowds_are_skipped_with_a_warning(dataset, tmp_path, capsys):
+def test_crowds_zero_areas_and_boxes_outside_the_image_are_skipped_with_a_warning(dataset, tmp_path, capsys):
     copy = tmp_path / "coco"
     shutil.copytree(dataset, copy)
     path = copy / "annotations" / "person_keypoints_train2017.json"
     document = read_json(path)
-    document["annotations"][0]["bbox"][2] = 0
+    document["annotations"][0]["bbox"][0] = 10_000       # right of the image
     document["annotations"][1]["iscrowd"] = 1
+    document["annotations"][2]["area"] = 0
     write_json(path, document)
     _run(copy, tmp_path, "--cycles", "1")
     err = capsys.readouterr().err
-    assert "skipped 1 person(s) (crowd), 1 person(s) (zero-size box)" in err
+    assert "skipped 1 person(s) (crowd), 1 person(s) (zero area), 1 person(s) (box outside the image)" in err
 
 
 def test_bad_flags(dataset, tmp_path, capsys):
