@@ -10,8 +10,8 @@ stage   channels  blocks           stride  dilation  kind
 2       32        1 conv           2       1         conv-BN-ReLU (no residual)
 3       64        2 basic blocks   2       1         residual
 4       128       2 basic blocks   2       1         residual
-5       256       2 basic blocks   1       2         residual (first block dilates 1 then 2)
-6       512       2 basic blocks   1       4         residual (first block dilates 2 then 4)
+5       256       2 basic blocks   1       2         residual, every convolution dilated 2
+6       512       2 basic blocks   1       4         residual, every convolution dilated 4
 7       512       1 conv           1       2         conv-BN-ReLU (no residual: removes gridding)
 8       512       1 conv           1       1         conv-BN-ReLU (no residual)
 ======  ========  ===============  ======  ========  =========================================
@@ -74,10 +74,10 @@ class BasicBlock(nn.Module):
 
 def _residual_stage(in_channels: int, out_channels: int, blocks: int, stride: int,
                     dilation: int) -> nn.Sequential:
-    # A dilated stage enters at half its dilation (1 for dilation 2), as DRN does, so the
-    # receptive field grows smoothly from the previous stage.
-    first = (1, 1) if dilation == 1 else (dilation // 2, dilation)
-    layers = [BasicBlock(in_channels, out_channels, stride, first)]
+    # Every convolution of a stage uses the stage's dilation, its first block's first one too:
+    # fyu/drn (drn.py, DRN.__init__) builds layer5 and layer6 with new_level=False, which keeps
+    # the first block from entering at half the dilation (half is only for new_level=True).
+    layers = [BasicBlock(in_channels, out_channels, stride, (dilation, dilation))]
     layers += [BasicBlock(out_channels, out_channels, 1, (dilation, dilation))
                for _ in range(blocks - 1)]
     return nn.Sequential(*layers)

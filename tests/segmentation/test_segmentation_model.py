@@ -1,0 +1,91 @@
+"""DRN-D-22's layout against the reference's, convolution by convolution.
+
+The table below is written from the DRN paper (Yu, Koltun & Funkhouser 2017, Table 1 and
+Sec. 4: DRN-D-22 = levels of 1, 1, 2, 2, 2, 2, 1, 1 layers with 16, 32, 64, 128, 256, 512, 512,
+512 channels, output stride 8, dilation 2 in level 5 and 4 in level 6, then two degridding
+convolutions without residuals at dilation 2 and 1) and from fyu/drn's drn.py (``drn_d_22``:
+``DRN(BasicBlock, [1, 1, 2, 2, 2, 2, 1, 1], arch='D')``; layer5 and layer6 are made with
+``new_level=False``, so every 3x3 convolution of both levels is dilated 2 and 4, the first
+block's first one included; a 1x1 ``downsample`` projection where the stride or the channels
+change; padding = dilation for every 3x3, 3 for the 7x7 stem).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from segmentation.model import DRNSegmentation
+
+# (reference module, in channels, out channels, kernel, stride, dilation, padding), in the order
+# fyu/drn builds them (conv1, conv2, then downsample inside a block).
+DRN_D_22 = [
+    ("layer0.0", 3, 16, 7, 1, 1, 3),
+    ("layer1.0", 16, 16, 3, 1, 1, 1),
+    ("layer2.0", 16, 32, 3, 2, 1, 1),
+    ("layer3.0.conv1", 32, 64, 3, 2, 1, 1),
+    ("layer3.0.conv2", 64, 64, 3, 1, 1, 1),
+    ("layer3.0.downsample.0", 32, 64, 1, 2, 1, 0),
+    ("layer3.1.conv1", 64, 64, 3, 1, 1, 1),
+    ("layer3.1.conv2", 64, 64, 3, 1, 1, 1),
+    ("layer4.0.conv1", 64, 128, 3, 2, 1, 1),
+    ("layer4.0.conv2", 128, 128, 3, 1, 1, 1),
+    ("layer4.0.downsample.0", 64, 128, 1, 2, 1, 0),
+    ("layer4.1.conv1", 128, 128, 3, 1, 1, 1),
+    ("layer4.1.conv2", 128, 128, 3, 1, 1, 1),
+    ("layer5.0.conv1", 128, 256, 3, 1, 2, 2),
+    ("layer5.0.conv2", 256, 256, 3, 1, 2, 2),
+    ("layer5.0.downsample.0", 128, 256, 1, 1, 1, 0),
+    ("layer5.1.conv1", 256, 256, 3, 1, 2, 2),
+    ("layer5.1.conv2", 256, 256, 3, 1, 2, 2),
+    ("layer6.0.conv1", 256, 512, 3, 1, 4, 4),
+    ("layer6.0.conv2", 512, 512, 3, 1, 4, 4),
+    ("layer6.0.downsample.0", 256, 512, 1, 1, 1, 0),
+    ("layer6.1.conv1", 512, 512, 3, 1, 4, 4),
+    ("layer6.1.conv2", 512, 512, 3, 1, 4, 4),
+    ("layer7.0", 512, 512, 3, 1, 2, 2),
+    ("layer8.0", 512, 512, 3, 1, 1, 1),
+    ("seg", 512, 19, 1, 1, 1, 0),          # DRNSeg's 1x1 classifier
+]
+
+
+def _convolutions(model: nn.Module) -> list[tuple[int, int, int, int, int, int]]:
+    return [(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.dilation[0],
+             m.padding[0])
+            for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_every_convolution_matches_drn_d_22():
+    model = DRNSegmentation(num_classes=19)
+    expected = [row[1:] for row in DRN_D_22]
+    found = _convolutions(model)
+    assert len(found) == len(expected)
+    for (name, *_), want, got in zip(DRN_D_22, expected, found, strict=True):
+        assert got == want, f"{name}: (in, out, kernel, stride, dilation, padding) {got} != {want}"
+    # square kernels, strides and dilations throughout (the table checks one side)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            assert len(set(m.kernel_size)) == len(set(m.stride)) == len(set(m.dilation)) == 1
+
+
+def test_output_stride_8_and_the_receptive_field_of_the_dilated_layout():
+    """An impulse at the centre reaches exactly the pixels DRN-D-22's layout predicts.
+
+    Receptive field (in input pixels) of one stride-8 output: 7x7 stem (+6), layer1 (+2), layer2
+    (+2, then x2), layer3: first conv 3x3 at input stride 2 (+4), then 3 convs at stride 4 (+24),
+    layer4: first at stride 4 (+8), 3 at stride 8 (+48), layer5: 4 convs at dilation 2 x stride 8
+    (+128), layer6: 4 at 4 x 8 (+256), layer7: 2 x 8 (+32), layer8 (+16): 1 + 526 = 527. With
+    layer5/6 entering at half dilation (the wrong layout) it is 527 - 16 - 32 = 479.
+    """
+    model = DRNSegmentation(num_classes=3, width=0.125, dropout=0.0).eval()
+    for m in model.modules():       # positive weights: every path within reach contributes
+        if isinstance(m, nn.Conv2d):
+            nn.init.constant_(m.weight, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    # positive inputs keep every ReLU open (its gradient at 0 is 0)
+    x = torch.ones(1, 3, 640, 640, requires_grad=True)
+    logits, features = model.forward_intermediates(x)
+    assert features[-1].shape[-2:] == (80, 80)                      # output stride 8
+    features[-1][0, :, 40, 40].sum().backward()
+    rows = (x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
+    assert int(rows.max() - rows.min() + 1) == 527
