@@ -322,12 +322,34 @@ class SegmentationTask(BaseTaskAdapter):
     def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
         return model.forward_intermediates(inputs)     # logits [B, K, H, W], 8 stage maps
 
+    def batch_loss(self, outputs: torch.Tensor,
+                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training loss, per-image losses [B]) of logits [B, K, H, W] and train ids [B, H, W].
+
+        The training loss is the cross-entropy averaged over every labeled pixel of the batch,
+        as fyu/drn's ``NLLLoss(ignore_index=255)`` (segment.py): each pixel weighs the same, so
+        an image with one labeled superpixel counts for its few pixels, not as much as a fully
+        labeled image (the mean of per-image means would up-weight its pixels ~100x). The
+        per-image values, each image's mean over its own labeled pixels, stay what the loss
+        module learns to rank. A batch without any labeled pixel gives 0.
+        """
+        pixel_sums, labeled = self._pixel_losses(outputs, targets)             # [B], [B]
+        per_image = pixel_sums / labeled.clamp_min(1)
+        return pixel_sums.sum() / labeled.sum().clamp_min(1), per_image
+
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy averaged over each image's labeled pixels: [B]; 0 without any."""
+        pixel_sums, labeled = self._pixel_losses(outputs, targets)
+        return pixel_sums / labeled.clamp_min(1)
+
+    @staticmethod
+    def _pixel_losses(outputs: torch.Tensor,
+                      targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image: the summed cross-entropy of its labeled pixels and their count ([B] each)."""
         pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE,
-                                reduction="none")                          # [B, H, W]
+                                reduction="none")                          # [B, H, W], 0 at 255
         labeled = (targets != IGNORE).flatten(1).sum(dim=1)                # [B]
-        return pixel.flatten(1).sum(dim=1) / labeled.clamp_min(1)
+        return pixel.flatten(1).sum(dim=1), labeled
 
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, loader: Iterable,
