@@ -18,11 +18,20 @@ stage   channels  blocks           stride  dilation  kind
 
 Output stride 8; a 1x1 classifier maps the 512 channels to the classes and bilinear upsampling
 restores the input size. ``width`` scales every stage's channels (1.0 = the reference) for CPU
-presets. Dropout (p = 0.5 by default) sits after the residual stages 3-6, as the original
-project put it, or only before the classifier (``dropout_at="classifier"``): then everything
-up to the classifier is deterministic and MC-dropout sampling runs it once per batch instead of
-T times. Dropout is active only while MC sampling (``active_learning.strategies.mc_dropout``) or
-training, never in validation.
+presets.
+
+Dropout, as the original project's ``--mc-dropout`` model (segmentation/cityscapes_drn: drn.py
+appends its ``MCDropout``, i.e. ``F.dropout`` at p = 0.5, to the end of every residual level
+3-6): element-wise (``nn.Dropout``) after the residual stages 3-6. ``dropout_type="channel"``
+drops whole feature maps instead (``nn.Dropout2d``: neighbouring activations of a convolution
+are strongly correlated, so element-wise dropout perturbs them less), and
+``dropout_at="classifier"`` puts one dropout layer only before the classifier: then everything up
+to the classifier is deterministic and MC-dropout sampling runs it once per batch instead of T
+times. Dropout is active only while MC sampling (``active_learning.strategies.mc_dropout``) or
+training, never in validation (the original forces it on in validation too).
+
+The loss-prediction module reads ten maps, as the original's (its DRNSeg appends the
+classifier's output and the log-softmax of the upsampled output to the eight level outputs).
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ from active_learning.files.weights import load_weights_file
 STAGE_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 STAGE_STRIDES = (1, 2, 4, 8, 8, 8, 8, 8)          # cumulative stride after each stage (0 excluded)
 DROPOUT_PLACES = ("stages", "classifier", "none")
+DROPOUT_TYPES = {"element": nn.Dropout, "channel": nn.Dropout2d}
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
@@ -92,20 +102,25 @@ class DRNSegmentation(nn.Module):
         dropout: p of the dropout layers (0 = none).
         dropout_at: "stages" (after residual stages 3-6, the original's placement),
             "classifier" (only before the 1x1 classifier) or "none".
+        dropout_type: "element" (``nn.Dropout``, the original's) or "channel"
+            (``nn.Dropout2d``).
     """
 
     def __init__(self, num_classes: int = 19, width: float = 1.0, dropout: float = 0.5,
-                 dropout_at: str = "stages") -> None:
+                 dropout_at: str = "stages", dropout_type: str = "element") -> None:
         super().__init__()
         if dropout_at not in DROPOUT_PLACES:
             raise ValueError(f"dropout_at must be one of {DROPOUT_PLACES}, got {dropout_at!r}")
+        if dropout_type not in DROPOUT_TYPES:
+            raise ValueError(f"dropout_type must be one of {tuple(DROPOUT_TYPES)}, "
+                             f"got {dropout_type!r}")
         channels = [max(1, round(c * width)) for c in STAGE_CHANNELS]
         self.channels = channels
         p = dropout if dropout_at != "none" else 0.0
         after_stage = p if dropout_at == "stages" else 0.0
 
         def drop(rate: float) -> nn.Module:
-            return nn.Dropout2d(rate) if rate > 0 else nn.Identity()
+            return DROPOUT_TYPES[dropout_type](rate) if rate > 0 else nn.Identity()
 
         self.stage0 = _conv_bn_relu(3, channels[0], kernel=7)
         self.stage1 = _conv_bn_relu(channels[0], channels[0])
@@ -134,33 +149,47 @@ class DRNSegmentation(nn.Module):
                 self.stage7, self.stage8)
 
     def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits [B, K, H, W] and the eight stage outputs (strides 1, 2, 4, 8, 8, 8, 8, 8)."""
+        """Logits [B, K, H, W] and the ten maps the loss module reads: the eight stage outputs
+        (strides 1, 2, 4, 8, 8, 8, 8, 8), the classifier's logits [B, K, H/8, W/8] and the
+        log-softmax of the upsampled logits [B, K, H, W] (the original's ten)."""
         size = x.shape[-2:]
         x = self.stage0(x)
         features = []
         for stage in self.stages():
             x = stage(x)
             features.append(x)
-        logits = self.classifier(self.head_dropout(x))                          # [B, K, H/8, W/8]
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False), features
+        coarse = self.classifier(self.head_dropout(x))                          # [B, K, H/8, W/8]
+        logits = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+        return logits, [*features, coarse, F.log_softmax(logits, dim=1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_intermediates(x)[0]
+        """Logits [B, K, H, W] (without the loss module's taps)."""
+        size = x.shape[-2:]
+        x = self.stage0(x)
+        for stage in self.stages():
+            x = stage(x)
+        coarse = self.classifier(self.head_dropout(x))                          # [B, K, H/8, W/8]
+        return F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
 
 
-def feature_info(width: float = 1.0) -> list[dict]:
-    """The loss-prediction taps: the eight stage outputs (name, channels, stride)."""
-    return [{"name": f"stage{index + 1}", "channels": max(1, round(c * width)), "stride": stride}
-            for index, (c, stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES, strict=True))]
+def feature_info(width: float = 1.0, num_classes: int = 19) -> list[dict]:
+    """The loss-prediction taps (name, channels, stride): the eight stage outputs, the
+    classifier's logits and the log-softmax of the upsampled logits."""
+    stages = [{"name": f"stage{index + 1}", "channels": max(1, round(c * width)), "stride": stride}
+              for index, (c, stride) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES, strict=True))]
+    return [*stages, {"name": "logits", "channels": num_classes, "stride": 8},
+            {"name": "log_probabilities", "channels": num_classes, "stride": 1}]
 
 
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
-                dropout_at: str = "stages", weights_path: str | None = None) -> DRNSegmentation:
+                dropout_at: str = "stages", dropout_type: str = "element",
+                weights_path: str | None = None) -> DRNSegmentation:
     """DRN-D-22, optionally loading a local state_dict (``--weights``).
 
     The file may be a checkpoint (state dict under ``"state_dict"``, ``"model"`` or ``"net"``)
     with ``module.`` prefixes; one that is missing or does not fit raises ``WeightsError``."""
-    model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at)
+    model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at,
+                            dropout_type=dropout_type)
     if weights_path:
         hint = f"the model is DRN-D-22 with width {width} and {num_classes} classes"
         load_weights_file(model, weights_path, flag="--weights", hint=hint)

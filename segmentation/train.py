@@ -40,7 +40,7 @@ from .data import (
     find_samples,
     find_unlabeled,
 )
-from .model import DROPOUT_PLACES
+from .model import DROPOUT_PLACES, DROPOUT_TYPES
 from .task import ImageUnits, SegmentationTask, SuperpixelUnits
 
 logger = logging.getLogger("active_learning")
@@ -53,7 +53,9 @@ ALIASES = {
     "entropy_superpixels": "mc_entropy_superpixels",
     "random_superpixels": "random_superpixels",
 }
-# The loss module pools each of the eight stage maps to 6x6 (the original's segmentation setting).
+# The loss module pools each of its ten maps to 6x6, 256 wide (the original's segmentation setting:
+# ActiveLearning(global_avg_pool_size=6, fc_width=256)); its features are detached from 60% of the
+# epochs on (the original: from epoch 150 of 250), the shared default.
 REFERENCE = dict(cycles=10, initial_size=150, images_per_cycle=150, epochs=250, batch_size=4,
                  eval_batch_size=2, lr=0.01, momentum=0.9, weight_decay=1e-4, lamda=0.01,
                  mc_samples=10, loss_width=256, loss_pool_size=6)
@@ -62,10 +64,14 @@ PRESETS = {
     "cityscapes": dict(data_format="cityscapes"),
     # The CPU benchmark on `python -m synthetic --output data/fmnist_cityscapes` scenes (128x256).
     # Classifier-only dropout: MC scoring runs the network once and only the classifier T times.
+    # It keeps the dropout the grid of BENCHMARKS.md was first run with (channel dropout, in
+    # every strategy, so random and the MC strategies train the same network): the re-run grid
+    # differs from the first one only by the reference fixes (dilations, pixel-weighted loss,
+    # the loss module's ten taps and warm-up).
     "synthetic-cpu": dict(data_dir="data/fmnist_cityscapes", width=0.25, crop_size=0, cycles=4,
                           initial_size=40, images_per_cycle=40, superpixels_per_cycle=500,
                           epochs=15, batch_size=8, eval_batch_size=16, lr=0.05, step=12,
-                          dropout_at="classifier"),
+                          dropout=0.5, dropout_at="classifier", dropout_type="channel"),
 }
 
 
@@ -91,6 +97,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--dropout-at", choices=DROPOUT_PLACES[:2], default="stages",
                        help="after the residual stages 3-6 (the original) or only "
                             "before the classifier")
+    model.add_argument("--dropout-type", choices=tuple(DROPOUT_TYPES), default="element",
+                       help="element-wise (the original's F.dropout) or channel (whole feature "
+                            "maps, nn.Dropout2d)")
     model.add_argument("--lr-mode", choices=("step", "poly"), default="step",
                        help="learning rate schedule")
     model.add_argument("--step", type=int, default=100,
@@ -153,7 +162,8 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         class_names=CITYSCAPES_CLASSES if cityscapes else [str(c) for c in range(args.classes)],
         mean=CITYSCAPES_MEAN if cityscapes else IMAGENET_MEAN,
         std=CITYSCAPES_STD if cityscapes else IMAGENET_STD, width=args.width, dropout=args.dropout,
-        dropout_at=args.dropout_at, crop_size=args.crop_size, random_scale=args.random_scale,
+        dropout_at=args.dropout_at, dropout_type=args.dropout_type, crop_size=args.crop_size,
+        random_scale=args.random_scale,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
         step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
         superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
@@ -188,7 +198,9 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
 COMMAND = cli.TaskCommand(
     name="segmentation", description=__doc__.split("\n\n")[0], output_kind=PIXEL_DISTRIBUTIONS,
     unit_classes=(ImageUnits, SuperpixelUnits), add_arguments=add_arguments, build=build,
-    check=check, reference=REFERENCE, presets=PRESETS, aliases=ALIASES, dropout=0.5,
+    # As the original: dropout (p = 0.5) only in the network of MC-dropout strategies (its DRNSeg
+    # gets add_dropout=args.mc_dropout); random and loss prediction train DRN-D-22 without.
+    check=check, reference=REFERENCE, presets=PRESETS, aliases=ALIASES, dropout=0.0,
     mc_dropout=0.5, budget_flag=budget_flag,
     after_labeling="label the selected images (or superpixels: regions/cycle_00.csv), add them to "
                    "the labeled data, and run again")

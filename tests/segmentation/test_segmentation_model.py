@@ -85,7 +85,7 @@ def test_output_stride_8_and_the_receptive_field_of_the_dilated_layout():
     # positive inputs keep every ReLU open (its gradient at 0 is 0)
     x = torch.ones(1, 3, 640, 640, requires_grad=True)
     logits, features = model.forward_intermediates(x)
-    assert features[-1].shape[-2:] == (80, 80)                      # output stride 8
-    features[-1][0, :, 40, 40].sum().backward()
+    assert features[7].shape[-2:] == (80, 80)                       # stage 8: output stride 8
+    features[7][0, :, 40, 40].sum().backward()
     rows = (x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
     assert int(rows.max() - rows.min() + 1) == 527
