@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from active_learning.errors import ConfigError, UserError
+from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.config import LoopConfig, strategy_option_fields
 from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.selection import strategies_for, strategy_refusal
@@ -104,7 +105,10 @@ class TaskCommand:
         dropout: the ``--dropout`` default of strategies without MC dropout.
         mc_dropout: the ``--dropout`` default of MC-dropout strategies.
         backbone_aliases: other spellings of ``--weights-backbone``; None: the task offers no
-            backbone initialisation.
+            backbone initialisation (and no ``--from-scratch``).
+        published: the weights files the task's reference projects publish, which
+            ``--weights`` and ``--weights-backbone`` accept by file name (from torch.hub's
+            cache, downloaded there when missing).
         budget_flag: ``args -> the dest of the flag that counts the budget`` (superpixels in
             segmentation's superpixel mode).
         check: ``args -> None``: the task's own argument checks (ConfigError), before any data.
@@ -125,6 +129,7 @@ class TaskCommand:
     dropout: float = 0.0
     mc_dropout: float = 0.1
     backbone_aliases: tuple[str, ...] | None = None
+    published: tuple[PublishedCheckpoint, ...] = ()
     budget_flag: Callable[[argparse.Namespace], str] = lambda args: "images_per_cycle"
     check: Callable[[argparse.Namespace], None] | None = None
     loop_fields: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
@@ -177,13 +182,17 @@ class _RecordingGroup:
 def _add_with_spellings(group: Any, names: Sequence[str],
                         options: dict[str, Any]) -> argparse.Action:
     action = group.add_argument(*names, **options)
-    hidden = [name.replace("-", "_").replace("__", "--", 1) for name in names
-              if name.startswith("--") and "-" in name[2:]]
-    hidden = [name for name in hidden if name not in names]
+    hidden = [name for name in _snake_spellings(names) if name not in names]
     if hidden:
         twin = {key: value for key, value in options.items() if key not in ("help", "dest")}
         group.add_argument(*hidden, dest=action.dest, help=argparse.SUPPRESS, **twin)
     return action
+
+
+def _snake_spellings(names: Sequence[str]) -> list[str]:
+    """The hidden ``--snake_case`` twins of the ``--kebab-case`` flags in ``names``."""
+    return [name.replace("-", "_").replace("__", "--", 1) for name in names
+            if name.startswith("--") and "-" in name[2:]]
 
 
 def str2bool(text: str | bool) -> bool:
@@ -333,13 +342,22 @@ def _add_training_flags(group: _RecordingGroup, values: Mapping[str, Any]) -> No
                        help="weight decay")
 
 
+WEIGHTS_FORMS = ("a local file, a torchvision weights name (VGG16_Weights.IMAGENET1K_FEATURES), "
+                 "timm:<name> (timm:hrnet_w32.ms_in1k)")
+
+
 def _add_model_flags(group: _RecordingGroup, command: TaskCommand) -> None:
-    group.add_argument("--weights", default=None, metavar="FILE",
-                       help="initial weights of the whole model: a local state_dict or checkpoint")
+    published = ", ".join(checkpoint.filename for checkpoint in command.published)
+    forms = WEIGHTS_FORMS + (f" or a published file ({published})" if published else "")
+    group.add_argument("--weights", default=None, metavar="WEIGHTS",
+                       help=f"initial weights of the whole model: {forms}")
     if command.backbone_aliases is not None:
         group.add_argument("--weights-backbone", *command.backbone_aliases, dest="weights_backbone",
-                           default=None, metavar="FILE",
-                           help="initial weights of the backbone (e.g. ImageNet): a local file")
+                           default=None, metavar="WEIGHTS",
+                           help=f"initial weights of the backbone (e.g. ImageNet): {forms}")
+        group.add_argument("--from-scratch", action="store_true", recorded=False,
+                           help="train from random weights: drops the protocol's default "
+                                "--weights-backbone (refused with an explicit one)")
     group.add_argument("--dropout", type=float, default=None,
                        help=f"dropout p (default: {command.dropout}; MC-dropout strategies: "
                             f"{command.mc_dropout})")
@@ -404,8 +422,23 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argpa
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
     args.strategy = resolve_strategy(args, parser, command)
+    if getattr(args, "from_scratch", False):
+        _drop_default_backbone(args, command, sys.argv[1:] if argv is None else argv)
     _resolve(args, command)
     return args
+
+
+def _drop_default_backbone(args: argparse.Namespace, command: TaskCommand,
+                           argv: Sequence[str]) -> None:
+    """``--from-scratch``: no backbone weights, refused next to weights the user named."""
+    names = ["--weights", "--weights-backbone", *(command.backbone_aliases or ())]
+    spellings = {*names, *_snake_spellings(names)}
+    named = [token.split("=", 1)[0] for token in argv if token.split("=", 1)[0] in spellings]
+    if named or args.weights:
+        flag = named[0] if named else "--weights"
+        raise ConfigError(f"--from-scratch trains from random weights: it cannot be combined "
+                          f"with {flag}")
+    args.weights_backbone = None
 
 
 def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:
@@ -569,7 +602,7 @@ def _check_before_data(command: TaskCommand, args: argparse.Namespace, device: s
     """What can be refused before the data is read (reading it may take minutes): the protocol's
     settings (checked against an unbounded pool; ``prepare`` checks the sizes once the pool is
     known) and whether the weights files are checkpoints at all."""
-    from active_learning.files.weights import read_state_dict
+    from active_learning.files.pretrained import load_named_state
 
     budget = getattr(args, command.budget_flag(args))
     with warnings.catch_warnings():   # loop_config's own warnings come once, from prepare
@@ -581,8 +614,8 @@ def _check_before_data(command: TaskCommand, args: argparse.Namespace, device: s
     provisional.validate(unbounded, n_items=unbounded)
     for flag, path in (("--weights", args.weights),
                        ("--weights-backbone", getattr(args, "weights_backbone", None))):
-        if path:
-            read_state_dict(path, flag=flag)
+        if path:  # a named file is fetched (or found missing) now, before the data is read
+            load_named_state(path, flag=flag, published=command.published)
 
 
 def check_output_dir(folder: Path) -> None:

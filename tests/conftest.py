@@ -11,5 +11,12 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
-    """Each test session caches superpixel maps and image checks in its own folder."""
+    """Each test session caches superpixel maps and image checks in its own folder; each test
+    starts with empty weights caches and never downloads: a test that needs published weights
+    writes a tiny file into the cache first (``tests/weights_cache.py``)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    weights = tmp_path_factory.mktemp("weights_cache")
+    monkeypatch.setenv("TORCH_HOME", str(weights / "torch"))
+    monkeypatch.setenv("HF_HOME", str(weights / "huggingface"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("ACTIVE_LEARNING_OFFLINE", "1")
