@@ -41,8 +41,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from active_learning.files.weights import load_weights_file
-
 STAGE_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 STAGE_STRIDES = (1, 2, 4, 8, 8, 8, 8, 8)          # cumulative stride after each stage (0 excluded)
 DROPOUT_PLACES = ("stages", "classifier", "none")
@@ -183,14 +181,19 @@ def feature_info(width: float = 1.0, num_classes: int = 19) -> list[dict]:
 
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
                 dropout_at: str = "stages", dropout_type: str = "element",
-                weights_path: str | None = None) -> DRNSegmentation:
-    """DRN-D-22, optionally loading a local state_dict (``--weights``).
+                weights: str | None = None,
+                weights_backbone: str | None = None) -> DRNSegmentation:
+    """DRN-D-22, its backbone from ``weights_backbone`` then all of it from ``weights``.
 
-    The file may be a checkpoint (state dict under ``"state_dict"``, ``"model"`` or ``"net"``)
-    with ``module.`` prefixes; one that is missing or does not fit raises ``WeightsError``."""
+    Each is what ``--weights`` / ``--weights-backbone`` take (a local file, a published file
+    name such as ``drn_d_22-4bd2f8ea.pth``; see ``segmentation.weights``), in fyu/drn's layouts
+    or this project's. A file that is missing or does not fit raises ``WeightsError``."""
+    from .weights import load_pretrained
+
     model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at,
                             dropout_type=dropout_type)
-    if weights_path:
-        hint = f"the model is DRN-D-22 with width {width} and {num_classes} classes"
-        load_weights_file(model, weights_path, flag="--weights", hint=hint)
+    for spec, flag, backbone in ((weights_backbone, "--weights-backbone", True),
+                                 (weights, "--weights", False)):
+        if spec:
+            load_pretrained(model, spec, flag=flag, backbone=backbone)
     return model

@@ -169,7 +169,8 @@ class SegmentationTask(BaseTaskAdapter):
                  momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
                  step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
                  superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
-                 weights_path: str | None = None, progress: bool = True) -> None:
+                 weights_path: str | None = None, weights_backbone: str | None = None,
+                 progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.data_format, self.num_classes = data_format, num_classes
         self.class_names = list(class_names)
@@ -183,7 +184,8 @@ class SegmentationTask(BaseTaskAdapter):
         self.superpixel_method = superpixel_method
         self.superpixels_per_image = superpixels_per_image
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.weights_path, self.progress = weights_path, progress
+        self.weights_path, self.weights_backbone = weights_path, weights_backbone
+        self.progress = progress
         self.feature_info = feature_info(width, num_classes)
         self.pool_set = SegmentationSet(self, range(len(self.samples)))
         self.test_set = SegmentationSet(self, range(len(self.test_samples)),
@@ -309,9 +311,12 @@ class SegmentationTask(BaseTaskAdapter):
     # ---- model -------------------------------------------------------------------------
 
     def build_model(self) -> nn.Module:
+        """DRN-D-22, from the pretrained start (``--weights-backbone``, ``--weights``) each cycle,
+        as the original rebuilds its DRNSeg with ImageNet weights every cycle (the file is read
+        again each time rather than kept: the task travels to DataLoader workers)."""
         return build_model(self.num_classes, width=self.width, dropout=self.dropout,
                            dropout_at=self.dropout_at, dropout_type=self.dropout_type,
-                           weights_path=self.weights_path)
+                           weights=self.weights_path, weights_backbone=self.weights_backbone)
 
     def build_optimizer(self, parameters, epochs: int):
         """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""

@@ -14,38 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seg_fixtures import DRN_D_22
 from segmentation.model import DRNSegmentation
-
-# (reference module, in channels, out channels, kernel, stride, dilation, padding), in the order
-# fyu/drn builds them (conv1, conv2, then downsample inside a block).
-DRN_D_22 = [
-    ("layer0.0", 3, 16, 7, 1, 1, 3),
-    ("layer1.0", 16, 16, 3, 1, 1, 1),
-    ("layer2.0", 16, 32, 3, 2, 1, 1),
-    ("layer3.0.conv1", 32, 64, 3, 2, 1, 1),
-    ("layer3.0.conv2", 64, 64, 3, 1, 1, 1),
-    ("layer3.0.downsample.0", 32, 64, 1, 2, 1, 0),
-    ("layer3.1.conv1", 64, 64, 3, 1, 1, 1),
-    ("layer3.1.conv2", 64, 64, 3, 1, 1, 1),
-    ("layer4.0.conv1", 64, 128, 3, 2, 1, 1),
-    ("layer4.0.conv2", 128, 128, 3, 1, 1, 1),
-    ("layer4.0.downsample.0", 64, 128, 1, 2, 1, 0),
-    ("layer4.1.conv1", 128, 128, 3, 1, 1, 1),
-    ("layer4.1.conv2", 128, 128, 3, 1, 1, 1),
-    ("layer5.0.conv1", 128, 256, 3, 1, 2, 2),
-    ("layer5.0.conv2", 256, 256, 3, 1, 2, 2),
-    ("layer5.0.downsample.0", 128, 256, 1, 1, 1, 0),
-    ("layer5.1.conv1", 256, 256, 3, 1, 2, 2),
-    ("layer5.1.conv2", 256, 256, 3, 1, 2, 2),
-    ("layer6.0.conv1", 256, 512, 3, 1, 4, 4),
-    ("layer6.0.conv2", 512, 512, 3, 1, 4, 4),
-    ("layer6.0.downsample.0", 256, 512, 1, 1, 1, 0),
-    ("layer6.1.conv1", 512, 512, 3, 1, 4, 4),
-    ("layer6.1.conv2", 512, 512, 3, 1, 4, 4),
-    ("layer7.0", 512, 512, 3, 1, 2, 2),
-    ("layer8.0", 512, 512, 3, 1, 1, 1),
-    ("seg", 512, 19, 1, 1, 1, 0),          # DRNSeg's 1x1 classifier
-]
 
 
 def _convolutions(model: nn.Module) -> list[tuple[int, int, int, int, int, int]]:
