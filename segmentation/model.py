@@ -141,6 +141,9 @@ class DRNSegmentation(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        # fyu/drn's DRNSeg: the classifier's weights as every convolution's (normal, std
+        # sqrt(2 / (k * k * out_channels)), i.e. Kaiming fan-out), its bias zero
+        nn.init.zeros_(self.classifier.bias)
 
     def stages(self) -> Sequence[nn.Module]:
         return (self.stage1, self.stage2, self.stage3, self.stage4, self.stage5, self.stage6,

@@ -59,3 +59,30 @@ def test_output_stride_8_and_the_receptive_field_of_the_dilated_layout():
     features[7][0, :, 40, 40].sum().backward()
     rows = (x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
     assert int(rows.max() - rows.min() + 1) == 527
+
+
+def test_bilinear_upsampling_equals_drnsegs_fixed_transposed_convolution_inside_the_border():
+    """DRNSeg upsamples with a ConvTranspose2d(K, K, 16, stride 8, padding 4, groups K) whose fixed
+    kernel is w[i, j] = (1 - |i/8 - 15/16|)(1 - |j/8 - 15/16|) (fyu/drn segment.py,
+    fill_up_weights: f = ceil(16 / 2), c = (2f - 1 - f % 2) / 2f). That is bilinear interpolation
+    with half-pixel centres, as F.interpolate(align_corners=False), except in the 4 outer pixels
+    of each side, where the transposed convolution reads zeros past the edge and this model
+    repeats the edge value."""
+    import math
+
+    from torch.nn import functional as F
+
+    classes, f = 3, 8
+    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    taps = torch.tensor([1 - math.fabs(i / f - c) for i in range(16)])
+    up = nn.ConvTranspose2d(classes, classes, 16, stride=8, padding=4, groups=classes, bias=False)
+    up.weight.data[:] = torch.outer(taps, taps)
+    coarse = torch.randn(2, classes, 6, 7)
+    with torch.no_grad():
+        reference = up(coarse)
+    ours = F.interpolate(coarse, size=(48, 56), mode="bilinear", align_corners=False)
+    assert reference.shape == ours.shape
+    torch.testing.assert_close(ours[..., 4:-4, 4:-4], reference[..., 4:-4, 4:-4])
+    assert not torch.allclose(ours[..., 0, :], reference[..., 0, :])   # the border differs
+    model = DRNSegmentation(num_classes=classes)
+    assert (model.classifier.bias == 0).all()          # DRNSeg zeroes the classifier's bias
