@@ -184,9 +184,9 @@ def feature_info(width: float = 1.0, num_classes: int = 19) -> list[dict]:
 
 def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
                 dropout_at: str = "stages", dropout_type: str = "element",
-                weights: str | None = None,
+                weights_path: str | None = None,
                 weights_backbone: str | None = None) -> DRNSegmentation:
-    """DRN-D-22, its backbone from ``weights_backbone`` then all of it from ``weights``.
+    """DRN-D-22, its backbone from ``weights_backbone`` then all of it from ``weights_path``.
 
     Each is what ``--weights`` / ``--weights-backbone`` take (a local file, a published file
     name such as ``drn_d_22-4bd2f8ea.pth``; see ``segmentation.weights``), in fyu/drn's layouts
@@ -196,7 +196,7 @@ def build_model(num_classes: int, *, width: float = 1.0, dropout: float = 0.5,
     model = DRNSegmentation(num_classes, width=width, dropout=dropout, dropout_at=dropout_at,
                             dropout_type=dropout_type)
     for spec, flag, backbone in ((weights_backbone, "--weights-backbone", True),
-                                 (weights, "--weights", False)):
+                                 (weights_path, "--weights", False)):
         if spec:
             load_pretrained(model, spec, flag=flag, backbone=backbone)
     return model

@@ -316,7 +316,7 @@ class SegmentationTask(BaseTaskAdapter):
         again each time rather than kept: the task travels to DataLoader workers)."""
         return build_model(self.num_classes, width=self.width, dropout=self.dropout,
                            dropout_at=self.dropout_at, dropout_type=self.dropout_type,
-                           weights=self.weights_path, weights_backbone=self.weights_backbone)
+                           weights_path=self.weights_path, weights_backbone=self.weights_backbone)
 
     def build_optimizer(self, parameters, epochs: int):
         """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""

@@ -67,7 +67,7 @@ def test_fyu_imagenet_drn_d_22_loads_every_backbone_layer_and_leaves_the_classif
 def test_a_drnseg_checkpoint_loads_as_the_whole_model(layout, prefix):
     file = distinct_values(reference_state(DRNSegmentation(19), layout))
     write_hub_checkpoint(CITYSCAPES, file)
-    model = build_model(19, weights=CITYSCAPES)
+    model = build_model(19, weights_path=CITYSCAPES)
     _assert_loaded(model, file, prefix, classifier=True)
     assert torch.equal(model.classifier.bias, file["seg.bias"])
     # as a backbone start it loads everything but the classifier
@@ -80,7 +80,7 @@ def test_this_projects_own_checkpoints_still_load(tmp_path):
     state = distinct_values(source.state_dict())
     path = tmp_path / "model.pth"
     torch.save({"model": state}, path)
-    model = build_model(5, width=0.25, weights=str(path))
+    model = build_model(5, width=0.25, weights_path=str(path))
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
 
