@@ -22,6 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.units import SelectionUnits
+from active_learning.precision import autocast, grad_scaler, to_float
 from active_learning.strategies import CLASS_DISTRIBUTIONS
 from active_learning.strategies.loss_prediction import LossPredictionLoss
 
@@ -60,7 +61,8 @@ class TaskAdapter(Protocol):
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device) -> dict[str, float]: ...
+                        device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]: ...
     def evaluate(self, model: nn.Module, loader: Iterable,
                  device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
@@ -161,20 +163,27 @@ class BaseTaskAdapter:
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device) -> dict[str, float]:
+                        device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
         return train_one_epoch(self, model, loss_module, loader, optimizer, epoch=epoch,
-                               config=config, device=device, max_grad_norm=self.max_grad_norm)
+                               config=config, device=device, max_grad_norm=self.max_grad_norm,
+                               scaler=scaler)
 
 
 def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Module | None,
                     loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
                     config: LoopConfig, device: torch.device,
-                    max_grad_norm: float | None = None) -> dict[str, float]:
+                    max_grad_norm: float | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
     """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
 
     The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
     loss module learns to rank the per-sample losses. From ``detach_epoch`` on, its input features
     are detached so the ranking loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
+
+    With ``config.amp`` the forward pass runs under autocast and the losses are computed from
+    fp32 outputs; ``scaler`` (one per cycle, so its scale carries over between epochs) scales
+    an fp16 loss, and the gradients are unscaled before clipping.
     """
     model.train()
     if loss_module is not None:
@@ -183,28 +192,33 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
     detach = epoch >= config.resolved_detach_epoch
     totals = {"loss": 0.0, "task_loss": 0.0, "ranking_loss": 0.0}
     seen = 0
+    scaler = scaler if scaler is not None else grad_scaler(device, config.amp)
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
-        outputs, features = adapter.forward_intermediates(model, inputs)
-        task_loss, sample_losses = adapter.batch_loss(outputs, targets)   # [], [B]
+        with autocast(device, config.amp):
+            outputs, features = adapter.forward_intermediates(model, inputs)
+            rank = torch.zeros((), device=device)
+            if loss_module is not None:
+                taps = [feature.detach() for feature in features] if detach else list(features)
+                predicted = loss_module(taps)                                 # [B]
+        task_loss, sample_losses = adapter.batch_loss(to_float(outputs), targets)   # [], [B]
         loss = task_loss
-        rank = torch.zeros((), device=task_loss.device)
         if loss_module is not None and sample_losses.shape[0] >= 2:
-            taps = [feature.detach() for feature in features] if detach else list(features)
-            predicted = loss_module(taps)                                     # [B]
-            rank = ranking_loss(predicted, sample_losses)
+            rank = ranking_loss(predicted.float(), sample_losses)
             loss = task_loss + config.lamda * rank
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss.item()} in epoch {epoch}; "
                                      "lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if max_grad_norm:
+            scaler.unscale_(optimizer)   # clip the true gradients, not the scaled ones
             # over every parameter the optimizer updates (the loss module's included)
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups
                                             for p in group["params"]],
                                            max_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)           # skips the step when fp16 gradients overflowed
+        scaler.update()
         batch_size = sample_losses.shape[0]
         seen += batch_size
         totals["loss"] += loss.item() * batch_size

@@ -369,6 +369,10 @@ def _add_run_flags(group: Any, task: str) -> None:
     _add(group, "--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     _add(group, "--workers", "--num-workers", "-j", dest="workers", type=int, default=0,
          help="data loader worker processes")
+    _add(group, "--amp", nargs="?", const="bf16", choices=("bf16", "fp16"), default=None,
+         help="mixed precision for training, evaluation and scoring: bf16 (the default of a "
+              "bare --amp; CPUs and recent GPUs) or fp16 (with loss scaling); scores and "
+              "metrics stay fp32")
     _add(group, "--threads", type=int, default=0,
          help="torch CPU threads (0 = torch's default); small models on a small or busy CPU run "
               "faster with 1")
@@ -593,7 +597,7 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
         loss_pool_size=args.loss_pool_size, mc_samples=args.mc_samples, reduction=args.reduction,
         seed=args.seed, device=device, num_workers=args.workers,
         save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress, **dal)
+        progress=not args.no_progress, amp=args.amp, **dal)
     values.update(fields)
     return LoopConfig(**values)
 

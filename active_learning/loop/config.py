@@ -43,10 +43,11 @@ class LoopConfig:
     checkpoint_every: int = 0          # with save_checkpoints: epochs between in-cycle
                                        # checkpoints (0 = 10% of the epochs)
     progress: bool = True
+    amp: str | None = None             # mixed precision: "bf16", "fp16" or None (fp32)
 
-    # Fields that may change between a run and its resumption.
+    # Fields that may change between a run and its resumption (how it runs, not what it does).
     RESUMABLE_CHANGES = ("cycles", "device", "num_workers", "save_checkpoints", "progress",
-                         "eval_batch_size", "checkpoint_every")
+                         "eval_batch_size", "checkpoint_every", "amp")
 
     @property
     def resolved_detach_epoch(self) -> int:
@@ -99,6 +100,8 @@ class LoopConfig:
             (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
             (self.dal_sub_queries >= 1,
              f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
+            (self.amp in (None, "bf16", "fp16"),
+             f"amp must be bf16, fp16 or None, got {self.amp!r}"),
         ]
         if strategy.trains_loss_module:
             checks += [

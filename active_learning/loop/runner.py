@@ -65,6 +65,7 @@ from active_learning.loop.selection import (
     tie_warning,
 )
 from active_learning.loop.units import SelectionUnits
+from active_learning.precision import autocast, grad_scaler
 from active_learning.strategies import Strategy, get_strategy
 from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
 
@@ -338,15 +339,20 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     lone_last = size % config.batch_size == 1 and size > 1
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
                          seed=derive_seed(config.seed, cycle, STAGE_DATA), drop_last=lone_last)
-    parts = (model, loss_module, optimizer, scheduler, loader)
+    scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
+    parts = (model, loss_module, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
     start = time.perf_counter()
     every = config.resolved_checkpoint_every
     epochs = progress(range(first_epoch, config.epochs), config.progress,
                       desc=f"cycle {cycle} training", initial=first_epoch, total=config.epochs)
+    # Only fp16 has a scaler to carry over: adapters written before mixed precision, whose
+    # train_one_epoch takes no scaler, still run in fp32 and bf16.
+    scaling = {"scaler": scaler} if scaler.is_enabled() else {}
     for epoch in epochs:
         train_stats = run.adapter.train_one_epoch(model, loss_module, loader, optimizer,
-                                                  epoch=epoch, config=config, device=run.device)
+                                                  epoch=epoch, config=config, device=run.device,
+                                                  **scaling)
         if scheduler is not None:
             scheduler.step()
         if hasattr(epochs, "set_postfix"):
@@ -383,7 +389,7 @@ def _protocol_key(run: _Run) -> str:
 
 def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_stats: dict,
                    seconds: float) -> None:
-    model, loss_module, optimizer, scheduler, loader = parts
+    model, loss_module, optimizer, scheduler, loader, scaler = parts
     atomic_torch_save({
         "cycle": cycle, "next_epoch": next_epoch, "protocol": _protocol_key(run),
         "labeled_at": run.state.labeled_at.copy(), "model": model.state_dict(),
@@ -391,6 +397,7 @@ def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_s
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": _rng_state(loader), "train_stats": train_stats, "train_seconds": seconds,
+        "scaler": scaler.state_dict(),
     }, run.run_dir / "checkpoints" / IN_PROGRESS)
 
 
@@ -411,7 +418,7 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
             or not np.array_equal(saved.get("labeled_at"), run.state.labeled_at)):
         logger.warning("ignoring %s: it belongs to another cycle or protocol", path)
         return 0, {}, 0.0
-    model, loss_module, optimizer, scheduler, loader = parts
+    model, loss_module, optimizer, scheduler, loader, scaler = parts
     model.load_state_dict(saved["model"])
     if loss_module is not None:
         loss_module.load_state_dict(saved["loss_module"])
@@ -419,6 +426,8 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     if scheduler is not None:
         scheduler.load_state_dict(saved["scheduler"])
     _set_rng_state(saved["rng"], loader)
+    if saved.get("scaler"):   # absent from checkpoints of earlier versions; empty when disabled
+        scaler.load_state_dict(saved["scaler"])
     logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"], path)
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
 
@@ -430,12 +439,13 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
     config = run.config
     loader = make_loader(run.adapter, run.adapter.test_set, config.eval_batch_size, config)
     batches = progress(loader, config.progress, desc=f"cycle {cycle} evaluation")
-    metrics = dict(run.adapter.evaluate(model, batches, run.device))
+    with autocast(run.device, config.amp):
+        metrics = dict(run.adapter.evaluate(model, batches, run.device))
     if loss_module is not None:
         predicted, true, entropy = predicted_and_true_losses(
             run.adapter, model, loss_module,
             progress(loader, config.progress, desc=f"cycle {cycle} loss ranking"), run.device,
-            reduction=config.reduction)
+            reduction=config.reduction, amp=config.amp)
         metrics.update(ranking_diagnostics(predicted, true))
         if entropy is not None:  # the reference: how well the model's own entropy ranks them
             metrics.update({f"entropy_{key}": value

@@ -20,6 +20,7 @@ from active_learning.errors import ConfigError
 from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.units import SelectionUnits
+from active_learning.precision import autocast, full_precision, to_float
 from active_learning.strategies import (
     DISTRIBUTIONS,
     EMBEDDING,
@@ -87,13 +88,25 @@ def strategies_for(output_kind: str, *unit_classes: type[SelectionUnits]) -> lis
 
 def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,
                config: LoopConfig) -> Any:
-    """MCStatistics of the batch (streamed), or the [T, B, C, *dense] samples."""
+    """MCStatistics of the batch (streamed), or the [T, B, C, *dense] samples.
+
+    With ``config.amp`` only the network's passes run under autocast: the probabilities and
+    their running statistics are fp32."""
+    def output_fn(outputs: Any) -> torch.Tensor:
+        with full_precision(config.device):
+            return adapter.probabilities(to_float(outputs))
+
     if not strategy.mc_statistics:
-        return sampler.sample(inputs, config.mc_samples, output_fn=adapter.probabilities)
+        with autocast(config.device, config.amp):
+            return sampler.sample(inputs, config.mc_samples, output_fn=output_fn)
     accumulator = MCAccumulator(strategy.mc_statistics)
-    for probs in sampler.passes(inputs, config.mc_samples, output_fn=adapter.probabilities):
+    passes = iter(sampler.passes(inputs, config.mc_samples, output_fn=output_fn))
+    while True:
+        with autocast(config.device, config.amp):   # autocast is on while the pass runs
+            probs = next(passes, None)
+        if probs is None:
+            return accumulator.result()
         accumulator.update(probs)                                         # [B, C, *dense]
-    return accumulator.result()
 
 
 @torch.inference_mode()
@@ -135,7 +148,9 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
             if sampler is not None:
                 batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
             if needs - {MC_PROBS}:
-                outputs, features = adapter.forward_intermediates(model, inputs)
+                with autocast(device, config.amp):
+                    outputs, features = adapter.forward_intermediates(model, inputs)
+                outputs, features = to_float(outputs), to_float(features)
                 if PROBS in needs or GRAD_EMBEDDING in needs:
                     batch_inputs[PROBS] = adapter.probabilities(outputs)       # [B, C, *dense]
                 if LOSS_PRED in needs and loss_module is not None:
@@ -175,7 +190,9 @@ def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: L
     parts = []
     for batch in progress(loader, config.progress, desc="embedding labeled"):
         inputs, _ = adapter.split_batch(batch, device)
-        outputs, features = adapter.forward_intermediates(model, inputs)
+        with autocast(device, config.amp):
+            outputs, features = adapter.forward_intermediates(model, inputs)
+        outputs, features = to_float(outputs), to_float(features)
         parts.append(adapter.embedding(outputs, features).float().cpu())
     return torch.cat(parts)
 
@@ -234,7 +251,7 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 @torch.inference_mode()
 def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module,
                               loader: Iterable, device: torch.device,
-                              reduction: str = "mean"
+                              reduction: str = "mean", amp: str | None = None
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The loss module's prediction, the true per-sample loss and the model's own entropy.
 
@@ -251,7 +268,9 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
-        outputs, features = adapter.forward_intermediates(model, inputs)
+        with autocast(device, amp):
+            outputs, features = adapter.forward_intermediates(model, inputs)
+        outputs, features = to_float(outputs), to_float(features)
         predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
         true.append(adapter.batch_loss(outputs, targets)[1].float().cpu().reshape(-1))   # [B]
         if with_entropy:

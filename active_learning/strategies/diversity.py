@@ -93,8 +93,13 @@ def _update_min_dist(x: torch.Tensor, sq_norms: torch.Tensor, center: int, min_d
 
     x: [N, D], sq_norms: [N], min_dist: [N]. Works on row chunks; temporaries are [chunk].
     """
-    c = x[center]  # [D]
-    c_sq = sq_norms[center]
+    _update_min_dist_to(x, sq_norms, x[center], sq_norms[center], min_dist, chunk_size)
+
+
+def _update_min_dist_to(x: torch.Tensor, sq_norms: torch.Tensor, c: torch.Tensor,
+                        c_sq: torch.Tensor, min_dist: torch.Tensor, chunk_size: int) -> None:
+    """In place: ``min_dist = min(min_dist, |x - c|^2)`` for one center ``c: [D]`` of squared
+    norm ``c_sq`` (a 0-d tensor); x: [N, D], sq_norms: [N], min_dist: [N]."""
     for start in range(0, x.shape[0], chunk_size):
         stop = start + chunk_size
         d = sq_norms[start:stop] - 2.0 * (x[start:stop] @ c) + c_sq  # [c]
@@ -109,23 +114,33 @@ def _min_dist_to_set(x: torch.Tensor, sq_norms: torch.Tensor, centers: np.ndarra
     Chunked over both the pool rows and the center rows: the largest temporary is one
     ``[pool chunk, center chunk]`` block of at most ``_MAX_BLOCK_ELEMENTS`` elements.
     """
-    n = x.shape[0]
-    min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [N]
-    center_rows = max(1, min(chunk_size, len(centers)))
-    pool_rows = max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // center_rows))
+    min_dist = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)  # [N]
+    center_rows = _center_rows(chunk_size, len(centers))
     centers_t = torch.as_tensor(centers, device=x.device)
     for c_start in range(0, len(centers), center_rows):
         idx = centers_t[c_start:c_start + center_rows]  # [l]
-        cx = x[idx]  # [l, D] (a gathered copy of one chunk only)
-        c_sq = sq_norms[idx]  # [l]
-        for p_start in range(0, n, pool_rows):
-            p_stop = p_start + pool_rows
-            block = x[p_start:p_stop] @ cx.T  # [p, l]
-            block.mul_(-2.0).add_(sq_norms[p_start:p_stop, None]).add_(c_sq[None, :])  # [p, l]
-            block_min = block.min(dim=1).values.clamp_(min=0.0)  # [p]
-            torch.minimum(min_dist[p_start:p_stop], block_min, out=min_dist[p_start:p_stop])
-            del block  # free it before the next matmul allocates its successor (else two at once)
+        # a gathered copy of one chunk of centers only: [l, D] and [l]
+        _update_min_dist_to_rows(x, sq_norms, x[idx], sq_norms[idx], min_dist, chunk_size)
     return min_dist
+
+
+def _center_rows(chunk_size: int, n_centers: int) -> int:
+    """How many center rows one distance block takes."""
+    return max(1, min(chunk_size, n_centers))
+
+
+def _update_min_dist_to_rows(x: torch.Tensor, sq_norms: torch.Tensor, cx: torch.Tensor,
+                             c_sq: torch.Tensor, min_dist: torch.Tensor, chunk_size: int) -> None:
+    """In place: ``min_dist = min(min_dist, min_j |x - cx[j]|^2)`` for centers ``cx: [l, D]``
+    of squared norms ``c_sq: [l]``; x: [N, D], sq_norms: [N], min_dist: [N]."""
+    pool_rows = max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // max(1, cx.shape[0])))
+    for p_start in range(0, x.shape[0], pool_rows):
+        p_stop = p_start + pool_rows
+        block = x[p_start:p_stop] @ cx.T  # [p, l]
+        block.mul_(-2.0).add_(sq_norms[p_start:p_stop, None]).add_(c_sq[None, :])  # [p, l]
+        block_min = block.min(dim=1).values.clamp_(min=0.0)  # [p]
+        torch.minimum(min_dist[p_start:p_stop], block_min, out=min_dist[p_start:p_stop])
+        del block  # free it before the next matmul allocates its successor (else two at once)
 
 
 def _check_budget(budget, n_available: int, what: str) -> int:
