@@ -339,7 +339,8 @@ class SegmentationTask(BaseTaskAdapter):
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device) -> dict[str, float]:
+                        device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
         """One epoch; the loss module joins from epoch ``LOSS_MODULE_WARMUP_EPOCHS`` on.
 
         The original (segmentation/cityscapes_drn/segment.py, ``train``) adds the ranking loss
@@ -349,7 +350,7 @@ class SegmentationTask(BaseTaskAdapter):
         if epoch < LOSS_MODULE_WARMUP_EPOCHS:
             loss_module = None
         return super().train_one_epoch(model, loss_module, loader, optimizer, epoch=epoch,
-                                       config=config, device=device)
+                                       config=config, device=device, scaler=scaler)
 
     def batch_loss(self, outputs: torch.Tensor,
                    targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
