@@ -61,6 +61,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="plot path (default: <grid>/segmentation_pixels.png)")
     args = parser.parse_args(argv)
     runs = [run for run in load_runs(args.grid) if run.rows]
+    # A run still going (or stopped) has fewer cycles; averaging over the cycles every seed has
+    # would cut the finished ones short, so only runs with the most cycles count.
+    longest = max((len(run.rows) for run in runs), default=0)
+    unfinished = [run for run in runs if len(run.rows) < longest]
+    if unfinished:
+        print("left out (fewer cycles than the others, unfinished?): "
+              + ", ".join(f"{run.strategy} seed {run.seed} ({len(run.rows)} cycles)"
+                          for run in unfinished) + "\n")
+    runs = [run for run in runs if len(run.rows) == longest]
     table = curves(runs)
     print("| strategy | seeds | " + " | ".join(f"cycle {c}: pixels, mIoU" for c in range(
         max(len(c["miou"]) for c in table.values()))) + " |")

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from active_learning.adapter import BaseTaskAdapter
 from active_learning.errors import ConfigError
 from active_learning.files.images import check_images
+from active_learning.loop.config import LoopConfig
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
@@ -36,9 +37,10 @@ from .data import (
     read_label,
     superpixel_labels,
 )
-from .model import build_model, feature_info
+from .model import STAGE_CHANNELS, build_model, feature_info
 
 REGION_MAP_CACHE_SIZE = 64   # region maps each task keeps in memory, least recently used dropped
+LOSS_MODULE_WARMUP_EPOCHS = 2   # epochs 0 and 1 train the network alone (the original's epoch > 1)
 
 
 class _RegionMapCache:
@@ -162,16 +164,19 @@ class SegmentationTask(BaseTaskAdapter):
                  test_samples: Sequence[SegmentationSample], *, data_format: str, num_classes: int,
                  class_names: Sequence[str], mean: Sequence[float], std: Sequence[float],
                  width: float = 1.0, dropout: float = 0.5, dropout_at: str = "stages",
+                 dropout_type: str = "element",
                  crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
                  momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
                  step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
                  superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
-                 weights_path: str | None = None, progress: bool = True) -> None:
+                 weights_path: str | None = None, weights_backbone: str | None = None,
+                 progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.data_format, self.num_classes = data_format, num_classes
         self.class_names = list(class_names)
         self.mean, self.std = tuple(mean), tuple(std)
         self.width, self.dropout, self.dropout_at = width, dropout, dropout_at
+        self.dropout_type = dropout_type
         self.crop_size, self.random_scale = crop_size or None, random_scale
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.lr_mode, self.step = lr_mode, step
@@ -179,8 +184,9 @@ class SegmentationTask(BaseTaskAdapter):
         self.superpixel_method = superpixel_method
         self.superpixels_per_image = superpixels_per_image
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.weights_path, self.progress = weights_path, progress
-        self.feature_info = feature_info(width)
+        self.weights_path, self.weights_backbone = weights_path, weights_backbone
+        self.progress = progress
+        self.feature_info = feature_info(width, num_classes)
         self.pool_set = SegmentationSet(self, range(len(self.samples)))
         self.test_set = SegmentationSet(self, range(len(self.test_samples)),
                                         samples=self.test_samples)
@@ -305,8 +311,12 @@ class SegmentationTask(BaseTaskAdapter):
     # ---- model -------------------------------------------------------------------------
 
     def build_model(self) -> nn.Module:
+        """DRN-D-22, from the pretrained start (``--weights-backbone``, ``--weights``) each cycle,
+        as the original rebuilds its DRNSeg with ImageNet weights every cycle (the file is read
+        again each time rather than kept: the task travels to DataLoader workers)."""
         return build_model(self.num_classes, width=self.width, dropout=self.dropout,
-                           dropout_at=self.dropout_at, weights_path=self.weights_path)
+                           dropout_at=self.dropout_at, dropout_type=self.dropout_type,
+                           weights_path=self.weights_path, weights_backbone=self.weights_backbone)
 
     def build_optimizer(self, parameters, epochs: int):
         """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""
@@ -320,14 +330,56 @@ class SegmentationTask(BaseTaskAdapter):
         return optimizer, scheduler
 
     def forward_intermediates(self, model: nn.Module, inputs: torch.Tensor):
-        return model.forward_intermediates(inputs)     # logits [B, K, H, W], 8 stage maps
+        return model.forward_intermediates(inputs)     # logits [B, K, H, W], the 10 taps
+
+    def embedding(self, outputs: torch.Tensor, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Core-set's embedding: the last stage's map (stage 8, not the two class maps the loss
+        module also reads), averaged over the image: [B, C8]."""
+        return features[len(STAGE_CHANNELS) - 1].float().mean(dim=(2, 3))
+
+    def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
+                        optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
+                        device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+        """One epoch; the loss module joins from epoch ``LOSS_MODULE_WARMUP_EPOCHS`` on.
+
+        The original (segmentation/cityscapes_drn/segment.py, ``train``) adds the ranking loss
+        only when ``epoch > 1``, letting the segmentation network warm up first ("loss prediction
+        does not work well otherwise"); before that the loss module is not trained at all.
+        """
+        if epoch < LOSS_MODULE_WARMUP_EPOCHS:
+            loss_module = None
+        return super().train_one_epoch(model, loss_module, loader, optimizer, epoch=epoch,
+                                       config=config, device=device, scaler=scaler)
+
+    def batch_loss(self, outputs: torch.Tensor,
+                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training loss, per-image losses [B]) of logits [B, K, H, W] and train ids [B, H, W].
+
+        The training loss is the cross-entropy averaged over every labeled pixel of the batch,
+        as fyu/drn's ``NLLLoss(ignore_index=255)`` (segment.py): each pixel weighs the same, so
+        an image with one labeled superpixel counts for its few pixels, not as much as a fully
+        labeled image (the mean of per-image means would up-weight its pixels ~100x). The
+        per-image values, each image's mean over its own labeled pixels, stay what the loss
+        module learns to rank. A batch without any labeled pixel gives 0.
+        """
+        pixel_sums, labeled = self._pixel_losses(outputs, targets)             # [B], [B]
+        per_image = pixel_sums / labeled.clamp_min(1)
+        return pixel_sums.sum() / labeled.sum().clamp_min(1), per_image
 
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy averaged over each image's labeled pixels: [B]; 0 without any."""
+        pixel_sums, labeled = self._pixel_losses(outputs, targets)
+        return pixel_sums / labeled.clamp_min(1)
+
+    @staticmethod
+    def _pixel_losses(outputs: torch.Tensor,
+                      targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image: the summed cross-entropy of its labeled pixels and their count ([B] each)."""
         pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE,
-                                reduction="none")                          # [B, H, W]
+                                reduction="none")                          # [B, H, W], 0 at 255
         labeled = (targets != IGNORE).flatten(1).sum(dim=1)                # [B]
-        return pixel.flatten(1).sum(dim=1) / labeled.clamp_min(1)
+        return pixel.flatten(1).sum(dim=1), labeled
 
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, loader: Iterable,

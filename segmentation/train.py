@@ -14,7 +14,8 @@ select them: --use-loss-prediction-al / --choose_images_with_highest_loss -> los
 mc_entropy_superpixels (mc_variance_superpixels); --random-superpixels -> random_superpixels.
 Defaults are the original's Cityscapes protocol: 10 cycles of 150 images (or 4,755 superpixels),
 150 initial images, crops of 896, batch 4, SGD lr 0.01 momentum 0.9 weight decay 1e-4, 250
-epochs, x0.1 every 100, lambda 0.01, T = 10 MC-dropout passes.
+epochs, x0.1 every 100, lambda 0.01, T = 10 MC-dropout passes, starting from fyu/drn's ImageNet
+DRN-D-22 (drn_d_22-4bd2f8ea.pth in torch.hub's cache; --from-scratch trains without it).
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ from .data import (
     find_samples,
     find_unlabeled,
 )
-from .model import DROPOUT_PLACES
+from .model import DROPOUT_PLACES, DROPOUT_TYPES
 from .task import ImageUnits, SegmentationTask, SuperpixelUnits
+from .weights import DRN_D_22_IMAGENET, PUBLISHED
 
 logger = logging.getLogger("active_learning")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -53,19 +55,27 @@ ALIASES = {
     "entropy_superpixels": "mc_entropy_superpixels",
     "random_superpixels": "random_superpixels",
 }
-# The loss module pools each of the eight stage maps to 6x6 (the original's segmentation setting).
+# The loss module pools each of its ten maps to 6x6, 256 wide (the original's segmentation setting:
+# ActiveLearning(global_avg_pool_size=6, fc_width=256)); its features are detached from 60% of the
+# epochs on (the original: from epoch 150 of 250), the shared default.
 REFERENCE = dict(cycles=10, initial_size=150, images_per_cycle=150, epochs=250, batch_size=4,
                  eval_batch_size=2, lr=0.01, momentum=0.9, weight_decay=1e-4, lamda=0.01,
                  mc_samples=10, loss_width=256, loss_pool_size=6)
 PRESETS = {
-    # Cityscapes as in the original README (the parser's own defaults).
-    "cityscapes": dict(data_format="cityscapes"),
+    # Cityscapes as in the original README (the parser's own defaults): from fyu/drn's ImageNet
+    # DRN-D-22, as the original's and fyu/drn's DRNSeg (drn_d_22(pretrained=True)).
+    "cityscapes": dict(data_format="cityscapes", weights_backbone=DRN_D_22_IMAGENET.filename),
     # The CPU benchmark on `python -m synthetic --output data/fmnist_cityscapes` scenes (128x256).
     # Classifier-only dropout: MC scoring runs the network once and only the classifier T times.
+    # It keeps the dropout the grid of BENCHMARKS.md was first run with (channel dropout, in
+    # every strategy, so random and the MC strategies train the same network): the re-run grid
+    # differs from the first one only by the reference fixes (dilations, pixel-weighted loss,
+    # the loss module's ten taps and warm-up).
     "synthetic-cpu": dict(data_dir="data/fmnist_cityscapes", width=0.25, crop_size=0, cycles=4,
                           initial_size=40, images_per_cycle=40, superpixels_per_cycle=500,
                           epochs=15, batch_size=8, eval_batch_size=16, lr=0.05, step=12,
-                          dropout_at="classifier"),
+                          dropout=0.5, dropout_at="classifier", dropout_type="channel",
+                          weights_backbone=None),   # from scratch: width 0.25, no such file
 }
 
 
@@ -74,6 +84,8 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     arguments.parser.add_argument("cmd", nargs="?", choices=("train",), default="train",
                                   help="the original project's command (only train: "
                                        "simulate the cycles)")
+    # The reference protocol starts from fyu/drn's ImageNet DRN-D-22 (--from-scratch: without).
+    arguments.parser.set_defaults(weights_backbone=DRN_D_22_IMAGENET.filename)
     data = arguments.group("data")
     data.add_argument("-d", "--data-dir", default="data/cityscapes", recorded=False,
                       help="dataset root")
@@ -91,6 +103,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     model.add_argument("--dropout-at", choices=DROPOUT_PLACES[:2], default="stages",
                        help="after the residual stages 3-6 (the original) or only "
                             "before the classifier")
+    model.add_argument("--dropout-type", choices=tuple(DROPOUT_TYPES), default="element",
+                       help="element-wise (the original's F.dropout) or channel (whole feature "
+                            "maps, nn.Dropout2d)")
     model.add_argument("--lr-mode", choices=("step", "poly"), default="step",
                        help="learning rate schedule")
     model.add_argument("--step", type=int, default=100,
@@ -118,6 +133,10 @@ def budget_flag(args: argparse.Namespace) -> str:
 
 def check(args: argparse.Namespace) -> None:
     args.superpixels = selects_superpixels(args)
+    if args.weights:
+        # --weights sets every layer, the backbone too: the default ImageNet start (or another
+        # --weights-backbone) would be overwritten, so it is neither needed nor read.
+        args.weights_backbone = None
     cli.require([
         (args.width > 0, f"--width must be > 0, got {args.width}"),
         (args.crop_size >= 0, f"--crop-size must be >= 0, got {args.crop_size}"),
@@ -153,11 +172,13 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         class_names=CITYSCAPES_CLASSES if cityscapes else [str(c) for c in range(args.classes)],
         mean=CITYSCAPES_MEAN if cityscapes else IMAGENET_MEAN,
         std=CITYSCAPES_STD if cityscapes else IMAGENET_STD, width=args.width, dropout=args.dropout,
-        dropout_at=args.dropout_at, crop_size=args.crop_size, random_scale=args.random_scale,
+        dropout_at=args.dropout_at, dropout_type=args.dropout_type, crop_size=args.crop_size,
+        random_scale=args.random_scale,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
         step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
         superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
-        weights_path=args.weights, progress=not args.no_progress)
+        weights_path=args.weights, weights_backbone=args.weights_backbone,
+        progress=not args.no_progress)
     sizes = set(task.image_sizes) | set(task.test_sizes)
     if len(sizes) > 1 and args.eval_batch_size > 1:
         # Images of different sizes cannot share a batch: score and evaluate one at a time.
@@ -188,8 +209,10 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
 COMMAND = cli.TaskCommand(
     name="segmentation", description=__doc__.split("\n\n")[0], output_kind=PIXEL_DISTRIBUTIONS,
     unit_classes=(ImageUnits, SuperpixelUnits), add_arguments=add_arguments, build=build,
-    check=check, reference=REFERENCE, presets=PRESETS, aliases=ALIASES, dropout=0.5,
-    mc_dropout=0.5, budget_flag=budget_flag,
+    # As the original: dropout (p = 0.5) only in the network of MC-dropout strategies (its DRNSeg
+    # gets add_dropout=args.mc_dropout); random and loss prediction train DRN-D-22 without.
+    check=check, reference=REFERENCE, presets=PRESETS, aliases=ALIASES, dropout=0.0,
+    mc_dropout=0.5, backbone_aliases=(), published=PUBLISHED, budget_flag=budget_flag,
     after_labeling="label the selected images (or superpixels: regions/cycle_00.csv), add them to "
                    "the labeled data, and run again")
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("folder, script, argv, expected", [
     ("segmentation", "segment.py", ["train", "-d", "nowhere", "-c", "19", "-s", "896", "--arch", "drn_d_22",
                                     "--mc-dropout=True", "--entropy-superpixels=True"],
-     "error: data folder missing"),
+     "error: --weights-backbone drn_d_22-4bd2f8ea.pth (fyu/drn): not in torch.hub's cache"),
     ("classification", "cifar_resnet_clasification.py",
      ["--use_loss_prediction_al=True", "--data-dir", "nowhere"], "error: "),
 ])

@@ -83,19 +83,47 @@ def test_crop_pads_small_images_with_ignore():
     assert out_image.sum() == 3 * 10 * 12
 
 
-def test_drn_d_22_layout_and_dropout_only_when_sampling():
+def test_drn_d_22_taps_and_dropout_only_when_sampling():
     model = DRNSegmentation(num_classes=5, width=0.25).eval()
     x = torch.randn(2, 3, 64, 96)
     logits, features = model.forward_intermediates(x)
     assert logits.shape == (2, 5, 64, 96)
-    assert [f.shape[1] for f in features] == [info["channels"] for info in feature_info(0.25)]
-    assert [64 // f.shape[2] for f in features] == [1, 2, 4, 8, 8, 8, 8, 8]   # output stride 8
-    assert sum(isinstance(m, torch.nn.Dropout2d) for m in model.modules()) == 4
+    info = feature_info(0.25, num_classes=5)
+    assert len(features) == len(info) == 10       # 8 stages + logits + log-softmax (original's)
+    assert [f.shape[1] for f in features] == [entry["channels"] for entry in info]
+    assert [64 // f.shape[2] for f in features] == [entry["stride"] for entry in info]
+    assert [entry["stride"] for entry in info] == [1, 2, 4, 8, 8, 8, 8, 8, 8, 1]
+    coarse, log_probabilities = features[8], features[9]
+    torch.testing.assert_close(model.classifier(features[7]), coarse)
+    torch.testing.assert_close(log_probabilities, torch.log_softmax(logits, dim=1))
+    torch.testing.assert_close(model(x), logits)
+    # The original's dropout: element-wise, p = 0.5, at the end of residual stages 3-6.
+    drops = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    assert [name for name, _ in drops] == ["stage3.1", "stage4.1", "stage5.1", "stage6.1"]
+    assert all(type(m) is torch.nn.Dropout and m.p == 0.5 for _, m in drops)
     torch.testing.assert_close(model(x), model(x))  # validation: no dropout
-    head_only = DRNSegmentation(num_classes=5, width=0.25, dropout_at="classifier")
-    assert sum(isinstance(m, torch.nn.Dropout2d) for m in head_only.modules()) == 1
+    head_only = DRNSegmentation(num_classes=5, width=0.25, dropout_at="classifier",
+                                dropout_type="channel")
+    drops = [m for m in head_only.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    assert len(drops) == 1 and type(drops[0]) is torch.nn.Dropout2d
+    assert not any(isinstance(m, torch.nn.modules.dropout._DropoutNd)
+                   for m in DRNSegmentation(num_classes=5, dropout=0.0).modules())
     full = DRNSegmentation(num_classes=19)
     assert [m.out_channels for m in (full.stage1[0], full.stage8[0])] == [16, 512]
+
+
+def test_element_dropout_drops_single_activations_and_channel_dropout_whole_maps():
+    torch.manual_seed(0)
+    x = torch.ones(1, 8, 6, 6)
+    element = DRNSegmentation(num_classes=3, width=0.125).stage3[1].train()(x)
+    channel = DRNSegmentation(num_classes=3, width=0.125,
+                              dropout_type="channel").stage3[1].train()(x)
+    # a whole map is either all kept (x2) or all dropped; element-wise mixes within a map
+    per_map = (channel == 0).flatten(2).float().mean(dim=2)
+    assert set(per_map.flatten().tolist()) <= {0.0, 1.0}
+    mixed = (element == 0).flatten(2).float().mean(dim=2)
+    assert ((mixed > 0) & (mixed < 1)).any()
 
 
 @pytest.fixture()

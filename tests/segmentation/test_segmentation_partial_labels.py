@@ -139,3 +139,78 @@ def test_per_sample_loss_averages_over_each_images_labeled_pixels_only():
     # A mean over all 6 pixels would give image 0 half of it; a batch-wide mean over the 9
     # labeled pixels would give both images the same value.
     assert abs(image0 - image0 * 3 / 6) > 0.1 and abs(image0 - image1) > 0.1
+
+
+def test_training_loss_weighs_pixels_and_the_loss_module_still_sees_each_image():
+    """One fully labeled 3 x 4 image and one with a single labeled 1 x 2 region: the training
+    loss is the mean over the 14 labeled pixels of the batch (fyu/drn's NLLLoss with
+    ignore_index), not the mean of the two images' means; the per-image values stay per image."""
+    task = SegmentationTask([], [], data_format="folder", num_classes=3, class_names="abc",
+                            mean=(0.5,) * 3, std=(0.25,) * 3, progress=False)
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 3, 3, 4, generator=generator, dtype=torch.float64) * 2
+    full = torch.tensor([[0, 1, 2, 0],
+                         [1, 1, 2, 2],
+                         [0, 2, 1, 0]])
+    region = torch.full((3, 4), X)
+    region[1, 1:3] = torch.tensor([2, 0])               # image 1: two labeled pixels
+    targets = torch.stack([full, region])
+
+    def nll(image, row, col, target):
+        column = [float(logits[image, c, row, col]) for c in range(3)]
+        return -_log_softmax(column)[target]
+
+    full_sum = sum(nll(0, r, c, int(full[r, c])) for r in range(3) for c in range(4))
+    region_sum = nll(1, 1, 1, 2) + nll(1, 1, 2, 0)
+    loss, per_image = task.batch_loss(logits, targets)
+    assert loss.item() == pytest.approx((full_sum + region_sum) / 14, rel=1e-9)
+    # the image-weighted mean (the old loss) differs here by about a third
+    assert loss.item() != pytest.approx((full_sum / 12 + region_sum / 2) / 2, rel=1e-3)
+    assert per_image.shape == (2,)
+    assert per_image[0].item() == pytest.approx(full_sum / 12, rel=1e-9)
+    assert per_image[1].item() == pytest.approx(region_sum / 2, rel=1e-9)
+    torch.testing.assert_close(per_image, task.per_sample_loss(logits, targets))
+    # Gradients: each labeled pixel's logits get 1/14 of its own cross-entropy gradient.
+    leaf = logits.clone().requires_grad_(True)
+    task.batch_loss(leaf, targets)[0].backward()
+    probabilities = torch.softmax(logits[1, :, 1, 1], dim=0)
+    expected = (probabilities - torch.nn.functional.one_hot(torch.tensor(2), 3)) / 14
+    torch.testing.assert_close(leaf.grad[1, :, 1, 1], expected)
+    assert (leaf.grad[1, :, 0] == 0).all()              # unlabeled pixels: no gradient
+
+
+def test_a_batch_without_labeled_pixels_has_zero_loss():
+    task = SegmentationTask([], [], data_format="folder", num_classes=3, class_names="abc",
+                            mean=(0.5,) * 3, std=(0.25,) * 3, progress=False)
+    logits = torch.randn(2, 3, 2, 2, requires_grad=True)
+    loss, per_image = task.batch_loss(logits, torch.full((2, 2, 2), X))
+    assert loss.item() == 0.0 and per_image.tolist() == [0.0, 0.0]
+    loss.backward()
+    assert (logits.grad == 0).all()
+
+
+def test_the_loss_module_joins_after_two_warm_up_epochs_and_reads_ten_maps():
+    """As the original's train(): the ranking loss only for epoch > 1; the network trains alone
+    before. Core-set's embedding is stage 8's map, not one of the two class maps."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.strategies.loss_prediction import LossPredictionModule
+
+    task = SegmentationTask([], [], data_format="folder", num_classes=3, class_names="abc",
+                            mean=(0.5,) * 3, std=(0.25,) * 3, width=0.125, dropout=0.0,
+                            progress=False)
+    torch.manual_seed(0)
+    model = task.build_model()
+    loss_module = LossPredictionModule([info["channels"] for info in task.feature_info])
+    optimizer = torch.optim.SGD([*model.parameters(), *loss_module.parameters()], lr=0.1)
+    batch = (torch.randn(2, 3, 16, 16), torch.randint(0, 3, (2, 16, 16)))
+    config = LoopConfig(epochs=4, batch_size=2)
+    for epoch, joins in [(0, False), (1, False), (2, True)]:
+        before = [p.detach().clone() for p in loss_module.parameters()]
+        stats = task.train_one_epoch(model, loss_module, [batch], optimizer, epoch=epoch,
+                                     config=config, device=torch.device("cpu"))
+        changed = any(not torch.equal(a, b) for a, b in zip(before, loss_module.parameters(),
+                                                            strict=True))
+        assert changed == joins, epoch
+        assert (stats["ranking_loss"] > 0) == joins, epoch
+    outputs, features = task.forward_intermediates(model.eval(), batch[0])
+    torch.testing.assert_close(task.embedding(outputs, features), features[7].mean(dim=(2, 3)))

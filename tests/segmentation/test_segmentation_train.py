@@ -58,7 +58,10 @@ def dataset(tmp_path_factory):
 
 
 def _run(dataset, tmp_path, *extra):
-    return main(["-d", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
+    # --weights replaces the whole model, the default backbone start with it; --from-scratch
+    # next to it would be refused
+    tiny = [arg for arg in TINY_ARGS if not (arg == "--from-scratch" and "--weights" in extra)]
+    return main(["-d", str(dataset), *tiny, "--output-dir", str(tmp_path / "runs"), *extra])
 
 
 @pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance",
@@ -124,7 +127,8 @@ def test_rank_mode_scores_a_folder_of_new_images(dataset, tmp_path):
         Image.open(path).save(new / f"new_{index}.png")
     args = ["-d", str(dataset), "train", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
             "--eval-batch-size", "4", "--superpixels-per-cycle", "6", "--superpixels-per-image", "12",
-            "--mc-samples", "2", "--no-progress", "--device", "cpu", "--strategy", "mc_entropy_superpixels",
+            "--mc-samples", "2", "--no-progress", "--device", "cpu", "--from-scratch",
+            "--strategy", "mc_entropy_superpixels",
             "--unlabeled-dir", str(tmp_path / "new"), "--output-dir", str(tmp_path / "runs"),
             "--output_superannotate_csv_file", str(tmp_path / "upload.csv")]
     run_dir = main(args)
@@ -251,7 +255,8 @@ def test_rank_mode_takes_a_folder_of_mixed_sizes_and_ranks_it_all(dataset, tmp_p
         image = Image.open(path)
         image.resize((image.width // (1 + index % 2), image.height // (1 + index % 2))).save(new / f"n{index}.png")
     args = ["-d", str(dataset), "train", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
-            "--eval-batch-size", "4", "--no-progress", "--device", "cpu", "--strategy", "entropy",
+            "--eval-batch-size", "4", "--no-progress", "--device", "cpu", "--from-scratch",
+            "--strategy", "entropy",
             "--budget", "all", "--unlabeled-dir", str(new), "--output-dir", str(tmp_path / "runs")]
     run_dir = main(args)
     assert "scoring and evaluating them one at a time" in capsys.readouterr().out
