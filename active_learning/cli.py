@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from active_learning.distributed import init_from_environment, is_main_process
+from active_learning.distributed import finish, init_from_environment, is_main_process
 from active_learning.errors import ConfigError, UserError
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.config import LoopConfig, strategy_option_fields
@@ -750,7 +750,9 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
         rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
                                    initial_labeled=prepared.initial, restart=rank,
                                    allow_new_items=args.allow_new_images)
-    if not is_main_process():
+    main_process = is_main_process()
+    finish()   # every process has its state; only rank 0 has files left to write and report
+    if not main_process:
         return run_dir
     with cli_errors():
         copy_last_priorities(run_dir, len(rows), args.superannotate_csv)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["barrier", "broadcast_object", "device_for_collectives", "gather_objects",
+__all__ = ["barrier", "broadcast_object", "device_for_collectives", "finish", "gather_objects",
            "init_from_environment", "is_distributed", "is_main_process", "rank", "shard_range",
            "world_size"]
 
@@ -106,3 +106,11 @@ def barrier() -> None:
     """Wait for every process (nothing without a process group)."""
     if is_distributed():
         dist.barrier()
+
+
+def finish() -> None:
+    """Leave the process group cleanly: wait for every process, then destroy the group (a
+    process that exits while gloo's threads still run is aborted). Nothing without one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -305,3 +305,13 @@ def test_the_selection_picture_says_when_it_draws_no_skeleton(dataset, tmp_path,
         titles.clear()
         overlay.draw_selection(task, np.array([0, 1]), np.array([0.5, 0.25]), tmp_path / "p.png", model=model)
         assert titles and all(expected in title for title in titles)
+
+
+def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
+    import csv
+    import math
+
+    run_dir = _run(dataset, tmp_path, "--strategy", "loss_prediction", "--amp", "bf16")
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
+    assert (run_dir / "priorities" / "cycle_00.csv").is_file()

@@ -215,3 +215,13 @@ def test_the_reference_never_detaches_the_loss_modules_features():
     # the CPU preset keeps the 60% of its measured benchmark runs; an explicit flag wins
     assert cli.loop_config(parse_args(["--preset", "synthetic-cpu"]), "cpu").resolved_detach_epoch == 12
     assert cli.loop_config(parse_args(["--detach-epoch", "5"]), "cpu").resolved_detach_epoch == 5
+
+
+def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
+    import csv
+    import math
+
+    run_dir = _run(dataset, tmp_path, "--strategy", "loss_prediction", "--amp", "bf16")
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
+    assert (run_dir / "priorities" / "cycle_00.csv").is_file()

@@ -317,3 +317,13 @@ def test_refusals_come_before_anything_is_written(dataset, tmp_path, capsys, ext
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
+    import csv
+    import math
+
+    run_dir = _run(dataset, tmp_path, "--strategy", "loss_prediction", "--amp", "bf16")
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
+    assert (run_dir / "priorities" / "cycle_00.csv").is_file()
