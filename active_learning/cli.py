@@ -427,7 +427,7 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argpa
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
     args.strategy = resolve_strategy(args, parser, command)
-    if getattr(args, "from_scratch", False):
+    if getattr(args, "from_scratch", False) or getattr(args, "weights", None):
         _drop_default_backbone(args, command, sys.argv[1:] if argv is None else argv)
     _resolve(args, command)
     return args
@@ -435,15 +435,17 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argpa
 
 def _drop_default_backbone(args: argparse.Namespace, command: TaskCommand,
                            argv: Sequence[str]) -> None:
-    """``--from-scratch``: no backbone weights, refused next to weights the user named."""
-    names = ["--weights", "--weights-backbone", *(command.backbone_aliases or ())]
+    """No default backbone weights with ``--from-scratch``, nor under ``--weights`` (the whole
+    model replaces them: a missing default backbone file must not stop that run). A backbone
+    the user names is kept, and refused next to ``--from-scratch``."""
+    names = ["--weights-backbone", *(command.backbone_aliases or ())]
     spellings = {*names, *_snake_spellings(names)}
     named = [token.split("=", 1)[0] for token in argv if token.split("=", 1)[0] in spellings]
-    if named or args.weights:
-        flag = named[0] if named else "--weights"
+    if named and getattr(args, "from_scratch", False):
         raise ConfigError(f"--from-scratch trains from random weights: it cannot be combined "
-                          f"with {flag}")
-    args.weights_backbone = None
+                          f"with {named[0]}")
+    if not named:
+        args.weights_backbone = None
 
 
 def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:

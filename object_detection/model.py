@@ -465,10 +465,11 @@ def ssd_pytorch_key(key: str) -> str | None:
     return None
 
 
-def _refuse_normalised_vgg(spec: str, flag: str) -> None:
+def refuse_normalised_vgg(spec: str, flag: str) -> None:
     """One WeightsError for torchvision VGG-16 weights that expect normalised inputs."""
     name = str(spec)
-    if name.startswith(("VGG16_Weights.", "VGG16_BN_Weights.")) and name != TORCHVISION_SSD_VGG:
+    if name.startswith(("VGG16_Weights.", "VGG16_BN_Weights.", "timm:vgg")) \
+            and name != TORCHVISION_SSD_VGG:
         raise WeightsError(
             f"{flag} {name}: these weights expect mean/std-normalised inputs, about 57x smaller "
             f"than SSD's 0-255 ones (the first convolution cannot absorb the difference exactly "
@@ -490,7 +491,7 @@ def load_basenet(model: SSD300, spec: str | Path) -> list[str]:
     """
     flag = "--weights-backbone"
     hint = "full-width VGG-16 weights need --width 1; same --batch-norm?"
-    _refuse_normalised_vgg(str(spec), flag)
+    refuse_normalised_vgg(str(spec), flag)
     state = load_named_state(str(spec), flag=flag, published=PUBLISHED)
     if any(key.startswith("backbone.") for key in state):
         mapped = {key: value for key, value in state.items() if key.startswith("backbone.")}
@@ -511,6 +512,17 @@ def load_basenet(model: SSD300, spec: str | Path) -> list[str]:
     if unknown:
         raise WeightsError(f"{flag} {spec} has {len(unknown)} layers this backbone lacks: "
                            f"{format_keys(unknown)} (same --batch-norm?)")
+    # ... and every VGG convolution must come from the file: a truncated or partial file would
+    # otherwise leave layers random without a word. torchvision's VGG has no fc6 / fc7.
+    torchvision_layout = any(key.startswith("features.") for key in state)
+    expected = {target for index in range(34) for parameter in ("weight", "bias")
+                if (target := _vgg_key(f"{'features.' if torchvision_layout else ''}"
+                                       f"{index}.{parameter}")) is not None and target in own}
+    if not any(key.startswith("backbone.") for key in state):
+        missing = sorted(expected - set(mapped))
+        if missing:
+            raise WeightsError(f"{flag} {spec} lacks {len(missing)} VGG-16 layers: "
+                               f"{format_keys(missing)} (a truncated or partial file?)")
     loaded = load_state_dict_checked(model, mapped, path=spec, flag=flag, strict=False,
                                      hint=hint)
     log.info("%s: %d backbone tensors from %s", flag, len(loaded),

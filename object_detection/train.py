@@ -29,7 +29,7 @@ from active_learning import cli
 from active_learning.loop.units import UNIT_REDUCTIONS, SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
-from .model import PUBLISHED, VGG16_REDUCEDFC
+from .model import PUBLISHED, VGG16_REDUCEDFC, refuse_normalised_vgg
 from .task import DetectionTask, DetectionUnits
 from .voc import VOC_CLASSES, find_unlabeled, parse_image_sets, read_class_names, read_split
 
@@ -121,6 +121,8 @@ def check(args: argparse.Namespace) -> None:
     ])
     parse_image_sets(args.train_sets)
     parse_image_sets(args.test_set)
+    if args.weights_backbone:   # refused before the runner fetches (and downloads) the file
+        refuse_normalised_vgg(args.weights_backbone, "--weights-backbone")
 
 
 def class_names(args: argparse.Namespace) -> tuple[str, ...]:

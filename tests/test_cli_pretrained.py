@@ -33,10 +33,20 @@ def test_the_reference_preset_names_its_pretrained_start_and_from_scratch_drops_
 
 
 @pytest.mark.parametrize("named", [["--basenet", "mine.pth"], ["--weights-backbone=mine.pth"],
-                                   ["--weights_backbone", "mine.pth"], ["--weights", "all.pth"]])
-def test_from_scratch_next_to_named_weights_is_refused(named):
+                                   ["--weights_backbone", "mine.pth"]])
+def test_from_scratch_next_to_named_backbone_weights_is_refused(named):
     with pytest.raises(ConfigError, match=f"cannot be combined with {named[0].split('=')[0]}"):
         cli.parse_args(command(), ["--preset", "reference", "--from-scratch", *named])
+
+
+@pytest.mark.parametrize("scratch", [[], ["--from-scratch"]])
+def test_whole_model_weights_drop_the_default_backbone_but_keep_a_named_one(scratch):
+    # the whole model replaces the backbone: its default file must not be required
+    args = cli.parse_args(command(), ["--preset", "reference", "--weights", "all.pth", *scratch])
+    assert args.weights == "all.pth" and args.weights_backbone is None
+    args = cli.parse_args(command(), ["--preset", "reference", "--weights", "all.pth",
+                                      "--basenet", "mine.pth"])
+    assert args.weights_backbone == "mine.pth"
 
 
 def test_a_missing_default_start_stops_before_the_data_with_one_line(tmp_path, capsys):

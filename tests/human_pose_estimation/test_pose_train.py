@@ -315,3 +315,13 @@ def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
     assert (run_dir / "priorities" / "cycle_00.csv").is_file()
+
+
+def test_a_config_without_init_weights_that_names_a_model_file_parses():
+    from human_pose_estimation.config import config_to_argv
+    from human_pose_estimation.train import parse_args
+
+    config = {"MODEL": {"INIT_WEIGHTS": False, "PRETRAINED": "models/imagenet/hrnet_w32-36af842e.pth"},
+              "TEST": {"MODEL_FILE": "trained.pth"}}
+    args = parse_args(config_to_argv(config))
+    assert args.weights == "trained.pth" and args.weights_backbone is None

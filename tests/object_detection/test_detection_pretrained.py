@@ -161,3 +161,22 @@ def test_a_tiny_run_from_the_cached_reference_start(tmp_path):
     record = json.loads((run_dir / "args.json").read_text())
     assert record["task"]["weights_backbone"] == "vgg16_reducedfc.pth"
     assert (run_dir / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize("dropped", ["31.weight", "28.bias", "0.weight"])
+def test_a_partial_vgg_file_is_refused_naming_the_missing_layers(dropped):
+    own = build_model(5, width=0.0625).state_dict()
+    _, state = _reducedfc(own)
+    del state[dropped]
+    write_hub_checkpoint("vgg16_reducedfc.pth", state)
+    with pytest.raises(WeightsError, match="lacks 1 VGG-16 layers: backbone"):
+        build_model(5, width=0.0625, basenet="vgg16_reducedfc.pth")
+
+
+@pytest.mark.parametrize("name", ["VGG16_Weights.IMAGENET1K_V1", "timm:vgg16.tv_in1k"])
+def test_normalised_vgg_is_refused_before_anything_is_fetched(name, monkeypatch):
+    import active_learning.files.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "load_named_state", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(WeightsError, match="mean/std-normalised inputs"):
+        parse_args(["--basenet", name])
