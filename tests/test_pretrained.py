@@ -119,3 +119,13 @@ def test_a_timm_name_not_cached_offline_names_the_repository():
         load_named_state("timm:test_vit.r160_in1k", flag="--weights-backbone")
     with pytest.raises(WeightsError, match="timm has no pretrained weights of that name"):
         load_named_state("timm:no_such_model", flag="--weights-backbone")
+
+
+def test_a_download_that_is_not_weights_is_deleted_and_says_so(tmp_path, monkeypatch):
+    page = tmp_path / "page.html"
+    page.write_text("<html>moved</html>")
+    checkpoint = PublishedCheckpoint("model.pth", page.as_uri(), "a test server")
+    monkeypatch.delenv("ACTIVE_LEARNING_OFFLINE")
+    with pytest.raises(WeightsError, match="not a weights file.*downloaded from .*deleted: get the file from its publisher, or pass --from-scratch"):
+        load_named_state("model.pth", flag="--weights", published=[checkpoint])
+    assert not hub_checkpoint_path("model.pth").exists()

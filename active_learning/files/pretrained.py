@@ -125,13 +125,11 @@ def load_named_state(spec: str, *, flag: str,
         return read_state_dict(spec, flag=flag)
     if kind == "torchvision":
         url = _torchvision_url(spec, flag)
-        path = _cached_or_downloaded(spec, url, Path(url).name, flag, hash_prefix=True)
-        return read_state_dict(path, flag=f"{flag} {spec}:")
+        return _read_cached(spec, url, Path(url).name, flag, hash_prefix=True)
     if kind == "published":
         checkpoint = next(c for c in published if c.filename == spec)
-        path = _cached_or_downloaded(f"{spec} ({checkpoint.source})", checkpoint.url,
-                                     checkpoint.filename, flag, hash_prefix=False)
-        return read_state_dict(path, flag=f"{flag} {spec}:")
+        return _read_cached(f"{spec} ({checkpoint.source})", checkpoint.url, checkpoint.filename,
+                            flag, hash_prefix=False)
     if _looks_like_path(spec):
         return read_state_dict(spec, flag=flag)  # raises: no such file
     raise _unknown_name(spec, flag, published)
@@ -162,6 +160,22 @@ def _torchvision_url(spec: str, flag: str) -> str:
                            "VGG16_Weights.IMAGENET1K_FEATURES; see torchvision.models."
                            "list_models and get_model_weights)") from None
     return str(weights.url)
+
+
+def _read_cached(what: str, url: str, filename: str, flag: str, *,
+                 hash_prefix: bool) -> dict[str, torch.Tensor]:
+    """The state dict of the cached (or just downloaded) file. A download that is not a weights
+    file (a web page served in its place, say) is deleted, so the next run does not find it."""
+    cached = hub_checkpoint_path(filename).is_file()
+    path = _cached_or_downloaded(what, url, filename, flag, hash_prefix=hash_prefix)
+    try:
+        return read_state_dict(path, flag=f"{flag} {what}:")
+    except WeightsError as error:
+        if cached:
+            raise
+        path.unlink(missing_ok=True)
+        raise WeightsError(f"{error}; it was downloaded from {url} and is deleted: get the file "
+                           f"from its publisher, {FROM_SCRATCH_ADVICE}") from None
 
 
 def _cached_or_downloaded(what: str, url: str, filename: str, flag: str, *,
