@@ -520,7 +520,8 @@ def load_basenet(model: SSD300, spec: str | Path) -> list[str]:
                                        f"{index}.{parameter}")) is not None and target in own}
     if not any(key.startswith("backbone.") for key in state):
         missing = sorted(expected - set(mapped))
-        if missing:
+        fits = all(tuple(mapped[key].shape) == tuple(own[key].shape) for key in mapped)
+        if missing and fits:   # a file of another width gets the shape message below
             raise WeightsError(f"{flag} {spec} lacks {len(missing)} VGG-16 layers: "
                                f"{format_keys(missing)} (a truncated or partial file?)")
     loaded = load_state_dict_checked(model, mapped, path=spec, flag=flag, strict=False,

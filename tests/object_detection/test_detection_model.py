@@ -115,22 +115,29 @@ def test_per_image_loss_by_hand(narrow):
 
 
 def test_basenet_maps_ssd_pytorch_and_torchvision_vgg_keys(tmp_path, narrow):
+    from object_detection.model import _vgg_key
+
     own = narrow.state_dict()
-    reduced_fc = {"0.weight": torch.randn_like(own["backbone.features.0.weight"]),
-                  "24.bias": torch.randn_like(own["backbone.extra.0.1.bias"]),
-                  "31.weight": torch.randn_like(own["backbone.extra.0.7.1.weight"]),
-                  "33.weight": torch.randn_like(own["backbone.extra.0.7.3.weight"])}
+
+    def complete(prefix):   # every VGG convolution the layout has, shaped as ours
+        return {f"{prefix}{index}.{p}": torch.randn_like(own[target]) for index in range(34)
+                for p in ("weight", "bias")
+                if (target := _vgg_key(f"{prefix}{index}.{p}")) is not None and target in own}
+
+    reduced_fc = complete("")
     torch.save(reduced_fc, tmp_path / "vgg16_reducedfc.pth")
     loaded = load_basenet(narrow, tmp_path / "vgg16_reducedfc.pth")
-    assert len(loaded) == 4
+    assert len(loaded) == 30                     # 15 convolutions (13 VGG, fc6, fc7) x 2
     after = narrow.state_dict()
     torch.testing.assert_close(after["backbone.features.0.weight"], reduced_fc["0.weight"])
     torch.testing.assert_close(after["backbone.extra.0.1.bias"], reduced_fc["24.bias"])
     torch.testing.assert_close(after["backbone.extra.0.7.3.weight"], reduced_fc["33.weight"])
-    torchvision_vgg = {"features.28.weight": torch.randn_like(own["backbone.extra.0.5.weight"]),
-                       "classifier.0.weight": torch.randn(7, 7)}
+    torchvision_vgg = {**complete("features."), "classifier.0.weight": torch.randn(7, 7)}
     torch.save(torchvision_vgg, tmp_path / "vgg16.pth")
-    assert load_basenet(narrow, tmp_path / "vgg16.pth") == ["backbone.extra.0.5.weight"]
+    loaded = load_basenet(narrow, tmp_path / "vgg16.pth")
+    assert len(loaded) == 26 and "backbone.extra.0.5.weight" in loaded     # no fc6 / fc7
+    torch.testing.assert_close(narrow.state_dict()["backbone.extra.0.5.weight"],
+                               torchvision_vgg["features.28.weight"])
     torch.save({"0.weight": torch.randn(64, 3, 3, 3)}, tmp_path / "full.pth")
     with pytest.raises(ValueError, match="need --width 1"):
         load_basenet(narrow, tmp_path / "full.pth")
