@@ -153,8 +153,8 @@ def _open_run_everywhere(adapter: TaskAdapter, config: LoopConfig, run_dir: Path
                             allow_new_items)
         except UserError as error:
             failure = error
-    shared = broadcast_object(failure if failure is not None else (run.state, run.rows)
-                              if run is not None else None)
+    mine = failure if run is None else (run.state, run.rows)   # only rank 0's is sent
+    shared = broadcast_object(mine)
     if isinstance(shared, UserError):
         raise shared
     if run is None:

@@ -96,6 +96,15 @@ def strategies_for(output_kind: str, *unit_classes: type[SelectionUnits]) -> lis
             if strategy_refusal(get_strategy(name), output_kind, *unit_classes) is None]
 
 
+def _forward(adapter: TaskAdapter, model: nn.Module, inputs: Any, device: torch.device,
+             amp: str | None) -> tuple[Any, Any]:
+    """``adapter.forward_intermediates`` under autocast (with ``amp``), its outputs and features
+    returned in fp32 for what is computed from them."""
+    with autocast(device, amp):
+        outputs, features = adapter.forward_intermediates(model, inputs)
+    return to_float(outputs), to_float(features)
+
+
 def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapter,
                config: LoopConfig) -> Any:
     """MCStatistics of the batch (streamed), or the [T, B, C, *dense] samples.
@@ -158,9 +167,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
             if sampler is not None:
                 batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
             if needs - {MC_PROBS}:
-                with autocast(device, config.amp):
-                    outputs, features = adapter.forward_intermediates(model, inputs)
-                outputs, features = to_float(outputs), to_float(features)
+                outputs, features = _forward(adapter, model, inputs, device, config.amp)
                 if PROBS in needs or GRAD_EMBEDDING in needs:
                     batch_inputs[PROBS] = adapter.probabilities(outputs)       # [B, C, *dense]
                 if LOSS_PRED in needs and loss_module is not None:
@@ -212,9 +219,7 @@ def _embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: 
     parts = []
     for batch in progress(loader, config.progress, desc="embedding labeled"):
         inputs, _ = adapter.split_batch(batch, device)
-        with autocast(device, config.amp):
-            outputs, features = adapter.forward_intermediates(model, inputs)
-        outputs, features = to_float(outputs), to_float(features)
+        outputs, features = _forward(adapter, model, inputs, device, config.amp)
         parts.append(adapter.embedding(outputs, features).float().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, 0)
 
@@ -335,9 +340,7 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
-        with autocast(device, amp):
-            outputs, features = adapter.forward_intermediates(model, inputs)
-        outputs, features = to_float(outputs), to_float(features)
+        outputs, features = _forward(adapter, model, inputs, device, amp)
         predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
         true.append(adapter.batch_loss(outputs, targets)[1].float().cpu().reshape(-1))   # [B]
         if with_entropy:
