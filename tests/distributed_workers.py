@@ -19,10 +19,10 @@ def _join(rank: int, world: int, folder: str, worker, args) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
                             world_size=world)
-    try:
-        worker(rank, folder, *args)
-    finally:
-        dist.destroy_process_group()
+    from active_learning.distributed import finish
+
+    worker(rank, folder, *args)
+    finish()   # wait for every process before leaving: one that leaves early is aborted
 
 
 def spawn(worker, world: int, folder: Path, *args) -> None:
