@@ -85,6 +85,30 @@ def dataset_len(dataset: Dataset) -> int:
     return len(cast(Sized, dataset))
 
 
+class PartwiseEvaluation:
+    """``evaluate`` in two steps, so that processes can each evaluate a slice of the test set.
+
+    ``evaluation_part`` reduces the batches of one slice to what the metrics need (counts, a
+    confusion matrix, the detections or keypoints with their ground truth): a picklable value
+    that holds no model output larger than the metric needs. ``metrics_from_parts`` combines the
+    parts of every slice, in slice order, into exactly the metrics one pass over the whole test
+    set gives: counts and matrices are summed, detections and keypoints concatenated before AP
+    is computed. The runner gathers the parts on rank 0 under ``torchrun``; one process has one
+    part.
+    """
+
+    def evaluation_part(self, model: nn.Module, loader: Iterable, device: torch.device) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluation_part")
+
+    def metrics_from_parts(self, parts: Sequence[Any]) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} must implement metrics_from_parts")
+
+    def evaluate(self, model: nn.Module, loader: Iterable,
+                 device: torch.device) -> dict[str, float]:
+        """The metrics of one pass over ``loader``: one part, combined."""
+        return self.metrics_from_parts([self.evaluation_part(model, loader, device)])
+
+
 class BaseTaskAdapter:
     """Defaults for the parts of :class:`TaskAdapter` most tasks share.
 

@@ -8,15 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
-from active_learning.adapter import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 
 from .data import ClassificationData
 from .model import build_model, feature_info
 
 
-class ClassificationTask(BaseTaskAdapter):
+class ClassificationTask(PartwiseEvaluation, BaseTaskAdapter):
     """Adapter for image classification (see ``active_learning.loop.runner.TaskAdapter``).
 
     Outputs are logits ``[B, C]``; the loss-prediction taps are the four stage outputs; the
@@ -63,19 +62,26 @@ class ClassificationTask(BaseTaskAdapter):
         return F.cross_entropy(outputs, targets, reduction="none")  # [B]
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, loader: DataLoader,
-                 device: torch.device) -> dict[str, float]:
-        """Top-1 accuracy and mean cross-entropy on the test set."""
+    def evaluation_part(self, model: nn.Module, loader: Iterable,
+                        device: torch.device) -> tuple[int, int, float]:
+        """(correct predictions, test images, summed cross-entropy) of ``loader``'s images."""
         model.eval()
         correct = 0
         total = 0
         loss_sum = 0.0
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
-            logits = model(inputs)                                   # [B, C]
+            logits = model(inputs).float()                           # [B, C]
             loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
             correct += (logits.argmax(dim=1) == targets).sum().item()
             total += targets.numel()
+        return correct, total, loss_sum
+
+    def metrics_from_parts(self, parts: Sequence[tuple[int, int, float]]) -> dict[str, float]:
+        """Top-1 accuracy and mean cross-entropy on the test set."""
+        correct = sum(part[0] for part in parts)
+        total = sum(part[1] for part in parts)
+        loss_sum = sum(part[2] for part in parts)
         return {"accuracy": correct / max(total, 1), "test_loss": loss_sum / max(total, 1)}
 
     def item_name(self, index: int) -> str:

@@ -103,6 +103,18 @@ class KeypointEvaluator:
         self.keypoints.append(keypoints)
         self.areas.append(float(area))
 
+    def part(self) -> tuple[list[dict], list[np.ndarray], list[float]]:
+        """What was added, per person in order: (results, keypoints, areas); picklable, for
+        combining slices of a test set evaluated apart (``extend``)."""
+        return list(self.results), list(self.keypoints), list(self.areas)
+
+    def extend(self, part: tuple[list[dict], list[np.ndarray], list[float]]) -> None:
+        """Add the persons of another evaluator's ``part``, after those added so far."""
+        results, keypoints, areas = part
+        self.results.extend(results)
+        self.keypoints.extend(keypoints)
+        self.areas.extend(areas)
+
     def kept_results(self) -> list[dict]:
         """The results left by OKS-NMS within each image (all of them without a threshold)."""
         if self.oks_threshold is None:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from active_learning.adapter import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.images import check_images
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.units import GroupedUnits
@@ -47,7 +47,7 @@ def person_losses(heatmaps: torch.Tensor, target: torch.Tensor,
     return 0.5 * difference.pow(2).mean(dim=(1, 2, 3))
 
 
-class PoseTask(BaseTaskAdapter):
+class PoseTask(PartwiseEvaluation, BaseTaskAdapter):
     """Adapter for top-down pose estimation (see ``active_learning.adapter.TaskAdapter``).
 
     Args:
@@ -169,9 +169,9 @@ class PoseTask(BaseTaskAdapter):
         flipped crop's (flip test; in HRNet's convention shifted one cell right first, its
         SHIFT_HEATMAP)."""
         model.eval()
-        heatmaps = model(images)
+        heatmaps = model(images).float()   # fp32 under autocast: OKS reads these
         if self.flip_test:
-            flipped = flip_back(model(images.flip(-1)))
+            flipped = flip_back(model(images.flip(-1)).float())
             if self.convention == "hrnet":
                 flipped = shift_right(flipped)
             heatmaps = (heatmaps + flipped) / 2
@@ -196,14 +196,16 @@ class PoseTask(BaseTaskAdapter):
         images, targets = collate([view[k] for k in range(len(view))])
         return self.keypoints(self.predict_heatmaps(model, images.to(device)), targets["matrix"])
 
-    def evaluate(self, model: nn.Module, loader: Iterable,
-                 device: torch.device) -> dict[str, float]:
-        """OKS AP / AR on the test persons with ground-truth boxes (pycocotools COCOeval)."""
+    def _evaluator(self) -> Any:
         from .metrics import KeypointEvaluator
 
         # every image of the ground-truth file, as HRNet's COCOeval (its imgIds left as loaded)
-        evaluator = KeypointEvaluator(self.test.coco, in_vis_thre=self.in_vis_threshold,
-                                      oks_threshold=self.oks_threshold)
+        return KeypointEvaluator(self.test.coco, in_vis_thre=self.in_vis_threshold,
+                                 oks_threshold=self.oks_threshold)
+
+    def evaluation_part(self, model: nn.Module, loader: Iterable, device: torch.device) -> Any:
+        """The keypoints of ``loader``'s persons (``KeypointEvaluator.part``)."""
+        evaluator = self._evaluator()
         for batch in loader:
             images, targets = self.split_batch(batch, device)
             joints, maxima = self.keypoints(self.predict_heatmaps(model, images), targets["matrix"])
@@ -214,6 +216,13 @@ class PoseTask(BaseTaskAdapter):
                 _, size = box_to_centre_size(person.box, self.test_set.aspect)
                 evaluator.add(self.test.images[person.image].image_id, person_joints, person_maxima,
                               person.score, area=float(size[0] * size[1]))
+        return evaluator.part()
+
+    def metrics_from_parts(self, parts: Sequence[Any]) -> dict[str, float]:
+        """OKS AP / AR on the test persons with ground-truth boxes (pycocotools COCOeval)."""
+        evaluator = self._evaluator()
+        for part in parts:
+            evaluator.extend(part)
         return evaluator.compute()
 
     def item_name(self, index: int) -> str:

@@ -68,6 +68,22 @@ class DetectionEvaluator:
                          gt_labels.astype(np.int64).reshape(-1),
                          difficult.astype(bool).reshape(-1)))
 
+    def part(self) -> tuple[list, list]:
+        """What was added, per image in order: (detections, ground truth); picklable, for
+        combining slices of a test set evaluated apart (``merged``)."""
+        return list(self._detections), list(self._gt)
+
+    @classmethod
+    def merged(cls, class_names: Sequence[str], parts: Sequence[tuple[list, list]],
+               iou_threshold: float = 0.5) -> DetectionEvaluator:
+        """One evaluator holding the images of ``parts`` in order: the AP it computes is the
+        AP of one evaluator fed every image in that order."""
+        evaluator = cls(class_names, iou_threshold)
+        for detections, ground_truth in parts:
+            evaluator._detections.extend(detections)
+            evaluator._gt.extend(ground_truth)
+        return evaluator
+
     def class_ap(self, label: int) -> tuple[float, float]:
         """(11-point AP, area AP) of class ``label``; NaN without non-difficult ground truth."""
         records = []                                              # (score, image, box)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from active_learning.adapter import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.images import check_images
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
@@ -104,7 +104,7 @@ def pool_box_scores(scores: np.ndarray, counts: np.ndarray, reduction: str) -> n
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
-class DetectionTask(BaseTaskAdapter):
+class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
     """Adapter for object detection (see ``active_learning.adapter.TaskAdapter``).
 
     Args:
@@ -270,9 +270,9 @@ class DetectionTask(BaseTaskAdapter):
                             "labels": detection["labels"].cpu().numpy()})
         return results
 
-    def evaluate(self, model: nn.Module, loader: Iterable,
-                 device: torch.device) -> dict[str, float]:
-        """VOC mAP@0.5 (11-point, and the area metric) and per-class AP on the test set."""
+    def evaluation_part(self, model: nn.Module, loader: Iterable,
+                        device: torch.device) -> tuple[list, list]:
+        """The detections and ground truth of ``loader``'s images (``DetectionEvaluator.part``)."""
         from .metrics import DetectionEvaluator
 
         evaluator = DetectionEvaluator(self.class_names)
@@ -283,7 +283,13 @@ class DetectionTask(BaseTaskAdapter):
             for detection, note in zip(self.detect(model, images, sizes), notes, strict=True):
                 evaluator.add((detection["boxes"], detection["scores"], detection["labels"]),
                               (note.boxes, note.labels, note.difficult))
-        return evaluator.compute()
+        return evaluator.part()
+
+    def metrics_from_parts(self, parts: Sequence[tuple[list, list]]) -> dict[str, float]:
+        """VOC mAP@0.5 (11-point, and the area metric) and per-class AP on the test set."""
+        from .metrics import DetectionEvaluator
+
+        return DetectionEvaluator.merged(self.class_names, parts).compute()
 
     def item_name(self, index: int) -> str:
         return self.samples[index].name

@@ -9,8 +9,9 @@ labeled by every object instance overlapping it, taken whole, and by its own stu
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from active_learning.adapter import BaseTaskAdapter
+from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.errors import ConfigError
 from active_learning.files.images import check_images
 from active_learning.loop.config import LoopConfig
@@ -144,7 +145,7 @@ class SuperpixelUnits(RegionUnits):
                 "labeled_pixel_fraction": labeled / max(self.task.annotated_pixel_count(), 1)}
 
 
-class SegmentationTask(BaseTaskAdapter):
+class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
     """Adapter for semantic segmentation (see ``active_learning.adapter.TaskAdapter``).
 
     Args:
@@ -339,8 +340,8 @@ class SegmentationTask(BaseTaskAdapter):
 
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device,
-                        scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+                        device: torch.device, scaler: torch.amp.GradScaler | None = None,
+                        forward: Callable[[Any], Any] | None = None) -> dict[str, float]:
         """One epoch; the loss module joins from epoch ``LOSS_MODULE_WARMUP_EPOCHS`` on.
 
         The original (segmentation/cityscapes_drn/segment.py, ``train``) adds the ranking loss
@@ -350,7 +351,8 @@ class SegmentationTask(BaseTaskAdapter):
         if epoch < LOSS_MODULE_WARMUP_EPOCHS:
             loss_module = None
         return super().train_one_epoch(model, loss_module, loader, optimizer, epoch=epoch,
-                                       config=config, device=device, scaler=scaler)
+                                       config=config, device=device, scaler=scaler,
+                                       forward=forward)
 
     def batch_loss(self, outputs: torch.Tensor,
                    targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,17 +384,24 @@ class SegmentationTask(BaseTaskAdapter):
         return pixel.flatten(1).sum(dim=1), labeled
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, loader: Iterable,
-                 device: torch.device) -> dict[str, float]:
-        """mIoU, per-class IoU and pixel accuracy from one confusion matrix (see ``metrics``)."""
-        from .metrics import confusion_matrix, scores_from_confusion
+    def evaluation_part(self, model: nn.Module, loader: Iterable,
+                        device: torch.device) -> torch.Tensor:
+        """The confusion matrix of ``loader``'s images: int64 [C, C], rows the true classes."""
+        from .metrics import confusion_matrix
 
         model.eval()
         confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         for inputs, targets in loader:
-            predictions = model(inputs.to(device)).argmax(dim=1).cpu()
+            predictions = model(inputs.to(device)).float().argmax(dim=1).cpu()
             confusion += confusion_matrix(predictions, targets, self.num_classes)
-        return scores_from_confusion(confusion, self.class_names)
+        return confusion
+
+    def metrics_from_parts(self, parts: Sequence[torch.Tensor]) -> dict[str, float]:
+        """mIoU, per-class IoU and pixel accuracy from the summed confusion matrices
+        (see ``metrics``)."""
+        from .metrics import scores_from_confusion
+
+        return scores_from_confusion(torch.stack(list(parts)).sum(dim=0), self.class_names)
 
     def item_name(self, index: int) -> str:
         return self.samples[index].name

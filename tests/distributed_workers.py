@@ -127,3 +127,26 @@ def run_everywhere(rank: int, folder: str, strategy: str, cycles: int) -> None:
     (Path(folder) / f"rows-{rank}.json").write_text(json.dumps(
         [{"cycle": row["cycle"], "n_labeled": row["n_labeled"], "accuracy": row["accuracy"]}
          for row in rows]))
+
+
+def run_without_forward(rank: int, folder: str) -> None:
+    """A run of a toy adapter whose train_one_epoch predates DDP (no ``forward=``); each process
+    writes the ConfigError it got to refusal-<rank>.txt."""
+    from active_learning.errors import ConfigError
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.runner import run_active_learning
+
+    adapter = _toy_adapter("images")
+    train = adapter.train_one_epoch
+
+    def old_style(model, loss_module, loader, optimizer, *, epoch, config, device):
+        return train(model, loss_module, loader, optimizer, epoch=epoch, config=config,
+                     device=device)
+
+    adapter.train_one_epoch = old_style
+    config = LoopConfig(strategy="random", cycles=1, initial_size=20, budget=8, subset_size=0,
+                        epochs=1, batch_size=8, progress=False)
+    try:
+        run_active_learning(adapter, config, Path(folder) / "run")
+    except ConfigError as error:
+        (Path(folder) / f"refusal-{rank}.txt").write_text(str(error))

@@ -224,3 +224,59 @@ def test_the_protocol_lists_exactly_what_the_loop_calls(tmp_path):
 def test_every_adapter_implements_the_protocol(adapter):
     missing = [name for name in _protocol_members() if not hasattr(adapter, name)]
     assert not missing
+
+
+def _same(left, right) -> bool:
+    """Deep equality of evaluation parts: tensors, arrays, lists, tuples, dicts and numbers."""
+    if isinstance(left, torch.Tensor):
+        return torch.equal(left, right)
+    if isinstance(left, np.ndarray):   # detections of an image batched with another or alone:
+        if left.dtype.kind == "f":       # float rounding apart
+            return left.shape == right.shape and np.allclose(left, right, rtol=1e-5, atol=1e-5)
+        return np.array_equal(left, right)
+    if isinstance(left, (list, tuple)):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right))
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
+    if isinstance(left, float):   # a sum of per-batch float32 losses, batched differently
+        return left == pytest.approx(right, rel=1e-6)
+    return left == right
+
+
+def _joined(parts):
+    """What one part of the whole test set must equal: counts and matrices summed, per-image
+    lists concatenated in slice order."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return sum(parts[1:], first.clone())
+    if all(isinstance(value, list) for value in first):
+        return tuple(sum((list(part[i]) for part in parts), []) for i in range(len(first)))
+    return tuple(sum(part[i] for part in parts) for i in range(len(first)))
+
+
+@pytest.mark.parametrize("name", ["classification", "detection", "pose", "segmentation"])
+def test_evaluating_slices_apart_gives_the_metrics_of_the_whole_test_set(name):
+    from torch.utils.data import Subset
+
+    from active_learning.adapter import PartwiseEvaluation
+
+    torch.manual_seed(0)
+    adapter = ADAPTERS[name]()
+    assert isinstance(adapter, PartwiseEvaluation)
+    model = adapter.build_model().eval()
+    size = len(adapter.test_set)
+    cuts = [0, 0, (size + 1) // 2, size]   # an empty slice; 297 digits cut inside a batch of 2
+
+    def part(indices):
+        loader = DataLoader(Subset(adapter.test_set, list(indices)), batch_size=2,
+                            collate_fn=adapter.collate_fn)
+        return adapter.evaluation_part(model, loader, torch.device("cpu"))
+
+    whole = part(range(size))
+    slices = [part(range(start, stop)) for start, stop in zip(cuts, cuts[1:])]
+    assert _same(_joined(slices), tuple(whole) if isinstance(whole, tuple) else whole)
+    expected = adapter.metrics_from_parts([whole])
+    combined = adapter.metrics_from_parts(slices)
+    assert combined == pytest.approx(expected, rel=1e-6, nan_ok=True)
+    # the first slice alone is not the whole: the test set tells a lost part apart
+    assert not _same(_joined(slices[:2]), _joined([whole]))

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_workers import run_everywhere, score_everywhere, score_toy, spawn
+from distributed_workers import (
+    run_everywhere,
+    run_without_forward,
+    score_everywhere,
+    score_toy,
+    spawn,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [("images", "entropy"), ("grouped", "margin"), ("regions", "entropy"),
@@ -80,3 +86,10 @@ def test_a_torchrun_run_equals_one_process_and_resumes_with_one(tmp_path):
     assert len(lines) == 4 and lines[0].startswith("cycle,")
     assert sorted(path.name for path in (resumed / "priorities").iterdir()) == \
         ["cycle_00.csv", "cycle_01.csv", "cycle_02.csv"]
+
+
+def test_an_adapter_that_cannot_take_the_ddp_forward_is_refused_on_every_process(tmp_path):
+    spawn(run_without_forward, 2, tmp_path)
+    refusals = [(tmp_path / f"refusal-{rank}.txt").read_text() for rank in (0, 1)]
+    assert refusals[0] == refusals[1] and "takes no forward= argument" in refusals[0]
+    assert not (tmp_path / "run" / "pool.npz").exists()

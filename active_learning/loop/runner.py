@@ -16,6 +16,7 @@ A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
     selections/cycle_XX.png   a picture of what was chosen (tasks that draw one)
     learning_curve.png
     checkpoints/cycle_XX.pt   with save_checkpoints; and checkpoints/in_progress.pt mid-cycle
+    checkpoints/scoring/      with save_checkpoints, a scoring pass's scores as it goes
 
 Every file is replaced atomically. A cycle's selection files are written under ``.pending/``
 and moved into place when it commits: ``metrics.csv``, ``args.json``, the moves, then
@@ -28,12 +29,14 @@ uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
 import random
 import shutil
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +45,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, Subset
 
-from active_learning.adapter import TaskAdapter, dataset_len
-from active_learning.distributed import broadcast_object, is_distributed, is_main_process
+from active_learning.adapter import PartwiseEvaluation, TaskAdapter, dataset_len
+from active_learning.distributed import (
+    broadcast_object,
+    gather_objects,
+    is_distributed,
+    is_main_process,
+    rank,
+    shard_range,
+    world_size,
+)
 from active_learning.errors import ConfigError, RunMismatchError, UserError
 from active_learning.files.atomic import atomic_torch_save, atomic_write_text
 from active_learning.files.export import read_metrics_csv, write_metrics_csv
@@ -74,6 +85,7 @@ from active_learning.strategies.loss_prediction import LossPredictionModule, ran
 
 IN_PROGRESS = "in_progress.pt"
 PENDING = ".pending"   # a cycle's selection files, until the cycle commits
+SCORING = Path("checkpoints") / "scoring"   # the scores of an unfinished scoring pass
 logger = logging.getLogger("active_learning")
 
 
@@ -90,6 +102,9 @@ class _Run:
     state: PoolState
     record: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # Which trained model this cycle scores with: set when its end-of-training checkpoint is
+    # saved or resumed (save_checkpoints), so that its scoring pass can resume too.
+    model_token: str | None = None
 
     @property
     def pool_path(self) -> Path:
@@ -318,9 +333,7 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     model, loss_module, train_stats, train_seconds = _train(run, cycle, labeled)
 
     start = time.perf_counter()
-    # Rank 0 evaluates on the whole test set (exact, not sharded); the others wait for it.
-    metrics = broadcast_object(_evaluate(run, model, loss_module, cycle)
-                               if is_main_process() else None)
+    metrics = _evaluate(run, model, loss_module, cycle)
     eval_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -391,6 +404,7 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     options: dict[str, Any] = {"scaler": scaler} if scaler.is_enabled() else {}
     training_loss_module = loss_module
     if is_distributed():
+        _check_takes_forward(run.adapter)
         forward, training_loss_module = data_parallel(run.adapter, model, loss_module, run.device)
         options["forward"] = forward
     for epoch in epochs:
@@ -404,11 +418,24 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{train_stats['loss']:.3f}")
         done = epoch + 1
-        if config.save_checkpoints and done % every == 0 and done < config.epochs \
+        # The trained model is saved too: a crash in evaluation or scoring resumes without
+        # training again, and the scoring pass resumes with the same model (its token).
+        if config.save_checkpoints and (done % every == 0 or done == config.epochs) \
                 and is_main_process():
+            run.model_token = uuid.uuid4().hex if done == config.epochs else None
             _save_in_cycle(run, cycle, done, parts, train_stats,
                            seconds + time.perf_counter() - start)
     return model, loss_module, train_stats, seconds + time.perf_counter() - start
+
+
+def _check_takes_forward(adapter: TaskAdapter) -> None:
+    """Refuse, with one message, an adapter whose ``train_one_epoch`` cannot take the DDP
+    ``forward``: it would train each process's model apart, unsynchronised."""
+    parameters = inspect.signature(adapter.train_one_epoch).parameters
+    if "forward" not in parameters and not any(
+            parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        raise ConfigError(f"{type(adapter).__name__}.train_one_epoch takes no forward= argument, "
+                          "so it cannot train under torchrun; run it in one process")
 
 
 def _rng_state(loader: Any) -> dict[str, Any]:
@@ -444,7 +471,7 @@ def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_s
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": _rng_state(loader), "train_stats": train_stats, "train_seconds": seconds,
-        "scaler": scaler.state_dict(),
+        "scaler": scaler.state_dict(), "model_token": run.model_token,
     }, run.run_dir / "checkpoints" / IN_PROGRESS)
 
 
@@ -475,29 +502,52 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     _set_rng_state(saved["rng"], loader)
     if saved.get("scaler"):   # absent from checkpoints of earlier versions; empty when disabled
         scaler.load_state_dict(saved["scaler"])
+    run.model_token = saved.get("model_token")
     logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"], path)
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
 
 
 def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
               cycle: int) -> dict[str, float]:
-    """The adapter's metrics; with a loss module, how well it and the entropy
-    rank the test losses."""
+    """The adapter's metrics; with a loss module, how well it and the entropy rank the test
+    losses. The same dict on every process.
+
+    Under ``torchrun`` each process evaluates its slice of the test set and rank 0 combines the
+    slices' parts (``PartwiseEvaluation``) into the metrics of the whole set, then sends them to
+    the others. An adapter that only has ``evaluate`` is evaluated by rank 0 alone.
+    """
     config = run.config
-    loader = make_loader(run.adapter, run.adapter.test_set, config.eval_batch_size, config)
+    test_set = run.adapter.test_set
+    partwise = run.adapter if isinstance(run.adapter, PartwiseEvaluation) else None
+    sharded = is_distributed() and partwise is not None
+    if sharded:
+        test_set = Subset(test_set, range(*shard_range(dataset_len(test_set), rank(),
+                                                       world_size())))
+    elif not is_main_process():
+        return broadcast_object(None)
+    loader = make_loader(run.adapter, test_set, config.eval_batch_size, config)
     batches = progress(loader, config.progress, desc=f"cycle {cycle} evaluation")
     with autocast(run.device, config.amp):
-        metrics = dict(run.adapter.evaluate(model, batches, run.device))
+        if sharded:
+            assert partwise is not None
+            parts = gather_objects(partwise.evaluation_part(model, batches, run.device), dst=0)
+            metrics = partwise.metrics_from_parts(parts) if parts is not None else {}
+        else:
+            metrics = dict(run.adapter.evaluate(model, batches, run.device))
     if loss_module is not None:
-        predicted, true, entropy = predicted_and_true_losses(
+        losses = predicted_and_true_losses(
             run.adapter, model, loss_module,
             progress(loader, config.progress, desc=f"cycle {cycle} loss ranking"), run.device,
             reduction=config.reduction, amp=config.amp)
-        metrics.update(ranking_diagnostics(predicted, true))
-        if entropy is not None:  # the reference: how well the model's own entropy ranks them
-            metrics.update({f"entropy_{key}": value
-                            for key, value in ranking_diagnostics(entropy, true).items()})
-    return metrics
+        gathered = gather_objects(losses, dst=0) if sharded else [losses]
+        if gathered is not None:   # rank 0: the slices in order are the whole test set
+            predicted, true, entropy = (None if column[0] is None else np.concatenate(column)
+                                        for column in zip(*gathered, strict=True))
+            metrics.update(ranking_diagnostics(predicted, true))
+            if entropy is not None:  # the reference: how well the model's own entropy ranks them
+                metrics.update({f"entropy_{key}": value
+                                for key, value in ranking_diagnostics(entropy, true).items()})
+    return broadcast_object(metrics)
 
 
 def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: int) -> int:
@@ -507,7 +557,8 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
         logger.info("cycle %d: the unlabeled pool is exhausted; nothing left to select", cycle)
         return 0
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
-                                  run.device)
+                                  run.device, store_folder=run.run_dir / SCORING,
+                                  model_token=run.model_token)
     ties = tie_warning(scores) if run.strategy.needs else None   # random has no scores to tie
     if ties is not None and is_main_process():
         logger.warning("cycle %d: %s", cycle, ties)
@@ -537,6 +588,8 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
     run.state.finished_cycles = cycle + 1
     run.state.save(run.pool_path)
     (run.run_dir / "checkpoints" / IN_PROGRESS).unlink(missing_ok=True)
+    shutil.rmtree(run.run_dir / SCORING, ignore_errors=True)
+    run.model_token = None
     _plot(run)
 
 

@@ -7,7 +7,9 @@ memory does not grow with T.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from active_learning.distributed import (
 from active_learning.errors import ConfigError
 from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
 from active_learning.loop.pool import UNLABELED, PoolState
+from active_learning.loop.score_store import ScoreStore
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import autocast, full_precision, to_float
 from active_learning.strategies import (
@@ -132,13 +135,17 @@ def _mc_inputs(sampler: Any, strategy: Strategy, inputs: Any, adapter: TaskAdapt
 def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
                      strategy: Strategy, samples: np.ndarray, config: LoopConfig,
                      device: torch.device, *, units: SelectionUnits | None = None,
-                     description: str = "scoring") -> dict[str, Any]:
+                     description: str = "scoring",
+                     store: Callable[[int], ScoreStore] | None = None) -> dict[str, Any]:
     """One batched pass over ``pool_set[samples]`` computing what ``strategy`` needs.
 
     Returns, for score strategies, ``{"unit_ids": int64 [V], "scores": float64 [V]}``: the units
     the samples belong to and their pooled scores. For set strategies, the needed inputs per
     *sample* as CPU tensors: ``embedding [S, D]``, and for gradient embeddings their factors
     ``probs [S, C]`` and ``embedding [S, D]`` (BADGE never materialises ``[S, C*D]``).
+
+    ``store(slots)`` (score strategies) opens the pass's :class:`ScoreStore`: the scores go to
+    disk batch by batch, and a pass interrupted before is resumed at its first unscored sample.
     """
     units = units or adapter.selection_units()
     needs = set(strategy.needs)
@@ -156,12 +163,15 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     reduction = "none" if units.dense_scores else config.reduction
     collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: []}
 
-    def batches() -> Iterator[tuple[np.ndarray, Any]]:
-        """(sample indices [B], what the strategy needs of them) for each batch, in order."""
-        loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()),
+    def batches(start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+        """(sample indices [B], what the strategy needs of them) for each batch, in order,
+        from ``samples[start]`` on."""
+        # The indices stay one int64 array (a list of 10 M Python ints would take ~400 MB).
+        loader = make_loader(adapter, Subset(adapter.pool_set, samples[start:]),  # type: ignore[arg-type]
                              config.eval_batch_size, config)
-        start = 0
-        for batch in progress(loader, config.progress, desc=description):
+        for batch in progress(loader, config.progress, desc=description,
+                              initial=start // config.eval_batch_size,
+                              total=-(-len(samples) // config.eval_batch_size)):
             inputs, _ = adapter.split_batch(batch, device)
             batch_inputs: dict[str, Any] = {}
             if sampler is not None:
@@ -188,12 +198,39 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
                     collected[need].append(batch_inputs[need].cpu())
         return {need: torch.cat(parts) for need, parts in collected.items() if parts}
 
-    # Each batch's scores ([B], or B maps [H, W] for region units) go to the units as they come:
-    # region units pool a batch of maps into region means before the next batch is scored.
-    scored = ((batch_samples, strategy.score(batch_inputs, reduction=reduction)
-               .float().cpu().double().numpy())
-              for batch_samples, batch_inputs in batches())
-    unit_ids, unit_scores = units.pool_scores(scored, reduction=config.unit_reduction)
+    def scored(start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return ((batch_samples, strategy.score(batch_inputs, reduction=reduction)
+                 .float().cpu().double().numpy())
+                for batch_samples, batch_inputs in batches(start))
+
+    if store is None:
+        # Each batch's scores ([B], or B maps [H, W] for region units) go to the units as they
+        # come: region units pool a batch of maps into region means before the next batch.
+        unit_ids, unit_scores = units.pool_scores(scored(), reduction=config.unit_reduction)
+        return {"unit_ids": unit_ids, "scores": unit_scores}
+    return _score_into_store(units, samples, scored, store, config.unit_reduction)
+
+
+def _score_into_store(units: SelectionUnits, samples: np.ndarray,
+                      scored: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]],
+                      store: Callable[[int], ScoreStore], unit_reduction: str) -> dict[str, Any]:
+    """``score_candidates``' scores through a :class:`ScoreStore`: one slot per sample (pooled
+    into units at the end, as ``pool_scores`` pools them), or per region unit (each batch's maps
+    pooled into region means as they come)."""
+    dense = units.dense_scores
+    opened = store(units.n_units if dense else units.n_samples)
+    for batch_samples, batch_scores in scored(opened.done):
+        if dense:
+            opened.write(*units.pool_scores([(batch_samples, batch_scores)]))
+        else:
+            opened.write(batch_samples, batch_scores)
+        opened.advance(len(batch_samples))
+    opened.advance(0, final=True)
+    if dense:   # each candidate image's regions, in the order pool_scores gives them
+        slots = units.units_of_items(samples)
+        return {"unit_ids": slots, "scores": opened.read(slots)}
+    unit_ids, unit_scores = units.unit_scores(samples, opened.read(samples),
+                                              reduction=unit_reduction)
     return {"unit_ids": unit_ids, "scores": unit_scores}
 
 
@@ -214,7 +251,7 @@ def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: L
 def _embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: LoopConfig,
            device: torch.device) -> torch.Tensor:
     model.eval()
-    loader = make_loader(adapter, Subset(adapter.pool_set, samples.tolist()),
+    loader = make_loader(adapter, Subset(adapter.pool_set, samples),  # type: ignore[arg-type]
                          config.eval_batch_size, config)
     parts = []
     for batch in progress(loader, config.progress, desc="embedding labeled"):
@@ -240,9 +277,14 @@ def draw_candidates(units: SelectionUnits, state: PoolState, cycle: int,
 
 
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
-                state: PoolState, cycle: int, config: LoopConfig,
-                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+                state: PoolState, cycle: int, config: LoopConfig, device: torch.device, *,
+                store_folder: Path | None = None, model_token: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Score a random subset of the unlabeled units and choose the next ones to label.
+
+    With ``store_folder`` and the trained model's ``model_token`` (one process, a score
+    strategy), the scores stream to a :class:`ScoreStore` there, and a pass that was interrupted
+    with the same model, candidates and strategy resumes where it stopped.
 
     Returns (unit indices int64 [K] best first, scores float64 [K]).
     """
@@ -253,8 +295,17 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     if not strategy.needs:
         return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
     samples = units.samples_of(candidates)
-    computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
-                             units)
+    computed: dict[str, Any] | None
+    if store_folder is not None and model_token is not None and not is_distributed() \
+            and not strategy.is_set_strategy:
+        key = {"model": model_token, "strategy": strategy.name, "protocol": config.protocol(),
+               "samples": hashlib.sha256(samples.tobytes()).hexdigest()}
+        computed = score_candidates(adapter, model, loss_module, strategy, samples, config,
+                                    device, units=units,
+                                    store=lambda slots: ScoreStore(store_folder, slots, key))
+    else:
+        computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
+                                 units)
     labeled_embeddings = None
     if strategy.needs_labeled_embeddings:   # every process embeds its shard of them
         labeled_samples = units.samples_of(state.labeled_indices)
@@ -347,8 +398,10 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
             probs = adapter.probabilities(outputs)                                # [B, C, *dense]
             entropy.append(entropy_score({PROBS: probs},
                                          reduction=reduction).float().cpu().reshape(-1))
-    return (torch.cat(predicted).numpy(), torch.cat(true).numpy(),
-            torch.cat(entropy).numpy() if with_entropy else None)
+    def joined(values: list[torch.Tensor]) -> np.ndarray:   # a process's slice may be empty
+        return torch.cat(values).numpy() if values else np.zeros(0, dtype=np.float32)
+
+    return joined(predicted), joined(true), joined(entropy) if with_entropy else None
 
 
 

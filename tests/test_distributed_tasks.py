@@ -1,0 +1,73 @@
+"""Every task's train.py under ``torchrun --nproc-per-node 2`` (gloo on the CPU): two cycles with
+the loss module (DistributedDataParallel around model and module, sharded evaluation and
+scoring), then a third cycle resumed with one plain process."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from active_learning.files.export import read_entropies_csv, read_metrics_csv
+from active_learning.loop.pool import PoolState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _segmentation(root: Path) -> tuple[str, list[str]]:
+    from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
+
+    return "segmentation.train", ["-d", str(write_tiny_cityscapes(root / "cs")), *TINY_ARGS,
+                                  "--threads", "1"]
+
+
+def _detection(root: Path) -> tuple[str, list[str]]:
+    from det_fixtures import TINY_ARGS, write_tiny_voc
+
+    return "object_detection.train", ["--dataset_root", str(write_tiny_voc(root / "voc")),
+                                      *TINY_ARGS]
+
+
+def _pose(root: Path) -> tuple[str, list[str]]:
+    from pose_fixtures import TINY_ARGS, write_tiny_coco
+
+    return "human_pose_estimation.train", ["--dataset-root", str(write_tiny_coco(root / "coco")),
+                                           *TINY_ARGS]
+
+
+TASKS = {"segmentation": (_segmentation, "mIoU"), "detection": (_detection, "mAP"),
+         "pose": (_pose, "AP")}
+
+
+def _launch(module: str, args: list[str], processes: int) -> None:
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+              "--standalone"] if processes > 1 else [sys.executable]
+    result = subprocess.run([*launch, "-m", module, *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_two_processes_run_two_cycles_and_one_resumes_the_third(tmp_path, task):
+    make, metric = TASKS[task]
+    module, args = make(tmp_path)
+    args = [*args, "--strategy", "loss_prediction", "--output-dir", str(tmp_path / "runs")]
+    _launch(module, [*args, "--cycles", "2"], processes=2)
+    run_dir = next((tmp_path / "runs").rglob("pool.npz")).parent
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["cycle"] for row in rows] == [0, 1]
+    # rank 0 combined every process's slice of the test set, and of the loss ranking
+    assert all(0 <= row[metric] <= 1 and "kendall_tau" in row for row in rows)
+    _launch(module, [*args, "--cycles", "3"], processes=1)
+    state = PoolState.load(run_dir / "pool.npz")
+    assert state.finished_cycles == 3
+    assert [row["cycle"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [0, 1, 2]
+    for cycle in range(3):   # each cycle's choice is marked in the pool, as its CSV lists it
+        csv = run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
+        names = [name for name, _ in read_entropies_csv(csv)]
+        chosen = np.flatnonzero(state.labeled_at == cycle + 1)
+        assert len(names) == len(set(names)) == len(chosen) == 2
+        assert sorted(names) == sorted(state.item_names[chosen])
+    assert not (run_dir / ".pending").exists()
