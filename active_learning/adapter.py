@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.units import SelectionUnits
-from active_learning.precision import autocast, grad_scaler, to_float
+from active_learning.precision import autocast, grad_scaler, memory_format, to_float
 from active_learning.strategies import CLASS_DISTRIBUTIONS
 from active_learning.strategies.loss_prediction import LossPredictionLoss
 
@@ -224,6 +224,7 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
     scaler = scaler if scaler is not None else grad_scaler(device, config.amp)
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
+        inputs = memory_format(inputs, config.channels_last)
         with autocast(device, config.amp):
             outputs, features = forward(inputs) if forward is not None \
                 else adapter.forward_intermediates(model, inputs)

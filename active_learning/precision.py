@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AMP_MODES", "autocast", "full_precision", "grad_scaler", "to_float"]
+__all__ = ["AMP_MODES", "autocast", "full_precision", "grad_scaler", "memory_format", "to_float"]
 
 AMP_MODES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,3 +55,17 @@ def to_float(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(to_float(item) for item in value)
     return value
+
+
+def memory_format(inputs: Any, channels_last: bool) -> Any:
+    """``inputs`` with its image batches ``[B, C, H, W]`` in channels-last (NHWC) memory when
+    ``channels_last``: with the model's weights in that format too (the runner converts them),
+    convolutions run without converting layouts (tensor cores on GPUs, oneDNN on CPUs). The
+    values and shapes do not change; other inputs pass through."""
+    if not channels_last:
+        return inputs
+    if isinstance(inputs, torch.Tensor):
+        return inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs
+    if isinstance(inputs, (list, tuple)):
+        return type(inputs)(memory_format(value, channels_last) for value in inputs)
+    return inputs

@@ -81,8 +81,6 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                             "30 ... 264, max 60 ... 315 pixels); 'coco' is torchvision's "
                             "ssd300_vgg16 (scales 0.07 ... 1.05), what SSD300_VGG16_Weights."
                             "COCO_V1 was trained with")
-    model.add_bool("--channels-last",
-                   help="NHWC convolutions (much faster on CPU for narrow models)")
     model.add_argument("--milestones", nargs="+", default=[240], metavar="EPOCH",
                        help="epochs at which the learning rate is multiplied by --gamma")
     model.add_argument("--gamma", type=float, default=0.1, help="learning rate decay factor")

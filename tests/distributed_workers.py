@@ -150,3 +150,26 @@ def run_without_forward(rank: int, folder: str) -> None:
         run_active_learning(adapter, config, Path(folder) / "run")
     except ConfigError as error:
         (Path(folder) / f"refusal-{rank}.txt").write_text(str(error))
+
+
+def select_toy(strategy: str):
+    """select_next on the toy classifier with a seeded model and its first 20 samples labeled:
+    (unit indices, scores)."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.pool import PoolState
+    from active_learning.loop.selection import select_next
+
+    adapter = _toy_adapter("images")
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    state = PoolState.empty(adapter.selection_units().n_units)
+    state.mark_labeled(np.arange(20), cycle=0)
+    config = LoopConfig(strategy=strategy, budget=9, subset_size=0, eval_batch_size=4,
+                        progress=False)
+    return select_next(adapter, model, None, state, 0, config, torch.device("cpu"))
+
+
+def select_everywhere(rank: int, folder: str, strategy: str) -> None:
+    """``select_toy`` in every process; each writes its choice to choice-<rank>.npz."""
+    indices, scores = select_toy(strategy)
+    np.savez(Path(folder) / f"choice-{rank}.npz", indices=indices, scores=scores)

@@ -17,6 +17,8 @@ from distributed_workers import (
     run_without_forward,
     score_everywhere,
     score_toy,
+    select_everywhere,
+    select_toy,
     spawn,
 )
 
@@ -93,3 +95,13 @@ def test_an_adapter_that_cannot_take_the_ddp_forward_is_refused_on_every_process
     refusals = [(tmp_path / f"refusal-{rank}.txt").read_text() for rank in (0, 1)]
     assert refusals[0] == refusals[1] and "takes no forward= argument" in refusals[0]
     assert not (tmp_path / "run" / "pool.npz").exists()
+
+
+def test_sharded_coreset_picks_what_one_process_picks(tmp_path):
+    # each process holds only its shard of the labeled and candidate embeddings
+    # (k_center_greedy_sharded): the same picks, in the same order, as one process
+    spawn(select_everywhere, 3, tmp_path, "coreset")
+    expected, _ = select_toy("coreset")
+    for rank in range(3):
+        choice = np.load(tmp_path / f"choice-{rank}.npz")
+        np.testing.assert_array_equal(choice["indices"], expected)

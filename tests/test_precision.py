@@ -113,3 +113,47 @@ def test_a_classification_run_trains_evaluates_and_scores_under_amp_and_resumes_
     rows = read_metrics_csv(run_dir / "metrics.csv")
     assert [row["n_labeled"] for row in rows] == [40, 50]
     assert all(0 <= row["accuracy"] <= 1 for row in rows)
+
+
+def test_memory_format_makes_image_batches_channels_last_and_leaves_the_rest():
+    from active_learning.precision import memory_format
+
+    images, vectors = torch.randn(2, 3, 4, 5), torch.randn(2, 3)
+    converted = memory_format((images, vectors), channels_last=True)
+    assert converted[0].is_contiguous(memory_format=torch.channels_last)
+    assert not images.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(converted[0], images) and converted[1] is vectors
+    assert memory_format(images, channels_last=False) is images
+
+
+def test_a_channels_last_run_computes_what_the_default_layout_computes(tmp_path, monkeypatch):
+    """Same labeled set, the same metrics up to float rounding; the model's convolutions get
+    NHWC weights and NHWC batches."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.runner import run_active_learning
+    from toy_adapters import ToyClassificationAdapter
+
+    seen = []
+    original = torch.nn.Conv2d.forward
+
+    def recording(self, inputs):
+        if self.in_channels > 1:   # with one channel, both layouts are the same memory
+            seen.append((self.weight.is_contiguous(memory_format=torch.channels_last),
+                         inputs.is_contiguous(memory_format=torch.channels_last)))
+        return original(self, inputs)
+
+    rows = {}
+    for layout in (False, True):
+        seen.clear()
+        monkeypatch.setattr(torch.nn.Conv2d, "forward", recording)
+        config = LoopConfig(strategy="entropy", cycles=2, initial_size=20, budget=8,
+                            subset_size=0, epochs=2, batch_size=8, eval_batch_size=16,
+                            progress=False, channels_last=layout)
+        rows[layout] = run_active_learning(ToyClassificationAdapter(), config,
+                                           tmp_path / str(layout))
+        monkeypatch.setattr(torch.nn.Conv2d, "forward", original)
+        assert seen and all(weights == inputs == layout for weights, inputs in seen)
+    np.testing.assert_array_equal(np.load(tmp_path / "False" / "pool.npz")["labeled_at"],
+                                  np.load(tmp_path / "True" / "pool.npz")["labeled_at"])
+    for plain, nhwc in zip(rows[False], rows[True], strict=True):
+        assert nhwc["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)

@@ -44,10 +44,11 @@ class LoopConfig:
                                        # checkpoints (0 = 10% of the epochs)
     progress: bool = True
     amp: str | None = None             # mixed precision: "bf16", "fp16" or None (fp32)
+    channels_last: bool = False        # NHWC memory format for the model and its image batches
 
     # Fields that may change between a run and its resumption (how it runs, not what it does).
     RESUMABLE_CHANGES = ("cycles", "device", "num_workers", "save_checkpoints", "progress",
-                         "eval_batch_size", "checkpoint_every", "amp")
+                         "eval_batch_size", "checkpoint_every", "amp", "channels_last")
 
     @property
     def resolved_detach_epoch(self) -> int:

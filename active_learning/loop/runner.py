@@ -363,6 +363,8 @@ def _build(run: _Run, cycle: int) -> tuple[nn.Module, nn.Module | None, Any, Any
     """A freshly initialised model (and loss module) with its optimizer, seeded per cycle."""
     torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_MODEL))
     model = run.adapter.build_model().to(run.device)
+    if run.config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_module = None
     parameters = list(model.parameters())
     if run.strategy.trains_loss_module:
@@ -538,7 +540,7 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
         losses = predicted_and_true_losses(
             run.adapter, model, loss_module,
             progress(loader, config.progress, desc=f"cycle {cycle} loss ranking"), run.device,
-            reduction=config.reduction, amp=config.amp)
+            reduction=config.reduction, amp=config.amp, channels_last=config.channels_last)
         gathered = gather_objects(losses, dst=0) if sharded else [losses]
         if gathered is not None:   # rank 0: the slices in order are the whole test set
             predicted, true, entropy = (None if column[0] is None else np.concatenate(column)

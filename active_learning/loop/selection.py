@@ -31,7 +31,7 @@ from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, 
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.score_store import ScoreStore
 from active_learning.loop.units import SelectionUnits
-from active_learning.precision import autocast, full_precision, to_float
+from active_learning.precision import autocast, full_precision, memory_format, to_float
 from active_learning.strategies import (
     DISTRIBUTIONS,
     EMBEDDING,
@@ -40,6 +40,7 @@ from active_learning.strategies import (
     MC_PROBS,
     PROBS,
     Strategy,
+    _rank_scores,  # the ordered-pick scores every set strategy writes
     choose_new_labeled_indices,
     clip_budget,
     get_strategy,
@@ -62,10 +63,13 @@ def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config:
                 sampler: Sampler | None = None) -> DataLoader:
     """The loop's data loader; ``sampler`` (a DistributedSampler) replaces ``shuffle``."""
     generator = torch.Generator().manual_seed(seed)
+    # On a GPU the batches go to page-locked memory, from which split_batch's non-blocking
+    # copies overlap with compute; workers stay up between epochs (no restart per epoch).
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, generator=generator, drop_last=drop_last,
                       num_workers=config.num_workers, collate_fn=adapter.collate_fn,
-                      pin_memory=torch.device(config.device).type == "cuda")
+                      pin_memory=torch.device(config.device).type == "cuda",
+                      persistent_workers=config.num_workers > 0)
 
 
 def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: SelectionUnits) -> None:
@@ -173,6 +177,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
                               initial=start // config.eval_batch_size,
                               total=-(-len(samples) // config.eval_batch_size)):
             inputs, _ = adapter.split_batch(batch, device)
+            inputs = memory_format(inputs, config.channels_last)
             batch_inputs: dict[str, Any] = {}
             if sampler is not None:
                 batch_inputs[MC_PROBS] = _mc_inputs(sampler, strategy, inputs, adapter, config)
@@ -255,7 +260,7 @@ def _embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: 
                          config.eval_batch_size, config)
     parts = []
     for batch in progress(loader, config.progress, desc="embedding labeled"):
-        inputs, _ = adapter.split_batch(batch, device)
+        inputs = memory_format(adapter.split_batch(batch, device)[0], config.channels_last)
         outputs, features = _forward(adapter, model, inputs, device, config.amp)
         parts.append(adapter.embedding(outputs, features).float().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, 0)
@@ -295,6 +300,10 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     if not strategy.needs:
         return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
     samples = units.samples_of(candidates)
+    if is_distributed() and strategy.select_sharded is not None and units.one_sample_per_unit:
+        return _select_sharded(adapter, model, strategy, samples,
+                               units.samples_of(state.labeled_indices), budget, select_seed,
+                               config, device)
     computed: dict[str, Any] | None
     if store_folder is not None and model_token is not None and not is_distributed() \
             and not strategy.is_set_strategy:
@@ -319,6 +328,42 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
         choice = _choose(strategy, units, candidates, samples, computed, labeled_embeddings,
                          budget, select_seed, config)
     return broadcast_object(choice)
+
+
+def _select_sharded(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,
+                    samples: np.ndarray, labeled_samples: np.ndarray, budget: int, seed: int,
+                    config: LoopConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """``strategy.select_sharded`` (core-set) with each process embedding, and holding, only
+    its shard of the labeled samples and of the candidates (one sample per unit).
+
+    The pool the processes tile is, in rank order, each one's labeled rows then its candidate
+    rows; the picks (global positions there, the same on every process) are mapped back to the
+    candidates. Returns (unit indices int64 [K] in pick order, scores float64 [K]).
+    """
+    assert strategy.select_sharded is not None
+    shards = world_size()
+    c_start, c_stop = shard_range(len(samples), rank(), shards)
+    l_start, l_stop = shard_range(len(labeled_samples), rank(), shards)
+    candidate_rows = score_candidates(adapter, model, None, strategy, samples[c_start:c_stop],
+                                      config, device)[EMBEDDING]                  # [c, D]
+    labeled_rows = _embed(adapter, model, labeled_samples[l_start:l_stop], config, device)
+    sizes = gather_objects((l_stop - l_start, c_stop - c_start, candidate_rows.shape[1]
+                            if len(candidate_rows) else labeled_rows.shape[1]))
+    assert sizes is not None
+    dim = max(size[2] for size in sizes)
+    features = torch.cat([labeled_rows.reshape(-1, dim), candidate_rows.reshape(-1, dim)])
+    rows = np.array([size[0] + size[1] for size in sizes])
+    offsets = np.concatenate([[0], np.cumsum(rows)])                                 # [P + 1]
+    picks = strategy.select_sharded(features, l_stop - l_start, budget,
+                                    offset=int(offsets[rank()]), total=int(offsets[-1]), seed=seed)
+    owner = np.searchsorted(offsets, picks, side="right") - 1                        # [K]
+    within = picks - offsets[owner] - np.array([size[0] for size in sizes])[owner]
+    if (within < 0).any():   # a bug: a labeled row cannot be picked
+        raise RuntimeError("the sharded choice picked a labeled row")
+    candidate_starts = np.array([shard_range(len(samples), shard, shards)[0]
+                                 for shard in range(shards)])
+    chosen = samples[candidate_starts[owner] + within]
+    return chosen.astype(np.int64), _rank_scores(len(chosen))
 
 
 def _choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
@@ -374,7 +419,8 @@ def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
 @torch.inference_mode()
 def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module,
                               loader: Iterable, device: torch.device,
-                              reduction: str = "mean", amp: str | None = None
+                              reduction: str = "mean", amp: str | None = None,
+                              channels_last: bool = False
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The loss module's prediction, the true per-sample loss and the model's own entropy.
 
@@ -391,7 +437,8 @@ def predicted_and_true_losses(adapter: TaskAdapter, model: nn.Module, loss_modul
     predicted, true, entropy = [], [], []
     for batch in loader:
         inputs, targets = adapter.split_batch(batch, device)
-        outputs, features = _forward(adapter, model, inputs, device, amp)
+        outputs, features = _forward(adapter, model, memory_format(inputs, channels_last), device,
+                                     amp)
         predicted.append(loss_module(features).float().cpu().reshape(-1))       # [B]
         true.append(adapter.batch_loss(outputs, targets)[1].float().cpu().reshape(-1))   # [B]
         if with_entropy:

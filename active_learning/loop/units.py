@@ -41,6 +41,7 @@ class SelectionUnits:
     kind = "samples"
     dense_scores = False        # True: the loop scores pixels (reduction="none") and the units
                                 # pool them
+    one_sample_per_unit = True  # unit i is sample i: a sample's embedding is its unit's
     x_axis = "n_labeled"        # the learning curve's x axis (a metrics.csv column)
     item_label = "images"       # what an initial-set size counts, in messages
     unit_label = "images"       # what a budget counts, in messages
@@ -180,6 +181,8 @@ class GroupedUnits(SelectionUnits):
         sample_label: what a sample is called in ``metrics.csv`` (``n_<label>s`` column).
     """
 
+    one_sample_per_unit = False
+
     kind = "grouped"
     sample_label = "sample"
 
@@ -247,6 +250,8 @@ class RegionUnits(SelectionUnits):
         region_map: ``image index -> int [H, W]`` region ids of that image, at the resolution of
             the score maps the adapter computes on ``pool_set``.
     """
+
+    one_sample_per_unit = False
 
     kind = "regions"
     dense_scores = True

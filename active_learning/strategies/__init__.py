@@ -69,6 +69,11 @@ class Strategy:
             reads anything. Strategies that read no output (random, loss prediction, core-set,
             DAL) fit every kind (``fits_outputs``).
         variance_twin: the strategy ``--use-variance-as-uncertainty`` turns this one into.
+        select_sharded: under ``torch.distributed``, the set choice made with each process
+            holding only its shard of the rows: ``(features [n, D] of this process: its
+            labeled rows first, then its candidates; n_labeled, budget, offset, total, seed)
+            -> global positions [K]`` (core-set's ``k_center_greedy_sharded``). None: rank 0
+            gathers every embedding and runs ``select_set``.
     """
 
     name: str
@@ -84,6 +89,7 @@ class Strategy:
     region_level: bool = False
     reads: frozenset[str] = DISTRIBUTIONS
     variance_twin: str | None = None
+    select_sharded: Callable[..., np.ndarray] | None = None
 
     @property
     def is_set_strategy(self) -> bool:
@@ -175,6 +181,14 @@ def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
     return rows - len(labeled), _rank_scores(len(rows))
 
 
+def _coreset_sharded(features, n_labeled: int, budget: int, *, offset: int, total: int,
+                     seed: int) -> np.ndarray:
+    from active_learning.strategies.distributed_coreset import k_center_greedy_sharded
+
+    return k_center_greedy_sharded(features, np.arange(n_labeled), budget, offset=offset,
+                                   total=total, seed=seed)
+
+
 def _badge(inputs, labeled_embeddings, budget: int, seed: int):
     from active_learning.strategies.diversity import badge, badge_factored
 
@@ -250,7 +264,8 @@ def _build_registry() -> None:
                                score_batch=_loss_prediction_score, trains_loss_module=True))
     register_strategy(Strategy("coreset", frozenset({EMBEDDING}),
                                "core-set k-center greedy on embeddings (Sener & Savarese 2018)",
-                               select_set=_coreset, needs_labeled_embeddings=True))
+                               select_set=_coreset, needs_labeled_embeddings=True,
+                               select_sharded=_coreset_sharded))
     register_strategy(Strategy("badge", frozenset({GRAD_EMBEDDING}),
                                "BADGE: k-means++ on gradient embeddings (Ash et al. 2020)",
                                select_set=_badge, reads=frozenset({CLASS_DISTRIBUTIONS})))
