@@ -796,6 +796,12 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
         return parse_args(command, argv)
 
     def main(argv: Sequence[str] | None = None) -> Path:
+        if "TORCHELASTIC_ERROR_FILE" in os.environ:
+            # Under torchrun, a process that fails leaves its error in the file torchrun names;
+            # torchrun stops the other processes and shows it as the root cause.
+            from torch.distributed.elastic.multiprocessing.errors import record
+
+            return record(run)(command, argv)
         return run(command, argv)
 
     return get_args_parser, parse, main

@@ -105,3 +105,18 @@ def test_sharded_coreset_picks_what_one_process_picks(tmp_path):
     for rank in range(3):
         choice = np.load(tmp_path / f"choice-{rank}.npz")
         np.testing.assert_array_equal(choice["indices"], expected)
+
+
+def test_a_crash_of_one_process_stops_the_others_with_its_error(tmp_path):
+    args = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16",
+            "--initial-size", "40", "--images-per-cycle", "10", "--subset", "60", "--strategy",
+            "entropy", "--no-progress", "--threads", "1", "--output-dir", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
+                             "2", "--standalone", str(ROOT / "tests" / "torchrun_crash.py"),
+                             *args], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0
+    # rank 0, waiting for rank 1 in the gather of the scores, is stopped by torchrun, whose
+    # summary names rank 1's error as the root cause
+    root_cause = result.stderr.split("Root Cause")[-1]
+    assert "rank      : 1" in root_cause and "simulated crash of rank 1" in root_cause
+    assert not list(tmp_path.rglob("pool.npz"))      # the cycle did not commit

@@ -128,10 +128,10 @@ def test_region_scores_are_region_means_of_the_pixel_scores(tmp_path, monkeypatc
     captured = {}
     original = selection.select_next
 
-    def recording(adapter_, model, loss_module, state, cycle, config_, device):
+    def recording(adapter_, model, loss_module, state, cycle, config_, device, **options):
         captured["model"] = model
         captured["state"] = PoolState(state.labeled_at.copy())
-        return original(adapter_, model, loss_module, state, cycle, config_, device)
+        return original(adapter_, model, loss_module, state, cycle, config_, device, **options)
 
     monkeypatch.setattr(selection, "select_next", recording)
     monkeypatch.setattr("active_learning.loop.runner.select_next", recording)

@@ -157,9 +157,9 @@ def test_loss_prediction_writes_the_loss_modules_own_prediction_beside_each_id(t
     captured = {}
     original = runner.select_next
 
-    def recording(adapter_, model, loss_module, state, cycle, config_, device):
+    def recording(adapter_, model, loss_module, state, cycle, config_, device, **options):
         captured.update(model=model, loss_module=loss_module)
-        return original(adapter_, model, loss_module, state, cycle, config_, device)
+        return original(adapter_, model, loss_module, state, cycle, config_, device, **options)
 
     monkeypatch.setattr(runner, "select_next", recording)
     adapter = RecordingClassifier()
