@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -801,7 +801,8 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
             # torchrun stops the other processes and shows it as the root cause.
             from torch.distributed.elastic.multiprocessing.errors import record
 
-            return record(run)(command, argv)
+            # (record returns None for a SystemExit(0), e.g. --help, which ends the script too)
+            return cast(Path, record(run)(command, argv))
         return run(command, argv)
 
     return get_args_parser, parse, main

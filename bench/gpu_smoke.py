@@ -2,6 +2,7 @@
 
     python bench/gpu_smoke.py                 # --device cuda; prints one line per run and a table
     python bench/gpu_smoke.py --device cpu    # the same runs on the CPU (what CI covers)
+    python bench/gpu_smoke.py --extra "--amp --channels-last"   # every run in bf16, NHWC
 
 The test suite runs on the CPU only. This script runs the same tiny datasets the tests write
 (Cityscapes, VOC and COCO keypoints formats, and scikit-learn's digits) through each task's
@@ -76,7 +77,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tasks", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--extra", default="",
+                        help="flags added to every run, e.g. '--amp fp16 --channels-last'")
     args = parser.parse_args()
+    extra = args.extra.split()
     import torch
 
     print(f"torch {torch.__version__}, device {args.device}"
@@ -87,15 +91,16 @@ def main() -> int:
         for task in args.tasks:
             argv = task_argv(task, root / "data")
             for strategy in RUNS[task]:
-                ok, note, seconds = run_one(task, strategy, argv, root / "runs", args.device, [])
+                ok, note, seconds = run_one(task, strategy, argv, root / "runs", args.device,
+                                            extra)
                 results.append((task, strategy, ok, note, seconds))
                 print(f"{'ok  ' if ok else 'FAIL'} {task} {strategy}: {note} ({seconds:.1f} s)",
                       flush=True)
         # the in-cycle checkpoint (with the CUDA RNG state) written and resumed on this device
         argv = task_argv("classification", root / "data")
-        extra = ["--save-checkpoints", "--checkpoint-every", "1", "--cycles", "1"]
+        resume = ["--save-checkpoints", "--checkpoint-every", "1", "--cycles", "1"]
         ok, note, seconds = run_one("classification", "loss_prediction", argv, root / "ckpt",
-                                    args.device, extra)
+                                    args.device, [*extra, *resume])
         results.append(("classification", "checkpoints", ok, note, seconds))
         print(f"{'ok  ' if ok else 'FAIL'} classification checkpoints: {note} ({seconds:.1f} s)")
     failed = [row for row in results if not row[2]]

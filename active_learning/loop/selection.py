@@ -351,7 +351,9 @@ def _select_sharded(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,
                             if len(candidate_rows) else labeled_rows.shape[1]))
     assert sizes is not None
     dim = max(size[2] for size in sizes)
-    features = torch.cat([labeled_rows.reshape(-1, dim), candidate_rows.reshape(-1, dim)])
+    # the distances are computed where the model runs (a GPU shard on its GPU)
+    features = torch.cat([labeled_rows.reshape(-1, dim),
+                          candidate_rows.reshape(-1, dim)]).to(device)
     rows = np.array([size[0] + size[1] for size in sizes])
     offsets = np.concatenate([[0], np.cumsum(rows)])                                 # [P + 1]
     picks = strategy.select_sharded(features, l_stop - l_start, budget,
