@@ -116,6 +116,10 @@ class TaskCommand:
         loop_fields: ``args -> LoopConfig fields`` of the task's own flags (pose's
             ``unit_reduction``).
         after_labeling: what rank mode tells the user to do with the CSV.
+        read_round_labels: ``train.py round``: ``args -> rounds.RoundLabels``, the export of
+            ``--labels`` read against ``--images``. None: the task has no round mode yet.
+        build_round: ``(args, labels, candidates) -> BuiltTask`` whose pool is the labeled
+            images (in ``labels.targets``' order) followed by the candidate images.
     """
 
     name: str
@@ -135,6 +139,8 @@ class TaskCommand:
     check: Callable[[argparse.Namespace], None] | None = None
     loop_fields: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
     after_labeling: str = "label the selected images, add them to the labeled data, and run again"
+    read_round_labels: Callable[[argparse.Namespace], Any] | None = None
+    build_round: Callable[[argparse.Namespace, Any, list[str]], BuiltTask] | None = None
 
     @property
     def strategy_aliases(self) -> dict[str, str]:
@@ -240,8 +246,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 # ---- the parser ----------------------------------------------------------------------------
 
 
-def build_parser(command: TaskCommand) -> argparse.ArgumentParser:
-    """The shared flags, then the task's own (``command.add_arguments``)."""
+def build_parser(command: TaskCommand, round_mode: bool = False) -> argparse.ArgumentParser:
+    """The shared flags, then the task's own (``command.add_arguments``); with ``round_mode``,
+    ``train.py round``'s flags too."""
     values = {**PROTOCOL_DEFAULTS, **command.reference}
     parser = argparse.ArgumentParser(description=command.description, formatter_class=HelpFormatter,
                                      allow_abbrev=False)
@@ -255,6 +262,11 @@ def build_parser(command: TaskCommand) -> argparse.ArgumentParser:
     _add_model_flags(arguments.group("model"), command)
     _add_run_flags(parser.add_argument_group("run"), command.name)
     command.add_arguments(arguments)
+    if round_mode:
+        from active_learning.rounds import add_round_flags
+
+        add_round_flags(parser)
+        parser.prog = f"{parser.prog} round"
     # Reference values without a flag of their own (presets may set them too).
     parser.set_defaults(_recorded=tuple(arguments.recorded), subset_factor=values["subset_factor"],
                         detach_fraction=values["detach_fraction"])
@@ -411,16 +423,20 @@ def _add_run_flags(group: Any, task: str) -> None:
 # ---- parsing -------------------------------------------------------------------------------
 
 
-def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(command: TaskCommand, argv: Sequence[str] | None = None,
+               round_mode: bool = False) -> argparse.Namespace:
     """Parse with the preset's (and rank mode's) values as defaults and resolve the derived
     flags: one strategy, its dropout, the scored subset, the task's own (``command.check``).
 
     A flag argparse cannot read exits 2 with its usage line; an impossible value or combination
     raises ConfigError (``run`` prints it as one ``error:`` line and exits 2)."""
-    parser = build_parser(command)
+    parser = build_parser(command, round_mode)
     args = parser.parse_args(argv)
+    args.round = round_mode
     defaults = dict(command.presets[args.preset]) if getattr(args, "preset", None) else {}
-    if args.unlabeled_dir is not None:
+    if round_mode:   # one cycle on every labeled image; the budget is --budget
+        defaults.update(cycles=1, subset=0, initial_size=None)
+    elif args.unlabeled_dir is not None:
         # Rank mode: one cycle, every unlabeled image scored and ranked (an explicit budget
         # larger than the folder is refused, as in a simulation), every labeled image used.
         defaults.update(cycles=1, subset=0, initial_size=None)
@@ -430,6 +446,7 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None) -> argpa
     if defaults:
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
+        args.round = round_mode
     args.strategy = resolve_strategy(args, parser, command)
     if getattr(args, "from_scratch", False) or getattr(args, "weights", None):
         _drop_default_backbone(args, command, sys.argv[1:] if argv is None else argv)
@@ -740,6 +757,9 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     from active_learning.loop.runner import run_active_learning
 
     configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["round"]:
+        return run_round_command(command, arguments[1:])
     with cli_errors():
         args = parse_args(command, argv)
     set_threads(args)
@@ -806,6 +826,42 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
         return run(command, argv)
 
     return get_args_parser, parse, main
+
+
+def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
+    """``train.py round ...``: one round of the labeling loop (``active_learning.rounds``);
+    returns the round's folder."""
+    from active_learning import rounds
+    from active_learning.loop.runner import run_active_learning
+
+    with cli_errors():
+        if command.read_round_labels is None or command.build_round is None:
+            raise ConfigError(f"the {command.name} task has no round mode yet")
+        args = parse_args(command, argv, round_mode=True)
+    set_threads(args)
+    read_labels, build_round = command.read_round_labels, command.build_round
+
+    def run_cycle(built: BuiltTask, round_: Any, n_labeled: int) -> Path:
+        device = resolve_device(args.device)
+        units = built.adapter.selection_units()
+        initial = np.arange(n_labeled)
+        config = loop_config(args, device, initial_size=n_labeled, **command.loop_fields(args))
+        initial_units = len(draw_initial_units(units, config, initial))
+        left = int(units.selectable().sum()) - initial_units
+        default = getattr(args, command.budget_flag(args))
+        budget = rounds.round_budget(args.budget, left if default == ALL else int(default), left)
+        config = dataclasses.replace(config, budget=budget, subset_size=0, cycles=1,
+                                     save_checkpoints=True)
+        config.validate(int(units.selectable().sum()), n_items=units.n_items,
+                        initial_units=initial_units)
+        run_active_learning(built.adapter, config, round_.run_dir,
+                            extra_args=run_record(args, built), initial_labeled=initial)
+        return round_.run_dir
+
+    with cli_errors(resumable=Path(args.workspace)):
+        round_ = rounds.run_round(command.name, args, read_labels, build_round, run_cycle,
+                                  rounds.write_proposals)
+    return round_.folder
 
 
 def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:
