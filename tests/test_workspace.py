@@ -1,0 +1,114 @@
+"""The labeling loop's workspace: rounds named by the labels they read, the category set kept,
+proposals out for labeling remembered."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from active_learning.errors import ConfigError, DataError
+from active_learning.loop.workspace import Workspace, checksum
+from active_learning.rounds import candidates_for_round, round_budget
+
+
+def _export(tmp_path, name: str, text: str):
+    path = tmp_path / "exports" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_checksum_covers_contents_and_names(tmp_path):
+    a = _export(tmp_path, "a.json", "{}")
+    b = _export(tmp_path, "b.json", "{}")
+    assert checksum([a]) != checksum([_export(tmp_path, "a.json", "{ }")])
+    folder = tmp_path / "voc"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "1.xml").write_text("<a/>")
+    (folder / "2.xml").write_text("<a/>")
+    first = checksum(folder.rglob("*.xml"))
+    (folder / "x" / "1.xml").rename(folder / "x" / "3.xml")   # same bytes, another name
+    assert checksum(folder.rglob("*.xml")) != first
+    assert checksum([a]) == checksum([a]) and checksum([a]) != checksum([a, b])
+
+
+def test_the_same_labels_are_the_same_round_and_new_labels_the_next(tmp_path):
+    export = _export(tmp_path, "labels.csv", "name,label\na.png,cat\n")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    first = workspace.round_for(checksum([export]), ["cat", "dog"], [export], "labels.csv")
+    assert first.number == 1 and not first.done
+    assert (first.folder / "labels" / "labels.csv").read_text() == export.read_text()
+    # an interrupted round is found again, still running
+    again = Workspace(tmp_path / "ws", "classification")
+    assert again.round_for(checksum([export]), ["cat", "dog"], [export], "x").number == 1
+    again.finish(again.rounds[-1], ["b.png", "c.png"], labeled=1)
+    reopened = Workspace(tmp_path / "ws", "classification")
+    done = reopened.round_for(checksum([export]), ["cat", "dog"], [export], "x")
+    assert done.done and done.proposed == ["b.png", "c.png"]
+    export.write_text("name,label\na.png,cat\nb.png,dog\n")
+    second = reopened.round_for(checksum([export]), ["cat", "dog"], [export], "x")
+    assert second.number == 2 and second.folder.name == "round_002"
+    saved = json.loads((tmp_path / "ws" / "workspace.json").read_text())
+    assert [entry["status"] for entry in saved["rounds"]] == ["done", "running"]
+
+
+def test_an_unfinished_round_whose_labels_changed_is_replaced(tmp_path):
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    workspace.round_for(checksum([export]), None, [export], "x")
+    export.write_text("2")
+    replaced = workspace.round_for(checksum([export]), None, [export], "x")
+    assert replaced.number == 1 and (replaced.folder / "labels" / "labels.csv").read_text() == "2"
+    assert len(Workspace(tmp_path / "ws", "classification").rounds) == 1
+
+
+def test_a_changed_category_set_is_refused_naming_the_change(tmp_path):
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "detection")
+    workspace.round_for(checksum([export]), ["car", "person"], [export], "x")
+    export.write_text("2")
+    with pytest.raises(DataError, match="new: bus; gone: person"):
+        workspace.round_for(checksum([export]), ["car", "bus"], [export], "instances.json")
+    with pytest.raises(DataError, match="another order"):
+        workspace.round_for(checksum([export]), ["person", "car"], [export], "instances.json")
+    assert len(workspace.rounds) == 1                      # nothing recorded for the refusal
+
+
+def test_images_proposed_earlier_stay_out_until_labeled(tmp_path):
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    first = workspace.round_for(checksum([export]), None, [export], "x")
+    workspace.finish(first, ["b.png", "c.png", "d.png"], labeled=1)
+    export.write_text("2")
+    second = workspace.round_for(checksum([export]), None, [export], "x")
+    labeled = {"a.png", "b.png"}
+    out = workspace.out_for_labeling(labeled, before=second.number)
+    assert out == {"c.png", "d.png"}
+    images = ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    assert candidates_for_round(images, labeled, out, repropose=False) == ["e.png"]
+    assert candidates_for_round(images, labeled, out, repropose=True) == ["c.png", "d.png",
+                                                                         "e.png"]
+
+
+def test_a_workspace_is_one_tasks_and_a_foreign_folder_is_refused(tmp_path):
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    workspace.round_for(checksum([export]), None, [export], "x")
+    with pytest.raises(ConfigError, match="workspace of the classification task"):
+        Workspace(tmp_path / "ws", "segmentation")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="folder of other files"):
+        Workspace(tmp_path / "other", "classification")
+    (tmp_path / "ws" / "workspace.json").write_text("{")
+    with pytest.raises(ConfigError, match="cannot read"):
+        Workspace(tmp_path / "ws", "classification")
+
+
+def test_the_budget_is_a_number_all_or_the_default_clipped_to_the_candidates():
+    assert round_budget(None, 10, 4) == 4 and round_budget(None, 3, 40) == 3
+    assert round_budget("all", 3, 40) == 40 and round_budget("7", 3, 40) == 7
+    with pytest.raises(ConfigError, match="number or 'all'"):
+        round_budget("many", 3, 40)
+    with pytest.raises(ConfigError, match=">= 1"):
+        round_budget("0", 3, 40)
