@@ -520,6 +520,8 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
     """
     config = run.config
     test_set = run.adapter.test_set
+    if dataset_len(test_set) == 0:   # a labeling round without test labels: nothing to measure
+        return {}
     partwise = run.adapter if isinstance(run.adapter, PartwiseEvaluation) else None
     sharded = is_distributed() and partwise is not None
     if sharded:
