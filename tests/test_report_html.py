@@ -181,7 +181,7 @@ def test_thumbnails_are_capped_and_the_table_lists_all(tmp_path):
     index = write_report(tmp_path / "r", title="t", selections=[selection], max_thumbnails=2,
                          class_names=CLASSES)
     page = parse(index)
-    assert len(page.cards) == 2 and "the best 2 of 6" in "".join(page.text)
+    assert len(page.cards) == 2 and "the first 2 of 6 by rank" in "".join(page.text)
     assert "cls.png" in "".join(page.text)
 
 
@@ -237,3 +237,9 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "is not a run folder" in err and err.count("\n") == 1
     assert not (tmp_path / "report").exists()
+
+
+def test_class_counts_must_match_the_class_names(tmp_path):
+    selection = Selection("r", class_counts={"labeled": [1, 2]})
+    with pytest.raises(ValueError, match="have 2 entries for 3 classes"):
+        write_report(tmp_path / "r", title="t", selections=[selection], class_names=CLASSES)

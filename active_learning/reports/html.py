@@ -474,17 +474,17 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
                     max_thumbnails: int, max_map_points: int, seed: int) -> str:
     parts = [_links(selection.links, folder)]
     chosen = list(selection.chosen)
-    drawn = [item for item in chosen if item.image is not None][:max_thumbnails]
-    region_scores = [np.asarray(item.region_scores, dtype=np.float64) for item in drawn
+    # (rank, item) of the first max_thumbnails items that have an image, in rank order.
+    drawn = [(rank, item) for rank, item in enumerate(chosen, start=1)
+             if item.image is not None][:max_thumbnails]
+    region_scores = [np.asarray(item.region_scores, dtype=np.float64) for _, item in drawn
                      if item.region_scores is not None and len(item.region_scores)]
     score_range = ((float(min(s.min() for s in region_scores)),
                     float(max(s.max() for s in region_scores))) if region_scores else None)
-    rank_of = {item.name: rank for rank, item in enumerate(chosen, start=1)}
     if drawn:
         grid = f"grid-{number}"
         cards = []
-        for item in drawn:
-            rank = rank_of[item.name]
+        for rank, item in drawn:
             file_name = f"s{number:02d}_{rank:05d}.jpg"
             assert item.image is not None
             picture = render_thumbnail(item.image, prediction=item.prediction,
@@ -510,7 +510,7 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
                          f'<img src="img/{file_name}" alt="{_e(item.name)}" '
                          f'width="{picture.width}" height="{picture.height}">'
                          f"<figcaption>{''.join(caption)}</figcaption></figure>")
-        shown = (f"the best {len(drawn)} of {len(chosen)}" if len(drawn) < len(chosen)
+        shown = (f"the first {len(drawn)} of {len(chosen)} by rank" if len(drawn) < len(chosen)
                  else f"all {len(chosen)}")
         parts.append(f"<h3>Chosen images ({shown})</h3>")
         parts.append(f'<div class="controls"><label>Sort by <select data-grid="{grid}">'
@@ -533,6 +533,10 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
         counts = {name: np.asarray(values, dtype=np.float64)
                   for name, values in selection.class_counts.items()}
         names = list(class_names) or [str(i) for i in range(len(next(iter(counts.values()))))]
+        for name, values in counts.items():
+            if values.shape != (len(names),):
+                raise ValueError(f"class counts {name!r} have {values.size} entries for "
+                                 f"{len(names)} classes")
         image = f"s{number:02d}_classes.png"
         plot_class_histogram(counts, names, folder / "img" / image,
                              title="classes of the choice against the labeled set")
@@ -546,7 +550,8 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
                                max_points=max_map_points, seed=seed))
     if chosen:
         parts.append("<h3>Every chosen item</h3>")
-        rows = [[rank_of[item.name], item.name, float(item.score)] for item in chosen]
+        rows = [[rank, item.name, float(item.score)]
+                for rank, item in enumerate(chosen, start=1)]
         parts.append(_table(["rank", "name", "score"], rows, text_columns=["name"]))
     body = "\n".join(part for part in parts if part)
     heading = _e(selection.title)
