@@ -12,7 +12,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 LINT_PATHS ?= active_learning classification segmentation object_detection human_pose_estimation \
 	synthetic bench examples tests
 
-.PHONY: demo test lint setup fashion-mnist clean
+.PHONY: demo test lint setup fashion-mnist browser clean
 
 setup: $(VENV)/.installed
 
@@ -36,7 +36,20 @@ fashion-mnist:
 demo: setup fashion-mnist
 	$(PY) -m classification.demo
 
-test: setup
+# The report's browser test (tests/test_report_browser.py) drives Debian's chromium through
+# Debian's chromium-driver: no browser download. Installed here as root; where it cannot be,
+# the test is skipped and says why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	      || echo "note: chromium could not be installed; the report's browser test will be skipped"; \
+	  else \
+	    echo "note: chromium or chromium-driver is missing ('sudo apt-get install chromium chromium-driver'); the report's browser test will be skipped"; \
+	  fi; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest
 
 lint: setup

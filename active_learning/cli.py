@@ -37,7 +37,12 @@ from typing import Any, cast
 
 import numpy as np
 
-from active_learning.distributed import finish, init_from_environment, is_main_process
+from active_learning.distributed import (
+    DEFAULT_TIMEOUT_MINUTES,
+    finish,
+    init_from_environment,
+    is_main_process,
+)
 from active_learning.errors import ConfigError, UserError
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.config import LoopConfig, strategy_option_fields
@@ -390,6 +395,9 @@ def _add_run_flags(group: Any, task: str) -> None:
          metavar="BOOL", help="channels-last (NHWC) memory format for the model and its images: "
                               "faster convolutions with --amp on GPUs, and on CPUs for narrow "
                               "models")
+    _add(group, "--dist-timeout", type=float, default=DEFAULT_TIMEOUT_MINUTES, metavar="MINUTES",
+         help="under torchrun: how long a process waits for the others in a collective (some "
+              "steps run on rank 0 alone, e.g. opening a run of millions of images)")
     _add(group, "--threads", type=int, default=0,
          help="torch CPU threads (0 = torch's default); small models on a small or busy CPU run "
               "faster with 1")
@@ -563,6 +571,7 @@ def check_shared_args(args: argparse.Namespace) -> None:
         (args.momentum >= 0, f"--momentum must be >= 0, got {args.momentum}"),
         (args.weight_decay >= 0, f"--weight-decay must be >= 0, got {args.weight_decay}"),
         (args.threads >= 0, f"--threads must be >= 0, got {args.threads}"),
+        (args.dist_timeout > 0, f"--dist-timeout must be > 0 minutes, got {args.dist_timeout}"),
         (0.0 <= args.dropout < 1.0, f"--dropout must be in [0, 1), got {args.dropout}"),
     ])
     if needs_mc_dropout(args.strategy) and args.dropout <= 0:
@@ -714,7 +723,7 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     """Check every flag, read the data, size the run; raises UserError, writes nothing."""
     # Under torchrun: join the process group; each process takes its own GPU. Only rank 0
     # writes the run folder and logs progress (the others log warnings and errors).
-    device = init_from_environment(resolve_device(args.device))
+    device = init_from_environment(resolve_device(args.device), args.dist_timeout)
     if not is_main_process():
         logging.getLogger("active_learning").setLevel(logging.WARNING)
     check_output_dir(Path(args.output_dir))

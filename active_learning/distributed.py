@@ -9,14 +9,20 @@ unchanged in both cases.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["barrier", "broadcast_object", "device_for_collectives", "finish", "gather_objects",
-           "init_from_environment", "is_distributed", "is_main_process", "rank", "shard_range",
-           "world_size"]
+__all__ = ["DEFAULT_TIMEOUT_MINUTES", "barrier", "broadcast_buffers", "broadcast_object",
+           "device_for_collectives", "finish", "gather_objects", "init_from_environment",
+           "is_distributed", "is_main_process", "rank", "shard_range", "world_size"]
+
+# How long a process waits in a collective for the others (torch's default: 10 minutes for
+# nccl, 30 for gloo). Some steps run on rank 0 alone while the others wait: opening a run of
+# millions of images, DAL's discriminator, BADGE over a large candidate set, the pictures.
+DEFAULT_TIMEOUT_MINUTES = 180
 
 
 def is_distributed() -> bool:
@@ -60,24 +66,41 @@ def device_for_collectives(tensor_device: torch.device) -> torch.device:
     return torch.device("cpu")
 
 
-def init_from_environment(device: str) -> str:
+def init_from_environment(device: str, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> str:
     """Join the process group ``torchrun`` (or SLURM through it) describes, and return the
     device this process uses.
 
     Outside ``torchrun`` (no ``WORLD_SIZE`` above 1 in the environment), nothing happens and
     ``device`` comes back as it is. Under it: backend ``nccl`` for CUDA, else ``gloo``; a CUDA
-    ``device`` becomes ``cuda:<LOCAL_RANK>``, one GPU per process.
+    ``device`` becomes ``cuda:<LOCAL_RANK>``, one GPU per process. A collective that waits
+    longer than ``timeout_minutes`` for the other processes fails.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return device
+    timeout = timedelta(minutes=timeout_minutes)
     if torch.device(device).type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-        dist.init_process_group("nccl", device_id=torch.device(device))
+        dist.init_process_group("nccl", device_id=torch.device(device), timeout=timeout)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timeout)
     return device
+
+
+def broadcast_buffers(module: torch.nn.Module | None, src: int = 0) -> None:
+    """Give every process rank ``src``'s buffers of ``module`` (BatchNorm's running statistics).
+
+    DistributedDataParallel keeps the parameters equal, but each process updates the buffers
+    with its own last batch: after training they differ, and so would each process's slice of
+    the evaluation and of the scores. Nothing without a process group."""
+    if module is None or not is_distributed():
+        return
+    for buffer in module.buffers():
+        comm = device_for_collectives(buffer.device)
+        moved = buffer.data.to(comm)
+        dist.broadcast(moved, src=src)
+        buffer.data.copy_(moved)
 
 
 def broadcast_object(value: Any, src: int = 0) -> Any:

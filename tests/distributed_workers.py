@@ -117,11 +117,24 @@ def run_everywhere(rank: int, folder: str, strategy: str, cycles: int) -> None:
         return rename(source, target, *args, **kwargs)
 
     os.replace = recording_replace
+    import active_learning.loop.runner as runner
+
+    train = runner._train
+    trained: list = []
+
+    def recording_train(run, cycle, labeled):   # the model every process goes on with
+        model, loss_module, stats, seconds = train(run, cycle, labeled)
+        trained.append({key: value.clone() for key, value in model.state_dict().items()})
+        return model, loss_module, stats, seconds
+
+    runner._train = recording_train
     config = LoopConfig(strategy=strategy, cycles=cycles, initial_size=20, budget=8,
                         subset_size=0, epochs=2, batch_size=8, eval_batch_size=16,
                         mc_samples=3, progress=False)
     rows = run_active_learning(_toy_adapter("images"), config, Path(folder) / "run")
     os.replace = rename
+    runner._train = train
+    torch.save(trained, Path(folder) / f"models-{rank}.pt")
     (Path(folder) / f"marks-{rank}.json").write_text(json.dumps(marks))
     (Path(folder) / f"replaced-{rank}.json").write_text(json.dumps(replaced))
     (Path(folder) / f"rows-{rank}.json").write_text(json.dumps(
@@ -152,9 +165,9 @@ def run_without_forward(rank: int, folder: str) -> None:
         (Path(folder) / f"refusal-{rank}.txt").write_text(str(error))
 
 
-def select_toy(strategy: str):
-    """select_next on the toy classifier with a seeded model and its first 20 samples labeled:
-    (unit indices, scores)."""
+def select_toy(strategy: str, labeled: int = 20):
+    """select_next on the toy classifier with a seeded model and its first ``labeled`` samples
+    labeled: (unit indices, scores)."""
     from active_learning.loop.config import LoopConfig
     from active_learning.loop.pool import PoolState
     from active_learning.loop.selection import select_next
@@ -163,13 +176,50 @@ def select_toy(strategy: str):
     torch.manual_seed(0)
     model = adapter.build_model()
     state = PoolState.empty(adapter.selection_units().n_units)
-    state.mark_labeled(np.arange(20), cycle=0)
-    config = LoopConfig(strategy=strategy, budget=9, subset_size=0, eval_batch_size=4,
-                        progress=False)
+    state.mark_labeled(np.arange(labeled), cycle=0)
+    config = LoopConfig(strategy=strategy, budget=min(9, len(state.labeled_at) - labeled),
+                        subset_size=0, eval_batch_size=4, progress=False)
     return select_next(adapter, model, None, state, 0, config, torch.device("cpu"))
 
 
-def select_everywhere(rank: int, folder: str, strategy: str) -> None:
+def select_everywhere(rank: int, folder: str, strategy: str, labeled: int = 20) -> None:
     """``select_toy`` in every process; each writes its choice to choice-<rank>.npz."""
-    indices, scores = select_toy(strategy)
+    indices, scores = select_toy(strategy, labeled)
     np.savez(Path(folder) / f"choice-{rank}.npz", indices=indices, scores=scores)
+
+
+def score_with_stores(rank: int, folder: str) -> None:
+    """Sharded entropy scores of the toy classifier through each process's ScoreStore, twice:
+    the second pass reads only the store. Rank 0 writes both results and what each pass read."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.score_store import ScoreStore
+    from active_learning.loop.selection import score_sharded
+    from active_learning.strategies import get_strategy
+
+    adapter = _toy_adapter("grouped")
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    units = adapter.selection_units()
+    config = LoopConfig(strategy="margin", eval_batch_size=4, progress=False)
+    pool, reads = adapter.pool_set, []
+
+    class Counting(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(pool)
+
+        def __getitem__(self, index):
+            reads.append(int(index))
+            return pool[index]
+
+    adapter.pool_set = Counting()
+    results = []
+    for _ in range(2):
+        reads.clear()
+        results.append(score_sharded(
+            adapter, model, None, get_strategy("margin"), np.arange(units.n_samples), config,
+            torch.device("cpu"), units,
+            store=lambda slots: ScoreStore(Path(folder) / f"store-{rank}", slots, "key",
+                                           commit_seconds=0)))
+        (Path(folder) / f"reads-{rank}-{len(results)}.json").write_text(str(len(reads)))
+    if rank == 0:
+        torch.save(results, Path(folder) / "stored.pt")

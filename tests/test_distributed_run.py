@@ -17,6 +17,7 @@ from distributed_workers import (
     run_without_forward,
     score_everywhere,
     score_toy,
+    score_with_stores,
     select_everywhere,
     select_toy,
     spawn,
@@ -62,6 +63,14 @@ def test_every_process_marks_the_same_units_and_rank_0_alone_writes(tmp_path, st
     # every file is written by renaming a temporary file into place: rank 1 renamed none
     replaced = [json.loads((tmp_path / f"replaced-{rank}.json").read_text()) for rank in (0, 1)]
     assert replaced[1] == [] and "pool.npz" in {Path(name).name for name in replaced[0]}
+    # every process evaluates and scores the same model: parameters (DDP) and BatchNorm's
+    # running statistics (each process updated them with its own batches; rank 0's are sent)
+    models = [torch.load(tmp_path / f"models-{rank}.pt") for rank in (0, 1)]
+    assert len(models[0]) == 2
+    for mine, theirs in zip(*models, strict=True):
+        assert any("running_mean" in key for key in mine)
+        for key in mine:
+            assert torch.equal(mine[key], theirs[key]), key
 
 
 def _train(output: Path, cycles: int, processes: int) -> Path:
@@ -120,3 +129,25 @@ def test_a_crash_of_one_process_stops_the_others_with_its_error(tmp_path):
     root_cause = result.stderr.split("Root Cause")[-1]
     assert "rank      : 1" in root_cause and "simulated crash of rank 1" in root_cause
     assert not list(tmp_path.rglob("pool.npz"))      # the cycle did not commit
+
+
+def test_sharded_coreset_with_fewer_candidates_than_processes(tmp_path):
+    # 45 samples, 43 labeled: two candidates for three processes, one of them with none
+    spawn(select_everywhere, 3, tmp_path, "coreset", 43)
+    expected, _ = select_toy("coreset", 43)
+    for rank in range(3):
+        np.testing.assert_array_equal(np.load(tmp_path / f"choice-{rank}.npz")["indices"],
+                                      expected)
+
+
+def test_each_process_resumes_its_shard_of_the_scores_from_its_own_store(tmp_path):
+    spawn(score_with_stores, 2, tmp_path)
+    first, second = torch.load(tmp_path / "stored.pt", weights_only=False)
+    expected = score_toy("grouped", "margin", sharded=False)
+    for result in (first, second):
+        np.testing.assert_array_equal(result["unit_ids"], expected["unit_ids"])
+        np.testing.assert_allclose(result["scores"], expected["scores"], rtol=1e-6)
+    reads = {(rank, n): int((tmp_path / f"reads-{rank}-{n}.json").read_text())
+             for rank in (0, 1) for n in (1, 2)}
+    assert reads[(0, 1)] > 0 and reads[(1, 1)] > 0
+    assert reads[(0, 2)] == reads[(1, 2)] == 0            # the second pass read only the stores

@@ -33,16 +33,15 @@ def data_parallel(adapter: Any, model: nn.Module, loss_module: nn.Module | None,
                   device: torch.device) -> tuple[nn.Module, nn.Module | None]:
     """(the model's forward wrapped in DDP, the loss module wrapped in DDP or None).
 
-    With a loss module both run with ``find_unused_parameters``: a batch too small to rank
-    leaves the module out of the loss, and with it the model's layers that only feed the maps
-    it reads (HRNet's lower-resolution branches); without the flag DDP would wait for their
-    gradients forever. Without a loss module every parameter of the model takes part in every
-    step, and the graph traversal the flag costs is saved.
+    Both run with ``find_unused_parameters``: a model may hold layers that the task's loss does
+    not reach (HRNet's lower-resolution branches feed only the maps the loss module reads), and
+    a batch too small to rank leaves the loss module out of the loss; without the flag DDP
+    would wait for their gradients forever. It costs one traversal of the graph per step.
     """
     device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else None
     forward = DistributedDataParallel(ForwardIntermediates(adapter, model), device_ids=device_ids,
-                                      find_unused_parameters=loss_module is not None)
+                                      find_unused_parameters=True)
     wrapped_loss = None if loss_module is None else DistributedDataParallel(
         loss_module, device_ids=device_ids, find_unused_parameters=True)
     return forward, wrapped_loss

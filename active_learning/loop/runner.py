@@ -49,6 +49,7 @@ from torch.utils.data import DistributedSampler, Subset
 
 from active_learning.adapter import PartwiseEvaluation, TaskAdapter, dataset_len
 from active_learning.distributed import (
+    broadcast_buffers,
     broadcast_object,
     gather_objects,
     is_distributed,
@@ -168,7 +169,9 @@ def _open_run_everywhere(adapter: TaskAdapter, config: LoopConfig, run_dir: Path
                             allow_new_items)
         except UserError as error:
             failure = error
-    mine = failure if run is None else (run.state, run.rows)   # only rank 0's is sent
+    # Only rank 0's is sent; without the pool's names, which only rank 0 reads or writes.
+    mine = failure if run is None else (
+        dataclasses.replace(run.state, item_names=None, item_units=None), run.rows)
     shared = broadcast_object(mine)
     if isinstance(shared, UserError):
         raise shared
@@ -386,14 +389,20 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     if size == 0:
         raise ValueError(f"cycle {cycle}: the {len(labeled)} labeled units hold no training sample")
     data_seed = derive_seed(config.seed, cycle, STAGE_DATA)
+    loader_seed = data_seed
     sampler: DistributedSampler | None = None
     if is_distributed():   # each process trains on its share of the labeled samples
         sampler = DistributedSampler(training, shuffle=True, seed=data_seed)
         size = len(sampler)
+        # The model was built from the same seed everywhere; from here each process draws its
+        # own dropout masks, augmentations and MC-dropout masks (the same ones would correlate
+        # the processes' batches, and repeat the masks of rank 0's candidates on the others').
+        torch.manual_seed(derive_seed(config.seed, cycle, STAGE_DATA) + 1 + rank())
+        loader_seed = data_seed + 1 + rank()
     # A last batch of one sample breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
     lone_last = size % config.batch_size == 1 and size > 1
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
-                         seed=data_seed, drop_last=lone_last, sampler=sampler)
+                         seed=loader_seed, drop_last=lone_last, sampler=sampler)
     scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
     parts = (model, loss_module, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
@@ -427,6 +436,10 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
             run.model_token = uuid.uuid4().hex if done == config.epochs else None
             _save_in_cycle(run, cycle, done, parts, train_stats,
                            seconds + time.perf_counter() - start)
+    broadcast_buffers(model)        # every process evaluates and scores rank 0's model
+    broadcast_buffers(loss_module)
+    if is_distributed():            # the token of rank 0's saved model names every shard's scores
+        run.model_token = broadcast_object(run.model_token)
     return model, loss_module, train_stats, seconds + time.perf_counter() - start
 
 
@@ -477,22 +490,36 @@ def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_s
     }, run.run_dir / "checkpoints" / IN_PROGRESS)
 
 
+def _read_in_cycle(run: _Run, cycle: int) -> dict[str, Any] | None:
+    """``checkpoints/in_progress.pt`` (on the CPU) if it belongs to this cycle of this run."""
+    path = run.run_dir / "checkpoints" / IN_PROGRESS
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a torn or foreign file: train the cycle from the start
+        logger.warning("ignoring %s: %s", path, error)
+        return None
+    if (saved.get("cycle") != cycle or saved.get("protocol") != _protocol_key(run)
+            or not np.array_equal(saved.get("labeled_at"), run.state.labeled_at)):
+        logger.warning("ignoring %s: it belongs to another cycle or protocol", path)
+        return None
+    return saved
+
+
 def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str, float], float]:
     """Load ``checkpoints/in_progress.pt`` if it belongs to this cycle of this run.
 
     Returns (first epoch to train, last training stats, training seconds so far).
     """
-    path = run.run_dir / "checkpoints" / IN_PROGRESS
-    if not run.config.save_checkpoints or not path.exists():
+    if not run.config.save_checkpoints:
         return 0, {}, 0.0
-    try:
-        saved = torch.load(path, map_location=run.device, weights_only=False)
-    except Exception as error:  # a torn or foreign file: train the cycle from the start
-        logger.warning("ignoring %s: %s", path, error)
-        return 0, {}, 0.0
-    if (saved.get("cycle") != cycle or saved.get("protocol") != _protocol_key(run)
-            or not np.array_equal(saved.get("labeled_at"), run.state.labeled_at)):
-        logger.warning("ignoring %s: it belongs to another cycle or protocol", path)
+    # Rank 0 reads the checkpoint (the run folder is its own) and sends it to the others, so
+    # every process resumes at the same epoch with the same state.
+    saved = _read_in_cycle(run, cycle) if is_main_process() else None
+    if is_distributed():
+        saved = broadcast_object(saved)
+    if saved is None:
         return 0, {}, 0.0
     model, loss_module, optimizer, scheduler, loader, scaler = parts
     model.load_state_dict(saved["model"])
@@ -505,7 +532,11 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
     if saved.get("scaler"):   # absent from checkpoints of earlier versions; empty when disabled
         scaler.load_state_dict(saved["scaler"])
     run.model_token = saved.get("model_token")
-    logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"], path)
+    if is_distributed():   # rank 0's random state was saved: each process draws its own
+        torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_DATA) + 1 + rank()
+                          + world_size() * int(saved["next_epoch"]))
+    logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"],
+                run.run_dir / "checkpoints" / IN_PROGRESS)
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
 
 
@@ -582,6 +613,9 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
     run.rows.append(row)
     if not is_main_process():   # rank 0 writes; the others only keep the state
         run.state.finished_cycles = cycle + 1
+        shutil.rmtree(run.run_dir / SCORING / f"process_{rank()}_of_{world_size()}",
+                      ignore_errors=True)   # its shard's scores, on a disk of its own
+        run.model_token = None
         return
     write_metrics_csv(run.rows, run.run_dir / "metrics.csv")
     # Written here rather than at the start, so that a rerun that fails before its first commit

@@ -64,12 +64,13 @@ def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config:
     """The loop's data loader; ``sampler`` (a DistributedSampler) replaces ``shuffle``."""
     generator = torch.Generator().manual_seed(seed)
     # On a GPU the batches go to page-locked memory, from which split_batch's non-blocking
-    # copies overlap with compute; workers stay up between epochs (no restart per epoch).
+    # copies overlap with compute. Workers are not kept between epochs: a new iterator draws
+    # their seeds from the generator, which an in-cycle checkpoint saves, so a resumed epoch
+    # augments exactly as the uninterrupted one would (persistent workers would not).
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, generator=generator, drop_last=drop_last,
                       num_workers=config.num_workers, collate_fn=adapter.collate_fn,
-                      pin_memory=torch.device(config.device).type == "cuda",
-                      persistent_workers=config.num_workers > 0)
+                      pin_memory=torch.device(config.device).type == "cuda")
 
 
 def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: SelectionUnits) -> None:
@@ -304,17 +305,21 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
         return _select_sharded(adapter, model, strategy, samples,
                                units.samples_of(state.labeled_indices), budget, select_seed,
                                config, device)
-    computed: dict[str, Any] | None
-    if store_folder is not None and model_token is not None and not is_distributed() \
-            and not strategy.is_set_strategy:
+    store = None
+    if store_folder is not None and model_token is not None and not strategy.is_set_strategy:
         key = {"model": model_token, "strategy": strategy.name, "protocol": config.protocol(),
+               "amp": config.amp, "channels_last": config.channels_last,
+               "device": torch.device(device).type, "processes": world_size(),
                "samples": hashlib.sha256(samples.tobytes()).hexdigest()}
-        computed = score_candidates(adapter, model, loss_module, strategy, samples, config,
-                                    device, units=units,
-                                    store=lambda slots: ScoreStore(store_folder, slots, key))
-    else:
-        computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
-                                 units)
+        # each process keeps the scores of its own shard (its own folder, on its own disk)
+        folder = store_folder / f"process_{rank()}_of_{world_size()}" if is_distributed() \
+            else store_folder
+
+        def store(slots: int) -> ScoreStore:
+            return ScoreStore(folder, slots, key)
+
+    computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
+                             units, store=store)
     labeled_embeddings = None
     if strategy.needs_labeled_embeddings:   # every process embeds its shard of them
         labeled_samples = units.samples_of(state.labeled_indices)
@@ -345,7 +350,7 @@ def _select_sharded(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,
     c_start, c_stop = shard_range(len(samples), rank(), shards)
     l_start, l_stop = shard_range(len(labeled_samples), rank(), shards)
     candidate_rows = score_candidates(adapter, model, None, strategy, samples[c_start:c_stop],
-                                      config, device)[EMBEDDING]                  # [c, D]
+                                      config, device).get(EMBEDDING, torch.zeros(0, 0))  # [c, D]
     labeled_rows = _embed(adapter, model, labeled_samples[l_start:l_stop], config, device)
     sizes = gather_objects((l_stop - l_start, c_stop - c_start, candidate_rows.shape[1]
                             if len(candidate_rows) else labeled_rows.shape[1]))
@@ -388,7 +393,8 @@ def _choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
 
 def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
                   strategy: Strategy, samples: np.ndarray, config: LoopConfig,
-                  device: torch.device, units: SelectionUnits) -> dict[str, Any] | None:
+                  device: torch.device, units: SelectionUnits,
+                  store: Callable[[int], ScoreStore] | None = None) -> dict[str, Any] | None:
     """:func:`score_candidates`, each process scoring its contiguous shard of ``samples``.
 
     Rank 0 gets what one process scoring every sample would return (the other ranks get None):
@@ -396,15 +402,18 @@ def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
     samples (an image's persons) are pooled after the gather, so a unit split between two
     shards gets the score of all its samples; region scores are pooled per image, so each
     process pools its own images. Without a process group this is ``score_candidates``.
+    ``store`` (score strategies): each process streams its shard's scores to its own
+    :class:`ScoreStore`, and resumes there.
     """
     if not is_distributed():
         return score_candidates(adapter, model, loss_module, strategy, samples, config, device,
-                                units=units)
+                                units=units, store=store)
     start, stop = shard_range(len(samples), rank(), world_size())
     shard = samples[start:stop]
     per_sample = not strategy.is_set_strategy and not units.dense_scores
     local = score_candidates(adapter, model, loss_module, strategy, shard, config, device,
-                             units=SelectionUnits(units.n_samples) if per_sample else units)
+                             units=SelectionUnits(units.n_samples) if per_sample else units,
+                             store=store)
     parts = gather_objects(local, dst=0)
     if parts is None:
         return None

@@ -1,0 +1,476 @@
+"""Proposals: the chosen images in the formats annotation tools import.
+
+One call, :func:`write_proposals`, writes every format for one selection; each writer is also
+usable alone. Every file is written atomically (``active_learning.files.atomic``).
+
+- ``priority.csv``: the ``name,entropy_value`` CSV of the original project, which SuperAnnotate
+  imports as "priority scores" (:func:`active_learning.files.export.write_entropies_csv`).
+- ``label_studio_tasks.json``: Label Studio tasks in its "Basic Label Studio JSON format" with a
+  ``predictions`` list (labelstud.io/guide/predictions; labelstud.io/guide/task_format). Each
+  task has one prediction whose ``score`` is the selection score and whose ``model_version``
+  names the round, both at the prediction's root, where the Data Manager reads them (its
+  "Prediction score" column; api.labelstud.io predictions/create: "Prediction score. Can be
+  used in Data Manager to sort task by model confidence"). Label Studio's own convention is
+  "lowest score first" for model *confidence*; ours is an acquisition score, higher = label
+  first, so sort that column descending, or ascending by the ``al_rank`` data column (1 =
+  label first), then "Label Tasks As Displayed". The prediction's ``result`` carries the
+  model's output as pre-annotations, per the tag documentation at labelstud.io/tags/...:
+
+  * classification: a ``choices`` result (``<Choices>``) with the predicted class;
+  * detection: ``rectanglelabels`` (``x``, ``y``, ``width``, ``height`` in percent of the image
+    size, ``rotation`` 0, ``original_width`` / ``original_height`` in pixels);
+  * segmentation: ``brushlabels``, one result per predicted class, the class's mask in Label
+    Studio's RLE (``value.format = "rle"``; see :func:`brush_rle`);
+  * pose: one ``rectanglelabels`` person box per person and one ``keypointlabels`` point per
+    confident joint whose ``parentID`` is its person's box, as Label Studio's own YOLO backend
+    writes them (HumanSignal/label-studio-ml-backend,
+    label_studio_ml/examples/yolo/control_models/keypoint_labels.py).
+
+  ``data.image`` is ``image_url_prefix`` + the URL-quoted item name: by default Label Studio's
+  local-files URL ``/data/local-files/?d=NAME``, served when Label Studio runs with
+  ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+  ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` set to the images folder (labelstud.io/guide/storage,
+  "Local storage"); give another prefix for images served elsewhere.
+- ``label_studio_config.xml``: the labeling configuration whose tag names (``from_name`` /
+  ``to_name``) the results use, so the import works as is (paste it in Settings -> Labeling
+  Interface -> Code).
+- ``order.txt``: the names best first, one per line, for tools that take an order instead of a
+  score: CVAT's ``sorting_method=predefined`` keeps "the order provided in the input file list"
+  when no manifest is given (docs.cvat.ai, Dataset Manifest, "The predefined sorting method").
+
+Superpixel selections keep their ``regions/cycle_XX.csv`` and region maps, written by
+``RegionUnits.write_selection``; nothing here replaces them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from active_learning.files.atomic import atomic_open, atomic_write_text
+from active_learning.files.export import write_entropies_csv
+
+# The task kinds, named as each task's TaskCommand names itself.
+CLASSIFICATION = "classification"
+DETECTION = "object_detection"
+SEGMENTATION = "segmentation"
+POSE = "human_pose_estimation"
+KINDS = (CLASSIFICATION, DETECTION, SEGMENTATION, POSE)
+
+# Tag names of the labeling configuration; results refer to them as from_name / to_name.
+IMAGE_TAG = "image"
+CONTROL_TAG = {CLASSIFICATION: "class", DETECTION: "label", SEGMENTATION: "mask",
+               POSE: "keypoints"}
+PERSON_TAG = "keypoints_bbox"     # pose: the person boxes (the YOLO backend's "<name>_bbox")
+PERSON_LABEL = "person"
+DEFAULT_IMAGE_URL_PREFIX = "/data/local-files/?d="
+KEYPOINT_THRESHOLD = 0.2   # joints pre-annotated: confidence above this (HRNet's in_vis_thre)
+KEYPOINT_SIZE_PX = 4.0     # the drawn point's size; Label Studio stores it in percent of width
+
+FILE_NAMES = {"priority_csv": "priority.csv", "label_studio_tasks": "label_studio_tasks.json",
+              "label_studio_config": "label_studio_config.xml", "order": "order.txt"}
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """What the model predicts for one image, in pixels of the image file.
+
+    Fill what the task has; leave the rest ``None``.
+
+    Attributes:
+        width, height: the image file's size in pixels (Label Studio's ``original_width`` /
+            ``original_height``; every coordinate is converted to percent of these).
+        boxes: float [B, 4] ``x1, y1, x2, y2`` (detections, or the persons' boxes for pose).
+        labels: int [B] 0-based index into the class names (the detection task's labels count
+            the background as 0: pass ``labels - 1``). Pose boxes need none.
+        box_scores: float [B] each box's confidence.
+        keypoints: float [P, J, 3] ``x, y, confidence`` per person and joint; person ``p`` is
+            ``boxes[p]`` when boxes are given.
+        mask: int [H, W] (H, W = height, width) class index per pixel; values outside
+            ``0 .. C-1`` (an ignore label such as 255, or -1) are no class.
+        label: classification: the predicted class index.
+        confidence: classification: its probability.
+    """
+
+    width: int
+    height: int
+    boxes: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    box_scores: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    label: int | None = None
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"image size must be positive, got {self.width} x {self.height}")
+        if self.boxes is not None:
+            boxes = np.asarray(self.boxes)
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise ValueError(f"boxes must be [B, 4] x1, y1, x2, y2; got shape {boxes.shape}")
+            for name in ("labels", "box_scores"):
+                value = getattr(self, name)
+                if value is not None and np.asarray(value).shape != (len(boxes),):
+                    raise ValueError(f"{name} must be [{len(boxes)}] like boxes; got shape "
+                                     f"{np.asarray(value).shape}")
+        if self.keypoints is not None:
+            points = np.asarray(self.keypoints)
+            if points.ndim != 3 or points.shape[2] != 3:
+                raise ValueError(f"keypoints must be [P, J, 3] x, y, confidence; got shape "
+                                 f"{points.shape}")
+            if self.boxes is not None and len(np.asarray(self.boxes)) != len(points):
+                raise ValueError(f"{len(points)} persons' keypoints but "
+                                 f"{len(np.asarray(self.boxes))} boxes")
+        if self.mask is not None and np.asarray(self.mask).shape != (self.height, self.width):
+            raise ValueError(f"mask must be [height, width] = [{self.height}, {self.width}]; got "
+                             f"shape {np.asarray(self.mask).shape}")
+
+
+Predictions = Mapping[str, ImagePrediction] | Callable[[str], ImagePrediction | None]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def _ranked(names: Sequence[str], scores: Sequence[float] | np.ndarray
+            ) -> tuple[list[str], np.ndarray]:
+    """The names and scores best first (highest score; ties keep the given order)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(names) != len(scores):
+        raise ValueError(f"names ({len(names)}) and scores ({len(scores)}) differ in length")
+    if scores.size and not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if len(set(names)) != len(names):
+        raise ValueError("item names must be unique")
+    for name in names:
+        if not name or "\n" in name or "\r" in name:
+            raise ValueError(f"invalid item name {name!r}")
+    order = np.argsort(-scores, kind="stable")
+    return [names[index] for index in order], scores[order]
+
+
+def write_order_list(names: Sequence[str], scores: Sequence[float] | np.ndarray,
+                     path: str | os.PathLike) -> None:
+    """Write the names best first (highest score), one per line, nothing else.
+
+    Args:
+        names: [K] unique item names (paths relative to the images folder).
+        scores: float [K] higher = label first.
+        path: the text file, written atomically.
+    """
+    ranked, _ = _ranked(names, scores)
+    atomic_write_text(path, "".join(f"{name}\n" for name in ranked))
+
+
+# --------------------------------------------------------------------------- Label Studio
+
+def label_studio_config(kind: str, class_names: Sequence[str],
+                        keypoint_names: Sequence[str] = ()) -> str:
+    """The labeling configuration (XML) that the tasks of :func:`label_studio_tasks` fit.
+
+    Args:
+        kind: one of :data:`KINDS`.
+        class_names: [C] the classes (pose: ignored, the one class is ``person``).
+        keypoint_names: [J] pose: the joints, in the model's order (``model_index`` = j, as the
+            YOLO backend's configuration writes it).
+    """
+    _check_kind(kind)
+    control = CONTROL_TAG[kind]
+    lines = ["<View>", f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true"/>']
+    if kind == CLASSIFICATION:
+        lines.append(f'  <Choices name="{control}" toName="{IMAGE_TAG}" choice="single" '
+                     'showInline="true">')
+        lines += [f"    <Choice value={quoteattr(str(name))}/>" for name in class_names]
+        lines.append("  </Choices>")
+    elif kind in (DETECTION, SEGMENTATION):
+        tag = "RectangleLabels" if kind == DETECTION else "BrushLabels"
+        lines.append(f'  <{tag} name="{control}" toName="{IMAGE_TAG}">')
+        lines += [f"    <Label value={quoteattr(str(name))}/>" for name in class_names]
+        lines.append(f"  </{tag}>")
+    else:
+        if not keypoint_names:
+            raise ValueError("pose needs keypoint_names for its KeyPointLabels")
+        lines.append(f'  <RectangleLabels name="{PERSON_TAG}" toName="{IMAGE_TAG}">')
+        lines.append(f'    <Label value="{PERSON_LABEL}"/>')
+        lines.append("  </RectangleLabels>")
+        lines.append(f'  <KeyPointLabels name="{control}" toName="{IMAGE_TAG}">')
+        lines += [f"    <Label value={quoteattr(str(name))} predicted_values=\"{PERSON_LABEL}\" "
+                  f'model_index="{index}"/>' for index, name in enumerate(keypoint_names)]
+        lines.append("  </KeyPointLabels>")
+    lines.append("</View>")
+    return "\n".join(lines) + "\n"
+
+
+def brush_rle(mask: np.ndarray) -> list[int]:
+    """Encode a binary mask as Label Studio's brush RLE (``brushlabels`` ``value.rle``).
+
+    The format is thi.ng's rle-pack over the RGBA bytes of the mask image, as Label Studio's
+    converter writes it (label_studio_sdk/converter/brush.py, ``mask2rle`` / ``encode_rle``):
+    a bit stream of a 32-bit value count (4 x H x W), the word size minus 1 (5 bits: 8-bit
+    words), four run-length field widths minus 1 (4 bits each: 3, 4, 8, 16), then one chunk per
+    run: a repeat flag (1 bit), the index of its length field (2 bits), the run length minus 1
+    in that field's width, and the 8-bit value; a run longer than 2^16 is split. Single values
+    are written as literal chunks of one (flag 0, field 0, length 0). Pixels are 255 inside
+    the mask and 0 outside, in all four channels (Label Studio reads the alpha channel).
+
+    Args:
+        mask: bool or int [H, W]; nonzero = inside.
+
+    Returns:
+        The bytes of the bit stream (zero-padded to a whole byte) as ints 0..255.
+    """
+    flat = np.asarray(mask).reshape(-1) != 0
+    count = 4 * int(flat.size)                           # RGBA: each pixel's byte four times
+    # Runs of equal pixels; over the RGBA bytes each run is four times as long.
+    if flat.size:
+        starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+        lengths = 4 * np.diff(np.r_[starts, flat.size])
+        run_values = flat[starts].astype(np.int64) * 255
+    else:
+        lengths = run_values = np.zeros(0, dtype=np.int64)
+    # Split runs longer than 2^16 into pieces of 2^16 (the widest length field) plus the rest.
+    pieces = -(-lengths // 2**16)
+    run_values = np.repeat(run_values, pieces)
+    piece_lengths = np.full(int(pieces.sum()), 2**16, dtype=np.int64)
+    last = np.cumsum(pieces) - 1
+    piece_lengths[last] = lengths - (pieces - 1) * 2**16
+    widths = np.array([3, 4, 8, 16])
+    field = np.searchsorted(2**widths, piece_lengths)    # the narrowest field that holds it
+    repeat = (piece_lengths > 1).astype(np.int64)
+    # Each chunk as (value, bit width) fields: flag, field index, length - 1, value.
+    field_values = np.stack([repeat, field, piece_lengths - 1, run_values], axis=1).reshape(-1)
+    field_widths = np.stack([np.ones_like(field), np.full_like(field, 2), widths[field],
+                             np.full_like(field, 8)], axis=1).reshape(-1)
+    header_values = np.array([count, 7, 2, 3, 7, 15], dtype=np.int64)
+    header_widths = np.array([32, 5, 4, 4, 4, 4], dtype=np.int64)
+    all_values = np.r_[header_values, field_values]
+    all_widths = np.r_[header_widths, field_widths]
+    # Expand every field into its bits, most significant first.
+    total = int(all_widths.sum())
+    owner = np.repeat(np.arange(all_values.size), all_widths)
+    position = np.arange(total) - np.repeat(np.cumsum(all_widths) - all_widths, all_widths)
+    shift = all_widths[owner] - 1 - position
+    bits = ((all_values[owner] >> shift) & 1).astype(np.uint8)
+    return np.packbits(bits).astype(int).tolist()
+
+
+def _percent(value: float, size: int) -> float:
+    return float(value) / size * 100.0
+
+
+def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+    return x1, y1, x2, y2
+
+
+def prediction_results(kind: str, prediction: ImagePrediction, class_names: Sequence[str],
+                       keypoint_names: Sequence[str] = (), *, id_prefix: str = "r",
+                       keypoint_threshold: float = KEYPOINT_THRESHOLD) -> list[dict[str, Any]]:
+    """The ``result`` list of one Label Studio prediction for one image (see the module doc).
+
+    Args:
+        kind: one of :data:`KINDS`.
+        prediction: the model's output on the image.
+        class_names: [C] names of the label indices.
+        keypoint_names: [J] pose: names of the joints.
+        id_prefix: result ids are ``{id_prefix}-{k}``; Label Studio wants them unique within a
+            task, and a keypoint's ``parentID`` names its person box's id.
+        keypoint_threshold: pose: joints at or below this confidence are left out.
+    """
+    _check_kind(kind)
+    width, height = prediction.width, prediction.height
+    common = {"to_name": IMAGE_TAG, "original_width": int(width), "original_height": int(height),
+              "image_rotation": 0}
+    results: list[dict[str, Any]] = []
+
+    def new_id() -> str:
+        return f"{id_prefix}-{len(results)}"
+
+    def class_name(index: int) -> str:
+        if not 0 <= index < len(class_names):
+            raise ValueError(f"label {index} is outside the {len(class_names)} class names")
+        return str(class_names[index])
+
+    if kind == CLASSIFICATION and prediction.label is not None:
+        result: dict[str, Any] = {"id": new_id(), "type": "choices",
+                                  "from_name": CONTROL_TAG[kind], "to_name": IMAGE_TAG,
+                                  "value": {"choices": [class_name(int(prediction.label))]}}
+        if prediction.confidence is not None:
+            result["score"] = float(prediction.confidence)
+        results.append(result)
+    if kind == DETECTION and prediction.boxes is not None:
+        boxes = np.asarray(prediction.boxes, dtype=np.float64)
+        if prediction.labels is None:
+            raise ValueError("detection boxes need labels")
+        for k, box in enumerate(boxes):
+            x1, y1, x2, y2 = _clip_box(box, width, height)
+            if x2 <= x1 or y2 <= y1:
+                continue      # nothing of it inside the image
+            result = {"id": new_id(), "type": "rectanglelabels", "from_name": CONTROL_TAG[kind],
+                      **common,
+                      "value": {"x": _percent(x1, width), "y": _percent(y1, height),
+                                "width": _percent(x2 - x1, width),
+                                "height": _percent(y2 - y1, height), "rotation": 0,
+                                "rectanglelabels": [class_name(int(prediction.labels[k]))]}}
+            if prediction.box_scores is not None:
+                result["score"] = float(prediction.box_scores[k])
+            results.append(result)
+    if kind == SEGMENTATION and prediction.mask is not None:
+        mask = np.asarray(prediction.mask)
+        for index in np.unique(mask):
+            if not 0 <= index < len(class_names):
+                continue      # ignore label
+            results.append({"id": new_id(), "type": "brushlabels",
+                            "from_name": CONTROL_TAG[kind], **common,
+                            "value": {"format": "rle", "rle": brush_rle(mask == index),
+                                      "brushlabels": [class_name(int(index))]}})
+    if kind == POSE and prediction.keypoints is not None:
+        points = np.asarray(prediction.keypoints, dtype=np.float64)
+        if len(keypoint_names) != points.shape[1]:
+            raise ValueError(f"{points.shape[1]} joints but {len(keypoint_names)} keypoint names")
+        persons = (np.asarray(prediction.boxes, dtype=np.float64)
+                   if prediction.boxes is not None else None)
+        for person, joints in enumerate(points):
+            parent = None
+            if persons is not None:
+                x1, y1, x2, y2 = _clip_box(persons[person], width, height)
+                if x2 > x1 and y2 > y1:
+                    parent = new_id()
+                    result = {"id": parent, "type": "rectanglelabels", "from_name": PERSON_TAG,
+                              **common,
+                              "value": {"x": _percent(x1, width), "y": _percent(y1, height),
+                                        "width": _percent(x2 - x1, width),
+                                        "height": _percent(y2 - y1, height), "rotation": 0,
+                                        "rectanglelabels": [PERSON_LABEL]}}
+                    if prediction.box_scores is not None:
+                        result["score"] = float(prediction.box_scores[person])
+                    results.append(result)
+            for joint, (x, y, confidence) in enumerate(joints):
+                if not (confidence > keypoint_threshold and 0 <= x <= width and 0 <= y <= height):
+                    continue
+                result = {"id": new_id(), "type": "keypointlabels", "from_name": CONTROL_TAG[kind],
+                          **common,
+                          "value": {"x": _percent(x, width), "y": _percent(y, height),
+                                    "width": _percent(KEYPOINT_SIZE_PX, width),
+                                    "keypointlabels": [str(keypoint_names[joint])]},
+                          "score": float(confidence)}
+                if parent is not None:
+                    result["parentID"] = parent
+                results.append(result)
+    return results
+
+
+def _lookup(predictions: Predictions | None) -> Callable[[str], ImagePrediction | None]:
+    if predictions is None:
+        return lambda name: None
+    if callable(predictions):
+        return predictions
+    mapping = predictions
+    return lambda name: mapping.get(name)
+
+
+def label_studio_task(kind: str, name: str, score: float, rank: int,
+                      prediction: ImagePrediction | None, class_names: Sequence[str],
+                      keypoint_names: Sequence[str] = (), *,
+                      image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
+                      model_version: str = "active-learning") -> dict[str, Any]:
+    """One Label Studio task: ``data`` (the image URL, the name, rank and score) and one
+    prediction carrying the score and, when given, the model's output as pre-annotations."""
+    results = (prediction_results(kind, prediction, class_names, keypoint_names,
+                                  id_prefix=f"p{rank}") if prediction is not None else [])
+    return {"data": {IMAGE_TAG: image_url_prefix + quote(name), "name": name, "al_rank": rank,
+                     "al_score": float(score)},
+            "predictions": [{"model_version": model_version, "score": float(score),
+                             "result": results}]}
+
+
+def write_label_studio_tasks(path: str | os.PathLike, kind: str, names: Sequence[str],
+                             scores: Sequence[float] | np.ndarray, class_names: Sequence[str], *,
+                             predictions: Predictions | None = None,
+                             keypoint_names: Sequence[str] = (),
+                             image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
+                             model_version: str = "active-learning") -> None:
+    """Write the Label Studio tasks JSON (a list of tasks, best first) atomically.
+
+    Tasks are written one at a time, so a long list (``--budget all``) with brush masks never
+    holds more than one task's JSON; ``predictions`` may compute each image's output when asked.
+
+    Args:
+        path: the ``.json`` file.
+        kind: one of :data:`KINDS`.
+        names: [K] unique item names (paths relative to the images folder).
+        scores: float [K] higher = label first; finite.
+        class_names: [C] the label names (classification, detection, segmentation).
+        predictions: name -> :class:`ImagePrediction`, as a mapping or a callable (``None`` or a
+            missing name: the task has the score and no pre-annotation).
+        keypoint_names: [J] pose: the joint names.
+        image_url_prefix: ``data.image`` = prefix + URL-quoted name.
+        model_version: the predictions' ``model_version`` (e.g. the round's name).
+    """
+    _check_kind(kind)
+    ranked, ranked_scores = _ranked(names, scores)
+    prediction_of = _lookup(predictions)
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("[")
+        for rank, (name, score) in enumerate(zip(ranked, ranked_scores, strict=True), start=1):
+            task = label_studio_task(kind, name, float(score), rank, prediction_of(name),
+                                     class_names, keypoint_names,
+                                     image_url_prefix=image_url_prefix,
+                                     model_version=model_version)
+            handle.write(("\n" if rank == 1 else ",\n")
+                         + json.dumps(task, allow_nan=False, separators=(",", ":")))
+        handle.write("\n]\n")
+
+
+@dataclass(frozen=True)
+class ProposalFiles:
+    """The files :func:`write_proposals` wrote."""
+
+    priority_csv: Path
+    label_studio_tasks: Path
+    label_studio_config: Path
+    order: Path
+
+
+def write_proposals(folder: str | os.PathLike, kind: str, names: Sequence[str],
+                    scores: Sequence[float] | np.ndarray, class_names: Sequence[str], *,
+                    predictions: Predictions | None = None, keypoint_names: Sequence[str] = (),
+                    image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
+                    model_version: str = "active-learning") -> ProposalFiles:
+    """Write every proposal format for one selection into ``folder`` (see the module doc).
+
+    Args:
+        folder: created if missing; the files are named as in :data:`FILE_NAMES`.
+        kind, names, scores, class_names, predictions, keypoint_names, image_url_prefix,
+            model_version: as in :func:`write_label_studio_tasks`; ``scores`` float [K].
+
+    Returns:
+        The paths written.
+    """
+    _check_kind(kind)
+    folder = Path(folder)
+    paths = ProposalFiles(**{key: folder / name for key, name in FILE_NAMES.items()})
+    for value in np.asarray(scores, dtype=np.float64).reshape(-1):
+        if not math.isfinite(value):
+            raise ValueError("scores contain NaN or infinite values")
+    write_entropies_csv(list(names), np.arange(len(names)), scores, paths.priority_csv)
+    write_order_list(names, scores, paths.order)
+    atomic_write_text(paths.label_studio_config,
+                      label_studio_config(kind, class_names, keypoint_names))
+    write_label_studio_tasks(paths.label_studio_tasks, kind, names, scores, class_names,
+                             predictions=predictions, keypoint_names=keypoint_names,
+                             image_url_prefix=image_url_prefix, model_version=model_version)
+    return paths

@@ -1,0 +1,245 @@
+"""The static report: thumbnails, the class histogram, the t-SNE map, the page and its files,
+and the command line that builds it for a run folder."""
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from active_learning.files.proposals import ImagePrediction
+from active_learning.reports.html import (
+    ChosenImage,
+    Selection,
+    class_counts,
+    main,
+    palette,
+    render_thumbnail,
+    subsample_points,
+    tsne_coordinates,
+    write_report,
+)
+from report_fixtures import CLASSES, make_run_folder, round_selection, write_round_report
+
+
+class PageParser(HTMLParser):
+    """Collects the page's image sources, link targets, grid cards and table rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.cards, self.scripts, self.styles = [], [], [], [], []
+        self.text = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "a":
+            self.links.append(attrs["href"])
+        elif tag == "figure":
+            self.cards.append(attrs)
+        elif tag == "script":
+            self.scripts.append(attrs.get("src"))
+        elif tag == "link" and attrs.get("rel") == "stylesheet":
+            self.styles.append(attrs["href"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(index: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(index.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_the_map_keeps_every_chosen_point_and_the_others_in_proportion():
+    status = np.array(["chosen"] * 30 + ["labeled"] * 300 + ["unlabeled"] * 900)
+    kept = subsample_points(status, max_points=230, seed=1)
+    assert len(kept) == 230 and np.all(np.diff(kept) > 0)
+    assert (status[kept] == "chosen").sum() == 30
+    assert (status[kept] == "labeled").sum() == 50          # 200 x 300 / 1200
+    assert (status[kept] == "unlabeled").sum() == 150
+    np.testing.assert_array_equal(kept, subsample_points(status, 230, seed=1))
+    assert len(subsample_points(status, 10_000)) == len(status)
+    assert set(status[subsample_points(status, 12)]) == {"chosen"}
+
+
+def test_class_counts_by_hand():
+    classes = np.array([0, 1, 1, 2, -1, 2, 0, 1])
+    status = np.array(["labeled", "labeled", "chosen", "chosen", "chosen", "unlabeled", "labeled",
+                       "labeled"])
+    counts = class_counts(classes, status, 3)
+    np.testing.assert_array_equal(counts["labeled"], [2, 2, 0])
+    np.testing.assert_array_equal(counts["chosen"], [0, 1, 1])
+
+
+def test_a_box_is_drawn_in_its_class_colour_where_it_is():
+    black = np.zeros((100, 200, 3), dtype=np.uint8)
+    prediction = ImagePrediction(400, 200, boxes=np.array([[40.0, 40.0, 200.0, 160.0]]),
+                                 labels=np.array([1]))
+    # The prediction is in pixels of a 400 x 200 image; the file is 200 x 100: half the scale.
+    picture = np.asarray(render_thumbnail(black, prediction=prediction, class_names=CLASSES,
+                                          max_side=200))
+    colour = palette(3)[1]
+    assert tuple(picture[50, 20]) == colour                  # left edge at x = 40 / 2
+    assert tuple(picture[50, 100]) == colour                 # right edge at x = 200 / 2
+    assert tuple(picture[50, 60]) == (0, 0, 0)               # inside stays as it was
+    assert tuple(picture[50, 150]) == (0, 0, 0)
+
+
+def test_a_mask_shades_each_class_and_leaves_the_ignore_label():
+    grey = np.full((20, 20, 3), 100, dtype=np.uint8)
+    mask = np.full((20, 20), 255)
+    mask[:, :10] = 2
+    picture = np.asarray(render_thumbnail(grey, prediction=ImagePrediction(20, 20, mask=mask),
+                                          class_names=CLASSES, max_side=20)).astype(int)
+    expected = np.round(0.55 * 100 + 0.45 * np.array(palette(3)[2]))
+    np.testing.assert_allclose(picture[5, 5], expected, atol=1)
+    assert tuple(picture[5, 15]) == (100, 100, 100)
+
+
+def test_chosen_superpixels_are_coloured_and_the_rest_dimmed():
+    grey = np.full((20, 40, 3), 200, dtype=np.uint8)
+    region_map = np.repeat(np.arange(4)[None, :], 10, axis=1).repeat(20, axis=0)   # 4 columns
+    picture = np.asarray(render_thumbnail(grey, region_map=region_map, regions=np.array([1, 3]),
+                                          region_scores=np.array([1.0, 0.0]), max_side=40))
+    inside_high, inside_low, other = picture[10, 15], picture[10, 35], picture[10, 5]
+    assert tuple(other) == (140, 140, 140)                   # 0.7 x 200: not chosen
+    assert not np.array_equal(inside_high, inside_low)       # the score sets the colour
+    assert tuple(picture[10, 10]) == (51, 255, 51)           # a chosen region's border: green
+
+
+def test_region_borders_are_skimages_thick_boundaries():
+    segmentation = pytest.importorskip("skimage.segmentation")
+    from active_learning.reports.html import _region_boundaries
+
+    region_map = np.random.default_rng(0).integers(0, 4, (30, 40))
+    region_map[5:20, 5:30] = 9
+    np.testing.assert_array_equal(_region_boundaries(region_map),
+                                  segmentation.find_boundaries(region_map, connectivity=1,
+                                                               mode="thick"))
+
+
+def test_keypoints_and_limbs_are_drawn():
+    black = np.zeros((50, 50, 3), dtype=np.uint8)
+    points = np.array([[[10.0, 10.0, 0.9], [40.0, 10.0, 0.9], [25.0, 40.0, 0.1]]])
+    picture = np.asarray(render_thumbnail(black, prediction=ImagePrediction(50, 50, keypoints=points),
+                                          skeleton=[(0, 1), (1, 2)], max_side=50))
+    assert tuple(picture[10, 25]) == palette(2)[0]           # the limb 0-1
+    assert picture[10, 10, 0] > 200                          # a joint: red
+    assert tuple(picture[30, 28]) == (0, 0, 0)               # no limb to the unsure joint 2
+
+
+def test_tsne_keeps_two_clusters_apart():
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    points = np.r_[rng.normal(0, 1, (25, 60)), rng.normal(8, 1, (25, 60))]    # D > 50: PCA first
+    coordinates = tsne_coordinates(points, seed=0)
+    assert coordinates.shape == (50, 2)
+    group = np.r_[np.zeros(25), np.ones(25)]
+    distances = np.linalg.norm(coordinates[:, None] - coordinates[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    assert (group[distances.argmin(axis=1)] == group).all()  # each point's neighbour: its group
+    np.testing.assert_allclose(coordinates, tsne_coordinates(points, seed=0))
+    assert tsne_coordinates(points[:4]).shape == (4, 2)
+
+
+def test_the_round_page_and_every_file_it_names(tmp_path):
+    pytest.importorskip("sklearn")
+    index = write_round_report(tmp_path)
+    page = parse(index)
+    folder = index.parent
+    assert page.styles == ["assets/report.css"] and page.scripts == ["assets/report.js"]
+    for source in page.images + page.styles + [s for s in page.scripts if s]:
+        assert (folder / unquote(source)).is_file(), source
+    for target in page.links:
+        assert (folder / unquote(target)).exists(), target
+    # Five thumbnails (one item has no image), in the given order, each with rank and score.
+    assert [card["data-name"] for card in page.cards] == ["det/a <1>.jpg", "pose.png", "seg.png",
+                                                          "sp.png", "cls.png"]
+    assert [float(card["data-score"]) for card in page.cards] == [0.9, 0.3, 0.7, 0.5, 0.1]
+    assert [card["data-rank"] for card in page.cards] == ["1", "2", "3", "4", "5"]
+    for name in ("learning_curve.png", "s00_classes.png", "s00_map.png"):
+        assert f"img/{name}" in page.images
+    with Image.open(folder / "img" / "s00_00001.jpg") as thumbnail:
+        assert max(thumbnail.size) == 320
+    text = "".join(page.text)
+    assert "a round <2>" in text and "bird <&>" in text      # names reach the page as text
+    assert "<2>" not in index.read_text().replace("&lt;2&gt;", "")   # ... escaped
+    assert "predicted: dog (0.60)" in text and "2 superpixel(s) chosen" in text
+    assert "no image.png" in text                            # listed in the table
+
+
+def test_thumbnails_are_capped_and_the_table_lists_all(tmp_path):
+    images = tmp_path / "images"
+    selection = round_selection(images)
+    selection.embedding_map = None
+    index = write_report(tmp_path / "r", title="t", selections=[selection], max_thumbnails=2,
+                         class_names=CLASSES)
+    page = parse(index)
+    assert len(page.cards) == 2 and "the first 2 of 6 by rank" in "".join(page.text)
+    assert "cls.png" in "".join(page.text)
+
+
+def test_a_folded_section_and_a_picture_shown_as_it_is(tmp_path):
+    picture = tmp_path / "selection.png"
+    Image.new("RGB", (30, 20), "red").save(picture)
+    index = write_report(tmp_path / "r", title="t", selections=[
+        Selection("cycle 00", chosen=[ChosenImage("a.png", 1.0)], pictures=[picture], open=False)])
+    html = index.read_text()
+    assert "<details><summary>cycle 00</summary>" in html
+    copied = index.parent / "img" / "s00_picture0.png"
+    assert copied.read_bytes() == picture.read_bytes()
+
+
+def test_the_command_line_builds_the_page_of_a_run_folder(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    images = tmp_path / "pool"
+    run = make_run_folder(tmp_path / "runs", images)
+    assert main([str(run), "--images", str(images), "--max-map-points", "30"]) == 0
+    index = run / "report" / "index.html"
+    assert capsys.readouterr().out.strip() == f"wrote {index}"
+    page = parse(index)
+    for source in page.images:
+        assert (index.parent / unquote(source)).is_file(), source
+    hrefs = {unquote(target) for target in page.links}
+    assert {"../metrics.csv", "../args.json", "../priorities/cycle_00.csv",
+            "../regions/cycle_01.csv"} <= hrefs
+    # Each cycle's two images, drawn with their chosen superpixels; the CSV values as scores.
+    assert [card["data-name"] for card in page.cards] == ["img0_0.png", "img0_1.png",
+                                                          "img1_0.png", "img1_1.png"]
+    assert [float(card["data-score"]) for card in page.cards[:2]] == [0.8, 0.4]
+    text = "".join(page.text)
+    assert "2 superpixel(s) chosen" in text and "1 superpixel(s) chosen" in text
+    assert "img/s01_map.png" in page.images and "img/s01_classes.png" in page.images
+    assert "img/learning_curve.png" in page.images
+    assert "entropy" in text and "miou" in text
+    assert "<details><summary>cycle 00" in index.read_text()     # older cycles folded
+
+
+def test_without_images_the_run_pictures_are_shown(tmp_path):
+    run = make_run_folder(tmp_path / "runs", tmp_path / "pool")
+    (run / "embeddings" / "cycle_01.npz").unlink()
+    out = tmp_path / "elsewhere"
+    assert main([str(run), "--output", str(out)]) == 0
+    page = parse(out / "index.html")
+    assert not page.cards
+    assert {"img/s00_picture0.png", "img/s01_picture0.png"} <= set(page.images)
+    assert "../runs/segmentation/toy/entropy/seed0/metrics.csv" in {unquote(t) for t in page.links}
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a run folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "report").exists()
+
+
+def test_class_counts_must_match_the_class_names(tmp_path):
+    selection = Selection("r", class_counts={"labeled": [1, 2]})
+    with pytest.raises(ValueError, match="have 2 entries for 3 classes"):
+        write_report(tmp_path / "r", title="t", selections=[selection], class_names=CLASSES)
