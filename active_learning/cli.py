@@ -90,6 +90,8 @@ class BuiltTask:
     n_labeled: int = 0
     record: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    predict: Callable[[str], Any] | None = None   # round mode: image name -> the model's
+                                                  # files.proposals.ImagePrediction (or None)
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,9 @@ class TaskCommand:
         loop_fields: ``args -> LoopConfig fields`` of the task's own flags (pose's
             ``unit_reduction``).
         after_labeling: what rank mode tells the user to do with the CSV.
-        read_round_labels: ``train.py round``: ``args -> rounds.RoundLabels``, the export of
-            ``--labels`` read against ``--images``. None: the task has no round mode yet.
-        build_round: ``(args, labels, candidates) -> BuiltTask`` whose pool is the labeled
-            images (in ``labels.targets``' order) followed by the candidate images.
+        build_round: ``train.py round``: ``(args, labels, candidates) -> BuiltTask`` whose pool
+            is the labeled images (``labels.Labels.targets``, in order) followed by the
+            candidate images. None: the task has no round mode yet.
     """
 
     name: str
@@ -144,7 +145,6 @@ class TaskCommand:
     check: Callable[[argparse.Namespace], None] | None = None
     loop_fields: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
     after_labeling: str = "label the selected images, add them to the labeled data, and run again"
-    read_round_labels: Callable[[argparse.Namespace], Any] | None = None
     build_round: Callable[[argparse.Namespace, Any, list[str]], BuiltTask] | None = None
 
     @property
@@ -844,11 +844,11 @@ def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
     from active_learning.loop.runner import run_active_learning
 
     with cli_errors():
-        if command.read_round_labels is None or command.build_round is None:
+        if command.build_round is None:
             raise ConfigError(f"the {command.name} task has no round mode yet")
         args = parse_args(command, argv, round_mode=True)
     set_threads(args)
-    read_labels, build_round = command.read_round_labels, command.build_round
+    build_round = command.build_round
 
     def run_cycle(built: BuiltTask, round_: Any, n_labeled: int) -> Path:
         device = resolve_device(args.device)
@@ -868,8 +868,7 @@ def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
         return round_.run_dir
 
     with cli_errors(resumable=Path(args.workspace)):
-        round_ = rounds.run_round(command.name, args, read_labels, build_round, run_cycle,
-                                  rounds.write_proposals)
+        round_ = rounds.run_round(command.name, args, build_round, run_cycle)
     return round_.folder
 
 

@@ -17,37 +17,16 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from active_learning.errors import ConfigError, DataError
-from active_learning.loop.workspace import Round, Workspace, checksum
+from active_learning.loop.workspace import Round, Workspace
 
-__all__ = ["RoundLabels", "add_round_flags", "candidates_for_round", "find_images", "round_budget",
+__all__ = ["add_round_flags", "candidates_for_round", "find_images", "round_budget",
            "run_round", "write_proposals"]
 
 logger = logging.getLogger("active_learning")
-
-
-@dataclass
-class RoundLabels:
-    """What an export says, in the terms a round needs.
-
-    Attributes:
-        targets: image name (its path relative to ``--images``, with ``/``) -> the task's
-            target for it, in the form the task's ``build_round`` reads.
-        categories: the category names in the order the targets' class indices use; None for
-            a task without categories.
-        files: the export's files (what the round's checksum covers and copies).
-        source: how to name the export in messages.
-    """
-
-    targets: dict[str, Any]
-    categories: list[str] | None
-    files: list[Path]
-    source: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -99,29 +78,31 @@ def candidates_for_round(images: Sequence[str], labeled: set[str], out_for_label
 
 
 def run_round(task: str, args: argparse.Namespace,
-              read_labels: Callable[[argparse.Namespace], RoundLabels],
-              build_round: Callable[[argparse.Namespace, RoundLabels, list[str]], Any],
-              run_cycle: Callable[[Any, Round, int], Path],
-              write_proposals: Callable[[Round, Path, Any], list[str]]) -> Round:
+              build_round: Callable[[argparse.Namespace, Any, list[str]], Any],
+              run_cycle: Callable[[Any, Round, int], Path]) -> Round:
     """One round (see the module doc); returns it, done.
 
-    ``read_labels(args)`` reads the export; ``build_round(args, labels, candidates)`` the task
+    The export is read with ``labels.read_labels`` (its categories matched to the workspace's
+    by name); ``build_round(args, labels, candidates)`` builds the task
     (a ``BuiltTask`` whose pool is the labeled images, in ``labels.targets``' order, then the
     candidates); ``run_cycle(built, round, n_labeled)`` trains and scores in ``round.run_dir``
-    and returns it; ``write_proposals(round, run_dir, built)`` writes the proposals and returns
-    their names, best first.
+    and returns it. The proposals are written from its priority CSV (``write_proposals``), with
+    the model's pre-annotations where the built task has a ``predict(name)``.
     """
     workspace = Workspace(args.workspace, task)
     images_dir = Path(args.images)
     images = find_images(images_dir)
-    labels = read_labels(args)
+    from active_learning.labels import read_labels
+
+    labels = read_labels(task, args.labels, images_dir, workspace.categories,
+                         labels_format=args.labels_format)
     unknown = sorted(set(labels.targets) - set(images))
-    if unknown:
+    if unknown:   # read_labels checks against --images; this guards the names' spelling
         raise DataError(f"{labels.source}: {len(unknown)} labeled image(s) are not under "
                         f"--images {images_dir}, e.g. {unknown[0]}")
     if not labels.targets:
         raise DataError(f"{labels.source}: no labeled image; label some in the tool first")
-    round_ = workspace.round_for(checksum(labels.files), labels.categories, labels.files,
+    round_ = workspace.round_for(labels.checksum, labels.categories, labels.files,
                                  labels.source)
     if round_.done:
         logger.info("round %d read these labels already: its %d proposals are in %s; label "
@@ -148,7 +129,8 @@ def run_round(task: str, args: argparse.Namespace,
                         "weights are used", round_.number)
     built = build_round(args, labels, candidates)
     run_dir = run_cycle(built, round_, len(labels.targets))
-    proposed = write_proposals(round_, run_dir, built)
+    proposed = write_proposals(round_, run_dir, task, images_dir, labels.categories,
+                               getattr(built, "predict", None))
     workspace.finish(round_, proposed, len(labels.targets))
     logger.info("round %d: %d proposals in %s", round_.number, len(proposed),
                 round_.proposals_dir)
@@ -177,19 +159,31 @@ def previous_model(workspace_dir: Path, round_: Round) -> Path | None:
     return path if path.exists() else None
 
 
-def write_proposals(round_: Round, run_dir: Path, built: Any) -> list[str]:
-    """The round's proposals, in the formats annotation tools import, from the run's priority
-    CSV (best first): ``proposals/priority.csv`` (``name,entropy_value``, SuperAnnotate's
-    priority scores) and ``proposals/order.txt`` (one name per line, for a tool that takes an
-    order, e.g. CVAT's predefined sorting). Returns the names, best first."""
-    from active_learning.files.atomic import atomic_write_text
+def write_proposals(round_: Round, run_dir: Path, kind: str, images_dir: Path,
+                    class_names: Sequence[str], predict: Callable[[str], Any] | None = None
+                    ) -> list[str]:
+    """The round's proposals, from the run's priority CSV (best first), in the formats
+    annotation tools import (``files/proposals.py``: ``priority.csv`` for SuperAnnotate,
+    ``order.txt``, Label Studio's tasks and labeling config, with ``predict(name)``'s
+    pre-annotations where the task gives them), and the round's page
+    (``proposals/report/index.html``). Returns the names, best first."""
     from active_learning.files.export import read_entropies_csv
+    from active_learning.files.proposals import write_proposals as write_files
+    from active_learning.reports.html import ChosenImage, Selection, write_report
 
     chosen = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
-    folder = round_.proposals_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "priority.csv",
-                      (run_dir / "priorities" / "cycle_00.csv").read_text(encoding="utf-8"))
     names = [name for name, _ in chosen]
-    atomic_write_text(folder / "order.txt", "".join(f"{name}\n" for name in names))
+    scores = [score for _, score in chosen]
+    files = write_files(round_.proposals_dir, kind, names, scores, class_names,
+                        predictions=predict)
+    folder = round_.proposals_dir / "report"
+    shown = [ChosenImage(name, score, image=images_dir / name,
+                         prediction=predict(name) if predict is not None else None)
+             for name, score in chosen[:120]]
+    links = {"priority CSV": files.priority_csv, "order": files.order,
+             "Label Studio tasks": files.label_studio_tasks,
+             "Label Studio labeling config": files.label_studio_config}
+    write_report(folder, title=f"Round {round_.number}: {len(names)} images to label next",
+                 selections=[Selection(f"Round {round_.number}", chosen=shown)], links=links,
+                 class_names=class_names)
     return names

@@ -45,7 +45,7 @@ import gzip
 import os
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -656,6 +656,36 @@ def with_unlabeled(data: ClassificationData, unlabeled: ImageFileDataset,
         names=list(data.names) + list(names),
         targets=np.concatenate([data.targets, unlabeled.targets]),
     )
+
+
+def load_round_data(images_dir: str | os.PathLike, labeled: Sequence[tuple[str, int]],
+                    candidates: Sequence[str], class_names: Sequence[str], *,
+                    image_size: int = 32) -> ClassificationData:
+    """A labeling round's pool: the ``labeled`` images (name under ``images_dir``, class index
+    into ``class_names``), then the ``candidates`` to rank (``UNLABELED_TARGET``); no test set.
+
+    Images are resized to ``image_size`` and normalised as ``load_image_folder`` does; the
+    labeled images' training view is augmented, the candidates never are. Names are the paths
+    under ``images_dir``.
+    """
+    _check_image_size(image_size)
+    root = Path(images_dir)
+    eval_tf = _folder_eval_transform(image_size)
+    train_tf = make_transform(image_size, IMAGENET_MEAN, IMAGENET_STD,
+                              crop_padding=max(1, image_size // 8), flip=True)
+    labeled_samples = [(str(root / name), int(label)) for name, label in labeled]
+    unlabeled = ImageFileDataset([(str(root / name), UNLABELED_TARGET) for name in candidates],
+                                 image_size, eval_tf)
+    return ClassificationData(
+        train=ConcatDataset([ImageFileDataset(labeled_samples, image_size, train_tf), unlabeled]),
+        train_eval=ConcatDataset([ImageFileDataset(labeled_samples, image_size, eval_tf),
+                                  unlabeled]),
+        test=ImageFileDataset([], image_size, eval_tf),
+        num_classes=len(class_names), in_channels=3, image_size=image_size,
+        names=[name for name, _ in labeled] + list(candidates),
+        targets=np.concatenate([np.array([label for _, label in labeled_samples],
+                                         dtype=np.int64), unlabeled.targets]),
+        class_names=list(class_names))
 
 
 # --------------------------------------------------------------------------------------------------

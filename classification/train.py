@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -105,11 +106,27 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
     return cli.BuiltTask(task, dataset=args.dataset, summary=summary, n_labeled=n_labeled)
 
 
+def build_round(args: argparse.Namespace, labels: Any, candidates: list[str]) -> cli.BuiltTask:
+    """``train.py round``: the labeled images of the export, then the candidates to rank."""
+    from .data import load_round_data
+
+    data = load_round_data(args.images, list(labels.targets.items()), candidates,
+                           labels.categories, image_size=args.image_size)
+    task = ClassificationTask(data, width=args.width, dropout=args.dropout, lr=args.lr,
+                              momentum=args.momentum, weight_decay=args.weight_decay,
+                              milestones=args.milestones, weights_path=args.weights)
+    summary = (f"{len(labels.targets)} labeled images in {len(labels.categories)} classes, "
+               f"{len(candidates)} to rank")
+    return cli.BuiltTask(task, dataset="round", summary=summary, n_labeled=len(labels.targets),
+                         record={"class_names": list(labels.categories)})
+
+
 COMMAND = cli.TaskCommand(
     name="classification", description=__doc__.split("\n\n")[0],
     output_kind=CLASS_DISTRIBUTIONS, add_arguments=add_arguments, build=build, check=check,
     presets=PRESETS, dropout=0.0, mc_dropout=0.3,
-    after_labeling="label the selected images, move them into train/<class>/, and run again")
+    after_labeling="label the selected images, move them into train/<class>/, and run again",
+    build_round=build_round)
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

@@ -24,7 +24,6 @@ interrupted round leaves the entry ``"status": "running"`` and resumes from its 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -35,24 +34,10 @@ from typing import Any
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.atomic import atomic_write_text
 
-__all__ = ["Round", "Workspace", "checksum"]
+__all__ = ["Round", "Workspace"]
 
 WORKSPACE_FILE = "workspace.json"
 RUNNING, DONE = "running", "done"
-
-
-def checksum(paths: Iterable[Path]) -> str:
-    """sha256 of the files' contents and their names relative to their common folder, in name
-    order: what identifies the labels a round read (a folder export is many files)."""
-    files = sorted(Path(path) for path in paths)
-    if not files:
-        return hashlib.sha256(b"").hexdigest()
-    root = files[0].parent if len(files) == 1 else Path(_common_folder(files))
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _common_folder(files: Sequence[Path]) -> str:
