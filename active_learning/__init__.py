@@ -13,6 +13,7 @@ Strategies
 Files and state
     write_entropies_csv                -- the priority CSV annotation platforms import
     PoolState                          -- which unit was labeled in which cycle
+    read_labels, Labels                -- an annotation tool's export read as a task's labels
 Errors
     UserError, ConfigError, DataError, WeightsError, RunMismatchError
 
@@ -44,6 +45,8 @@ _EXPORTS = {
     "LossPredictionLoss": "strategies.loss_prediction",
     "DiscriminativeActiveLearning": "strategies.discriminative",
     "write_entropies_csv": "files.export",
+    "read_labels": "labels",
+    "Labels": "labels",
     "UserError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",

@@ -55,6 +55,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
 from active_learning.errors import DataError
+from active_learning.labels import Labels
 
 DATASETS = ("cifar10", "fashion_mnist", "image_folder", "digits")
 CSV_NAME_STYLES = ("filename", "relpath")
@@ -717,3 +718,10 @@ def load_digits_data(*, augment: bool = True) -> ClassificationData:
     return ClassificationData(*views, num_classes=10, in_channels=1, image_size=8,
                               names=index_names(len(train_targets)), targets=train_targets,
                               class_names=[str(c) for c in bunch.target_names])
+
+
+def samples_from_labels(labels: Labels) -> list[tuple[str, int]]:
+    """A round's labeled images (``active_learning.labels.read_labels`` for classification) as
+    :class:`ImageFileDataset` samples ``(path, class index into labels.categories)``, in the
+    labels' order."""
+    return [(str(labels.images_dir / name), int(label)) for name, label in labels.targets.items()]

@@ -1,21 +1,26 @@
 """COCO person keypoints on disk, read with pycocotools: images, persons, person-box files.
 
-Layout (as HRNet's ``data/coco``; ``--dataDir`` / ``--dataset-root`` is that folder)::
+Layout (``--dataDir`` / ``--dataset-root`` is the folder holding ``annotations/``), HRNet's
+``data/coco`` or the official download::
 
     annotations/person_keypoints_{train,val}2017.json
-    images/{train,val}2017/000000391895.jpg
+    images/{train,val}2017/000000391895.jpg       (HRNet)
+    {train,val}2017/000000391895.jpg              (cocodataset.org's zips, unpacked beside)
 
 A training sample is a **person** (one annotation with its box and 17 keypoints); the unit an
 annotator labels is the **image** (``PoseData.unit_of_sample``).
 
-What stops a run (``DataError``, exit 2, naming the file and the annotation) and what is skipped:
+Each annotation is checked and its box cleaned by ``active_learning.labels.keypoints`` (shared
+with the reader of annotation tools' COCO exports), as HRNet's
+``_load_coco_keypoint_annotation_kernal`` does. What stops a run (``DataError``, exit 2, naming
+the file and the annotation) and what is skipped:
 
 * stops: an annotation file that is missing or not JSON, one without the keypoint fields (a
   detection or caption file), a keypoint array whose length is not 3 x 17, an image the file
   references that is missing on disk (and, in ``PoseTask.check_files``, one that cannot be read);
-* boxes are sanitised as HRNet's ``_load_coco_keypoint_annotation_kernal`` does (see
-  :func:`clean_box`): the top-left corner clipped to the image, the box then ``w - 1`` by ``h - 1``
-  pixels from there, clipped to the last pixel;
+* boxes are sanitised as HRNet does (see ``labels.keypoints.clean_box``): the top-left corner
+  clipped to the image, the box then ``w - 1`` by ``h - 1`` pixels from there, clipped to the
+  last pixel;
 * skipped with one warning per file, as HRNet skips them: crowd annotations, persons whose
   annotation ``area`` is 0 and persons whose box lies outside the image (plus boxes of neither
   width nor height, which HRNet cannot crop either);
@@ -24,11 +29,8 @@ What stops a run (``DataError``, exit 2, naming the file and the annotation) and
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +39,10 @@ import numpy as np
 
 from active_learning.errors import DataError
 from active_learning.files.images import find_images
+from active_learning.labels import Labels
+from active_learning.labels.coco import load_coco
+from active_learning.labels.keypoints import SKIP_REASONS, PersonLabel, person_label
 
-NUM_JOINTS = 17
-COCO_KEYPOINT_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-                       "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                       "left_hip", "right_hip", "left_knee", "right_knee",
-                       "left_ankle", "right_ankle")
 # COCO's skeleton: 1-based joint pairs, as in person_keypoints_*.json.
 COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
                  (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
@@ -94,60 +94,28 @@ class PoseData:
                         self.coco)
 
 
-def load_coco(annotation_file: str | Path):
-    """pycocotools' COCO of ``annotation_file`` (its progress prints silenced); DataError if bad."""
-    from pycocotools.coco import COCO
-
-    path = Path(annotation_file)
-    if not path.is_file():
-        raise DataError(f"annotation file not found: {path}")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path} is not a JSON annotation file: {error}") from None
-    except (KeyError, TypeError, AttributeError) as error:
-        raise DataError(f"{path} is not in the COCO format (missing {error})") from None
-
-
-def clean_box(box: Sequence[float], width: float | None,
-              height: float | None) -> tuple[float, float, float, float] | None:
-    """A person box (x, y, w, h) clipped to a ``width`` x ``height`` image, as HRNet sanitises
-    boxes (deep-high-resolution-net.pytorch, lib/dataset/coco.py
-    ``_load_coco_keypoint_annotation_kernal``):
-    ``x1 = max(0, x)``, ``x2 = min(width - 1, x1 + max(0, w - 1))`` (the same for y), kept as
-    ``(x1, y1, x2 - x1, y2 - y1)`` when ``x2 >= x1`` and ``y2 >= y1``; None otherwise (the box lies
-    right of or below the image) or when it has neither width nor height left (a crop of size 0).
-
-    As in HRNet, ``x2`` counts from the *clipped* ``x1``: a box reaching left of the image keeps its
-    width, moved right. An unknown image size (None) leaves that side unclipped.
-    """
-    x, y, w, h = (float(v) for v in box)
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2, y2 = x1 + max(0.0, w - 1), y1 + max(0.0, h - 1)
-    if width is not None:
-        x2 = min(float(width) - 1, x2)
-    if height is not None:
-        y2 = min(float(height) - 1, y2)
-    if x2 < x1 or y2 < y1 or (x2 == x1 and y2 == y1):
-        return None
-    return x1, y1, x2 - x1, y2 - y1
-
-
 def read_split(root: str | Path, split: str, *, image_folder: str | Path | None = None) -> PoseData:
     """The persons of ``<root>/annotations/person_keypoints_<split>.json`` and their images.
 
-    Images come from ``image_folder`` (default ``<root>/images/<split>``); only images holding a
-    kept person are listed.
+    Images come from ``image_folder``; by default from ``<root>/images/<split>`` (HRNet's
+    layout) or, when that folder does not exist and ``<root>/<split>`` does, from there (the
+    official download's). Only images holding a kept person are listed.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"dataset folder not found: {root} (expected annotations/ "
                         "and images/ as in COCO)")
     annotation_file = root / "annotations" / f"person_keypoints_{split}.json"
-    folder = Path(image_folder) if image_folder else root / "images" / split
+    folder = Path(image_folder) if image_folder else image_folder_of(root, split)
     coco = load_coco(annotation_file)
     return persons_of(coco, annotation_file, folder)
+
+
+def image_folder_of(root: Path, split: str) -> Path:
+    """Where a split's images are: HRNet's ``images/<split>``, else the official download's
+    ``<split>`` beside ``annotations/`` (HRNet's when neither exists, for the message)."""
+    hrnet, official = root / "images" / split, root / split
+    return official if not hrnet.is_dir() and official.is_dir() else hrnet
 
 
 def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
@@ -159,47 +127,27 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
     images: list[PoseImage] = []
     position: dict[int, int] = {}
     persons: list[Person] = []
-    skipped = {"crowd": 0, "zero area": 0, "box outside the image": 0}
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
     for note in coco.dataset["annotations"]:
         if note.get("category_id") not in person_ids:
             continue
         where = f"{annotation_file}: annotation {note.get('id')}"
-        if "keypoints" not in note:
-            raise DataError(f"{where} has no 'keypoints': {annotation_file.name} is not a person "
-                            "keypoints file (use annotations/person_keypoints_*.json)")
-        keypoints = np.asarray(note["keypoints"], dtype=np.float32).reshape(-1)
-        if keypoints.size != 3 * NUM_JOINTS:
-            raise DataError(f"{where} has {keypoints.size} keypoint values, expected "
-                            f"{3 * NUM_JOINTS} (x, y, v for the {NUM_JOINTS} COCO joints)")
-        keypoints = keypoints.reshape(NUM_JOINTS, 3)
-        box = note.get("bbox")
-        if box is None or len(box) != 4:
-            raise DataError(f"{where} has no 'bbox' of 4 numbers")
-        if note.get("iscrowd", 0):
-            skipped["crowd"] += 1
-            continue
-        if float(note.get("area", 1.0)) <= 0:
-            skipped["zero area"] += 1
-            continue
-        image_id = int(note["image_id"])
-        info = coco.imgs.get(image_id)
-        if info is None or "file_name" not in info:
-            raise DataError(f"{where} refers to image {image_id}, which the file does not list")
-        box = clean_box(box, info.get("width"), info.get("height"))
-        if box is None:
-            skipped["box outside the image"] += 1
-            continue
-        if not (keypoints[:, 2] > 0).any():
+        image_id = note.get("image_id")
+        result = person_label(note, coco.imgs.get(image_id), where)
+        if not isinstance(result, PersonLabel):
+            if result is not None:
+                skipped[result] += 1
             continue
         if image_id not in position:
+            info = coco.imgs[image_id]
             path = folder / info["file_name"]
             if not path.is_file():
                 raise DataError(f"image missing: {path} ({annotation_file.name}, image {image_id})")
             position[image_id] = len(images)
             images.append(PoseImage(path, info["file_name"], image_id, info.get("width"),
                                     info.get("height")))
-        persons.append(Person(position[image_id], tuple(float(v) for v in box), keypoints,
-                              int(note["id"])))
+        persons.append(Person(position[image_id], result.box, result.keypoints,
+                              result.annotation_id))
     dropped = {reason: count for reason, count in skipped.items() if count}
     if dropped:
         warnings.warn(f"{annotation_file.name}: skipped "
@@ -209,6 +157,19 @@ def persons_of(coco, annotation_file: Path, folder: Path) -> PoseData:
     if not persons:
         raise DataError(f"{annotation_file} holds no person with a labeled keypoint")
     return PoseData(images, persons, annotation_file, coco)
+
+
+def pose_data_from_labels(labels: Labels) -> PoseData:
+    """A round's labeled images (``active_learning.labels.read_labels`` for
+    human_pose_estimation) and their persons, in the labels' order. The persons were checked
+    and cleaned as :func:`persons_of` does; the images' sizes are their files'."""
+    images, persons = [], []
+    for name, people in labels.targets.items():
+        for person in people:
+            persons.append(Person(len(images), person.box, person.keypoints,
+                                  person.annotation_id))
+        images.append(PoseImage(labels.images_dir / name, name))
+    return PoseData(images, persons)
 
 
 def read_person_boxes(folder: str | Path, boxes_file: str | Path, *,

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .coco import NUM_JOINTS, DataError, PoseData
+from active_learning.labels.keypoints import NUM_JOINTS
+
+from .coco import DataError, PoseData
 from .heatmaps import (
     UPPER_BODY,
     box_to_centre_size,

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .coco import NUM_JOINTS
+from active_learning.labels.keypoints import NUM_JOINTS
 
 # COCO's left/right joint pairs (0-based): eyes, ears, shoulders, elbows, wrists, hips, knees,
 # ankles.

@@ -42,8 +42,7 @@ from torch import nn
 from active_learning.errors import WeightsError
 from active_learning.files.pretrained import PublishedCheckpoint, load_named_state
 from active_learning.files.weights import format_keys, load_state_dict_checked
-
-from .coco import NUM_JOINTS
+from active_learning.labels.keypoints import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 

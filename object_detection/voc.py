@@ -6,9 +6,10 @@ Layout (as the VOCdevkit ships it; ``--dataset_root`` is the folder holding ``VO
     VOC2007/JPEGImages/000005.jpg
     VOC2007/ImageSets/Main/{trainval,test}.txt
 
-Boxes are converted from VOC's 1-based inclusive pixel indices to continuous coordinates
-(x1 - 1, y1 - 1, x2, y2): a box then has VOC's area ``(x2 - x1 + 1) * (y2 - y1 + 1)`` and IoU
-needs no "+1".
+One annotation file is read by ``active_learning.labels.voc.parse_annotation`` (shared with the
+readers of annotation tools' exports): boxes are converted from VOC's 1-based inclusive pixel
+indices to continuous coordinates (x1 - 1, y1 - 1, x2, y2), so a box has VOC's area
+``(x2 - x1 + 1) * (y2 - y1 + 1)`` and IoU needs no "+1".
 
 What stops a run (``DataError``, exit 2) and what is skipped with a warning:
 
@@ -24,38 +25,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
-
-import numpy as np
 
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
+from active_learning.labels import Labels
+from active_learning.labels.voc import Annotation, parse_annotation
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
                "sofa", "train", "tvmonitor")
-
-
-@dataclass
-class Annotation:
-    """One image's objects. ``boxes`` float32 [N, 4] continuous (x1, y1, x2, y2) in image pixels;
-    ``labels`` int64 [N] in 1..K (0 is background); ``difficult`` / ``truncated`` bool [N]."""
-
-    filename: str
-    width: int
-    height: int
-    boxes: np.ndarray
-    labels: np.ndarray
-    difficult: np.ndarray
-    truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    poses: list[str] = field(default_factory=list)
-
-    def training_targets(self) -> tuple[np.ndarray, np.ndarray]:
-        """The boxes [M, 4] and labels [M] a detector trains on: the non-difficult objects."""
-        keep = ~self.difficult
-        return self.boxes[keep], self.labels[keep]
 
 
 @dataclass
@@ -78,66 +58,6 @@ def read_class_names(path: str | Path) -> tuple[str, ...]:
     if len(names) < 1 or len(set(names)) != len(names):
         raise DataError(f"{path}: expected unique class names, one per line, got {names}")
     return tuple(names)
-
-
-def _text(node: ElementTree.Element, tag: str, path: Path, default: str | None = None) -> str:
-    child = node.find(tag)
-    if child is None or child.text is None or not child.text.strip():
-        if default is not None:
-            return default
-        raise DataError(f"{path}: <{node.tag}> has no <{tag}>")
-    return child.text.strip()
-
-
-def _number(node: ElementTree.Element, tag: str, path: Path) -> float:
-    text = _text(node, tag, path)
-    try:
-        return float(text)
-    except ValueError:
-        raise DataError(f"{path}: <{tag}> is {text!r}, not a number") from None
-
-
-def parse_annotation(path: str | Path, class_index: dict[str, int]) -> Annotation:
-    """Read one VOC XML. ``class_index`` maps names to labels 1..K; raises
-    DataError naming the file."""
-    path = Path(path)
-    try:
-        root = ElementTree.parse(path).getroot()
-    except (ElementTree.ParseError, OSError) as error:
-        raise DataError(f"cannot parse annotation {path}: {error}") from None
-    size = root.find("size")
-    if size is None:
-        raise DataError(f"{path}: no <size>")
-    width, height = int(_number(size, "width", path)), int(_number(size, "height", path))
-    if width < 1 or height < 1:
-        raise DataError(f"{path}: image size {width}x{height}")
-    boxes, labels, difficult, truncated, poses = [], [], [], [], []
-    for number, node in enumerate(root.iter("object")):
-        name = _text(node, "name", path).strip()
-        if name not in class_index:
-            raise DataError(f"{path}: object {number} has class {name!r}, not one of the "
-                            f"{len(class_index)} classes ({', '.join(list(class_index)[:6])}, ...)")
-        box = node.find("bndbox")
-        if box is None:
-            raise DataError(f"{path}: object {number} ({name}) has no <bndbox>")
-        x1, y1, x2, y2 = (_number(box, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        if x2 < x1 or y2 < y1:
-            raise DataError(f"{path}: object {number} ({name}) has xmax < xmin or ymax < ymin: "
-                            f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
-        if x1 < 1 or y1 < 1 or x2 > width or y2 > height:
-            raise DataError(f"{path}: object {number} ({name}) box ({x1:g}, {y1:g}, {x2:g}, "
-                            f"{y2:g}) leaves the {width}x{height} image (VOC boxes "
-                            "are 1-based, inclusive)")
-        boxes.append((x1 - 1, y1 - 1, x2, y2))
-        labels.append(class_index[name])
-        difficult.append(_text(node, "difficult", path, "0") == "1")
-        truncated.append(_text(node, "truncated", path, "0") == "1")
-        poses.append(_text(node, "pose", path, "Unspecified"))
-    return Annotation(filename=_text(root, "filename", path, f"{path.stem}.jpg"), width=width,
-                      height=height, boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                      labels=np.asarray(labels, dtype=np.int64),
-                      difficult=np.asarray(difficult, dtype=bool),
-                      truncated=np.asarray(truncated, dtype=bool), poses=poses)
 
 
 def parse_image_sets(text: str) -> list[tuple[str, str]]:
@@ -210,3 +130,11 @@ def find_unlabeled(folder: str | Path) -> list[VOCSample]:
     """Every image file under ``folder`` (any depth), named by its path relative to ``folder``."""
     return [VOCSample(image=path, name=path.relative_to(folder).as_posix())
             for path in find_images(folder, DataError)]
+
+
+def samples_from_labels(labels: Labels) -> list[VOCSample]:
+    """A round's labeled images (``active_learning.labels.read_labels`` for object_detection)
+    as samples, in the labels' order: each image under ``labels.images_dir`` with its
+    annotation, named as ``--images`` names it."""
+    return [VOCSample(image=labels.images_dir / name, name=name, annotation=annotation,
+                      image_id=name) for name, annotation in labels.targets.items()]

@@ -7,8 +7,9 @@ Cityscapes (https://www.cityscapes-dataset.com)::
     <root>/gtFine/{train,val}/<city>/<stem>_gtFine_instanceIds.png   16-bit: labelId*1000+k for
                                                                       object instances, labelId else
 
-Label ids become the 19 train ids (255 = ignored) through :data:`LABEL_TO_TRAIN`, the table of
-cityscapesScripts' ``labels.py``.
+Label ids become the 19 train ids (255 = ignored) through ``LABEL_TO_TRAIN``, the table of
+cityscapesScripts' ``labels.py`` (``active_learning.labels.cityscapes``, where the reader of
+annotation tools' exports finds it too).
 
 A plain folder for your own data::
 
@@ -32,24 +33,16 @@ from torch.nn import functional as F
 
 from active_learning.errors import DataError
 from active_learning.files.images import find_images
+from active_learning.labels import Labels
+from active_learning.labels.cityscapes import (
+    CITYSCAPES_IMAGE_SUFFIX,
+    CITYSCAPES_INSTANCE_SUFFIX,
+    CITYSCAPES_LABEL_SUFFIX,
+    IGNORE,
+)
+from active_learning.labels.masks import PngMask, write_label_maps
 
-IGNORE = 255
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit.png"
-CITYSCAPES_LABEL_SUFFIX = "_gtFine_labelIds.png"
-CITYSCAPES_INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
-
-# Cityscapes label id -> train id (cityscapesScripts, labels.py); 255 = not evaluated.
-LABEL_TO_TRAIN = np.full(256, -1, dtype=np.int64)   # -1: not a Cityscapes label id
-LABEL_TO_TRAIN[:34] = IGNORE
-for _label_id, _train_id in {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-                             23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
-                             33: 18}.items():
-    LABEL_TO_TRAIN[_label_id] = _train_id
-
-CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
-                      "truck", "bus", "train", "motorcycle", "bicycle"]
 # The dataset's mean and std of RGB (the values fyu/drn's info.json gives for Cityscapes).
 CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
@@ -78,49 +71,22 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {error}") from None
 
 
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image)
-    except Exception as error:
-        raise DataError(f"cannot read {path}: {error}") from None
-
-
 def read_label(sample: SegmentationSample, data_format: str, image_size: tuple[int, int],
                num_classes: int) -> np.ndarray:
-    """Train ids int64 [H, W] (255 = ignored), checked against the image's size and the table."""
-    raw = _read_png(sample.label)
-    if raw.ndim != 2:
-        raise DataError(f"label map {sample.label} has shape {raw.shape}; expected one channel")
-    if raw.shape != image_size:
-        raise DataError(f"label map {sample.label} is {raw.shape[1]}x{raw.shape[0]} but its image "
-                        f"{sample.image} is {image_size[1]}x{image_size[0]}")
-    if data_format == "cityscapes":
-        train = LABEL_TO_TRAIN[raw.astype(np.int64).clip(0, 255)]
-        if (train < 0).any() or raw.max() > 255:
-            bad = np.unique(raw[train < 0])[:5].tolist()
-            raise DataError(f"label map {sample.label} holds ids outside the Cityscapes table "
-                            f"(0..33): {bad}")
-        return train
-    train = raw.astype(np.int64)
-    bad = (train >= num_classes) & (train != IGNORE)
-    if bad.any():
-        raise DataError(f"mask {sample.label} holds class ids {np.unique(train[bad])[:5].tolist()} "
-                        f"outside 0..{num_classes - 1} (and 255 = ignored)")
-    return train
+    """Train ids int64 [H, W] (255 = ignored), checked against the image's size and the table
+    (a :class:`~active_learning.labels.masks.PngMask` of the format's encoding)."""
+    if sample.label is None:
+        raise DataError(f"{sample.image} has no label map")
+    encoding = "cityscapes" if data_format == "cityscapes" else "class_ids"
+    return PngMask(sample.label, image_size, encoding, num_classes, image=sample.image).train_ids()
 
 
 def read_instances(sample: SegmentationSample, image_size: tuple[int, int]) -> np.ndarray | None:
     """Instance ids int64 [H, W] (0 or a stuff label id: no instance), or None without a file."""
     if sample.instances is None:
         return None
-    raw = _read_png(sample.instances).astype(np.int64)
-    if raw.shape != image_size:
-        raise DataError(f"instance map {sample.instances} is {raw.shape[1]}x{raw.shape[0]} but its "
-                        f"image is {image_size[1]}x{image_size[0]}")
-    return raw
+    return PngMask(sample.instances, image_size, instances=sample.instances,
+                   image=sample.image).instance_ids()
 
 
 def find_samples(root: str | os.PathLike, split: str, data_format: str, *,
@@ -196,6 +162,16 @@ def find_unlabeled(root: str | os.PathLike) -> list[SegmentationSample]:
     files = find_images(root, DataError)
     return [SegmentationSample(path, None, None, path.relative_to(root).as_posix())
             for path in files]
+
+
+def samples_from_labels(labels: Labels, folder: str | os.PathLike) -> list[SegmentationSample]:
+    """A round's labeled images (``active_learning.labels.read_labels`` for segmentation) as
+    samples of the ``folder`` format, in the labels' order: their label maps (and instance maps)
+    written under ``folder`` as class-id PNGs indexing ``labels.categories`` (255 ignored)."""
+    written = write_label_maps(labels.targets, folder, len(labels.categories))
+    return [SegmentationSample(labels.images_dir / name, label.path, label.instances, name,
+                               expected_instances=label.instances)
+            for name, label in written.items()]
 
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

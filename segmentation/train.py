@@ -30,10 +30,10 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 
 from active_learning import cli
 from active_learning.errors import ConfigError
+from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
 from active_learning.strategies import PIXEL_DISTRIBUTIONS, get_strategy
 
 from .data import (
-    CITYSCAPES_CLASSES,
     CITYSCAPES_MEAN,
     CITYSCAPES_STD,
     FORMATS,

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from human_pose_estimation.coco import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES
+from human_pose_estimation.coco import COCO_SKELETON
 
 from .scenes import SceneConfig, _background
 

@@ -38,8 +38,9 @@ def _classification():
 def _segmentation(superpixels: bool = False):
     import tempfile
 
+    from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
     from seg_fixtures import write_tiny_cityscapes
-    from segmentation.data import CITYSCAPES_CLASSES, CITYSCAPES_MEAN, CITYSCAPES_STD, find_samples
+    from segmentation.data import CITYSCAPES_MEAN, CITYSCAPES_STD, find_samples
     from segmentation.task import SegmentationTask
 
     root = write_tiny_cityscapes(Path(tempfile.mkdtemp(prefix="contract_")) / "cs")

@@ -9,12 +9,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def find_images(folder: str | Path, error: type[Exception] = FileNotFoundError,
-                extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+                extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                flag: str = "--unlabeled-dir") -> list[Path]:
     """Every image file under ``folder`` (any depth), sorted; ``error`` if the folder is missing
-    or holds no image (rank mode's ``--unlabeled-dir``)."""
+    or holds no image. ``flag`` names the folder in that message (rank mode's
+    ``--unlabeled-dir``, a round's ``--images``)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise error(f"--unlabeled-dir not found: {folder}")
+        raise error(f"{flag} not found: {folder}")
     images = sorted(path for path in folder.rglob("*") if path.suffix.lower() in extensions)
     if not images:
         raise error(f"no image ({', '.join(extensions)}) under {folder}")

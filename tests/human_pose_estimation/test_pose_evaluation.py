@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from human_pose_estimation.coco import clean_box, read_split
+from active_learning.labels.keypoints import clean_box
+from human_pose_estimation.coco import read_split
 from human_pose_estimation.metrics import OKS_SIGMAS, KeypointEvaluator, oks, oks_nms
 from pose_fixtures import read_json, write_json, write_tiny_coco
 

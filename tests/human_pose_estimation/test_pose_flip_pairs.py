@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES
 from human_pose_estimation import heatmaps as heatmaps_module
 from human_pose_estimation import task as task_module
-from human_pose_estimation.coco import COCO_KEYPOINT_NAMES
 
 # COCO's 17 person keypoints in their annotation order (person_keypoints_*.json "keypoints").
 COCO_ORDER = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from active_learning.errors import WeightsError
-from human_pose_estimation.coco import COCO_SKELETON, NUM_JOINTS
+from active_learning.labels.keypoints import NUM_JOINTS
+from human_pose_estimation.coco import COCO_SKELETON
 from human_pose_estimation.model import build_model
 from synthetic.coco_keypoints import KeypointSceneConfig, annotation, compose_keypoint_scene
 

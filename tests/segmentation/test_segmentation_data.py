@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from active_learning.labels.cityscapes import LABEL_TO_TRAIN
 from seg_fixtures import write_tiny_cityscapes
 from segmentation.data import (
     IGNORE,
-    LABEL_TO_TRAIN,
     DataError,
     find_samples,
     joint_augment,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
 from active_learning.loop.superpixels import save_region_map
-from segmentation.data import CITYSCAPES_CLASSES, IGNORE, SegmentationSample
+from segmentation.data import IGNORE, SegmentationSample
 from segmentation.task import SegmentationTask
 
 X = IGNORE  # short name for the hand-written masks
