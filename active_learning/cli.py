@@ -488,7 +488,7 @@ def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:
         raise ConfigError("--initial-size does not apply with --unlabeled-dir: every labeled "
                           "image is used")
     budget_flag = command.budget_flag(args)
-    if getattr(args, budget_flag) == ALL and args.unlabeled_dir is None:
+    if getattr(args, budget_flag) == ALL and args.unlabeled_dir is None and not args.round:
         raise ConfigError(f"{_flag(budget_flag)} all ranks a folder: it needs --unlabeled-dir")
     if args.dropout is None:
         args.dropout = command.mc_dropout if needs_mc_dropout(args.strategy) else command.dropout
@@ -857,8 +857,7 @@ def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
         config = loop_config(args, device, initial_size=n_labeled, **command.loop_fields(args))
         initial_units = len(draw_initial_units(units, config, initial))
         left = int(units.selectable().sum()) - initial_units
-        default = getattr(args, command.budget_flag(args))
-        budget = rounds.round_budget(args.budget, left if default == ALL else int(default), left)
+        budget = rounds.round_budget(getattr(args, command.budget_flag(args)), left)
         config = dataclasses.replace(config, budget=budget, subset_size=0, cycles=1,
                                      save_checkpoints=True)
         config.validate(int(units.selectable().sum()), n_items=units.n_items,

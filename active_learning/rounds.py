@@ -58,9 +58,6 @@ def add_round_flags(parser: argparse.ArgumentParser) -> None:
                        help="the export's format; auto: from its file name and content")
     group.add_argument("--workspace", required=True, metavar="DIR",
                        help="the loop's folder: one subfolder per round")
-    group.add_argument("--budget", default=None, metavar="N",
-                       help="images to propose (default: --images-per-cycle; 'all' ranks every "
-                            "candidate)")
     group.add_argument("--repropose", action="store_true",
                        help="also propose images an earlier round proposed and that are not "
                             "labeled yet (by default they are out for labeling)")
@@ -137,19 +134,10 @@ def run_round(task: str, args: argparse.Namespace,
     return round_
 
 
-def round_budget(text: str | None, default: int, candidates: int) -> int:
-    """``--budget``: a number (at most the candidates), ``all``, or the default."""
-    if text is None:
-        return min(default, candidates)
-    if text == "all":
-        return candidates
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"--budget takes a number or 'all', got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"--budget must be >= 1, got {value}")
-    return min(value, candidates)
+def round_budget(value: int | str, candidates: int) -> int:
+    """The budget flag's value (``--budget`` / ``--images-per-cycle``: a number or ``all``),
+    at most the candidates: a round proposes what is left when fewer remain."""
+    return candidates if value == "all" else min(int(value), candidates)
 
 
 def previous_model(workspace_dir: Path, round_: Round) -> Path | None:

@@ -659,6 +659,9 @@ def _move_pending(run_dir: Path) -> None:
 def _plot(run: _Run) -> None:
     from active_learning.reports.plots import plot_learning_curve
 
+    if not any(run.adapter.primary_metric in row for row in run.rows):
+        return   # nothing was measured (a labeling round without test labels)
+
     # The run folder's tail (<task>/<dataset>/<strategy>/seed<k>) says what the curve is.
     title = "/".join(run.run_dir.resolve().parts[-4:])
     plot_learning_curve({run.strategy.name: run.rows}, run.run_dir / "learning_curve.png",
