@@ -58,6 +58,8 @@ def test_every_strategy_end_to_end(tmp_path, strategy, digit_names):
     run_dir = main(TINY + ["--strategy", strategy, "--output-dir", str(tmp_path)] + extra)
     assert run_dir == tmp_path / "classification" / "digits" / strategy / "seed0"
     _check_run(run_dir, digit_names)
+    page = (run_dir / "report" / "index.html").read_text()   # the run's page, linking its CSVs
+    assert "priorities/cycle_00.csv" in page and "priorities/cycle_01.csv" in page
 
 
 def test_rerun_resumes_and_extends(tmp_path, digit_names, capsys):
