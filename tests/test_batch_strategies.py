@@ -223,12 +223,18 @@ def test_mean_knn_distances_match_brute_force_in_blocks(monkeypatch):
 # ProbCover
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("delta", [0.3, 0.5, 0.8])
-@pytest.mark.parametrize("max_edges", [1 << 25, 0])    # the kept graph, and recomputed balls
-def test_probcover_matches_scikit_activeml(monkeypatch, delta, max_edges):
+@pytest.mark.parametrize("max_edges, small_blocks", [(1 << 25, False), (0, False), (1 << 25, True),
+                                                     (0, True)])   # kept graph / lazy greedy
+def test_probcover_matches_scikit_activeml(monkeypatch, delta, max_edges, small_blocks):
     import skactiveml.pool._prob_cover as reference
     from skactiveml.pool import ProbCover
 
+    import active_learning.strategies.typicality as typicality
+
     monkeypatch.setattr(reference, "rand_argmax", _first_max)
+    if small_blocks:   # blocks of a few rows and columns: the same picks
+        monkeypatch.setattr(typicality, "_BLOCK_ELEMENTS", 600)
+        monkeypatch.setattr(typicality, "_COLUMN_ROWS", 16)
     x = _mixture(0, [15, 22, 30, 38, 45, 27])
     y = np.full(len(x), np.nan)
     y[:5] = 0
@@ -351,3 +357,37 @@ def test_embedding_strategies_fit_every_task_and_the_others_one_distribution_per
             assert "reads" in strategy_refusal(strategy, kind, SelectionUnits)
         # images that group several samples have no one distribution per image
         assert "per image" in strategy_refusal(strategy, CLASS_DISTRIBUTIONS, GroupedUnits)
+
+
+def test_the_loop_gathers_mc_samples_sample_major_and_hands_them_back_as_t_u_c():
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.selection import _choose, score_candidates
+    from active_learning.strategies import MC_PROBS, Strategy
+    from toy_adapters import ToyClassificationAdapter
+
+    adapter = ToyClassificationAdapter(n_train=30)
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    model.dropout.p = 0.0              # every MC sample is the deterministic prediction
+    config = LoopConfig(strategy="batchbald", mc_samples=3, eval_batch_size=4, progress=False)
+    samples = np.array([29, 3, 17, 8, 0, 21, 12, 5, 26, 14])     # batches of 4, 4, 2
+    computed = score_candidates(adapter, model, None, get_strategy("batchbald"), samples, config,
+                                torch.device("cpu"))
+    inputs = torch.stack([adapter.train_set[i][0] for i in samples])
+    model.eval()
+    with torch.inference_mode():
+        expected = torch.softmax(model(inputs), dim=1)                            # [S, C]
+    assert computed[MC_PROBS].shape == (10, 3, 3)                               # [S, T, C]
+    for t in range(3):
+        torch.testing.assert_close(computed[MC_PROBS][:, t], expected)
+    seen = {}
+
+    def record(inputs, labeled_embeddings, budget, seed):
+        seen["mc_probs"] = inputs[MC_PROBS]
+        return np.arange(budget), np.ones(budget)
+
+    recording = Strategy("recording", frozenset({MC_PROBS}), "records", select_set=record)
+    chosen, _ = _choose(recording, SelectionUnits(30), samples, samples, computed, None, 2, 0,
+                        config)
+    assert seen["mc_probs"].shape == (3, 10, 3) and chosen.tolist() == [29, 3]   # [T, S, C]
+    torch.testing.assert_close(seen["mc_probs"][1], expected)
