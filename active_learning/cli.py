@@ -318,6 +318,12 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
     _add(group, "--dal-sub-queries", type=int, default=None, metavar="K",
          help="discriminative: spend each cycle's budget in K rounds, each with a fresh "
               "discriminator (default: 10)")
+    _add(group, "--probcover-delta", type=float, default=None, metavar="DELTA",
+         help="probcover: ball radius on L2-normalised embeddings, in (0, 2) (default: the "
+              "largest radius whose balls are 95%% pure w.r.t. k-means clusters, as the paper)")
+    _add(group, "--probcover-clusters", type=int, default=None, metavar="K",
+         help="probcover: k-means clusters of that purity, the number of classes "
+              "(default: 10)")
 
 
 def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
@@ -604,21 +610,22 @@ def resolve_device(name: str) -> str:
 
 def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopConfig:
     """The LoopConfig of the parsed flags; ``fields`` override (the rank mode's sizes)."""
-    dal = {name: value for name, value in (("dal_max_epochs", args.dal_max_epochs),
-                                           ("dal_sub_queries", args.dal_sub_queries))
-           if value is not None}
+    # The flags of options only some strategies read (Strategy.config_options), when given.
+    options = {name: getattr(args, name) for name in ("dal_max_epochs", "dal_sub_queries",
+                                                      "probcover_delta", "probcover_clusters")
+               if getattr(args, name) is not None}
     used = {field for _, field in get_strategy(args.strategy).config_options}
-    if set(dal) - used:
+    if set(options) - used:
         # Not an error, like --mc-samples with entropy: a grid passes one set of flags to every
         # strategy. Not recorded either, so that resuming without them is not refused.
-        unused = sorted(set(dal) - used)
+        unused = sorted(set(options) - used)
         readers = [name for name in list_strategies()
                    if set(unused) & {field for _, field in get_strategy(name).config_options}]
         warnings.warn(f"{' and '.join(map(_flag, unused))} only apply to --strategy "
                       f"{' / '.join(readers)}; ignored for {args.strategy}", UserWarning,
                       stacklevel=2)
-        dal = {name: value for name, value in dal.items() if name in used}
-    assert set(dal) <= strategy_option_fields()
+        options = {name: value for name, value in options.items() if name in used}
+    assert set(options) <= strategy_option_fields()
     detach = args.detach_epoch
     if detach is None and args.detach_fraction != PROTOCOL_DEFAULTS["detach_fraction"]:
         detach = int(args.detach_fraction * args.epochs)   # None: LoopConfig's own 60%
@@ -631,7 +638,7 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
         seed=args.seed, device=device, num_workers=args.workers,
         save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress, amp=args.amp,
-        channels_last=args.channels_last, **dal)
+        channels_last=args.channels_last, **options)
     values.update(fields)
     return LoopConfig(**values)
 

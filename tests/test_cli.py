@@ -118,7 +118,7 @@ def test_help_lists_only_the_strategies_the_task_runs():
     start = "--strategy STRATEGY one of: "
     listed = text[text.index(start) + len(start):].split(" (default")[0].split(", ")
     assert listed == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset",
-                      "discriminative"]
+                      "discriminative", "typiclust", "probcover"]
 
 
 @pytest.mark.parametrize("where, message", [

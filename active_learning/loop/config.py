@@ -35,6 +35,9 @@ class LoopConfig:
     reduction: str = "mean"
     dal_max_epochs: int = 500          # discriminative: epochs per sub-query at most (paper: 500)
     dal_sub_queries: int = 10          # discriminative: the budget is spent in this many rounds
+    probcover_delta: float | None = None   # ProbCover's ball radius; None: the purity-based
+                                           # choice (strategies/typicality.py::purity_delta)
+    probcover_clusters: int = 10       # ProbCover: k-means clusters of that choice (the classes)
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -101,6 +104,10 @@ class LoopConfig:
             (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
             (self.dal_sub_queries >= 1,
              f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
+            (self.probcover_delta is None or 0 < self.probcover_delta < float("inf"),
+             f"ProbCover delta must be > 0, got {self.probcover_delta}"),
+            (self.probcover_clusters >= 2,
+             f"ProbCover clusters must be >= 2, got {self.probcover_clusters}"),
             (self.amp in (None, "bf16", "fp16"),
              f"amp must be bf16, fp16 or None, got {self.amp!r}"),
         ]

@@ -147,7 +147,9 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     Returns, for score strategies, ``{"unit_ids": int64 [V], "scores": float64 [V]}``: the units
     the samples belong to and their pooled scores. For set strategies, the needed inputs per
     *sample* as CPU tensors: ``embedding [S, D]``, and for gradient embeddings their factors
-    ``probs [S, C]`` and ``embedding [S, D]`` (BADGE never materialises ``[S, C*D]``).
+    ``probs [S, C]`` and ``embedding [S, D]`` (BADGE never materialises ``[S, C*D]``); MC
+    samples sample-major, ``mc_probs [S, T, C]``, so that every need's rows are its first
+    dimension (shards concatenate on it; :func:`_choose` turns them back to ``[T, S, C]``).
 
     ``store(slots)`` (score strategies) opens the pass's :class:`ScoreStore`: the scores go to
     disk batch by batch, and a pass interrupted before is resumed at its first unscored sample.
@@ -166,7 +168,7 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
 
         sampler = MCDropoutSampler(adapter.mc_dropout_model(model))
     reduction = "none" if units.dense_scores else config.reduction
-    collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: []}
+    collected: dict[str, list[torch.Tensor]] = {EMBEDDING: [], PROBS: [], MC_PROBS: []}
 
     def batches(start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
         """(sample indices [B], what the strategy needs of them) for each batch, in order,
@@ -201,7 +203,10 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
         for _, batch_inputs in batches():
             for need in collected:
                 if need in batch_inputs:
-                    collected[need].append(batch_inputs[need].cpu())
+                    part = batch_inputs[need]
+                    if need == MC_PROBS:   # [T, B, C] -> [B, T, C]: a sample per row
+                        part = part.transpose(0, 1)
+                    collected[need].append(part.cpu())
         return {need: torch.cat(parts) for need, parts in collected.items() if parts}
 
     def scored(start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -383,6 +388,8 @@ def _choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
                                           scores=computed["scores"][keep], seed=select_seed)
     inputs: dict[str, Any] = dict(computed)
     unit_ids = samples
+    if MC_PROBS in computed:   # gathered sample-major ([S, T, C]); strategies read [T, S, C]
+        inputs[MC_PROBS] = computed[MC_PROBS].transpose(0, 1)
     if EMBEDDING in computed:  # one embedding per unit: the mean of its samples'
         unit_ids, pooled = units.unit_rows(samples, computed[EMBEDDING].numpy())
         inputs[EMBEDDING] = torch.as_tensor(pooled, dtype=torch.float32)

@@ -209,6 +209,11 @@ class GroupedUnits(SelectionUnits):
         if GRAD_EMBEDDING in strategy.needs:
             return (f"strategy {strategy.name!r} needs one gradient embedding per image; images "
                     f"that group several {cls.sample_label}s have none (use coreset)")
+        if strategy.is_set_strategy and strategy.needs & {PROBS, MC_PROBS}:
+            # only embeddings are pooled per image: a set choice over distributions would get
+            # one row per sample, not per image
+            return (f"strategy {strategy.name!r} needs one class distribution per image; images "
+                    f"that group several {cls.sample_label}s have none")
         return super().refusal(strategy)
 
     def _pool(self, samples, scores, reduction):

@@ -79,7 +79,8 @@ IGNORED_LOOP_FIELDS = {"strategy", "seed", "cycles", "device", "num_workers", "s
                        "progress", "eval_batch_size", "checkpoint_every", "unit_reduction", "lamda",
                        "margin", "detach_epoch", "loss_pool_size", "loss_width", "mc_samples",
                        "reduction", "initial_size", "budget", "subset_size", "subset_factor",
-                       "epochs", "dal_max_epochs", "dal_sub_queries"}
+                       "epochs", "dal_max_epochs", "dal_sub_queries", "probcover_delta",
+                       "probcover_clusters"}
 IGNORED_TASK_FIELDS = {"csv_names", "data_dir", "output_dir", "download", "workers", "device"}
 FLOAT_SLACK = 1e-12  # so that e.g. 0.701 - 0.700 counts as within a tolerance of 0.001
 

@@ -6,8 +6,8 @@ one batched pass over the candidates. Two kinds exist:
 * score strategies map a batch of model outputs to one score per item (``score_batch``); the
   loop keeps only the ``[N]`` scores, so dense tasks never hold a pool's probability maps;
   ranking is top-k of the scores.
-* set strategies (core-set, BADGE, discriminative) need every candidate's embedding at once and
-  choose a set (``select_set``).
+* set strategies (core-set, BADGE, discriminative, TypiClust, ProbCover, Cluster-Margin,
+  BatchBALD) need every candidate's inputs at once and choose a set (``select_set``).
 """
 from __future__ import annotations
 
@@ -217,6 +217,36 @@ def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **option
     return positions, _rank_scores(len(positions))
 
 
+def _typiclust(inputs, labeled_embeddings, budget: int, seed: int, **options):
+    from active_learning.strategies.typicality import typiclust
+
+    positions, _ = typiclust(labeled_embeddings, inputs[EMBEDDING], budget, seed=seed, **options)
+    return positions, _rank_scores(len(positions))
+
+
+def _probcover(inputs, labeled_embeddings, budget: int, seed: int, **options):
+    from active_learning.strategies.typicality import probcover
+
+    positions, _, _ = probcover(labeled_embeddings, inputs[EMBEDDING], budget, seed=seed,
+                                **options)
+    return positions, _rank_scores(len(positions))
+
+
+def _cluster_margin(inputs, labeled_embeddings, budget: int, seed: int, **options):
+    from active_learning.strategies.cluster_margin import cluster_margin
+
+    positions, _ = cluster_margin(inputs[PROBS], inputs[EMBEDDING], budget, seed=seed, **options)
+    # Rank scores keep the round-robin order: sorting by margin would undo the diversification.
+    return positions, _rank_scores(len(positions))
+
+
+def _batchbald(inputs, labeled_embeddings, budget: int, seed: int, **options):
+    from active_learning.strategies.batchbald import batchbald
+
+    positions, _ = batchbald(inputs[MC_PROBS], budget, seed=seed, **options)
+    return positions, _rank_scores(len(positions))
+
+
 def _build_registry() -> None:
     register_strategy(Strategy("random", frozenset(), "uniformly random items (the baseline)"))
     for name, function, description in (
@@ -276,6 +306,31 @@ def _build_registry() -> None:
                                                   "lr", "unlabeled_ratio", "batch_size"}),
                                config_options=(("max_epochs", "dal_max_epochs"),
                                                ("n_sub_queries", "dal_sub_queries"))))
+    # Batch-aware and typicality strategies: embeddings (every task) or one class distribution
+    # per image (classification).
+    register_strategy(Strategy("typiclust", frozenset({EMBEDDING}),
+                               "TypiClust: the most typical point of the largest uncovered k-means "
+                               "clusters (Hacohen et al. 2022)",
+                               select_set=_typiclust, needs_labeled_embeddings=True,
+                               options=frozenset({"k_neighbors", "max_clusters",
+                                                  "min_cluster_size", "normalize"})))
+    register_strategy(Strategy("probcover", frozenset({EMBEDDING}),
+                               "ProbCover: greedy coverage of delta-balls (Yehuda et al. 2022)",
+                               select_set=_probcover, needs_labeled_embeddings=True,
+                               options=frozenset({"delta", "purity_clusters", "alpha", "deltas",
+                                                  "normalize", "max_edges"}),
+                               config_options=(("delta", "probcover_delta"),
+                                               ("purity_clusters", "probcover_clusters"))))
+    register_strategy(Strategy("cluster_margin", frozenset({PROBS, EMBEDDING}),
+                               "Cluster-Margin: smallest margins, round-robin over HAC clusters "
+                               "(Citovsky et al. 2021)",
+                               select_set=_cluster_margin, reads=frozenset({CLASS_DISTRIBUTIONS}),
+                               options=frozenset({"margin_factor", "cluster_size", "hac_sample"})))
+    register_strategy(Strategy("batchbald", frozenset({MC_PROBS}),
+                               "BatchBALD: greedy joint mutual information over MC-dropout "
+                               "samples (Kirsch et al. 2019)",
+                               select_set=_batchbald, reads=frozenset({CLASS_DISTRIBUTIONS}),
+                               options=frozenset({"joint_samples", "max_exact"})))
 
 
 _build_registry()
@@ -329,7 +384,8 @@ def choose_new_labeled_indices(
             ``probs [U, C, *dense]``, ``mc_probs [T, U, C, *dense]``, ``loss_pred [U]``,
             ``embedding [U, D]``, ``grad_embedding [U, C*D]`` (or, for BADGE, ``probs [U, C]``
             with ``embedding [U, D]``: the factored form). Used when ``scores`` is None.
-        labeled_embeddings: [L, D] embeddings of the labeled items (core-set, discriminative).
+        labeled_embeddings: [L, D] embeddings of the labeled items (core-set, discriminative,
+            TypiClust, ProbCover).
         reduction: how dense scores collapse to one per item: "mean" or "max".
         seed: seeds the random choices (random strategy, BADGE sampling, DAL training).
         options: keyword options of a set strategy, e.g. ``{"max_epochs": 100}`` for

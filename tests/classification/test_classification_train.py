@@ -115,6 +115,21 @@ def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
     assert config.dal_max_epochs == 500  # not recorded: resuming without the flag is not refused
 
 
+def test_probcover_flags_set_its_options_and_are_part_of_its_protocol_only():
+    from active_learning.cli import loop_config
+
+    default = loop_config(parse_args(["--strategy", "probcover"]), "cpu")
+    assert default.strategy_options() == {"delta": None, "purity_clusters": 10}  # purity-based
+    config = loop_config(parse_args(["--strategy", "probcover", "--probcover-delta", "0.6",
+                                     "--probcover-clusters", "100"]), "cpu")
+    assert config.strategy_options() == {"delta": 0.6, "purity_clusters": 100}
+    assert config.protocol()["probcover_delta"] == 0.6
+    args = parse_args(["--strategy", "typiclust", "--probcover-delta", "0.6"])
+    with pytest.warns(UserWarning, match="only apply to --strategy probcover"):
+        other = loop_config(args, "cpu")
+    assert other.strategy_options() == {} and "probcover_delta" not in other.protocol()
+
+
 def test_milestones_and_subset_follow_epochs_and_budget_by_default():
     reference = parse_args([])
     assert (reference.milestones, reference.subset) == ([160], 10000)  # Learning Loss's values
@@ -159,6 +174,8 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
     (["--initial-size", "1500"], "leaves nothing"),
     (["--weights", "/nonexistent/weights.pt"], "no such file"),
     (["--strategy", "discriminative", "--dal-sub-queries", "0"], "DAL sub-queries must be >= 1"),
+    (["--strategy", "probcover", "--probcover-delta", "0"], "ProbCover delta must be > 0"),
+    (["--strategy", "probcover", "--probcover-clusters", "1"], "ProbCover clusters must be >= 2"),
     (["--strategy", "loss_prediction", "--margin", "-1"], "margin must be >= 0"),
     (["--strategy", "loss_prediction", "--loss-width", "0"], "loss module width"),
     (["--eval-batch-size", "0"], "evaluation batch size"),

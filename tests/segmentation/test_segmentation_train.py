@@ -65,7 +65,7 @@ def _run(dataset, tmp_path, *extra):
 
 
 @pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance",
-                                      "bald", "coreset"])
+                                      "bald", "coreset", "typiclust", "probcover"])
 def test_image_modes_end_to_end(dataset, tmp_path, strategy):
     run_dir = _run(dataset, tmp_path, "--strategy", strategy)
     rows = read_metrics_csv(run_dir / "metrics.csv")
