@@ -139,3 +139,42 @@ def test_a_sharded_run_chooses_what_one_process_chooses(tmp_path):
             choice = np.load(tmp_path / f"{strategy}-{rank}.npz")
             np.testing.assert_array_equal(choice["indices"], expected)
             np.testing.assert_allclose(choice["scores"], expected_scores, rtol=1e-5)
+
+
+def test_each_strategy_runs_where_its_outputs_fit_and_is_refused_elsewhere():
+    from active_learning.loop.selection import strategy_refusal
+    from active_learning.loop.units import GroupedUnits, RegionUnits, SelectionUnits
+    from active_learning.strategies import BOX_DISTRIBUTIONS, CLASS_DISTRIBUTIONS, HEATMAPS
+
+    tasks = {"classification": (CLASS_DISTRIBUTIONS, SelectionUnits),
+             "segmentation": (PIXEL_DISTRIBUTIONS, SelectionUnits),
+             "detection": (BOX_DISTRIBUTIONS, SelectionUnits), "pose": (HEATMAPS, GroupedUnits),
+             "superpixels": (PIXEL_DISTRIBUTIONS, RegionUnits)}
+    runs = {name: [task for task, (kind, units) in tasks.items()
+                   if strategy_refusal(get_strategy(name), kind, units) is None]
+            for name in ["mb_outliers_mean", "mb_outliers_max", "mb_outliers_glosh", "mb_clustering",
+                         "mb_outliers_mean_least_confidence", "mb_outliers_mean_entropy",
+                         "active_transfer_learning", "hidden_uncertainty"]}
+    embedding_tasks = ["classification", "segmentation", "detection", "pose"]
+    assert runs == {"mb_outliers_mean": embedding_tasks, "mb_outliers_max": embedding_tasks,
+                    "mb_outliers_glosh": embedding_tasks, "mb_clustering": embedding_tasks,
+                    "mb_outliers_mean_least_confidence": ["classification", "segmentation", "detection"],
+                    "mb_outliers_mean_entropy": ["classification", "segmentation", "detection"],
+                    "active_transfer_learning": ["classification", "segmentation"],
+                    "hidden_uncertainty": ["classification", "segmentation"]}
+    assert "heatmaps" in strategy_refusal(get_strategy("hidden_uncertainty"), HEATMAPS, GroupedUnits)
+
+
+def test_a_strategy_whose_library_is_missing_is_refused_before_training(monkeypatch):
+    import importlib.util
+
+    from active_learning.errors import ConfigError
+    from active_learning.loop.selection import check_strategy_fits
+
+    adapter = ToyClassificationAdapter()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    for name in ("mb_clustering", "hidden_uncertainty"):
+        with pytest.raises(ConfigError, match="needs scikit-learn>=1.3: pip install"):
+            check_strategy_fits(get_strategy(name), adapter, adapter.selection_units())
+    check_strategy_fits(get_strategy("mb_outliers_mean"), adapter, adapter.selection_units())

@@ -48,7 +48,7 @@ class LabeledFeatures:
         return len(self.labels)
 
 
-def _centers(size: int, cells: int, device: torch.device) -> torch.Tensor:
+def cell_centers(size: int, cells: int, device: torch.device) -> torch.Tensor:
     """Index of the pixel at the center of each of ``cells`` equal cells of ``size`` pixels."""
     return ((torch.arange(cells, device=device, dtype=torch.float64) + 0.5) * size
             / cells).long().clamp_(max=size - 1)
@@ -76,8 +76,8 @@ def hidden_rows(hidden: torch.Tensor, targets: torch.Tensor, probs: torch.Tensor
                              f"and probabilities [B, C, H, W], got targets "
                              f"{tuple(targets.shape)} and probabilities {tuple(probs.shape)}")
         height, width = hidden.shape[-2:]
-        ys = _centers(targets.shape[-2], height, targets.device)
-        xs = _centers(targets.shape[-1], width, targets.device)
+        ys = cell_centers(targets.shape[-2], height, targets.device)
+        xs = cell_centers(targets.shape[-1], width, targets.device)
         labels = targets[:, ys][:, :, xs].reshape(-1)                              # [B*h*w]
         best = probs.argmax(dim=1)                                                  # [B, H, W]
         predicted = best[:, ys.to(best.device)][:, :, xs.to(best.device)].reshape(-1)
