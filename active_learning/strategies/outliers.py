@@ -84,14 +84,15 @@ def model_outlier_scores(candidates: np.ndarray | torch.Tensor,
     """
     if reduction not in ("mean", "max"):
         raise ValueError(f"reduction must be 'mean' or 'max', got {reduction!r}")
-    candidates = torch.as_tensor(candidates).double()
+    candidates = torch.as_tensor(candidates)          # float64 a chunk at a time (no copy)
     labeled = torch.as_tensor(labeled).double().reshape(-1, candidates.shape[1])
     if len(labeled) == 0:
         raise ValueError("model-based outliers need the labeled items' activations")
     reference = labeled.T.contiguous().sort(dim=1).values                           # [D, L]
     scores = np.empty(len(candidates))
     for start in range(0, len(candidates), chunk_size):
-        ranks = activation_ranks(reference, candidates[start:start + chunk_size].T.contiguous())
+        chunk = candidates[start:start + chunk_size].double().T.contiguous()         # [D, c]
+        ranks = activation_ranks(reference, chunk)
         pooled = ranks.mean(dim=0) if reduction == "mean" else ranks.max(dim=0).values   # [c]
         scores[start:start + chunk_size] = (1.0 - pooled).numpy()
     return scores
