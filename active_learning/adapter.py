@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import autocast, grad_scaler, memory_format, to_float
-from active_learning.strategies import CLASS_DISTRIBUTIONS
+from active_learning.strategies import CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS
 from active_learning.strategies.loss_prediction import LossPredictionLoss
 
 
@@ -58,6 +58,8 @@ class TaskAdapter(Protocol):
     def batch_loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
     def probabilities(self, outputs: Any) -> torch.Tensor: ...
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor: ...
+    def hidden_features(self, outputs: Any,
+                        features: Sequence[torch.Tensor]) -> torch.Tensor: ...
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
@@ -171,6 +173,18 @@ class BaseTaskAdapter:
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Global-average-pooled deepest feature map: [B, C, H, W] -> [B, C]."""
         return features[-1].float().mean(dim=(2, 3))
+
+    def hidden_features(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """What strategies fitted on the labeled items' features read (hidden uncertainty's
+        densities, active transfer learning's head): ``[B, D]`` per image, or ``[B, D, h, w]``
+        per position for per-pixel outputs (a map coarser than the image is fine).
+
+        By default the embedding for one distribution per image, and the per-pixel logits
+        ``[B, C, H, W]`` for per-pixel outputs (segmentation reads its classifier's stride-8
+        logits instead, the same values before upsampling)."""
+        if self.output_kind == PIXEL_DISTRIBUTIONS:
+            return outputs.float()
+        return self.embedding(outputs, features)
 
     def mc_dropout_model(self, model: nn.Module) -> nn.Module:
         """The module whose forward outputs feed ``probabilities`` under MC dropout."""

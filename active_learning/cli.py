@@ -46,6 +46,7 @@ from active_learning.distributed import (
 from active_learning.errors import ConfigError, UserError
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.loop.config import LoopConfig, strategy_option_fields
+from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.selection import strategies_for, strategy_refusal
 from active_learning.loop.units import SelectionUnits
@@ -764,6 +765,9 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     subset = args.subset if args.subset is not None else args.subset_factor * budget
     config = dataclasses.replace(config, budget=budget, subset_size=subset)
     config.validate(pool, n_items=units.n_items, initial_units=initial_units)
+    held_out = get_strategy(config.strategy).held_out_fraction
+    if held_out:   # active transfer learning: a share of the labeled units never trains
+        hold_out(adapter, held_out, config.seed)
     run_dir = run_folder(args, command.name, built.dataset)
     return Prepared(built, config, initial, run_dir, run_record(args, built))
 

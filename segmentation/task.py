@@ -338,6 +338,14 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         module also reads), averaged over the image: [B, C8]."""
         return features[len(STAGE_CHANNELS) - 1].float().mean(dim=(2, 3))
 
+    def hidden_features(self, outputs: torch.Tensor,
+                        features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Hidden uncertainty's per-pixel features: the classifier's logits at stride 8
+        ``[B, K, H/8, W/8]``, the ``features`` hidden_uncertainty_active_learning's DRN gives
+        its densities (the upsampled logits interpolate them: no more information, 64x the
+        pixels)."""
+        return features[len(STAGE_CHANNELS)].float()
+
     def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
                         optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
                         device: torch.device, scaler: torch.amp.GradScaler | None = None,

@@ -213,6 +213,7 @@ def test_the_protocol_lists_exactly_what_the_loop_calls(tmp_path):
     for index, (factory, strategy) in enumerate([(ToyClassificationAdapter, "loss_prediction"),
                                                  (ToyClassificationAdapter, "bald"),
                                                  (ToyClassificationAdapter, "coreset"),
+                                                 (ToyClassificationAdapter, "hidden_uncertainty"),
                                                  (ToyRegionAdapter, "entropy")]):
         recorder = _Recorder(factory())
         config = LoopConfig(strategy=strategy, cycles=1, initial_size=20, budget=5, subset_size=0,

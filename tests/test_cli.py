@@ -118,7 +118,8 @@ def test_help_lists_only_the_strategies_the_task_runs():
     start = "--strategy STRATEGY one of: "
     listed = text[text.index(start) + len(start):].split(" (default")[0].split(", ")
     assert listed == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset",
-                      "discriminative", "typiclust", "probcover"]
+                      "discriminative", "typiclust", "probcover", "mb_outliers_mean",
+                      "mb_outliers_max", "mb_outliers_glosh", "mb_clustering"]
 
 
 @pytest.mark.parametrize("where, message", [

@@ -174,4 +174,4 @@ def derive_seed(seed: int, cycle: int, stage: int) -> int:
     return int(np.random.SeedSequence([seed, cycle, stage]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-STAGE_MODEL, STAGE_DATA, STAGE_SUBSET, STAGE_SELECT, STAGE_INITIAL = range(5)
+STAGE_MODEL, STAGE_DATA, STAGE_SUBSET, STAGE_SELECT, STAGE_INITIAL, STAGE_HOLDOUT = range(6)

@@ -8,6 +8,7 @@ memory does not grow with T.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from active_learning.distributed import (
 )
 from active_learning.errors import ConfigError
 from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
+from active_learning.loop.holdout import held_out_split, held_out_units
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.score_store import ScoreStore
 from active_learning.loop.units import SelectionUnits
@@ -36,6 +38,7 @@ from active_learning.strategies import (
     DISTRIBUTIONS,
     EMBEDDING,
     GRAD_EMBEDDING,
+    HIDDEN,
     LOSS_PRED,
     MC_PROBS,
     PROBS,
@@ -45,6 +48,13 @@ from active_learning.strategies import (
     clip_budget,
     get_strategy,
     list_strategies,
+    top_k,
+)
+from active_learning.strategies.labeled import (
+    ROWS_PER_CLASS,
+    ClassSample,
+    LabeledFeatures,
+    hidden_rows,
 )
 from active_learning.strategies.mc_statistics import MCAccumulator
 
@@ -78,12 +88,24 @@ def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: Selecti
 
     Raises ConfigError naming the strategies that would fit: a superpixel strategy for image
     units, an image-level score for superpixels, entropy on pose heatmaps, BADGE on one
-    distribution per default box.
+    distribution per default box, a strategy that needs held-out labeled units on an adapter
+    that trains on all of them.
     """
     refusal = strategy_refusal(strategy, adapter.output_kind, type(units))
     if refusal is not None:
         fitting = strategies_for(adapter.output_kind, type(units))
         raise ConfigError(f"{refusal}; strategies for it: {', '.join(fitting)}")
+    for module, requirement in strategy.requires:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"strategy {strategy.name!r} needs {requirement}: pip install "
+                              f"'{requirement}' (or the package's [strategies] extra)")
+    if strategy.held_out_fraction:   # active transfer learning: see loop/holdout.py
+        split = held_out_split(adapter)
+        if split is None or split[0] != strategy.held_out_fraction:
+            raise ConfigError(f"strategy {strategy.name!r} learns from labeled units the model "
+                              "is not trained on: call active_learning.loop.holdout.hold_out("
+                              f"adapter, {strategy.held_out_fraction}, seed) before running it "
+                              "(the command line does)")
 
 
 def strategy_refusal(strategy: Strategy, output_kind: str,
@@ -192,6 +214,8 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
                     batch_inputs[LOSS_PRED] = loss_module(features)                  # [B]
                 if EMBEDDING in needs or GRAD_EMBEDDING in needs:
                     batch_inputs[EMBEDDING] = adapter.embedding(outputs, features).float()  # [B, D]
+                if HIDDEN in needs:     # [B, D] or [B, D, h, w]
+                    batch_inputs[HIDDEN] = adapter.hidden_features(outputs, features).float()
                 del outputs, features   # not held while the next batch is computed
             # The loader reads the candidates in order, eval_batch_size at a time.
             size = min(config.eval_batch_size, len(samples) - start)
@@ -305,6 +329,12 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     select_seed = derive_seed(config.seed, cycle, STAGE_SELECT)
     if not strategy.needs:
         return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
+    if strategy.presample is not None:      # e.g. outliers among the least confident
+        candidates = presample(adapter, model, strategy, units, candidates, budget, config,
+                               device)
+    if strategy.fit_labeled is not None:    # e.g. class densities of the labeled features
+        strategy = fit_on_labeled(adapter, model, strategy, units, state.labeled_indices,
+                                  config, device, select_seed)
     samples = units.samples_of(candidates)
     if is_distributed() and strategy.select_sharded is not None and units.one_sample_per_unit:
         return _select_sharded(adapter, model, strategy, samples,
@@ -338,6 +368,88 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
         choice = _choose(strategy, units, candidates, samples, computed, labeled_embeddings,
                          budget, select_seed, config)
     return broadcast_object(choice)
+
+
+def presample(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,
+              units: SelectionUnits, candidates: np.ndarray, budget: int, config: LoopConfig,
+              device: torch.device) -> np.ndarray:
+    """The ``factor x budget`` candidates (int64, ascending) that ``strategy.presample``'s score
+    strategy ranks highest, among which ``strategy`` then chooses; all of them when there are
+    no more. Every process gets rank 0's choice."""
+    assert strategy.presample is not None
+    name, factor = strategy.presample
+    keep = factor * budget
+    if keep >= len(candidates):
+        return candidates
+    first = get_strategy(name)
+    computed = score_sharded(adapter, model, None, first, units.samples_of(candidates), config,
+                             device, units)
+    kept = None
+    if computed is not None:
+        kept = np.sort(computed["unit_ids"][top_k(computed["scores"], keep)]).astype(np.int64)
+    return broadcast_object(kept)
+
+
+def fit_on_labeled(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,
+                   units: SelectionUnits, labeled: np.ndarray, config: LoopConfig,
+                   device: torch.device, seed: int) -> Strategy:
+    """``strategy`` fitted on the labeled units' hidden features and classes (on the share the
+    adapter holds out of training, for a strategy with a ``held_out_fraction``): rank 0 fits,
+    every process gets the fitted state."""
+    if strategy.held_out_fraction:
+        split = held_out_split(adapter)
+        if split is None:   # check_strategy_fits refuses this before any training
+            raise RuntimeError(f"strategy {strategy.name!r} runs on an adapter that holds "
+                               "nothing out")
+        labeled = held_out_units(labeled, split[1], split[0])
+    rows = labeled_features(adapter, model, units.samples_of(labeled), config, device, seed)
+    assert strategy.fit_labeled is not None
+    state = strategy.fit_labeled(rows, seed) if rows is not None else None
+    return strategy.with_state(broadcast_object(state))
+
+
+def labeled_features(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray,
+                     config: LoopConfig, device: torch.device, seed: int,
+                     per_class: int = ROWS_PER_CLASS) -> LabeledFeatures | None:
+    """The hidden features of ``pool_set[samples]`` with their true and predicted classes: a
+    uniform sample of at most ``per_class`` rows of each class (``strategies/labeled.py``).
+
+    Under ``torch.distributed`` each process reads its shard of ``samples`` and rank 0 merges
+    the samples (the other ranks get None)."""
+    start, stop = shard_range(len(samples), rank(), world_size())
+    local = _labeled_sample(adapter, model, samples[start:stop], config, device,
+                            np.random.SeedSequence([seed, rank()]), per_class)
+    parts = gather_objects(local, dst=0)
+    if parts is None:
+        return None
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        return LabeledFeatures(np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64),
+                               np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    return parts[0].merge(parts[1:]).result()
+
+
+@torch.inference_mode()
+def _labeled_sample(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray,
+                    config: LoopConfig, device: torch.device, seed: np.random.SeedSequence,
+                    per_class: int) -> ClassSample | None:
+    """This process's :class:`ClassSample` of ``pool_set[samples]``; None without samples."""
+    model.eval()
+    loader = make_loader(adapter, Subset(adapter.pool_set, samples),  # type: ignore[arg-type]
+                         config.eval_batch_size, config)
+    sample = None
+    for batch in progress(loader, config.progress, desc="labeled features"):
+        inputs, targets = adapter.split_batch(batch, device)
+        inputs = memory_format(inputs, config.channels_last)
+        outputs, features = _forward(adapter, model, inputs, device, config.amp)
+        with full_precision(device):
+            probs = adapter.probabilities(outputs)                            # [B, C, *dense]
+        hidden = adapter.hidden_features(outputs, features)                  # [B, D, *dense]
+        rows, labels, predicted = hidden_rows(hidden, targets, probs)
+        if sample is None:
+            sample = ClassSample(probs.shape[1], per_class, seed)
+        sample.add(rows.cpu().numpy(), labels.cpu().numpy(), predicted.cpu().numpy())
+    return sample
 
 
 def _select_sharded(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,

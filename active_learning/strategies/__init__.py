@@ -7,19 +7,29 @@ one batched pass over the candidates. Two kinds exist:
   loop keeps only the ``[N]`` scores, so dense tasks never hold a pool's probability maps;
   ranking is top-k of the scores.
 * set strategies (core-set, BADGE, discriminative, TypiClust, ProbCover, Cluster-Margin,
-  BatchBALD) need every candidate's inputs at once and choose a set (``select_set``).
+  BatchBALD, the model-based outliers and clusters) need every candidate's inputs at once and
+  choose a set (``select_set``).
+
+A score strategy may first be fitted on the labeled items (``fit_labeled``: hidden uncertainty's
+class densities, active transfer learning's error head), and a strategy may choose among the
+best candidates of another (``presample``: outliers among the least confident).
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from active_learning.strategies import uncertainty
+
+if TYPE_CHECKING:
+    from active_learning.strategies.labeled import LabeledFeatures
 
 # What a strategy can ask the loop for.
 PROBS = "probs"                    # [B, C, *dense] class probabilities
@@ -27,7 +37,9 @@ MC_PROBS = "mc_probs"              # [T, B, C, *dense] MC-dropout samples of the
 LOSS_PRED = "loss_pred"            # [B] output of the loss prediction module
 EMBEDDING = "embedding"            # [B, D] penultimate features
 GRAD_EMBEDDING = "grad_embedding"  # [B, C*D] last-layer gradient embedding (BADGE)
-NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING)
+HIDDEN = "hidden"                  # [B, D] or [B, D, h, w] hidden features (per image or per
+                                   # pixel: TaskAdapter.hidden_features)
+NEEDS = (PROBS, MC_PROBS, LOSS_PRED, EMBEDDING, GRAD_EMBEDDING, HIDDEN)
 
 # What an adapter's ``probabilities`` returns (``TaskAdapter.output_kind``) and what a strategy
 # reads (``Strategy.reads``): the core refuses a strategy whose ``reads`` lacks the task's kind.
@@ -69,6 +81,18 @@ class Strategy:
             reads anything. Strategies that read no output (random, loss prediction, core-set,
             DAL) fit every kind (``fits_outputs``).
         variance_twin: the strategy ``--use-variance-as-uncertainty`` turns this one into.
+        fit_labeled: for score strategies fitted on the labeled items first: ``(labeled:
+            LabeledFeatures, seed) -> state``, the state ``score_batch`` then takes as its
+            keyword ``fitted_keyword`` (see :meth:`fitted`). The loop computes the labeled
+            items' hidden features with their true and predicted classes (``LabeledFeatures``)
+            before scoring; such a strategy reads class distributions (per image or per pixel).
+        fitted_keyword: the keyword under which ``score_batch`` takes the fitted state.
+        held_out_fraction: the share of the labeled units the model is not trained on; a
+            strategy with ``fit_labeled`` is then fitted on those only (``loop/holdout.py``).
+        presample: ``(strategy name, factor)``: the candidates are first narrowed to the
+            ``factor x budget`` best of that score strategy, and this one chooses among them.
+        requires: ``(module, pip requirement)`` pairs this strategy imports when it runs; a
+            run is refused before training when one is missing.
         select_sharded: under ``torch.distributed``, the set choice made with each process
             holding only its shard of the rows: ``(features [n, D] of this process: its
             labeled rows first, then its candidates; n_labeled, budget, offset, total, seed)
@@ -90,21 +114,48 @@ class Strategy:
     reads: frozenset[str] = DISTRIBUTIONS
     variance_twin: str | None = None
     select_sharded: Callable[..., np.ndarray] | None = None
+    fit_labeled: Callable[..., Any] | None = None
+    fitted_keyword: str = "fitted"
+    held_out_fraction: float = 0.0
+    presample: tuple[str, int] | None = None
+    requires: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_set_strategy(self) -> bool:
         return self.select_set is not None
 
+    def fitted(self, labeled: LabeledFeatures, seed: int = 0) -> Strategy:
+        """This strategy fitted on ``labeled``: ``with_state(fit_labeled(labeled, seed))``."""
+        if self.fit_labeled is None:
+            raise TypeError(f"strategy {self.name!r} is not fitted on the labeled items")
+        return self.with_state(self.fit_labeled(labeled, seed))
+
+    def with_state(self, state: Any) -> Strategy:
+        """This strategy with ``score_batch`` bound to a fitted ``state`` (what ``fit_labeled``
+        returned, e.g. on another process) and nothing left to fit (``fit_labeled`` None)."""
+        if self.fit_labeled is None or self.score_batch is None:
+            raise TypeError(f"strategy {self.name!r} is not fitted on the labeled items")
+        return dataclasses.replace(
+            self, score_batch=partial(self.score_batch, **{self.fitted_keyword: state}),
+            fit_labeled=None)
+
     def score(self, inputs: Mapping[str, Any], reduction: str = "mean") -> torch.Tensor:
         """``score_batch(inputs, reduction=reduction)``: the scores of one batch of candidates."""
         if self.score_batch is None:
             raise TypeError(f"strategy {self.name!r} does not score candidates one by one")
+        if self.fit_labeled is not None:
+            raise TypeError(f"strategy {self.name!r} scores with what it learns from the "
+                            "labeled items: call .fitted(labeled_features) first")
         return self.score_batch(inputs, reduction=reduction)
 
     @property
     def reads_outputs(self) -> bool:
-        """Whether the scores are computed from the adapter's ``probabilities``."""
-        return bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(self.needs))
+        """Whether the scores are computed from the adapter's ``probabilities`` (a fitted
+        strategy reads the labeled items' classes; a presample reads its strategy's)."""
+        return (bool({PROBS, MC_PROBS, GRAD_EMBEDDING} & set(self.needs))
+                or self.fit_labeled is not None
+                or (self.presample is not None
+                    and get_strategy(self.presample[0]).reads_outputs))
 
     def fits_outputs(self, output_kind: str) -> bool:
         """Whether this strategy can score a task whose ``probabilities`` are ``output_kind``."""
@@ -121,6 +172,11 @@ class Strategy:
 
 _REGISTRY: dict[str, Strategy] = {}
 
+# Active transfer learning: the share of the labeled units held out of training, the items whose
+# correct / incorrect predictions its head learns from (loop/holdout.py). The references hold out
+# a validation set without tying its size to the labeled set; a fifth is this project's choice.
+HELD_OUT_FRACTION = 0.2
+
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Add a strategy to the registry (tasks may register their own, e.g. superpixel variants)."""
@@ -132,6 +188,14 @@ def register_strategy(strategy: Strategy) -> Strategy:
     if (strategy.score_batch is None) == (strategy.select_set is None) and strategy.needs:
         raise ValueError(f"strategy {strategy.name!r} needs exactly one of "
                          "score_batch / select_set")
+    if strategy.fit_labeled is not None and strategy.select_set is not None:
+        raise ValueError(f"strategy {strategy.name!r}: only score strategies are fitted on the "
+                         "labeled items")
+    if strategy.presample is not None:
+        first = get_strategy(strategy.presample[0])
+        if first.is_set_strategy or not first.needs or first.fit_labeled is not None:
+            raise ValueError(f"strategy {strategy.name!r} presamples with "
+                             f"{first.name!r}, which is not a plain score strategy")
     _REGISTRY[strategy.name] = strategy
     return strategy
 
@@ -247,6 +311,31 @@ def _batchbald(inputs, labeled_embeddings, budget: int, seed: int, **options):
     return positions, _rank_scores(len(positions))
 
 
+def _model_outliers(inputs, labeled_embeddings, budget: int, seed: int, *, reduction: str):
+    from active_learning.strategies.outliers import model_outlier_scores
+
+    scores = model_outlier_scores(inputs[EMBEDDING], labeled_embeddings, reduction)   # [U]
+    positions = top_k(scores, budget)
+    return positions, scores[positions]
+
+
+def _glosh_outliers(inputs, labeled_embeddings, budget: int, seed: int):
+    from active_learning.strategies.outliers import hdbscan_glosh
+
+    _, scores, _ = hdbscan_glosh(inputs[EMBEDDING])
+    positions = top_k(scores, budget)
+    return positions, scores[positions]
+
+
+def _cluster_outliers(inputs, labeled_embeddings, budget: int, seed: int):
+    from active_learning.strategies.outliers import cluster_outlier_sample, hdbscan_glosh
+
+    labels, scores, _ = hdbscan_glosh(inputs[EMBEDDING])
+    positions = cluster_outlier_sample(labels, scores, budget, np.random.default_rng(seed))
+    # random draws within each cluster: the CSV keeps the pick order, cluster by cluster
+    return positions, _rank_scores(len(positions))
+
+
 def _build_registry() -> None:
     register_strategy(Strategy("random", frozenset(), "uniformly random items (the baseline)"))
     for name, function, description in (
@@ -331,6 +420,50 @@ def _build_registry() -> None:
                                "samples (Kirsch et al. 2019)",
                                select_set=_batchbald, reads=frozenset({CLASS_DISTRIBUTIONS}),
                                options=frozenset({"joint_samples", "max_exact"})))
+    _register_outlier_strategies()
+
+
+def _register_outlier_strategies() -> None:
+    """fsdl-active-learning's model-based outliers, clusters and GLOSH, their combinations with
+    uncertainty, active transfer learning, and hidden uncertainty."""
+    from active_learning.strategies.hidden_uncertainty import (
+        fit_class_conditional,
+        hidden_uncertainty_scores,
+    )
+    from active_learning.strategies.outliers import PRESAMPLE_FACTOR
+    from active_learning.strategies.transfer import fit_transfer_head, transfer_scores
+
+    sklearn = (("sklearn", "scikit-learn>=1.3"),)   # HDBSCAN (1.3 on), GaussianMixture
+    for reduction in ("mean", "max"):
+        register_strategy(Strategy(
+            f"mb_outliers_{reduction}", frozenset({EMBEDDING}),
+            f"model-based outliers: 1 - {reduction} rank of the activations among the labeled "
+            "items' (Munro 2021)",
+            select_set=partial(_model_outliers, reduction=reduction),
+            needs_labeled_embeddings=True))
+    register_strategy(Strategy("mb_outliers_glosh", frozenset({EMBEDDING}),
+                               "highest GLOSH outlier scores of HDBSCAN on the embeddings",
+                               select_set=_glosh_outliers, requires=sklearn))
+    register_strategy(Strategy("mb_clustering", frozenset({EMBEDDING}),
+                               "HDBSCAN clusters sampled evenly, 20% of each from its GLOSH "
+                               "outliers", select_set=_cluster_outliers, requires=sklearn))
+    for first in ("least_confidence", "entropy"):
+        register_strategy(Strategy(
+            f"mb_outliers_mean_{first}", frozenset({EMBEDDING}),
+            f"mb_outliers_mean among the {PRESAMPLE_FACTOR} x budget highest {first}",
+            select_set=partial(_model_outliers, reduction="mean"), needs_labeled_embeddings=True,
+            presample=(first, PRESAMPLE_FACTOR)))
+    image_or_pixel = frozenset({CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS})
+    register_strategy(Strategy("active_transfer_learning", frozenset({HIDDEN}),
+                               "a head on held-out labeled items predicts where the model is "
+                               "wrong (Munro 2021)", score_batch=transfer_scores,
+                               fit_labeled=fit_transfer_head, fitted_keyword="head",
+                               held_out_fraction=HELD_OUT_FRACTION, reads=image_or_pixel))
+    register_strategy(Strategy("hidden_uncertainty", frozenset({HIDDEN}),
+                               "-log density of the hidden features, one Gaussian per class "
+                               "(Postels et al. 2020)", score_batch=hidden_uncertainty_scores,
+                               fit_labeled=fit_class_conditional, fitted_keyword="density",
+                               reads=image_or_pixel, requires=sklearn))
 
 
 _build_registry()

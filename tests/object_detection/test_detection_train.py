@@ -77,7 +77,8 @@ def _run(dataset, tmp_path, *extra):
 
 
 @pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "bald", "coreset",
-                                      "discriminative", "typiclust", "probcover"])
+                                      "discriminative", "typiclust", "probcover", "mb_outliers_max",
+                                      "mb_outliers_glosh", "mb_outliers_mean_least_confidence"])
 def test_every_strategy_end_to_end(dataset, tmp_path, strategy):
     extra = ["--dal-max-epochs", "2"] if strategy == "discriminative" else []
     run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)

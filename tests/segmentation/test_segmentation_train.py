@@ -65,7 +65,10 @@ def _run(dataset, tmp_path, *extra):
 
 
 @pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance",
-                                      "bald", "coreset", "typiclust", "probcover"])
+                                      "bald", "coreset", "typiclust", "probcover", "mb_outliers_mean",
+                                      "mb_outliers_max", "mb_outliers_glosh", "mb_clustering",
+                                      "mb_outliers_mean_least_confidence", "mb_outliers_mean_entropy",
+                                      "active_transfer_learning", "hidden_uncertainty"])
 def test_image_modes_end_to_end(dataset, tmp_path, strategy):
     run_dir = _run(dataset, tmp_path, "--strategy", strategy)
     rows = read_metrics_csv(run_dir / "metrics.csv")
