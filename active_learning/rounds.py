@@ -127,6 +127,8 @@ def run_round(task: str, args: argparse.Namespace,
         previous = previous_model(workspace.folder, round_)
         if previous is not None:
             args.weights = str(previous)
+            if getattr(args, "weights_backbone", None):   # the whole model replaces it
+                args.weights_backbone = None
             logger.info("round %d starts from round %d's model", round_.number,
                         round_.number - 1)
         else:

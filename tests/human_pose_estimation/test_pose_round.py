@@ -74,7 +74,7 @@ def test_two_rounds_with_person_boxes_from_a_detections_file(tmp_path, scene):
                    for r in results if r["type"] == "keypointlabels")
     labeled = labeled + proposed[:2]
     second = _round(folder, _cvat_keypoints(tmp_path / "e2", names, labeled, notes), workspace,
-                    "--person-boxes", str(boxes))
+                    "--person-boxes", str(boxes), "--warm-start")
     assert second.name == "round_002"
     again = check_proposals(second, "human_pose_estimation", ["person"], COCO_KEYPOINT_NAMES)
     assert again and not set(again) & (set(proposed) | set(labeled))

@@ -74,8 +74,11 @@ def test_two_rounds_from_cvat_coco_exports(tmp_path, scene):
     assert (first / "run" / "checkpoints" / "cycle_00.pt").is_file()
     # the annotators labeled two of the four; the other two are still out for labeling
     labeled = labeled + proposed[:2]
-    second = _round(folder, _cvat_export(tmp_path / "export2", names, labeled, boxes), workspace)
+    second = _round(folder, _cvat_export(tmp_path / "export2", names, labeled, boxes), workspace,
+                    "--warm-start")
     assert second.name == "round_002"
+    record = json.loads((second / "run" / "args.json").read_text())["task"]
+    assert record["weights"] == str(first / "run" / "checkpoints" / "cycle_00.pt")
     again = check_proposals(second, "object_detection", CLASSES)
     assert len(again) == 4 and not set(again) & (set(proposed) | set(labeled))
     state = json.loads((workspace / "workspace.json").read_text())

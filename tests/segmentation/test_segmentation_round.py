@@ -98,7 +98,7 @@ def test_two_rounds_from_mask_pngs_then_coco_polygons(tmp_path, scene):
     # round 2 is labeled in another tool format; the categories are the same names
     labeled = labeled + proposed[:1]
     second = _round(folder, _cvat_polygons(tmp_path / "coco", names, labeled, cars), workspace,
-                    "--budget", "3")
+                    "--budget", "3", "--warm-start")
     assert second.name == "round_002"
     again = check_proposals(second, "segmentation", CLASSES)
     assert len(again) == 3 and not set(again) & (set(proposed) | set(labeled))
