@@ -83,6 +83,14 @@ class BuiltTask:
         record: task facts for ``args.json`` beyond its flags (e.g. the class names).
         outputs: lines naming the task's own files, logged after the run; ``{run_dir}`` in a
             line is replaced by the run folder.
+        predict: round mode: ``(model, name) -> files.proposals.ImagePrediction | None``, the
+            trained model's output on the pool image ``name`` (boxes, mask, keypoints, class),
+            in pixels of the image file: the proposals' pre-annotations and what the report
+            draws. ``rounds.model_predictions`` gives it the round's model (its checkpoint,
+            loaded once, in eval mode on the run's device). None: no pre-annotations.
+        keypoint_names: pose: the joints' names, in the model's order (Label Studio's
+            KeyPointLabels).
+        skeleton: pose: 0-based joint pairs joined by a limb (the report's drawing).
     """
 
     adapter: Any
@@ -91,8 +99,9 @@ class BuiltTask:
     n_labeled: int = 0
     record: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
-    predict: Callable[[str], Any] | None = None   # round mode: image name -> the model's
-                                                  # files.proposals.ImagePrediction (or None)
+    predict: Callable[[Any, str], Any] | None = None
+    keypoint_names: Sequence[str] = ()
+    skeleton: Sequence[tuple[int, int]] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,8 @@ class TaskCommand:
         after_labeling: what rank mode tells the user to do with the CSV.
         build_round: ``train.py round``: ``(args, labels, candidates) -> BuiltTask`` whose pool
             is the labeled images (``labels.Labels.targets``, in order) followed by the
-            candidate images. None: the task has no round mode yet.
+            candidate images (``args.round_folder`` is the round's folder, for files the task
+            derives from the labels). None: the task has no round mode yet.
     """
 
     name: str

@@ -10,7 +10,11 @@ shared runner in ``round_NNN/run/`` with in-cycle checkpoints, so an interrupted
 a second run with the same export changes nothing.
 
 A task takes part by giving its ``TaskCommand`` a ``build_round(args, labels, candidates)``:
-the adapter over the labeled images (the pool's first items) followed by the candidates.
+the adapter over the labeled images (the pool's first items) followed by the candidates, and
+where it can, a ``predict(model, name)`` that turns the round's trained model's output on a
+proposed image into pre-annotations (``model_predictions`` loads that model from the round's
+checkpoint). Superpixel rounds (segmentation) also get the chosen regions: the region CSV and
+the region maps are copied beside the proposals, and the report draws them.
 """
 from __future__ import annotations
 
@@ -20,11 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from active_learning.errors import ConfigError, DataError
 from active_learning.loop.workspace import Round, Workspace
 
-__all__ = ["add_round_flags", "candidates_for_round", "find_images", "round_budget",
-           "run_round", "write_proposals"]
+__all__ = ["add_round_flags", "candidates_for_round", "find_images", "load_trained_model",
+           "model_predictions", "round_budget", "run_round", "write_proposals"]
 
 logger = logging.getLogger("active_learning")
 
@@ -82,9 +88,11 @@ def run_round(task: str, args: argparse.Namespace,
     The export is read with ``labels.read_labels`` (its categories matched to the workspace's
     by name); ``build_round(args, labels, candidates)`` builds the task
     (a ``BuiltTask`` whose pool is the labeled images, in ``labels.targets``' order, then the
-    candidates); ``run_cycle(built, round, n_labeled)`` trains and scores in ``round.run_dir``
-    and returns it. The proposals are written from its priority CSV (``write_proposals``), with
-    the model's pre-annotations where the built task has a ``predict(name)``.
+    candidates; ``args.round_folder`` is set to the round's folder first, for files the task
+    derives from the labels, e.g. segmentation's class-id PNGs); ``run_cycle(built, round,
+    n_labeled)`` trains and scores in ``round.run_dir`` and returns it. The proposals are
+    written from its priority CSV (``write_proposals``), with the trained model's
+    pre-annotations where the built task has a ``predict(model, name)``.
     """
     workspace = Workspace(args.workspace, task)
     images_dir = Path(args.images)
@@ -119,15 +127,22 @@ def run_round(task: str, args: argparse.Namespace,
         previous = previous_model(workspace.folder, round_)
         if previous is not None:
             args.weights = str(previous)
+            if getattr(args, "weights_backbone", None):   # the whole model replaces it
+                args.weights_backbone = None
             logger.info("round %d starts from round %d's model", round_.number,
                         round_.number - 1)
         else:
             logger.info("round %d: no earlier round's model to start from; the task's initial "
                         "weights are used", round_.number)
+    args.round_folder = str(round_.folder)
     built = build_round(args, labels, candidates)
     run_dir = run_cycle(built, round_, len(labels.targets))
+    from active_learning.cli import resolve_device
+
     proposed = write_proposals(round_, run_dir, task, images_dir, labels.categories,
-                               getattr(built, "predict", None))
+                               model_predictions(built, run_dir, resolve_device(args.device)),
+                               keypoint_names=getattr(built, "keypoint_names", ()),
+                               skeleton=getattr(built, "skeleton", ()))
     workspace.finish(round_, proposed, len(labels.targets))
     logger.info("round %d: %d proposals in %s", round_.number, len(proposed),
                 round_.proposals_dir)
@@ -147,31 +162,111 @@ def previous_model(workspace_dir: Path, round_: Round) -> Path | None:
     return path if path.exists() else None
 
 
+def load_trained_model(adapter: Any, checkpoint: Path, device: str) -> Any:
+    """The model a round trained: ``adapter.build_model()`` with the state of ``checkpoint``
+    (``run/checkpoints/cycle_00.pt``, which the round's run saves), on ``device``, in eval
+    mode (no dropout)."""
+    from active_learning.files.weights import load_weights_file
+
+    model = adapter.build_model()
+    load_weights_file(model, checkpoint, flag="the round's model")
+    return model.to(device).eval()
+
+
+def model_predictions(built: Any, run_dir: Path, device: str
+                      ) -> Callable[[str], Any] | None:
+    """``built.predict`` bound to the round's trained model: ``name -> ImagePrediction | None``
+    (None when the task has no ``predict``). The model is loaded from the run's
+    ``checkpoints/cycle_00.pt`` on the first call, once; each call runs without gradients."""
+    predict = getattr(built, "predict", None)
+    if predict is None:
+        return None
+    checkpoint = Path(run_dir) / "checkpoints" / "cycle_00.pt"
+    loaded: list[Any] = []
+
+    def prediction(name: str) -> Any:
+        import torch
+
+        if not loaded:
+            loaded.append(load_trained_model(built.adapter, checkpoint, device))
+        with torch.inference_mode():
+            return predict(loaded[0], name)
+
+    return prediction
+
+
+def _read_regions(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """``regions/cycle_00.csv`` (``name,region_id,score``) -> name -> (region ids, scores)."""
+    import csv
+
+    per_image: dict[str, tuple[list[int], list[float]]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for name, region, score in list(csv.reader(handle))[1:]:
+            regions, scores = per_image.setdefault(name, ([], []))
+            regions.append(int(region))
+            scores.append(float(score))
+    return per_image
+
+
 def write_proposals(round_: Round, run_dir: Path, kind: str, images_dir: Path,
-                    class_names: Sequence[str], predict: Callable[[str], Any] | None = None
-                    ) -> list[str]:
+                    class_names: Sequence[str], predict: Callable[[str], Any] | None = None, *,
+                    keypoint_names: Sequence[str] = (),
+                    skeleton: Sequence[tuple[int, int]] = ()) -> list[str]:
     """The round's proposals, from the run's priority CSV (best first), in the formats
     annotation tools import (``files/proposals.py``: ``priority.csv`` for SuperAnnotate,
     ``order.txt``, Label Studio's tasks and labeling config, with ``predict(name)``'s
-    pre-annotations where the task gives them), and the round's page
-    (``proposals/report/index.html``). Returns the names, best first."""
+    pre-annotations where the task gives them; pose: ``keypoint_names`` name the joints), and
+    the round's page (``proposals/report/index.html``, the pose ``skeleton`` drawn). A
+    superpixel round's chosen regions are copied too: ``proposals/regions.csv``
+    (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
+    ids refer to), and the page draws them. Returns the names, best first."""
+    import shutil
+
     from active_learning.files.export import read_entropies_csv
     from active_learning.files.proposals import write_proposals as write_files
-    from active_learning.reports.html import ChosenImage, Selection, write_report
+    from active_learning.loop.superpixels import load_region_map
+    from active_learning.loop.units import region_map_path
+    from active_learning.reports.html import MAX_THUMBNAILS, ChosenImage, Selection, write_report
 
     chosen = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
     names = [name for name, _ in chosen]
     scores = [score for _, score in chosen]
+    shown = chosen[:MAX_THUMBNAILS]
+    # Each image is predicted once: the report's first ones are kept for the Label Studio file.
+    kept: dict[str, Any] = {}
+    if predict is not None:
+        logger.info("round %d: the model's predictions on the %d proposed images (the "
+                    "pre-annotations)", round_.number, len(names))
+        kept = {name: predict(name) for name, _ in shown}
+    predictions = None if predict is None else (
+        lambda name: kept[name] if name in kept else predict(name))
     files = write_files(round_.proposals_dir, kind, names, scores, class_names,
-                        predictions=predict)
+                        predictions=predictions, keypoint_names=keypoint_names,
+                        model_version=f"round_{round_.number:03d}")
+    links: dict[str, Path] = {
+        "priority CSV": files.priority_csv, "order": files.order,
+        "Label Studio tasks": files.label_studio_tasks,
+        "Label Studio labeling config": files.label_studio_config}
+    regions: dict[str, tuple[list[int], list[float]]] = {}
+    region_csv = run_dir / "regions" / "cycle_00.csv"
+    if region_csv.is_file():   # superpixel units: the chosen regions and their maps
+        regions = _read_regions(region_csv)
+        shutil.copyfile(region_csv, round_.proposals_dir / "regions.csv")
+        maps = round_.proposals_dir / "region_maps"
+        shutil.rmtree(maps, ignore_errors=True)
+        shutil.copytree(run_dir / "regions" / "maps", maps)
+        links["superpixels (name,region_id,score)"] = round_.proposals_dir / "regions.csv"
+    items = []
+    for name, score in shown:
+        item = ChosenImage(name, score, image=images_dir / name, prediction=kept.get(name))
+        if name in regions:
+            item.region_map = load_region_map(run_dir / "regions" / "maps" /
+                                              region_map_path(name))
+            item.regions = np.asarray(regions[name][0], dtype=np.int64)
+            item.region_scores = np.asarray(regions[name][1], dtype=np.float64)
+        items.append(item)
     folder = round_.proposals_dir / "report"
-    shown = [ChosenImage(name, score, image=images_dir / name,
-                         prediction=predict(name) if predict is not None else None)
-             for name, score in chosen[:120]]
-    links = {"priority CSV": files.priority_csv, "order": files.order,
-             "Label Studio tasks": files.label_studio_tasks,
-             "Label Studio labeling config": files.label_studio_config}
     write_report(folder, title=f"Round {round_.number}: {len(names)} images to label next",
-                 selections=[Selection(f"Round {round_.number}", chosen=shown)], links=links,
-                 class_names=class_names)
+                 selections=[Selection(f"Round {round_.number}", chosen=items)], links=links,
+                 class_names=class_names, skeleton=skeleton)
     return names

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
+from active_learning.files.proposals import ImagePrediction
 
 from .data import ClassificationData
 from .model import build_model, feature_info
@@ -86,6 +87,18 @@ class ClassificationTask(PartwiseEvaluation, BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return self.data.names[index]
+
+    @torch.inference_mode()
+    def prediction(self, model: nn.Module, index: int, size: tuple[int, int]) -> ImagePrediction:
+        """The model's class of pool image ``index`` and its softmax probability, for an image
+        file of ``size`` (width, height) pixels (round mode's pre-annotation)."""
+        model.eval()
+        device = next(model.parameters()).device
+        image = self.pool_set[index][0]                                   # [C, S, S]
+        probabilities = torch.softmax(model(image[None].to(device)).float(), dim=1)[0]
+        confidence, label = probabilities.max(dim=0)
+        return ImagePrediction(int(size[0]), int(size[1]), label=int(label),
+                               confidence=float(confidence))
 
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: torch.nn.Module | None = None, count: int = 16) -> None:

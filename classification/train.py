@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 
 from active_learning import cli
 from active_learning.errors import ConfigError
+from active_learning.files.images import image_size
 from active_learning.strategies import CLASS_DISTRIBUTIONS
 
 from .data import DATASETS, load_classification_data, load_unlabeled_folder, with_unlabeled
@@ -117,8 +118,13 @@ def build_round(args: argparse.Namespace, labels: Any, candidates: list[str]) ->
                               milestones=args.milestones, weights_path=args.weights)
     summary = (f"{len(labels.targets)} labeled images in {len(labels.categories)} classes, "
                f"{len(candidates)} to rank")
+    position = {name: index for index, name in enumerate(data.names)}
+
+    def predict(model: Any, name: str) -> Any:
+        return task.prediction(model, position[name], image_size(Path(args.images) / name))
+
     return cli.BuiltTask(task, dataset="round", summary=summary, n_labeled=len(labels.targets),
-                         record={"class_names": list(labels.categories)})
+                         record={"class_names": list(labels.categories)}, predict=predict)
 
 
 COMMAND = cli.TaskCommand(

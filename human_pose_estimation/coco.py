@@ -1,4 +1,5 @@
-"""COCO person keypoints on disk, read with pycocotools: images, persons, person-box files.
+"""COCO person keypoints on disk, read with pycocotools: images and persons (person-box files:
+``person_boxes.py``).
 
 Layout (``--dataDir`` / ``--dataset-root`` is the folder holding ``annotations/``), HRNet's
 ``data/coco`` or the official download::
@@ -29,7 +30,6 @@ the file and the annotation) and what is skipped:
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from active_learning.errors import DataError
-from active_learning.files.images import find_images
 from active_learning.labels import Labels
 from active_learning.labels.coco import load_coco
 from active_learning.labels.keypoints import SKIP_REASONS, PersonLabel, person_label
@@ -169,72 +168,4 @@ def pose_data_from_labels(labels: Labels) -> PoseData:
             persons.append(Person(len(images), person.box, person.keypoints,
                                   person.annotation_id))
         images.append(PoseImage(labels.images_dir / name, name))
-    return PoseData(images, persons)
-
-
-def read_person_boxes(folder: str | Path, boxes_file: str | Path, *,
-                      min_score: float = 0.0) -> PoseData:
-    """Rank mode: the unlabeled images under ``folder`` and their person boxes.
-
-    ``boxes_file`` is a COCO detections JSON (a list of ``{"image_id", "bbox": [x, y, w, h],
-    "score", "category_id"}``, what a person detector writes). An entry finds its image by a
-    ``"file_name"`` (relative to ``folder``) if it has one, else by COCO's naming: the image whose
-    file stem is the id (``000000391895.jpg`` for 391895). Boxes of other categories, with a
-    score below ``min_score`` or of zero size are left out; images without a box are not ranked
-    (top-down pose estimation needs a person box), with one warning.
-    """
-    folder = Path(folder)
-    paths = find_images(folder, DataError)
-    boxes_file = Path(boxes_file)
-    if not boxes_file.is_file():
-        raise DataError(f"--person-boxes file not found: {boxes_file} (top-down pose estimation "
-                        "scores persons: give a COCO detections JSON of person boxes for "
-                        "the unlabeled images)")
-    try:
-        entries = json.loads(boxes_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{boxes_file} is not JSON: {error}") from None
-    if isinstance(entries, dict) and "annotations" in entries:
-        entries = entries["annotations"]
-    if not isinstance(entries, list):
-        raise DataError(f"{boxes_file} must be a list of detections (image_id, bbox, score)")
-    by_name = {path.relative_to(folder).as_posix(): path for path in paths}
-    by_id: dict[int, str] = {}
-    for name in by_name:
-        stem = Path(name).stem
-        if stem.isdigit():
-            by_id.setdefault(int(stem), name)
-    images: list[PoseImage] = []
-    position: dict[str, int] = {}
-    persons: list[Person] = []
-    for number, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "bbox" not in entry or len(entry["bbox"]) != 4:
-            raise DataError(f"{boxes_file}: entry {number} has no 'bbox' of 4 numbers")
-        if entry.get("category_id", 1) != 1 or float(entry.get("score", 1.0)) < min_score:
-            continue
-        box = tuple(float(v) for v in entry["bbox"])
-        if box[2] <= 0 or box[3] <= 0:
-            continue
-        name = entry.get("file_name")
-        if name is None:
-            if "image_id" not in entry:
-                raise DataError(f"{boxes_file}: entry {number} has neither "
-                                "'file_name' nor 'image_id'")
-            name = by_id.get(int(entry["image_id"]))
-            if name is None:
-                raise DataError(f"{boxes_file}: entry {number}: no image for image_id "
-                                f"{entry['image_id']} under {folder} (expected a file named "
-                                f"{int(entry['image_id']):012d}.jpg)")
-        if name not in by_name:
-            raise DataError(f"{boxes_file}: entry {number}: image {name} not found under {folder}")
-        if name not in position:
-            position[name] = len(images)
-            images.append(PoseImage(by_name[name], name, entry.get("image_id")))
-        persons.append(Person(position[name], box, None, score=float(entry.get("score", 1.0))))
-    without = len(paths) - len(images)
-    if without:
-        warnings.warn(f"{without} of the {len(paths)} images under {folder} have no person box in "
-                      f"{boxes_file.name} and are not ranked", stacklevel=2)
-    if not persons:
-        raise DataError(f"{boxes_file} gives no person box for any image under {folder}")
     return PoseData(images, persons)

@@ -28,8 +28,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
-from active_learning.files.images import check_images
+from active_learning.files.images import check_images, image_size
 from active_learning.files.pretrained import PublishedCheckpoint
+from active_learning.files.proposals import ImagePrediction
 from active_learning.loop.units import GroupedUnits
 from active_learning.strategies import HEATMAPS
 
@@ -227,6 +228,24 @@ class PoseTask(PartwiseEvaluation, BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return self.pool.images[index].name
+
+    def prediction(self, model: nn.Module, index: int) -> ImagePrediction:
+        """The model's keypoints of each person of pool image ``index`` (round mode's
+        pre-annotation): boxes [P, 4] x1, y1, x2, y2 (the persons' boxes), box_scores [P] (their
+        detector's scores), keypoints [P, 17, 3] (x, y in pixels of the image file, and the
+        heatmap maximum as the joint's confidence), as the evaluation decodes them."""
+        image = self.pool.images[index]
+        width, height = image_size(image.path, DataError)
+        persons = np.flatnonzero(self.pool.unit_of_sample == index)
+        if not len(persons):
+            return ImagePrediction(width, height)
+        joints, maxima = self.predict_persons(model, persons.tolist())      # [P, J, 2], [P, J]
+        boxes = np.array([self.pool.persons[int(k)].box for k in persons], dtype=np.float64)
+        boxes[:, 2:] += boxes[:, :2]                                  # x, y, w, h -> x1 .. y2
+        return ImagePrediction(
+            width, height, boxes=boxes,
+            box_scores=np.array([self.pool.persons[int(k)].score for k in persons]),
+            keypoints=np.concatenate([joints, maxima[..., None]], axis=2).astype(np.float64))
 
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None:

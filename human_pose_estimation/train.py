@@ -28,15 +28,27 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     __package__ = "human_pose_estimation"
 
 from active_learning import cli
-from active_learning.errors import ConfigError, WeightsError
+from active_learning.errors import ConfigError, DataError, WeightsError
+from active_learning.files.images import find_images
 from active_learning.files.pretrained import PublishedCheckpoint, hub_checkpoint_path
+from active_learning.labels import Labels
+from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES
 from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
 from active_learning.strategies import HEATMAPS
 
-from .coco import read_person_boxes, read_split
+from .coco import COCO_SKELETON, PoseData, pose_data_from_labels, read_split
 from .data import Augmentation
 from .heatmaps import CONVENTIONS
 from .model import ARCHITECTURES
+from .person_boxes import (
+    AUTO,
+    AUTO_MIN_SCORE,
+    DEFAULT_DETECTOR,
+    detect_persons,
+    persons_of_boxes,
+    read_detections,
+    warn_without_boxes,
+)
 
 # The original scored 5 x the budget per cycle. Its lib/core/function.py feeds the loss module
 # undetached features for epochs 0-74 and detached ones from epoch 75 of its END_EPOCH 100 on:
@@ -102,11 +114,24 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     data.add_argument("--train-set", default="train2017", help="the pool's image set")
     data.add_argument("--test-set", default="val2017",
                       help="the evaluation image set (ground-truth boxes)")
-    data.add_argument("--person-boxes", default=None, metavar="JSON", recorded=False,
-                      help="rank mode: person boxes of the --unlabeled-dir images, a COCO "
-                           "detections JSON (top-down pose needs them)")
-    data.add_argument("--min-box-score", type=float, default=0.0, recorded=False,
-                      help="rank mode: person boxes scored below this are ignored")
+    data.add_argument("--person-boxes", default=None, metavar="JSON|auto", recorded=False,
+                      help="rank and round mode: the person boxes of the images to rank (top-"
+                           "down pose needs them): a COCO detections JSON (image_id or "
+                           "file_name, bbox, score, category_id 1), or 'auto': detect them with "
+                           "--person-detector (kept in the workspace, or the user's cache in "
+                           "rank mode)")
+    data.add_argument("--person-detector", default=DEFAULT_DETECTOR, metavar="WEIGHTS",
+                      recorded=False,
+                      help="with --person-boxes auto: a COCO-trained torchvision detector by "
+                           "its weights name (SSDLite320_MobileNet_V3_Large_Weights.COCO_V1 "
+                           "for speed); this project's own detector: write its boxes with "
+                           "python -m object_detection.detect and give that file")
+    data.add_argument("--min-box-score", type=float, default=None, recorded=False,
+                      help="person boxes scored below this are ignored (default: 0 for a file, "
+                           f"{AUTO_MIN_SCORE} with auto)")
+    data.add_argument("--max-persons", type=int, default=0, metavar="N", recorded=False,
+                      help="score at most the N best-scored person boxes of an image to rank "
+                           "(0: all; bounds the scoring of crowded detections)")
     model = arguments.group("pose model")
     model.add_argument("--arch", choices=ARCHITECTURES, default="hrnet_w32",
                        help="timm HRNet backbone")
@@ -181,10 +206,19 @@ def check(args: argparse.Namespace) -> None:
         (args.unlabeled_dir is None or args.person_boxes is not None,
          "--unlabeled-dir needs --person-boxes: top-down pose estimation scores persons inside "
          "their boxes; give a COCO detections JSON (image_id, bbox, score) of a "
-         "person detector's boxes"),
-        (args.person_boxes is None or args.unlabeled_dir is not None,
-         "--person-boxes needs --unlabeled-dir"),
+         "person detector's boxes, or auto (run --person-detector)"),
+        (not args.round or args.person_boxes is not None,
+         "train.py round needs --person-boxes: top-down pose estimation scores persons inside "
+         "their boxes; give a COCO detections JSON (image_id or file_name, bbox, score) of the "
+         "images' person boxes, or auto (run --person-detector)"),
+        (args.person_boxes is None or args.unlabeled_dir is not None or args.round,
+         "--person-boxes needs --unlabeled-dir (or train.py round)"),
+        (args.min_box_score is None or 0 <= args.min_box_score <= 1,
+         f"--min-box-score must be in [0, 1], got {args.min_box_score}"),
+        (args.max_persons >= 0, f"--max-persons must be >= 0, got {args.max_persons}"),
     ])
+    if args.min_box_score is None:
+        args.min_box_score = AUTO_MIN_SCORE if args.person_boxes == AUTO else 0.0
     check_page_only_weights(args)
 
 
@@ -209,18 +243,66 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 def build(args: argparse.Namespace) -> cli.BuiltTask:
     """The task over the pool (+ the unlabeled images in rank mode)."""
-    from .task import PoseTask
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pool = read_split(args.dataset_root, args.train_set)
         test = read_split(args.dataset_root, args.test_set)
         n_labeled = len(pool.images)
         if args.unlabeled_dir is not None:
-            pool = pool + read_person_boxes(args.unlabeled_dir, args.person_boxes,
-                                            min_score=args.min_box_score)
+            folder = Path(args.unlabeled_dir)
+            names = [path.relative_to(folder).as_posix()
+                     for path in find_images(folder, DataError)]
+            pool = pool + persons_to_rank(
+                args, folder, names, names,
+                cache=cli.dataset_cache(folder, "human_pose_estimation"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
+    task = pose_task(args, pool, test, args.dataset_root)
+    record: dict[str, Any] = {"dataset_root": dataset_name(args)}
+    if args.unlabeled_dir is not None:
+        record["person_boxes"] = person_boxes_record(args)
+    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled, record=record,
+                         summary=f"{len(task.pool.images)} pool images ({len(task.pool.persons)} "
+                                 f"persons) / {len(task.test.persons)} test persons")
+
+
+def person_boxes_record(args: argparse.Namespace) -> str:
+    if args.person_boxes == AUTO:
+        return f"{AUTO}: {args.person_detector}"
+    return str(Path(args.person_boxes).resolve())
+
+
+def persons_to_rank(args: argparse.Namespace, folder: Path, names: list[str],
+                    known: list[str], cache: str | Path) -> PoseData:
+    """The images ``names`` (under ``folder``, in that order) that have a person box, with
+    their persons to score: from the ``--person-boxes`` file (whose entries may name any image
+    of ``known``), or detected by ``--person-detector`` (``auto``; the boxes kept in ``cache``),
+    above ``--min-box-score``, the ``--max-persons`` best of an image."""
+    image_ids: dict[str, int] = {}
+    if args.person_boxes == AUTO:
+        boxes = detect_persons(folder, names, args.person_detector,
+                               cli.resolve_device(args.device), cache,
+                               progress=not args.no_progress)
+        source = f"by {args.person_detector}"
+    else:
+        boxes, image_ids = read_detections(args.person_boxes, folder, known)
+        source = f"in {Path(args.person_boxes).name}"
+    data = persons_of_boxes(folder, names, boxes, min_score=args.min_box_score,
+                            max_persons=args.max_persons, image_ids=image_ids)
+    warn_without_boxes(len(names) - len(data.images), len(names), source)
+    if not data.persons:
+        raise DataError(f"no person box {source} (above --min-box-score {args.min_box_score}) "
+                        f"for any of the {len(names)} images to rank under {folder}")
+    return data
+
+
+def pose_task(args: argparse.Namespace, pool: PoseData, test: PoseData,
+              data_root: str | Path) -> Any:
+    """The adapter of the flags over ``pool`` and ``test``, its images checked (a bad image
+    stops the run here, before anything is trained or written; ``data_root`` keys the check's
+    cache)."""
+    from .task import PoseTask
+
     augmentation = Augmentation(scale_factor=args.scale_factor,
                                 rotation_factor=args.rotation_factor,
                                 flip=args.flip, half_body_probability=args.half_body_probability)
@@ -235,16 +317,40 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                     in_vis_threshold=args.in_vis_threshold,
                     heatmap_convention=args.heatmap_convention, published=PUBLISHED,
                     progress=not args.no_progress)
-    # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(args.dataset_root, "human_pose_estimation")
+                     cache=cli.dataset_cache(data_root, "human_pose_estimation")
                      / "checked_images.json")
-    record: dict[str, Any] = {"dataset_root": dataset_name(args)}
-    if args.unlabeled_dir is not None:
-        record["person_boxes"] = str(Path(args.person_boxes).resolve())
-    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled, record=record,
-                         summary=f"{len(task.pool.images)} pool images ({len(task.pool.persons)} "
-                                 f"persons) / {len(task.test.persons)} test persons")
+    return task
+
+
+def build_round(args: argparse.Namespace, labels: Labels, candidates: list[str]
+                ) -> cli.BuiltTask:
+    """``train.py round``: the export's labeled images and persons, then the candidate images
+    that have a person box (``--person-boxes``), each person to score; no test set."""
+    from active_learning.rounds import find_images as round_images
+
+    images = Path(args.images)
+    labeled = pose_data_from_labels(labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        known = candidates if args.person_boxes == AUTO else round_images(images)
+        unlabeled = persons_to_rank(args, images, candidates, known, cache=args.workspace)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    task = pose_task(args, labeled + unlabeled, PoseData([], []), images)
+
+    def predict(model: Any, name: str) -> Any:
+        return task.prediction(model, position[name])
+
+    position = {image.name: index for index, image in enumerate(task.pool.images)}
+    return cli.BuiltTask(
+        task, dataset="round", n_labeled=len(labeled.images), predict=predict,
+        record={"person_boxes": person_boxes_record(args)},
+        keypoint_names=COCO_KEYPOINT_NAMES,
+        skeleton=tuple((a - 1, b - 1) for a, b in COCO_SKELETON),
+        summary=f"{len(labeled.images)} labeled images ({len(labeled.persons)} persons), "
+                f"{len(unlabeled.images)} of the {len(candidates)} candidates to rank "
+                f"({len(unlabeled.persons)} person boxes)")
 
 
 COMMAND = cli.TaskCommand(
@@ -254,7 +360,8 @@ COMMAND = cli.TaskCommand(
     backbone_aliases=("--pretrained",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them "
-                   "to the annotation file, and run again")
+                   "to the annotation file, and run again",
+    build_round=build_round)
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

@@ -33,7 +33,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
-from active_learning.files.images import check_images
+from active_learning.files.images import check_images, image_size
+from active_learning.files.proposals import ImagePrediction
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
@@ -49,6 +50,9 @@ from .model import (
     fill_slots,
 )
 from .voc import DataError, VOCSample
+
+# Pre-annotations per image at most (COCO's evaluation keeps 100 detections per image too).
+MAX_PREDICTED_BOXES = 100
 
 
 class DetectionUnits(SelectionUnits):
@@ -293,6 +297,23 @@ class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return self.samples[index].name
+
+    @torch.inference_mode()
+    def prediction(self, model: nn.Module, index: int, *, min_score: float = 0.5,
+                   max_boxes: int = MAX_PREDICTED_BOXES) -> ImagePrediction:
+        """The detections of pool image ``index`` scoring at least ``min_score`` (the
+        ``max_boxes`` best), in pixels of its file, for round mode's pre-annotations: boxes
+        [B, 4] x1, y1, x2, y2, labels [B] 0-based (``class_names`` index: the detector's
+        1..K minus 1), box_scores [B]."""
+        sample = self.samples[index]
+        width, height = image_size(sample.image, DataError)
+        device = next(model.parameters()).device
+        image = self.pool_set[index][0][None].to(device)                   # [1, 3, 300, 300]
+        found = self.detect(model, image, [(height, width)])[0]   # best first (NMS order)
+        keep = np.flatnonzero(found["scores"] >= min_score)[:max_boxes]
+        return ImagePrediction(width, height, boxes=found["boxes"][keep].astype(np.float64),
+                               labels=found["labels"][keep].astype(np.int64) - 1,
+                               box_scores=found["scores"][keep].astype(np.float64))
 
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None:

@@ -19,19 +19,30 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "object_detection"
 
 from active_learning import cli
+from active_learning.labels import Labels
 from active_learning.loop.units import UNIT_REDUCTIONS, SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
 from .model import PUBLISHED, VGG16_REDUCEDFC, refuse_normalised_vgg
 from .task import DetectionTask, DetectionUnits
-from .voc import VOC_CLASSES, find_unlabeled, parse_image_sets, read_class_names, read_split
+from .voc import (
+    VOC_CLASSES,
+    VOCSample,
+    find_unlabeled,
+    parse_image_sets,
+    read_class_names,
+    read_split,
+    samples_from_labels,
+)
 
 # detach_fraction 1: the original's train.py never detaches the loss module's input features
 # (its ranking loss shapes the backbone through all 300 epochs), so neither does the reference.
@@ -101,6 +112,9 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
     scoring.add_argument("--unit-reduction", choices=UNIT_REDUCTIONS, default="max",
                          help="an image's score from its detections' scores (with "
                               "--uncertainty-boxes detections)")
+    scoring.add_argument("--min-prediction-score", type=float, default=0.5, recorded=False,
+                         help="round mode: the trained detector's boxes scoring at least this "
+                              "are the proposals' pre-annotations (Label Studio, the report)")
     # The reference protocol starts from ssd.pytorch's VGG-16, as the original's `--basenet`.
     arguments.parser.set_defaults(weights_backbone=REFERENCE_BASENET)
     out = arguments.group("output")
@@ -116,6 +130,8 @@ def check(args: argparse.Namespace) -> None:
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
         (args.clip_grad_norm is None or args.clip_grad_norm > 0,
          f"--clip-grad-norm must be > 0, got {args.clip_grad_norm}"),
+        (0 <= args.min_prediction_score <= 1,
+         f"--min-prediction-score must be in [0, 1], got {args.min_prediction_score}"),
     ])
     parse_image_sets(args.train_sets)
     parse_image_sets(args.test_set)
@@ -149,6 +165,18 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
     n_labeled = len(samples)
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
+    task = detection_task(args, samples, test_samples, names, args.dataset_root)
+    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled,
+                         record={"dataset_root": dataset_name(args), "classes": list(names)},
+                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} test "
+                                 f"images, {len(task.class_names)} classes")
+
+
+def detection_task(args: argparse.Namespace, samples: list[VOCSample],
+                   test_samples: list[VOCSample], names: Sequence[str],
+                   data_root: str) -> DetectionTask:
+    """The adapter of the flags over ``samples``, its images checked (a bad image stops the
+    run here, before anything is trained or written; ``data_root`` keys the check's cache)."""
     task = DetectionTask(samples, test_samples, class_names=names, width=args.width,
                          dropout=args.dropout, batch_norm=args.batch_norm,
                          channels_last=args.channels_last, anchors=args.anchors, lr=args.lr,
@@ -157,14 +185,29 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                          gamma=args.gamma, scored_boxes=args.uncertainty_boxes,
                          basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
-    # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(args.dataset_root, "object_detection")
+                     cache=cli.dataset_cache(data_root, "object_detection")
                      / "checked_images.json")
-    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled,
-                         record={"dataset_root": dataset_name(args), "classes": list(names)},
-                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} test "
-                                 f"images, {len(task.class_names)} classes")
+    return task
+
+
+def build_round(args: argparse.Namespace, labels: Labels, candidates: list[str]
+                ) -> cli.BuiltTask:
+    """``train.py round``: the export's labeled images (boxes, labels 1..K of
+    ``labels.categories``), then the candidate images to rank; no test set."""
+    images = Path(args.images)
+    samples = samples_from_labels(labels) + [VOCSample(image=images / name, name=name)
+                                             for name in candidates]
+    task = detection_task(args, samples, [], labels.categories, args.images)
+    position = {sample.name: index for index, sample in enumerate(samples)}
+
+    def predict(model: Any, name: str) -> Any:
+        return task.prediction(model, position[name], min_score=args.min_prediction_score)
+
+    return cli.BuiltTask(task, dataset="round", n_labeled=len(labels.targets),
+                         record={"classes": list(labels.categories)}, predict=predict,
+                         summary=f"{len(labels.targets)} labeled images in "
+                                 f"{len(labels.categories)} classes, {len(candidates)} to rank")
 
 
 COMMAND = cli.TaskCommand(
@@ -173,7 +216,8 @@ COMMAND = cli.TaskCommand(
     unit_classes=(SelectionUnits, DetectionUnits), dropout=0.0, mc_dropout=0.1,
     backbone_aliases=("--basenet",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
-    after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again")
+    after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again",
+    build_round=build_round)
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

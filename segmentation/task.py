@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.errors import ConfigError
 from active_learning.files.images import check_images
+from active_learning.files.proposals import ImagePrediction
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits
@@ -413,6 +414,21 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
 
     def item_name(self, index: int) -> str:
         return self.samples[index].name
+
+    @torch.inference_mode()
+    def prediction(self, model: nn.Module, index: int) -> ImagePrediction:
+        """The model's class map of pool image ``index`` (round mode's pre-annotation): mask
+        int64 [H, W], the argmax over the classes of each pixel of the image file."""
+        model.eval()
+        device = next(model.parameters()).device
+        image = self.pool_set[index][0][None].to(device)                     # [1, 3, H, W]
+        logits = model(image).float()                                          # [1, K, h, w]
+        if logits.shape[-2:] != image.shape[-2:]:
+            logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        mask = logits[0].argmax(dim=0).cpu().numpy().astype(np.int64)
+        height, width = mask.shape
+        return ImagePrediction(width, height, mask=mask)
 
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None:

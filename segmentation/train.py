@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +32,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
 
 from active_learning import cli
 from active_learning.errors import ConfigError
+from active_learning.labels import Labels
 from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
 from active_learning.strategies import PIXEL_DISTRIBUTIONS, get_strategy
 
@@ -38,8 +41,10 @@ from .data import (
     CITYSCAPES_STD,
     FORMATS,
     DataError,
+    SegmentationSample,
     find_samples,
     find_unlabeled,
+    samples_from_labels,
 )
 from .model import DROPOUT_PLACES, DROPOUT_TYPES
 from .task import ImageUnits, SegmentationTask, SuperpixelUnits
@@ -166,12 +171,37 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
     if args.unlabeled_dir is not None:
         samples = samples + find_unlabeled(args.unlabeled_dir)
     cityscapes = args.data_format == "cityscapes"
-    cache = args.cache_dir or cli.dataset_cache(args.data_dir, "segmentation") / "superpixels"
-    task = SegmentationTask(
-        samples, test_samples, data_format=args.data_format, num_classes=args.classes,
+    task = segmentation_task(
+        args, samples, test_samples, n_labeled, data_root=args.data_dir,
+        data_format=args.data_format,
         class_names=CITYSCAPES_CLASSES if cityscapes else [str(c) for c in range(args.classes)],
         mean=CITYSCAPES_MEAN if cityscapes else IMAGENET_MEAN,
-        std=CITYSCAPES_STD if cityscapes else IMAGENET_STD, width=args.width, dropout=args.dropout,
+        std=CITYSCAPES_STD if cityscapes else IMAGENET_STD)
+    units = task.selection_units()
+    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled,
+                         outputs=superpixel_outputs(args),
+                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} val images, "
+                                 f"{units.n_units} {units.unit_label}")
+
+
+def superpixel_outputs(args: argparse.Namespace) -> list[str]:
+    if not args.superpixels:
+        return []
+    return ["superpixels:    {run_dir}/regions/cycle_XX.csv (name,region_id,score) "
+            "and {run_dir}/regions/maps/"]
+
+
+def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample],
+                      test_samples: list[SegmentationSample], n_labeled: int, *,
+                      data_root: str | Path, data_format: str, class_names: Sequence[str],
+                      mean: Sequence[float], std: Sequence[float]) -> SegmentationTask:
+    """The adapter of the flags over ``samples`` (the first ``n_labeled`` labeled), its files
+    checked: a bad image or mask stops the run here, before anything is trained or written.
+    ``data_root`` keys the user's caches (superpixel maps, checked images)."""
+    cache = args.cache_dir or cli.dataset_cache(data_root, "segmentation") / "superpixels"
+    task = SegmentationTask(
+        samples, test_samples, data_format=data_format, num_classes=len(class_names),
+        class_names=class_names, mean=mean, std=std, width=args.width, dropout=args.dropout,
         dropout_at=args.dropout_at, dropout_type=args.dropout_type, crop_size=args.crop_size,
         random_scale=args.random_scale,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
@@ -193,17 +223,34 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
         raise DataError(f"the training images differ in size ({a}: {first[1]}x{first[0]}, {b}: "
                         f"{second[1]}x{second[0]}), so they cannot share a batch: give a "
                         "--crop-size")
-    # a bad image or mask stops the run here, before anything is trained or written
     task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(args.data_dir, "segmentation") / "checked_images.json")
+                     cache=cli.dataset_cache(data_root, "segmentation") / "checked_images.json")
+    return task
+
+
+def build_round(args: argparse.Namespace, labels: Labels, candidates: list[str]
+                ) -> cli.BuiltTask:
+    """``train.py round``: the export's labeled images, their label maps written as class-id
+    PNGs in the round's folder (``label_maps/``; never beside the user's images), then the
+    candidate images to rank (their superpixels with a superpixel strategy); no test set."""
+    images = Path(args.images)
+    samples = samples_from_labels(labels, Path(args.round_folder) / "label_maps")
+    samples += [SegmentationSample(images / name, None, None, name) for name in candidates]
+    task = segmentation_task(args, samples, [], len(labels.targets), data_root=images,
+                             data_format="folder", class_names=labels.categories,
+                             mean=IMAGENET_MEAN, std=IMAGENET_STD)
     units = task.selection_units()
-    outputs = []
-    if args.superpixels:
-        outputs.append("superpixels:    {run_dir}/regions/cycle_XX.csv (name,region_id,score) "
-                       "and {run_dir}/regions/maps/")
-    return cli.BuiltTask(task, dataset=dataset_name(args), n_labeled=n_labeled, outputs=outputs,
-                         summary=f"{len(task.samples)} pool / {len(task.test_samples)} val images, "
-                                 f"{units.n_units} {units.unit_label}")
+    position = {sample.name: index for index, sample in enumerate(samples)}
+
+    def predict(model: Any, name: str) -> Any:
+        return task.prediction(model, position[name])
+
+    return cli.BuiltTask(task, dataset="round", n_labeled=len(labels.targets),
+                         outputs=superpixel_outputs(args), predict=predict,
+                         record={"class_names": list(labels.categories)},
+                         summary=f"{len(labels.targets)} labeled images in "
+                                 f"{len(labels.categories)} classes, {len(candidates)} to rank "
+                                 f"({units.n_units} {units.unit_label} in all)")
 
 
 COMMAND = cli.TaskCommand(
@@ -214,7 +261,8 @@ COMMAND = cli.TaskCommand(
     check=check, reference=REFERENCE, presets=PRESETS, aliases=ALIASES, dropout=0.0,
     mc_dropout=0.5, backbone_aliases=(), published=PUBLISHED, budget_flag=budget_flag,
     after_labeling="label the selected images (or superpixels: regions/cycle_00.csv), add them to "
-                   "the labeled data, and run again")
+                   "the labeled data, and run again",
+    build_round=build_round)
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from active_learning.errors import ConfigError, DataError
 from active_learning.loop.workspace import Workspace
-from active_learning.rounds import candidates_for_round, round_budget
+from active_learning.rounds import candidates_for_round, model_predictions, round_budget
 
 
 def checksum(paths) -> str:
@@ -98,3 +99,41 @@ def test_a_workspace_is_one_tasks_and_a_foreign_folder_is_refused(tmp_path):
 
 def test_the_budget_is_a_number_or_all_clipped_to_the_candidates():
     assert round_budget(10, 4) == 4 and round_budget(3, 40) == 3 and round_budget("all", 40) == 40
+
+
+class _Built:
+    """A built task whose model is one linear layer and whose prediction is its weight."""
+
+    def __init__(self) -> None:
+        self.builds = 0
+        outer = self
+
+        class Adapter:
+            def build_model(self):
+                outer.builds += 1
+                return torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Dropout(0.5))
+
+        self.adapter = Adapter()
+
+    @staticmethod
+    def predict(model, name):
+        assert not model.training and not torch.is_grad_enabled()
+        return name, model[0].weight.detach().clone()
+
+
+def test_predictions_come_from_the_rounds_checkpoint_loaded_once(tmp_path):
+    trained = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Dropout(0.5))
+    with torch.no_grad():
+        trained[0].weight.copy_(torch.tensor([[3.0, -4.0]]))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"model": trained.state_dict(), "cycle": 0, "loss_module": None},
+               tmp_path / "checkpoints" / "cycle_00.pt")
+    built = _Built()
+    predict = model_predictions(built, tmp_path, "cpu")
+    assert built.builds == 0                      # nothing is loaded before it is asked for
+    for name in ("a.png", "b.png"):
+        answer, weight = predict(name)
+        assert answer == name and weight.tolist() == [[3.0, -4.0]]
+    assert built.builds == 1
+    built.predict = None
+    assert model_predictions(built, tmp_path, "cpu") is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from active_learning.errors import DataError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -94,6 +96,18 @@ def _decoded_size(path: Path, error: type[Exception]) -> tuple[int, int]:
     try:
         with Image.open(path) as opened:
             opened.load()   # the pixels too: a truncated file fails here, not in a late cycle
+            return opened.size
+    except Exception as failure:   # PIL raises many types; each means "not a readable image"
+        raise error(f"cannot read image {path}: {failure}") from None
+
+
+def image_size(path: str | Path, error: type[Exception] = DataError) -> tuple[int, int]:
+    """(width, height) of the image file at ``path``, from its header (EXIF rotation not
+    applied, as every reader here): what its pixel coordinates refer to."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
             return opened.size
     except Exception as failure:   # PIL raises many types; each means "not a readable image"
         raise error(f"cannot read image {path}: {failure}") from None

@@ -1,0 +1,85 @@
+"""What every round's proposals must be, whatever the task: shared by the round-trip tests.
+
+:func:`check_proposals` reads a round's ``proposals/`` folder and checks each format against
+what the tool that imports it expects (files/proposals.py cites the formats): the priority CSV
+best first, ``order.txt`` in the same order, Label Studio tasks whose prediction carries the
+CSV's score and whose results name the tags of the labeling configuration (and, for each kind,
+the values Label Studio reads), and the report page with every file it links present.
+"""
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote
+
+from active_learning.files.export import read_entropies_csv
+
+RESULT_TYPES = {"classification": {"choices"}, "object_detection": {"rectanglelabels"},
+                "segmentation": {"brushlabels"},
+                "human_pose_estimation": {"rectanglelabels", "keypointlabels"}}
+CONTROL_TAGS = {"classification": "Choices", "object_detection": "RectangleLabels",
+                "segmentation": "BrushLabels", "human_pose_estimation": "KeyPointLabels"}
+
+
+def _config_tags(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(control tag name -> its type, control tag name -> its label values) of the XML."""
+    root = ElementTree.fromstring(path.read_text())
+    assert root.tag == "View"
+    kinds, values = {}, {}
+    for element in root:
+        if element.tag == "Image":
+            continue
+        kinds[element.get("name")] = element.tag
+        values[element.get("name")] = [child.get("value") for child in element]
+    return kinds, values
+
+
+def check_proposals(round_dir: Path, kind: str, class_names: Sequence[str],
+                    keypoint_names: Sequence[str] = ()) -> list[str]:
+    """Check a round's proposals in every format; returns the proposed names, best first."""
+    folder = Path(round_dir) / "proposals"
+    ranked = read_entropies_csv(folder / "priority.csv")
+    names = [name for name, _ in ranked]
+    scores = [score for _, score in ranked]
+    assert names and scores == sorted(scores, reverse=True)
+    assert (folder / "order.txt").read_text().splitlines() == names
+    kinds, values = _config_tags(folder / "label_studio_config.xml")
+    tasks = json.loads((folder / "label_studio_tasks.json").read_text())
+    assert [task["data"]["name"] for task in tasks] == names
+    number = int(Path(round_dir).name.removeprefix("round_"))
+    for rank, (task, score) in enumerate(zip(tasks, scores, strict=True), start=1):
+        assert unquote(task["data"]["image"]).endswith(task["data"]["name"])
+        assert task["data"]["al_rank"] == rank
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == f"round_{number:03d}"
+        assert abs(prediction["score"] - score) <= 1e-6 * max(1.0, abs(score))
+        ids = [result["id"] for result in prediction["result"]]
+        assert len(set(ids)) == len(ids)
+        for result in prediction["result"]:
+            assert result["type"] in RESULT_TYPES[kind]
+            assert result["to_name"] == "image"
+            tag = kinds[result["from_name"]]
+            assert tag.lower() == result["type"]            # e.g. RectangleLabels
+            value = result["value"]
+            for chosen in value.get(result["type"], []):
+                assert chosen in values[result["from_name"]]
+            if result["type"] != "choices":
+                assert result["original_width"] > 0 and result["original_height"] > 0
+            for key in ("x", "y", "width", "height"):
+                if key in value:
+                    assert 0.0 <= value[key] <= 100.0
+            if result["type"] == "keypointlabels" and "parentID" in result:
+                assert result["parentID"] in ids
+            if result["type"] == "brushlabels":
+                assert value["format"] == "rle" and all(0 <= v < 256 for v in value["rle"])
+    expected = list(keypoint_names) if kind == "human_pose_estimation" else list(class_names)
+    (listed,) = [values[name] for name, tag in kinds.items() if tag == CONTROL_TAGS[kind]]
+    assert listed == expected
+    page = folder / "report" / "index.html"
+    text = page.read_text()
+    for link in re.findall(r'(?:src|href)="([^"#:]+)"', text):
+        assert (page.parent / unquote(link)).exists(), link
+    return names
