@@ -48,8 +48,14 @@ TASKS = {"segmentation": (_segmentation, "mIoU", "loss_prediction", []),
 def _launch(module: str, args: list[str], processes: int) -> None:
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
               "--standalone"] if processes > 1 else [sys.executable]
-    result = subprocess.run([*launch, "-m", module, *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=400)
+    for attempt in range(2):
+        result = subprocess.run([*launch, "-m", module, *args], cwd=ROOT, capture_output=True,
+                                text=True, timeout=400)
+        # Seen twice in ~30 runs on a loaded machine: gloo aborts a process (SIGABRT, no Python
+        # frame) in its own threads; the run is retried once (it resumes). A Python error, or a
+        # second abort, fails the test.
+        if result.returncode == 0 or "exitcode: -6" not in result.stderr or attempt:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
 
 

@@ -11,6 +11,7 @@ from active_learning import PoolState, get_strategy, list_strategies
 from active_learning.errors import RunMismatchError
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop.config import LoopConfig
+from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import run_active_learning
 from active_learning.strategies import CLASS_DISTRIBUTIONS, HEATMAPS
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
@@ -58,6 +59,8 @@ _FEW_DAL_EPOCHS = {"discriminative": dict(dal_max_epochs=3)}
 def test_every_strategy_runs_two_cycles_on_a_classifier(tmp_path, strategy):
     adapter = ToyClassificationAdapter()
     config = _config(strategy, **_FEW_DAL_EPOCHS.get(strategy, {}))
+    if get_strategy(strategy).held_out_fraction:   # active transfer learning, as a library user
+        hold_out(adapter, get_strategy(strategy).held_out_fraction, config.seed)
     run_active_learning(adapter, config, tmp_path)
     _check_run(tmp_path, adapter, config)
 

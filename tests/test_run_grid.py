@@ -117,7 +117,8 @@ def test_split_and_strategy_resolution():
     assert run_grid.resolve_strategies(["all"]) == [name for name in image_level if name != "heatmap_uncertainty"]
     pose = run_grid.resolve_strategies(["all"], run_grid.load_task("human_pose_estimation"))
     assert pose == ["random", "mc_variance", "heatmap_uncertainty", "loss_prediction", "coreset", "discriminative",
-                    "typiclust", "probcover"]
+                    "typiclust", "probcover", "mb_outliers_mean", "mb_outliers_max", "mb_outliers_glosh",
+                    "mb_clustering"]
     detection = run_grid.resolve_strategies(["all"], run_grid.load_task("object_detection"))
     assert "badge" not in detection and "entropy" in detection
     assert run_grid.resolve_strategies(["entropy", "random", "entropy"]) == ["entropy", "random"]
