@@ -166,6 +166,33 @@ def write_cache(path: Path, detector: str, boxes: Boxes) -> None:
                                         "box": "x, y, w, h, score", "images": boxes}) + "\n")
 
 
+def detector_builder(spec: str, flag: str = "--person-detector") -> tuple[str, list[str]]:
+    """The torchvision builder of the detector whose weights ``spec`` names, and the weights'
+    categories; ConfigError for a name that is not a COCO-trained torchvision detector's
+    (checked before any data is read; nothing is loaded)."""
+    from torchvision import models
+    from torchvision.models import detection
+
+    from active_learning.files.pretrained import TORCHVISION_NAME
+
+    if not TORCHVISION_NAME.match(spec):
+        raise ConfigError(f"{flag} {spec}: not a torchvision weights name (e.g. "
+                          f"{DEFAULT_DETECTOR}); for this project's own detector write its "
+                          "boxes with python -m object_detection.detect and give "
+                          "--person-boxes FILE")
+    try:
+        weights = models.get_weight(spec)
+    except (ValueError, KeyError, AttributeError):
+        raise ConfigError(f"{flag} {spec}: torchvision has no such weights") from None
+    builders = [name for name in models.list_models(module=detection)
+                if models.get_model_weights(name) is type(weights)]
+    categories = list(weights.meta.get("categories", ()))
+    if not builders or "person" not in categories:
+        raise ConfigError(f"{flag} {spec}: not the weights of a torchvision detector of "
+                          "COCO's categories (person among them)")
+    return builders[0], categories
+
+
 class TorchvisionDetector:
     """A COCO-trained torchvision detector named by its weights (``FasterRCNN_ResNet50_FPN_V2_
     Weights.COCO_V1``), its ``person`` boxes per image.
@@ -179,28 +206,13 @@ class TorchvisionDetector:
     def __init__(self, spec: str, device: str, flag: str = "--person-detector") -> None:
         import torch
         from torchvision import models
-        from torchvision.models import detection
 
-        from active_learning.files.pretrained import TORCHVISION_NAME, load_named_state
+        from active_learning.files.pretrained import load_named_state
         from active_learning.files.weights import load_state_dict_checked
 
-        if not TORCHVISION_NAME.match(spec):
-            raise ConfigError(f"{flag} {spec}: not a torchvision weights name (e.g. "
-                              f"{DEFAULT_DETECTOR}); for this project's own detector write its "
-                              "boxes with python -m object_detection.detect and give "
-                              "--person-boxes FILE")
-        try:
-            weights = models.get_weight(spec)
-        except (ValueError, KeyError, AttributeError):
-            raise ConfigError(f"{flag} {spec}: torchvision has no such weights") from None
-        builders = [name for name in models.list_models(module=detection)
-                    if models.get_model_weights(name) is type(weights)]
-        categories = list(weights.meta.get("categories", ()))
-        if not builders or "person" not in categories:
-            raise ConfigError(f"{flag} {spec}: not the weights of a torchvision detector of "
-                              "COCO's categories (person among them)")
+        builder, categories = detector_builder(spec, flag)
         self.person = categories.index("person")
-        model = models.get_model(builders[0], weights=None, weights_backbone=None,
+        model = models.get_model(builder, weights=None, weights_backbone=None,
                                  num_classes=len(categories))
         state = load_named_state(spec, flag=flag)
         load_state_dict_checked(model, state, path=spec, flag=flag)

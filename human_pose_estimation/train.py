@@ -45,6 +45,7 @@ from .person_boxes import (
     AUTO_MIN_SCORE,
     DEFAULT_DETECTOR,
     detect_persons,
+    detector_builder,
     persons_of_boxes,
     read_detections,
     warn_without_boxes,
@@ -219,6 +220,8 @@ def check(args: argparse.Namespace) -> None:
     ])
     if args.min_box_score is None:
         args.min_box_score = AUTO_MIN_SCORE if args.person_boxes == AUTO else 0.0
+    if args.person_boxes == AUTO:
+        detector_builder(args.person_detector)   # a wrong name stops here, before any data
     check_page_only_weights(args)
 
 

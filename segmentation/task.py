@@ -418,7 +418,8 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
     @torch.inference_mode()
     def prediction(self, model: nn.Module, index: int) -> ImagePrediction:
         """The model's class map of pool image ``index`` (round mode's pre-annotation): mask
-        int64 [H, W], the argmax over the classes of each pixel of the image file."""
+        [H, W], the argmax over the classes of each pixel of the image file (uint8 up to 255
+        classes: a round keeps the report's masks in memory, 2 MB each at 2048 x 1024)."""
         model.eval()
         device = next(model.parameters()).device
         image = self.pool_set[index][0][None].to(device)                     # [1, 3, H, W]
@@ -426,7 +427,8 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         if logits.shape[-2:] != image.shape[-2:]:
             logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear",
                                    align_corners=False)
-        mask = logits[0].argmax(dim=0).cpu().numpy().astype(np.int64)
+        mask = logits[0].argmax(dim=0).cpu().numpy().astype(
+            np.uint8 if self.num_classes <= 255 else np.int32)
         height, width = mask.shape
         return ImagePrediction(width, height, mask=mask)
 

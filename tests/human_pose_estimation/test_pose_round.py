@@ -183,3 +183,18 @@ def test_persons_of_boxes_keeps_the_best_boxes_above_the_score(tmp_path):
     everything = person_boxes.persons_of_boxes(tmp_path, ["a.jpg", "b.jpg"], boxes)
     assert [image.name for image in everything.images] == ["a.jpg", "b.jpg"]
     np.testing.assert_array_equal(everything.unit_of_sample, [0, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("detector, message", [
+    ("detector.pt", "not a torchvision weights name"),
+    ("FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V9", "torchvision has no such weights"),
+    ("ResNet18_Weights.IMAGENET1K_V1", "not the weights of a torchvision detector")])
+def test_a_wrong_person_detector_is_one_message_before_any_data(tmp_path, capsys, detector,
+                                                                message):
+    with pytest.raises(SystemExit) as stop:
+        main(["round", "--images", str(tmp_path / "nowhere"), "--labels", str(tmp_path / "x"),
+              "--workspace", str(tmp_path / "ws"), "--person-boxes", "auto",
+              "--person-detector", detector, *TINY])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(error) == 1 and message in error[0]
+    assert not (tmp_path / "ws").exists()
