@@ -77,14 +77,14 @@ def child(case: str, rows: int, dim: int, components: int, spread: float, seed: 
         cluster_margin(probs[:64], small, 4, hac_sample=32)
         call = lambda: cluster_margin(probs, x, budget, seed=seed, **options)  # noqa: E731
     before = _maxrss_bytes()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = call()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     after = _maxrss_bytes()
     picks = result[0]
     assert len(set(picks.tolist())) == budget
     extra = {"delta": result[2]} if strategy == "probcover" else {}
-    return {"case": case, "seconds": seconds, "extra_peak": after - before,
+    return {"case": case, "seconds": seconds, "cpu": cpu, "extra_peak": after - before,
             "inputs_bytes": x.numel() * x.element_size(), "labeled": n_labeled, "budget": budget,
             **extra}
 
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
           f"({torch.get_num_threads()} threads), python {platform.python_version()}")
     print(f"{args.rows} x {args.dim} float32 embeddings, {args.components} Gaussian components "
           f"(spread {args.spread}); extra peak = peak RSS after the call minus before it")
-    print(f"{'case':<24} {'labeled':>7} {'budget':>6} {'seconds':>8} {'extra peak MB':>14}  notes")
+    print("wall seconds, and CPU seconds of the process (both cores: up to 2 x wall; the steadier "
+          "figure on a shared machine)")
+    print(f"{'case':<24} {'labeled':>7} {'budget':>6} {'seconds':>8} {'CPU s':>8} "
+          f"{'extra peak MB':>14}  notes")
     for case in args.cases:
         command = [sys.executable, os.path.abspath(__file__), "--child", case, "--rows",
                    str(args.rows), "--dim", str(args.dim), "--components", str(args.components),
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         row = json.loads(out.strip().splitlines()[-1])
         notes = f"delta {row['delta']:g}" if "delta" in row else ""
         print(f"{case:<24} {row['labeled']:>7} {row['budget']:>6} {row['seconds']:>8.2f} "
-              f"{row['extra_peak'] / 1e6:>14.1f}  {notes}", flush=True)
+              f"{row['cpu']:>8.1f} {row['extra_peak'] / 1e6:>14.1f}  {notes}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
