@@ -51,6 +51,7 @@ from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.selection import strategies_for, strategy_refusal
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
+from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR, mix_label
 
 logger = logging.getLogger("active_learning")
 
@@ -335,6 +336,15 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
     _add(group, "--probcover-clusters", type=int, default=None, metavar="K",
          help="probcover: k-means clusters of that purity, the number of classes "
               "(default: 10)")
+    _add(group, "--diversity", choices=DIVERSITIES, default=None,
+         help="mix: after a score strategy, choose among its best candidates by their "
+              "embeddings: knearest (skip the nearest neighbours of each pick) or coreset "
+              "(k-center weighted by the score)")
+    _add(group, "--diversity-factor", type=int, default=DIVERSITY_FACTOR, metavar="F",
+         help="mix: the diversity step sees the F x budget best-scored candidates")
+    _add(group, "--random-fraction", type=float, default=0.0, metavar="F",
+         help="mix: draw this share of each cycle's budget uniformly at random (passive "
+              "learning), the strategy chooses the rest")
 
 
 def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
@@ -649,7 +659,8 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
         seed=args.seed, device=device, num_workers=args.workers,
         save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress, amp=args.amp,
-        channels_last=args.channels_last, **options)
+        channels_last=args.channels_last, diversity=args.diversity,
+        diversity_factor=args.diversity_factor, random_fraction=args.random_fraction, **options)
     values.update(fields)
     return LoopConfig(**values)
 
@@ -707,10 +718,11 @@ def dataset_cache(data_root: str | os.PathLike, task: str) -> Path:
 
 
 def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:
-    """``<output-dir>/<task>/<dataset>[_rank]/<strategy>/seed<k>``."""
+    """``<output-dir>/<task>/<dataset>[_rank]/<strategy>[+<diversity>][+random<f>]/seed<k>``."""
     if args.unlabeled_dir is not None:
         dataset = f"{dataset}_rank"
-    return Path(args.output_dir) / task / dataset / args.strategy / f"seed{args.seed}"
+    label = mix_label(args.strategy, args.diversity, args.random_fraction)
+    return Path(args.output_dir) / task / dataset / label / f"seed{args.seed}"
 
 
 def run_record(args: argparse.Namespace, built: BuiltTask) -> dict[str, Any]:
@@ -798,7 +810,7 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     built, config, run_dir = prepared.built, prepared.config, prepared.run_dir
     rank = args.unlabeled_dir is not None
     logger.info("%s: %s, strategy %s, %d cycle(s) on %s -> %s", built.dataset, built.summary,
-                config.strategy, config.cycles, config.device, run_dir)
+                config.strategy_label, config.cycles, config.device, run_dir)
     if rank and (run_dir / "pool.npz").exists():
         # A rank run is one cycle from the labels as they are now: never resume an older one
         # (restart=True below); the old ranking stays until the new one is written.

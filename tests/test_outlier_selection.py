@@ -15,7 +15,7 @@ from active_learning.loop.pool import PoolState
 from active_learning.loop.selection import score_candidates, select_next
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from distributed_workers import spawn
-from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter
+from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, outputs_and_embeddings
 
 CPU = torch.device("cpu")
 
@@ -31,14 +31,6 @@ def _setup(strategy, adapter=None, labeled=30, budget=6):
     return adapter, model, state, config
 
 
-def _embeddings(adapter, model, samples):
-    with torch.inference_mode():
-        model.eval()
-        inputs = torch.stack([adapter.pool_set[int(i)][0] for i in samples])
-        outputs, features = adapter.forward_intermediates(model, inputs)
-        return outputs, adapter.embedding(outputs, features)
-
-
 @pytest.mark.parametrize("first", ["least_confidence", "entropy"])
 def test_outliers_are_chosen_among_the_most_uncertain_four_times_the_budget(first):
     adapter, model, state, config = _setup(f"mb_outliers_mean_{first}")
@@ -46,7 +38,7 @@ def test_outliers_are_chosen_among_the_most_uncertain_four_times_the_budget(firs
     candidates = np.arange(30, 120)
     uncertainty = score_candidates(adapter, model, None, get_strategy(first), candidates, config, CPU)
     top = candidates[np.argsort(-uncertainty["scores"], kind="stable")[:24]]          # 4 x 6
-    _, embedded = _embeddings(adapter, model, np.concatenate([np.arange(30), np.sort(top)]))
+    _, embedded = outputs_and_embeddings(adapter, model, np.concatenate([np.arange(30), np.sort(top)]))
     expected, expected_scores = choose_new_labeled_indices(
         "mb_outliers_mean", np.sort(top), 6, inputs={"embedding": embedded[30:]},
         labeled_embeddings=embedded[:30])
@@ -54,7 +46,7 @@ def test_outliers_are_chosen_among_the_most_uncertain_four_times_the_budget(firs
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
     # without the presample the outliers of the whole pool would be others
     everywhere, _ = choose_new_labeled_indices("mb_outliers_mean", candidates, 6,
-                                               inputs={"embedding": _embeddings(adapter, model, candidates)[1]},
+                                               inputs={"embedding": outputs_and_embeddings(adapter, model, candidates)[1]},
                                                labeled_embeddings=embedded[:30])
     assert everywhere.tolist() != indices.tolist()
 
@@ -66,11 +58,11 @@ def test_hidden_uncertainty_is_fitted_on_the_labeled_items_and_their_true_classe
     adapter, model, state, config = _setup("hidden_uncertainty", labeled=45)
     indices, scores = select_next(adapter, model, None, state, 0, config, CPU)
     labels = np.array([int(adapter.pool_set[i][1]) for i in range(45)])
-    outputs, labeled = _embeddings(adapter, model, np.arange(45))
+    outputs, labeled = outputs_and_embeddings(adapter, model, np.arange(45))
     rows = LabeledFeatures(labeled.numpy(), labels, outputs.argmax(1).numpy(),
                            np.bincount(labels, minlength=3))
     candidates = np.arange(45, 120)
-    uncertainty = _expected_uncertainty(rows, _embeddings(adapter, model, candidates)[1].numpy())
+    uncertainty = _expected_uncertainty(rows, outputs_and_embeddings(adapter, model, candidates)[1].numpy())
     order = np.argsort(-uncertainty, kind="stable")[:6]
     assert indices.tolist() == candidates[order].tolist()
     np.testing.assert_allclose(scores, uncertainty[order], rtol=1e-5)
@@ -78,7 +70,7 @@ def test_hidden_uncertainty_is_fitted_on_the_labeled_items_and_their_true_classe
     predicted = LabeledFeatures(rows.features, rows.predicted, rows.predicted,
                                 np.bincount(rows.predicted, minlength=3))
     if (np.bincount(rows.predicted, minlength=3) > 1).sum() >= 1:
-        other = _expected_uncertainty(predicted, _embeddings(adapter, model, candidates)[1].numpy())
+        other = _expected_uncertainty(predicted, outputs_and_embeddings(adapter, model, candidates)[1].numpy())
         assert np.argsort(-other, kind="stable")[:6].tolist() != order.tolist()
 
 

@@ -234,3 +234,13 @@ class ToyRegionAdapter(ToyDenseAdapter):
 
     def item_name(self, index: int) -> str:
         return f"city/image_{index:04d}_leftImg8bit.png"
+
+
+def outputs_and_embeddings(adapter, model, samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's outputs and ``adapter.embedding`` ``[len(samples), D]`` of
+    ``pool_set[samples]``, in eval mode (what the loop computes for a strategy's inputs)."""
+    with torch.inference_mode():
+        model.eval()
+        inputs = torch.stack([adapter.pool_set[int(i)][0] for i in samples])
+        outputs, features = adapter.forward_intermediates(model, inputs)
+        return outputs, adapter.embedding(outputs, features)

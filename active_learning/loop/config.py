@@ -10,6 +10,7 @@ import numpy as np
 from active_learning.errors import ConfigError
 from active_learning.loop.units import UNIT_REDUCTIONS
 from active_learning.strategies import get_strategy, list_strategies
+from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR, mix_label
 
 
 @dataclass
@@ -38,6 +39,11 @@ class LoopConfig:
     probcover_delta: float | None = None   # ProbCover's ball radius; None: the purity-based
                                            # choice (strategies/typicality.py::purity_delta)
     probcover_clusters: int = 10       # ProbCover: k-means clusters of that choice (the classes)
+    # Mixes (strategies/mixes.py): a diversity step after a score strategy, on the
+    # diversity_factor x budget best; a share of each budget drawn at random.
+    diversity: str | None = None
+    diversity_factor: int = DIVERSITY_FACTOR
+    random_fraction: float = 0.0
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -111,6 +117,18 @@ class LoopConfig:
             (self.amp in (None, "bf16", "fp16"),
              f"amp must be bf16, fp16 or None, got {self.amp!r}"),
         ]
+        checks += [
+            (0.0 <= self.random_fraction < 1.0,
+             f"--random-fraction must be in [0, 1), got {self.random_fraction}"),
+            (self.diversity is None or self.diversity in DIVERSITIES,
+             f"--diversity must be one of {', '.join(DIVERSITIES)}, got {self.diversity!r}"),
+            (self.diversity_factor >= 1,
+             f"--diversity-factor must be >= 1, got {self.diversity_factor}"),
+        ]
+        if self.diversity is not None:
+            refusal = diversity_refusal(self.strategy)
+            if refusal is not None:
+                raise ConfigError(refusal)
         if strategy.trains_loss_module:
             checks += [
                 (self.batch_size % 2 == 0 and self.batch_size >= 2,
@@ -156,12 +174,39 @@ class LoopConfig:
         if not strategy.trains_loss_module:
             unused |= {"lamda", "margin", "detach_epoch", "loss_pool_size", "loss_width"}
         unused |= strategy_option_fields() - {field for _, field in strategy.config_options}
+        # A run without a mix keeps the protocol it had before mixes existed (and resumes).
+        if self.diversity is None:
+            unused |= {"diversity", "diversity_factor"}
+        if not self.random_fraction:
+            unused.add("random_fraction")
         return {key: value for key, value in values.items() if key not in unused}
+
+    @property
+    def strategy_label(self) -> str:
+        """The strategy with its mix, as run folders and comparisons name it
+        (``entropy+coreset+random0.2``; ``entropy`` without a mix)."""
+        return mix_label(self.strategy, self.diversity, self.random_fraction)
 
     def strategy_options(self) -> dict[str, Any]:
         """Keyword options of the strategy's ``select_set`` (``Strategy.config_options``)."""
         return {option: getattr(self, field)
                 for option, field in get_strategy(self.strategy).config_options}
+
+
+def diversity_refusal(strategy_name: str) -> str | None:
+    """Why ``--diversity`` cannot follow this strategy, or None: the diversity step reorders
+    the candidates a score strategy ranks, by their embeddings, one per unit."""
+    strategy = get_strategy(strategy_name)
+    if not strategy.needs:
+        return (f"--diversity follows a score strategy; {strategy_name!r} scores nothing (use "
+                "--strategy coreset for diversity alone)")
+    if strategy.is_set_strategy:
+        return (f"--diversity follows a score strategy; {strategy_name!r} chooses a set of its "
+                "own")
+    if strategy.region_level:
+        return (f"--diversity compares units by their embeddings, and the superpixels of "
+                f"{strategy_name!r} have none of their own")
+    return None
 
 
 def strategy_option_fields() -> set[str]:
@@ -174,4 +219,5 @@ def derive_seed(seed: int, cycle: int, stage: int) -> int:
     return int(np.random.SeedSequence([seed, cycle, stage]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-STAGE_MODEL, STAGE_DATA, STAGE_SUBSET, STAGE_SELECT, STAGE_INITIAL, STAGE_HOLDOUT = range(6)
+(STAGE_MODEL, STAGE_DATA, STAGE_SUBSET, STAGE_SELECT, STAGE_INITIAL, STAGE_HOLDOUT,
+ STAGE_PASSIVE) = range(7)

@@ -7,6 +7,7 @@ memory does not grow with T.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,13 @@ from active_learning.distributed import (
     world_size,
 )
 from active_learning.errors import ConfigError
-from active_learning.loop.config import STAGE_SELECT, STAGE_SUBSET, LoopConfig, derive_seed
+from active_learning.loop.config import (
+    STAGE_PASSIVE,
+    STAGE_SELECT,
+    STAGE_SUBSET,
+    LoopConfig,
+    derive_seed,
+)
 from active_learning.loop.holdout import held_out_split, held_out_units
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.score_store import ScoreStore
@@ -57,6 +64,7 @@ from active_learning.strategies.labeled import (
     hidden_rows,
 )
 from active_learning.strategies.mc_statistics import MCAccumulator
+from active_learning.strategies.mixes import diversify, passive_count
 
 
 def progress(iterable: Iterable, enabled: bool, **kwargs: Any) -> Iterable:
@@ -327,6 +335,36 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     units = adapter.selection_units()
     candidates, budget = draw_candidates(units, state, cycle, config)
     select_seed = derive_seed(config.seed, cycle, STAGE_SELECT)
+    # The passive share of a mix (--random-fraction): the same draw on every process.
+    passive = np.zeros(0, dtype=np.int64)
+    n_passive = min(passive_count(budget, config.random_fraction), len(candidates))
+    if n_passive:
+        passive, _ = choose_new_labeled_indices(
+            "random", candidates, n_passive, seed=derive_seed(config.seed, cycle, STAGE_PASSIVE))
+        if strategy.is_set_strategy or not strategy.needs:
+            # a set strategy chooses the rest of the budget among the other candidates
+            rest = dataclasses.replace(config, random_fraction=0.0)
+            chosen, _ = _select_among(adapter, model, loss_module, strategy, units, state,
+                                      np.setdiff1d(candidates, passive), budget - n_passive,
+                                      select_seed, rest, device, store_folder, model_token)
+            picks = np.concatenate([chosen, passive]).astype(np.int64)
+            return picks, _rank_scores(len(picks))
+    return _select_among(adapter, model, loss_module, strategy, units, state, candidates, budget,
+                         select_seed, config, device, store_folder, model_token, passive=passive)
+
+
+def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
+                  strategy: Strategy, units: SelectionUnits, state: PoolState,
+                  candidates: np.ndarray, budget: int, select_seed: int, config: LoopConfig,
+                  device: torch.device, store_folder: Path | None, model_token: str | None, *,
+                  passive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`select_next`'s choice of ``budget`` among ``candidates`` (unit indices, ascending).
+
+    ``passive`` (score strategies): units of the candidates already drawn at random; they are
+    scored with the others, the strategy chooses ``budget - len(passive)`` among the rest, and
+    the passive ones follow its picks with their own scores.
+    """
+    passive = np.zeros(0, dtype=np.int64) if passive is None else passive
     if not strategy.needs:
         return choose_new_labeled_indices(strategy, candidates, budget, seed=select_seed)
     if strategy.presample is not None:      # e.g. outliers among the least confident
@@ -355,6 +393,9 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
 
     computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
                              units, store=store)
+    if not strategy.is_set_strategy and (config.diversity is not None or len(passive)):
+        return _choose_mixed(adapter, model, units, state, candidates, computed, passive, budget,
+                             select_seed, config, device)
     labeled_embeddings = None
     if strategy.needs_labeled_embeddings:   # every process embeds its shard of them
         labeled_samples = units.samples_of(state.labeled_indices)
@@ -368,6 +409,55 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
         choice = _choose(strategy, units, candidates, samples, computed, labeled_embeddings,
                          budget, select_seed, config)
     return broadcast_object(choice)
+
+
+def _choose_mixed(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
+                  state: PoolState, candidates: np.ndarray, computed: dict[str, Any] | None,
+                  passive: np.ndarray, budget: int, seed: int, config: LoopConfig,
+                  device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """A score strategy's choice through a mix (``strategies/mixes.py``).
+
+    Rank 0 holds ``computed`` (the scored candidates). The passive units are left out of the
+    scored choice, the ``diversity_factor x`` budget best of the rest form the shortlist, the
+    diversity step (embeddings computed by every process) orders it, and the passive units
+    follow. Returns (unit indices int64 [budget] in pick order, their scores float64 [budget]).
+    """
+    rest_budget = budget - len(passive)
+    plan = None
+    if computed is not None:
+        in_play = np.isin(computed["unit_ids"], candidates)  # regions: the image's others out
+        unit_ids, scores = computed["unit_ids"][in_play], computed["scores"][in_play]
+        is_passive = np.isin(unit_ids, passive)
+        scored_ids, scored = unit_ids[~is_passive], scores[~is_passive]
+        keep = rest_budget if config.diversity is None else min(
+            len(scored_ids), config.diversity_factor * rest_budget)
+        best = top_k(scored, keep)
+        passive_scores = dict(zip(unit_ids[is_passive].tolist(), scores[is_passive].tolist(),
+                                  strict=True))
+        plan = (scored_ids[best], scored[best],
+                np.array([passive_scores[unit] for unit in passive.tolist()], dtype=np.float64))
+    shortlist, short_scores, passive_scores = broadcast_object(plan)
+    if config.diversity is not None:
+        samples = units.samples_of(shortlist)
+        computed_rows = score_sharded(adapter, model, None, get_strategy("coreset"), samples,
+                                      config, device, units)
+        labeled_rows = None
+        if config.diversity == "coreset":
+            labeled_samples = units.samples_of(state.labeled_indices)
+            embedded = embed(adapter, model, labeled_samples, config, device)
+            if embedded is not None:
+                labeled_rows = units.unit_rows(labeled_samples, embedded.numpy())[1]
+        choice = None
+        if computed_rows is not None:
+            row_ids, rows = units.unit_rows(samples, computed_rows[EMBEDDING].numpy())
+            order = np.argsort(row_ids)
+            rows = np.asarray(rows)[order[np.searchsorted(row_ids[order], shortlist)]]
+            positions = diversify(config.diversity, short_scores, rows, labeled_rows,
+                                  rest_budget, seed=seed)
+            choice = (shortlist[positions], short_scores[positions])
+        shortlist, short_scores = broadcast_object(choice)
+    return (np.concatenate([shortlist, passive]).astype(np.int64),
+            np.concatenate([short_scores, passive_scores]).astype(np.float64))
 
 
 def presample(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,

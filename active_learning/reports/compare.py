@@ -9,7 +9,8 @@
 
 A RUN_DIR is a run folder (holding ``metrics.csv`` and ``args.json``) or any folder above run
 folders; every run found below it is used. Runs are grouped by strategy (``args.json``
-``loop.strategy``) and seed, and three files are written:
+``loop.strategy``, with its mix: ``entropy+coreset+random0.2``) and seed, and three files are
+written:
 
     OUT_PREFIX.png   mean +- std learning curve (metric vs labeled items) per strategy
     OUT_PREFIX.md    curves table, summary table, pairwise win/tie/loss matrix, warnings
@@ -61,6 +62,7 @@ import numpy as np
 
 from active_learning.files.atomic import atomic_write_text
 from active_learning.files.export import read_metrics_csv
+from active_learning.strategies.mixes import mix_label
 
 if TYPE_CHECKING:  # pandas is imported lazily (docs/design.md, "Dependencies")
     import pandas as pd
@@ -80,7 +82,7 @@ IGNORED_LOOP_FIELDS = {"strategy", "seed", "cycles", "device", "num_workers", "s
                        "margin", "detach_epoch", "loss_pool_size", "loss_width", "mc_samples",
                        "reduction", "initial_size", "budget", "subset_size", "subset_factor",
                        "epochs", "dal_max_epochs", "dal_sub_queries", "probcover_delta",
-                       "probcover_clusters"}
+                       "probcover_clusters", "diversity", "diversity_factor", "random_fraction"}
 IGNORED_TASK_FIELDS = {"csv_names", "data_dir", "output_dir", "download", "workers", "device"}
 FLOAT_SLACK = 1e-12  # so that e.g. 0.701 - 0.700 counts as within a tolerance of 0.001
 
@@ -254,7 +256,10 @@ def load_run(path: str | os.PathLike) -> Run:
     name = metric.get("name")
     if name is None and rows and "accuracy" in rows[0]:
         name = "accuracy"  # runs recorded before args.json named the metric: classification
-    return Run(path=path, strategy=str(loop["strategy"]), seed=int(loop.get("seed", 0)),
+    # a mix is its own group: entropy+coreset+random0.2 is not entropy
+    label = mix_label(str(loop["strategy"]), loop.get("diversity"),
+                      loop.get("random_fraction") or 0.0)
+    return Run(path=path, strategy=label, seed=int(loop.get("seed", 0)),
                loop=dict(loop), task=dict(task), rows=rows, metric=name,
                higher_is_better=bool(metric.get("higher_is_better", True)))
 

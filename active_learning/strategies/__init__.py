@@ -228,6 +228,12 @@ def _loss_prediction_score(inputs: Mapping[str, torch.Tensor],
     return inputs[LOSS_PRED].reshape(-1).float()
 
 
+def _expected_gradient_length(inputs: Mapping[str, torch.Tensor],
+                              reduction: str = "mean") -> torch.Tensor:
+    return uncertainty.expected_gradient_length(inputs[PROBS], inputs[EMBEDDING],
+                                                reduction=reduction)
+
+
 def _rank_scores(count: int) -> np.ndarray:
     """Scores for set strategies whose output is an ordered pick list: 1, (K-1)/K, ..., 1/K."""
     return (count - np.arange(count, dtype=np.float64)) / max(count, 1)
@@ -373,6 +379,11 @@ def _build_registry() -> None:
                                    region_level=True, reads=base.reads & {PIXEL_DISTRIBUTIONS},
                                    variance_twin=(f"{base.variance_twin}_superpixels"
                                                   if base.variance_twin else None)))
+    register_strategy(Strategy("expected_gradient_length", frozenset({PROBS, EMBEDDING}),
+                               "expected norm of the last layer's gradient under the model's "
+                               "prediction (Settles et al. 2008)",
+                               score_batch=_expected_gradient_length,
+                               reads=frozenset({CLASS_DISTRIBUTIONS})))
     register_strategy(Strategy("heatmap_uncertainty", frozenset({PROBS}),
                                "pose: 1 - mean over joints of each heatmap's peak",
                                score_batch=_probability_score(uncertainty.heatmap_uncertainty,

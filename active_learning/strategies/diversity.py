@@ -155,7 +155,7 @@ def _check_budget(budget, n_available: int, what: str) -> int:
 # --------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, seed: int = 0,
-                    device: str | torch.device | None = None) -> np.ndarray:
+                    device: str | torch.device | None = None, weights=None) -> np.ndarray:
     """Greedy k-center (core-set) selection.
 
     Args:
@@ -165,11 +165,14 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
         chunk_size: rows per chunk for the distance computations (memory knob).
         seed: seeds the first pick when no row is labeled.
         device: where to compute; default: the device of ``features`` (CPU for ndarrays).
+        weights: optional ``[N]`` non-negative weights: each pick then maximises the distance
+            to the nearest labeled-or-picked row times the row's weight (the core-set "weighted
+            by the score" of the mixes, ``strategies/mixes.py``). None: every weight 1.
 
     Returns:
         int64 ndarray ``[budget]`` of distinct row positions, none of them labeled, in pick order:
-        each pick is the row whose Euclidean distance to its nearest labeled-or-picked row is
-        largest (ties: lowest position).
+        each pick is the row whose (weighted) Euclidean distance to its nearest labeled-or-picked
+        row is largest (ties: lowest position).
 
     Raises:
         ValueError: ``budget`` larger than the number of unlabeled rows, bad shapes or positions.
@@ -182,6 +185,12 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)
 
+    squared_weights = None
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=x.dtype, device=x.device).reshape(-1)   # [N]
+        if w.shape[0] != n or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"weights must be {n} finite values >= 0, got {tuple(w.shape)}")
+        squared_weights = w * w   # min_dist holds squared distances: (d w)^2 = d^2 w^2
     sq_norms = _row_sq_norms(x, chunk_size, "features")  # [N]
     taken = torch.zeros(n, dtype=torch.bool, device=x.device)  # [N] labeled or picked
     picks: list[int] = []
@@ -198,7 +207,10 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
     min_dist[taken] = float("-inf")
 
     while len(picks) < budget:
-        center = int(torch.argmax(min_dist))  # first maximum -> lowest position on ties
+        criterion = min_dist
+        if squared_weights is not None:   # taken rows stay -inf (-inf x 0 would be NaN)
+            criterion = torch.where(torch.isinf(min_dist), min_dist, min_dist * squared_weights)
+        center = int(torch.argmax(criterion))  # first maximum -> lowest position on ties
         picks.append(center)
         _update_min_dist(x, sq_norms, center, min_dist, chunk_size)
         min_dist[center] = float("-inf")

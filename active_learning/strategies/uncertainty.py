@@ -234,6 +234,30 @@ def predictive_variance(mc_probs: Any, reduction: str = "mean") -> Tensor:
     return _finish(var.mean(dim=1), reduction)  # [N, *dense] before reduction
 
 
+def expected_gradient_length(probs: Any, embedding: Any, reduction: str = "mean") -> Tensor:
+    """Expected gradient length of the last layer (Settles, Craven & Ray 2008), in closed form.
+
+    For a linear last layer ``softmax(W h + b)`` trained with cross-entropy, the gradient for
+    label ``y`` is ``(p - e_y) h^T`` for ``W`` and ``p - e_y`` for ``b``, of squared norm
+    ``|p - e_y|^2 (|h|^2 + 1)`` with ``|p - e_y|^2 = |p|^2 - 2 p_y + 1``. Its expectation
+    under the model's own prediction is
+    ``EGL = sum_y p_y sqrt(|p|^2 - 2 p_y + 1) sqrt(|h|^2 + 1)``, computed here without a
+    backward pass (the gradient BADGE embeds, for every label instead of the predicted one).
+
+    probs: [N, C] one distribution per image; embedding: [N, D] the last layer's input
+    -> [N]. ``reduction`` is accepted for the registry's signature.
+    """
+    _check_reduction(reduction)
+    p = check_probabilities(probs)
+    if p.dim() != 2:
+        raise ValueError(f"expected gradient length needs one distribution per image, [N, C]; "
+                         f"got {tuple(p.shape)}")
+    h = _as_float_tensor(embedding, "embedding").reshape(p.shape[0], -1).to(p.dtype)    # [N, D]
+    residual = ((p * p).sum(dim=1, keepdim=True) - 2.0 * p + 1.0).clamp_min(0.0)      # [N, C]
+    expected = (p * residual.sqrt()).sum(dim=1)                                        # [N]
+    return (expected * ((h * h).sum(dim=1) + 1.0).sqrt()).to(torch.float32)
+
+
 def heatmap_uncertainty(heatmaps: Tensor, reduction: str = "mean") -> Tensor:
     """1 - the mean over joints of each heatmap's maximum (clamped to 0..1).
 

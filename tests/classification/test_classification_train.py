@@ -284,3 +284,16 @@ def test_a_run_recorded_by_the_earlier_flag_vocabulary_resumes(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--cycles", "4"])
     assert exit_info.value.code == 2
+
+
+def test_a_mix_runs_end_to_end_in_its_own_folder_and_compares_as_its_own_strategy(
+        tmp_path, digit_names):
+    from active_learning.reports.compare import compare_runs, load_runs
+
+    mixed = main(TINY + ["--strategy", "entropy", "--diversity", "coreset", "--random-fraction",
+                         "0.25", "--output-dir", str(tmp_path)])
+    assert mixed == tmp_path / "classification" / "digits" / "entropy+coreset+random0.25" / "seed0"
+    _check_run(mixed, digit_names)
+    plain = main(TINY + ["--strategy", "entropy", "--output-dir", str(tmp_path)])
+    comparison = compare_runs(load_runs([mixed, plain]))
+    assert sorted(comparison.strategies) == ["entropy", "entropy+coreset+random0.25"]

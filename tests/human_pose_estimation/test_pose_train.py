@@ -326,3 +326,13 @@ def test_a_config_without_init_weights_that_names_a_model_file_parses():
               "TEST": {"MODEL_FILE": "trained.pth"}}
     args = parse_args(config_to_argv(config))
     assert args.weights == "trained.pth" and args.weights_backbone is None
+
+
+def test_a_mix_of_heatmap_uncertainty_knearest_and_a_passive_share_runs_end_to_end(dataset,
+                                                                                  tmp_path):
+    run_dir = _run(dataset, tmp_path, "--strategy", "heatmap_uncertainty", "--diversity",
+                   "knearest", "--random-fraction", "0.5")
+    assert run_dir.parent.name == "heatmap_uncertainty+knearest+random0.5"
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]          # images, as every pose run
+    assert len(read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")) == 2

@@ -226,3 +226,11 @@ def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
     assert (run_dir / "priorities" / "cycle_00.csv").is_file()
+
+
+def test_a_mix_of_entropy_and_weighted_coreset_runs_end_to_end(dataset, tmp_path):
+    run_dir = _run(dataset, tmp_path, "--strategy", "entropy", "--diversity", "coreset")
+    assert run_dir.parent.name == "entropy+coreset"
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]
+    assert len(read_entropies_csv(run_dir / "priorities" / "cycle_01.csv")) == 2

@@ -330,3 +330,13 @@ def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert rows and all(math.isfinite(float(row["train_loss"])) for row in rows)
     assert (run_dir / "priorities" / "cycle_00.csv").is_file()
+
+
+def test_a_mix_of_mc_entropy_knearest_and_a_passive_share_runs_end_to_end(dataset, tmp_path):
+    run_dir = _run(dataset, tmp_path, "--strategy", "mc_entropy", "--diversity", "knearest",
+                   "--random-fraction", "0.5")
+    assert run_dir.parent.name == "mc_entropy+knearest+random0.5"
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert [row["n_labeled"] for row in rows] == [4, 6]
+    state = PoolState.load(run_dir / "pool.npz")
+    assert all(len(state.added_in(cycle + 1)) == 2 for cycle in range(2))
