@@ -340,8 +340,9 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
          help="mix: after a score strategy, choose among its best candidates by their "
               "embeddings: knearest (skip the nearest neighbours of each pick) or coreset "
               "(k-center weighted by the score)")
-    _add(group, "--diversity-factor", type=int, default=DIVERSITY_FACTOR, metavar="F",
-         help="mix: the diversity step sees the F x budget best-scored candidates")
+    _add(group, "--diversity-factor", type=int, default=None, metavar="F",
+         help="mix: the diversity step sees the F x budget best-scored candidates (default: "
+              f"{DIVERSITY_FACTOR})")
     _add(group, "--random-fraction", type=float, default=0.0, metavar="F",
          help="mix: draw this share of each cycle's budget uniformly at random (passive "
               "learning), the strategy chooses the rest")
@@ -517,6 +518,12 @@ def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:
     budget_flag = command.budget_flag(args)
     if getattr(args, budget_flag) == ALL and args.unlabeled_dir is None and not args.round:
         raise ConfigError(f"{_flag(budget_flag)} all ranks a folder: it needs --unlabeled-dir")
+    if args.diversity_factor is not None and args.diversity is None:
+        raise ConfigError("--diversity-factor sizes the shortlist of --diversity: give both")
+    if getattr(args, budget_flag) == ALL and (args.diversity is not None or args.random_fraction):
+        raise ConfigError("--diversity and --random-fraction choose a batch; with every image "
+                          f"ranked ({_flag(budget_flag)} all, the rank mode's default) there is "
+                          "none: give the batch size")
     if args.dropout is None:
         args.dropout = command.mc_dropout if needs_mc_dropout(args.strategy) else command.dropout
     if hasattr(args, "milestones"):
@@ -660,7 +667,9 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
         save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress, amp=args.amp,
         channels_last=args.channels_last, diversity=args.diversity,
-        diversity_factor=args.diversity_factor, random_fraction=args.random_fraction, **options)
+        diversity_factor=(DIVERSITY_FACTOR if args.diversity_factor is None
+                          else args.diversity_factor),
+        random_fraction=args.random_fraction, **options)
     values.update(fields)
     return LoopConfig(**values)
 
@@ -721,7 +730,7 @@ def run_folder(args: argparse.Namespace, task: str, dataset: str) -> Path:
     """``<output-dir>/<task>/<dataset>[_rank]/<strategy>[+<diversity>][+random<f>]/seed<k>``."""
     if args.unlabeled_dir is not None:
         dataset = f"{dataset}_rank"
-    label = mix_label(args.strategy, args.diversity, args.random_fraction)
+    label = mix_label(args.strategy, args.diversity, args.random_fraction, args.diversity_factor)
     return Path(args.output_dir) / task / dataset / label / f"seed{args.seed}"
 
 

@@ -30,6 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from active_learning.strategies.mixes import mix_label  # noqa: E402
 
 
 @dataclass
@@ -49,7 +52,14 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.strategy}-seed{self.seed}"
+        """``task-strategy-seedK``, the strategy with its mix (as its run folder names it)."""
+        flags = {flag: value for flag, value in zip(self.extra, self.extra[1:], strict=False)
+                 if flag in ("--diversity", "--random-fraction", "--diversity-factor")}
+        factor = flags.get("--diversity-factor")
+        label = mix_label(self.strategy, flags.get("--diversity"),
+                          float(flags.get("--random-fraction", 0)),
+                          int(factor) if factor is not None else None)
+        return f"{self.task}-{label}-seed{self.seed}"
 
     def command(self, threads: int) -> list[str]:
         return [sys.executable, "-m", f"{self.task}.train", *self.extra, "--strategy",

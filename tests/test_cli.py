@@ -197,3 +197,17 @@ def test_mc_dropout_alone_selects_an_mc_strategy_the_task_runs():
 
     assert parse_args(["--mc-dropout"]).strategy == "mc_entropy"
     assert pose_args(["--mc-dropout"]).strategy == "mc_variance"      # pose outputs heatmaps
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "entropy", "--diversity-factor", "5"], "--diversity-factor sizes"),
+    (["--strategy", "random", "--diversity", "coreset"], "scores nothing"),
+    (["--strategy", "entropy", "--random-fraction", "1"], "--random-fraction must be in"),
+])
+def test_a_mix_that_cannot_run_is_one_message_before_anything_is_read(tmp_path, capsys, extra,
+                                                                        message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + ["--output-dir", str(tmp_path), *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -2,12 +2,15 @@
 drawn at random; and expected gradient length, the gradient-based score AL-CV mixes."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from active_learning import choose_new_labeled_indices, get_strategy
 from active_learning.errors import ConfigError
+from active_learning.loop import selection
 from active_learning.loop.config import STAGE_PASSIVE, LoopConfig, derive_seed
 from active_learning.loop.pool import PoolState
 from active_learning.loop.selection import score_candidates, select_next
@@ -22,7 +25,7 @@ from active_learning.strategies.mixes import (
 )
 from active_learning.strategies.uncertainty import expected_gradient_length
 from distributed_workers import spawn
-from toy_adapters import ToyClassificationAdapter, outputs_and_embeddings
+from toy_adapters import ToyClassificationAdapter, ToyGroupedAdapter, outputs_and_embeddings
 
 CPU = torch.device("cpu")
 
@@ -50,6 +53,11 @@ def test_a_zero_weight_never_turns_a_labeled_row_into_a_pick():
     assert picks.tolist() == [2]
 
 
+def test_with_nothing_labeled_the_heaviest_row_comes_first():
+    points = np.array([[0.0], [1.0], [5.0], [9.0]])
+    assert k_center_greedy(points, [], 2, weights=[0.1, 0.2, 1.0, 0.3]).tolist() == [2, 3]
+
+
 def test_knearest_skips_the_neighbours_of_each_pick_then_fills_by_score():
     # cluster A (best scores) near the origin, cluster B near (10, 10)
     points = np.array([[0, 0], [0.1, 0], [0, 0.1], [10, 10], [10.1, 10]])
@@ -63,10 +71,29 @@ def test_knearest_skips_the_neighbours_of_each_pick_then_fills_by_score():
 def test_score_weights_label_and_passive_share():
     np.testing.assert_allclose(score_weights(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
     np.testing.assert_allclose(score_weights(np.array([-7.0, -7.0])), [1.0, 1.0])
+    # the range of every scored candidate: the shortlist's last is not weighted 0
+    np.testing.assert_allclose(score_weights(np.array([2.0, 4.0]), low=0.0, high=4.0), [0.5, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        score_weights(np.array([1.0, np.nan]))
     assert mix_label("entropy") == "entropy"
     assert mix_label("entropy", "coreset", 0.2) == "entropy+coreset+random0.2"
     assert mix_label("coreset", None, 0.5) == "coreset+random0.5"
+    assert mix_label("margin", "knearest", 0, diversity_factor=5) == "margin+knearest-f5"
+    assert mix_label("margin", "knearest", 0, diversity_factor=10) == "margin+knearest"
     assert passive_count(10, 0.2) == 2 and passive_count(7, 0.5) == 4 and passive_count(5, 0) == 0
+    assert passive_count(5, 0.5) == 3 and passive_count(3, 0.5) == 2    # half up, not to even
+
+
+def test_expected_gradient_length_keeps_confident_predictions_apart():
+    # p_top = 0.99995 and 0.9998: float32 arithmetic got the first 44% wrong
+    logits = torch.tensor([[12.0, 2.0, 0.0], [10.0, 1.5, 0.0]])
+    h = torch.ones(2, 4)
+    exact = torch.softmax(logits.double(), dim=1)
+    expected = [sum(float(exact[row, y]) * float(torch.sqrt(
+        ((exact[row] - torch.eye(3, dtype=torch.float64)[y]) ** 2).sum() * 5.0))
+        for y in range(3)) for row in range(2)]
+    np.testing.assert_allclose(expected_gradient_length(torch.softmax(logits, 1), h).numpy(),
+                               expected, rtol=1e-3)
 
 
 def test_expected_gradient_length_is_the_autograd_expectation():
@@ -132,17 +159,31 @@ def _passive(count, config):
                                       seed=derive_seed(config.seed, 0, STAGE_PASSIVE))[0]
 
 
-def test_the_passive_share_is_drawn_first_and_the_score_chooses_the_rest():
+RANKS = [1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]   # the pick order, as the priority CSV keeps it
+
+
+def test_the_passive_share_is_drawn_first_and_the_score_chooses_the_rest(monkeypatch):
     adapter, model, state, config = _setup("entropy", random_fraction=0.5)
-    indices, scores = select_next(adapter, model, None, state, 0, config, CPU)
-    passive = _passive(3, config)
     entropy = score_candidates(adapter, model, None, get_strategy("entropy"), CANDIDATES, config,
                                CPU)
-    by_unit = dict(zip(entropy["unit_ids"].tolist(), entropy["scores"].tolist(), strict=True))
-    rest = np.setdiff1d(CANDIDATES, passive)
-    best = rest[np.argsort([-by_unit[unit] for unit in rest], kind="stable")[:3]]
-    assert indices.tolist() == best.tolist() + passive.tolist()
-    np.testing.assert_allclose(scores, [by_unit[unit] for unit in indices], rtol=1e-6)
+    ranked = entropy["unit_ids"][np.argsort(-entropy["scores"], kind="stable")]
+    # the draw takes two of the best entropies: the score must choose among the others
+    passive = np.array([ranked[0], ranked[2], CANDIDATES[0]])
+    monkeypatch.setattr(selection, "draw_passive", lambda candidates, count, seed: passive)
+    indices, scores = select_next(adapter, model, None, state, 0, config, CPU)
+    assert indices.tolist() == [ranked[1], ranked[3], ranked[4]] + passive.tolist()
+    np.testing.assert_allclose(scores, RANKS)
+
+
+def test_the_passive_draw_is_seeded_apart_from_the_rest_and_may_fill_a_small_budget():
+    adapter, model, state, config = _setup("entropy", random_fraction=0.5)
+    indices, _ = select_next(adapter, model, None, state, 0, config, CPU)
+    assert indices[3:].tolist() == _passive(3, config).tolist()
+    for strategy in ("entropy", "coreset", "random"):   # round(0.6 x 1) = 1: all passive
+        adapter, model, state, config = _setup(strategy, random_fraction=0.6)
+        small = dataclasses.replace(config, budget=1)
+        indices, scores = select_next(adapter, model, None, state, 0, small, CPU)
+        assert indices.tolist() == _passive(1, config).tolist() and scores.tolist() == [1.0]
 
 
 @pytest.mark.parametrize("diversity", ["coreset", "knearest"])
@@ -154,12 +195,13 @@ def test_the_diversity_step_orders_the_shortlist_of_the_best_scores(diversity):
     order = np.argsort(-margin["scores"], kind="stable")[:18]                    # 3 x 6
     shortlist, short_scores = margin["unit_ids"][order], margin["scores"][order]
     rows = _embed(adapter, model, shortlist)
-    if diversity == "coreset":
-        positions = weighted_coreset(short_scores, rows, _embed(adapter, model, np.arange(30)), 6)
+    if diversity == "coreset":   # normalised over every candidate's score
+        positions = weighted_coreset(short_scores, rows, _embed(adapter, model, np.arange(30)), 6,
+                                     score_range=(margin["scores"].min(), margin["scores"].max()))
     else:
         positions = knearest_diverse(short_scores, rows, 6)
     assert indices.tolist() == shortlist[positions].tolist()
-    np.testing.assert_allclose(scores, short_scores[positions], rtol=1e-6)
+    np.testing.assert_allclose(scores, RANKS)
 
 
 def test_a_set_strategy_chooses_the_rest_among_the_other_candidates():
@@ -171,7 +213,38 @@ def test_a_set_strategy_chooses_the_rest_among_the_other_candidates():
     expected, _ = choose_new_labeled_indices("coreset", rest, 3, inputs={EMBEDDING: embedded[30:]},
                                              labeled_embeddings=embedded[:30])
     assert indices.tolist() == expected.tolist() + passive.tolist()
-    np.testing.assert_allclose(scores, [1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])
+    np.testing.assert_allclose(scores, RANKS)
+
+
+@pytest.mark.parametrize("diversity", ["coreset", "knearest"])
+def test_images_of_several_samples_are_diversified_by_their_mean_embedding(diversity):
+    adapter = ToyGroupedAdapter()
+    units = adapter.selection_units()
+    labeled = np.flatnonzero(units.selectable())[:15]
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    state = PoolState.empty(units.n_units)
+    state.mark_labeled(labeled, cycle=0)
+    config = LoopConfig(strategy="entropy", budget=5, subset_size=0, eval_batch_size=16,
+                        progress=False, diversity=diversity, diversity_factor=3)
+    indices, _ = select_next(adapter, model, None, state, 0, config, CPU)
+    candidates = np.setdiff1d(np.flatnonzero(units.selectable()), labeled)
+    scored = score_candidates(adapter, model, None, get_strategy("entropy"),
+                              units.samples_of(candidates), config, CPU, units=units)
+    order = np.argsort(-scored["scores"], kind="stable")[:15]
+    shortlist, short_scores = scored["unit_ids"][order], scored["scores"][order]
+
+    def image_means(images):   # every person of an image, averaged
+        return torch.stack([_embed(adapter, model, np.flatnonzero(units.unit_of_sample == image))
+                            .double().mean(dim=0) for image in images])
+
+    if diversity == "coreset":
+        positions = weighted_coreset(short_scores, image_means(shortlist), image_means(labeled),
+                                     5, score_range=(scored["scores"].min(),
+                                                     scored["scores"].max()))
+    else:
+        positions = knearest_diverse(short_scores, image_means(shortlist), 5)
+    assert indices.tolist() == shortlist[positions].tolist()
 
 
 # Scores without MC dropout: its masks are drawn per process (BENCHMARKS.md, torchrun).

@@ -16,6 +16,9 @@ def test_runs_start_seed_by_seed_then_grid_by_grid():
         "segmentation-random-seed0", "segmentation-mc_entropy-seed0", "classification-entropy-seed0",
         "segmentation-random-seed1", "segmentation-mc_entropy-seed1", "classification-entropy-seed1"]
     assert jobs[2].extra == ["--x", "1"]
+    mixed = parallel_grid.plan_jobs([("c", "o", "entropy", "0", "--diversity coreset "
+                                                              "--random-fraction 0.2")])
+    assert mixed[0].name == "c-entropy+coreset+random0.2-seed0"   # logs of two mixes apart
     command = jobs[0].command(threads=1)
     assert command[1:4] == ["-m", "segmentation.train", "-a"]
     assert command[-7:] == ["--seed", "0", "--output-dir", "out/seg", "--threads", "1",

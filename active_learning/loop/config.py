@@ -185,7 +185,8 @@ class LoopConfig:
     def strategy_label(self) -> str:
         """The strategy with its mix, as run folders and comparisons name it
         (``entropy+coreset+random0.2``; ``entropy`` without a mix)."""
-        return mix_label(self.strategy, self.diversity, self.random_fraction)
+        return mix_label(self.strategy, self.diversity, self.random_fraction,
+                         self.diversity_factor)
 
     def strategy_options(self) -> dict[str, Any]:
         """Keyword options of the strategy's ``select_set`` (``Strategy.config_options``)."""

@@ -339,8 +339,10 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
     passive = np.zeros(0, dtype=np.int64)
     n_passive = min(passive_count(budget, config.random_fraction), len(candidates))
     if n_passive:
-        passive, _ = choose_new_labeled_indices(
-            "random", candidates, n_passive, seed=derive_seed(config.seed, cycle, STAGE_PASSIVE))
+        passive = draw_passive(candidates, n_passive,
+                               derive_seed(config.seed, cycle, STAGE_PASSIVE))
+        if n_passive >= budget:   # a small budget: the passive share is all of it
+            return passive, _rank_scores(len(passive))
         if strategy.is_set_strategy or not strategy.needs:
             # a set strategy chooses the rest of the budget among the other candidates
             rest = dataclasses.replace(config, random_fraction=0.0)
@@ -351,6 +353,12 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
             return picks, _rank_scores(len(picks))
     return _select_among(adapter, model, loss_module, strategy, units, state, candidates, budget,
                          select_seed, config, device, store_folder, model_token, passive=passive)
+
+
+def draw_passive(candidates: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """The passive share of a mix: ``count`` of the candidate units, uniformly at random
+    (int64 [count], in draw order)."""
+    return choose_new_labeled_indices("random", candidates, count, seed=seed)[0]
 
 
 def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
@@ -418,25 +426,28 @@ def _choose_mixed(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
     """A score strategy's choice through a mix (``strategies/mixes.py``).
 
     Rank 0 holds ``computed`` (the scored candidates). The passive units are left out of the
-    scored choice, the ``diversity_factor x`` budget best of the rest form the shortlist, the
-    diversity step (embeddings computed by every process) orders it, and the passive units
-    follow. Returns (unit indices int64 [budget] in pick order, their scores float64 [budget]).
+    scored choice, the ``diversity_factor x`` the rest of the budget best of the others form the
+    shortlist, the diversity step (embeddings computed by every process) orders it, and the
+    passive units follow. Returns (unit indices int64 [budget] in pick order, rank scores
+    float64 [budget]: 1 down to 1/budget, so that the priority CSV keeps the pick order).
     """
     rest_budget = budget - len(passive)
     plan = None
     if computed is not None:
         in_play = np.isin(computed["unit_ids"], candidates)  # regions: the image's others out
         unit_ids, scores = computed["unit_ids"][in_play], computed["scores"][in_play]
+        finite = bool(np.isfinite(scores).all())
         is_passive = np.isin(unit_ids, passive)
         scored_ids, scored = unit_ids[~is_passive], scores[~is_passive]
         keep = rest_budget if config.diversity is None else min(
             len(scored_ids), config.diversity_factor * rest_budget)
-        best = top_k(scored, keep)
-        passive_scores = dict(zip(unit_ids[is_passive].tolist(), scores[is_passive].tolist(),
-                                  strict=True))
-        plan = (scored_ids[best], scored[best],
-                np.array([passive_scores[unit] for unit in passive.tolist()], dtype=np.float64))
-    shortlist, short_scores, passive_scores = broadcast_object(plan)
+        best = top_k(scored, keep) if finite else np.zeros(0, dtype=np.int64)
+        score_range = (float(scores.min()), float(scores.max())) if finite else (0.0, 0.0)
+        plan = (finite, scored_ids[best], scored[best], score_range)
+    # every process learns of non-finite scores, so that none waits for the others
+    finite, shortlist, short_scores, score_range = broadcast_object(plan)
+    if not finite:
+        raise ValueError(f"strategy {config.strategy!r} gave NaN or infinite scores")
     if config.diversity is not None:
         samples = units.samples_of(shortlist)
         computed_rows = score_sharded(adapter, model, None, get_strategy("coreset"), samples,
@@ -453,11 +464,11 @@ def _choose_mixed(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
             order = np.argsort(row_ids)
             rows = np.asarray(rows)[order[np.searchsorted(row_ids[order], shortlist)]]
             positions = diversify(config.diversity, short_scores, rows, labeled_rows,
-                                  rest_budget, seed=seed)
-            choice = (shortlist[positions], short_scores[positions])
-        shortlist, short_scores = broadcast_object(choice)
-    return (np.concatenate([shortlist, passive]).astype(np.int64),
-            np.concatenate([short_scores, passive_scores]).astype(np.float64))
+                                  rest_budget, seed=seed, score_range=score_range)
+            choice = shortlist[positions]
+        shortlist = broadcast_object(choice)
+    picks = np.concatenate([shortlist, passive]).astype(np.int64)
+    return picks, _rank_scores(len(picks))
 
 
 def presample(adapter: TaskAdapter, model: nn.Module, strategy: Strategy,

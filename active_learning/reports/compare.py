@@ -258,7 +258,7 @@ def load_run(path: str | os.PathLike) -> Run:
         name = "accuracy"  # runs recorded before args.json named the metric: classification
     # a mix is its own group: entropy+coreset+random0.2 is not entropy
     label = mix_label(str(loop["strategy"]), loop.get("diversity"),
-                      loop.get("random_fraction") or 0.0)
+                      loop.get("random_fraction") or 0.0, loop.get("diversity_factor"))
     return Run(path=path, strategy=label, seed=int(loop.get("seed", 0)),
                loop=dict(loop), task=dict(task), rows=rows, metric=name,
                higher_is_better=bool(metric.get("higher_is_better", True)))

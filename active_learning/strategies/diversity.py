@@ -163,7 +163,7 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
         labeled: bool mask ``[N]`` or int positions of rows already labeled (may be empty / None).
         budget: number of rows to pick; ``<= 0`` returns an empty array.
         chunk_size: rows per chunk for the distance computations (memory knob).
-        seed: seeds the first pick when no row is labeled.
+        seed: seeds the first pick when no row is labeled (without ``weights``).
         device: where to compute; default: the device of ``features`` (CPU for ndarrays).
         weights: optional ``[N]`` non-negative weights: each pick then maximises the distance
             to the nearest labeled-or-picked row times the row's weight (the core-set "weighted
@@ -198,7 +198,9 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
         min_dist = _min_dist_to_set(x, sq_norms, labeled_pos, chunk_size)  # [N]
         taken[torch.as_tensor(labeled_pos, device=x.device)] = True
     else:
-        first = int(np.random.default_rng(seed).integers(n))
+        # the seeded first pick; with weights, the heaviest row (the best score)
+        first = (int(np.random.default_rng(seed).integers(n)) if squared_weights is None
+                 else int(torch.argmax(squared_weights)))
         picks.append(first)
         taken[first] = True
         min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [N]

@@ -18,13 +18,22 @@ A cycle's budget B then splits into ``round(f B)`` units drawn uniformly from th
   candidate already chosen: near-duplicates of a chosen image give way to the next best score.
   When the walk runs out, the skipped candidates fill the budget in score order;
 * ``coreset``: k-center greedy over the shortlist with the labeled units as the first centers,
-  each distance multiplied by the candidate's score normalised to ``[0, 1]`` (AL-CV's
-  ``weighted_by_score``): far from everything labeled or chosen, and uncertain.
+  each distance multiplied by the candidate's score normalised to ``[0, 1]`` over every scored
+  candidate (AL-CV's ``weighted_by_score``): far from everything labeled or chosen, and
+  uncertain.
+
+The picks are written in pick order (the priority CSV's values are then rank scores, 1 down to
+1/K, as for the set strategies): the passive share last. A mix chooses a batch, so it is refused
+where every image is ranked (``--budget all``, the rank mode's default). AL-CV's
+``diversity_mix`` and ``distance_metric`` options have no counterpart here (the distance is
+Euclidean in the model's embedding).
 
 AL-CV's README names these parts and not every detail (its k-nearest neighbourhood size, its
 score normalisation): the choices above are this project's, stated here and in the README.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -40,31 +49,41 @@ KNEAREST_K = 5
 
 
 def passive_count(budget: int, random_fraction: float) -> int:
-    """How many of ``budget`` units are drawn at random: ``round(random_fraction x budget)``."""
-    return int(round(float(random_fraction) * int(budget)))
+    """How many of ``budget`` units are drawn at random: ``random_fraction x budget`` rounded
+    half up (0.5 x 5 -> 3)."""
+    return int(math.floor(float(random_fraction) * int(budget) + 0.5))
 
 
-def mix_label(strategy: str, diversity: str | None = None, random_fraction: float = 0.0) -> str:
+def mix_label(strategy: str, diversity: str | None = None, random_fraction: float = 0.0,
+              diversity_factor: int | None = None) -> str:
     """The name a mix goes by in run folders and comparisons: ``entropy``,
-    ``entropy+coreset``, ``entropy+coreset+random0.2``, ``coreset+random0.5``."""
+    ``entropy+coreset``, ``entropy+coreset+random0.2``, ``coreset+random0.5``, and with a
+    shortlist other than the default 10 x budget ``entropy+coreset-f5``."""
     parts = [strategy]
     if diversity:
-        parts.append(diversity)
+        factor = diversity_factor if diversity_factor is not None else DIVERSITY_FACTOR
+        parts.append(diversity if factor == DIVERSITY_FACTOR else f"{diversity}-f{factor}")
     if random_fraction:
         parts.append(f"random{float(random_fraction):g}")
     return "+".join(parts)
 
 
-def score_weights(scores: np.ndarray) -> np.ndarray:
+def score_weights(scores: np.ndarray, low: float | None = None,
+                  high: float | None = None) -> np.ndarray:
     """float64 ``[N]``: the scores min-max normalised to ``[0, 1]`` (all ones when they tie),
-    so that a score's scale or sign (a negative log-density) does not matter."""
+    so that a score's scale or sign (a negative log-density) does not matter. ``low`` and
+    ``high`` (default: the scores' own) are the range, e.g. that of every scored candidate, so
+    that the last of a shortlist is not weighted 0."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
     if scores.size == 0:
         return scores
-    low, high = float(scores.min()), float(scores.max())
+    low = float(scores.min()) if low is None else float(low)
+    high = float(scores.max()) if high is None else float(high)
     if not high > low:
         return np.ones_like(scores)
-    return (scores - low) / (high - low)
+    return np.clip((scores - low) / (high - low), 0.0, 1.0)
 
 
 def knearest_diverse(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor, budget: int,
@@ -112,7 +131,8 @@ def knearest_diverse(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor, 
 
 def weighted_coreset(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor,
                      labeled_embeddings: np.ndarray | torch.Tensor | None, budget: int,
-                     seed: int = 0) -> np.ndarray:
+                     seed: int = 0, score_range: tuple[float, float] | None = None
+                     ) -> np.ndarray:
     """k-center greedy on the shortlist, each distance weighted by the normalised score.
 
     Args:
@@ -122,6 +142,7 @@ def weighted_coreset(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor,
             or empty: the first pick is seeded, as core-set's).
         budget: how many to choose (at most N).
         seed: the first pick's seed when nothing is labeled.
+        score_range: ``(low, high)`` of the normalisation (default: the shortlist's own).
 
     Returns:
         int64 ``[budget]`` positions into the shortlist, in pick order.
@@ -131,7 +152,8 @@ def weighted_coreset(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor,
                torch.as_tensor(labeled_embeddings).detach().float().reshape(-1,
                                                                            candidates.shape[1]))
     features = torch.cat([labeled.to(candidates.device), candidates])              # [L + N, D]
-    weights = np.concatenate([np.zeros(len(labeled)), score_weights(scores)])       # [L + N]
+    low, high = score_range if score_range is not None else (None, None)
+    weights = np.concatenate([np.zeros(len(labeled)), score_weights(scores, low, high)])  # [L+N]
     picks = k_center_greedy(features, np.arange(len(labeled)), budget, seed=seed,
                             weights=weights)
     return picks - len(labeled)
@@ -139,11 +161,12 @@ def weighted_coreset(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor,
 
 def diversify(diversity: str, scores: np.ndarray, embeddings: np.ndarray | torch.Tensor,
               labeled_embeddings: np.ndarray | torch.Tensor | None, budget: int,
-              seed: int = 0) -> np.ndarray:
+              seed: int = 0, score_range: tuple[float, float] | None = None) -> np.ndarray:
     """The diversity step ``diversity`` (one of ``DIVERSITIES``) on a scored shortlist: int64
-    ``[budget]`` positions into it, in pick order."""
+    ``[budget]`` positions into it, in pick order. ``score_range``: coreset's normalisation."""
     if diversity == "knearest":
         return knearest_diverse(scores, embeddings, budget)
     if diversity == "coreset":
-        return weighted_coreset(scores, embeddings, labeled_embeddings, budget, seed=seed)
+        return weighted_coreset(scores, embeddings, labeled_embeddings, budget, seed=seed,
+                                score_range=score_range)
     raise ValueError(f"unknown diversity {diversity!r}; known: {', '.join(DIVERSITIES)}")

@@ -166,6 +166,9 @@ def test_unlabeled_folder_errors(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--cycles", "2"], "label the selected images, move them into train/<class>/, and run again"),
     (["--initial-size", "4"], "--initial-size does not apply"),
+    # a mix chooses a batch: ranking everything would silently be the plain strategy's order
+    (["--strategy", "entropy", "--diversity", "coreset"], "--diversity and --random-fraction"),
+    (["--strategy", "entropy", "--random-fraction", "0.2"], "choose a batch"),
 ])
 def test_rank_flag_errors(folders, extra, message, capsys):
     tmp_path, _ = folders
