@@ -246,7 +246,7 @@ def test_no_report_map_writes_no_points_and_the_page_says_so(tmp_path):
 
 # ---- the page --------------------------------------------------------------------------------
 
-def test_the_map_image_is_drawn_once_per_points_file(tmp_path, monkeypatch):
+def test_the_map_and_histogram_are_drawn_once_per_points_file(tmp_path, monkeypatch):
     pytest.importorskip("sklearn")
     from report_fixtures import make_run_folder
 
@@ -260,18 +260,25 @@ def test_the_map_image_is_drawn_once_per_points_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(html, "tsne_coordinates", counting)
     image = run / "report" / "img" / "s01_map.png"
+    histogram = run / "report" / "img" / "s01_classes.png"
     report_for_run(run, max_map_points=30)
     assert len(calls) == 1 and image.stat().st_size > 0
-    drawn = image.stat().st_mtime_ns
+    drawn, counted = image.stat().st_mtime_ns, histogram.stat().st_mtime_ns
     report_for_run(run, max_map_points=30)                   # the same points: kept
     assert len(calls) == 1 and image.stat().st_mtime_ns == drawn
+    assert histogram.stat().st_mtime_ns == counted           # the same counts: kept too
     report_for_run(run, max_map_points=20)                   # other settings: drawn again
     assert calls[-1] == 20
     points_file = run / "embeddings" / "cycle_01.npz"
     later = image.stat().st_mtime_ns + 10 ** 9
     os.utime(points_file, ns=(later, later))                 # newer points: drawn again
     report_for_run(run, max_map_points=20)
-    assert len(calls) == 3
+    assert len(calls) == 3 and histogram.stat().st_mtime_ns == counted
+    points = read_embeddings_file(points_file)               # other classes: other counts
+    write_embeddings_file(points_file, points.embeddings, points.status,
+                          np.zeros(len(points.status), dtype=int))
+    report_for_run(run, max_map_points=20)
+    assert histogram.stat().st_mtime_ns != counted
 
 
 def test_class_counts_name_a_set_counted_from_predictions():

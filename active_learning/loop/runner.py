@@ -401,7 +401,9 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in shown[:6] if key in metrics)
     if len(shown) > 6:
         summary += f" (+{len(shown) - 6} more in metrics.csv)"
-    logger.info("cycle %d: %d labeled, %s, %.1f s", cycle, len(labeled), summary, row["seconds"])
+    # (a labeling round has no test set: nothing measured, no metrics to list)
+    logger.info("cycle %d: %d labeled%s, %.1f s", cycle, len(labeled),
+                f", {summary}" if summary else "", row["seconds"])
 
 
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, nn.Module | None, Any, Any]:

@@ -427,9 +427,9 @@ def class_counts(classes: np.ndarray, status: np.ndarray, n_classes: int,
 
 def plot_class_histogram(counts: Mapping[str, Sequence[float] | np.ndarray],
                          class_names: Sequence[str], path: str | os.PathLike, *,
-                         title: str = "") -> None:
+                         title: str = "", metadata: Mapping[str, str] | None = None) -> None:
     """Horizontal grouped bars: each set's fraction per class (sets of different sizes compare
-    by share). PNG written atomically."""
+    by share). PNG written atomically, with ``metadata`` as its text entries."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -455,7 +455,7 @@ def plot_class_histogram(counts: Mapping[str, Sequence[float] | np.ndarray],
     if title:
         axis.set_title(title, fontsize=10)
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- the page
@@ -583,8 +583,13 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
                 raise ValueError(f"class counts {name!r} have {values.size} entries for "
                                  f"{len(names)} classes")
         image = f"s{number:02d}_classes.png"
-        plot_class_histogram(counts, names, folder / "img" / image,
-                             title="classes of the choice against the labeled set")
+        title = "classes of the choice against the labeled set"
+        # Drawn again only when what it shows changed: a run's page redraws no old cycle's.
+        key = _hash({"counts": {name: values.tolist() for name, values in counts.items()},
+                     "names": [str(name) for name in names], "title": title})
+        if not _cached_png(folder / "img" / image, key):
+            plot_class_histogram(counts, names, folder / "img" / image, title=title,
+                                 metadata={PNG_KEY: key})
         parts.append("<h3>Classes</h3>")
         if selection.class_note:
             parts.append(f'<p class="muted">{_e(selection.class_note)}</p>')
@@ -613,35 +618,39 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
             f"</summary>{body}</details></section>")
 
 
-MAP_KEY = "al-report-map"      # the PNG text entry naming what a cached map was drawn from
+PNG_KEY = "al-report-key"      # the PNG text entry naming what a kept image was drawn from
+
+
+def _hash(facts: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def _map_key(points: EmbeddingMap, max_points: int, seed: int,
              class_names: Sequence[str]) -> str | None:
     """What a map image depends on, hashed: its points file (path, size, modification time)
-    and the drawing's settings; None for points that come from no file (never cached)."""
-    import hashlib
-
+    and the drawing's settings; None for points that come from no file (never kept)."""
     if points.source is None or not Path(points.source).is_file():
         return None
     stat = Path(points.source).stat()
-    facts = {"source": str(Path(points.source).resolve()), "size": stat.st_size,
-             "mtime_ns": stat.st_mtime_ns, "max_points": max_points, "seed": seed,
-             "class_names": [str(name) for name in class_names], "version": 1}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return _hash({"source": str(Path(points.source).resolve()), "size": stat.st_size,
+                  "mtime_ns": stat.st_mtime_ns, "max_points": max_points, "seed": seed,
+                  "class_names": [str(name) for name in class_names], "version": 1})
 
 
-def _cached_map(path: Path, key: str | None, source: Path | None) -> bool:
-    """True when ``path`` is the map drawn for ``key``, and not older than its points file."""
-    if key is None or source is None or not path.is_file():
+def _cached_png(path: Path, key: str | None, source: Path | None = None) -> bool:
+    """True when ``path`` is the image drawn for ``key`` (its PNG text entry), and not older
+    than ``source``, the file it was drawn from."""
+    if key is None or not path.is_file():
         return False
-    if path.stat().st_mtime_ns < Path(source).stat().st_mtime_ns:
+    if source is not None and path.stat().st_mtime_ns < Path(source).stat().st_mtime_ns:
         return False
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return dict(getattr(image, "text", {})).get(MAP_KEY) == key
+            return dict(getattr(image, "text", {})).get(PNG_KEY) == key
     except OSError:   # a torn or foreign file: draw it again
         return False
 
@@ -666,7 +675,7 @@ def _map_html(points: EmbeddingMap, number: int, folder: Path, *, class_names: S
     title = (f"t-SNE of {len(kept)} of {len(status)} points" if len(kept) < len(status)
              else f"t-SNE of {len(status)} points")
     key = _map_key(points, max_points, seed, class_names)
-    if not _cached_map(folder / "img" / image, key, points.source):
+    if not _cached_png(folder / "img" / image, key, points.source):
         try:
             coordinates = tsne_coordinates(embeddings[kept], seed)
         except ImportError:
@@ -677,7 +686,7 @@ def _map_html(points: EmbeddingMap, number: int, folder: Path, *, class_names: S
         classes = np.asarray(points.classes)[kept] if points.classes is not None else None
         plot_embedding_map(coordinates, status[kept], folder / "img" / image, classes=classes,
                            class_names=class_names, title=title,
-                           metadata={MAP_KEY: key} if key is not None else None)
+                           metadata={PNG_KEY: key} if key is not None else None)
     sampled = _sampled_line(points)
     return (f"<h3>Embedding map</h3><p class=\"muted\">{_e(title)}: the candidates' embeddings "
             f"(and the labeled set's), each chosen point red.{_e(sampled)}</p>"
