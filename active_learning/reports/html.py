@@ -850,6 +850,12 @@ def read_embeddings_file(path: str | os.PathLike) -> EmbeddingMap:
             totals=totals, note=str(data["note"]) if "note" in data else "", source=Path(path))
 
 
+def _saved_class_names(path: Path) -> list[str]:
+    """The class names a points file holds ([] if none), without reading its embeddings."""
+    with np.load(path, allow_pickle=False) as data:
+        return [str(name) for name in data["class_names"]] if "class_names" in data else []
+
+
 def _cycle_files(folder: Path) -> dict[int, Path]:
     found = {}
     for path in folder.glob("cycle_*.*"):
@@ -959,8 +965,8 @@ def report_for_run(run_dir: str | os.PathLike, output: str | os.PathLike | None 
     pictures = _cycle_files(run_dir / "selections")
     if not class_names:   # the names the run saved with its map points
         class_names = next((names for names in (
-            read_embeddings_file(path).class_names
-            for _, path in sorted(_cycle_files(run_dir / "embeddings").items())) if names), ())
+            _saved_class_names(path)
+            for _, path in sorted(_cycle_files(run_dir / "embeddings").items())) if names), [])
     selections = []
     last = max(priorities, default=-1)
     for cycle in sorted(priorities):
