@@ -43,6 +43,8 @@ class TaskAdapter(Protocol):
                                         # module
     output_kind: str                    # what ``probabilities`` returns: one of
                                         # strategies.OUTPUT_KINDS
+    class_names: Sequence[str]          # [C] names of the class indices (the report's class
+                                        # histogram and map), or empty
     pool_set: Dataset
     test_set: Dataset
     collate_fn: Callable | None
@@ -123,6 +125,7 @@ class BaseTaskAdapter:
     metric_higher_is_better = True
     feature_info: list[dict] = []
     output_kind = CLASS_DISTRIBUTIONS     # one class distribution per image: [B, C]
+    class_names: Sequence[str] = ()       # [C] names of the class indices; none by default
     collate_fn: Callable | None = None
     max_grad_norm: float | None = None   # clip the gradients' global norm to this
                                          # (None: no clipping)

@@ -447,6 +447,10 @@ def _add_run_flags(group: Any, task: str) -> None:
               "--epochs)")
     _add(group, "--no-progress", type=str2bool, nargs="?", const=True, default=False,
          metavar="BOOL", help="no progress bars")
+    _add(group, "--no-report-map", type=str2bool, nargs="?", const=True, default=False,
+         metavar="BOOL",
+         help="no t-SNE map or class histogram in the report: skips each cycle's embedding "
+              "pass over a sample of about a thousand images (embeddings/cycle_XX.npz)")
     _add(group, "--allow-new-images", type=str2bool, nargs="?", const=True, default=False,
          metavar="BOOL",
          help="resume a run on a dataset that gained images since: they join the pool "
@@ -827,7 +831,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     with cli_errors(resumable=run_dir, rank=rank):
         rows = run_active_learning(built.adapter, config, run_dir, extra_args=prepared.record,
                                    initial_labeled=prepared.initial, restart=rank,
-                                   allow_new_items=args.allow_new_images)
+                                   allow_new_items=args.allow_new_images,
+                                   report_map=report_map_points(args))
     main_process = is_main_process()
     finish()   # every process has its state; only rank 0 has files left to write and report
     if not main_process:
@@ -908,12 +913,20 @@ def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
         config.validate(int(units.selectable().sum()), n_items=units.n_items,
                         initial_units=initial_units)
         run_active_learning(built.adapter, config, round_.run_dir,
-                            extra_args=run_record(args, built), initial_labeled=initial)
+                            extra_args=run_record(args, built), initial_labeled=initial,
+                            report_map=report_map_points(args))
         return round_.run_dir
 
     with cli_errors(resumable=Path(args.workspace)):
         round_ = rounds.run_round(command.name, args, build_round, run_cycle)
     return round_.folder
+
+
+def report_map_points(args: argparse.Namespace) -> int:
+    """Points of each status in the report's maps: 0 with ``--no-report-map``."""
+    from active_learning.loop.report_map import MAP_POINTS
+
+    return 0 if args.no_report_map else MAP_POINTS
 
 
 def copy_last_priorities(run_dir: Path, cycles_done: int, destination: str | None) -> None:

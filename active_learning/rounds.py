@@ -219,14 +219,22 @@ def write_proposals(round_: Round, run_dir: Path, kind: str, images_dir: Path,
     the round's page (``proposals/report/index.html``, the pose ``skeleton`` drawn). A
     superpixel round's chosen regions are copied too: ``proposals/regions.csv``
     (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
-    ids refer to), and the page draws them. Returns the names, best first."""
+    ids refer to), and the page draws them; the page's t-SNE map and class histogram come
+    from the run's ``embeddings/cycle_00.npz`` (``reports.html.map_fields``). Returns the
+    names, best first."""
     import shutil
 
     from active_learning.files.export import read_entropies_csv
     from active_learning.files.proposals import write_proposals as write_files
     from active_learning.loop.superpixels import load_region_map
     from active_learning.loop.units import region_map_path
-    from active_learning.reports.html import MAX_THUMBNAILS, ChosenImage, Selection, write_report
+    from active_learning.reports.html import (
+        MAX_THUMBNAILS,
+        ChosenImage,
+        Selection,
+        map_fields,
+        write_report,
+    )
 
     chosen = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
     names = [name for name, _ in chosen]
@@ -266,7 +274,11 @@ def write_proposals(round_: Round, run_dir: Path, kind: str, images_dir: Path,
             item.region_scores = np.asarray(regions[name][1], dtype=np.float64)
         items.append(item)
     folder = round_.proposals_dir / "report"
+    # The run's map points (embeddings/cycle_00.npz): the t-SNE map of the labeled, proposed
+    # and other candidate images, and the classes of the proposals against the labeled set.
+    selection = Selection(f"Round {round_.number}", chosen=items,
+                          **map_fields(run_dir, 0, class_names=class_names))
     write_report(folder, title=f"Round {round_.number}: {len(names)} images to label next",
-                 selections=[Selection(f"Round {round_.number}", chosen=items)], links=links,
-                 class_names=class_names, skeleton=skeleton)
+                 selections=[selection], links=links, class_names=class_names,
+                 skeleton=skeleton)
     return names

@@ -43,6 +43,11 @@ class ClassificationTask(PartwiseEvaluation, BaseTaskAdapter):
         self.weights_path = weights_path
         self.feature_info = feature_info(width)
 
+    @property
+    def class_names(self) -> list[str]:
+        """[C] the names of the class indices (the report's histogram and map)."""
+        return list(self.data.class_names)
+
     def build_model(self) -> nn.Module:
         return build_model(self.data.num_classes, self.data.in_channels, width=self.width,
                            dropout=self.dropout, weights_path=self.weights_path)

@@ -82,4 +82,29 @@ def check_proposals(round_dir: Path, kind: str, class_names: Sequence[str],
     text = page.read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', text):
         assert (page.parent / unquote(link)).exists(), link
+    check_round_map(Path(round_dir), kind, len(names), text)
     return names
+
+
+def check_round_map(round_dir: Path, kind: str, n_proposed: int, text: str) -> None:
+    """The round's page draws the t-SNE map of its run's points (``run/embeddings/
+    cycle_00.npz``: every proposal among them) and, for classification, the class histogram;
+    without points (superpixel units) it says why."""
+    from active_learning.reports.html import read_embeddings_file
+
+    points_file = round_dir / "run" / "embeddings" / "cycle_00.npz"
+    image = round_dir / "proposals" / "report" / "img" / "s00_map.png"
+    if not points_file.is_file():
+        assert "Left out: region units have no per-region embedding" in text
+        assert not image.exists()
+        return
+    assert 'src="img/s00_map.png"' in text and image.stat().st_size > 0
+    points = read_embeddings_file(points_file)
+    assert int((points.status == "chosen").sum()) == n_proposed
+    assert int((points.status == "labeled").sum()) > 0
+    histogram = round_dir / "proposals" / "report" / "img" / "s00_classes.png"
+    if kind == "classification":
+        assert 'src="img/s00_classes.png"' in text and histogram.stat().st_size > 0
+        assert "chosen (predicted)" in text
+    else:
+        assert "No classes:" in text and not histogram.exists()

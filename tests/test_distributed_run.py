@@ -58,8 +58,21 @@ def test_every_process_marks_the_same_units_and_rank_0_alone_writes(tmp_path, st
     for cycle, units in marks[0]:
         assert set(np.flatnonzero(saved == cycle)) == set(units)
     written = sorted(str(path.relative_to(run)) for path in run.rglob("*") if path.is_file())
-    assert written == ["args.json", "learning_curve.png", "metrics.csv", "pool.npz",
+    assert written == ["args.json", "embeddings/cycle_00.npz", "embeddings/cycle_01.npz",
+                       "learning_curve.png", "metrics.csv", "pool.npz",
                        "priorities/cycle_00.csv", "priorities/cycle_01.csv"]
+    # the report's map points: both processes embedded their shard, rank 0 wrote them all, in
+    # order: each unit's row is the trained model's embedding of it
+    points = np.load(run / "embeddings" / "cycle_01.npz")
+    assert (points["status"] == "chosen").sum() == 8 and (points["status"] == "labeled").sum() == 28
+    from distributed_workers import _toy_adapter
+    from toy_adapters import outputs_and_embeddings
+
+    adapter = _toy_adapter("images")
+    model = adapter.build_model()
+    model.load_state_dict(torch.load(tmp_path / "models-0.pt")[1])
+    _, expected = outputs_and_embeddings(adapter, model, points["units"])
+    np.testing.assert_allclose(points["embeddings"], expected.numpy(), rtol=1e-4, atol=1e-5)
     # every file is written by renaming a temporary file into place: rank 1 renamed none
     replaced = [json.loads((tmp_path / f"replaced-{rank}.json").read_text()) for rank in (0, 1)]
     assert replaced[1] == [] and "pool.npz" in {Path(name).name for name in replaced[0]}

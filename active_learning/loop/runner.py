@@ -14,6 +14,8 @@ A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
     regions/cycle_XX.csv      region units: name,region_id,score of the chosen superpixels
     regions/maps/<name>.png   region units: the 16-bit region map of each image named there
     selections/cycle_XX.png   a picture of what was chosen (tasks that draw one)
+    embeddings/cycle_XX.npz   the report's map points: a sample of the labeled, chosen and
+                              unlabeled units' embeddings (loop/report_map.py)
     learning_curve.png
     checkpoints/cycle_XX.pt   with save_checkpoints; and checkpoints/in_progress.pt mid-cycle
     checkpoints/scoring/      with save_checkpoints, a scoring pass's scores as it goes
@@ -37,6 +39,7 @@ import random
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +74,16 @@ from active_learning.loop.config import (
 from active_learning.loop.identity import check_pool, item_names
 from active_learning.loop.parallel import data_parallel
 from active_learning.loop.pool import UNLABELED, PoolState
+from active_learning.loop.report_map import (
+    MAP_POINTS,
+    adapter_class_names,
+    map_points,
+    map_refusal,
+    write_map_file,
+)
 from active_learning.loop.selection import (
     check_strategy_fits,
+    draw_candidates,
     make_loader,
     predicted_and_true_losses,
     progress,
@@ -106,6 +117,9 @@ class _Run:
     # Which trained model this cycle scores with: set when its end-of-training checkpoint is
     # saved or resumed (save_checkpoints), so that its scoring pass can resume too.
     model_token: str | None = None
+    # Points of each status in the report's map of a cycle (0: no map; run_active_learning's
+    # report_map, 0 too for units without one embedding each).
+    map_points: int = 0
 
     @property
     def pool_path(self) -> Path:
@@ -116,7 +130,8 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
                         extra_args: Mapping[str, Any] | None = None,
                         initial_labeled: np.ndarray | None = None,
                         restart: bool = False,
-                        allow_new_items: bool = False) -> list[dict[str, Any]]:
+                        allow_new_items: bool = False,
+                        report_map: int = MAP_POINTS) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
 
     Each cycle: re-initialise and train the model on the labeled units, evaluate it, then
@@ -137,9 +152,16 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     A run records its items' names (``PoolState.item_names``): resuming on a dataset whose items
     changed is refused, naming them (``loop.identity``); ``allow_new_items=True`` accepts a
     dataset that only gained items, which join the pool unlabeled.
+
+    ``report_map``: after each cycle's choice, the embeddings of a seeded sample of the chosen
+    units and of up to ``report_map`` labeled and unlabeled ones go to
+    ``embeddings/cycle_XX.npz``, the report's t-SNE map and class histogram
+    (``loop/report_map.py``; one extra pass over about a thousand images per cycle); 0: none.
+    Not part of the protocol: it may change when a run resumes.
     """
     run = _open_run_everywhere(adapter, config, Path(run_dir), extra_args, initial_labeled,
                                restart, allow_new_items)
+    _set_report_map(run, report_map)
     if run.rows and run.state.finished_cycles >= config.cycles:
         logger.info("%s has finished all %d cycle(s) already", run.run_dir, config.cycles)
         if is_main_process():
@@ -150,6 +172,18 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
 
 
 # ---- start or resume ---------------------------------------------------------------------
+
+
+def _set_report_map(run: _Run, points: int) -> None:
+    """The report map's size, and ``args.json``'s ``report`` entry that says why a cycle has
+    no map (turned off, or units without an embedding of their own: superpixels)."""
+    if points < 0:
+        raise ConfigError(f"report_map must be >= 0 points, got {points}")
+    refusal = map_refusal(run.units) if points else None
+    run.map_points = 0 if refusal else points
+    run.record["report"] = {"map_points": run.map_points}
+    if refusal:
+        run.record["report"]["map_left_out"] = refusal
 
 
 def _open_run_everywhere(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
@@ -339,19 +373,27 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     metrics = _evaluate(run, model, loss_module, cycle)
     eval_seconds = time.perf_counter() - start
 
+    candidates = _map_candidates(run, cycle)
     start = time.perf_counter()
-    n_selected = _select(run, model, loss_module, cycle)
+    chosen = _select(run, model, loss_module, cycle)
     select_seconds = time.perf_counter() - start
+    map_seconds = None
+    if candidates is not None and len(chosen):
+        start = time.perf_counter()
+        _write_map(run, model, cycle, labeled, candidates, chosen)
+        map_seconds = time.perf_counter() - start
 
     if run.config.save_checkpoints and is_main_process():
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
                       "loss_module": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
     row = {"cycle": cycle, "n_labeled": len(labeled), **run.units.cost(labeled), **metrics,
-           "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": n_selected,
+           "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": len(chosen),
            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
            "select_seconds": select_seconds,
            "seconds": train_seconds + eval_seconds + select_seconds}
+    if map_seconds is not None:   # the report's, apart from the protocol's seconds
+        row["map_seconds"] = map_seconds
     _commit(run, cycle, row)
     # The primary metric first; a long tail (per-class IoUs) stays in metrics.csv.
     shown = [run.adapter.primary_metric] + [key for key in metrics
@@ -359,7 +401,9 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     summary = ", ".join(f"{key} {metrics[key]:.4f}" for key in shown[:6] if key in metrics)
     if len(shown) > 6:
         summary += f" (+{len(shown) - 6} more in metrics.csv)"
-    logger.info("cycle %d: %d labeled, %s, %.1f s", cycle, len(labeled), summary, row["seconds"])
+    # (a labeling round has no test set: nothing measured, no metrics to list)
+    logger.info("cycle %d: %d labeled%s, %.1f s", cycle, len(labeled),
+                f", {summary}" if summary else "", row["seconds"])
 
 
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, nn.Module | None, Any, Any]:
@@ -585,12 +629,14 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
     return broadcast_object(metrics)
 
 
-def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: int) -> int:
-    """Choose the next units, write what the annotator needs, mark them labeled in ``cycle + 1``."""
+def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None,
+            cycle: int) -> np.ndarray:
+    """Choose the next units, write what the annotator needs, mark them labeled in
+    ``cycle + 1``; returns them (int64 [K] unit ids, best first; empty when none are left)."""
     left = (run.state.labeled_at == UNLABELED) & run.units.selectable()
     if not left.any():
         logger.info("cycle %d: the unlabeled pool is exhausted; nothing left to select", cycle)
-        return 0
+        return np.zeros(0, dtype=np.int64)
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device, store_folder=run.run_dir / SCORING,
                                   model_token=run.model_token)
@@ -605,7 +651,30 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
         run.adapter.draw_selection(indices, scores,
                                    pending / "selections" / f"cycle_{cycle:02d}.png", model=model)
     run.state.mark_labeled(indices, cycle + 1)
-    return len(indices)
+    return np.asarray(indices, dtype=np.int64)
+
+
+def _map_candidates(run: _Run, cycle: int) -> np.ndarray | None:
+    """The cycle's candidates as the selection draws them (the same seeded draw, before its
+    choice is marked), where the map's unlabeled points come from; None without a map."""
+    left = (run.state.labeled_at == UNLABELED) & run.units.selectable()
+    if not run.map_points or not left.any():
+        return None
+    with warnings.catch_warnings():   # a budget larger than what is left: select_next says so
+        warnings.simplefilter("ignore")
+        return draw_candidates(run.units, run.state, cycle, run.config)[0]
+
+
+def _write_map(run: _Run, model: nn.Module, cycle: int, labeled: np.ndarray,
+               candidates: np.ndarray, chosen: np.ndarray) -> None:
+    """The report's map points of the cycle (``loop/report_map.py``), written under
+    ``.pending/`` like the cycle's other selection files. Every process embeds its shard;
+    rank 0 writes."""
+    points = map_points(run.adapter, model, run.units, labeled, candidates, chosen, run.config,
+                        run.device, cycle, per_status=run.map_points)
+    if points is not None and is_main_process():
+        write_map_file(points, run.run_dir / PENDING / "embeddings" / f"cycle_{cycle:02d}.npz",
+                       class_names=adapter_class_names(run.adapter))
 
 
 def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
@@ -633,7 +702,7 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
 
 def _remove_uncommitted(run_dir: Path, finished_cycles: int) -> None:
     """Delete the selection files of cycles ``finished_cycles`` and later (none committed)."""
-    for folder in ("priorities", "regions", "selections"):
+    for folder in ("priorities", "regions", "selections", "embeddings"):
         for path in (run_dir / folder).glob("cycle_*.*"):
             number = path.stem.removeprefix("cycle_")
             if number.isdigit() and int(number) >= finished_cycles:

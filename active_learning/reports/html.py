@@ -91,11 +91,25 @@ class EmbeddingMap:
         status: [N] ``"labeled"``, ``"chosen"`` or ``"unlabeled"`` per point.
         classes: int [N] class index per point (-1 unknown), or ``None``: a second panel
             coloured by class when given.
+        predicted: bool [N] True where the class is the model's prediction (not a label), or
+            ``None`` (every class is a label).
+        units: int [N] the points' unit ids, or ``None``.
+        class_names: [C] names of the class indices, or empty.
+        totals: ``{status: count}`` of each status before the points were sampled (empty:
+            the points are all of them).
+        note: a line for the page (e.g. why there are no classes).
+        source: the file the points were read from: the map's image is cached against it.
     """
 
     embeddings: np.ndarray
     status: np.ndarray
     classes: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    units: np.ndarray | None = None
+    class_names: Sequence[str] = ()
+    totals: Mapping[str, int] = field(default_factory=dict)
+    note: str = ""
+    source: Path | None = None
 
 
 @dataclass
@@ -108,6 +122,9 @@ class Selection:
         class_counts: ``{set name: counts [C]}``, e.g. ``{"labeled": ..., "chosen": ...}``
             (say "chosen (predicted)" when the counts are the model's guesses).
         embedding_map: the candidates' embeddings, or ``None``.
+        class_note: a line under the class histogram's heading (how its sets were counted, or
+            why there is none).
+        map_note: a line in place of the map when there is none (why).
         pictures: image files shown as they are (e.g. the run's ``selections/cycle_XX.png``);
             copied into the report.
         links: ``{text: file}`` links (the priority CSV, the region CSV, the proposals).
@@ -118,6 +135,8 @@ class Selection:
     chosen: Sequence[ChosenImage] = ()
     class_counts: Mapping[str, Sequence[float] | np.ndarray] | None = None
     embedding_map: EmbeddingMap | None = None
+    class_note: str = ""
+    map_note: str = ""
     pictures: Sequence[str | os.PathLike] = ()
     links: Mapping[str, str | os.PathLike] = field(default_factory=dict)
     open: bool = True
@@ -304,6 +323,10 @@ def tsne_coordinates(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
 
     Reduced to 50 dimensions by PCA first when D > 50, as scikit-learn's TSNE documentation
     recommends for dense data; perplexity 30, or (N - 1) / 3 for small N (it must stay below N).
+
+    Its OpenMP loops run on one thread: on a busy CPU (training beside it, or torch's own
+    OpenMP pool in the same process) their threads spin-wait for each other, and 1,100 points
+    took 39 s on this project's 2-core machine against 3.5 s on one thread.
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
@@ -311,19 +334,33 @@ def tsne_coordinates(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     points = np.asarray(embeddings, dtype=np.float64)
     if points.ndim != 2 or len(points) < 4:
         raise ValueError(f"t-SNE needs at least 4 points of shape [N, D]; got {points.shape}")
-    if points.shape[1] > TSNE_PCA_DIMS and len(points) > TSNE_PCA_DIMS:
-        points = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit_transform(points)
-    perplexity = min(30.0, (len(points) - 1) / 3.0)
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                random_state=seed)
-    return tsne.fit_transform(points)
+    with _one_openmp_thread():
+        if points.shape[1] > TSNE_PCA_DIMS and len(points) > TSNE_PCA_DIMS:
+            points = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit_transform(points)
+        perplexity = min(30.0, (len(points) - 1) / 3.0)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
+                    random_state=seed)
+        return tsne.fit_transform(points)
+
+
+def _one_openmp_thread() -> Any:
+    """A context that limits the loaded OpenMP pools to one thread (threadpoolctl, which
+    scikit-learn requires; no limit without it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def plot_embedding_map(coordinates: np.ndarray, status: np.ndarray, path: str | os.PathLike, *,
                        classes: np.ndarray | None = None, class_names: Sequence[str] = (),
-                       title: str = "") -> None:
+                       title: str = "", metadata: Mapping[str, str] | None = None) -> None:
     """Scatter the 2-D map: points by status (the chosen drawn last, on top) and, with
-    ``classes`` (int [M], -1 unknown), a second panel by class. PNG written atomically."""
+    ``classes`` (int [M], -1 unknown), a second panel by class. PNG written atomically, with
+    ``metadata`` as its text entries."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -364,27 +401,35 @@ def plot_embedding_map(coordinates: np.ndarray, status: np.ndarray, path: str | 
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- class histogram
 
-def class_counts(classes: np.ndarray, status: np.ndarray, n_classes: int
-                 ) -> dict[str, np.ndarray]:
+def class_counts(classes: np.ndarray, status: np.ndarray, n_classes: int,
+                 predicted: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``{"labeled": int [C], "chosen": int [C]}``: the class counts of the labeled and chosen
-    points (``classes`` int [N], -1 unknown and left out; ``status`` [N])."""
+    points (``classes`` int [N], -1 unknown and left out; ``status`` [N]). With ``predicted``
+    (bool [N]: the class is the model's guess), a set counted from guesses is named so:
+    ``"chosen (predicted)"``."""
     classes = np.asarray(classes, dtype=np.int64)
     status = np.asarray(status).astype(str)
     known = (classes >= 0) & (classes < n_classes)
-    return {kind: np.bincount(classes[known & (status == kind)], minlength=n_classes)
-            for kind in (LABELED, CHOSEN)}
+    guessed = (np.zeros(len(classes), dtype=bool) if predicted is None
+               else np.asarray(predicted, dtype=bool))
+    counts = {}
+    for kind in (LABELED, CHOSEN):
+        counted = known & (status == kind)
+        name = f"{kind} (predicted)" if guessed[counted].any() else kind
+        counts[name] = np.bincount(classes[counted], minlength=n_classes)
+    return counts
 
 
 def plot_class_histogram(counts: Mapping[str, Sequence[float] | np.ndarray],
                          class_names: Sequence[str], path: str | os.PathLike, *,
-                         title: str = "") -> None:
+                         title: str = "", metadata: Mapping[str, str] | None = None) -> None:
     """Horizontal grouped bars: each set's fraction per class (sets of different sizes compare
-    by share). PNG written atomically."""
+    by share). PNG written atomically, with ``metadata`` as its text entries."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -410,7 +455,7 @@ def plot_class_histogram(counts: Mapping[str, Sequence[float] | np.ndarray],
     if title:
         axis.set_title(title, fontsize=10)
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- the page
@@ -538,16 +583,27 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
                 raise ValueError(f"class counts {name!r} have {values.size} entries for "
                                  f"{len(names)} classes")
         image = f"s{number:02d}_classes.png"
-        plot_class_histogram(counts, names, folder / "img" / image,
-                             title="classes of the choice against the labeled set")
+        title = "classes of the choice against the labeled set"
+        # Drawn again only when what it shows changed: a run's page redraws no old cycle's.
+        key = _hash({"counts": {name: values.tolist() for name, values in counts.items()},
+                     "names": [str(name) for name in names], "title": title})
+        if not _cached_png(folder / "img" / image, key):
+            plot_class_histogram(counts, names, folder / "img" / image, title=title,
+                                 metadata={PNG_KEY: key})
         parts.append("<h3>Classes</h3>")
+        if selection.class_note:
+            parts.append(f'<p class="muted">{_e(selection.class_note)}</p>')
         parts.append(f'<p><img class="plot" src="img/{image}" alt="class histogram"></p>')
         rows = [[name, *[int(values[i]) if float(values[i]).is_integer() else float(values[i])
                          for values in counts.values()]] for i, name in enumerate(names)]
         parts.append(_table(["class", *counts], rows, text_columns=["class"]))
+    elif selection.class_note:
+        parts.append(f'<h3>Classes</h3><p class="muted">{_e(selection.class_note)}</p>')
     if selection.embedding_map is not None:
         parts.append(_map_html(selection.embedding_map, number, folder, class_names=class_names,
                                max_points=max_map_points, seed=seed))
+    elif selection.map_note:
+        parts.append(f'<h3>Embedding map</h3><p class="muted">{_e(selection.map_note)}</p>')
     if chosen:
         parts.append("<h3>Every chosen item</h3>")
         rows = [[rank, item.name, float(item.score)]
@@ -562,8 +618,48 @@ def _selection_html(selection: Selection, number: int, folder: Path, *,
             f"</summary>{body}</details></section>")
 
 
+PNG_KEY = "al-report-key"      # the PNG text entry naming what a kept image was drawn from
+
+
+def _hash(facts: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def _map_key(points: EmbeddingMap, max_points: int, seed: int,
+             class_names: Sequence[str]) -> str | None:
+    """What a map image depends on, hashed: its points file (path, size, modification time)
+    and the drawing's settings; None for points that come from no file (never kept)."""
+    if points.source is None or not Path(points.source).is_file():
+        return None
+    stat = Path(points.source).stat()
+    return _hash({"source": str(Path(points.source).resolve()), "size": stat.st_size,
+                  "mtime_ns": stat.st_mtime_ns, "max_points": max_points, "seed": seed,
+                  "class_names": [str(name) for name in class_names], "version": 1})
+
+
+def _cached_png(path: Path, key: str | None, source: Path | None = None) -> bool:
+    """True when ``path`` is the image drawn for ``key`` (its PNG text entry), and not older
+    than ``source``, the file it was drawn from."""
+    if key is None or not path.is_file():
+        return False
+    if source is not None and path.stat().st_mtime_ns < Path(source).stat().st_mtime_ns:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return dict(getattr(image, "text", {})).get(PNG_KEY) == key
+    except OSError:   # a torn or foreign file: draw it again
+        return False
+
+
 def _map_html(points: EmbeddingMap, number: int, folder: Path, *, class_names: Sequence[str],
               max_points: int, seed: int) -> str:
+    """The map's section. Its t-SNE is the report's slow part (seconds per map): an image
+    drawn from a points file is kept, and reused while the file and the settings are the same
+    (``_map_key``), so rewriting a run's page redraws only the maps of new cycles."""
     embeddings = np.asarray(points.embeddings)
     status = np.asarray(points.status).astype(str)
     if embeddings.ndim != 2 or len(embeddings) != len(status):
@@ -575,22 +671,38 @@ def _map_html(points: EmbeddingMap, number: int, folder: Path, *, class_names: S
     kept = subsample_points(status, max_points, seed)
     if len(kept) < 4:
         return "<h3>Embedding map</h3><p class=\"muted\">Too few points for a map.</p>"
-    try:
-        coordinates = tsne_coordinates(embeddings[kept], seed)
-    except ImportError:
-        logger.warning("the report's embedding map needs scikit-learn (pip install "
-                       "scikit-learn); left out")
-        return ("<h3>Embedding map</h3><p class=\"muted\">Left out: the t-SNE map needs "
-                "scikit-learn (<code>pip install scikit-learn</code>).</p>")
     image = f"s{number:02d}_map.png"
-    classes = np.asarray(points.classes)[kept] if points.classes is not None else None
     title = (f"t-SNE of {len(kept)} of {len(status)} points" if len(kept) < len(status)
              else f"t-SNE of {len(status)} points")
-    plot_embedding_map(coordinates, status[kept], folder / "img" / image, classes=classes,
-                       class_names=class_names, title=title)
+    key = _map_key(points, max_points, seed, class_names)
+    if not _cached_png(folder / "img" / image, key, points.source):
+        try:
+            coordinates = tsne_coordinates(embeddings[kept], seed)
+        except ImportError:
+            logger.warning("the report's embedding map needs scikit-learn (pip install "
+                           "scikit-learn); left out")
+            return ("<h3>Embedding map</h3><p class=\"muted\">Left out: the t-SNE map needs "
+                    "scikit-learn (<code>pip install scikit-learn</code>).</p>")
+        classes = np.asarray(points.classes)[kept] if points.classes is not None else None
+        plot_embedding_map(coordinates, status[kept], folder / "img" / image, classes=classes,
+                           class_names=class_names, title=title,
+                           metadata={PNG_KEY: key} if key is not None else None)
+    sampled = _sampled_line(points)
     return (f"<h3>Embedding map</h3><p class=\"muted\">{_e(title)}: the candidates' embeddings "
-            "(and the labeled set's), each chosen point red.</p>"
+            f"(and the labeled set's), each chosen point red.{_e(sampled)}</p>"
             f'<p><img class="plot" src="img/{image}" alt="embedding map"></p>')
+
+
+def _sampled_line(points: EmbeddingMap) -> str:
+    """" Sampled from ...": how many of each status the run had, where it sampled them."""
+    status = np.asarray(points.status).astype(str)
+    parts = []
+    for kind in (LABELED, CHOSEN, UNLABELED):
+        total = points.totals.get(kind)
+        have = int((status == kind).sum())
+        if total is not None and total > have:
+            parts.append(f"{have:,} of {total:,} {kind}")
+    return f" Sampled from the run: {', '.join(parts)}." if parts else ""
 
 
 def write_report(folder: str | os.PathLike, *, title: str,
@@ -690,23 +802,58 @@ def _asset(name: str) -> str:
 # --------------------------------------------------------------------------- a run folder
 
 def write_embeddings_file(path: str | os.PathLike, embeddings: np.ndarray, status: np.ndarray,
-                          classes: np.ndarray | None = None) -> None:
+                          classes: np.ndarray | None = None, *,
+                          predicted: np.ndarray | None = None, units: np.ndarray | None = None,
+                          class_names: Sequence[str] = (),
+                          totals: Mapping[str, int] | None = None, note: str = "") -> None:
     """Save a cycle's map points for :func:`report_for_run` (``embeddings/cycle_XX.npz`` in a
-    run folder): embeddings float [N, D] (stored as float32), status [N], classes int [N]."""
+    run folder), atomically: embeddings float [N, D] (stored as float32), status [N], and
+    optionally classes int [N], predicted bool [N], units int [N], the class names [C], the
+    totals of each status before sampling and a note (the fields of :class:`EmbeddingMap`)."""
     arrays: dict[str, np.ndarray] = {
         "embeddings": np.asarray(embeddings, dtype=np.float32),
         "status": np.asarray(status).astype(str)}
     if classes is not None:
         arrays["classes"] = np.asarray(classes, dtype=np.int64)
+    if predicted is not None:
+        arrays["predicted"] = np.asarray(predicted, dtype=bool)
+    if units is not None:
+        arrays["units"] = np.asarray(units, dtype=np.int64)
+    if len(class_names):
+        arrays["class_names"] = np.asarray([str(name) for name in class_names], dtype=str)
+    if totals:
+        arrays["total_statuses"] = np.asarray(list(totals), dtype=str)
+        arrays["total_counts"] = np.asarray(list(totals.values()), dtype=np.int64)
+    if note:
+        arrays["note"] = np.asarray(note, dtype=str)
+    for name, values in arrays.items():
+        if name in ("classes", "predicted", "units") and len(values) != len(arrays["status"]):
+            raise ValueError(f"{name} has {len(values)} entries for {len(arrays['status'])} "
+                             "points")
     with atomic_open(path, "wb") as handle:
         np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
 
 
 def read_embeddings_file(path: str | os.PathLike) -> EmbeddingMap:
-    """Read what :func:`write_embeddings_file` saved."""
+    """Read what :func:`write_embeddings_file` saved (files without the optional fields too)."""
     with np.load(path, allow_pickle=False) as data:
-        return EmbeddingMap(embeddings=data["embeddings"], status=data["status"],
-                            classes=data["classes"] if "classes" in data else None)
+        totals = ({str(kind): int(count) for kind, count in
+                   zip(data["total_statuses"], data["total_counts"], strict=True)}
+                  if "total_statuses" in data else {})
+        return EmbeddingMap(
+            embeddings=data["embeddings"], status=data["status"],
+            classes=data["classes"] if "classes" in data else None,
+            predicted=data["predicted"] if "predicted" in data else None,
+            units=data["units"] if "units" in data else None,
+            class_names=[str(name) for name in data["class_names"]]
+            if "class_names" in data else [],
+            totals=totals, note=str(data["note"]) if "note" in data else "", source=Path(path))
+
+
+def _saved_class_names(path: Path) -> list[str]:
+    """The class names a points file holds ([] if none), without reading its embeddings."""
+    with np.load(path, allow_pickle=False) as data:
+        return [str(name) for name in data["class_names"]] if "class_names" in data else []
 
 
 def _cycle_files(folder: Path) -> dict[int, Path]:
@@ -716,6 +863,51 @@ def _cycle_files(folder: Path) -> dict[int, Path]:
         if number.isdigit():
             found[int(number)] = path
     return found
+
+
+def map_fields(run_dir: str | os.PathLike, cycle: int, *, class_names: Sequence[str] = (),
+               record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The :class:`Selection` fields of a run's cycle that come from its map points
+    (``embeddings/cycle_XX.npz``): ``embedding_map``, ``class_counts`` (labeled against chosen,
+    where the points have classes) and the notes; without the file, why there is no map (from
+    ``args.json``'s ``report``: turned off, or the units have no embedding of their own).
+
+    Args:
+        run_dir: the run folder (a simulated run, or a round's ``run/``).
+        cycle: the cycle.
+        class_names: [C] names of the class indices (default: the names saved with the points).
+        record: ``args.json`` as read (read from ``run_dir`` when ``None``).
+    """
+    run_dir = Path(run_dir)
+    if record is None:
+        path = run_dir / "args.json"
+        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    points_file = run_dir / "embeddings" / f"cycle_{cycle:02d}.npz"
+    if not points_file.is_file():
+        report = record.get("report", {})
+        if report.get("map_left_out"):
+            return {"map_note": f"Left out: {report['map_left_out']}."}
+        if report.get("map_points") == 0:
+            return {"map_note": "Left out: the run was made with --no-report-map."}
+        return {}
+    points = read_embeddings_file(points_file)
+    fields: dict[str, Any] = {"embedding_map": points}
+    if points.classes is None:
+        if points.note:
+            fields["class_note"] = points.note
+        return fields
+    names = list(class_names) or list(points.class_names)
+    n_classes = max(len(names), int(np.max(points.classes, initial=-1)) + 1)
+    fields["class_counts"] = class_counts(points.classes, points.status, n_classes,
+                                          points.predicted)
+    status = np.asarray(points.status).astype(str)
+    guessed = (points.predicted is not None
+               and np.asarray(points.predicted, dtype=bool)[status == CHOSEN].any())
+    line = "Each set's share of every class"
+    line += (": the labeled images by their labels, the chosen ones by the model's predicted "
+             "class." if guessed else ".")
+    fields["class_note"] = line + _sampled_line(points)
+    return fields
 
 
 def _read_region_csv(path: Path) -> list[tuple[str, int, float]]:
@@ -771,7 +963,10 @@ def report_for_run(run_dir: str | os.PathLike, output: str | os.PathLike | None 
         raise ConfigError(f"--images {image_root} is not a folder")
     regions = _cycle_files(run_dir / "regions")
     pictures = _cycle_files(run_dir / "selections")
-    embedding_files = _cycle_files(run_dir / "embeddings")
+    if not class_names:   # the names the run saved with its map points
+        class_names = next((names for names in (
+            _saved_class_names(path)
+            for _, path in sorted(_cycle_files(run_dir / "embeddings").items())) if names), [])
     selections = []
     last = max(priorities, default=-1)
     for cycle in sorted(priorities):
@@ -796,17 +991,12 @@ def report_for_run(run_dir: str | os.PathLike, output: str | os.PathLike | None 
         links = {f"priorities/cycle_{cycle:02d}.csv": priorities[cycle]}
         if cycle in regions:
             links[f"regions/cycle_{cycle:02d}.csv"] = regions[cycle]
-        points = read_embeddings_file(embedding_files[cycle]) if cycle in embedding_files else None
-        counts = None
-        if points is not None and points.classes is not None:
-            n_classes = max(len(class_names), int(np.max(points.classes, initial=-1)) + 1)
-            counts = class_counts(points.classes, points.status, n_classes)
         drawn = any(item.image is not None for item in chosen)
         selections.append(Selection(
             title=f"cycle {cycle:02d}: {len(chosen)} chosen (labeled from cycle {cycle + 1})",
-            chosen=chosen, class_counts=counts, embedding_map=points,
-            pictures=[pictures[cycle]] if cycle in pictures and not drawn else [],
-            links=links, open=cycle == last))
+            chosen=chosen, pictures=[pictures[cycle]] if cycle in pictures and not drawn else [],
+            links=links, open=cycle == last,
+            **map_fields(run_dir, cycle, class_names=class_names, record=record)))
     summary = {key: value for key, value in (
         ("task", record.get("adapter")), ("dataset", record.get("task", {}).get("dataset")),
         ("strategy", loop.get("strategy")), ("seed", loop.get("seed")),

@@ -153,10 +153,12 @@ def image_grid(count: int, cell: tuple[float, float], columns: int = 3):
     return figure, axes.ravel()
 
 
-def save_figure(figure: Any, path: str | os.PathLike) -> None:
-    """Write ``figure`` as a PNG atomically, then close it."""
+def save_figure(figure: Any, path: str | os.PathLike, *,
+                metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``figure`` as a PNG atomically, then close it; ``metadata``: PNG text entries."""
     import matplotlib.pyplot as plt
 
     with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", bbox_inches="tight")
+        figure.savefig(handle, format="png", bbox_inches="tight",
+                       metadata=dict(metadata) if metadata else None)
     plt.close(figure)

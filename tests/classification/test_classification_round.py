@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from active_learning.files.export import read_entropies_csv
+from active_learning.reports.html import read_embeddings_file
 from classification.train import main
 from round_checks import check_proposals
 
@@ -49,6 +50,14 @@ def test_two_rounds_never_propose_an_image_out_for_labeling(tmp_path, images):
     classes = json.loads((workspace / "workspace.json").read_text())["categories"]
     proposed = check_proposals(first, "classification", classes)
     assert len(proposed) == 5 and not set(proposed) & set(names[:6])
+    # the page's map: the 6 labeled images by their labels, the 5 proposed and the 13 others
+    points = read_embeddings_file(first / "run" / "embeddings" / "cycle_00.npz")
+    assert {kind: int((points.status == kind).sum()) for kind in ("labeled", "chosen",
+                                                                   "unlabeled")} == \
+        {"labeled": 6, "chosen": 5, "unlabeled": 13}
+    labeled = points.status == "labeled"
+    assert sorted(points.class_names[c] for c in points.classes[labeled]) == \
+        sorted("bright" if int(name[-6:-4]) % 2 else "dark" for name in names[:6])
     # each proposal is pre-annotated with the trained model's class and its probability
     tasks = json.loads((first / "proposals" / "label_studio_tasks.json").read_text())
     for task in tasks:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from active_learning import PoolState
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
+from active_learning.reports.html import read_embeddings_file
 from interrupts import interrupt_on_call
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
 from segmentation.train import main, parse_args
@@ -83,6 +84,16 @@ def test_image_modes_end_to_end(dataset, tmp_path, strategy):
         assert (run_dir / "selections" / f"cycle_{cycle:02d}.png").stat().st_size > 0
     if strategy == "loss_prediction":
         assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
+    # the report's map points of each cycle, whatever the strategy computed; no class per image
+    for cycle, labeled in ((0, 4), (1, 6)):
+        points = read_embeddings_file(run_dir / "embeddings" / f"cycle_{cycle:02d}.npz")
+        assert [int((points.status == kind).sum()) for kind in ("labeled", "chosen", "unlabeled")] \
+            == [labeled, 2, 12 - labeled - 2]
+        assert points.classes is None and points.note.startswith("No classes: segmentation")
+    if strategy == "entropy":
+        page = (run_dir / "report" / "index.html").read_text()
+        assert 'src="img/s01_map.png"' in page and "No classes: segmentation labels pixels" in page
+        assert (run_dir / "report" / "img" / "s01_map.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("strategy", ["random_superpixels", "mc_entropy_superpixels",
@@ -106,6 +117,10 @@ def test_superpixel_modes_end_to_end(dataset, tmp_path, strategy):
     assert len(state.labeled_indices) == initial + 12
     maps = list((run_dir / "regions" / "maps").rglob("*.png"))
     assert {path.name for path in maps} >= {name.replace(".png", ".png") for name, _ in chosen}
+    # a superpixel has no embedding of its own: no map, and the page says why
+    assert not (run_dir / "embeddings").exists()
+    assert "Left out: region units have no per-region embedding" in \
+        (run_dir / "report" / "index.html").read_text()
 
 
 def test_an_interrupted_superpixel_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
