@@ -19,6 +19,6 @@ def write_tiny_voc(root: Path, trainval: int = 14, test: int = 5, seed: int = 0)
     return root
 
 
-TINY_ARGS = ["--train-sets", "2007:trainval", "--width", "0.0625", "--from-scratch", "--epochs", "1", "--batch-size", "4",
+TINY_ARGS = ["--no-report-map", "--train-sets", "2007:trainval", "--width", "0.0625", "--from-scratch", "--epochs", "1", "--batch-size", "4",
              "--eval-batch-size", "4", "--cycles", "2", "--initial-size", "4", "--images-per-cycle", "2",
              "--mc-samples", "2", "--no-progress", "--device", "cpu", "--threads", "1"]

@@ -30,4 +30,5 @@ def write_json(path: Path, document) -> None:
 
 TINY_ARGS = ["--arch", "hrnet_w18_small", "--image-size", "64,96", "--epochs", "1", "--batch-size", "4",
              "--eval-batch-size", "8", "--cycles", "2", "--initial-size", "4", "--images-per-cycle", "2",
-             "--mc-samples", "2", "--no-progress", "--device", "cpu", "--threads", "1", "--from-scratch"]
+             "--mc-samples", "2", "--no-progress", "--device", "cpu", "--threads", "1", "--from-scratch",
+             "--no-report-map"]

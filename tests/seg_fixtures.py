@@ -34,7 +34,7 @@ def write_tiny_cityscapes(root: Path, train: int = 12, val: int = 4, seed: int =
     return root
 
 
-TINY_ARGS = ["train", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
+TINY_ARGS = ["train", "--no-report-map", "-s", "0", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
              "--eval-batch-size", "4", "--cycles", "2", "--initial-size", "4", "--images-per-cycle", "2",
              "--superpixels-per-cycle", "6", "--superpixels-per-image", "12", "--mc-samples", "2",
              "--no-progress", "--device", "cpu", "--from-scratch"]

@@ -7,7 +7,7 @@ from active_learning import cli
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from classification.train import get_args_parser, main, parse_args
 
-TINY = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16", "--cycles", "2",
+TINY = ["--no-report-map", "--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16", "--cycles", "2",
         "--initial-size", "40", "--images-per-cycle", "10", "--subset", "30", "--no-progress"]
 
 

@@ -17,7 +17,7 @@ from active_learning.files.export import read_metrics_csv
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import run_grid  # noqa: E402
 
-TINY = ["--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
+TINY = ["--no-report-map", "--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
         "--images-per-cycle", "12", "--subset", "60", "--epochs", "1", "--batch-size", "20",
         "--no-progress", "--device", "cpu", "--dropout", "0"]
 GOOD = ("random", "entropy")

@@ -13,7 +13,7 @@ from active_learning.files.export import read_metrics_csv
 from classification import demo
 from classification.train import PRESETS
 
-TINY = ["--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
+TINY = ["--no-report-map", "--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
         "--images-per-cycle", "12", "--subset", "60", "--epochs", "2", "--batch-size", "16",
         "--mc-samples", "3", "--device", "cpu"]
 
