@@ -36,3 +36,20 @@ def test_stopping_early_leaves_finished_failed_and_stopped_runs(tmp_path, monkey
     assert [job.status for job in jobs] == ["done", "failed", "stopped", "stopped"]
     # the slow run was ended at 3 s; the last one never started (no worker was free before 0.5 s)
     assert jobs[1].returncode == 3 and jobs[3].returncode is None
+
+
+def test_compare_against_counts_wins_per_baseline_and_leaves_unfinished_runs_out(tmp_path,
+                                                                                 capsys):
+    import compare_against
+    from test_compare import write_run
+
+    for seed, (mine, base) in enumerate([(0.6, 0.5), (0.4, 0.5), (0.7, 0.5)]):
+        write_run(tmp_path, "random", seed, [0.3, base])
+        write_run(tmp_path, "entropy", seed, [0.3, mine])
+    write_run(tmp_path, "margin", 0, [0.3])                 # unfinished: one of two cycles
+    assert compare_against.main([str(tmp_path), "--against", "random"]) == 0
+    out = capsys.readouterr().out
+    assert "left out (unfinished: 1 of 2 cycles)" in out
+    assert not any(line.startswith("| margin ") for line in out.splitlines())
+    entropy_row = next(line for line in out.splitlines() if line.startswith("| entropy "))
+    assert entropy_row.endswith("| 2/0/1 |")                # two seeds above random, one below
