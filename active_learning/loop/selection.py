@@ -370,7 +370,7 @@ def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
 
     ``passive`` (score strategies): units of the candidates already drawn at random; they are
     scored with the others, the strategy chooses ``budget - len(passive)`` among the rest, and
-    the passive ones follow its picks with their own scores.
+    the passive ones follow its picks (:func:`_choose_mixed`).
     """
     passive = np.zeros(0, dtype=np.int64) if passive is None else passive
     if not strategy.needs:
@@ -426,7 +426,7 @@ def _choose_mixed(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
     """A score strategy's choice through a mix (``strategies/mixes.py``).
 
     Rank 0 holds ``computed`` (the scored candidates). The passive units are left out of the
-    scored choice, the ``diversity_factor x`` the rest of the budget best of the others form the
+    scored choice; of the others, the ``diversity_factor x (budget - passive)`` best form the
     shortlist, the diversity step (embeddings computed by every process) orders it, and the
     passive units follow. Returns (unit indices int64 [budget] in pick order, rank scores
     float64 [budget]: 1 down to 1/budget, so that the priority CSV keeps the pick order).
