@@ -131,7 +131,8 @@ def run_everywhere(rank: int, folder: str, strategy: str, cycles: int) -> None:
     config = LoopConfig(strategy=strategy, cycles=cycles, initial_size=20, budget=8,
                         subset_size=0, epochs=2, batch_size=8, eval_batch_size=16,
                         mc_samples=3, progress=False)
-    rows = run_active_learning(_toy_adapter("images"), config, Path(folder) / "run")
+    rows = run_active_learning(_toy_adapter("images"), config, Path(folder) / "run",
+                               report_map=500)
     os.replace = rename
     runner._train = train
     torch.save(trained, Path(folder) / f"models-{rank}.pt")

@@ -156,7 +156,7 @@ def test_per_pixel_outputs_have_no_class_per_point(declared):
 def test_a_run_writes_each_cycles_points_where_the_choice_was_made(tmp_path):
     adapter = ToyClassificationAdapter(n_train=60)
     run_dir = tmp_path / "run"
-    run_active_learning(adapter, _config(cycles=2), run_dir)
+    run_active_learning(adapter, _config(cycles=2), run_dir, report_map=500)
     for cycle, n_labeled in ((0, 20), (1, 26)):
         points = read_embeddings_file(run_dir / "embeddings" / f"cycle_{cycle:02d}.npz")
         chosen = [name for name, _ in read_entropies_csv(
@@ -171,7 +171,8 @@ def test_a_run_writes_each_cycles_points_where_the_choice_was_made(tmp_path):
 def test_a_superpixel_run_writes_no_points_and_its_page_says_why(tmp_path):
     regions = tmp_path / "regions"
     run_active_learning(ToyRegionAdapter(n_train=12), _config(
-        strategy="random_superpixels", initial_size=4, budget=3, subset_size=0), regions)
+        strategy="random_superpixels", initial_size=4, budget=3, subset_size=0), regions,
+        report_map=500)
     assert not (regions / "embeddings").exists()
     record = json.loads((regions / "args.json").read_text())["report"]
     assert "no per-region embedding" in record["map_left_out"]

@@ -75,7 +75,6 @@ from active_learning.loop.identity import check_pool, item_names
 from active_learning.loop.parallel import data_parallel
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.report_map import (
-    MAP_POINTS,
     adapter_class_names,
     map_points,
     map_refusal,
@@ -131,7 +130,7 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
                         initial_labeled: np.ndarray | None = None,
                         restart: bool = False,
                         allow_new_items: bool = False,
-                        report_map: int = MAP_POINTS) -> list[dict[str, Any]]:
+                        report_map: int = 0) -> list[dict[str, Any]]:
     """Simulate ``config.cycles`` labeling cycles, resuming from ``run_dir`` if it holds a run.
 
     Each cycle: re-initialise and train the model on the labeled units, evaluate it, then
@@ -156,8 +155,10 @@ def run_active_learning(adapter: TaskAdapter, config: LoopConfig, run_dir: str |
     ``report_map``: after each cycle's choice, the embeddings of a seeded sample of the chosen
     units and of up to ``report_map`` labeled and unlabeled ones go to
     ``embeddings/cycle_XX.npz``, the report's t-SNE map and class histogram
-    (``loop/report_map.py``; one extra pass over about a thousand images per cycle); 0: none.
-    Not part of the protocol: it may change when a run resumes.
+    (``loop/report_map.py``; one extra pass over about a thousand images per cycle); 0 (the
+    default for a library caller, who writes no report page): none. The command line passes
+    ``MAP_POINTS`` unless ``--no-report-map``. Not part of the protocol: it may change when a
+    run resumes.
     """
     run = _open_run_everywhere(adapter, config, Path(run_dir), extra_args, initial_labeled,
                                restart, allow_new_items)
