@@ -218,7 +218,8 @@ def test_the_protocol_lists_exactly_what_the_loop_calls(tmp_path):
         recorder = _Recorder(factory())
         config = LoopConfig(strategy=strategy, cycles=1, initial_size=20, budget=5, subset_size=0,
                             epochs=1, batch_size=8, eval_batch_size=32, mc_samples=2, progress=False)
-        run_active_learning(recorder, config, tmp_path / str(index))
+        # with the report's map, as the command line runs it (it reads class_names)
+        run_active_learning(recorder, config, tmp_path / str(index), report_map=50)
         read |= recorder.read
     assert read == _protocol_members()
 
