@@ -988,6 +988,20 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 @contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Each warning raised inside (a dataset reader's note on what it left out) becomes one
+    ``warning: <message>`` line on stderr once the block finishes (not after an error), each
+    time it was raised, without the file and line ``warnings`` would print: what a reader says
+    to a user, not a developer's notice. The tasks' ``build`` functions read their data in it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    # Only when the block finished: a failed read ends with its one error line alone.
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+
+
+@contextmanager
 def cli_errors(resumable: Path | None = None, rank: bool = False) -> Iterator[None]:
     """A UserError -> one ``error:`` line on stderr and exit 2; Ctrl-C -> one line, exit 130.
 

@@ -33,6 +33,8 @@ from active_learning.files.images import find_images
 from active_learning.labels import Labels
 from active_learning.labels.voc import Annotation, parse_annotation
 
+# The original's pool: VOC2007 + VOC2012 trainval (a missing VOC2012 is skipped with a warning).
+DEFAULT_TRAIN_SETS = "2007:trainval,2012:trainval"
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
                "sofa", "train", "tvmonitor")
