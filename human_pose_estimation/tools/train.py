@@ -24,7 +24,7 @@ from pathlib import Path
 TASK_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TASK_DIR.parent))
 
-from active_learning.cli import cli_errors, str2bool  # noqa: E402
+from active_learning.cli import cli_errors, str2bool, warnings_as_lines  # noqa: E402
 from human_pose_estimation import train  # noqa: E402
 from human_pose_estimation.config import apply_overrides, config_to_argv, load_config  # noqa: E402
 
@@ -98,13 +98,8 @@ def _without_backbone(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    import warnings
-
-    with cli_errors(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with cli_errors(), warnings_as_lines():
         train_argv, args = build_argv(argv)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
     run_dir = train.main(train_argv)
     if args.logDir:
         log_dir = Path(args.logDir) / Path(args.cfg).stem
