@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from active_learning.errors import WeightsError
+from active_learning.extras import require
 from active_learning.files.weights import read_state_dict
 
 __all__ = ["OFFLINE_VARIABLE", "PublishedCheckpoint", "describe_spec", "downloads_allowed",
@@ -151,7 +152,7 @@ def _unknown_name(spec: str, flag: str,
 
 
 def _torchvision_url(spec: str, flag: str) -> str:
-    from torchvision.models import get_weight
+    get_weight = require("torchvision.models", f"{flag} {spec}").get_weight
 
     try:
         weights = get_weight(spec)
@@ -226,8 +227,8 @@ def _timm_cached_file(config: Any) -> Path | None:
     """The file timm would load for ``config`` (a PretrainedCfg) if it is cached, else None."""
     hub_id = getattr(config, "hf_hub_id", None)
     if hub_id:
-        from huggingface_hub import try_to_load_from_cache
-
+        try_to_load_from_cache = require("huggingface_hub",
+                                         "timm's weights cache").try_to_load_from_cache
         names = (config.hf_hub_filename,) if getattr(config, "hf_hub_filename", None) \
             else HF_WEIGHT_FILES
         for name in names:
@@ -246,8 +247,8 @@ def _timm_state(name: str, flag: str) -> dict[str, torch.Tensor]:
 
     The model is built by timm, so its own key conversions (``filter_fn``) apply; a cached file
     is handed to timm as a local file, so no network call is made for it."""
-    import timm
-    from timm.models import get_pretrained_cfg
+    timm = require("timm", f"{flag} {name}")
+    get_pretrained_cfg = require("timm.models", f"{flag} {name}").get_pretrained_cfg
 
     try:
         config = get_pretrained_cfg(name)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from active_learning.extras import require
+
 
 def region_means(scores: np.ndarray, region_map: np.ndarray, n_regions: int | None = None,
                  counts: np.ndarray | None = None) -> np.ndarray:
@@ -69,17 +71,18 @@ def watershed_superpixels(image: np.ndarray, n_markers: int = 100,
     basin); a small compactness (0.001 on [0, 1] grey levels) keeps the regions whole while
     still following edges.
     """
-    from skimage.filters import sobel
-    from skimage.segmentation import watershed
+    filters = require("skimage.filters", "watershed superpixels")
+    segmentation = require("skimage.segmentation", "watershed superpixels")
 
-    gradient = sobel(_grey(image))
-    return relabel_consecutive(watershed(gradient, markers=n_markers, compactness=compactness))
+    gradient = filters.sobel(_grey(image))
+    return relabel_consecutive(segmentation.watershed(gradient, markers=n_markers,
+                                                      compactness=compactness))
 
 
 def slic_superpixels(image: np.ndarray, n_segments: int = 100,
                      compactness: float = 10.0) -> np.ndarray:
     """SLIC superpixels: image [H, W] or [H, W, 3] -> int32 [H, W] ids 0..R-1."""
-    from skimage.segmentation import slic
+    slic = require("skimage.segmentation", "SLIC superpixels").slic
 
     image = np.asarray(image)
     channel_axis = -1 if image.ndim == 3 else None

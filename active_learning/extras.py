@@ -1,0 +1,51 @@
+"""Optional dependencies, asked for by name.
+
+The core installs with what it imports at the top of its modules (``pyproject.toml``'s
+``dependencies``; ``tests/test_dependencies.py`` checks that the two agree). Everything else
+belongs to an extra and is imported through :func:`require` where it is used, so a missing
+package stops the run with one line that names the extra to install, instead of an
+``ImportError`` traceback from deep inside a cycle.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from active_learning.errors import ConfigError
+
+DISTRIBUTION = "active-learning-cv"
+
+# Import name -> (the package pip installs, the extra of pyproject.toml that brings it).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "pandas": ("pandas", "compare"),
+    "scipy": ("scipy", "strategies"),
+    "sklearn": ("scikit-learn", "strategies"),
+    "skimage": ("scikit-image", "segmentation"),
+    "pycocotools": ("pycocotools", "labels"),
+    "jinja2": ("Jinja2", "report"),
+    "threadpoolctl": ("threadpoolctl", "report"),
+    "timm": ("timm", "pose"),
+    "huggingface_hub": ("huggingface_hub", "pose"),
+    "torchvision": ("torchvision", "classification"),
+    "cv2": ("opencv-python-headless", "pose"),
+    "yaml": ("PyYAML", "pose"),
+}
+
+
+class MissingDependency(ConfigError):
+    """An optional package that this use of the toolkit needs is not installed."""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import ``module`` (``"sklearn.cluster"``) or raise :class:`MissingDependency` naming the
+    package and the extra that installs it, and ``purpose`` (what needed it)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        root = module.split(".")[0]
+        if error.name is None or error.name.split(".")[0] != root:
+            raise   # the package is there but one of *its* imports is missing: not ours to say
+        package, extra = EXTRAS.get(root, (root, "all"))
+        raise MissingDependency(
+            f"{purpose} needs {package}, which is not installed: pip install "
+            f"'{DISTRIBUTION}[{extra}]' (or pip install {package})") from None
