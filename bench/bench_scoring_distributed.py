@@ -29,7 +29,7 @@ def _task(images: int, width: int):
     import numpy as np
     import torch
 
-    from classification.data import ArrayImageDataset, ClassificationData
+    from classification.datasets import ArrayImageDataset, ClassificationData
     from classification.task import ClassificationTask
 
     rng = np.random.default_rng(0)

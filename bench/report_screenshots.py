@@ -53,7 +53,7 @@ def classification_round_data(folder: Path, labeled: int, pool: int) -> tuple[Pa
     ``name,label`` CSV of the first ``labeled``: (images folder, the export)."""
     from PIL import Image
 
-    from classification.data import FASHION_MNIST_CLASSES
+    from classification.fashion_mnist import FASHION_MNIST_CLASSES
     from synthetic.scenes import load_fashion_mnist
 
     items, labels = load_fashion_mnist()

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.proposals import ImagePrediction
 
-from .data import ClassificationData
+from .datasets import ClassificationData
 from .model import build_model, feature_info
 
 

@@ -33,7 +33,8 @@ from active_learning.errors import ConfigError
 from active_learning.files.images import image_size
 from active_learning.strategies import CLASS_DISTRIBUTIONS
 
-from .data import DATASETS, load_classification_data, load_unlabeled_folder, with_unlabeled
+from .data import DATASETS, load_classification_data
+from .folders import load_unlabeled_folder, with_unlabeled
 from .task import ClassificationTask
 
 # Presets set defaults; flags given on the command line still win.
@@ -109,7 +110,7 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
 
 def build_round(args: argparse.Namespace, labels: Any, candidates: list[str]) -> cli.BuiltTask:
     """``train.py round``: the labeled images of the export, then the candidates to rank."""
-    from .data import load_round_data
+    from .folders import load_round_data
 
     data = load_round_data(args.images, list(labels.targets.items()), candidates,
                            labels.categories, image_size=args.image_size)

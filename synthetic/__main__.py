@@ -47,7 +47,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     args = get_args_parser().parse_args(argv)
-    from classification.data import DataError
+    from active_learning.errors import DataError
 
     from .cityscapes import write_cityscapes
     from .voc import VOC_SCENES, write_voc

@@ -39,7 +39,8 @@ def load_fashion_mnist(folder: str | Path | None = None,
                        split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [N, 28, 28], labels int64 [N]) of Fashion-MNIST's
     ``train`` or ``t10k`` split."""
-    from classification.data import DataError, read_idx
+    from active_learning.errors import DataError
+    from classification.fashion_mnist import read_idx
 
     folder = Path(folder) if folder else FASHION_MNIST_SYSTEM_DIR
     paths = []

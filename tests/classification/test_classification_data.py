@@ -10,19 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from classification import data as cdata
-from classification.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    FASHION_MNIST_MEAN,
-    FASHION_MNIST_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    CorruptImageWarning,
-    DataError,
-    load_classification_data,
-    read_idx,
-)
+from active_learning.errors import DataError
+from classification import fashion_mnist
+from classification.cifar import CIFAR10_MEAN, CIFAR10_STD
+from classification.data import load_classification_data
+from classification.datasets import IMAGENET_MEAN, IMAGENET_STD, CorruptImageWarning
+from classification.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD, read_idx
 
 
 def _unnormalise(x: torch.Tensor, mean, std) -> torch.Tensor:
@@ -214,12 +207,12 @@ def test_fashion_mnist_truncated_files(tmp_path):
 def test_fashion_mnist_falls_back_to_system_folder(tmp_path, monkeypatch):
     system = tmp_path / "usr-share"
     arrays = _write_fashion(system, gz=True, n_train=3, n_test=2)
-    monkeypatch.setattr(cdata, "FASHION_MNIST_SYSTEM_DIR", str(system))
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(system))
     for data_dir in (None, tmp_path / "empty"):
         d = load_classification_data("fashion_mnist", data_dir)
         np.testing.assert_array_equal(d.targets, arrays["train-labels-idx1-ubyte"])
 
-    monkeypatch.setattr(cdata, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "not-installed"))
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "not-installed"))
     with pytest.raises(DataError) as err:
         load_classification_data("fashion_mnist", tmp_path / "mine")
     assert "mine" in str(err.value) and "not-installed" in str(err.value)

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
-from active_learning.errors import ConfigError
-from classification.data import CorruptImageWarning, DataError, load_unlabeled_folder
+from active_learning.errors import ConfigError, DataError
+from classification.datasets import CorruptImageWarning
+from classification.folders import load_unlabeled_folder
 from classification.train import main, parse_args
 
 
@@ -93,7 +94,7 @@ def test_rank_writes_the_top_k_unlabeled_images(folders, strategy, capsys):
     assert "broken.png" not in names and "notes.txt" not in names
 
 
-@pytest.mark.filterwarnings("ignore::classification.data.CorruptImageWarning")
+@pytest.mark.filterwarnings("ignore::classification.datasets.CorruptImageWarning")
 def test_rank_refuses_a_budget_larger_than_the_folder_and_ranks_it_all_on_request(folders, capsys):
     tmp_path, paths = folders
     with pytest.raises(SystemExit) as exit_info:   # K = 1000 of 9 images, as a simulation would

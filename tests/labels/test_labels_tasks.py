@@ -6,8 +6,8 @@ import numpy as np
 
 from active_learning.labels import read_labels
 from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES
-from classification.data import ImageFileDataset
-from classification.data import samples_from_labels as classification_samples
+from classification.datasets import ImageFileDataset
+from classification.folders import samples_from_labels as classification_samples
 from human_pose_estimation.coco import pose_data_from_labels
 from human_pose_estimation.data import PoseSet
 from label_exports import cvat_coco, rle_counts, write_images
