@@ -12,7 +12,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 LINT_PATHS ?= active_learning classification segmentation object_detection human_pose_estimation \
 	synthetic bench examples tests
 
-.PHONY: demo test lint setup fashion-mnist browser clean
+.PHONY: demo test lint setup fashion-mnist browser floors clean
 
 setup: $(VENV)/.installed
 
@@ -58,5 +58,10 @@ lint: setup
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m mypy
 
+# The oldest versions pyproject.toml allows, each installed exactly in its own venv
+# (.venv-floors/), with the tests that use them (bench/floors.sh; minutes, and downloads).
+floors: fashion-mnist
+	bash bench/floors.sh
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) .venv-floors runs

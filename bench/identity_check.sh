@@ -3,7 +3,8 @@
 #   - the demo's three runs (classification, --preset fmnist-demo, every cycle);
 #   - one cycle of each task's --preset synthetic-cpu on small synthetic scenes
 #     (segmentation image-level and superpixel, detection, pose);
-# and prints the sha256 of every metrics.csv. Run it on two commits and compare the lists:
+# and prints the sha256 of every metrics.csv without its timing columns (*seconds: the only
+# columns that differ between two identical computations). Run it on two commits and compare:
 #
 #   bash bench/identity_check.sh /tmp/before > before.txt      # on the old commit
 #   bash bench/identity_check.sh /tmp/after  > after.txt       # on the new one
@@ -37,4 +38,12 @@ $PY -m human_pose_estimation.train --preset synthetic-cpu --dataset_root "$OUT/c
   --strategy heatmap_uncertainty "${small[@]}" "${common[@]}" >/dev/null
 
 cd "$OUT/runs"
-find . -name metrics.csv | sort | xargs sha256sum
+find . -name metrics.csv | sort | $PY -c '
+import csv, hashlib, io, sys
+for path in sys.stdin.read().split():
+    rows = list(csv.reader(open(path, newline="")))
+    keep = [i for i, name in enumerate(rows[0]) if not name.endswith("seconds")]
+    text = io.StringIO()
+    csv.writer(text).writerows([[row[i] for i in keep] for row in rows])
+    print(hashlib.sha256(text.getvalue().encode()).hexdigest(), path)
+'
