@@ -29,22 +29,35 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from active_learning.console import cli_errors, configure_logging
 from active_learning.distributed import (
     DEFAULT_TIMEOUT_MINUTES,
     finish,
     init_from_environment,
     is_main_process,
 )
-from active_learning.errors import ConfigError, UserError
+from active_learning.errors import ConfigError
 from active_learning.files.pretrained import PublishedCheckpoint
+from active_learning.flags import (
+    ALL,
+    HelpFormatter,
+    RecordingGroup,
+    TaskArguments,
+    add_with_spellings,
+    budget,
+    epochs_list,
+    flag_name,
+    require,
+    snake_spellings,
+    str2bool,
+)
 from active_learning.loop.config import LoopConfig, strategy_option_fields
 from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import draw_initial_units
@@ -68,7 +81,7 @@ PROTOCOL_DEFAULTS: dict[str, Any] = dict(
     batch_size=128, eval_batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, lamda=1.0,
     mc_samples=20, loss_width=128, loss_pool_size=1, detach_fraction=0.6, reduction="mean")
 
-ALL = "all"   # --budget all: rank mode writes every unlabeled unit, best first
+
 
 
 @dataclass
@@ -172,94 +185,6 @@ class TaskCommand:
         return strategy_refusal(get_strategy(strategy), self.output_kind, *self.unit_classes)
 
 
-class TaskArguments:
-    """What ``TaskCommand.add_arguments`` adds flags through: argument groups that remember
-    which flags are the task's own, so that the run record needs no hand-kept key list."""
-
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self.parser = parser
-        self.recorded: list[str] = []
-
-    def group(self, title: str) -> _RecordingGroup:
-        return _RecordingGroup(self.parser.add_argument_group(title), self.recorded)
-
-
-class _RecordingGroup:
-    def __init__(self, group: Any, recorded: list[str]) -> None:
-        self._group, self._recorded = group, recorded
-
-    def add_argument(self, *names: str, recorded: bool = True, **options: Any) -> argparse.Action:
-        """``add_argument``, plus the hidden ``--snake_case`` spelling of a ``--kebab-case``
-        flag (the original scripts spelled flags both ways). ``recorded=False``: not part of
-        the run's identity (a path to data, a cache folder)."""
-        action = _add_with_spellings(self._group, names, options)
-        if recorded and action.dest not in self._recorded:
-            self._recorded.append(action.dest)
-        return action
-
-    def add_bool(self, *names: str, help: str, default: bool | None = False,
-                 recorded: bool = True) -> argparse.Action:
-        return self.add_argument(*names, type=str2bool, nargs="?", const=True, default=default,
-                                 metavar="BOOL", help=help, recorded=recorded)
-
-
-def _add_with_spellings(group: Any, names: Sequence[str],
-                        options: dict[str, Any]) -> argparse.Action:
-    action = group.add_argument(*names, **options)
-    hidden = [name for name in _snake_spellings(names) if name not in names]
-    if hidden:
-        twin = {key: value for key, value in options.items() if key not in ("help", "dest")}
-        group.add_argument(*hidden, dest=action.dest, help=argparse.SUPPRESS, **twin)
-    return action
-
-
-def _snake_spellings(names: Sequence[str]) -> list[str]:
-    """The hidden ``--snake_case`` twins of the ``--kebab-case`` flags in ``names``."""
-    return [name.replace("-", "_").replace("__", "--", 1) for name in names
-            if name.startswith("--") and "-" in name[2:]]
-
-
-def str2bool(text: str | bool) -> bool:
-    """``--flag``, ``--flag=True`` and ``--flag=False``."""
-    if isinstance(text, bool):
-        return text
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "y", "on"):
-        return True
-    if lowered in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {text!r}")
-
-
-def epochs_list(values: Sequence[Any] | str | int | None, flag: str = "--milestones") -> list[int]:
-    """``--milestones 160 200``, ``--milestones 160,200`` (or a preset's list) -> [160, 200]."""
-    if values is None:
-        return []
-    if isinstance(values, (str, int)):
-        values = [values]
-    try:
-        epochs = [int(part) for value in values for part in str(value).split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} takes epochs separated by spaces or commas, got "
-                          f"{' '.join(map(str, values))!r}") from None
-    if any(epoch < 1 for epoch in epochs):
-        raise ConfigError(f"{flag} must be epochs >= 1, got {epochs}")
-    return epochs
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every default, except None: those flags explain their default in their help."""
-
-    # argparse's documented way to customise help is a formatter class (``formatter_class=``);
-    # ``_get_help_string`` is the hook ArgumentDefaultsHelpFormatter itself overrides to add
-    # "(default: ...)", so overriding it here is the intended extension point, not a reach into
-    # parser internals. tests/test_cli.py checks the help text, so an argparse change shows up.
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default == argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
-
-
 # ---- the parser ----------------------------------------------------------------------------
 
 
@@ -291,7 +216,7 @@ def build_parser(command: TaskCommand, round_mode: bool = False) -> argparse.Arg
 
 
 def _add(group: Any, *names: str, **options: Any) -> argparse.Action:
-    return _add_with_spellings(group, names, options)
+    return add_with_spellings(group, names, options)
 
 
 def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, Any]) -> None:
@@ -363,18 +288,7 @@ def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
               "budget; 0 = all; 0 with --unlabeled-dir)")
 
 
-def budget(text: str) -> int | str:
-    """A budget flag's value: a number of units, or 'all' (rank mode)."""
-    if str(text).strip().lower() == ALL:
-        return ALL
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of units or 'all', "
-                                         f"got {text!r}") from None
-
-
-def _add_training_flags(group: _RecordingGroup, values: Mapping[str, Any]) -> None:
+def _add_training_flags(group: RecordingGroup, values: Mapping[str, Any]) -> None:
     group.add_argument("--epochs", type=int, default=values["epochs"], help="epochs per cycle",
                        recorded=False)
     group.add_argument("--batch-size", type=int, default=values["batch_size"],
@@ -392,7 +306,7 @@ WEIGHTS_FORMS = ("a local file, a torchvision weights name (VGG16_Weights.IMAGEN
                  "timm:<name> (timm:hrnet_w32.ms_in1k)")
 
 
-def _add_model_flags(group: _RecordingGroup, command: TaskCommand) -> None:
+def _add_model_flags(group: RecordingGroup, command: TaskCommand) -> None:
     published = ", ".join(checkpoint.filename for checkpoint in command.published)
     forms = WEIGHTS_FORMS + (f" or a published file ({published})" if published else "")
     group.add_argument("--weights", default=None, metavar="WEIGHTS",
@@ -500,7 +414,7 @@ def _drop_default_backbone(args: argparse.Namespace, command: TaskCommand,
     model replaces them: a missing default backbone file must not stop that run). A backbone
     the user names is kept, and refused next to ``--from-scratch``."""
     names = ["--weights-backbone", *(command.backbone_aliases or ())]
-    spellings = {*names, *_snake_spellings(names)}
+    spellings = {*names, *snake_spellings(names)}
     named = [token.split("=", 1)[0] for token in argv if token.split("=", 1)[0] in spellings]
     if named and getattr(args, "from_scratch", False):
         raise ConfigError(f"--from-scratch trains from random weights: it cannot be combined "
@@ -521,13 +435,13 @@ def _resolve(args: argparse.Namespace, command: TaskCommand) -> None:
                           "image is used")
     budget_flag = command.budget_flag(args)
     if getattr(args, budget_flag) == ALL and args.unlabeled_dir is None and not args.round:
-        raise ConfigError(f"{_flag(budget_flag)} all ranks a folder: it needs --unlabeled-dir")
+        raise ConfigError(f"{flag_name(budget_flag)} all ranks a folder: it needs --unlabeled-dir")
     if args.diversity_factor is not None and args.diversity is None:
         raise ConfigError("--diversity-factor sizes the shortlist of --diversity: give both")
     if getattr(args, budget_flag) == ALL and (args.diversity is not None or args.random_fraction):
         raise ConfigError("--diversity and --random-fraction choose a batch; with every image "
-                          f"ranked ({_flag(budget_flag)} all, the rank mode's default) there is "
-                          "none: give the batch size")
+                          f"ranked ({flag_name(budget_flag)} all, the rank mode's default) there "
+                          "is none: give the batch size")
     if args.dropout is None:
         args.dropout = command.mc_dropout if needs_mc_dropout(args.strategy) else command.dropout
     if hasattr(args, "milestones"):
@@ -591,17 +505,6 @@ def needs_mc_dropout(strategy: str) -> bool:
     return MC_PROBS in get_strategy(strategy).needs
 
 
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
-
-
-def require(checks: Sequence[tuple[bool, str]]) -> None:
-    """Raise ConfigError with the message of the first check that failed."""
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-
-
 def check_shared_args(args: argparse.Namespace) -> None:
     """The shared flags that LoopConfig does not check (ConfigError)."""
     require([
@@ -653,7 +556,7 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
         unused = sorted(set(options) - used)
         readers = [name for name in list_strategies()
                    if set(unused) & {field for _, field in get_strategy(name).config_options}]
-        warnings.warn(f"{' and '.join(map(_flag, unused))} only apply to --strategy "
+        warnings.warn(f"{' and '.join(map(flag_name, unused))} only apply to --strategy "
                       f"{' / '.join(readers)}; ignored for {args.strategy}", UserWarning,
                       stacklevel=2)
         options = {name: value for name, value in options.items() if name in used}
@@ -794,9 +697,9 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
     budget_flag = command.budget_flag(args)
     budget = unlabeled if getattr(args, budget_flag) == ALL else getattr(args, budget_flag)
     if budget > unlabeled:
-        raise ConfigError(f"{_flag(budget_flag)} {budget} is larger than the unlabeled pool "
+        raise ConfigError(f"{flag_name(budget_flag)} {budget} is larger than the unlabeled pool "
                           f"({unlabeled} = {pool} {units.unit_label} - {initial_units} initial)"
-                          + (f"; {_flag(budget_flag)} all ranks every one" if rank else ""))
+                          + (f"; {flag_name(budget_flag)} all ranks every one" if rank else ""))
     subset = args.subset if args.subset is not None else args.subset_factor * budget
     config = dataclasses.replace(config, budget=budget, subset_size=subset)
     config.validate(pool, n_items=units.n_items, initial_units=initial_units)
@@ -951,75 +854,3 @@ def set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``[own args] -- [task args]`` -> (own args, task args); no ``--`` means no task args.
-
-    For wrappers (``bench/run_grid.py``, ``classification/demo.py``) that pass the arguments after
-    ``--`` on to every run of a task's ``train.py``.
-    """
-    argv = list(argv)
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], argv[cut + 1:]
-    return argv, []
-
-
-class _CurrentStdout(logging.StreamHandler):
-    """Writes to whatever ``sys.stdout`` is when a message comes (a test harness swaps it)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send the ``active_learning`` logger's messages to stdout, once (the command line's choice;
-    a library user configures logging as they like)."""
-    if not any(isinstance(handler, _CurrentStdout) for handler in logger.handlers):
-        handler = _CurrentStdout()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level)
-
-
-
-@contextmanager
-def warnings_as_lines() -> Iterator[None]:
-    """Each warning raised inside (a dataset reader's note on what it left out) becomes one
-    ``warning: <message>`` line on stderr once the block finishes (not after an error), each
-    time it was raised, without the file and line ``warnings`` would print: what a reader says
-    to a user, not a developer's notice. The tasks' ``build`` functions read their data in it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    # Only when the block finished: a failed read ends with its one error line alone.
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-
-
-@contextmanager
-def cli_errors(resumable: Path | None = None, rank: bool = False) -> Iterator[None]:
-    """A UserError -> one ``error:`` line on stderr and exit 2; Ctrl-C -> one line, exit 130.
-
-    Any other exception is a bug and propagates with its traceback. ``resumable`` is the run
-    folder an interrupted simulation resumes from; ``rank`` says it was a ranking instead.
-    """
-    try:
-        yield
-    except KeyboardInterrupt:
-        if rank:
-            message = "the previous ranking, if any, is kept; run the same command again"
-        elif resumable is not None:
-            message = (f"the finished cycles in {resumable} are kept; run the same command again "
-                       "to resume")
-        else:
-            message = "nothing was written"
-        print(f"\ninterrupted: {message}", file=sys.stderr)
-        raise SystemExit(130) from None
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="where report_<task>.png go")
     parser.add_argument("--keep", default=None, help="write the data and rounds here, kept")
     args = parser.parse_args(argv)
-    from active_learning.cli import configure_logging
+    from active_learning.console import configure_logging
 
     configure_logging()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="report_screenshots_"))

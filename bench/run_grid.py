@@ -33,7 +33,7 @@ from types import ModuleType
 if __package__ in (None, ""):  # `python bench/run_grid.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from active_learning.cli import split_extra  # noqa: E402  (bench scripts call run_grid.split_extra)
+from active_learning.flags import split_extra  # noqa: E402  (bench scripts call run_grid.split_extra)
 from active_learning.reports.compare import Comparison, compare_runs, load_runs, write_comparison  # noqa: E402
 from active_learning.strategies import CLASS_DISTRIBUTIONS, get_strategy, list_strategies  # noqa: E402
 

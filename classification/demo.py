@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python demo.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "classification"
 
-from active_learning.cli import split_extra
+from active_learning.flags import split_extra
 from active_learning.reports.compare import compare_runs, load_runs, write_comparison
 
 from . import train

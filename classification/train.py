@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "classification"
 
-from active_learning import cli
+from active_learning import cli, flags
 from active_learning.errors import ConfigError
 from active_learning.files.images import image_size
 from active_learning.strategies import CLASS_DISTRIBUTIONS
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict] = {
 PRESETS["fmnist-demo"] = dict(PRESETS["fmnist-cpu"], strategy="loss_prediction", cycles=6)
 
 
-def add_arguments(arguments: cli.TaskArguments) -> None:
+def add_arguments(arguments: flags.TaskArguments) -> None:
     """The classification data and model flags."""
     data = arguments.group("data")
     data.add_argument("--dataset", choices=DATASETS, default="cifar10", help="which dataset")
@@ -81,7 +81,7 @@ def check(args: argparse.Namespace) -> None:
                           f"--dataset {args.dataset}")
     if not args.milestones:  # resolved here so that args.json records the values the run used
         args.milestones = [max(1, int(0.8 * args.epochs))]
-    cli.require([
+    flags.require([
         (args.width >= 1, f"--width must be >= 1, got {args.width}"),
         (args.image_size >= 1, f"--image-size must be >= 1, got {args.image_size}"),
     ])

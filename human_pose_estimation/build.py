@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli
+from active_learning import cli, console, flags
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
 from active_learning.labels import Labels
@@ -43,7 +43,7 @@ def check(args: argparse.Namespace) -> None:
     if args.weights_backbone == IMAGENET:
         args.weights_backbone = imagenet_backbone(args.arch)
     width, height = integers(args.image_size, "--image-size", 2)
-    cli.require([
+    flags.require([
         (width % 32 == 0 and height % 32 == 0,
          "--image-size must be multiples of 32 (HRNet's lowest branch has stride 32), "
          f"got {args.image_size}"),
@@ -82,7 +82,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 def build(args: argparse.Namespace) -> cli.BuiltTask:
     """The task over the pool (+ the unlabeled images in rank mode)."""
-    with cli.warnings_as_lines():
+    with console.warnings_as_lines():
         pool = read_split(args.dataset_root, args.train_set)
         test = read_split(args.dataset_root, args.test_set)
         n_labeled = len(pool.images)
@@ -167,7 +167,7 @@ def build_round(args: argparse.Namespace, labels: Labels, candidates: list[str]
 
     images = Path(args.images)
     labeled = pose_data_from_labels(labels)
-    with cli.warnings_as_lines():
+    with console.warnings_as_lines():
         known = candidates if args.person_boxes == AUTO else round_images(images)
         unlabeled = persons_to_rank(args, images, candidates, known, cache=args.workspace)
     task = pose_task(args, labeled + unlabeled, PoseData([], []), images)

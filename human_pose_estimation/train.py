@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "human_pose_estimation"
 
-from active_learning import cli
+from active_learning import cli, flags
 from active_learning.loop.units import UNIT_REDUCTIONS, GroupedUnits
 from active_learning.strategies import HEATMAPS
 
@@ -54,7 +54,7 @@ PRESETS = {
 }
 
 
-def add_arguments(arguments: cli.TaskArguments) -> None:
+def add_arguments(arguments: flags.TaskArguments) -> None:
     """The COCO keypoints data and HRNet flags."""
     data = arguments.group("data")
     data.add_argument("--dataset-root", "--data-dir", dest="dataset_root", default="data/coco",

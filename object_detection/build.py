@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli
+from active_learning import cli, console, flags
 from active_learning.labels import Labels
 
 from .model import refuse_normalised_vgg
@@ -27,7 +27,7 @@ from .voc import (
 def check(args: argparse.Namespace) -> None:
     if args.cuda is not None:
         args.device = "cuda" if args.cuda else "cpu"
-    cli.require([
+    flags.require([
         (0 < args.width <= 1, f"--width must be in (0, 1], got {args.width}"),
         (args.gamma > 0, f"--gamma must be > 0, got {args.gamma}"),
         (args.clip_grad_norm is None or args.clip_grad_norm > 0,
@@ -55,7 +55,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 def build(args: argparse.Namespace) -> cli.BuiltTask:
     """The task over the pool (+ the unlabeled images in rank mode)."""
     names = class_names(args)
-    with cli.warnings_as_lines():
+    with console.warnings_as_lines():
         samples = read_split(args.dataset_root, parse_image_sets(args.train_sets), names,
                              optional_years=args.train_sets == DEFAULT_TRAIN_SETS)
         # every test image, as voc_eval: false positives on images without objects count

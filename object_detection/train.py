@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "object_detection"
 
-from active_learning import cli
+from active_learning import cli, flags
 from active_learning.loop.units import UNIT_REDUCTIONS, SelectionUnits
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
@@ -56,7 +56,7 @@ PRESETS = {
 }
 
 
-def add_arguments(arguments: cli.TaskArguments) -> None:
+def add_arguments(arguments: flags.TaskArguments) -> None:
     """The VOC data and SSD300 flags (ssd.pytorch's spellings kept)."""
     data = arguments.group("data")
     data.add_argument("--dataset", choices=("VOC",), default="VOC",

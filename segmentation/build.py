@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli
+from active_learning import cli, flags
 from active_learning.errors import ConfigError
 from active_learning.labels import Labels
 from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
@@ -43,7 +43,7 @@ def check(args: argparse.Namespace) -> None:
         # --weights sets every layer, the backbone too: the default ImageNet start (or another
         # --weights-backbone) would be overwritten, so it is neither needed nor read.
         args.weights_backbone = None
-    cli.require([
+    flags.require([
         (args.width > 0, f"--width must be > 0, got {args.width}"),
         (args.crop_size >= 0, f"--crop-size must be >= 0, got {args.crop_size}"),
         (0.0 <= args.random_scale < 1.0,
@@ -52,7 +52,7 @@ def check(args: argparse.Namespace) -> None:
         (args.classes >= 2, f"--classes must be >= 2, got {args.classes}"),
         (args.superpixels_per_image >= 2,
          f"--superpixels-per-image must be >= 2, got {args.superpixels_per_image}"),
-        (args.superpixels_per_cycle == cli.ALL or args.superpixels_per_cycle >= 1,
+        (args.superpixels_per_cycle == flags.ALL or args.superpixels_per_cycle >= 1,
          f"--superpixels-per-cycle must be >= 1, got {args.superpixels_per_cycle}"),
     ])
     if args.data_format == "cityscapes" and args.classes != 19:

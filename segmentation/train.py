@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "segmentation"
 
-from active_learning import cli
+from active_learning import cli, flags
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 
 from .build import budget_flag, build, build_round, check
@@ -66,7 +66,7 @@ PRESETS = {
 }
 
 
-def add_arguments(arguments: cli.TaskArguments) -> None:
+def add_arguments(arguments: flags.TaskArguments) -> None:
     """The segmentation data, model and superpixel flags."""
     arguments.parser.add_argument("cmd", nargs="?", choices=("train",), default="train",
                                   help="the original project's command (only train: "
@@ -102,7 +102,7 @@ def add_arguments(arguments: cli.TaskArguments) -> None:
                          help="watershed markers (SLIC segments) per image")
     regions.add_argument("--superpixel-method", choices=("watershed", "slic"), default="watershed",
                          help="how region maps are made")
-    regions.add_argument("--superpixels-per-cycle", type=cli.budget, default=4755, recorded=False,
+    regions.add_argument("--superpixels-per-cycle", type=flags.budget, default=4755, recorded=False,
                          help="superpixel strategies: superpixels selected per cycle")
     regions.add_argument("--cache-dir", default=None, recorded=False,
                          help="where region maps are kept between runs (default: the user's "

@@ -24,7 +24,8 @@ from pathlib import Path
 TASK_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TASK_DIR.parent))
 
-from active_learning.cli import cli_errors, str2bool, warnings_as_lines  # noqa: E402
+from active_learning.console import cli_errors, warnings_as_lines  # noqa: E402
+from active_learning.flags import str2bool  # noqa: E402
 from human_pose_estimation import train  # noqa: E402
 from human_pose_estimation.config import apply_overrides, config_to_argv, load_config  # noqa: E402
 
