@@ -180,6 +180,36 @@ def test_no_import_circle_in_the_core():
     assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)
 
 
+# The layers, lowest first: a module may import its own layer and those below, never above.
+# (What the command line and the rounds assemble sits on top; the loop computes and writes files,
+# the reports read them.)
+LAYERS = (
+    ("active_learning.errors", "active_learning.extras", "active_learning.flags",
+     "active_learning.console", "active_learning.precision", "active_learning.distributed",
+     "active_learning.files", "active_learning.labels"),
+    ("active_learning.strategies",),
+    ("active_learning.loop", "active_learning.adapter"),
+    ("active_learning.reports",),
+    ("active_learning.rounds", "active_learning.cli", "active_learning"),
+)
+
+
+def _layer(module: str) -> int:
+    matches = [(len(prefix), level) for level, prefixes in enumerate(LAYERS) for prefix in prefixes
+               if module == prefix or module.startswith(prefix + ".")]
+    assert matches, f"{module} is in no layer of tests/test_architecture.py"
+    return max(matches)[1]
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    found = []
+    for module, tree in _parsed().items():
+        for target in _imports(module, MODULES[module], tree):
+            if target != "active_learning" and _layer(target) > _layer(module):
+                found.append(f"{module} -> {target}")
+    assert not found, "upward imports:\n" + "\n".join(sorted(found))
+
+
 @pytest.mark.parametrize("task", TASK_FOLDERS)
 def test_train_script_holds_only_the_tasks_own_flags(task):
     lines = (ROOT / task / "train.py").read_text(encoding="utf-8").count("\n")
