@@ -801,12 +801,12 @@ def size_run(command: TaskCommand, args: argparse.Namespace, device: str, units:
     budget_flag = command.budget_flag(args)
     value = getattr(args, budget_flag)
     budget = unlabeled if value == ALL else value
-    if budget > unlabeled and too_large is None:
+    if budget > unlabeled:
+        if too_large is not None:
+            raise ConfigError(f"{_flag(budget_flag)} {budget} is larger than the unlabeled pool "
+                              f"({unlabeled} = {pool} {units.unit_label} - {initial_units} "
+                              f"initial){too_large}")
         budget = unlabeled
-    elif budget > unlabeled:
-        raise ConfigError(f"{_flag(budget_flag)} {budget} is larger than the unlabeled pool "
-                          f"({unlabeled} = {pool} {units.unit_label} - {initial_units} initial)"
-                          + too_large)
     subset = args.subset if args.subset is not None else args.subset_factor * budget
     config = dataclasses.replace(config, **{"budget": budget, "subset_size": subset, **fields})
     config.validate(pool, n_items=units.n_items, initial_units=initial_units)
