@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from active_learning.distributed import (
     finish,
     init_from_environment,
     is_main_process,
+    resolve_device,
 )
 from active_learning.errors import ConfigError
 from active_learning.files.pretrained import PublishedCheckpoint
@@ -63,6 +64,9 @@ from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.selection import strategies_for, strategy_refusal
 from active_learning.loop.units import SelectionUnits
+
+if TYPE_CHECKING:
+    from active_learning.labels.kinds import LabelKind
 from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
 from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR, mix_label
 
@@ -151,6 +155,10 @@ class TaskCommand:
             is the labeled images (``labels.Labels.targets``, in order) followed by the
             candidate images (``args.round_folder`` is the round's folder, for files the task
             derives from the labels). None: the task has no round mode yet.
+        label_kind: what the task's labels are, for ``train.py round``: a built-in kind
+            (``class``, ``boxes``, ``mask``, ``keypoints``) or a ``labels.kinds.LabelKind`` of
+            the task's own; the export is read, and the proposals' pre-annotations written, as
+            this kind (``labels/kinds.py``).
     """
 
     name: str
@@ -171,6 +179,7 @@ class TaskCommand:
     loop_fields: Callable[[argparse.Namespace], dict[str, Any]] = lambda args: {}
     after_labeling: str = "label the selected images, add them to the labeled data, and run again"
     build_round: Callable[[argparse.Namespace, Any, list[str]], BuiltTask] | None = None
+    label_kind: str | LabelKind | None = None
 
     @property
     def strategy_aliases(self) -> dict[str, str]:
@@ -519,30 +528,6 @@ def check_shared_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--strategy {args.strategy} samples MC dropout: give --dropout > 0")
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> cuda when available, else cpu; anything torch cannot use is a ConfigError."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name!r} is not a device: use "
-                          "auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
-                              "CUDA device(s)")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: MPS is not available on this machine")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {name}: use auto, cpu, cuda or cuda:N")
-    return name
-
-
 def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopConfig:
     """The LoopConfig of the parsed flags; ``fields`` override (the rank mode's sizes)."""
     # The flags of options only some strategies read (Strategy.config_options), when given.
@@ -680,7 +665,6 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
         adapter.build_model()  # a missing or mismatched weights file fails now, not after a cycle
     units = adapter.selection_units()
     rank = args.unlabeled_dir is not None
-    pool = int(units.selectable().sum())
     initial = np.arange(built.n_labeled) if rank else None
     initial_size = built.n_labeled if rank else args.initial_size
     if rank and (initial_size == 0 or initial_size >= units.n_items):
@@ -691,23 +675,45 @@ def prepare(command: TaskCommand, args: argparse.Namespace) -> Prepared:
         raise ConfigError(f"--initial-size {initial_size} leaves nothing to select from a pool of "
                           f"{units.n_items} {units.item_label}" if initial_size >= 1 else
                           f"--initial-size must be >= 1, got {initial_size}")
-    config = loop_config(args, device, initial_size=initial_size, **command.loop_fields(args))
-    initial_units = len(draw_initial_units(units, config, initial))
-    unlabeled = pool - initial_units
-    budget_flag = command.budget_flag(args)
-    budget = unlabeled if getattr(args, budget_flag) == ALL else getattr(args, budget_flag)
-    if budget > unlabeled:
-        raise ConfigError(f"{flag_name(budget_flag)} {budget} is larger than the unlabeled pool "
-                          f"({unlabeled} = {pool} {units.unit_label} - {initial_units} initial)"
-                          + (f"; {flag_name(budget_flag)} all ranks every one" if rank else ""))
-    subset = args.subset if args.subset is not None else args.subset_factor * budget
-    config = dataclasses.replace(config, budget=budget, subset_size=subset)
-    config.validate(pool, n_items=units.n_items, initial_units=initial_units)
+    config = size_run(command, args, device, units, initial, initial_size,
+                      too_large=(f"; {flag_name(command.budget_flag(args))} all ranks every one"
+                                 if rank else ""))
     held_out = get_strategy(config.strategy).held_out_fraction
     if held_out:   # active transfer learning: a share of the labeled units never trains
         hold_out(adapter, held_out, config.seed)
     run_dir = run_folder(args, command.name, built.dataset)
     return Prepared(built, config, initial, run_dir, run_record(args, built))
+
+
+def size_run(command: TaskCommand, args: argparse.Namespace, device: str, units: SelectionUnits,
+             initial: np.ndarray | None, initial_size: int, *, too_large: str | None = "",
+             **fields: Any) -> LoopConfig:
+    """The run's LoopConfig, sized on its pool: the initial set (``initial``: these items, or
+    ``initial_size`` drawn by the seed), the budget (the task's budget flag; ``all``: every
+    unlabeled unit) and the candidate subset (``--subset``, else ``--subset-factor`` x budget);
+    ``fields`` override the config (a round's one cycle) before it is validated.
+
+    A budget larger than the units left unlabeled is a ConfigError (``too_large`` ends its
+    message); ``too_large=None`` lowers it to what is left instead (a round proposes what
+    remains when fewer remain).
+    """
+    config = loop_config(args, device, initial_size=initial_size, **command.loop_fields(args))
+    pool = int(units.selectable().sum())
+    initial_units = len(draw_initial_units(units, config, initial))
+    unlabeled = pool - initial_units
+    budget_flag = command.budget_flag(args)
+    value = getattr(args, budget_flag)
+    budget = unlabeled if value == ALL else value
+    if budget > unlabeled:
+        if too_large is not None:
+            raise ConfigError(f"{flag_name(budget_flag)} {budget} is larger than the unlabeled "
+                              f"pool ({unlabeled} = {pool} {units.unit_label} - {initial_units} "
+                              f"initial){too_large}")
+        budget = unlabeled
+    subset = args.subset if args.subset is not None else args.subset_factor * budget
+    config = dataclasses.replace(config, **{"budget": budget, "subset_size": subset, **fields})
+    config.validate(pool, n_items=units.n_items, initial_units=initial_units)
+    return config
 
 
 def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
@@ -793,35 +799,29 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
 def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
     """``train.py round ...``: one round of the labeling loop (``active_learning.rounds``);
     returns the round's folder."""
-    from active_learning import rounds
     from active_learning.loop.runner import run_active_learning
+    from active_learning.rounds import run_round
 
     with cli_errors():
-        if command.build_round is None:
+        if command.build_round is None or command.label_kind is None:
             raise ConfigError(f"the {command.name} task has no round mode yet")
         args = parse_args(command, argv, round_mode=True)
     set_threads(args)
-    build_round = command.build_round
+    build_round, label_kind = command.build_round, command.label_kind
 
     def run_cycle(built: BuiltTask, round_: Any, n_labeled: int) -> Path:
-        device = resolve_device(args.device)
-        units = built.adapter.selection_units()
+        # One cycle on every labeled image; the budget is what is left when fewer remain.
         initial = np.arange(n_labeled)
-        config = loop_config(args, device, initial_size=n_labeled, **command.loop_fields(args))
-        initial_units = len(draw_initial_units(units, config, initial))
-        left = int(units.selectable().sum()) - initial_units
-        budget = rounds.round_budget(getattr(args, command.budget_flag(args)), left)
-        config = dataclasses.replace(config, budget=budget, subset_size=0, cycles=1,
-                                     save_checkpoints=True)
-        config.validate(int(units.selectable().sum()), n_items=units.n_items,
-                        initial_units=initial_units)
+        config = size_run(command, args, resolve_device(args.device),
+                          built.adapter.selection_units(), initial, n_labeled,
+                          too_large=None, subset_size=0, cycles=1, save_checkpoints=True)
         run_active_learning(built.adapter, config, round_.run_dir,
                             extra_args=run_record(args, built), initial_labeled=initial,
                             report_map=report_map_points(args))
         return round_.run_dir
 
     with cli_errors(resumable=Path(args.workspace)):
-        round_ = rounds.run_round(command.name, args, build_round, run_cycle)
+        round_ = run_round(command.name, label_kind, args, build_round, run_cycle)
     return round_.folder
 
 

@@ -4,7 +4,8 @@ Under ``torchrun`` every process runs the same script; ``torch.distributed`` is 
 the runner (backend ``nccl`` on GPUs, ``gloo`` on CPUs) and these helpers answer "which process
 am I, of how many" and "which slice of N items is mine". Without an initialised process group
 (one plain process) they answer rank 0 of 1 and the whole range, so code written with them runs
-unchanged in both cases.
+unchanged in both cases. :func:`resolve_device` turns ``--device`` into the device a process
+uses (before a process group picks each process's GPU).
 """
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from active_learning.errors import ConfigError
+
 __all__ = ["DEFAULT_TIMEOUT_MINUTES", "barrier", "broadcast_buffers", "broadcast_object",
            "device_for_collectives", "finish", "gather_objects", "init_from_environment",
-           "is_distributed", "is_main_process", "rank", "shard_range", "world_size"]
+           "is_distributed", "is_main_process", "rank", "resolve_device", "shard_range",
+           "world_size"]
 
 # How long a process waits in a collective for the others (torch's default: 10 minutes for
 # nccl, 30 for gloo). Some steps run on rank 0 alone while the others wait: opening a run of
@@ -137,3 +141,25 @@ def finish() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda when available, else cpu; anything torch cannot use is a ConfigError."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device: use "
+                          "auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name}: use auto, cpu, cuda or cuda:N")
+    return name

@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
         path, written_s = timed(lambda: write_export(root, args.images, args.boxes,
                                                      tuple(args.size)))
         images = root / "images" / "default"
-        detection, detection_s = timed(lambda: read_labels("object_detection", path, images))
-        _, layout_s = timed(lambda: read_labels("object_detection", root))
-        segmentation, segmentation_s = timed(lambda: read_labels("segmentation", path, images))
+        detection, detection_s = timed(lambda: read_labels("boxes", path, images))
+        _, layout_s = timed(lambda: read_labels("boxes", root))
+        segmentation, segmentation_s = timed(lambda: read_labels("mask", path, images))
         first = dict(list(segmentation.targets.items())[: args.paint])
         _, paint_s = timed(lambda: [target.train_ids() for target in first.values()])
         _, write_s = timed(lambda: write_label_maps(first, Path(folder) / "maps",

@@ -133,7 +133,7 @@ COMMAND = cli.TaskCommand(
     output_kind=CLASS_DISTRIBUTIONS, add_arguments=add_arguments, build=build, check=check,
     presets=PRESETS, dropout=0.0, mc_dropout=0.3,
     after_labeling="label the selected images, move them into train/<class>/, and run again",
-    build_round=build_round)
+    build_round=build_round, label_kind="class")
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

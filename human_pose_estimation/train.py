@@ -133,7 +133,7 @@ COMMAND = cli.TaskCommand(
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the persons' keypoints in the listed images (COCO format), add them "
                    "to the annotation file, and run again",
-    build_round=build_round)
+    build_round=build_round, label_kind="keypoints")
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

@@ -117,7 +117,7 @@ COMMAND = cli.TaskCommand(
     backbone_aliases=("--basenet",), published=PUBLISHED,
     loop_fields=lambda args: {"unit_reduction": args.unit_reduction},
     after_labeling="annotate the listed images (VOC XML), add them to the image set, and run again",
-    build_round=build_round)
+    build_round=build_round, label_kind="boxes")
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

@@ -119,7 +119,7 @@ COMMAND = cli.TaskCommand(
     mc_dropout=0.5, backbone_aliases=(), published=PUBLISHED, budget_flag=budget_flag,
     after_labeling="label the selected images (or superpixels: regions/cycle_00.csv), add them to "
                    "the labeled data, and run again",
-    build_round=build_round)
+    build_round=build_round, label_kind="mask")
 
 
 # get_args_parser() -> ArgumentParser, parse_args(argv) -> Namespace, main(argv) -> run folder

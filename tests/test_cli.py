@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from active_learning import cli
+from active_learning.distributed import resolve_device
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from classification.train import get_args_parser, main, parse_args
 
@@ -22,8 +23,8 @@ def test_a_bad_device_is_one_message(name, message):
     if torch.cuda.is_available() and name == "cuda":
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match=message):
-        cli.resolve_device(name)
-    assert cli.resolve_device("cpu") == "cpu"
+        resolve_device(name)
+    assert resolve_device("cpu") == "cpu"
 
 
 def test_bad_device_from_the_command_line_exits_2_before_writing(tmp_path, capsys):

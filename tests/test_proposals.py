@@ -10,11 +10,10 @@ import pytest
 
 from active_learning.files.export import read_entropies_csv
 from active_learning.files.proposals import (
-    CLASSIFICATION,
-    DETECTION,
-    KINDS,
-    POSE,
-    SEGMENTATION,
+    BRUSHES,
+    CHOICES,
+    KEYPOINT_LABELS,
+    RECTANGLES,
     ImagePrediction,
     brush_rle,
     label_studio_config,
@@ -138,11 +137,12 @@ def _predictions() -> dict[str, ImagePrediction]:
     }
 
 
-KIND_OF = {"cls.png": CLASSIFICATION, "det.jpg": DETECTION, "seg.png": SEGMENTATION,
-           "pose.jpg": POSE}
+KIND_OF = {"cls.png": CHOICES, "det.jpg": RECTANGLES, "seg.png": BRUSHES,
+           "pose.jpg": KEYPOINT_LABELS}
+KINDS = (CHOICES, RECTANGLES, BRUSHES, KEYPOINT_LABELS)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS, ids=("class", "boxes", "mask", "keypoints"))
 def test_the_tasks_validate_and_fit_their_labeling_config(tmp_path, kind):
     names = [name for name, of in KIND_OF.items() if of == kind] + ["plain/no prediction.jpg"]
     path = tmp_path / "tasks.json"
@@ -174,7 +174,7 @@ def test_the_tasks_validate_and_fit_their_labeling_config(tmp_path, kind):
 
 
 def test_boxes_are_percent_of_width_and_height_and_clipped():
-    results = prediction_results(DETECTION, _predictions()["det.jpg"], CLASSES)
+    results = prediction_results(RECTANGLES, _predictions()["det.jpg"], CLASSES)
     first, second = (result["value"] for result in results)
     # 400 x 300 image: x1 = 20 -> 5 %, y1 = 30 -> 10 %, w = 180 -> 45 %, h = 220 -> 73.33 %.
     assert (first["x"], first["y"], first["width"]) == pytest.approx((5.0, 10.0, 45.0))
@@ -188,7 +188,7 @@ def test_boxes_are_percent_of_width_and_height_and_clipped():
 
 
 def test_keypoints_hang_on_their_person_box_and_drop_unsure_joints():
-    results = prediction_results(POSE, _predictions()["pose.jpg"], [], JOINTS,
+    results = prediction_results(KEYPOINT_LABELS, _predictions()["pose.jpg"], [], JOINTS,
                                  keypoint_threshold=0.2)
     box, *points = results
     assert box["type"] == "rectanglelabels" and box["value"]["rectanglelabels"] == ["person"]
@@ -202,7 +202,7 @@ def test_keypoints_hang_on_their_person_box_and_drop_unsure_joints():
 
 def test_a_mask_becomes_one_brush_result_per_class_that_decodes_to_it():
     prediction = _predictions()["seg.png"]
-    results = prediction_results(SEGMENTATION, prediction, CLASSES)
+    results = prediction_results(BRUSHES, prediction, CLASSES)
     assert [result["value"]["brushlabels"] for result in results] == [["cat"], ["dog"]]
     for index, result in zip((0, 1), results):
         rgba = decode_brush_rle(result["value"]["rle"]).reshape(20, 30, 4)
@@ -233,7 +233,7 @@ def test_brush_rle_header_is_label_studios():
 
 
 def test_classification_pre_annotates_the_predicted_choice():
-    [result] = prediction_results(CLASSIFICATION, _predictions()["cls.png"], CLASSES)
+    [result] = prediction_results(CHOICES, _predictions()["cls.png"], CLASSES)
     assert result["type"] == "choices" and result["value"] == {"choices": ["dog"]}
     assert result["score"] == pytest.approx(0.7)
 
@@ -241,7 +241,7 @@ def test_classification_pre_annotates_the_predicted_choice():
 def test_every_format_orders_best_first_and_the_priority_csv_imports_as_before(tmp_path):
     names = ["b.jpg", "a.jpg", "c d.jpg", "e.jpg"]
     scores = np.array([0.2, 0.9, 0.5, 0.5])          # a tie keeps the given order
-    paths = write_proposals(tmp_path / "out", DETECTION, names, scores, CLASSES,
+    paths = write_proposals(tmp_path / "out", RECTANGLES, names, scores, CLASSES,
                             image_url_prefix="/data/local-files/?d=pool/")
     expected = ["a.jpg", "c d.jpg", "e.jpg", "b.jpg"]
     assert paths.order.read_text() == "".join(f"{name}\n" for name in expected)
@@ -264,7 +264,7 @@ def test_predictions_may_be_computed_when_asked(tmp_path):
         return ImagePrediction(10, 10, label=0, confidence=0.5) if name == "x.png" else None
 
     path = tmp_path / "tasks.json"
-    write_label_studio_tasks(path, CLASSIFICATION, ["y.png", "x.png"], [1.0, 2.0], CLASSES,
+    write_label_studio_tasks(path, CHOICES, ["y.png", "x.png"], [1.0, 2.0], CLASSES,
                              predictions=predict)
     tasks = json.loads(path.read_text())
     assert asked == ["x.png", "y.png"]                 # best first, each once
@@ -272,14 +272,14 @@ def test_predictions_may_be_computed_when_asked(tmp_path):
 
 
 def test_the_label_config_escapes_names_and_lists_the_joints():
-    tags = _config_tags(label_studio_config(POSE, CLASSES, JOINTS))
+    tags = _config_tags(label_studio_config(KEYPOINT_LABELS, CLASSES, JOINTS))
     assert [label.get("value") for label in tags["keypoints"]] == JOINTS
     assert [label.get("model_index") for label in tags["keypoints"]] == ["0", "1", "2"]
     assert tags["keypoints_bbox"].tag == "RectangleLabels"
-    choices = _config_tags(label_studio_config(CLASSIFICATION, CLASSES))["class"]
+    choices = _config_tags(label_studio_config(CHOICES, CLASSES))["class"]
     assert [choice.get("value") for choice in choices] == CLASSES
     with pytest.raises(ValueError, match="keypoint_names"):
-        label_studio_config(POSE, CLASSES)
+        label_studio_config(KEYPOINT_LABELS, CLASSES)
 
 
 def test_bad_input_is_refused(tmp_path):
@@ -289,10 +289,10 @@ def test_bad_input_is_refused(tmp_path):
         write_order_list(["a", "a"], [1.0, 2.0], tmp_path / "o.txt")
     with pytest.raises(ValueError, match="differ in length"):
         write_order_list(["a"], [1.0, 2.0], tmp_path / "o.txt")
-    with pytest.raises(ValueError, match="unknown task kind"):
-        label_studio_config("detection", CLASSES)
+    with pytest.raises(ValueError, match="unknown label kind"):
+        label_studio_config("boxes", CLASSES)
     with pytest.raises(ValueError, match="outside the 3 class names"):
-        prediction_results(DETECTION, ImagePrediction(10, 10, boxes=np.array([[0, 0, 5, 5]]),
+        prediction_results(RECTANGLES, ImagePrediction(10, 10, boxes=np.array([[0, 0, 5, 5]]),
                                                       labels=np.array([3])), CLASSES)
     with pytest.raises(ValueError, match=r"mask must be \[height, width\]"):
         ImagePrediction(30, 20, mask=np.zeros((30, 20)))
@@ -303,7 +303,7 @@ def test_bad_input_is_refused(tmp_path):
 
 def test_the_schema_is_not_vacuous():
     task = {"data": {"image": "/x.jpg"}, "predictions": [{"model_version": "v", "score": 1.0,
-            "result": prediction_results(DETECTION, _predictions()["det.jpg"], CLASSES)}]}
+            "result": prediction_results(RECTANGLES, _predictions()["det.jpg"], CLASSES)}]}
     jsonschema.validate([task], SCHEMA)
     in_pixels = json.loads(json.dumps(task))
     in_pixels["predictions"][0]["result"][0]["value"]["x"] = 150.0

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from active_learning.errors import ConfigError, DataError
-from active_learning.loop.workspace import Workspace
-from active_learning.rounds import candidates_for_round, model_predictions, round_budget
+from active_learning.rounds import Workspace, candidates_for_round, model_predictions
 
 
 def checksum(paths) -> str:
@@ -95,10 +94,6 @@ def test_a_workspace_is_one_tasks_and_a_foreign_folder_is_refused(tmp_path):
     (tmp_path / "ws" / "workspace.json").write_text("{")
     with pytest.raises(ConfigError, match="cannot read"):
         Workspace(tmp_path / "ws", "classification")
-
-
-def test_the_budget_is_a_number_or_all_clipped_to_the_candidates():
-    assert round_budget(10, 4) == 4 and round_budget(3, 40) == 3 and round_budget("all", 40) == 40
 
 
 class _Built:

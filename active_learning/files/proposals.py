@@ -14,16 +14,20 @@ usable alone. Every file is written atomically (``active_learning.files.atomic``
   "lowest score first" for model *confidence*; ours is an acquisition score, higher = label
   first, so sort that column descending, or ascending by the ``al_rank`` data column (1 =
   label first), then "Label Tasks As Displayed". The prediction's ``result`` carries the
-  model's output as pre-annotations, per the tag documentation at labelstud.io/tags/...:
+  model's output as pre-annotations, written by the label kind's :class:`LabelStudioTags`
+  (``labels.kinds.LabelKind.label_studio``; a task with a kind of its own brings its own),
+  per the tag documentation at labelstud.io/tags/...:
 
-  * classification: a ``choices`` result (``<Choices>``) with the predicted class;
-  * detection: ``rectanglelabels`` (``x``, ``y``, ``width``, ``height`` in percent of the image
-    size, ``rotation`` 0, ``original_width`` / ``original_height`` in pixels);
-  * segmentation: ``brushlabels``, one result per predicted class, the class's mask in Label
-    Studio's RLE (``value.format = "rle"``; see :func:`brush_rle`);
-  * pose: one ``rectanglelabels`` person box per person and one ``keypointlabels`` point per
-    confident joint whose ``parentID`` is its person's box, as Label Studio's own YOLO backend
-    writes them (HumanSignal/label-studio-ml-backend,
+  * :data:`CHOICES` (class labels): a ``choices`` result (``<Choices>``) with the predicted
+    class;
+  * :data:`RECTANGLES` (boxes): ``rectanglelabels`` (``x``, ``y``, ``width``, ``height`` in
+    percent of the image size, ``rotation`` 0, ``original_width`` / ``original_height`` in
+    pixels);
+  * :data:`BRUSHES` (masks): ``brushlabels``, one result per predicted class, the class's mask
+    in Label Studio's RLE (``value.format = "rle"``; see :func:`brush_rle`);
+  * :data:`KEYPOINT_LABELS` (keypoints): one ``rectanglelabels`` person box per person and one
+    ``keypointlabels`` point per confident joint whose ``parentID`` is its person's box, as
+    Label Studio's own YOLO backend writes them (HumanSignal/label-studio-ml-backend,
     label_studio_ml/examples/yolo/control_models/keypoint_labels.py).
 
   ``data.image`` is ``image_url_prefix`` + the URL-quoted item name: by default Label Studio's
@@ -47,7 +51,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,17 +62,10 @@ import numpy as np
 from active_learning.files.atomic import atomic_open, atomic_write_text
 from active_learning.files.export import write_entropies_csv
 
-# The task kinds, named as each task's TaskCommand names itself.
-CLASSIFICATION = "classification"
-DETECTION = "object_detection"
-SEGMENTATION = "segmentation"
-POSE = "human_pose_estimation"
-KINDS = (CLASSIFICATION, DETECTION, SEGMENTATION, POSE)
-
 # Tag names of the labeling configuration; results refer to them as from_name / to_name.
 IMAGE_TAG = "image"
-CONTROL_TAG = {CLASSIFICATION: "class", DETECTION: "label", SEGMENTATION: "mask",
-               POSE: "keypoints"}
+# The control tags' names (from_name) of the built-in label kinds.
+CHOICE_TAG, BOX_TAG, MASK_TAG, KEYPOINT_TAG = "class", "label", "mask", "keypoints"
 PERSON_TAG = "keypoints_bbox"     # pose: the person boxes (the YOLO backend's "<name>_bbox")
 PERSON_LABEL = "person"
 DEFAULT_IMAGE_URL_PREFIX = "/data/local-files/?d="
@@ -138,11 +135,6 @@ class ImagePrediction:
 Predictions = Mapping[str, ImagePrediction] | Callable[[str], ImagePrediction | None]
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"unknown task kind {kind!r}; one of {', '.join(KINDS)}")
-
-
 def _ranked(names: Sequence[str], scores: Sequence[float] | np.ndarray
             ) -> tuple[list[str], np.ndarray]:
     """The names and scores best first (highest score; ties keep the given order)."""
@@ -175,41 +167,104 @@ def write_order_list(names: Sequence[str], scores: Sequence[float] | np.ndarray,
 
 # --------------------------------------------------------------------------- Label Studio
 
-def label_studio_config(kind: str, class_names: Sequence[str],
+@dataclass
+class Results:
+    """The ``result`` list of one Label Studio prediction, as a :class:`LabelStudioTags`' writer
+    fills it.
+
+    Attributes:
+        class_names: [C] names of the label indices.
+        keypoint_names: [J] names of the joints.
+        common: the keys every image result carries (``to_name``, the image size in pixels).
+        keypoint_threshold: joints at or below this confidence are left out.
+        id_prefix: result ids are ``{id_prefix}-{k}`` (unique within a task; a keypoint's
+            ``parentID`` names its person box's id).
+        results: the results so far.
+    """
+
+    class_names: Sequence[str]
+    keypoint_names: Sequence[str]
+    common: dict[str, Any]
+    keypoint_threshold: float = KEYPOINT_THRESHOLD
+    id_prefix: str = "r"
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def new_id(self) -> str:
+        """The id of the next result."""
+        return f"{self.id_prefix}-{len(self.results)}"
+
+    def class_name(self, index: int) -> str:
+        """The name of class ``index``; ValueError when there is none."""
+        if not 0 <= index < len(self.class_names):
+            raise ValueError(f"label {index} is outside the {len(self.class_names)} class names")
+        return str(self.class_names[index])
+
+
+@dataclass(frozen=True)
+class LabelStudioTags:
+    """One label kind's part of Label Studio: its control tags in the labeling configuration
+    and its pre-annotations.
+
+    Attributes:
+        config: ``(class_names, keypoint_names) -> lines`` of the control tags inside
+            ``<View>`` (after the image tag, named :data:`IMAGE_TAG`).
+        results: ``(prediction, Results) -> None``: appends the prediction's results.
+    """
+
+    config: Callable[[Sequence[str], Sequence[str]], list[str]]
+    results: Callable[[ImagePrediction, Results], None]
+
+
+def _check_kind(kind: object) -> LabelStudioTags:
+    if not isinstance(kind, LabelStudioTags):
+        raise ValueError(f"unknown label kind {kind!r}: give a LabelStudioTags (a label kind's "
+                         "label_studio)")
+    return kind
+
+
+def label_studio_config(kind: LabelStudioTags, class_names: Sequence[str],
                         keypoint_names: Sequence[str] = ()) -> str:
     """The labeling configuration (XML) that the tasks of :func:`label_studio_tasks` fit.
 
     Args:
-        kind: one of :data:`KINDS`.
-        class_names: [C] the classes (pose: ignored, the one class is ``person``).
-        keypoint_names: [J] pose: the joints, in the model's order (``model_index`` = j, as the
-            YOLO backend's configuration writes it).
+        kind: the label kind's tags (:data:`CHOICES`, :data:`RECTANGLES`, :data:`BRUSHES`,
+            :data:`KEYPOINT_LABELS`, or a kind's own).
+        class_names: [C] the classes (keypoints: ignored, the one class is ``person``).
+        keypoint_names: [J] keypoints: the joints, in the model's order (``model_index`` = j,
+            as the YOLO backend's configuration writes it).
     """
-    _check_kind(kind)
-    control = CONTROL_TAG[kind]
     lines = ["<View>", f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true"/>']
-    if kind == CLASSIFICATION:
-        lines.append(f'  <Choices name="{control}" toName="{IMAGE_TAG}" choice="single" '
-                     'showInline="true">')
-        lines += [f"    <Choice value={quoteattr(str(name))}/>" for name in class_names]
-        lines.append("  </Choices>")
-    elif kind in (DETECTION, SEGMENTATION):
-        tag = "RectangleLabels" if kind == DETECTION else "BrushLabels"
-        lines.append(f'  <{tag} name="{control}" toName="{IMAGE_TAG}">')
-        lines += [f"    <Label value={quoteattr(str(name))}/>" for name in class_names]
-        lines.append(f"  </{tag}>")
-    else:
-        if not keypoint_names:
-            raise ValueError("pose needs keypoint_names for its KeyPointLabels")
-        lines.append(f'  <RectangleLabels name="{PERSON_TAG}" toName="{IMAGE_TAG}">')
-        lines.append(f'    <Label value="{PERSON_LABEL}"/>')
-        lines.append("  </RectangleLabels>")
-        lines.append(f'  <KeyPointLabels name="{control}" toName="{IMAGE_TAG}">')
-        lines += [f"    <Label value={quoteattr(str(name))} predicted_values=\"{PERSON_LABEL}\" "
-                  f'model_index="{index}"/>' for index, name in enumerate(keypoint_names)]
-        lines.append("  </KeyPointLabels>")
+    lines += _check_kind(kind).config(class_names, keypoint_names)
     lines.append("</View>")
     return "\n".join(lines) + "\n"
+
+
+def _label_tag(tag: str, control: str) -> Callable[[Sequence[str], Sequence[str]], list[str]]:
+    """The config of one ``<tag>`` of the class names (RectangleLabels, BrushLabels)."""
+    def config(class_names: Sequence[str], keypoint_names: Sequence[str]) -> list[str]:
+        return [f'  <{tag} name="{control}" toName="{IMAGE_TAG}">',
+                *(f"    <Label value={quoteattr(str(name))}/>" for name in class_names),
+                f"  </{tag}>"]
+    return config
+
+
+def _choices_config(class_names: Sequence[str], keypoint_names: Sequence[str]) -> list[str]:
+    return [f'  <Choices name="{CHOICE_TAG}" toName="{IMAGE_TAG}" choice="single" '
+            'showInline="true">',
+            *(f"    <Choice value={quoteattr(str(name))}/>" for name in class_names),
+            "  </Choices>"]
+
+
+def _keypoints_config(class_names: Sequence[str], keypoint_names: Sequence[str]) -> list[str]:
+    if not keypoint_names:
+        raise ValueError("pose needs keypoint_names for its KeyPointLabels")
+    return [f'  <RectangleLabels name="{PERSON_TAG}" toName="{IMAGE_TAG}">',
+            f'    <Label value="{PERSON_LABEL}"/>',
+            "  </RectangleLabels>",
+            f'  <KeyPointLabels name="{KEYPOINT_TAG}" toName="{IMAGE_TAG}">',
+            *(f"    <Label value={quoteattr(str(name))} predicted_values=\"{PERSON_LABEL}\" "
+              f'model_index="{index}"/>' for index, name in enumerate(keypoint_names)),
+            "  </KeyPointLabels>"]
 
 
 def brush_rle(mask: np.ndarray) -> list[int]:
@@ -276,101 +331,120 @@ def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[float, float, f
     return x1, y1, x2, y2
 
 
-def prediction_results(kind: str, prediction: ImagePrediction, class_names: Sequence[str],
-                       keypoint_names: Sequence[str] = (), *, id_prefix: str = "r",
+def _choice_results(prediction: ImagePrediction, out: Results) -> None:
+    if prediction.label is None:
+        return
+    result: dict[str, Any] = {"id": out.new_id(), "type": "choices", "from_name": CHOICE_TAG,
+                              "to_name": IMAGE_TAG,
+                              "value": {"choices": [out.class_name(int(prediction.label))]}}
+    if prediction.confidence is not None:
+        result["score"] = float(prediction.confidence)
+    out.results.append(result)
+
+
+def _box_results(prediction: ImagePrediction, out: Results) -> None:
+    if prediction.boxes is None:
+        return
+    width, height = prediction.width, prediction.height
+    boxes = np.asarray(prediction.boxes, dtype=np.float64)
+    if prediction.labels is None:
+        raise ValueError("detection boxes need labels")
+    for k, box in enumerate(boxes):
+        x1, y1, x2, y2 = _clip_box(box, width, height)
+        if x2 <= x1 or y2 <= y1:
+            continue      # nothing of it inside the image
+        result = {"id": out.new_id(), "type": "rectanglelabels", "from_name": BOX_TAG,
+                  **out.common,
+                  "value": {"x": _percent(x1, width), "y": _percent(y1, height),
+                            "width": _percent(x2 - x1, width),
+                            "height": _percent(y2 - y1, height), "rotation": 0,
+                            "rectanglelabels": [out.class_name(int(prediction.labels[k]))]}}
+        if prediction.box_scores is not None:
+            result["score"] = float(prediction.box_scores[k])
+        out.results.append(result)
+
+
+def _brush_results(prediction: ImagePrediction, out: Results) -> None:
+    if prediction.mask is None:
+        return
+    mask = np.asarray(prediction.mask)
+    for index in np.unique(mask):
+        if not 0 <= index < len(out.class_names):
+            continue      # ignore label
+        out.results.append({"id": out.new_id(), "type": "brushlabels", "from_name": MASK_TAG,
+                            **out.common,
+                            "value": {"format": "rle", "rle": brush_rle(mask == index),
+                                      "brushlabels": [out.class_name(int(index))]}})
+
+
+def _keypoint_results(prediction: ImagePrediction, out: Results) -> None:
+    if prediction.keypoints is None:
+        return
+    width, height = prediction.width, prediction.height
+    points = np.asarray(prediction.keypoints, dtype=np.float64)
+    if len(out.keypoint_names) != points.shape[1]:
+        raise ValueError(f"{points.shape[1]} joints but {len(out.keypoint_names)} keypoint "
+                         "names")
+    persons = (np.asarray(prediction.boxes, dtype=np.float64)
+               if prediction.boxes is not None else None)
+    for person, joints in enumerate(points):
+        parent = None
+        if persons is not None:
+            x1, y1, x2, y2 = _clip_box(persons[person], width, height)
+            if x2 > x1 and y2 > y1:
+                parent = out.new_id()
+                result = {"id": parent, "type": "rectanglelabels", "from_name": PERSON_TAG,
+                          **out.common,
+                          "value": {"x": _percent(x1, width), "y": _percent(y1, height),
+                                    "width": _percent(x2 - x1, width),
+                                    "height": _percent(y2 - y1, height), "rotation": 0,
+                                    "rectanglelabels": [PERSON_LABEL]}}
+                if prediction.box_scores is not None:
+                    result["score"] = float(prediction.box_scores[person])
+                out.results.append(result)
+        for joint, (x, y, confidence) in enumerate(joints):
+            if not (confidence > out.keypoint_threshold and 0 <= x <= width
+                    and 0 <= y <= height):
+                continue
+            result = {"id": out.new_id(), "type": "keypointlabels", "from_name": KEYPOINT_TAG,
+                      **out.common,
+                      "value": {"x": _percent(x, width), "y": _percent(y, height),
+                                "width": _percent(KEYPOINT_SIZE_PX, width),
+                                "keypointlabels": [str(out.keypoint_names[joint])]},
+                      "score": float(confidence)}
+            if parent is not None:
+                result["parentID"] = parent
+            out.results.append(result)
+
+
+# The built-in label kinds' tags (``labels.kinds`` gives each kind its own).
+CHOICES = LabelStudioTags(_choices_config, _choice_results)
+RECTANGLES = LabelStudioTags(_label_tag("RectangleLabels", BOX_TAG), _box_results)
+BRUSHES = LabelStudioTags(_label_tag("BrushLabels", MASK_TAG), _brush_results)
+KEYPOINT_LABELS = LabelStudioTags(_keypoints_config, _keypoint_results)
+
+
+def prediction_results(kind: LabelStudioTags, prediction: ImagePrediction,
+                       class_names: Sequence[str], keypoint_names: Sequence[str] = (), *,
+                       id_prefix: str = "r",
                        keypoint_threshold: float = KEYPOINT_THRESHOLD) -> list[dict[str, Any]]:
     """The ``result`` list of one Label Studio prediction for one image (see the module doc).
 
     Args:
-        kind: one of :data:`KINDS`.
+        kind: the label kind's tags (as in :func:`label_studio_config`).
         prediction: the model's output on the image.
         class_names: [C] names of the label indices.
-        keypoint_names: [J] pose: names of the joints.
+        keypoint_names: [J] keypoints: names of the joints.
         id_prefix: result ids are ``{id_prefix}-{k}``; Label Studio wants them unique within a
             task, and a keypoint's ``parentID`` names its person box's id.
-        keypoint_threshold: pose: joints at or below this confidence are left out.
+        keypoint_threshold: keypoints: joints at or below this confidence are left out.
     """
-    _check_kind(kind)
-    width, height = prediction.width, prediction.height
-    common = {"to_name": IMAGE_TAG, "original_width": int(width), "original_height": int(height),
-              "image_rotation": 0}
-    results: list[dict[str, Any]] = []
-
-    def new_id() -> str:
-        return f"{id_prefix}-{len(results)}"
-
-    def class_name(index: int) -> str:
-        if not 0 <= index < len(class_names):
-            raise ValueError(f"label {index} is outside the {len(class_names)} class names")
-        return str(class_names[index])
-
-    if kind == CLASSIFICATION and prediction.label is not None:
-        result: dict[str, Any] = {"id": new_id(), "type": "choices",
-                                  "from_name": CONTROL_TAG[kind], "to_name": IMAGE_TAG,
-                                  "value": {"choices": [class_name(int(prediction.label))]}}
-        if prediction.confidence is not None:
-            result["score"] = float(prediction.confidence)
-        results.append(result)
-    if kind == DETECTION and prediction.boxes is not None:
-        boxes = np.asarray(prediction.boxes, dtype=np.float64)
-        if prediction.labels is None:
-            raise ValueError("detection boxes need labels")
-        for k, box in enumerate(boxes):
-            x1, y1, x2, y2 = _clip_box(box, width, height)
-            if x2 <= x1 or y2 <= y1:
-                continue      # nothing of it inside the image
-            result = {"id": new_id(), "type": "rectanglelabels", "from_name": CONTROL_TAG[kind],
-                      **common,
-                      "value": {"x": _percent(x1, width), "y": _percent(y1, height),
-                                "width": _percent(x2 - x1, width),
-                                "height": _percent(y2 - y1, height), "rotation": 0,
-                                "rectanglelabels": [class_name(int(prediction.labels[k]))]}}
-            if prediction.box_scores is not None:
-                result["score"] = float(prediction.box_scores[k])
-            results.append(result)
-    if kind == SEGMENTATION and prediction.mask is not None:
-        mask = np.asarray(prediction.mask)
-        for index in np.unique(mask):
-            if not 0 <= index < len(class_names):
-                continue      # ignore label
-            results.append({"id": new_id(), "type": "brushlabels",
-                            "from_name": CONTROL_TAG[kind], **common,
-                            "value": {"format": "rle", "rle": brush_rle(mask == index),
-                                      "brushlabels": [class_name(int(index))]}})
-    if kind == POSE and prediction.keypoints is not None:
-        points = np.asarray(prediction.keypoints, dtype=np.float64)
-        if len(keypoint_names) != points.shape[1]:
-            raise ValueError(f"{points.shape[1]} joints but {len(keypoint_names)} keypoint names")
-        persons = (np.asarray(prediction.boxes, dtype=np.float64)
-                   if prediction.boxes is not None else None)
-        for person, joints in enumerate(points):
-            parent = None
-            if persons is not None:
-                x1, y1, x2, y2 = _clip_box(persons[person], width, height)
-                if x2 > x1 and y2 > y1:
-                    parent = new_id()
-                    result = {"id": parent, "type": "rectanglelabels", "from_name": PERSON_TAG,
-                              **common,
-                              "value": {"x": _percent(x1, width), "y": _percent(y1, height),
-                                        "width": _percent(x2 - x1, width),
-                                        "height": _percent(y2 - y1, height), "rotation": 0,
-                                        "rectanglelabels": [PERSON_LABEL]}}
-                    if prediction.box_scores is not None:
-                        result["score"] = float(prediction.box_scores[person])
-                    results.append(result)
-            for joint, (x, y, confidence) in enumerate(joints):
-                if not (confidence > keypoint_threshold and 0 <= x <= width and 0 <= y <= height):
-                    continue
-                result = {"id": new_id(), "type": "keypointlabels", "from_name": CONTROL_TAG[kind],
-                          **common,
-                          "value": {"x": _percent(x, width), "y": _percent(y, height),
-                                    "width": _percent(KEYPOINT_SIZE_PX, width),
-                                    "keypointlabels": [str(keypoint_names[joint])]},
-                          "score": float(confidence)}
-                if parent is not None:
-                    result["parentID"] = parent
-                results.append(result)
-    return results
+    tags = _check_kind(kind)
+    common = {"to_name": IMAGE_TAG, "original_width": int(prediction.width),
+              "original_height": int(prediction.height), "image_rotation": 0}
+    out = Results(class_names, keypoint_names, common, keypoint_threshold, id_prefix)
+    tags.results(prediction, out)
+    return out.results
 
 
 def _lookup(predictions: Predictions | None) -> Callable[[str], ImagePrediction | None]:
@@ -382,7 +456,7 @@ def _lookup(predictions: Predictions | None) -> Callable[[str], ImagePrediction 
     return lambda name: mapping.get(name)
 
 
-def label_studio_task(kind: str, name: str, score: float, rank: int,
+def label_studio_task(kind: LabelStudioTags, name: str, score: float, rank: int,
                       prediction: ImagePrediction | None, class_names: Sequence[str],
                       keypoint_names: Sequence[str] = (), *,
                       image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
@@ -397,8 +471,9 @@ def label_studio_task(kind: str, name: str, score: float, rank: int,
                              "result": results}]}
 
 
-def write_label_studio_tasks(path: str | os.PathLike, kind: str, names: Sequence[str],
-                             scores: Sequence[float] | np.ndarray, class_names: Sequence[str], *,
+def write_label_studio_tasks(path: str | os.PathLike, kind: LabelStudioTags,
+                             names: Sequence[str], scores: Sequence[float] | np.ndarray,
+                             class_names: Sequence[str], *,
                              predictions: Predictions | None = None,
                              keypoint_names: Sequence[str] = (),
                              image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
@@ -410,7 +485,7 @@ def write_label_studio_tasks(path: str | os.PathLike, kind: str, names: Sequence
 
     Args:
         path: the ``.json`` file.
-        kind: one of :data:`KINDS`.
+        kind: the label kind's tags (as in :func:`label_studio_config`).
         names: [K] unique item names (paths relative to the images folder).
         scores: float [K] higher = label first; finite.
         class_names: [C] the label names (classification, detection, segmentation).
@@ -445,7 +520,7 @@ class ProposalFiles:
     order: Path
 
 
-def write_proposals(folder: str | os.PathLike, kind: str, names: Sequence[str],
+def write_proposals(folder: str | os.PathLike, kind: LabelStudioTags, names: Sequence[str],
                     scores: Sequence[float] | np.ndarray, class_names: Sequence[str], *,
                     predictions: Predictions | None = None, keypoint_names: Sequence[str] = (),
                     image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,

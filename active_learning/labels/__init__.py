@@ -1,41 +1,44 @@
-"""What annotation tools export, read as each task's labels: ``read_labels``.
+"""What annotation tools export, read as a task's labels: ``read_labels``.
 
 A round of the labeling loop (``train.py round --images DIR --labels EXPORT``) reads the export
 the user's annotation tool wrote, checks it against the images, and trains on it::
 
-    labels = read_labels("object_detection", "export/annotations/instances_default.json",
+    labels = read_labels("boxes", "export/annotations/instances_default.json",
                          images_dir="photos/", categories=workspace_categories)
     labels.targets["street/001.jpg"]   # an Annotation: boxes, labels 1..K, difficult
 
-Formats, one module each, each read with the library made for it:
+The labels are read as the *label kind* the task declares (``TaskCommand.label_kind``, see
+``labels/kinds.py``): ``class``, ``boxes``, ``mask``, ``keypoints``, or a kind of the task's
+own. Formats, one module each, each read with the library made for it
+(``labels/formats.py``):
 
 ==============  ===========================================  ==================================
-format          what                                         tasks
+format          what                                         label kinds
 ==============  ===========================================  ==================================
-``coco``        a COCO JSON (pycocotools): CVAT's COCO 1.0   object_detection (boxes),
-                and COCO Keypoints 1.0, Label Studio's COCO, segmentation (polygons, RLE),
-                Roboflow's ``<split>/_annotations.coco.json``, human_pose_estimation
-                the official ``annotations/*_<split>.json``  (keypoints)
-``voc``         a folder of Pascal VOC XML (CVAT, Label      object_detection
+``coco``        a COCO JSON (pycocotools): CVAT's COCO 1.0   boxes, mask (polygons, RLE),
+                and COCO Keypoints 1.0, Label Studio's COCO, keypoints
+                Roboflow's ``<split>/_annotations.coco.json``,
+                the official ``annotations/*_<split>.json``
+``voc``         a folder of Pascal VOC XML (CVAT, Label      boxes
                 Studio, LabelImg)
-``masks``       a folder of mask PNGs (CVAT's segmentation   segmentation
+``masks``       a folder of mask PNGs (CVAT's segmentation   mask
                 masks with ``labelmap.txt``, class-id PNGs)
-``cityscapes``  a Cityscapes root (``gtFine/``)              segmentation
-``csv``         ``name,label`` rows (Label Studio's CSV too) classification
-``folders``     one folder per class                         classification
+``cityscapes``  a Cityscapes root (``gtFine/``)              mask
+``csv``         ``name,label`` rows (Label Studio's CSV too) class
+``folders``     one folder per class                         class
 ==============  ===========================================  ==================================
 
 The format is told from the path (:func:`detect_format`) unless given. Each target is in the
 form the task's data code takes:
 
-* classification: ``int``, the index of the image's class in ``categories``;
-* object_detection: ``labels.voc.Annotation`` (boxes float32 [N, 4] continuous x1, y1, x2, y2
-  in image pixels; labels int64 [N] in 1..K, ``categories[label - 1]``; ``difficult`` [N] also
-  marks COCO's crowd boxes, which training leaves out);
-* segmentation: ``labels.masks.PngMask`` or ``CocoMask`` (``train_ids()`` int64 [H, W] indexing
+* class: ``int``, the index of the image's class in ``categories``;
+* boxes: ``labels.voc.Annotation`` (boxes float32 [N, 4] continuous x1, y1, x2, y2 in image
+  pixels; labels int64 [N] in 1..K, ``categories[label - 1]``; ``difficult`` [N] also marks
+  COCO's crowd boxes, which training leaves out);
+* mask: ``labels.masks.PngMask`` or ``CocoMask`` (``train_ids()`` int64 [H, W] indexing
   ``categories``, 255 ignored; ``write_label_maps`` turns them into class-id PNGs);
-* human_pose_estimation: ``list[labels.keypoints.PersonLabel]`` (box x, y, w, h; keypoints
-  float32 [17, 3] in COCO's joint order).
+* keypoints: ``list[labels.keypoints.PersonLabel]`` (box x, y, w, h; keypoints float32
+  [17, 3] in COCO's joint order).
 
 An image is named by its path under ``--images`` (``labels/images.py`` says how a tool's
 reference finds it). Bad input stops with one ``DataError`` line naming the file and the
@@ -52,24 +55,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from active_learning.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "TASKS", "Labels", "checksum", "detect_format", "read_labels"]
+if TYPE_CHECKING:
+    from active_learning.labels.kinds import LabelKind
+
+__all__ = ["Labels", "checksum", "detect_format", "read_labels"]
 
 logger = logging.getLogger("active_learning")
-
-TASKS = ("classification", "object_detection", "segmentation", "human_pose_estimation")
-# format -> the tasks it can label
-FORMATS: dict[str, tuple[str, ...]] = {
-    "coco": ("object_detection", "segmentation", "human_pose_estimation"),
-    "voc": ("object_detection",),
-    "masks": ("segmentation",),
-    "cityscapes": ("segmentation",),
-    "csv": ("classification",),
-    "folders": ("classification",),
-}
 
 
 @dataclass
@@ -77,8 +72,8 @@ class Labels:
     """What an export says, per image.
 
     Attributes:
-        task: the task the targets are for.
-        format: the export's format (a key of :data:`FORMATS`).
+        kind: the label kind the targets are (``labels.kinds``: ``class``, ``boxes``, ...).
+        format: the export's format (a key of ``labels.formats.FORMATS``).
         source: the export as given, for messages.
         images_dir: the folder the names are relative to (``--images``, or the one the
             export's layout gives).
@@ -92,7 +87,7 @@ class Labels:
         unannotated: images the export lists without any label (left out of ``targets``).
     """
 
-    task: str
+    kind: str
     format: str
     source: str
     images_dir: Path
@@ -120,16 +115,16 @@ def checksum(files: Sequence[Path], root: Path, listing: Sequence[str] = ()) -> 
     return digest.hexdigest()
 
 
-def detect_format(task: str, export: str | Path) -> str:
+def detect_format(kind: str | LabelKind, export: str | Path) -> str:
     """The export's format, from its path: a ``.json`` file is COCO, a ``.csv`` a CSV; a folder
-    holding a COCO file (``_annotations.coco.json``, ``result.json``, ``annotations/*.json``)
-    is COCO, one with VOC XML files VOC, a Cityscapes root (``gtFine/``) Cityscapes, one with
-    PNG masks a mask folder, and for classification any other folder is class folders."""
-    from active_learning.labels.cityscapes import is_cityscapes_root
-    from active_learning.labels.coco import coco_files
-    from active_learning.labels.masks import mask_files
-    from active_learning.labels.voc import voc_xml_files
+    is the first of the label kind's formats that it holds (``LabelKind.formats``: a folder
+    with VOC XML files is VOC, a Cityscapes root (``gtFine/``) Cityscapes, one holding a COCO
+    file (``_annotations.coco.json``, ``result.json``, ``annotations/*.json``) COCO, one with PNG
+    masks a mask folder; any folder is class folders for the class kind)."""
+    from active_learning.labels.formats import FORMATS
+    from active_learning.labels.kinds import label_kind
 
+    declared = label_kind(kind)
     path = Path(export)
     if path.is_file():
         suffix = path.suffix.lower()
@@ -138,34 +133,32 @@ def detect_format(task: str, export: str | Path) -> str:
         if suffix in (".csv", ".txt"):
             return "csv"
         raise DataError(f"--labels {path}: cannot tell its format from the name; give "
-                        f"--labels-format ({', '.join(_formats_of(task))})")
+                        f"--labels-format ({', '.join(_formats_of(declared))})")
     if not path.is_dir():
         raise DataError(f"--labels not found: {path}")
-    if task == "classification":
-        return "folders"
-    if task == "object_detection" and voc_xml_files(path):
-        return "voc"
-    if task == "segmentation" and is_cityscapes_root(path):
-        return "cityscapes"
-    if coco_files(path, task):
-        return "coco"
-    if task == "segmentation" and mask_files(path)[1]:
-        return "masks"
-    raise DataError(f"--labels {path}: found no {' or '.join(_formats_of(task))} export in it; "
-                    "give the export's file or folder, or --labels-format")
+    for name in declared.formats:
+        if FORMATS[name].holds(path, declared):
+            return name
+    raise DataError(f"--labels {path}: found no {' or '.join(_formats_of(declared))} export in "
+                    "it; give the export's file or folder, or --labels-format")
 
 
-def _formats_of(task: str) -> list[str]:
-    return [name for name, tasks in FORMATS.items() if task in tasks]
+def _formats_of(kind: LabelKind) -> list[str]:
+    """The formats ``kind`` is read from, in ``FORMATS``' order."""
+    from active_learning.labels.formats import FORMATS
+
+    return [name for name in FORMATS if name in kind.formats]
 
 
-def read_labels(task: str, export: str | Path, images_dir: str | Path | None = None,
+def read_labels(kind: str | LabelKind, export: str | Path,
+                images_dir: str | Path | None = None,
                 categories: Sequence[str] | None = None, *,
                 labels_format: str = "auto") -> Labels:
-    """Read an annotation tool's export as ``task``'s labels (see the module doc).
+    """Read an annotation tool's export as labels of ``kind`` (see the module doc).
 
     Args:
-        task: one of :data:`TASKS`.
+        kind: the label kind the task declares: a built-in kind's name (``class``, ``boxes``,
+            ``mask``, ``keypoints``) or a ``labels.kinds.LabelKind``.
         export: the exported file or folder (``--labels``).
         images_dir: the images the labels are for (``--images``); None: the folder the
             export's layout puts them in (COCO's ``images/<split>/`` or ``<split>/``, beside a
@@ -173,48 +166,32 @@ def read_labels(task: str, export: str | Path, images_dir: str | Path | None = N
             class folders themselves).
         categories: the category names the workspace fixed (None in a first round): the
             export's are matched to them by name, and a different set is refused.
-        labels_format: ``auto`` (:func:`detect_format`) or a key of :data:`FORMATS`.
+        labels_format: ``auto`` (:func:`detect_format`) or a key of ``labels.formats.FORMATS``.
 
     Raises:
-        ConfigError: an unknown task or format, or a format that cannot label the task.
+        ConfigError: an unknown kind or format, or a format the kind is not read from.
         DataError: a missing or bad export (one line naming the file and the entry).
     """
+    from active_learning.labels.formats import FORMATS
     from active_learning.labels.images import ImageIndex
+    from active_learning.labels.kinds import label_kind
 
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    declared = label_kind(kind)
     if labels_format == "auto":
-        labels_format = detect_format(task, export)
+        labels_format = detect_format(declared, export)
     elif labels_format not in FORMATS:
         raise ConfigError(f"--labels-format {labels_format!r} is not one of "
                           f"auto, {', '.join(FORMATS)}")
-    if task not in FORMATS[labels_format]:
-        raise ConfigError(f"--labels-format {labels_format} cannot label {task}; choose one of "
-                          f"{', '.join(_formats_of(task))}")
+    if labels_format not in declared.formats:
+        raise ConfigError(f"--labels-format {labels_format} cannot label {declared.name} "
+                          f"labels; choose one of {', '.join(_formats_of(declared))}")
     path = Path(export)
     if not path.exists():
         raise DataError(f"--labels not found: {path}")
     index = ImageIndex.of_folder(images_dir) if images_dir is not None else None
     source = str(path)
     expected = list(categories) if categories is not None else None
-    if labels_format == "coco":
-        from active_learning.labels.coco import read_coco
-        labels = read_coco(task, path, index, expected, source)
-    elif labels_format == "voc":
-        from active_learning.labels.voc import read_voc_folder
-        labels = read_voc_folder(path, index, expected, source)
-    elif labels_format == "masks":
-        from active_learning.labels.masks import read_mask_folder
-        labels = read_mask_folder(path, index, expected, source)
-    elif labels_format == "cityscapes":
-        from active_learning.labels.cityscapes import read_cityscapes
-        labels = read_cityscapes(path, index, expected, source)
-    elif labels_format == "csv":
-        from active_learning.labels.classes import read_csv
-        labels = read_csv(path, index, expected, source)
-    else:
-        from active_learning.labels.classes import read_class_folders
-        labels = read_class_folders(path, index, expected, source)
+    labels = FORMATS[labels_format].read(declared, path, index, expected, source)
     if not labels.targets:
         raise DataError(f"{source}: no labeled image (of {len(labels.unannotated)} listed); "
                         "label some in the tool and export again")

@@ -1,4 +1,4 @@
-"""Cityscapes: its label ids, train ids and file names, and a ``gtFine`` export read as labels.
+"""Cityscapes: a ``gtFine`` export read as mask labels (its ids: ``labels.cityscapes_ids``).
 
 Layout (https://www.cityscapes-dataset.com; CVAT's "Cityscapes 1.0" export keeps it)::
 
@@ -16,42 +16,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from active_learning.errors import DataError
 from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
+from active_learning.labels.cityscapes_ids import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_IMAGE_SUFFIX,
+    CITYSCAPES_INSTANCE_SUFFIX,
+    CITYSCAPES_LABEL_SUFFIX,
+    FIRST_INSTANCE_ID,
+    IGNORE,
+    LABEL_TO_TRAIN,
+    train_ids,
+)
 from active_learning.labels.collect import Collected
 from active_learning.labels.images import ImageIndex
+from active_learning.labels.masks import PngMask, mask_key, png_size
 
-IGNORE = 255
-CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit.png"
-CITYSCAPES_LABEL_SUFFIX = "_gtFine_labelIds.png"
-CITYSCAPES_INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
-FIRST_INSTANCE_ID = 1000   # instanceIds below it are stuff (a label id), from it on objects
-
-# Cityscapes label id -> train id (cityscapesScripts, labels.py); 255 = not evaluated.
-LABEL_TO_TRAIN = np.full(256, -1, dtype=np.int64)   # -1: not a Cityscapes label id
-LABEL_TO_TRAIN[:34] = IGNORE
-for _label_id, _train_id in {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-                             23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
-                             33: 18}.items():
-    LABEL_TO_TRAIN[_label_id] = _train_id
-
-CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
-                      "truck", "bus", "train", "motorcycle", "bicycle"]
-
-
-def train_ids(raw: np.ndarray, path: Path) -> np.ndarray:
-    """Cityscapes label ids [H, W] -> train ids int64 [H, W] (255 = ignored); DataError naming
-    ``path`` for ids outside the table."""
-    train = LABEL_TO_TRAIN[raw.astype(np.int64).clip(0, 255)]
-    if (train < 0).any() or raw.max() > 255:
-        bad = np.unique(raw[train < 0])[:5].tolist()
-        raise DataError(f"label map {path} holds ids outside the Cityscapes table "
-                        f"(0..33): {bad}")
-    return train
+__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_IMAGE_SUFFIX", "CITYSCAPES_INSTANCE_SUFFIX",
+           "CITYSCAPES_LABEL_SUFFIX", "FIRST_INSTANCE_ID", "IGNORE", "LABEL_TO_TRAIN",
+           "image_reference", "is_cityscapes_root", "label_files", "read_cityscapes",
+           "train_ids"]
 
 
 def label_files(root: Path) -> list[Path]:
@@ -79,13 +64,11 @@ def is_cityscapes_root(path: Path) -> bool:
     return path.is_dir() and next(path.rglob(f"*{CITYSCAPES_LABEL_SUFFIX}"), None) is not None
 
 
-def read_cityscapes(root: Path, index: ImageIndex | None, expected: list[str] | None,
-                    source: str) -> Labels:
-    """A Cityscapes root's (or ``gtFine`` folder's) label maps as segmentation labels: one
+def read_cityscapes(kind: str, root: Path, index: ImageIndex | None,
+                    expected: list[str] | None, source: str) -> Labels:
+    """A Cityscapes root's (or ``gtFine`` folder's) label maps as ``kind`` (mask) labels: one
     ``PngMask`` (``cityscapes`` encoding, with its instance map when there is one) per image,
     checked to have its image's size. Images come from ``--images`` or ``<root>/leftImg8bit``."""
-    from active_learning.labels.masks import PngMask, mask_key, png_size
-
     files = label_files(root)
     if not files:
         raise DataError(f"no *{CITYSCAPES_LABEL_SUFFIX} under {root}")
@@ -113,5 +96,5 @@ def read_cityscapes(root: Path, index: ImageIndex | None, expected: list[str] | 
                          image=index.path(name))
         collected.add(name, target, mask_key(target), str(label))
     listed = [target.instances for target in collected.targets.values() if target.instances]
-    return collected.labels("segmentation", "cityscapes", source, index.folder, names,
+    return collected.labels(kind, "cityscapes", source, index.folder, names,
                             [*files, *listed], root)

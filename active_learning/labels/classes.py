@@ -31,9 +31,9 @@ NAME_COLUMNS = ("name", "image", "filename", "file_name", "file", "path", "image
 LABEL_COLUMNS = ("label", "class", "category", "choice", "class_name")
 
 
-def read_class_folders(folder: Path, index: ImageIndex | None, expected: list[str] | None,
-                       source: str) -> Labels:
-    """Class folders (see the module doc) as classification labels: image -> class index."""
+def read_class_folders(kind: str, folder: Path, index: ImageIndex | None,
+                       expected: list[str] | None, source: str) -> Labels:
+    """Class folders (see the module doc) as ``kind`` labels: image -> class index."""
     if not folder.is_dir():
         raise DataError(f"--labels {folder} is not a folder of class folders")
     classes = sorted(path.name for path in folder.iterdir()
@@ -57,7 +57,7 @@ def read_class_folders(folder: Path, index: ImageIndex | None, expected: list[st
                                 f"not under --images {index.folder}")
             collected.add(name, order.index(class_name), class_name, str(path))
             listing.append(f"{relative}\t{name}")
-    return collected.labels("classification", "folders", source, index.folder, order, [],
+    return collected.labels(kind, "folders", source, index.folder, order, [],
                             folder, listing)
 
 
@@ -69,9 +69,10 @@ def _columns(header: list[str]) -> tuple[int, int] | None:
     return (name, label) if name is not None and label is not None else None
 
 
-def read_csv(path: Path, index: ImageIndex | None, expected: list[str] | None,
+def read_csv(kind: str, path: Path, index: ImageIndex | None, expected: list[str] | None,
              source: str) -> Labels:
-    """A CSV of image names and labels (see the module doc) as classification labels."""
+    """A CSV of image names and labels (see the module doc) as ``kind`` labels: image -> class
+    index."""
     if not path.is_file():
         raise DataError(f"--labels {path} is not a CSV file")
     try:
@@ -107,5 +108,5 @@ def read_csv(path: Path, index: ImageIndex | None, expected: list[str] | None,
             collected.unlabeled(name)
             continue
         collected.add(name, order.index(label), label, where)
-    return collected.labels("classification", "csv", source, index.folder, order, [path],
+    return collected.labels(kind, "csv", source, index.folder, order, [path],
                             path.parent)

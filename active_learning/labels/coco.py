@@ -21,17 +21,19 @@ What each tool writes (the tests build exports in these shapes):
 * The official download: ``annotations/{instances,person_keypoints}_<split>.json`` with the
   images in ``<split>/`` (cocodataset.org) or, as HRNet lays it out, ``images/<split>/``.
 
-Per task:
+Per label kind (``labels.kinds``; each kind's :class:`CocoReading` is what it takes from the
+file, so a new kind brings its own instead of editing this reader):
 
-* object_detection: every annotation's ``bbox`` [x, y, w, h] -> (x, y, x + w, y + h), label
-  1..K by category name; crowd annotations are kept as ``difficult`` (ignored in training and
-  evaluation, as COCO's evaluation ignores crowds).
-* segmentation: polygons and RLE masks (``CocoMask``); classes are ``background`` (0, what no
-  annotation covers; a category named ``background`` paints it) then the categories; an
-  annotation with only a box (``segmentation: []``) is left out with a warning.
-* human_pose_estimation: the ``person`` category's annotations (every category's when none is
-  named so), checked and cleaned as HRNet does (``labels.keypoints``); keypoints named in COCO's
-  17 joint names in another order are put in COCO's order.
+* boxes (:data:`COCO_BOXES`): every annotation's ``bbox`` [x, y, w, h] -> (x, y, x + w,
+  y + h), label 1..K by category name; crowd annotations are kept as ``difficult`` (ignored in
+  training and evaluation, as COCO's evaluation ignores crowds).
+* mask (:data:`COCO_MASKS`): polygons and RLE masks (``CocoMask``); classes are
+  ``background`` (0, what no annotation covers; a category named ``background`` paints it)
+  then the categories; an annotation with only a box (``segmentation: []``) is left out with a
+  warning.
+* keypoints (:data:`COCO_KEYPOINTS`): the ``person`` category's annotations (every
+  category's when none is named so), checked and cleaned as HRNet does (``labels.keypoints``);
+  keypoints named in COCO's 17 joint names in another order are put in COCO's order.
 """
 from __future__ import annotations
 
@@ -41,13 +43,15 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from active_learning.errors import DataError
+from active_learning.extras import require
 from active_learning.labels import Labels
 from active_learning.labels.categories import drop_grouping_categories, match_categories
 from active_learning.labels.collect import Collected
@@ -68,11 +72,59 @@ SPLIT_FILE = re.compile(r"^(?:instances|person_keypoints)_(.+)\.json$")
 ROBOFLOW_FILE = "_annotations.coco.json"
 LABEL_STUDIO_FILE = "result.json"
 BACKGROUND = "background"
+PERSON = "person"
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One labeled image entry of a COCO file, as a :class:`CocoReading`'s ``target`` sees it.
+
+    Attributes:
+        coco: pycocotools' COCO of the file.
+        entry: the file's image entry (``width`` / ``height`` set to the image file's size).
+        name: the image's name under ``--images``.
+        size: (width, height) of the image file, in pixels.
+        describe: ``note -> "<file>: annotation <id> (image <reference>)"``, for messages.
+        skipped: reason -> count of the annotations left out (logged once per file).
+        prepared: what the reading's ``prepare`` returned for the file.
+    """
+
+    coco: Any
+    entry: dict
+    name: str
+    size: tuple[int, int]
+    describe: Callable[[dict], str]
+    skipped: Counter[str]
+    prepared: Any = None
+
+
+@dataclass(frozen=True)
+class CocoReading:
+    """What one label kind takes from a COCO file (the hooks :func:`read_coco` calls).
+
+    Attributes:
+        file_prefix: a folder export's ``annotations/<prefix>*.json`` is preferred
+            (``instances_``, ``person_keypoints_``).
+        categories: ``(categories sorted by id, the workspace's names or None, source) ->
+            (names, classes)``: the category names in the targets' order and the class of each
+            kept COCO category id (an annotation of another category is left out).
+        target: ``(the image's kept annotations, classes, CocoImage) -> (target, key)``, or
+            None when nothing in them labels the image; ``key`` compares two entries' labels.
+        prepare: ``(coco, classes, path) -> anything`` the targets need once per file.
+        every_category_listed: an annotation whose category the file does not list is an error
+            (False: it is left out, as pose leaves out other categories than its persons).
+    """
+
+    file_prefix: str
+    categories: Callable[[list[dict], list[str] | None, str], tuple[list[str], dict[int, int]]]
+    target: Callable[[list[dict], dict[int, int], CocoImage], tuple[Any, Hashable] | None]
+    prepare: Callable[[Any, dict[int, int], Path], Any] = lambda coco, classes, path: None
+    every_category_listed: bool = True
 
 
 def load_coco(annotation_file: str | Path) -> Any:
     """pycocotools' COCO of ``annotation_file`` (its progress prints silenced); DataError if bad."""
-    from pycocotools.coco import COCO
+    COCO = require("pycocotools.coco", "reading a COCO export").COCO
 
     path = Path(annotation_file)
     if not path.is_file():
@@ -86,25 +138,24 @@ def load_coco(annotation_file: str | Path) -> Any:
         raise DataError(f"{path} is not in the COCO format (missing {error})") from None
 
 
-def coco_files(folder: Path, task: str) -> list[Path]:
-    """The COCO files of a folder export for ``task``: Roboflow's ``_annotations.coco.json`` or
-    Label Studio's ``result.json`` in it, else ``annotations/person_keypoints_*.json`` (pose) or
-    ``annotations/instances_*.json`` (the others), else any ``annotations/*.json``."""
+def coco_files(folder: Path, prefix: str = "instances_") -> list[Path]:
+    """The COCO files of a folder export: Roboflow's ``_annotations.coco.json`` or Label
+    Studio's ``result.json`` in it, else ``annotations/<prefix>*.json`` (the label kind's
+    :attr:`CocoReading.file_prefix`), else any ``annotations/*.json``."""
     for name in (ROBOFLOW_FILE, LABEL_STUDIO_FILE):
         if (folder / name).is_file():
             return [folder / name]
     annotations = folder / "annotations"
     if not annotations.is_dir():
         return []
-    prefix = "person_keypoints_" if task == "human_pose_estimation" else "instances_"
     found = sorted(annotations.glob(f"{prefix}*.json"))
     return found or sorted(annotations.glob("*.json"))
 
 
-def _coco_file(path: Path, task: str) -> Path:
+def _coco_file(path: Path, prefix: str) -> Path:
     if path.is_file():
         return path
-    found = coco_files(path, task)
+    found = coco_files(path, prefix)
     if len(found) != 1:
         listed = ", ".join(str(file) for file in found)
         raise DataError(f"--labels {path} holds {len(found)} COCO files ({listed}); give "
@@ -143,30 +194,41 @@ def _index(path: Path, index: ImageIndex | None, references: Sequence[str]) -> I
                     "give --images")
 
 
-def _categories(task: str, coco: Any, path: Path, expected: list[str] | None,
-                source: str) -> tuple[list[str], dict[int, int]]:
-    """The category names (in order) and the class of each kept COCO category id: 1..K for
-    detection, 0 (background) and 1..K for segmentation, 0 for pose's person."""
+def _file_categories(coco: Any, path: Path) -> list[dict]:
+    """The file's categories that name a class, sorted by id (grouping categories left out)."""
     notes = coco.dataset["annotations"]
     categories = drop_grouping_categories(coco.dataset["categories"],
                                           {note.get("category_id") for note in notes})
     for category in categories:
         if "id" not in category or not str(category.get("name", "")).strip():
             raise DataError(f"{path}: category {category} has no id or no name")
-    categories = sorted(categories, key=lambda category: category["id"])
-    if task == "human_pose_estimation":
-        persons = [c for c in categories if c["name"] == "person"] or categories
-        names = match_categories(["person"], expected, source, complete=True)
-        return names, {category["id"]: 0 for category in persons}
-    if task == "segmentation":
-        found = [BACKGROUND] + [c["name"] for c in categories if c["name"].lower() != BACKGROUND]
-        names = match_categories(found, expected, source, complete=True)
-        position = {name: number for number, name in enumerate(names)}
-        return names, {c["id"]: position[BACKGROUND if c["name"].lower() == BACKGROUND
-                                         else c["name"]] for c in categories}
+    return sorted(categories, key=lambda category: category["id"])
+
+
+def _box_categories(categories: list[dict], expected: list[str] | None,
+                    source: str) -> tuple[list[str], dict[int, int]]:
+    """Boxes: the categories are classes 1..K (0 is the detector's background)."""
     names = match_categories([c["name"] for c in categories], expected, source, complete=True)
     position = {name: number for number, name in enumerate(names, start=1)}
     return names, {c["id"]: position[c["name"]] for c in categories}
+
+
+def _mask_categories(categories: list[dict], expected: list[str] | None,
+                     source: str) -> tuple[list[str], dict[int, int]]:
+    """Masks: class 0 is ``background`` (what no annotation covers), then the categories."""
+    found = [BACKGROUND] + [c["name"] for c in categories if c["name"].lower() != BACKGROUND]
+    names = match_categories(found, expected, source, complete=True)
+    position = {name: number for number, name in enumerate(names)}
+    return names, {c["id"]: position[BACKGROUND if c["name"].lower() == BACKGROUND
+                                     else c["name"]] for c in categories}
+
+
+def _person_categories(categories: list[dict], expected: list[str] | None,
+                       source: str) -> tuple[list[str], dict[int, int]]:
+    """Keypoints: the ``person`` category (every category when none is named so) is class 0."""
+    persons = [c for c in categories if c["name"] == PERSON] or categories
+    names = match_categories([PERSON], expected, source, complete=True)
+    return names, {category["id"]: 0 for category in persons}
 
 
 def _box(note: dict, where: str, width: int, height: int) -> tuple[float, float, float, float]:
@@ -186,9 +248,10 @@ def _box(note: dict, where: str, width: int, height: int) -> tuple[float, float,
     return max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
 
 
-def _detection(notes: list[dict], classes: dict[int, int], name: str, size: tuple[int, int],
-               describe: Any) -> tuple[Annotation, bytes]:
-    width, height = size
+def _boxes(notes: list[dict], classes: dict[int, int], image: CocoImage
+           ) -> tuple[Annotation, bytes]:
+    """Boxes: every annotation's box, crowds marked ``difficult``."""
+    name, (width, height), describe = image.name, image.size, image.describe
     boxes = [_box(note, describe(note), width, height) for note in notes]
     labels = [classes[note["category_id"]] for note in notes]
     crowd = [bool(note.get("iscrowd", 0)) for note in notes]
@@ -200,6 +263,31 @@ def _detection(notes: list[dict], classes: dict[int, int], name: str, size: tupl
                             poses=["Unspecified"] * len(notes))
     rows = sorted(zip(map(tuple, annotation.boxes.tolist()), labels, crowd, strict=True))
     return annotation, repr(rows).encode()
+
+
+def _mask(notes: list[dict], classes: dict[int, int], image: CocoImage
+          ) -> tuple[CocoMask, str] | None:
+    """Masks: the annotations with a polygon or RLE, painted when read (a box alone is left
+    out); None when none has one."""
+    painted = [note for note in notes
+               if _check_segmentation(note, image.describe(note), image.size)]
+    if len(painted) < len(notes):
+        image.skipped["box without a mask"] += len(notes) - len(painted)
+    if not painted:
+        return None
+    width, height = image.size
+    mask = CocoMask(image.coco, tuple(painted), classes, (height, width), image.entry["id"])
+    return mask, mask.key()
+
+
+def _keypoints(notes: list[dict], classes: dict[int, int], image: CocoImage
+               ) -> tuple[list[PersonLabel], bytes] | None:
+    """Keypoints: the image's persons (None when none is kept)."""
+    persons = _persons(notes, image.entry, image.size, image.prepared, image.describe,
+                       image.skipped)
+    if not persons:
+        return None
+    return persons, b"".join(sorted(person.key() for person in persons))
 
 
 def _check_segmentation(note: dict, where: str, size: tuple[int, int]) -> bool:
@@ -228,10 +316,10 @@ def _check_segmentation(note: dict, where: str, size: tuple[int, int]) -> bool:
     return True
 
 
-def _keypoint_order(coco: Any, category_ids: Sequence[int], path: Path) -> np.ndarray | None:
+def _keypoint_order(coco: Any, classes: dict[int, int], path: Path) -> np.ndarray | None:
     """The permutation that puts a category's keypoints in COCO's joint order, when it names
     them as COCO does in another order (None: already in order, or named otherwise)."""
-    for category_id in category_ids:
+    for category_id in classes:
         names = coco.cats[category_id].get("keypoints") or []
         if len(names) == NUM_JOINTS and set(names) == set(COCO_KEYPOINT_NAMES) \
                 and tuple(names) != COCO_KEYPOINT_NAMES:
@@ -240,20 +328,21 @@ def _keypoint_order(coco: Any, category_ids: Sequence[int], path: Path) -> np.nd
     return None
 
 
-def read_coco(task: str, export: Path, index: ImageIndex | None, expected: list[str] | None,
-              source: str) -> Labels:
-    """Read a COCO export for ``task`` (see the module doc and ``labels.read_labels``)."""
-    path = _coco_file(export, task)
+def read_coco(kind: str, reading: CocoReading, export: Path, index: ImageIndex | None,
+              expected: list[str] | None, source: str) -> Labels:
+    """Read a COCO export as ``kind`` labels, taking from it what ``reading`` says (see the
+    module doc and ``labels.read_labels``)."""
+    path = _coco_file(export, reading.file_prefix)
     coco = load_coco(path)
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.dataset.get(key), list):
             raise DataError(f"{path} has no {key!r} list: is it a COCO file?")
-    names, classes = _categories(task, coco, path, expected, source)
+    names, classes = reading.categories(_file_categories(coco, path), expected, source)
     for note in coco.dataset["annotations"]:
         if note.get("image_id") not in coco.imgs:
             raise DataError(f"{path}: annotation {note.get('id')} is for image "
                             f"{note.get('image_id')}, which the file does not list")
-        if task != "human_pose_estimation" and note.get("category_id") not in classes:
+        if reading.every_category_listed and note.get("category_id") not in classes:
             raise DataError(f"{path}: annotation {note.get('id')} has category "
                             f"{note.get('category_id')}, which the file does not list")
     kept = {image_id: [note for note in notes if note.get("category_id") in classes]
@@ -261,8 +350,7 @@ def read_coco(task: str, export: Path, index: ImageIndex | None, expected: list[
     labeled = [image for image in coco.dataset["images"] if kept.get(image.get("id"))]
     index = _index(path, index, [str(image.get("file_name", "")) for image in labeled])
     _, prefixes = layout(path)
-    order = (_keypoint_order(coco, list(classes), path) if task == "human_pose_estimation"
-             else None)
+    prepared = reading.prepare(coco, classes, path)
     collected = Collected()
     skipped: Counter[str] = Counter()
     unknown = 0
@@ -292,31 +380,19 @@ def read_coco(task: str, export: Path, index: ImageIndex | None, expected: list[
         def describe(note: dict, reference: str = reference) -> str:
             return f"{path}: annotation {note.get('id')} (image {reference})"
 
-        if task == "object_detection":
-            boxes, rows = _detection(notes, classes, name, size, describe)
-            collected.add(name, boxes, rows, where)
-        elif task == "segmentation":
-            painted = [note for note in notes if _check_segmentation(note, describe(note), size)]
-            if len(painted) < len(notes):
-                skipped["box without a mask"] += len(notes) - len(painted)
-            if not painted:
-                collected.unlabeled(name)
-                continue
-            mask = CocoMask(coco, tuple(painted), classes, (size[1], size[0]), image["id"])
-            collected.add(name, mask, mask.key(), where)
+        found = reading.target(notes, classes, CocoImage(coco, image, name, size, describe,
+                                                         skipped, prepared))
+        if found is None:
+            collected.unlabeled(name)
         else:
-            persons = _persons(notes, image, size, order, describe, skipped)
-            if not persons:
-                collected.unlabeled(name)
-                continue
-            collected.add(name, persons, b"".join(sorted(p.key() for p in persons)), where)
+            collected.add(name, *found, where)
     if unknown:
         logger.info("%s: %d unlabeled image entries name no image under %s (left out)", path,
                     unknown, index.folder)
     if skipped:
         logger.warning("%s: left out %s", path, ", ".join(
             f"{count} annotation(s) ({reason})" for reason, count in skipped.items()))
-    return collected.labels(task, "coco", source, index.folder, names, [path], path.parent)
+    return collected.labels(kind, "coco", source, index.folder, names, [path], path.parent)
 
 
 def _persons(notes: list[dict], image: dict, size: tuple[int, int], order: np.ndarray | None,
@@ -337,3 +413,10 @@ def _persons(notes: list[dict], image: dict, size: tuple[int, int], order: np.nd
         elif result in SKIP_REASONS:
             skipped[result] += 1
     return persons
+
+
+# What each built-in label kind takes from a COCO file (``labels.kinds`` declares the kinds).
+COCO_BOXES = CocoReading("instances_", _box_categories, _boxes)
+COCO_MASKS = CocoReading("instances_", _mask_categories, _mask)
+COCO_KEYPOINTS = CocoReading("person_keypoints_", _person_categories, _keypoints,
+                             prepare=_keypoint_order, every_category_listed=False)

@@ -39,12 +39,12 @@ class Collected:
         """The export lists image ``name`` without a label."""
         self._unannotated[name] = None
 
-    def labels(self, task: str, labels_format: str, source: str, images_dir: Path,
+    def labels(self, kind: str, labels_format: str, source: str, images_dir: Path,
                categories: Sequence[str], files: Sequence[Path], root: Path,
                listing: Sequence[str] = ()) -> Labels:
         """The :class:`Labels` of what was collected; ``files`` (read) and ``listing`` make the
         checksum, their paths taken relative to ``root``."""
-        return Labels(task=task, format=labels_format, source=source, images_dir=images_dir,
+        return Labels(kind=kind, format=labels_format, source=source, images_dir=images_dir,
                       targets=self.targets, categories=list(categories), files=list(files),
                       checksum=checksum(files, root, listing),
                       unannotated=[name for name in self._unannotated

@@ -32,7 +32,7 @@ import numpy as np
 from active_learning.errors import DataError
 from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
-from active_learning.labels.cityscapes import FIRST_INSTANCE_ID, IGNORE, train_ids
+from active_learning.labels.cityscapes_ids import FIRST_INSTANCE_ID, IGNORE, train_ids
 from active_learning.labels.collect import Collected
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.voc import read_label_map
@@ -274,9 +274,9 @@ def _mask_index(folder: Path, base: Path, index: ImageIndex | None,
                     "images/; give --images")
 
 
-def read_mask_folder(folder: Path, index: ImageIndex | None, expected: list[str] | None,
-                     source: str) -> Labels:
-    """A folder of mask PNGs (see the module doc) as segmentation labels: one
+def read_mask_folder(kind: str, folder: Path, index: ImageIndex | None,
+                     expected: list[str] | None, source: str) -> Labels:
+    """A folder of mask PNGs (see the module doc) as ``kind`` (mask) labels: one
     :class:`PngMask` per image, checked to have its image's size."""
     if not folder.is_dir():
         raise DataError(f"--labels {folder} is not a folder of mask PNGs")
@@ -299,7 +299,7 @@ def read_mask_folder(folder: Path, index: ImageIndex | None, expected: list[str]
         target = PngMask(mask, (height, width), encoding, len(names), colors, classes,
                          instance_file(folder, base, mask), index.path(name))
         collected.add(name, target, mask_key(target), str(mask))
-    return collected.labels("segmentation", "masks", source, index.folder, names,
+    return collected.labels(kind, "masks", source, index.folder, names,
                             [*listed, *files], folder)
 
 

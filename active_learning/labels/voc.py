@@ -272,9 +272,9 @@ def _image_of(folder: Path, xml: Path, index: ImageIndex) -> str | None:
     return None
 
 
-def read_voc_folder(folder: Path, index: ImageIndex | None, expected: list[str] | None,
-                    source: str) -> Labels:
-    """A folder of VOC XML files (see the module doc) as object detection labels: one
+def read_voc_folder(kind: str, folder: Path, index: ImageIndex | None,
+                    expected: list[str] | None, source: str) -> Labels:
+    """A folder of VOC XML files (see the module doc) as ``kind`` (box) labels: one
     :class:`Annotation` per image, its ``filename`` the image's name under ``--images``.
     An XML file without an object labels nothing (its image is listed as unannotated)."""
     if not folder.is_dir():
@@ -302,5 +302,5 @@ def read_voc_folder(folder: Path, index: ImageIndex | None, expected: list[str] 
         rows = sorted(zip(map(tuple, annotation.boxes.tolist()), annotation.labels.tolist(),
                           annotation.difficult.tolist(), strict=True))
         collected.add(name, annotation, repr(rows), str(xml))
-    return collected.labels("object_detection", "voc", source, index.folder, order,
+    return collected.labels(kind, "voc", source, index.folder, order,
                             [*listed, *files], folder)

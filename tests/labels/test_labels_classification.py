@@ -19,18 +19,18 @@ def test_class_folders_with_and_without_images(tmp_path, photos):
     write_image(export / "dog" / "x" / "1.jpg", 8, 8)
     write_image(export / "cat" / "2.png", 8, 8)
     (export / "fox").mkdir()                           # an empty class folder still names a class
-    assert detect_format("classification", export) == "folders"
-    labels = read_labels("classification", export, photos)
+    assert detect_format("class", export) == "folders"
+    labels = read_labels("class", export, photos)
     assert labels.categories == ["cat", "dog", "fox"]   # sorted, as ImageFolder
     assert labels.targets == {"2.png": 0, "x/1.jpg": 1}
     assert labels.files == []
     # without --images the export holds the images, named <class>/<path>
-    inside = read_labels("classification", export)
+    inside = read_labels("class", export)
     assert inside.targets == {"cat/2.png": 0, "dog/x/1.jpg": 1}
     assert inside.images_dir == export
     # the listing is the labels: moving an image to another class changes the checksum
     (export / "dog" / "x" / "1.jpg").rename(export / "fox" / "1.jpg")
-    assert read_labels("classification", export).checksum != inside.checksum
+    assert read_labels("class", export).checksum != inside.checksum
 
 
 def test_one_image_in_two_class_folders_is_refused(tmp_path, photos):
@@ -39,23 +39,23 @@ def test_one_image_in_two_class_folders_is_refused(tmp_path, photos):
     write_image(export / "cat" / "2.png", 8, 8)
     with pytest.raises(DataError, match=r"dog/2.png: image 2.png is labeled twice with different "
                                         r"labels \(also by .*cat/2.png\)"):
-        read_labels("classification", export, photos)
+        read_labels("class", export, photos)
 
 
 def test_csv_with_and_without_header(tmp_path, photos):
     plain = tmp_path / "labels.csv"
     plain.write_text("x/1.jpg,dog\n2.png,cat\n3.jpg,\n")
-    labels = read_labels("classification", plain, photos)
+    labels = read_labels("class", plain, photos)
     assert labels.categories == ["cat", "dog"] and labels.targets == {"x/1.jpg": 1, "2.png": 0}
     assert labels.unannotated == ["3.jpg"]                  # no label yet
     headed = tmp_path / "headed.csv"
     headed.write_text("score,label,name\n0.5,dog,x/1.jpg\n0.1,dog,x/1.jpg\n")
-    assert read_labels("classification", headed, photos).targets == {"x/1.jpg": 0}
+    assert read_labels("class", headed, photos).targets == {"x/1.jpg": 0}
     # the workspace's categories may hold more names than the labels use, not others
-    wider = read_labels("classification", plain, photos, categories=["dog", "cat", "fox"])
+    wider = read_labels("class", plain, photos, categories=["dog", "cat", "fox"])
     assert wider.categories == ["dog", "cat", "fox"] and wider.targets["2.png"] == 1
     with pytest.raises(DataError, match="categories changed.*new: dog; gone: fox"):
-        read_labels("classification", plain, photos, categories=["cat", "fox"])
+        read_labels("class", plain, photos, categories=["cat", "fox"])
 
 
 def test_label_studio_csv_export(tmp_path, photos):
@@ -63,7 +63,7 @@ def test_label_studio_csv_export(tmp_path, photos):
     csv.write_text("image,id,choice,annotator,annotation_id,created_at,updated_at,lead_time\n"
                    f"/data/upload/3/{upload_name('2.png')},7,cat,1,11,2026,2026,3.5\n"
                    "/data/local-files/?d=photos/x/1.jpg,8,dog,1,12,2026,2026,2.0\n")
-    labels = read_labels("classification", csv, photos)
+    labels = read_labels("class", csv, photos)
     assert labels.targets == {"2.png": 0, "x/1.jpg": 1}
 
 
@@ -77,4 +77,4 @@ def test_bad_csv_rows_name_the_line(tmp_path, photos, rows, message):
     path = tmp_path / "labels.csv"
     path.write_text(rows)
     with pytest.raises(DataError, match=message):
-        read_labels("classification", path, photos)
+        read_labels("class", path, photos)

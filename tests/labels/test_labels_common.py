@@ -80,29 +80,29 @@ def test_checksum_follows_the_export_and_reading_writes_nothing(tmp_path):
                 for folder in (tmp_path,) for root, _, names in os.walk(folder) for name in names}
 
     before = snapshot()
-    first = read_labels("object_detection", path, photos)
+    first = read_labels("boxes", path, photos)
     assert snapshot() == before
-    assert read_labels("object_detection", path, photos).checksum == first.checksum
+    assert read_labels("boxes", path, photos).checksum == first.checksum
     cvat_coco(tmp_path / "cvat", ["car"], image,
               [{"image": 0, "label": "car", "bbox": [1, 1, 3, 2]}])
-    assert read_labels("object_detection", path, photos).checksum != first.checksum
+    assert read_labels("boxes", path, photos).checksum != first.checksum
 
 
 def test_formats_told_from_the_path(tmp_path):
     (tmp_path / "e.json").write_text("{}")
     (tmp_path / "l.csv").write_text("a,b\n")
-    assert detect_format("object_detection", tmp_path / "e.json") == "coco"
-    assert detect_format("classification", tmp_path / "l.csv") == "csv"
+    assert detect_format("boxes", tmp_path / "e.json") == "coco"
+    assert detect_format("class", tmp_path / "l.csv") == "csv"
     roboflow = tmp_path / "rf" / "train"
     roboflow.mkdir(parents=True)
     (roboflow / "_annotations.coco.json").write_text("{}")
-    assert detect_format("object_detection", roboflow) == "coco"
+    assert detect_format("boxes", roboflow) == "coco"
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="found no coco or voc export"):
-        detect_format("object_detection", empty)
+        detect_format("boxes", empty)
     with pytest.raises(DataError, match="--labels not found"):
-        read_labels("object_detection", tmp_path / "nothing.json", tmp_path)
+        read_labels("boxes", tmp_path / "nothing.json", tmp_path)
     with pytest.raises(DataError, match=r"e.json has no 'images' list|is not in the COCO format"):
-        read_labels("object_detection", tmp_path / "e.json",
+        read_labels("boxes", tmp_path / "e.json",
                     write_images(tmp_path / "p", {"a.png": (4, 4)}))

@@ -37,7 +37,7 @@ def _cvat_detection(root, annotations=None, labels=("car", "person", "bike")):
 
 def test_cvat_coco_boxes_labels_and_unlabeled_frames(tmp_path, photos):
     path = _cvat_detection(tmp_path / "cvat")
-    labels = read_labels("object_detection", path, photos)
+    labels = read_labels("boxes", path, photos)
     # categories in CVAT's label order, the unused "bike" too; labels 1..K by that order
     assert labels.categories == ["car", "person", "bike"]
     assert list(labels.targets) == ["street/a.jpg", "c.png"]
@@ -57,7 +57,7 @@ def test_cvat_layout_without_images_flag_finds_images_default(tmp_path):
     root = tmp_path / "cvat"
     write_images(root / "images" / "default", SIZES)
     _cvat_detection(root)
-    labels = read_labels("object_detection", root)       # the export folder: format detected
+    labels = read_labels("boxes", root)       # the export folder: format detected
     assert labels.images_dir == root / "images" / "default"
     assert sorted(labels.targets) == ["c.png", "street/a.jpg"]
 
@@ -66,7 +66,7 @@ def test_label_studio_coco_ids_from_zero_and_upload_prefixes(tmp_path, photos):
     notes = [{"image": 0, "label": "person", "bbox": [10.9, 4.2, 20.7, 30.0]},
              {"image": 2, "label": "car", "bbox": [1, 2, 3, 4]}]
     path = label_studio_coco(tmp_path / "ls", ["person", "car"], CVAT_IMAGES, notes)
-    labels = read_labels("object_detection", path, photos)
+    labels = read_labels("boxes", path, photos)
     assert labels.categories == ["car", "person"]         # Label Studio: ids 0.. in name order
     # images/8f3a2b1c-a.jpg is the upload of a.jpg: found under --images by its file name
     assert sorted(labels.targets) == ["c.png", "street/a.jpg"]
@@ -83,18 +83,18 @@ def test_roboflow_layout_drops_the_root_category_and_finds_renamed_images(tmp_pa
     split = tmp_path / "rf" / "train"
     roboflow_coco(split, "pets-x1y2", ["cat", "dog"], images, notes)
     # the images beside the JSON (Roboflow's download), named as Roboflow renamed them
-    beside = read_labels("object_detection", tmp_path / "rf" / "train")
+    beside = read_labels("boxes", tmp_path / "rf" / "train")
     assert beside.categories == ["cat", "dog"] and beside.images_dir == split
     assert all(".rf." in name for name in beside.targets)
     # the user's own images: a_jpg.rf.<hash>.jpg is a.jpg
-    own = read_labels("object_detection", split / "_annotations.coco.json", photos)
+    own = read_labels("boxes", split / "_annotations.coco.json", photos)
     assert sorted(own.targets) == ["c.png", "street/a.jpg"]
     assert own.targets["street/a.jpg"].labels.tolist() == [2]
 
 
 def test_categories_are_mapped_by_name_onto_the_workspace_order(tmp_path, photos):
     path = _cvat_detection(tmp_path / "cvat")
-    labels = read_labels("object_detection", path, photos,
+    labels = read_labels("boxes", path, photos,
                          categories=["bike", "person", "car"])
     assert labels.categories == ["bike", "person", "car"]
     assert labels.targets["street/a.jpg"].labels.tolist() == [2, 3]     # person, car
@@ -103,7 +103,7 @@ def test_categories_are_mapped_by_name_onto_the_workspace_order(tmp_path, photos
 def test_a_changed_category_set_is_refused_with_one_message(tmp_path, photos):
     path = _cvat_detection(tmp_path / "cvat")
     with pytest.raises(DataError) as error:
-        read_labels("object_detection", path, photos, categories=["car", "person", "truck"])
+        read_labels("boxes", path, photos, categories=["car", "person", "truck"])
     message = str(error.value)
     assert "categories changed" in message and "new: bike" in message
     assert "gone: truck" in message and "\n" not in message
@@ -117,12 +117,12 @@ def test_a_changed_category_set_is_refused_with_one_message(tmp_path, photos):
 def test_boxes_outside_the_image_are_refused(tmp_path, photos, bbox, ok):
     path = _cvat_detection(tmp_path / "cvat", [{"image": 0, "label": "car", "bbox": bbox}])
     if ok:
-        boxes = read_labels("object_detection", path, photos).targets["street/a.jpg"].boxes
+        boxes = read_labels("boxes", path, photos).targets["street/a.jpg"].boxes
         np.testing.assert_allclose(boxes, [[63.5, 0, 64, 48]])
         return
     with pytest.raises(DataError, match=r"annotation 1 \(image street/a.jpg\): box .* leaves "
                                         r"the 64x48 image") as error:
-        read_labels("object_detection", path, photos)
+        read_labels("boxes", path, photos)
     assert str(path) in str(error.value)
 
 
@@ -132,7 +132,7 @@ def test_an_annotation_for_an_image_not_under_images_is_refused(tmp_path, photos
                      [{"image": 3, "label": "car", "bbox": [1, 1, 2, 2]}])
     with pytest.raises(DataError, match=r"annotation 1 is for image 'elsewhere/z.jpg' \(id 4\), "
                                         "which is not under --images"):
-        read_labels("object_detection", path, photos)
+        read_labels("boxes", path, photos)
 
 
 def test_an_image_labeled_twice_differently_is_refused_and_the_same_twice_kept(tmp_path, photos):
@@ -140,12 +140,12 @@ def test_an_image_labeled_twice_differently_is_refused_and_the_same_twice_kept(t
     same = [{"image": 0, "label": "car", "bbox": [1, 1, 2, 2]},
             {"image": 3, "label": "car", "bbox": [1, 1, 2, 2]}]
     path = cvat_coco(tmp_path / "same", ["car", "person"], images, same)
-    assert list(read_labels("object_detection", path, photos).targets) == ["street/a.jpg"]
+    assert list(read_labels("boxes", path, photos).targets) == ["street/a.jpg"]
     other = [same[0], {"image": 3, "label": "person", "bbox": [1, 1, 2, 2]}]
     path = cvat_coco(tmp_path / "other", ["car", "person"], images, other)
     with pytest.raises(DataError, match=r"image 4 \(street/a.jpg\): image street/a.jpg is labeled "
                                         r"twice with different labels \(also by .*image 1 "):
-        read_labels("object_detection", path, photos)
+        read_labels("boxes", path, photos)
 
 
 def test_an_image_listed_with_another_size_is_refused(tmp_path, photos):
@@ -154,7 +154,7 @@ def test_an_image_listed_with_another_size_is_refused(tmp_path, photos):
                      [{"image": 0, "label": "car", "bbox": [1, 1, 2, 2]}])
     with pytest.raises(DataError, match=r"image 1 \(street/a.jpg\) is listed as 640x480, but "
                                         r".*a.jpg is 64x48"):
-        read_labels("object_detection", path, photos)
+        read_labels("boxes", path, photos)
 
 
 def test_cvat_voc_folder_zero_based_boxes_and_label_map(tmp_path, photos):
@@ -165,8 +165,8 @@ def test_cvat_voc_folder_zero_based_boxes_and_label_map(tmp_path, photos):
     (root / "Annotations" / "street" / "b.xml").write_text(voc_xml("street/b.jpg", None, []))
     label_map(root / "labelmap.txt", [("background", (0, 0, 0)), ("car", (255, 0, 0)),
                                       ("person", (0, 255, 0)), ("bike", (0, 0, 255))])
-    assert detect_format("object_detection", root) == "voc"
-    labels = read_labels("object_detection", root, photos)
+    assert detect_format("boxes", root) == "voc"
+    labels = read_labels("boxes", root, photos)
     assert labels.categories == ["car", "person", "bike"]          # the label map's, unused too
     a = labels.targets["street/a.jpg"]
     # 0-based continuous as CVAT writes them: xmin 0 and xmax = width are inside the image
@@ -181,7 +181,7 @@ def test_label_studio_voc_names_images_without_extension(tmp_path, photos):
     (root / "Annotations").mkdir(parents=True)
     (root / "Annotations" / "c.xml").write_text(
         voc_xml("c", (40, 30), [("dog", 0, 0, 12, 9)], style="label_studio"))
-    labels = read_labels("object_detection", root, photos)
+    labels = read_labels("boxes", root, photos)
     assert list(labels.targets) == ["c.png"] and labels.categories == ["dog"]
     np.testing.assert_allclose(labels.targets["c.png"].boxes, [[0, 0, 12, 9]])
 
@@ -204,12 +204,12 @@ def test_bad_voc_exports_name_the_file_and_the_entry(tmp_path, photos, damage, m
     if damage == "twice":
         (root / "b.xml").write_text(voc_xml("street/a.jpg", (64, 48), [("car", 1, 1, 5, 5)]))
     with pytest.raises(DataError, match=message):
-        read_labels("object_detection", root.parent, photos)
+        read_labels("boxes", root.parent, photos)
 
 
-def test_a_format_that_cannot_label_the_task_is_a_config_error(tmp_path, photos):
+def test_a_format_that_cannot_label_the_kind_is_a_config_error(tmp_path, photos):
     path = _cvat_detection(tmp_path / "cvat")
-    with pytest.raises(ConfigError, match="--labels-format voc cannot label segmentation"):
-        read_labels("segmentation", path, photos, labels_format="voc")
-    with pytest.raises(ConfigError, match="unknown task"):
+    with pytest.raises(ConfigError, match="--labels-format voc cannot label mask labels"):
+        read_labels("mask", path, photos, labels_format="voc")
+    with pytest.raises(ConfigError, match="unknown label kind"):
         read_labels("tracking", path, photos)

@@ -32,7 +32,7 @@ def _official(hrnet, tmp_path):
 def test_both_layouts_give_the_persons_the_pose_reader_gives(hrnet, tmp_path, layout):
     root = hrnet if layout == "hrnet" else _official(hrnet, tmp_path)
     path = root / "annotations" / "person_keypoints_train2017.json"
-    labels = read_labels("human_pose_estimation", path)
+    labels = read_labels("keypoints", path)
     expected_folder = root / "images" / "train2017" if layout == "hrnet" else root / "train2017"
     assert labels.images_dir == expected_folder and labels.categories == ["person"]
     # the pose task's reader takes the official layout too (train2017/ beside annotations/)
@@ -66,7 +66,7 @@ def test_cvat_keypoints_export_in_another_joint_order(tmp_path):
                                                       "height": 50}],
                      [{"image": 0, "label": "person", "bbox": [2.0, 3.0, 30.0, 40.0],
                        "keypoints": written.reshape(-1).tolist()}], keypoints=order)
-    labels = read_labels("human_pose_estimation", path, photos)
+    labels = read_labels("keypoints", path, photos)
     (person,) = labels.targets["p/a.jpg"]
     np.testing.assert_array_equal(person.keypoints, joints)       # back in COCO's order
     # HRNet's box cleaning: (x, y) kept, w - 1 and h - 1
@@ -81,13 +81,13 @@ def test_pose_boxes_outside_the_image_and_bad_keypoints_are_refused(tmp_path):
                      [{"image": 0, "label": "person", "bbox": [20, 3, 30, 40],
                        "keypoints": keypoints}], keypoints=COCO_KEYPOINT_NAMES)
     with pytest.raises(DataError, match=r"annotation 1 \(image a.jpg\): box .* leaves the 40x50"):
-        read_labels("human_pose_estimation", path, photos)
+        read_labels("keypoints", path, photos)
     path = cvat_coco(tmp_path / "short", ["person"], image,
                      [{"image": 0, "label": "person", "bbox": [2, 3, 10, 10],
                        "keypoints": keypoints[:48]}], keypoints=COCO_KEYPOINT_NAMES[:16])
     with pytest.raises(DataError, match=r"annotation 1 \(image a.jpg\) has 48 keypoint values, "
                                         "expected 51"):
-        read_labels("human_pose_estimation", path, photos)
+        read_labels("keypoints", path, photos)
 
 
 def test_persons_without_labeled_keypoints_leave_the_image_unlabeled(tmp_path):
@@ -102,6 +102,6 @@ def test_persons_without_labeled_keypoints_leave_the_image_unlabeled(tmp_path):
                       {"image": 1, "label": "person", "bbox": [5, 5, 10, 10],
                        "keypoints": _joints(1).reshape(-1).tolist()}],
                      keypoints=COCO_KEYPOINT_NAMES)
-    labels = read_labels("human_pose_estimation", path, photos)
+    labels = read_labels("keypoints", path, photos)
     assert labels.unannotated == ["a.jpg"]
     assert [p.annotation_id for p in labels.targets["b.jpg"]] == [3]     # the crowd one skipped

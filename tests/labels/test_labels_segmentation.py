@@ -50,7 +50,7 @@ def test_cvat_rle_masks_and_polygons_painted_by_class(tmp_path, photos):
     path = cvat_coco(tmp_path / "cvat", ["road", "car"],
                      [{"file_name": "a.jpg", "width": W, "height": H},
                       {"file_name": "b.jpg", "width": W, "height": H}], notes)
-    labels = read_labels("segmentation", path, photos)
+    labels = read_labels("mask", path, photos)
     assert labels.categories == ["background", "road", "car"]
     a = labels.targets["a.jpg"]
     assert isinstance(a, CocoMask) and a.size == (H, W)
@@ -78,7 +78,7 @@ def test_overlaps_of_different_classes_are_ignored_and_background_never_clashes(
               {"counts": rle_counts(right), "size": [H, W]}}]
     path = cvat_coco(tmp_path / "cvat", ["background", "car", "road"],
                      [{"file_name": "a.jpg", "width": W, "height": H}], notes)
-    labels = read_labels("segmentation", path, photos)
+    labels = read_labels("mask", path, photos)
     assert labels.categories == ["background", "car", "road"]
     expected = np.zeros((H, W), dtype=np.int64)
     expected[left], expected[right] = 1, 2
@@ -92,7 +92,7 @@ def test_boxes_without_masks_leave_an_image_unlabeled(tmp_path, photos):
     path = cvat_coco(tmp_path / "cvat", ["car"], [{"file_name": "a.jpg", "width": W, "height": H},
                                                   {"file_name": "b.jpg", "width": W, "height": H}],
                      notes)
-    labels = read_labels("segmentation", path, photos)
+    labels = read_labels("mask", path, photos)
     assert list(labels.targets) == ["b.jpg"] and labels.unannotated == ["a.jpg"]
 
 
@@ -105,7 +105,7 @@ def test_a_mask_of_the_wrong_size_or_shape_is_refused(tmp_path, photos, segmenta
     path = cvat_coco(tmp_path / "cvat", ["car"], [{"file_name": "a.jpg", "width": W, "height": H}],
                      [{"image": 0, "label": "car", "segmentation": segmentation}])
     with pytest.raises(DataError, match=message):
-        read_labels("segmentation", path, photos)
+        read_labels("mask", path, photos)
 
 
 COLOURS = [("background", (0, 0, 0)), ("car", (255, 0, 0)), ("road", (128, 64, 128))]
@@ -125,34 +125,34 @@ def test_cvat_colour_masks_with_a_label_map(tmp_path, photos):
     classes = np.zeros((H, W), dtype=np.int64)
     classes[2:8, 3:9], classes[12:, :] = 1, 2
     root = _cvat_masks(tmp_path / "masks", {"a": classes})
-    assert detect_format("segmentation", root) == "masks"
-    labels = read_labels("segmentation", root, photos)
+    assert detect_format("mask", root) == "masks"
+    labels = read_labels("mask", root, photos)
     assert labels.categories == ["background", "car", "road"] and list(labels.targets) == ["a.jpg"]
     np.testing.assert_array_equal(labels.targets["a.jpg"].train_ids(), classes)
     # the workspace's order: the colours follow the names
-    again = read_labels("segmentation", root, photos, categories=["road", "background", "car"])
+    again = read_labels("mask", root, photos, categories=["road", "background", "car"])
     np.testing.assert_array_equal(again.targets["a.jpg"].train_ids(),
                                   np.array([1, 2, 0])[classes])
     # CVAT with "save images": JPEGImages/ inside the export, found without --images, and its
     # PNG images are not taken for masks
     write_images(root / "JPEGImages", {"a.png": (W, H)})
-    inside = read_labels("segmentation", root)
+    inside = read_labels("mask", root)
     assert inside.images_dir == root / "JPEGImages" and list(inside.targets) == ["a.png"]
 
 
 def test_bad_masks_name_the_file(tmp_path, photos):
     small = _cvat_masks(tmp_path / "small", {"a": np.zeros((H - 1, W), dtype=np.int64)})
     with pytest.raises(DataError, match=r"mask .*a.png is 30x19 but its image .*a.jpg is 30x20"):
-        read_labels("segmentation", small, photos)
+        read_labels("mask", small, photos)
     odd = _cvat_masks(tmp_path / "odd", {"a": np.zeros((H, W), dtype=np.int64)})
     Image.fromarray(np.full((H, W, 3), 7, dtype=np.uint8)).save(odd / "SegmentationClass" / "a.png")
-    labels = read_labels("segmentation", odd, photos)
+    labels = read_labels("mask", odd, photos)
     with pytest.raises(DataError, match=r"a.png has pixels of colour \(7, 7, 7\), which "
                                         "labelmap.txt gives no label"):
         labels.targets["a.jpg"].train_ids()
     stray = _cvat_masks(tmp_path / "stray", {"zzz": np.zeros((H, W), dtype=np.int64)})
     with pytest.raises(DataError, match=r"zzz.png: no image zzz.\* under --images"):
-        read_labels("segmentation", stray, photos)
+        read_labels("mask", stray, photos)
 
 
 def test_class_id_masks_named_by_classes_txt(tmp_path, photos):
@@ -163,21 +163,21 @@ def test_class_id_masks_named_by_classes_txt(tmp_path, photos):
     ids[10:] = 1
     ids[0, 0] = 255
     Image.fromarray(ids).save(root / "b.png")
-    labels = read_labels("segmentation", root, photos, labels_format="masks")
+    labels = read_labels("mask", root, photos, labels_format="masks")
     assert labels.categories == ["sky", "ground"]
     np.testing.assert_array_equal(labels.targets["b.jpg"].train_ids(), ids.astype(np.int64))
-    flipped = read_labels("segmentation", root, photos, categories=["ground", "sky"])
+    flipped = read_labels("mask", root, photos, categories=["ground", "sky"])
     expected = np.where(ids == 255, 255, 1 - ids.astype(np.int64))
     np.testing.assert_array_equal(flipped.targets["b.jpg"].train_ids(), expected)
     (root / "classes.txt").unlink()
     with pytest.raises(DataError, match="no labelmap.txt or classes.txt names the classes"):
-        read_labels("segmentation", root, photos, labels_format="masks")
+        read_labels("mask", root, photos, labels_format="masks")
 
 
 def test_cityscapes_root_as_labels(tmp_path):
     root = write_tiny_cityscapes(tmp_path / "cs", train=3, val=1)
-    assert detect_format("segmentation", root) == "cityscapes"
-    labels = read_labels("segmentation", root)                     # images: leftImg8bit/
+    assert detect_format("mask", root) == "cityscapes"
+    labels = read_labels("mask", root)                     # images: leftImg8bit/
     assert labels.images_dir == root / "leftImg8bit" and len(labels.targets) == 4
     name = sorted(labels.targets)[0]
     assert name.startswith("train/") and name.endswith("_leftImg8bit.png")
@@ -186,7 +186,7 @@ def test_cityscapes_root_as_labels(tmp_path):
     raw = np.asarray(Image.open(target.path))
     np.testing.assert_array_equal(target.train_ids(), LABEL_TO_TRAIN[raw])
     # --images may be the Cityscapes root itself: the names then start with leftImg8bit/
-    rooted = read_labels("segmentation", root, images_dir=root)
+    rooted = read_labels("mask", root, images_dir=root)
     assert sorted(rooted.targets)[0] == f"leftImg8bit/{name}"
 
 
@@ -195,9 +195,9 @@ def test_written_label_maps_are_what_the_segmentation_task_reads(tmp_path, photo
     path = cvat_coco(tmp_path / "cvat", ["car"], [{"file_name": "a.jpg", "width": W, "height": H}],
                      [{"image": 0, "label": "car",
                        "segmentation": {"counts": rle_counts(car), "size": [H, W]}}])
-    coco = read_labels("segmentation", path, photos)
+    coco = read_labels("mask", path, photos)
     root = write_tiny_cityscapes(tmp_path / "cs", train=1, val=0)
-    cityscapes = read_labels("segmentation", root)
+    cityscapes = read_labels("mask", root)
     for labels in (coco, cityscapes):
         written = write_label_maps(labels.targets, tmp_path / "round" / labels.format,
                                    len(labels.categories))

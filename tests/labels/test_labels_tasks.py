@@ -22,7 +22,7 @@ def test_detection_samples_feed_the_detection_set(tmp_path):
     path = cvat_coco(tmp_path / "cvat", ["car", "cat"], [{"file_name": "a/x.jpg", "width": 60,
                                                           "height": 30}],
                      [{"image": 0, "label": "cat", "bbox": [6, 3, 30, 15]}])
-    samples = detection_samples(read_labels("object_detection", path, photos))
+    samples = detection_samples(read_labels("boxes", path, photos))
     assert [(s.name, s.image) for s in samples] == [("a/x.jpg", photos / "a" / "x.jpg")]
     image, target = DetectionSet(samples, size=300)[0]
     assert image.shape == (3, 300, 300)
@@ -35,7 +35,7 @@ def test_classification_samples_feed_the_image_file_dataset(tmp_path):
     photos = write_images(tmp_path / "photos", {"1.jpg": (8, 8), "2.jpg": (8, 8)})
     csv = tmp_path / "labels.csv"
     csv.write_text("1.jpg,dog\n2.jpg,cat\n")
-    samples = classification_samples(read_labels("classification", csv, photos))
+    samples = classification_samples(read_labels("class", csv, photos))
     assert samples == [(str(photos / "1.jpg"), 1), (str(photos / "2.jpg"), 0)]
     dataset = ImageFileDataset(samples, 4, transform=lambda x: x.float())
     assert dataset[1][1] == 0 and dataset[1][0].shape == (3, 4, 4)
@@ -49,7 +49,7 @@ def test_pose_data_feeds_the_pose_set(tmp_path):
                                                       "height": 64}],
                      [{"image": 0, "label": "person", "bbox": [8, 4, 30, 50],
                        "keypoints": joints.reshape(-1).tolist()}], keypoints=COCO_KEYPOINT_NAMES)
-    data = pose_data_from_labels(read_labels("human_pose_estimation", path, photos))
+    data = pose_data_from_labels(read_labels("keypoints", path, photos))
     assert [image.name for image in data.images] == ["a.jpg"]
     assert data.unit_of_sample.tolist() == [0]
     crop, target = PoseSet(data, input_size=(48, 64))[0]
@@ -65,7 +65,7 @@ def test_segmentation_samples_are_the_folder_format(tmp_path):
                                                    "height": 10}],
                      [{"image": 0, "label": "car",
                        "segmentation": {"counts": rle_counts(mask), "size": [10, 12]}}])
-    labels = read_labels("segmentation", path, photos)
+    labels = read_labels("mask", path, photos)
     (sample,) = segmentation_samples(labels, tmp_path / "round" / "masks")
     assert sample.image == photos / "a.jpg" and sample.name == "a.jpg"
     assert sample.label == tmp_path / "round" / "masks" / "a.jpg.png"

@@ -1,0 +1,25 @@
+"""The flags of ``train.py round`` (beside the task's training and model flags)."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_round_flags"]
+
+
+def add_round_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train.py round`` (beside the task's training and model flags)."""
+    group = parser.add_argument_group("round")
+    group.add_argument("--images", required=True, metavar="DIR",
+                       help="every image of the project, labeled or not (any depth)")
+    group.add_argument("--labels", required=True, metavar="EXPORT",
+                       help="what the annotation tool exported (a file or a folder)")
+    group.add_argument("--labels-format", default="auto",
+                       help="the export's format; auto: from its file name and content")
+    group.add_argument("--workspace", required=True, metavar="DIR",
+                       help="the loop's folder: one subfolder per round")
+    group.add_argument("--repropose", action="store_true",
+                       help="also propose images an earlier round proposed and that are not "
+                            "labeled yet (by default they are out for labeling)")
+    group.add_argument("--warm-start", action="store_true",
+                       help="start from the previous round's trained model instead of the "
+                            "task's initial weights")
