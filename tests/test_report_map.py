@@ -11,17 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from active_learning.files.embeddings import read_embeddings_file, write_embeddings_file
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.report_map import map_points, map_refusal, map_sample
 from active_learning.loop.runner import run_active_learning
-from active_learning.reports import html
-from active_learning.reports.html import (
-    class_counts,
-    read_embeddings_file,
-    report_for_run,
-    write_embeddings_file,
-)
+from active_learning.reports import embedding_map
+from active_learning.reports.class_histogram import class_counts
+from active_learning.reports.run_folder import report_for_run
 from active_learning.strategies import CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS
 from toy_adapters import (
     ToyClassificationAdapter,
@@ -253,13 +250,13 @@ def test_the_map_and_histogram_are_drawn_once_per_points_file(tmp_path, monkeypa
 
     run = make_run_folder(tmp_path / "runs", tmp_path / "pool")
     calls = []
-    tsne = html.tsne_coordinates
+    tsne = embedding_map.tsne_coordinates
 
     def counting(points, seed=0):
         calls.append(len(points))
         return tsne(points, seed)
 
-    monkeypatch.setattr(html, "tsne_coordinates", counting)
+    monkeypatch.setattr(embedding_map, "tsne_coordinates", counting)
     image = run / "report" / "img" / "s01_map.png"
     histogram = run / "report" / "img" / "s01_classes.png"
     report_for_run(run, max_map_points=30)

@@ -587,7 +587,7 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
 
 def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> dict[str, Path]:
     """Write ``OUT_PREFIX.png``, ``.md`` and ``.csv`` (atomically); returns their paths."""
-    from active_learning.reports.plots import plot_learning_curve
+    from active_learning.drawing.curves import plot_learning_curve
 
     paths = _output_paths(out_prefix)
     curves = {f"{name} ({len(group)} "
