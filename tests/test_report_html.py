@@ -209,3 +209,25 @@ def test_class_counts_must_match_the_class_names(tmp_path):
     selection = Selection("r", class_counts={"labeled": [1, 2]})
     with pytest.raises(ValueError, match="have 2 entries for 3 classes"):
         write_report(tmp_path / "r", title="t", selections=[selection], class_names=CLASSES)
+
+
+def test_every_name_reaches_the_page_escaped(tmp_path):
+    attack = "<script>alert('x')</script>"
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), "white").save(image)
+    chosen = [ChosenImage(f"{attack}.png", 0.5, image, ImagePrediction(16, 16, label=0),
+                          note=attack)]
+    selection = Selection(attack, chosen=chosen, class_counts={"labeled": [1, 2]},
+                          class_note=attack, links={attack: image})
+    index = write_report(tmp_path / "r", title=attack, selections=[selection],
+                         summary={attack: attack}, class_names=[attack, "dog"],
+                         metrics_rows=[{"cycle": 0, "n_labeled": 1, "note": attack}])
+    html = index.read_text(encoding="utf-8")
+    assert "<script>alert" not in html and html.count("<script") == 1     # the page's own
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    page = parse(index)
+    text = "".join(page.text)
+    # title, heading, summary key and value, section, name, alt, predicted class, note, class
+    # note, class table, cycle table, item table, link text
+    assert text.count(attack) >= 10
+    assert page.cards[0]["data-name"] == f"{attack}.png"                  # an attribute too

@@ -287,17 +287,3 @@ def test_class_counts_name_a_set_counted_from_predictions():
     assert counts["labeled"].tolist() == [1, 1, 0] and counts["chosen (predicted)"].tolist() == \
         [0, 1, 1]
     assert list(class_counts(classes, status, 3)) == ["labeled", "chosen"]
-
-
-def test_the_points_file_keeps_every_field(tmp_path):
-    path = tmp_path / "cycle_00.npz"
-    write_embeddings_file(path, np.ones((3, 2)), ["labeled", "chosen", "unlabeled"], [0, 2, -1],
-                          predicted=[False, True, True], units=[5, 1, 9], class_names=["a", "b", "c"],
-                          totals={"labeled": 10, "chosen": 1, "unlabeled": 40}, note="why")
-    points = read_embeddings_file(path)
-    assert points.embeddings.dtype == np.float32 and points.classes.tolist() == [0, 2, -1]
-    assert points.predicted.tolist() == [False, True, True] and points.units.tolist() == [5, 1, 9]
-    assert points.class_names == ["a", "b", "c"] and points.note == "why"
-    assert points.totals == {"labeled": 10, "chosen": 1, "unlabeled": 40} and points.source == path
-    with pytest.raises(ValueError, match="units has 2 entries for 3 points"):
-        write_embeddings_file(path, np.ones((3, 2)), ["labeled"] * 3, units=[1, 2])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from active_learning.drawing.palette import Colour, palette
+from active_learning.errors import ConfigError
 from active_learning.files.proposals import ImagePrediction
 
 __all__ = ["KINDS", "KEYPOINT_THRESHOLD", "Style", "draw_prediction", "prediction_kinds",
@@ -88,9 +89,21 @@ def draw_prediction(image: torch.Tensor, prediction: ImagePrediction,
     height, width = image.shape[-2:]
     scale = (width / prediction.width, height / prediction.height)
     line = style.line_width or max(1, round(max(height, width) / 160))
-    for kind in prediction_kinds(prediction):
+    kinds = prediction_kinds(prediction)
+    if kinds:
+        _require_torchvision(kinds)
+    for kind in kinds:
         image = _DRAWERS[kind](image, prediction, style, scale, line)
     return image
+
+
+def _require_torchvision(kinds: Sequence[str]) -> None:
+    """torchvision draws them: a task without it (its extra has none) asks for the extra."""
+    try:
+        import torchvision.utils  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"drawing a prediction ({', '.join(kinds)}) needs torchvision: pip "
+                          "install 'active-learning-cv[report]'") from None
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
