@@ -62,7 +62,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
                 len(persons), -1, 2), np.asarray(maxima, dtype=np.float64).reshape(
                 len(persons), -1, 1)], axis=2)
             drawn = int((keypoints[..., 2] > SHOW_CONFIDENCE).sum())
-        picture = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+        picture = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)     # a writable copy
         picture = draw_prediction(picture, ImagePrediction(width, height, boxes=boxes,
                                                            keypoints=keypoints), STYLE)
         axis.imshow(picture.permute(1, 2, 0).numpy())
