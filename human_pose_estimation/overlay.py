@@ -27,7 +27,7 @@ def _limb_colour(a: int, b: int) -> tuple[int, int, int]:
 
 STYLE = Style(colours=["lime"], skeleton=SKELETON,
               limb_colours=[_limb_colour(a, b) for a, b in SKELETON],
-              keypoint_threshold=SHOW_CONFIDENCE, box_text=False)
+              keypoint_threshold=SHOW_CONFIDENCE, box_text=False, line_width=2)
 
 
 def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, model=None,
@@ -56,11 +56,10 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
         predicted = task.predict_persons(model, persons) if model is not None else None
         keypoints = None
         drawn = 0
-        if predicted is not None:
+        if predicted is not None and len(persons):
             joints, maxima = predicted                                  # [P, J, 2], [P, J]
-            keypoints = np.concatenate([np.asarray(joints, dtype=np.float64).reshape(
-                len(persons), -1, 2), np.asarray(maxima, dtype=np.float64).reshape(
-                len(persons), -1, 1)], axis=2)
+            keypoints = np.concatenate([np.asarray(joints, dtype=np.float64),
+                                        np.asarray(maxima, dtype=np.float64)[..., None]], axis=2)
             drawn = int((keypoints[..., 2] > SHOW_CONFIDENCE).sum())
         picture = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)     # a writable copy
         picture = draw_prediction(picture, ImagePrediction(width, height, boxes=boxes,
