@@ -37,7 +37,7 @@ from active_learning.drawing.predictions import Style
 from active_learning.files.atomic import atomic_open, atomic_write_text
 from active_learning.files.embeddings import EmbeddingMap
 from active_learning.files.proposals import ImagePrediction
-from active_learning.reports import embedding_map as maps
+from active_learning.reports import embedding_map as maps  # by module: tests count its t-SNE calls
 from active_learning.reports.class_histogram import plot_class_histogram
 from active_learning.reports.image_cache import PNG_KEY, content_key, is_cached, map_key
 from active_learning.reports.thumbnails import render_thumbnail, save_thumbnail
@@ -138,8 +138,6 @@ def _is_number(value: Any) -> bool:
 
 def _cell(value: Any) -> Cell:
     """A number keeps its full value in ``data-value``; anything else is text."""
-    if isinstance(value, Cell):
-        return value
     if _is_number(value):
         return Cell(_number(value), sort=repr(float(value)))
     return Cell(str(value))
