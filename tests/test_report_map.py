@@ -287,3 +287,22 @@ def test_class_counts_name_a_set_counted_from_predictions():
     assert counts["labeled"].tolist() == [1, 1, 0] and counts["chosen (predicted)"].tolist() == \
         [0, 1, 1]
     assert list(class_counts(classes, status, 3)) == ["labeled", "chosen"]
+
+
+def test_the_loop_imports_no_report_module():
+    # The loop writes the points file (files/embeddings.py) and the report reads it: the loop
+    # sits below the report, and an import of it, even inside a function, is an upward arrow.
+    import ast
+    from pathlib import Path
+
+    import active_learning.loop
+
+    found = []
+    for path in sorted(Path(active_learning.loop.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [])
+            found += [f"{path.name}: {name}" for name in names
+                      if name.startswith("active_learning.reports")]
+    assert not found
