@@ -762,7 +762,7 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     if (run_dir / "selections").is_dir():
         logger.info("pictures:       %s/cycle_XX.png", run_dir / "selections")
     logger.info("learning curve: %s (x: %s)", run_dir / "learning_curve.png", units.x_axis)
-    from active_learning.reports.html import report_for_run
+    from active_learning.reports.run_folder import report_for_run
 
     logger.info("report:         %s", report_for_run(run_dir))
     if rank:

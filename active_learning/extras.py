@@ -22,11 +22,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "strategies"),
     "skimage": ("scikit-image", "superpixels"),
     "pycocotools": ("pycocotools", "labels"),
-    "jinja2": ("Jinja2", "report"),
     "threadpoolctl": ("threadpoolctl", "report"),
     "timm": ("timm", "pose"),
     "huggingface_hub": ("huggingface_hub", "pose"),
-    "torchvision": ("torchvision", "vision"),
+    "torchvision": ("torchvision", "vision"),   # (the report extra has it too)
     "cv2": ("opencv-python-headless", "pose"),
     "yaml": ("PyYAML", "pose"),
 }

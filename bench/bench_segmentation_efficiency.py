@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                      else f"reached at pixel fraction {reached:.3f}"))
     # Image and superpixel runs count different units, so compare.py (which lines runs up by unit
     # count) does not take them together; the plot matches them cycle by cycle on the pixel axis.
-    from active_learning.reports.plots import plot_learning_curve
+    from active_learning.drawing.curves import plot_learning_curve
 
     grouped: dict[str, list] = {}
     for run in runs:

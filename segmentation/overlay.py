@@ -1,5 +1,6 @@
 """A picture of a cycle's choice: the chosen superpixels (coloured by score), or the chosen
-images with the model's per-pixel uncertainty over them."""
+images with the model's per-pixel uncertainty over them; the overlays are the core's
+(``active_learning.drawing.scores``), as on the report's thumbnails."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,12 +17,14 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path,
     first chosen images, each with ``model``'s per-pixel entropy over it (the colour bar: that
     entropy; without a model, the images and their scores alone). Written atomically as PNG."""
     import matplotlib
+    import torch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from skimage.segmentation import find_boundaries
-
-    from active_learning.files.atomic import atomic_open
+    from active_learning.drawing.figures import image_grid, save_figure
+    from active_learning.drawing.scores import (
+        SCORE_COLOURMAP,
+        draw_pixel_scores,
+        draw_region_scores,
+    )
 
     units, scores = np.asarray(units), np.asarray(scores, dtype=np.float64)
     if task.superpixels:
@@ -33,49 +36,34 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path,
         images, regions = units, None
         shown = units[:max_images * 2]
     low, high = float(scores.min()), float(scores.max())
-    colormap = matplotlib.colormaps["magma"]
-    columns = 2
-    rows = -(-len(shown) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(10, 2.8 * rows), squeeze=False, dpi=100)
-    for axis in axes.ravel():
-        axis.axis("off")
+    figure, axes = image_grid(len(shown), cell=(5, 2.8), columns=2)
     entropies = {}
     if regions is None and model is not None:
         entropies = {int(index): _pixel_entropy(task, model, int(index)) for index in shown}
         low = 0.0
         high = max([float(np.log(task.num_classes))] + [float(m.max()) for m in entropies.values()])
-    for axis, image_index in zip(axes.ravel(), shown, strict=False):
-        picture = read_image(task.samples[int(image_index)].image).astype(np.float64) / 255.0
+    for axis, image_index in zip(axes, shown, strict=False):
+        picture = torch.from_numpy(read_image(task.samples[int(image_index)].image)).permute(
+            2, 0, 1)                                                          # uint8 [3, H, W]
         name = task.item_name(int(image_index))
         if regions is None:
             score = scores[list(units).index(image_index)]
             if int(image_index) in entropies:
-                shade = colormap(entropies[int(image_index)] / max(high, 1e-12))[..., :3]
-                picture = 0.4 * picture + 0.6 * shade
-            axis.imshow(picture)
+                picture = draw_pixel_scores(picture, entropies[int(image_index)], low, high)
+            axis.imshow(picture.permute(1, 2, 0).numpy())
             axis.set_title(f"{name}\nscore {score:.4f}", fontsize=7)
             continue
-        region_map = task.region_map(int(image_index))
         chosen = images == image_index
-        value = np.full(int(region_map.max()) + 1, np.nan)
-        value[regions[chosen]] = scores[chosen]
-        per_pixel = value[region_map]                                     # NaN outside the chosen
-        picked = ~np.isnan(per_pixel)
-        shade = colormap((np.nan_to_num(per_pixel) - low) / max(high - low, 1e-12))[..., :3]
-        blended = np.where(picked[..., None], 0.45 * picture + 0.55 * shade, 0.6 * picture)
-        blended[find_boundaries(region_map, mode="inner")] = (0.85, 0.85, 0.85)
-        blended[find_boundaries(np.where(picked, region_map, -1),
-                                mode="inner") & picked] = (0.2, 1.0, 0.2)
-        axis.imshow(blended)
+        picture = draw_region_scores(picture, task.region_map(int(image_index)),
+                                     regions[chosen], scores[chosen], (low, high))
+        axis.imshow(picture.permute(1, 2, 0).numpy())
         axis.set_title(f"{name}: {int(chosen.sum())} superpixels chosen", fontsize=7)
     if regions is not None or entropies:
         mappable = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(low, high),
-                                                cmap=colormap)
+                                                cmap=matplotlib.colormaps[SCORE_COLOURMAP])
         label = "score" if regions is not None else "entropy of the prediction per pixel (nats)"
-        figure.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label=label)
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png")
-    plt.close(figure)
+        figure.colorbar(mappable, ax=list(axes), shrink=0.6, label=label)
+    save_figure(figure, path)
 
 
 def _pixel_entropy(task, model, index: int) -> np.ndarray:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from active_learning.files.embeddings import EmbeddingMap, write_embeddings_file
 from active_learning.files.proposals import ImagePrediction
-from active_learning.reports.html import ChosenImage, EmbeddingMap, Selection, write_report
+from active_learning.reports.page import ChosenImage, Selection, write_report
 
 CLASSES = ["cat", "dog", "bird <&>"]
 SKELETON = [(0, 1), (1, 2)]
@@ -80,7 +81,6 @@ def make_run_folder(root: Path, images: Path) -> Path:
         write_region_csv,
     )
     from active_learning.loop.superpixels import save_region_map
-    from active_learning.reports.html import write_embeddings_file
 
     run = root / "segmentation" / "toy" / "entropy" / "seed0"
     run.mkdir(parents=True)

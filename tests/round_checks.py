@@ -90,7 +90,7 @@ def check_round_map(round_dir: Path, kind: str, n_proposed: int, text: str) -> N
     """The round's page draws the t-SNE map of its run's points (``run/embeddings/
     cycle_00.npz``: every proposal among them) and, for classification, the class histogram;
     without points (superpixel units) it says why."""
-    from active_learning.reports.html import read_embeddings_file
+    from active_learning.files.embeddings import read_embeddings_file
 
     points_file = round_dir / "run" / "embeddings" / "cycle_00.npz"
     image = round_dir / "proposals" / "report" / "img" / "s00_map.png"

@@ -46,7 +46,13 @@ def _direct_imports() -> dict[str, list[str]]:
     """Third-party packages the core imports with an import statement -> where."""
     found: dict[str, list[str]] = {}
     for path in sorted((ROOT / "active_learning").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        never_run = {id(inner) for node in ast.walk(tree)
+                     if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                     for child in node.body for inner in ast.walk(child)}
+        for node in ast.walk(tree):
+            if id(node) in never_run:   # under `if TYPE_CHECKING:`: type hints, never imported
+                continue
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

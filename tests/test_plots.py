@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from active_learning.reports.plots import _line_styles, mean_std_curve, plot_learning_curve
+from active_learning.drawing.curves import _line_styles, mean_std_curve, plot_learning_curve
 
 
 def _rows(values):

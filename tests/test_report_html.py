@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from active_learning.drawing.palette import palette
+from active_learning.drawing.predictions import Style
 from active_learning.files.proposals import ImagePrediction
-from active_learning.reports.html import (
-    ChosenImage,
-    Selection,
-    class_counts,
-    main,
-    palette,
-    render_thumbnail,
-    subsample_points,
-    tsne_coordinates,
-    write_report,
-)
+from active_learning.reports.class_histogram import class_counts
+from active_learning.reports.embedding_map import subsample_points, tsne_coordinates
+from active_learning.reports.html import main
+from active_learning.reports.page import ChosenImage, Selection, write_report
+from active_learning.reports.thumbnails import render_thumbnail
 from report_fixtures import CLASSES, make_run_folder, round_selection, write_round_report
 
 
@@ -77,61 +73,31 @@ def test_class_counts_by_hand():
     np.testing.assert_array_equal(counts["chosen"], [0, 1, 1])
 
 
-def test_a_box_is_drawn_in_its_class_colour_where_it_is():
+def test_a_thumbnail_scales_the_prediction_to_its_size():
     black = np.zeros((100, 200, 3), dtype=np.uint8)
     prediction = ImagePrediction(400, 200, boxes=np.array([[40.0, 40.0, 200.0, 160.0]]),
                                  labels=np.array([1]))
     # The prediction is in pixels of a 400 x 200 image; the file is 200 x 100: half the scale.
-    picture = np.asarray(render_thumbnail(black, prediction=prediction, class_names=CLASSES,
-                                          max_side=200))
+    picture = np.asarray(render_thumbnail(black, prediction=prediction,
+                                          style=Style(class_names=CLASSES), max_side=200))
     colour = palette(3)[1]
     assert tuple(picture[50, 20]) == colour                  # left edge at x = 40 / 2
     assert tuple(picture[50, 100]) == colour                 # right edge at x = 200 / 2
     assert tuple(picture[50, 60]) == (0, 0, 0)               # inside stays as it was
     assert tuple(picture[50, 150]) == (0, 0, 0)
+    # Enlarged to max_side: a 20 x 10 image becomes 200 x 100, its box with it.
+    small = render_thumbnail(np.zeros((10, 20, 3), dtype=np.uint8), max_side=200,
+                             prediction=ImagePrediction(20, 10, boxes=np.array([[2.0, 2, 10, 8]])))
+    assert small.size == (200, 100) and tuple(np.asarray(small)[50, 20]) == palette(1)[0]
 
 
-def test_a_mask_shades_each_class_and_leaves_the_ignore_label():
-    grey = np.full((20, 20, 3), 100, dtype=np.uint8)
-    mask = np.full((20, 20), 255)
-    mask[:, :10] = 2
-    picture = np.asarray(render_thumbnail(grey, prediction=ImagePrediction(20, 20, mask=mask),
-                                          class_names=CLASSES, max_side=20)).astype(int)
-    expected = np.round(0.55 * 100 + 0.45 * np.array(palette(3)[2]))
-    np.testing.assert_allclose(picture[5, 5], expected, atol=1)
-    assert tuple(picture[5, 15]) == (100, 100, 100)
-
-
-def test_chosen_superpixels_are_coloured_and_the_rest_dimmed():
+def test_a_thumbnails_superpixels_are_scaled_to_it():
     grey = np.full((20, 40, 3), 200, dtype=np.uint8)
-    region_map = np.repeat(np.arange(4)[None, :], 10, axis=1).repeat(20, axis=0)   # 4 columns
-    picture = np.asarray(render_thumbnail(grey, region_map=region_map, regions=np.array([1, 3]),
-                                          region_scores=np.array([1.0, 0.0]), max_side=40))
-    inside_high, inside_low, other = picture[10, 15], picture[10, 35], picture[10, 5]
-    assert tuple(other) == (140, 140, 140)                   # 0.7 x 200: not chosen
-    assert not np.array_equal(inside_high, inside_low)       # the score sets the colour
-    assert tuple(picture[10, 10]) == (51, 255, 51)           # a chosen region's border: green
-
-
-def test_region_borders_are_skimages_thick_boundaries():
-    segmentation = pytest.importorskip("skimage.segmentation")
-    from active_learning.reports.html import _region_boundaries
-
-    region_map = np.random.default_rng(0).integers(0, 4, (30, 40))
-    region_map[5:20, 5:30] = 9
-    np.testing.assert_array_equal(_region_boundaries(region_map),
-                                  segmentation.find_boundaries(region_map, connectivity=1,
-                                                               mode="thick"))
-
-
-def test_keypoints_and_limbs_are_drawn():
-    black = np.zeros((50, 50, 3), dtype=np.uint8)
-    points = np.array([[[10.0, 10.0, 0.9], [40.0, 10.0, 0.9], [25.0, 40.0, 0.1]]])
-    picture = np.asarray(render_thumbnail(black, prediction=ImagePrediction(50, 50, keypoints=points),
-                                          skeleton=[(0, 1), (1, 2)], max_side=50))
-    assert tuple(picture[10, 25]) == palette(2)[0]           # the limb 0-1
-    assert picture[10, 10, 0] > 200                          # a joint: red
-    assert tuple(picture[30, 28]) == (0, 0, 0)               # no limb to the unsure joint 2
+    region_map = np.repeat(np.arange(4), 5)[None, :].repeat(10, axis=0)        # [10, 20]
+    picture = np.asarray(render_thumbnail(grey, region_map=region_map, regions=np.array([1]),
+                                          region_scores=np.array([1.0]), max_side=40))
+    assert tuple(picture[10, 2]) == (140, 140, 140)         # region 0: dimmed
+    assert tuple(picture[10, 15]) != (140, 140, 140)        # region 1 (x 10..19): coloured
 
 
 def test_tsne_keeps_two_clusters_apart():
@@ -243,3 +209,25 @@ def test_class_counts_must_match_the_class_names(tmp_path):
     selection = Selection("r", class_counts={"labeled": [1, 2]})
     with pytest.raises(ValueError, match="have 2 entries for 3 classes"):
         write_report(tmp_path / "r", title="t", selections=[selection], class_names=CLASSES)
+
+
+def test_every_name_reaches_the_page_escaped(tmp_path):
+    attack = "<script>alert('x')</script>"
+    image = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), "white").save(image)
+    chosen = [ChosenImage(f"{attack}.png", 0.5, image, ImagePrediction(16, 16, label=0),
+                          note=attack)]
+    selection = Selection(attack, chosen=chosen, class_counts={"labeled": [1, 2]},
+                          class_note=attack, links={attack: image})
+    index = write_report(tmp_path / "r", title=attack, selections=[selection],
+                         summary={attack: attack}, class_names=[attack, "dog"],
+                         metrics_rows=[{"cycle": 0, "n_labeled": 1, "note": attack}])
+    html = index.read_text(encoding="utf-8")
+    assert "<script>alert" not in html and html.count("<script") == 1     # the page's own
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    page = parse(index)
+    text = "".join(page.text)
+    # title, heading, summary key and value, section, name, alt, predicted class, note, class
+    # note, class table, cycle table, item table, link text
+    assert text.count(attack) >= 10
+    assert page.cards[0]["data-name"] == f"{attack}.png"                  # an attribute too

@@ -3,9 +3,9 @@
 After each cycle's choice the runner embeds a bounded, seeded sample of the pool, as core-set
 embeds it (``adapter.embedding``, one row per unit: the mean of its samples'), and saves it with
 each point's status (labeled / chosen / unlabeled) and, where the task has one class per image,
-its class. The report (``reports/html.py``) draws the t-SNE map and the class histogram from it,
-as the TSNEPlotter of the AL-CV project colours its points "newly sampled / previously sampled /
-un-sampled" and by class.
+its class (the file's format: ``files/embeddings.py``). The report draws the t-SNE map and the
+class histogram from it, as the TSNEPlotter of the AL-CV project colours its points "newly
+sampled / previously sampled / un-sampled" and by class.
 
 The sample: every chosen unit (a seeded ``2 x per_status`` of them when more are chosen, e.g. a
 round ranking everything), and a seeded uniform ``per_status`` of the labeled units and of the
@@ -37,6 +37,7 @@ from active_learning.distributed import (
     shard_range,
     world_size,
 )
+from active_learning.files.embeddings import write_embeddings_file
 from active_learning.loop.config import LoopConfig, derive_seed
 from active_learning.loop.selection import _forward, make_loader, progress
 from active_learning.loop.units import SelectionUnits
@@ -229,8 +230,6 @@ def map_points(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
 def write_map_file(points: MapPoints, path: str | Path,
                    class_names: Sequence[str] = ()) -> None:
     """Save ``points`` as ``write_embeddings_file`` does (atomically), with the class names."""
-    from active_learning.reports.html import write_embeddings_file
-
     write_embeddings_file(path, points.embeddings, points.status, points.classes,
                           units=points.units, predicted=points.predicted,
                           class_names=class_names, totals=points.totals, note=points.note)

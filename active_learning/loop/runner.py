@@ -727,7 +727,7 @@ def _move_pending(run_dir: Path) -> None:
 
 
 def _plot(run: _Run) -> None:
-    from active_learning.reports.plots import plot_learning_curve
+    from active_learning.drawing.curves import plot_learning_curve
 
     if not any(run.adapter.primary_metric in row for row in run.rows):
         return   # nothing was measured (a labeling round without test labels)

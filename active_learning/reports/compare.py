@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from active_learning.extras import require
 from active_learning.files.atomic import atomic_write_text
 from active_learning.files.export import read_metrics_csv
 from active_learning.strategies.mixes import mix_label
@@ -415,7 +416,7 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
         ValueError: no runs, a metric missing, a negative tolerance, or two runs with the same
             strategy and seed.
     """
-    import pandas as pd
+    pd = require("pandas", "comparing runs")
 
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0 and math.isfinite(tolerance)):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance}")
@@ -521,7 +522,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def comparison_table(comparison: Comparison) -> pd.DataFrame:
     """The CSV table: one row per strategy (best AUBC first) with the curve and the summary."""
-    import pandas as pd
+    pd = require("pandas", "comparing runs")
 
     summary = comparison.summary
     rows = []
@@ -587,7 +588,7 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
 
 def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> dict[str, Path]:
     """Write ``OUT_PREFIX.png``, ``.md`` and ``.csv`` (atomically); returns their paths."""
-    from active_learning.reports.plots import plot_learning_curve
+    from active_learning.drawing.curves import plot_learning_curve
 
     paths = _output_paths(out_prefix)
     curves = {f"{name} ({len(group)} "

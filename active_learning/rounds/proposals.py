@@ -41,7 +41,7 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     superpixel round's chosen regions are copied too: ``proposals/regions.csv``
     (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
     ids refer to), and the page draws them; the page's t-SNE map and class histogram come
-    from the run's ``embeddings/cycle_00.npz`` (``reports.html.map_fields``). Returns the
+    from the run's ``embeddings/cycle_00.npz`` (``reports.run_folder.map_fields``). Returns the
     names, best first."""
     import shutil
 
@@ -49,13 +49,8 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     from active_learning.files.proposals import write_proposals as write_files
     from active_learning.loop.superpixels import load_region_map
     from active_learning.loop.units import region_map_path
-    from active_learning.reports.html import (
-        MAX_THUMBNAILS,
-        ChosenImage,
-        Selection,
-        map_fields,
-        write_report,
-    )
+    from active_learning.reports.page import MAX_THUMBNAILS, ChosenImage, Selection, write_report
+    from active_learning.reports.run_folder import map_fields
 
     chosen = read_entropies_csv(run_dir / "priorities" / "cycle_00.csv")
     names = [name for name, _ in chosen]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from active_learning.files.embeddings import read_embeddings_file
 from active_learning.files.export import read_entropies_csv
-from active_learning.reports.html import read_embeddings_file
 from classification.train import main
 from round_checks import check_proposals
 

@@ -289,14 +289,14 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
 
 
 def test_the_selection_picture_says_when_it_draws_no_skeleton(dataset, tmp_path, monkeypatch):
-    from active_learning.reports import plots
+    from active_learning.drawing import figures
     from human_pose_estimation import overlay
     from human_pose_estimation.train import build
 
     task = build(parse_args(["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path)])).adapter
     model = task.build_model()
     titles = []
-    monkeypatch.setattr(plots, "save_figure", lambda figure, path: titles.extend(
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path: titles.extend(
         axis.get_title() for axis in figure.axes if axis.get_title()))
     confident = np.full(17, 0.9)
     for maxima, expected in ((np.zeros(17), "no predicted joint above confidence 0.2"),
