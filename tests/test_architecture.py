@@ -186,7 +186,7 @@ def test_no_import_circle_in_the_core():
 LAYERS = (
     ("active_learning.errors", "active_learning.extras", "active_learning.flags",
      "active_learning.console", "active_learning.precision", "active_learning.distributed",
-     "active_learning.files", "active_learning.labels"),
+     "active_learning.files", "active_learning.labels", "active_learning.drawing"),
     ("active_learning.strategies",),
     ("active_learning.loop", "active_learning.adapter"),
     ("active_learning.reports",),
