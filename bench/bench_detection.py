@@ -1,7 +1,7 @@
 """SSD300 on this machine: scoring throughput per strategy and the loss module's training overhead.
 
 Scoring: images/s at 300x300 through what the loop runs for a batch of candidates
-(``selection.score_candidates``' per-batch work): one forward, the detections (score > 0.01, the
+(``scoring.score_candidates``' per-batch work): one forward, the detections (score > 0.01, the
 200 best per class, NMS 0.45), the entropy of each and its max per image (``entropy``, the
 default ``--uncertainty-boxes detections``) or the entropy of every default box reduced by max
 (``entropy (anchors)``); the loss module's prediction (``loss_prediction``); T MC-dropout
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # task_timing, next to
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from active_learning.loop.units import ScoredBatch  # noqa: E402
 from active_learning.strategies import get_strategy  # noqa: E402
 from active_learning.strategies.loss_prediction import LossPredictionModule  # noqa: E402
 from active_learning.strategies.mc_dropout import MCDropoutSampler  # noqa: E402
@@ -86,8 +87,10 @@ def main() -> None:
     @torch.inference_mode()
     def score_entropy():
         outputs, _ = task.forward_intermediates(model, images)
-        scores = entropy.score_batch({"probs": task.probabilities(outputs)}, reduction="none")
-        task.selection_units().pool_scores([(indices, scores.numpy())], "max")
+        probs, counts = task.probabilities_and_slots(outputs)
+        scores = entropy.score_batch({"probs": probs}, reduction="none")
+        task.selection_units().pool_scores([ScoredBatch(indices, scores.numpy(), counts.numpy())],
+                                           "max")
 
     @torch.inference_mode()
     def score_entropy_anchors():
@@ -105,12 +108,20 @@ def main() -> None:
         @torch.inference_mode()
         def score():
             accumulator = MCAccumulator(mc_entropy.mc_statistics)
-            for probs in sampler.passes(images, args.mc_samples, output_fn=kind.probabilities):
+            counts = []   # each pass's detection counts (the same boxes in every pass)
+
+            def output_fn(outputs):
+                probs, slots = kind.probabilities_and_slots(outputs)
+                counts.append(slots)
+                return probs
+
+            for probs in sampler.passes(images, args.mc_samples, output_fn=output_fn):
                 accumulator.update(probs)
             if kind is task:
                 scores = mc_entropy.score_batch({"mc_probs": accumulator.result()},
                                                 reduction="none")
-                task.selection_units().pool_scores([(indices, scores.numpy())], "max")
+                task.selection_units().pool_scores(
+                    [ScoredBatch(indices, scores.numpy(), counts[-1].numpy())], "max")
             else:
                 mc_entropy.score_batch({"mc_probs": accumulator.result()}, reduction="max")
         return score

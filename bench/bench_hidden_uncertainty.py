@@ -36,8 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from active_learning import cli  # noqa: E402
+from active_learning.loop.fitting import labeled_features  # noqa: E402
+from active_learning.loop.inference import make_loader  # noqa: E402
 from active_learning.loop.pool import PoolState  # noqa: E402
-from active_learning.loop.selection import labeled_features, make_loader  # noqa: E402
 from active_learning.strategies.hidden_uncertainty import fit_class_conditional  # noqa: E402
 from active_learning.strategies.labeled import ClassSample, cell_centers, hidden_rows  # noqa: E402
 

@@ -2,7 +2,7 @@
 loss module's training overhead.
 
 Scoring: person crops/s through what the loop runs for a batch of candidates
-(``selection.score_candidates``' per-batch work): one forward + 1 - the mean heatmap peak
+(``scoring.score_candidates``' per-batch work): one forward + 1 - the mean heatmap peak
 (``heatmap_uncertainty``), the loss module's prediction on the five taps (``loss_prediction``),
 T MC-dropout passes of the final 1 x 1 convolution with streamed variance (``mc_variance``; the
 backbone runs once), the pooled branches (``coreset`` embedding).

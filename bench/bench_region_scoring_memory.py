@@ -140,8 +140,9 @@ def child(scored: int, args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
+    from active_learning.loop.compatibility import check_strategy_fits
     from active_learning.loop.config import LoopConfig
-    from active_learning.loop.selection import check_strategy_fits, score_candidates
+    from active_learning.loop.scoring import score_candidates
     from active_learning.strategies import get_strategy
 
     torch.set_num_threads(args.threads)

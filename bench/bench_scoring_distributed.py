@@ -1,4 +1,4 @@
-"""Benchmark: sharded scoring throughput with 1 and 2 processes (``selection.score_sharded``).
+"""Benchmark: sharded scoring throughput with 1 and 2 processes (``scoring.score_sharded``).
 
     python bench/bench_scoring_distributed.py --images 2048 --width 16 --strategy entropy
 
@@ -51,7 +51,7 @@ def _rank_main(rank: int, world: int, folder: str, args: argparse.Namespace) -> 
     import torch.distributed as dist
 
     from active_learning.loop.config import LoopConfig
-    from active_learning.loop.selection import score_sharded
+    from active_learning.loop.scoring import score_sharded
     from active_learning.strategies import get_strategy
 
     torch.set_num_threads(1)

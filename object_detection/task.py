@@ -23,7 +23,7 @@ What the strategies see:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ from torch.utils.data import Dataset
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.images import check_images, image_size
 from active_learning.files.proposals import ImagePrediction
-from active_learning.loop.units import SelectionUnits
+from active_learning.loop.scoring import SlottedProbabilities
+from active_learning.loop.units import ScoredBatch, SelectionUnits, scored_batch
 from active_learning.strategies import BOX_DISTRIBUTIONS
 
 from .data import DetectionSet, collate
@@ -61,28 +62,27 @@ class DetectionUnits(SelectionUnits):
     detections by the loop's unit reduction (``--unit-reduction``): ``max``, ``mean`` or
     ``sum``. An image without a detection scores 0.
 
-    ``counts``: returns the K of each image of the batch the task last turned into
-    probabilities (``DetectionTask.probabilities``; the loop scores a batch right after
-    computing its probabilities). The empty slots of a batch must score exactly 0 (their
-    distribution is one-hot background): a batch whose scores and counts disagree is a bug and
-    raises. Strategies that score whole images (loss prediction) pass through.
+    Each batch of per-box scores carries its images' K (``ScoredBatch.slot_counts``, which the
+    scoring pass takes from ``DetectionTask.probabilities_and_slots`` with the probabilities).
+    The empty slots of a batch must score exactly 0 (their distribution is one-hot
+    background): a batch whose scores and counts disagree is a bug and raises. Strategies that
+    score whole images (loss prediction) pass through.
     """
 
     kind = "detections"
     dense_scores = True
 
-    def __init__(self, n_samples: int, counts: Any) -> None:
-        super().__init__(n_samples)
-        self._counts = counts
-
-    def pool_scores(self, batches: Iterable[tuple[np.ndarray, Any]],
+    def pool_scores(self, batches: Iterable[ScoredBatch | tuple[np.ndarray, Any]],
                     reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
-        def pooled():
-            for samples, scores in batches:
+        def pooled() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for samples, scores, counts in map(scored_batch, batches):
                 scores = np.asarray(scores, dtype=np.float64)
                 if scores.ndim > 1:
+                    if counts is None:   # a bug upstream: the scoring pass sends them
+                        raise RuntimeError("per-box scores came without their images' "
+                                           "detection counts")
                     scores = pool_box_scores(scores.reshape(len(scores), -1),
-                                             np.asarray(self._counts()), reduction)
+                                             np.asarray(counts), reduction)
                 yield samples, scores
 
         return super().pool_scores(pooled(), reduction)
@@ -108,7 +108,7 @@ def pool_box_scores(scores: np.ndarray, counts: np.ndarray, reduction: str) -> n
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
-class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
+class DetectionTask(SlottedProbabilities, PartwiseEvaluation, BaseTaskAdapter):
     """Adapter for object detection (see ``active_learning.adapter.TaskAdapter``).
 
     Args:
@@ -152,7 +152,6 @@ class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
         if scored_boxes not in SCORED_BOXES:
             raise ValueError(f"scored_boxes must be one of {SCORED_BOXES}, got {scored_boxes!r}")
         self.scored_boxes = scored_boxes
-        self._box_counts = np.zeros(0, dtype=np.int64)   # the last scored batch's (see Units)
         self.feature_info = feature_info(width)
         self.train_set = DetectionSet(self.samples, augment=True)
         self.pool_set = DetectionSet(self.samples)
@@ -224,16 +223,22 @@ class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
     def selection_units(self) -> SelectionUnits:
         if self.scored_boxes == "anchors":
             return super().selection_units()
-        return DetectionUnits(len(self.samples), lambda: self._box_counts)
+        return DetectionUnits(len(self.samples))
 
     def probabilities(self, outputs: Any) -> torch.Tensor:
-        """Class posteriors [B, C, *boxes] of the boxes uncertainty scores.
+        """Class posteriors [B, C, *boxes] of the boxes uncertainty scores
+        (:meth:`probabilities_and_slots` without the counts)."""
+        return self.probabilities_and_slots(outputs)[0]
+
+    def probabilities_and_slots(self, outputs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class posteriors [B, C, *boxes] of the boxes uncertainty scores, with the number of
+        filled slots of each image (int [B], or None when every box is scored).
 
         ``scored_boxes="detections"``: the detector's output boxes (``model.detections``: score
         above 0.01, NMS), each with the class posterior of the default box it came from, in D
         slots per image (D = the batch's most detections, at least 1), the empty ones one-hot
-        background: [B, C, D]. The batch's detection counts are kept for ``DetectionUnits``.
-        ``"anchors"``: every default box, [B, C, 8732].
+        background: [B, C, D], and each image's detection count [B] (``DetectionUnits`` pools
+        an image's box scores over them). ``"anchors"``: every default box, [B, C, 8732].
 
         ``outputs``: the head's dict (``forward_intermediates``), the MC scorer's logits
         [B, A, C] (anchors) or its ``{"detection_logits" [B, D, C], "counts" [B]}``.
@@ -242,15 +247,14 @@ class DetectionTask(PartwiseEvaluation, BaseTaskAdapter):
             logits, counts = outputs["detection_logits"], outputs["counts"]
         elif self.scored_boxes == "anchors" or not isinstance(outputs, dict):
             logits = outputs["cls_logits"] if isinstance(outputs, dict) else outputs
-            return torch.softmax(logits.float(), dim=-1).transpose(1, 2)
+            return torch.softmax(logits.float(), dim=-1).transpose(1, 2), None
         else:
             found = detections(outputs)
             index, filled, empty, counts = detection_slots(
                 [d["anchor"] for d in found], outputs["cls_logits"].shape[-1],
                 outputs["cls_logits"].dtype)
             logits = fill_slots(outputs["cls_logits"], index, filled, empty)
-        self._box_counts = counts.cpu().numpy()
-        return torch.softmax(logits.float(), dim=-1).transpose(1, 2)
+        return torch.softmax(logits.float(), dim=-1).transpose(1, 2), counts
 
     def embedding(self, outputs: Any, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Global-average-pooled fc7: [B, 1024 x width]."""

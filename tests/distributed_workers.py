@@ -66,7 +66,7 @@ def score_toy(kind: str, strategy: str, sharded: bool):
     """The toy task ``kind`` scored with a seeded model over every sample: by ``score_sharded``
     (each process its shard) or by ``score_candidates`` in this process alone."""
     from active_learning.loop.config import LoopConfig
-    from active_learning.loop.selection import score_candidates, score_sharded
+    from active_learning.loop.scoring import score_candidates, score_sharded
     from active_learning.strategies import get_strategy
 
     adapter = _toy_adapter(kind)
@@ -194,7 +194,7 @@ def score_with_stores(rank: int, folder: str) -> None:
     the second pass reads only the store. Rank 0 writes both results and what each pass read."""
     from active_learning.loop.config import LoopConfig
     from active_learning.loop.score_store import ScoreStore
-    from active_learning.loop.selection import score_sharded
+    from active_learning.loop.scoring import score_sharded
     from active_learning.strategies import get_strategy
 
     adapter = _toy_adapter("grouped")

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from active_learning.adapter import TaskAdapter
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import run_active_learning
+from active_learning.loop.scoring import SlottedProbabilities
 from active_learning.strategies import DISTRIBUTIONS
 from active_learning.strategies.loss_prediction import LossPredictionLoss, LossPredictionModule
 from toy_adapters import (
@@ -180,6 +181,12 @@ def test_probabilities_and_embeddings(adapter):
     else:  # pose: heatmaps, one map per joint at the output's resolution
         assert probs.shape == outputs.shape
     assert embedding.ndim == 2 and embedding.shape[0] == len(inputs) and torch.isfinite(embedding).all()
+    if isinstance(adapter, SlottedProbabilities):   # the counts come with the probabilities
+        with torch.no_grad():
+            slotted, counts = adapter.probabilities_and_slots(outputs)
+        torch.testing.assert_close(slotted, probs, rtol=0, atol=0)
+        if counts is not None:
+            assert counts.shape == (len(inputs),) and (counts <= probs.shape[2]).all()
 
 
 def test_names_are_unique(adapter):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from active_learning import choose_new_labeled_indices, get_strategy
-from active_learning.loop.selection import strategy_refusal
+from active_learning.loop.compatibility import strategy_refusal
 from active_learning.loop.units import GroupedUnits, RegionUnits, SelectionUnits
 from active_learning.strategies import (
     BOX_DISTRIBUTIONS,
@@ -361,7 +361,8 @@ def test_embedding_strategies_fit_every_task_and_the_others_one_distribution_per
 
 def test_the_loop_gathers_mc_samples_sample_major_and_hands_them_back_as_t_u_c():
     from active_learning.loop.config import LoopConfig
-    from active_learning.loop.selection import _choose, score_candidates
+    from active_learning.loop.scoring import score_candidates
+    from active_learning.loop.selection import choose
     from active_learning.strategies import MC_PROBS, Strategy
     from toy_adapters import ToyClassificationAdapter
 
@@ -387,7 +388,7 @@ def test_the_loop_gathers_mc_samples_sample_major_and_hands_them_back_as_t_u_c()
         return np.arange(budget), np.ones(budget)
 
     recording = Strategy("recording", frozenset({MC_PROBS}), "records", select_set=record)
-    chosen, _ = _choose(recording, SelectionUnits(30), samples, samples, computed, None, 2, 0,
+    chosen, _ = choose(recording, SelectionUnits(30), samples, samples, computed, None, 2, 0,
                         config)
     assert seen["mc_probs"].shape == (3, 10, 3) and chosen.tolist() == [29, 3]   # [T, S, C]
     torch.testing.assert_close(seen["mc_probs"][1], expected)

@@ -47,19 +47,19 @@ def test_grouped_units_count_images_and_never_pick_an_empty_or_labeled_one(tmp_p
 
 
 def test_grouped_scores_pool_the_persons_of_each_image(tmp_path, monkeypatch):
-    from active_learning.loop import selection
+    from active_learning.loop import scoring
 
     adapter = ToyGroupedAdapter()
     config = _config("entropy", cycles=1, unit_reduction="sum")
     seen = {}
-    original = selection.score_candidates
+    original = scoring.score_candidates
 
     def recording(*args, **kwargs):
         result = original(*args, **kwargs)
         seen.update(result)
         return result
 
-    monkeypatch.setattr(selection, "score_candidates", recording)
+    monkeypatch.setattr(scoring, "score_candidates", recording)
     run_active_learning(adapter, config, tmp_path)
     # Every candidate image with persons got one pooled score; the chosen are the top 6 of them.
     state = PoolState.load(tmp_path / "pool.npz")
@@ -294,7 +294,7 @@ def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
     import torch
     from torch.utils.data import DataLoader
 
-    from active_learning.loop.selection import predicted_and_true_losses
+    from active_learning.loop.loss_ranking import predicted_and_true_losses
     from active_learning.strategies.loss_prediction import LossPredictionModule
     from toy_adapters import ToyDenseAdapter
 

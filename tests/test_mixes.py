@@ -13,7 +13,8 @@ from active_learning.errors import ConfigError
 from active_learning.loop import selection
 from active_learning.loop.config import STAGE_PASSIVE, LoopConfig, derive_seed
 from active_learning.loop.pool import PoolState
-from active_learning.loop.selection import score_candidates, select_next
+from active_learning.loop.scoring import score_candidates
+from active_learning.loop.selection import select_next
 from active_learning.strategies import EMBEDDING, PROBS
 from active_learning.strategies.diversity import k_center_greedy
 from active_learning.strategies.mixes import (

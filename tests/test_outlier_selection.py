@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from active_learning import choose_new_labeled_indices, get_strategy
-from active_learning.loop import selection
+from active_learning.loop import fitting
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.holdout import held_out_units, hold_out
 from active_learning.loop.pool import PoolState
-from active_learning.loop.selection import score_candidates, select_next
+from active_learning.loop.scoring import score_candidates
+from active_learning.loop.selection import select_next
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from distributed_workers import spawn
 from toy_adapters import ToyClassificationAdapter, ToyDenseAdapter, outputs_and_embeddings
@@ -78,13 +79,13 @@ def test_active_transfer_learning_learns_from_the_held_out_units_only(monkeypatc
     adapter, model, state, config = _setup("active_transfer_learning", labeled=40)
     hold_out(adapter, 0.2, config.seed)
     seen = []
-    original = selection.labeled_features
+    original = fitting.labeled_features
 
     def recording(adapter, model, samples, *args, **kwargs):
         seen.append(np.asarray(samples).copy())
         return original(adapter, model, samples, *args, **kwargs)
 
-    monkeypatch.setattr(selection, "labeled_features", recording)
+    monkeypatch.setattr(fitting, "labeled_features", recording)
     indices, scores = select_next(adapter, model, None, state, 0, config, CPU)
     expected = held_out_units(np.arange(40), config.seed, 0.2)
     assert len(seen) == 1 and seen[0].tolist() == expected.tolist() and len(expected) == 8
@@ -102,7 +103,7 @@ def test_fitted_strategies_score_per_pixel_outputs():
     indices, _ = select_next(adapter, model, None, state, 0, config, CPU)
     assert len(set(indices.tolist())) == 4 and min(indices) >= 12
     # per-pixel rows: the labeled images' pixels, each with its class
-    rows = selection.labeled_features(adapter, model, np.arange(12), config, CPU, seed=0)
+    rows = fitting.labeled_features(adapter, model, np.arange(12), config, CPU, seed=0)
     assert len(rows) == 12 * 64 and rows.features.shape[1] == 2 and rows.class_counts.sum() == 12 * 64
 
 
@@ -134,7 +135,7 @@ def test_a_sharded_run_chooses_what_one_process_chooses(tmp_path):
 
 
 def test_each_strategy_runs_where_its_outputs_fit_and_is_refused_elsewhere():
-    from active_learning.loop.selection import strategy_refusal
+    from active_learning.loop.compatibility import strategy_refusal
     from active_learning.loop.units import GroupedUnits, RegionUnits, SelectionUnits
     from active_learning.strategies import BOX_DISTRIBUTIONS, CLASS_DISTRIBUTIONS, HEATMAPS
 
@@ -161,7 +162,7 @@ def test_a_strategy_whose_library_is_missing_is_refused_before_training(monkeypa
     import importlib.util
 
     from active_learning.errors import ConfigError
-    from active_learning.loop.selection import check_strategy_fits
+    from active_learning.loop.compatibility import check_strategy_fits
 
     adapter = ToyClassificationAdapter()
     real = importlib.util.find_spec

@@ -11,7 +11,7 @@ from torch import nn
 
 from active_learning.adapter import train_one_epoch
 from active_learning.loop.config import LoopConfig
-from active_learning.loop.selection import score_candidates
+from active_learning.loop.scoring import score_candidates
 from active_learning.precision import autocast, full_precision, grad_scaler, to_float
 from active_learning.strategies import get_strategy
 from toy_adapters import ToyClassificationAdapter, make_blobs

@@ -165,6 +165,39 @@ def test_a_run_writes_each_cycles_points_where_the_choice_was_made(tmp_path):
     assert json.loads((run_dir / "args.json").read_text())["report"] == {"map_points": 500}
 
 
+def test_the_cycles_candidates_are_drawn_once_for_the_choice_and_the_map(tmp_path, monkeypatch):
+    """One seeded draw per cycle, handed to the selection and to the map (not two draws that
+    agree only because they share a seed)."""
+    from active_learning.loop import candidates, runner, selection
+
+    draws, selected, mapped = [], [], []
+    original_draw, original_select, original_map = (candidates.draw_candidates,
+                                                    runner.select_next, runner.map_points)
+
+    def draw(*args, **kwargs):
+        draws.append(original_draw(*args, **kwargs))
+        return draws[-1]
+
+    def select(*args, **kwargs):
+        selected.append(kwargs["candidates"])
+        return original_select(*args, **kwargs)
+
+    def points(adapter, model, units, labeled, unit_candidates, *args, **kwargs):
+        mapped.append(unit_candidates)
+        return original_map(adapter, model, units, labeled, unit_candidates, *args, **kwargs)
+
+    for module in (candidates, runner, selection):
+        monkeypatch.setattr(module, "draw_candidates", draw)
+    monkeypatch.setattr(runner, "select_next", select)
+    monkeypatch.setattr(runner, "map_points", points)
+    run_active_learning(ToyClassificationAdapter(n_train=60), _config(cycles=2), tmp_path / "run",
+                        report_map=500)
+    assert len(draws) == 2 and len(selected) == 2 and len(mapped) == 2
+    for drawn, chosen_among, on_the_map in zip(draws, selected, mapped):
+        assert chosen_among is drawn and on_the_map is drawn.units
+        assert len(drawn.units) == 30 and drawn.budget == 6
+
+
 def test_a_superpixel_run_writes_no_points_and_its_page_says_why(tmp_path):
     regions = tmp_path / "regions"
     run_active_learning(ToyRegionAdapter(n_train=12), _config(

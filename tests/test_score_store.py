@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import SCORING, run_active_learning
 from active_learning.loop.score_store import ScoreStore
-from active_learning.loop.selection import score_candidates
+from active_learning.loop.scoring import score_candidates
 from active_learning.strategies import get_strategy
 from distributed_workers import _toy_adapter
 

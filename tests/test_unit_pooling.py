@@ -16,7 +16,7 @@ from active_learning.files.export import read_entropies_csv, write_region_csv
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.superpixels import load_region_map
-from active_learning.loop.units import GroupedUnits, RegionUnits, SelectionUnits
+from active_learning.loop.units import GroupedUnits, RegionUnits, ScoredBatch, SelectionUnits
 
 # ---- grouped units: an image's persons split over two batches ----------------------------
 
@@ -66,6 +66,19 @@ def test_the_grouped_example_splits_images_over_batches_and_tells_the_reductions
         pooled = [_by_hand(samples, SCORES[samples], reduction)[image]
                   for reduction in ("max", "mean", "sum")]
         assert len({round(value, 9) for value in pooled}) == 3
+
+
+@pytest.mark.parametrize("units", [SelectionUnits(12), GroupedUnits(UNIT_OF_SAMPLE, n_units=7)])
+def test_a_scored_batch_pools_as_its_samples_and_scores_do(units):
+    """What the scoring pass hands the units (a ScoredBatch, slot counts included) pools as a
+    plain (samples, scores) pair: units that need no counts ignore them."""
+    samples = np.arange(12)
+    pairs = units.pool_scores(_batches(samples, SCORES, 5), reduction="mean")
+    scored = units.pool_scores((ScoredBatch(batch, values, np.ones(len(batch), dtype=np.int64))
+                                for batch, values in _batches(samples, SCORES, 5)),
+                               reduction="mean")
+    for left, right in zip(pairs, scored):
+        np.testing.assert_array_equal(left, right)
 
 
 @pytest.mark.parametrize("reduction", ["max", "mean", "sum"])

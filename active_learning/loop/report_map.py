@@ -39,7 +39,7 @@ from active_learning.distributed import (
 )
 from active_learning.files.embeddings import write_embeddings_file
 from active_learning.loop.config import LoopConfig, derive_seed
-from active_learning.loop.selection import _forward, make_loader, progress
+from active_learning.loop.inference import forward, make_loader, progress
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import full_precision, memory_format
 from active_learning.strategies import (
@@ -163,7 +163,7 @@ def _embed_with_classes(adapter: TaskAdapter, model: nn.Module, samples: np.ndar
     for batch in progress(loader, config.progress, desc="report map"):
         inputs, targets = adapter.split_batch(batch, device)
         inputs = memory_format(inputs, config.channels_last)
-        outputs, features = _forward(adapter, model, inputs, device, config.amp)
+        outputs, features = forward(adapter, model, inputs, device, config.amp)
         embedding = adapter.embedding(outputs, features).float().cpu()            # [B, D]
         rows.append(embedding)
         if predicted is None:
@@ -191,7 +191,7 @@ def map_points(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
     """Embed the cycle's map sample (:func:`map_sample`); the points on rank 0, None elsewhere.
 
     Every process must call it: each embeds its contiguous shard of the sample's samples, and
-    rank 0 gathers them in order (as ``selection.embed``) and pools them per unit.
+    rank 0 gathers them in order (as ``scoring.embed``) and pools them per unit.
     """
     seed = derive_seed(config.seed, cycle, STAGE_REPORT_MAP)
     ids, status, totals = map_sample(labeled, candidates, chosen, per_status, seed)

@@ -39,7 +39,6 @@ import random
 import shutil
 import time
 import uuid
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +63,8 @@ from active_learning.distributed import (
 from active_learning.errors import ConfigError, RunMismatchError, UserError
 from active_learning.files.atomic import atomic_torch_save, atomic_write_text
 from active_learning.files.export import read_metrics_csv, write_metrics_csv
+from active_learning.loop.candidates import Candidates, draw_candidates
+from active_learning.loop.compatibility import check_strategy_fits
 from active_learning.loop.config import (
     STAGE_DATA,
     STAGE_INITIAL,
@@ -72,6 +73,8 @@ from active_learning.loop.config import (
     derive_seed,
 )
 from active_learning.loop.identity import check_pool, item_names
+from active_learning.loop.inference import make_loader, progress
+from active_learning.loop.loss_ranking import predicted_and_true_losses
 from active_learning.loop.parallel import data_parallel
 from active_learning.loop.pool import UNLABELED, PoolState
 from active_learning.loop.report_map import (
@@ -80,15 +83,7 @@ from active_learning.loop.report_map import (
     map_refusal,
     write_map_file,
 )
-from active_learning.loop.selection import (
-    check_strategy_fits,
-    draw_candidates,
-    make_loader,
-    predicted_and_true_losses,
-    progress,
-    select_next,
-    tie_warning,
-)
+from active_learning.loop.selection import select_next, tie_warning
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import autocast, grad_scaler
 from active_learning.strategies import Strategy, get_strategy
@@ -374,14 +369,14 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     metrics = _evaluate(run, model, loss_module, cycle)
     eval_seconds = time.perf_counter() - start
 
-    candidates = _map_candidates(run, cycle)
     start = time.perf_counter()
-    chosen = _select(run, model, loss_module, cycle)
+    candidates = _draw_candidates(run, cycle)   # once: the selection's and the map's
+    chosen = _select(run, model, loss_module, cycle, candidates)
     select_seconds = time.perf_counter() - start
     map_seconds = None
-    if candidates is not None and len(chosen):
+    if run.map_points and candidates is not None and len(chosen):
         start = time.perf_counter()
-        _write_map(run, model, cycle, labeled, candidates, chosen)
+        _write_map(run, model, cycle, labeled, candidates.units, chosen)
         map_seconds = time.perf_counter() - start
 
     if run.config.save_checkpoints and is_main_process():
@@ -630,16 +625,26 @@ def _evaluate(run: _Run, model: nn.Module, loss_module: nn.Module | None,
     return broadcast_object(metrics)
 
 
-def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None,
-            cycle: int) -> np.ndarray:
-    """Choose the next units, write what the annotator needs, mark them labeled in
-    ``cycle + 1``; returns them (int64 [K] unit ids, best first; empty when none are left)."""
+def _draw_candidates(run: _Run, cycle: int) -> Candidates | None:
+    """The cycle's candidates (``loop/candidates.py``), drawn once and handed to the selection
+    and to the report's map; None when no unit is left to select."""
     left = (run.state.labeled_at == UNLABELED) & run.units.selectable()
     if not left.any():
+        return None
+    return draw_candidates(run.units, run.state, cycle, run.config)
+
+
+def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: int,
+            candidates: Candidates | None) -> np.ndarray:
+    """Choose the next units among ``candidates``, write what the annotator needs, mark them
+    labeled in ``cycle + 1``; returns them (int64 [K] unit ids, best first; empty when none
+    are left)."""
+    if candidates is None:
         logger.info("cycle %d: the unlabeled pool is exhausted; nothing left to select", cycle)
         return np.zeros(0, dtype=np.int64)
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
-                                  run.device, store_folder=run.run_dir / SCORING,
+                                  run.device, candidates=candidates,
+                                  store_folder=run.run_dir / SCORING,
                                   model_token=run.model_token)
     ties = tie_warning(scores) if run.strategy.needs else None   # random has no scores to tie
     if ties is not None and is_main_process():
@@ -653,17 +658,6 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None,
                                    pending / "selections" / f"cycle_{cycle:02d}.png", model=model)
     run.state.mark_labeled(indices, cycle + 1)
     return np.asarray(indices, dtype=np.int64)
-
-
-def _map_candidates(run: _Run, cycle: int) -> np.ndarray | None:
-    """The cycle's candidates as the selection draws them (the same seeded draw, before its
-    choice is marked), where the map's unlabeled points come from; None without a map."""
-    left = (run.state.labeled_at == UNLABELED) & run.units.selectable()
-    if not run.map_points or not left.any():
-        return None
-    with warnings.catch_warnings():   # a budget larger than what is left: select_next says so
-        warnings.simplefilter("ignore")
-        return draw_candidates(run.units, run.state, cycle, run.config)[0]
 
 
 def _write_map(run: _Run, model: nn.Module, cycle: int, labeled: np.ndarray,

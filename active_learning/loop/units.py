@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,22 @@ from active_learning.files.export import csv_values, write_entropies_csv, write_
 from active_learning.strategies import GRAD_EMBEDDING, MC_PROBS, PROBS, Strategy
 
 UNIT_REDUCTIONS = ("max", "mean", "sum")
+
+
+class ScoredBatch(NamedTuple):
+    """One batch of scores on its way to the units, with everything the units need to pool it
+    (nothing is read from elsewhere, so batches can be pooled in any order).
+
+    Attributes:
+        samples: int [B] the batch's sample indices.
+        scores: float [B] one score per sample, or ``[B, *dense]`` per location (pixels, boxes).
+        slot_counts: int [B] how many of each sample's leading score slots are filled (an
+            image's detections, the rest padding), or None when every slot is.
+    """
+
+    samples: np.ndarray
+    scores: Any
+    slot_counts: np.ndarray | None = None
 
 
 class SelectionUnits:
@@ -117,15 +133,16 @@ class SelectionUnits:
                     f"{cls.item_label}")
         return None
 
-    def pool_scores(self, batches: Iterable[tuple[np.ndarray, Any]],
+    def pool_scores(self, batches: Iterable[ScoredBatch | tuple[np.ndarray, Any]],
                     reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
         """Per-sample scores, batch by batch -> (unit ids int64 [V], unit scores float64 [V]).
 
-        ``batches`` yields ``(sample indices int [B], scores [B])``; it is consumed lazily, so a
-        subclass can pool each batch as it comes and hold no more than one batch of it.
+        ``batches`` yields :class:`ScoredBatch` (or ``(sample indices int [B], scores [B])``
+        pairs); it is consumed lazily, so a subclass can pool each batch as it comes and hold no
+        more than one batch of it.
         """
         ids, values = [], []
-        for samples, scores in batches:
+        for samples, scores, _ in map(scored_batch, batches):
             ids.append(np.asarray(samples, dtype=np.int64).reshape(-1))
             values.append(np.asarray(scores, dtype=np.float64).reshape(-1))
             if len(ids[-1]) != len(values[-1]):   # a bug upstream, not bad input
@@ -360,7 +377,7 @@ class RegionUnits(SelectionUnits):
         from active_learning.loop.superpixels import region_means
 
         unit_ids, pooled = [], []
-        for samples, score_maps in batches:
+        for samples, score_maps, _ in map(scored_batch, batches):
             for image, score_map in zip(np.asarray(samples, dtype=np.int64), score_maps,
                                         strict=True):
                 units = self.units_of_image(int(image))
@@ -421,6 +438,11 @@ class RegionUnits(SelectionUnits):
             save_region_map(self.region_map(int(image)), path)
             written.append(path)
         return written
+
+
+def scored_batch(batch: ScoredBatch | tuple[np.ndarray, Any]) -> ScoredBatch:
+    """``batch`` as a :class:`ScoredBatch` (a ``(samples, scores)`` pair has no slot counts)."""
+    return batch if isinstance(batch, ScoredBatch) else ScoredBatch(*batch)
 
 
 def region_map_path(name: str) -> Path:

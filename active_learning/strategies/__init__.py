@@ -234,9 +234,13 @@ def _expected_gradient_length(inputs: Mapping[str, torch.Tensor],
                                                 reduction=reduction)
 
 
-def _rank_scores(count: int) -> np.ndarray:
-    """Scores for set strategies whose output is an ordered pick list: 1, (K-1)/K, ..., 1/K."""
+def rank_scores(count: int) -> np.ndarray:
+    """Scores for set strategies whose output is an ordered pick list: 1, (K-1)/K, ..., 1/K
+    (float64 [count]); the priority CSV then keeps the pick order."""
     return (count - np.arange(count, dtype=np.float64)) / max(count, 1)
+
+
+_rank_scores = rank_scores   # the name this file's set strategies still call it by
 
 
 def _coreset(inputs, labeled_embeddings, budget: int, seed: int):

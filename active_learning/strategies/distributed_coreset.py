@@ -23,16 +23,16 @@ import torch
 import torch.distributed as dist
 
 from active_learning.distributed import device_for_collectives, rank, world_size
-from active_learning.strategies.diversity import (
-    _as_matrix,
-    _center_rows,
-    _check_budget,
-    _check_chunk_size,
-    _labeled_positions,
-    _resolve_device,
-    _row_sq_norms,
-    _update_min_dist_to,
-    _update_min_dist_to_rows,
+from active_learning.strategies.min_distance import (
+    as_matrix,
+    center_rows,
+    check_budget,
+    check_chunk_size,
+    labeled_positions,
+    resolve_device,
+    row_sq_norms,
+    update_min_dist_to,
+    update_min_dist_to_rows,
 )
 
 __all__ = ["k_center_greedy_sharded"]
@@ -62,19 +62,19 @@ def k_center_greedy_sharded(features, labeled, budget: int, *, offset: int, tota
         ValueError: the shards do not tile ``range(total)``, or the budget exceeds the
             unlabeled rows of the pool.
     """
-    _check_chunk_size(chunk_size)
-    x = _as_matrix(features, "features", _resolve_device(features, device))  # [n, D]
+    check_chunk_size(chunk_size)
+    x = as_matrix(features, "features", resolve_device(features, device))  # [n, D]
     n, dim = x.shape
     comm = device_for_collectives(x.device)
     shards = _gather_ints([offset, n], comm)                                  # [[offset, n]]
     _check_tiling(shards, total)
-    labeled_local = _labeled_positions(labeled, n)                            # [L_local]
+    labeled_local = labeled_positions(labeled, n)                            # [L_local]
     n_labeled = int(sum(_gather_ints([len(labeled_local)], comm)[:, 0]))
-    budget = _check_budget(budget, total - n_labeled, "unlabeled rows")
+    budget = check_budget(budget, total - n_labeled, "unlabeled rows")
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)
 
-    sq_norms = _row_sq_norms(x, chunk_size, "features")                       # [n]
+    sq_norms = row_sq_norms(x, chunk_size, "features")                       # [n]
     min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [n]
     picks: list[int] = []
     if n_labeled:
@@ -127,7 +127,7 @@ def _lower_by_center(x: torch.Tensor, sq_norms: torch.Tensor, center: int, offse
     if world_size() > 1:
         dist.broadcast(row, src=owner)
     row = row.to(x.device)
-    _update_min_dist_to(x, sq_norms, row[:-1], row[-1], min_dist, chunk_size)
+    update_min_dist_to(x, sq_norms, row[:-1], row[-1], min_dist, chunk_size)
     if owner == rank():
         # -inf keeps a picked row out of argmax even when float error leaves it above 0.
         min_dist[center - offset] = float("-inf")
@@ -159,7 +159,7 @@ def _lower_by_labeled_rows(x: torch.Tensor, sq_norms: torch.Tensor, labeled_loca
     broadcasts its labeled rows, one chunk (``[l, D]`` and ``[l]``) at a time."""
     counts = _gather_ints([len(labeled_local)], comm)[:, 0]
     for source, count in enumerate(counts):
-        rows = _center_rows(chunk_size, int(count))
+        rows = center_rows(chunk_size, int(count))
         for start in range(0, int(count), rows):
             size = min(rows, int(count) - start)
             block = torch.empty(size, x.shape[1] + 1, dtype=x.dtype, device=comm)  # [l, D + 1]
@@ -170,5 +170,5 @@ def _lower_by_labeled_rows(x: torch.Tensor, sq_norms: torch.Tensor, labeled_loca
             if world_size() > 1:
                 dist.broadcast(block, src=source)
             block = block.to(x.device)
-            _update_min_dist_to_rows(x, sq_norms, block[:, :-1], block[:, -1], min_dist,
+            update_min_dist_to_rows(x, sq_norms, block[:, :-1], block[:, -1], min_dist,
                                      chunk_size)

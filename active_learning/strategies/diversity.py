@@ -18,136 +18,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Largest number of elements of one [pool chunk, labeled chunk] distance block (8 MiB in float32),
-# so that chunk_size x chunk_size blocks (1 GiB at the default) never happen.
-_MAX_BLOCK_ELEMENTS = 1 << 21
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-def _resolve_device(x, device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
-
-
-def _as_matrix(x, name: str, device: torch.device) -> torch.Tensor:
-    """Return ``x`` as a floating 2-D tensor on ``device`` without copying when possible.
-
-    float32 / float64 are kept (float64 gives exact-enough distances for tests); anything else
-    becomes float32.
-    """
-    t = torch.as_tensor(x)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D [N, D] array, got shape {tuple(t.shape)}")
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)
-    return t.to(device)  # finiteness is checked on the row norms (no [N, D] bool temporary)
-
-
-def _check_chunk_size(chunk_size: int) -> None:
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-
-
-def _labeled_positions(labeled, n: int) -> np.ndarray:
-    """``labeled`` (bool mask [N] or int positions) -> sorted distinct int64 positions."""
-    if labeled is None:
-        return np.zeros(0, dtype=np.int64)
-    arr = (labeled.detach().cpu().numpy() if isinstance(labeled, torch.Tensor)
-           else np.asarray(labeled))
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise ValueError(f"labeled as a boolean mask must have shape ({n},), got {arr.shape}")
-        return np.flatnonzero(arr).astype(np.int64)
-    arr = arr.reshape(-1)
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError("labeled must be a boolean mask or integer positions, "
-                         f"got dtype {arr.dtype}")
-    if arr.min() < 0 or arr.max() >= n:
-        raise ValueError("labeled positions must lie in "
-                         f"[0, {n}), got range [{arr.min()}, {arr.max()}]")
-    return np.unique(arr).astype(np.int64)
-
-
-def _row_sq_norms(x: torch.Tensor, chunk_size: int, name: str) -> torch.Tensor:
-    """``x: [N, D]`` -> ``[N]`` squared row norms, chunked so no [N, D] temporary is made.
-
-    NaN / inf anywhere in a row (or overflow) makes its norm non-finite, which is reported.
-    """
-    out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)  # [N]
-    for start in range(0, x.shape[0], chunk_size):
-        rows = x[start:start + chunk_size]  # [c, D] view
-        out[start:start + chunk_size] = torch.einsum("nd,nd->n", rows, rows)  # [c]
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{name} contains NaN or infinite values (or values too large to square)")
-    return out
-
-
-def _update_min_dist(x: torch.Tensor, sq_norms: torch.Tensor, center: int, min_dist: torch.Tensor,
-                     chunk_size: int) -> None:
-    """In place: ``min_dist = min(min_dist, |x - x[center]|^2)``.
-
-    x: [N, D], sq_norms: [N], min_dist: [N]. Works on row chunks; temporaries are [chunk].
-    """
-    _update_min_dist_to(x, sq_norms, x[center], sq_norms[center], min_dist, chunk_size)
-
-
-def _update_min_dist_to(x: torch.Tensor, sq_norms: torch.Tensor, c: torch.Tensor,
-                        c_sq: torch.Tensor, min_dist: torch.Tensor, chunk_size: int) -> None:
-    """In place: ``min_dist = min(min_dist, |x - c|^2)`` for one center ``c: [D]`` of squared
-    norm ``c_sq`` (a 0-d tensor); x: [N, D], sq_norms: [N], min_dist: [N]."""
-    for start in range(0, x.shape[0], chunk_size):
-        stop = start + chunk_size
-        d = sq_norms[start:stop] - 2.0 * (x[start:stop] @ c) + c_sq  # [c]
-        d.clamp_(min=0.0)  # cancellation can make exact duplicates slightly negative
-        torch.minimum(min_dist[start:stop], d, out=min_dist[start:stop])
-
-
-def _min_dist_to_set(x: torch.Tensor, sq_norms: torch.Tensor, centers: np.ndarray,
-                     chunk_size: int) -> torch.Tensor:
-    """``[N]`` squared distance of every row of ``x: [N, D]`` to its nearest row in ``centers``.
-
-    Chunked over both the pool rows and the center rows: the largest temporary is one
-    ``[pool chunk, center chunk]`` block of at most ``_MAX_BLOCK_ELEMENTS`` elements.
-    """
-    min_dist = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)  # [N]
-    center_rows = _center_rows(chunk_size, len(centers))
-    centers_t = torch.as_tensor(centers, device=x.device)
-    for c_start in range(0, len(centers), center_rows):
-        idx = centers_t[c_start:c_start + center_rows]  # [l]
-        # a gathered copy of one chunk of centers only: [l, D] and [l]
-        _update_min_dist_to_rows(x, sq_norms, x[idx], sq_norms[idx], min_dist, chunk_size)
-    return min_dist
-
-
-def _center_rows(chunk_size: int, n_centers: int) -> int:
-    """How many center rows one distance block takes."""
-    return max(1, min(chunk_size, n_centers))
-
-
-def _update_min_dist_to_rows(x: torch.Tensor, sq_norms: torch.Tensor, cx: torch.Tensor,
-                             c_sq: torch.Tensor, min_dist: torch.Tensor, chunk_size: int) -> None:
-    """In place: ``min_dist = min(min_dist, min_j |x - cx[j]|^2)`` for centers ``cx: [l, D]``
-    of squared norms ``c_sq: [l]``; x: [N, D], sq_norms: [N], min_dist: [N]."""
-    pool_rows = max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // max(1, cx.shape[0])))
-    for p_start in range(0, x.shape[0], pool_rows):
-        p_stop = p_start + pool_rows
-        block = x[p_start:p_stop] @ cx.T  # [p, l]
-        block.mul_(-2.0).add_(sq_norms[p_start:p_stop, None]).add_(c_sq[None, :])  # [p, l]
-        block_min = block.min(dim=1).values.clamp_(min=0.0)  # [p]
-        torch.minimum(min_dist[p_start:p_stop], block_min, out=min_dist[p_start:p_stop])
-        del block  # free it before the next matmul allocates its successor (else two at once)
-
-
-def _check_budget(budget, n_available: int, what: str) -> int:
-    budget = int(budget)
-    if budget > n_available:
-        raise ValueError(f"budget ({budget}) exceeds the number of {what} ({n_available})")
-    return budget
+from active_learning.strategies.min_distance import (
+    as_matrix,
+    check_budget,
+    check_chunk_size,
+    labeled_positions,
+    min_dist_to_set,
+    resolve_device,
+    row_sq_norms,
+    update_min_dist,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,11 +57,11 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
     Raises:
         ValueError: ``budget`` larger than the number of unlabeled rows, bad shapes or positions.
     """
-    _check_chunk_size(chunk_size)
-    x = _as_matrix(features, "features", _resolve_device(features, device))  # [N, D]
+    check_chunk_size(chunk_size)
+    x = as_matrix(features, "features", resolve_device(features, device))  # [N, D]
     n = x.shape[0]
-    labeled_pos = _labeled_positions(labeled, n)  # [L]
-    budget = _check_budget(budget, n - len(labeled_pos), "unlabeled rows")
+    labeled_pos = labeled_positions(labeled, n)  # [L]
+    budget = check_budget(budget, n - len(labeled_pos), "unlabeled rows")
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)
 
@@ -191,11 +71,11 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
         if w.shape[0] != n or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError(f"weights must be {n} finite values >= 0, got {tuple(w.shape)}")
         squared_weights = w * w   # min_dist holds squared distances: (d w)^2 = d^2 w^2
-    sq_norms = _row_sq_norms(x, chunk_size, "features")  # [N]
+    sq_norms = row_sq_norms(x, chunk_size, "features")  # [N]
     taken = torch.zeros(n, dtype=torch.bool, device=x.device)  # [N] labeled or picked
     picks: list[int] = []
     if len(labeled_pos) > 0:
-        min_dist = _min_dist_to_set(x, sq_norms, labeled_pos, chunk_size)  # [N]
+        min_dist = min_dist_to_set(x, sq_norms, labeled_pos, chunk_size)  # [N]
         taken[torch.as_tensor(labeled_pos, device=x.device)] = True
     else:
         # the seeded first pick; with weights, the heaviest row (the best score)
@@ -204,7 +84,7 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
         picks.append(first)
         taken[first] = True
         min_dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)  # [N]
-        _update_min_dist(x, sq_norms, first, min_dist, chunk_size)
+        update_min_dist(x, sq_norms, first, min_dist, chunk_size)
     # -inf keeps labeled and picked rows out of argmax even when float error leaves them > 0.
     min_dist[taken] = float("-inf")
 
@@ -214,7 +94,7 @@ def k_center_greedy(features, labeled, budget: int, *, chunk_size: int = 16384, 
             criterion = torch.where(torch.isinf(min_dist), min_dist, min_dist * squared_weights)
         center = int(torch.argmax(criterion))  # first maximum -> lowest position on ties
         picks.append(center)
-        _update_min_dist(x, sq_norms, center, min_dist, chunk_size)
+        update_min_dist(x, sq_norms, center, min_dist, chunk_size)
         min_dist[center] = float("-inf")
     return np.asarray(picks, dtype=np.int64)
 
@@ -305,16 +185,16 @@ def badge(grad_embeddings, budget: int, seed: int = 0, *, chunk_size: int = 1638
         row of largest norm; each next one is drawn with probability proportional to its squared
         distance to the nearest chosen row (uniformly among unchosen rows if all those are 0).
     """
-    _check_chunk_size(chunk_size)
-    x = _as_matrix(grad_embeddings, "grad_embeddings",
-                   _resolve_device(grad_embeddings, device))  # [N, E]
-    budget = _check_budget(budget, x.shape[0], "rows")
+    check_chunk_size(chunk_size)
+    x = as_matrix(grad_embeddings, "grad_embeddings",
+                   resolve_device(grad_embeddings, device))  # [N, E]
+    budget = check_budget(budget, x.shape[0], "rows")
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)
-    sq_norms = _row_sq_norms(x, chunk_size, "grad_embeddings")  # [N]
+    sq_norms = row_sq_norms(x, chunk_size, "grad_embeddings")  # [N]
 
     def update(center: int, min_dist: torch.Tensor) -> None:
-        _update_min_dist(x, sq_norms, center, min_dist, chunk_size)
+        update_min_dist(x, sq_norms, center, min_dist, chunk_size)
 
     return _kmeanspp(x.shape[0], sq_norms, update, budget, seed)
 
@@ -335,20 +215,20 @@ def badge_factored(residuals, embeddings, budget: int, seed: int = 0, *, chunk_s
     Returns:
         int64 ndarray ``[budget]`` of distinct row positions in pick order.
     """
-    _check_chunk_size(chunk_size)
-    dev = _resolve_device(residuals, device)
-    a = _as_matrix(residuals, "residuals", dev)  # [N, C]
-    h = _as_matrix(embeddings, "embeddings", dev)  # [N, D]
+    check_chunk_size(chunk_size)
+    dev = resolve_device(residuals, device)
+    a = as_matrix(residuals, "residuals", dev)  # [N, C]
+    h = as_matrix(embeddings, "embeddings", dev)  # [N, D]
     if a.shape[0] != h.shape[0]:
         raise ValueError(f"residuals has {a.shape[0]} rows but embeddings has {h.shape[0]}")
     dtype = torch.promote_types(a.dtype, h.dtype)
     a, h = a.to(dtype), h.to(dtype)
     n = a.shape[0]
-    budget = _check_budget(budget, n, "rows")
+    budget = check_budget(budget, n, "rows")
     if budget <= 0:
         return np.zeros(0, dtype=np.int64)
-    a_sq = _row_sq_norms(a, chunk_size, "residuals")  # [N]
-    h_sq = _row_sq_norms(h, chunk_size, "embeddings")  # [N]
+    a_sq = row_sq_norms(a, chunk_size, "residuals")  # [N]
+    h_sq = row_sq_norms(h, chunk_size, "embeddings")  # [N]
     sq_norms = a_sq * h_sq  # [N] = |a ⊗ h|^2
 
     def update(center: int, min_dist: torch.Tensor) -> None:

@@ -4,7 +4,7 @@ Hidden uncertainty fits one density per class to the labeled items' hidden featu
 transfer learning trains a head on held-out labeled items to predict where the model is wrong.
 Both need, for each labeled item (image, or position of a per-pixel hidden map), its hidden
 feature vector, its true class and the model's class. The loop computes them batch by batch
-(``loop/selection.py``, ``labeled_features``) through :func:`hidden_rows` and keeps a uniform
+(``loop/fitting.py``, ``labeled_features``) through :func:`hidden_rows` and keeps a uniform
 sample of at most ``per_class`` rows of each class (:class:`ClassSample`), so a segmentation
 labeled set of millions of pixels is held as a few thousand rows per class.
 """

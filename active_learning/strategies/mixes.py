@@ -170,3 +170,7 @@ def diversify(diversity: str, scores: np.ndarray, embeddings: np.ndarray | torch
         return weighted_coreset(scores, embeddings, labeled_embeddings, budget, seed=seed,
                                 score_range=score_range)
     raise ValueError(f"unknown diversity {diversity!r}; known: {', '.join(DIVERSITIES)}")
+
+
+# The diversity steps whose first centers are the labeled units: they need their embeddings.
+LABELED_CENTERS = frozenset({"coreset"})

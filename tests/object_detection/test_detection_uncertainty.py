@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from active_learning.loop.config import LoopConfig
-from active_learning.loop.selection import score_candidates
+from active_learning.loop.scoring import ScoringPass, score_candidates
+from active_learning.loop.units import ScoredBatch
 from active_learning.strategies import get_strategy
 from det_fixtures import write_tiny_voc
 from object_detection.model import build_model, detections
@@ -57,13 +58,14 @@ def test_probabilities_are_the_detections_posteriors():
     found = detections(outputs)
     assert found[0]["anchor"].tolist() == [7, 3, 3] and found[0]["labels"].tolist() == [3, 1, 2]
     assert len(found[1]["anchor"]) == 0
-    probs = task.probabilities(outputs)
+    probs, counts = task.probabilities_and_slots(outputs)
+    torch.testing.assert_close(task.probabilities(outputs), probs, rtol=0, atol=0)
     assert probs.shape == (2, 4, 3)                 # D = 3 slots: the most detections of an image
     torch.testing.assert_close(probs[0, :, 0], torch.tensor([0.195, 0.005, 0.0, 0.8]), atol=1e-6, rtol=0)
     torch.testing.assert_close(probs[0, :, 1], torch.tensor([0.1, 0.6, 0.3, 0.0]), atol=1e-6, rtol=0)
     torch.testing.assert_close(probs[0, :, 2], probs[0, :, 1])
     assert probs[1].tolist() == [[1.0] * 3, [0.0] * 3, [0.0] * 3, [0.0] * 3]   # empty slots
-    assert task._box_counts.tolist() == [3, 0]
+    assert counts.tolist() == [3, 0]                 # the detections of each image
     # the loop's path: per-slot entropy ("none"), pooled per image by the unit reduction
     entropies = get_strategy("entropy").score({"probs": probs}, reduction="none").numpy()
     units = task.selection_units()
@@ -71,16 +73,18 @@ def test_probabilities_are_the_detections_posteriors():
     h3, h7 = _entropy([0.1, 0.6, 0.3]), _entropy([0.195, 0.005, 0.8])
     expected = {"max": [max(h3, h7), 0.0], "mean": [(h7 + 2 * h3) / 3, 0.0], "sum": [h7 + 2 * h3, 0.0]}
     for reduction, values in expected.items():
-        ids, pooled = units.pool_scores([(np.array([5, 9]), entropies)], reduction)
+        ids, pooled = units.pool_scores([ScoredBatch(np.array([5, 9]), entropies, counts.numpy())],
+                                        reduction)
         assert ids.tolist() == [5, 9]
         np.testing.assert_allclose(pooled, values, rtol=1e-5)
     # margin: 1 - (top1 - top2) per box
     margins = get_strategy("margin").score({"probs": probs}, reduction="none").numpy()
-    _, pooled = units.pool_scores([(np.array([5, 9]), margins)], "mean")
+    _, pooled = units.pool_scores([ScoredBatch(np.array([5, 9]), margins, counts.numpy())], "mean")
     np.testing.assert_allclose(pooled, [(0.395 + 2 * 0.7) / 3, 0.0], rtol=1e-5)
     # the anchor-level option: every default box, [B, C, 10]
     anchors = DetectionTask([], [], class_names=["a", "b", "c"], scored_boxes="anchors")
     assert anchors.probabilities(outputs).shape == (2, 4, 10)
+    assert anchors.probabilities_and_slots(outputs)[1] is None     # every box is scored
     assert not isinstance(anchors.selection_units(), DetectionUnits)
 
 
@@ -120,6 +124,44 @@ def test_the_loop_scores_detections_per_image(tiny_task, reduction):
     np.testing.assert_allclose(got["scores"], _by_hand(model, task, reduction), rtol=1e-4)
 
 
+def test_per_box_scores_without_their_counts_are_refused():
+    units = DetectionUnits(4)
+    with pytest.raises(RuntimeError, match="detection counts"):
+        units.pool_scores([(np.array([0, 1]), np.zeros((2, 3)))])
+    # image-level scores (loss prediction) pass through without counts
+    ids, pooled = units.pool_scores([(np.array([0, 1]), np.array([0.5, 0.25]))])
+    assert pooled.tolist() == [0.5, 0.25]
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "mc_entropy"])
+def test_each_batch_carries_its_own_detection_counts(tiny_task, strategy):
+    """The units pool a batch with the counts that came with it, not with what the adapter
+    computed last: every batch's probabilities computed first, then the batches pooled in
+    reverse order, give the scores of the pass that pools each batch as it comes (with counts
+    left on the adapter, each batch would be pooled with the last batch's counts and raise)."""
+    torch.manual_seed(0)
+    task = tiny_task(dropout=1e-9)
+    model = task.build_model().eval()
+    config = LoopConfig(strategy=strategy, eval_batch_size=3, mc_samples=2, unit_reduction="mean",
+                        progress=False)
+    samples = np.arange(len(task.samples))
+    cpu = torch.device("cpu")
+    streamed = score_candidates(task, model, None, get_strategy(strategy), samples, config, cpu)
+    with torch.inference_mode():
+        batches = list(ScoringPass(task, model, None, get_strategy(strategy), config, cpu)
+                       .scored(samples, reduction="none"))
+    assert len(batches) > 1 and len({batch.scores.shape[1] for batch in batches}) > 1
+    counts = np.concatenate([batch.slot_counts for batch in batches])
+    assert counts.shape == samples.shape and counts.max() > 0
+    units = task.selection_units()
+    pooled = {}
+    for batch in reversed(batches):
+        ids, values = units.pool_scores([batch], reduction="mean")
+        pooled.update(zip(ids.tolist(), values.tolist()))
+    assert streamed["unit_ids"].tolist() == samples.tolist()
+    np.testing.assert_allclose([pooled[i] for i in samples.tolist()], streamed["scores"], rtol=0, atol=0)
+
+
 def test_mc_strategies_score_the_same_detections(tiny_task):
     # dropout so rare that the T passes equal the deterministic one: mc_entropy is then the
     # entropy of each detection, and BALD 0; empty slots stay 0 through the streamed statistics
@@ -154,7 +196,7 @@ def test_an_untrained_detector_still_ranks_images_apart(tiny_task):
 
 def test_every_uncertainty_strategy_rates_an_empty_slot_zero():
     """DetectionUnits relies on it: an empty slot (one-hot background) scores exactly 0."""
-    from active_learning.loop.selection import strategies_for
+    from active_learning.loop.compatibility import strategies_for
     from active_learning.strategies import BOX_DISTRIBUTIONS, MC_PROBS, PROBS
     from active_learning.strategies.mc_statistics import MCAccumulator
 
