@@ -59,10 +59,10 @@ from active_learning.flags import (
     snake_spellings,
     str2bool,
 )
+from active_learning.loop.compatibility import strategies_for, strategy_refusal
 from active_learning.loop.config import LoopConfig, strategy_option_fields
 from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import draw_initial_units
-from active_learning.loop.selection import strategies_for, strategy_refusal
 from active_learning.loop.units import SelectionUnits
 
 if TYPE_CHECKING:

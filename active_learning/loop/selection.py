@@ -28,7 +28,6 @@ from active_learning.distributed import (
 from active_learning.loop.candidates import Candidates, draw_candidates
 
 # The compatibility rules used to live here; the command line still imports them from here.
-from active_learning.loop.compatibility import strategies_for, strategy_refusal  # noqa: F401
 from active_learning.loop.config import STAGE_PASSIVE, STAGE_SELECT, LoopConfig, derive_seed
 from active_learning.loop.fitting import fit_on_labeled
 from active_learning.loop.mixing import choose_mixed, draw_passive
