@@ -450,10 +450,10 @@ def _positive(value: Any) -> bool:
 # The names are the flags' destinations, which the tasks' reference values and presets use.
 OPTIONS = (
     StrategyOption("lamda", float, 1.0, "weight of the loss-prediction ranking loss",
-                   check=_non_negative, requirement="(the ranking loss weight) must be >= 0",
+                   check=_non_negative, requirement="must be >= 0",
                    flags=("--lamda", "--lambda"), legacy_field="lamda"),
     StrategyOption("margin", float, 1.0, "ranking loss margin", check=_non_negative,
-                   requirement="(the ranking loss margin) must be >= 0", legacy_field="margin"),
+                   requirement="must be >= 0", legacy_field="margin"),
     StrategyOption("detach_epoch", int, None,
                    "stop the ranking loss's gradient into the backbone from this epoch; 0 = the "
                    "loss module only reads detached features (default: {detach_fraction:.0%} of "
@@ -467,11 +467,11 @@ OPTIONS = (
                    "detached", check=_non_negative, requirement="must be >= 0", flags=(),
                    in_protocol=False),
     StrategyOption("loss_width", int, 128, "loss module hidden width", check=_positive,
-                   requirement="(the loss module width) must be >= 1", legacy_field="loss_width"),
+                   requirement="must be >= 1", legacy_field="loss_width"),
     StrategyOption("loss_pool_size", int, 1,
                    "loss module: average-pool each feature map to N x N before its FC layer "
                    "(1: global average pooling, as in Learning Loss)", check=_positive,
-                   requirement="(the loss module pool size) must be >= 1", metavar="N",
+                   requirement="must be >= 1", metavar="N",
                    legacy_field="loss_pool_size"),
 )
 
