@@ -232,3 +232,28 @@ def test_a_strategy_trains_its_companion_through_the_declared_interface(registry
     assert not torch.equal(initial[0], head.linear.weight)   # the optimizer holds its parameters
     assert rows[0]["n_selected"] == 5
     assert "ranking_accuracy" in rows[0]               # a loss_pred head is ranked on the test set
+
+
+def test_a_strategy_module_of_the_package_registers_itself(registry, tmp_path, monkeypatch):
+    """What a new file in active_learning/strategies/ does: ``STRATEGIES`` lists its strategies
+    (here a package of its own, registered as the registry registers its package)."""
+    package = tmp_path / "more_strategies"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("VALUE = 1\n")      # no STRATEGIES: only imported
+    (package / "farthest.py").write_text('''
+from active_learning.strategies import EMBEDDING, Strategy
+from active_learning.strategies.options import StrategyOption
+
+def _farthest(inputs, labeled_embeddings, budget, seed, *, spread):
+    raise AssertionError("not run here")
+
+STRATEGIES = (Strategy("farthest", frozenset({EMBEDDING}), "the farthest candidates",
+                       select_set=_farthest,
+                       options=(StrategyOption("spread", float, 0.5, "how far"),)),)
+''')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert strategies.register_modules("more_strategies", [str(package)]) == ["farthest"]
+    assert get_strategy("farthest").option_defaults() == {"spread": 0.5}
+    args = cli.parse_args(_toy_command(), ["--strategy", "farthest", "--spread", "2"])
+    assert cli.loop_config(args, "cpu").options == {"spread": 2.0}

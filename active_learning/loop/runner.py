@@ -314,7 +314,8 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any],
     except (OSError, ValueError) as error:
         raise RunMismatchError(f"cannot read {path}: {error}") from error
     # A field added after the run was made counts as its default (the value the run used).
-    old_protocol = {item.name: item.default for item in dataclasses.fields(LoopConfig)}
+    old_protocol: dict[str, Any] = {item.name: item.default
+                                    for item in dataclasses.fields(LoopConfig)}
     old_loop = previous.get("loop", {})
     old_protocol.update(old_loop)
     if initial_units is not None and old_protocol.get("initial_size") == initial_units:
@@ -322,16 +323,16 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any],
     # The strategy's options as the run recorded them (flat fields before strategies declared
     # them), compared as the protocol compares them (another strategy differs by name).
     strategy = get_strategy(config.strategy)
-    old_protocol["options"] = protocol_options(
-        strategy, recorded_options(strategy, old_loop), old_protocol.get("epochs", config.epochs))
+    old_options = protocol_options(strategy, recorded_options(strategy, old_loop),
+                                   int(old_protocol["epochs"]))
     protocol = config.protocol()
     options = protocol.pop("options", {})
     differences = [f"{key}: {old_protocol.get(key)!r} -> {value!r}"
                    for key, value in protocol.items()
                    if not _same_value(old_protocol.get(key), value)]
-    differences += [f"{config.strategy} option {key}: {old_protocol['options'].get(key)!r} -> "
-                    f"{value!r}" for key, value in options.items()
-                    if not _same_value(old_protocol["options"].get(key), value)]
+    differences += [f"{config.strategy} option {key}: {old_options.get(key)!r} -> {value!r}"
+                    for key, value in options.items()
+                    if not _same_value(old_options.get(key), value)]
     old_task = {RENAMED_RECORD_KEYS.get(key, key): value
                 for key, value in previous.get("task", {}).items()}
     differences += [f"{key}: {old_task.get(key)!r} -> {value!r}"

@@ -13,12 +13,20 @@ one batched pass over the candidates. Two kinds exist:
 A score strategy may first be fitted on the labeled items (``fit_labeled``: hidden uncertainty's
 class densities, active transfer learning's error head), and a strategy may choose among the
 best candidates of another (``presample``: outliers among the least confident).
+
+A strategy declares its own settings and what it trains beside the model (``options``,
+``companion``: ``strategies/options.py``); the command line, ``LoopConfig`` and the runner take
+them from here. A module added to this package that lists its strategies in ``STRATEGIES`` is
+registered with the built-in ones (:func:`register_modules`): a new strategy with its options is
+its own file (and its tests).
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -514,7 +522,20 @@ def _register_outlier_strategies() -> None:
                                reads=image_or_pixel, requires=sklearn))
 
 
+def register_modules(package: str, path: Sequence[str]) -> list[str]:
+    """Import every module of ``package`` (whose folders are ``path``) and register the
+    strategies each lists in a ``STRATEGIES`` sequence, in module-name order; returns their
+    names. A module without one (the built-ins' helpers) is only imported."""
+    added = []
+    for info in sorted(pkgutil.iter_modules(path), key=lambda module: module.name):
+        module = importlib.import_module(f"{package}.{info.name}")
+        for strategy in getattr(module, "STRATEGIES", ()):
+            added.append(register_strategy(strategy).name)
+    return added
+
+
 _build_registry()
+register_modules(__name__, __path__)
 
 
 def clip_budget(budget: int, available: int) -> int:
