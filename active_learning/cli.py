@@ -673,7 +673,7 @@ def resolve_device(name: str) -> str:
 def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopConfig:
     """The LoopConfig of the parsed flags; ``fields`` override (the rank mode's sizes)."""
     values = dict(
-        strategy=args.strategy, options=strategy_options(args), cycles=args.cycles,
+        strategy=args.strategy, options=chosen_options(args), cycles=args.cycles,
         initial_size=args.initial_size,
         budget=args.images_per_cycle, subset_size=args.subset,
         epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
@@ -689,7 +689,7 @@ def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopCon
     return LoopConfig(**values)
 
 
-def strategy_options(args: argparse.Namespace) -> dict[str, Any]:
+def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
     """The chosen strategy's options (``Strategy.options``) from the parsed flags.
 
     An option flag given for a strategy that does not read it is not an error, like

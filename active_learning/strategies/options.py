@@ -41,7 +41,8 @@ class StrategyOption:
         type: parses a flag's text (``int``, ``float``, ``str``, or any callable).
         default: the value when neither a flag nor a task's reference or preset gives one;
             None may mean "derived" (the help says from what).
-        help: the flag's help text (``--help`` appends the default).
+        help: the flag's help text; ``--help`` appends the task's default, and ``{key}``
+            names another option's (``{detach_fraction:.0%}``), so a literal brace is doubled.
         check: ``value -> bool``, True when the value is valid (None passes when the default
             is None); ``requirement`` says what it demands, for the error: ``must be >= 1``.
         requirement: the condition ``check`` tests, in words.
