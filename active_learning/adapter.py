@@ -5,9 +5,9 @@ The loop (``loop/runner.py``, ``loop/selection.py``) calls exactly the members o
 :class:`BaseTaskAdapter` implements the ones with a natural default, so a classification-like
 task writes ``build_model``, ``build_optimizer``, ``forward_intermediates``, ``per_sample_loss``,
 ``evaluate`` and ``item_name`` (see ``docs/adapter_contract.md``). The loss has one entry point,
-``batch_loss``: the training loss and the per-sample losses the loss module learns to rank. The
-base class derives it from ``per_sample_loss`` (their mean); a task whose training loss is not
-that mean (SSD) overrides ``batch_loss`` instead.
+``batch_loss``: the training loss and the per-sample losses a strategy's training companion
+(Learning Loss's loss module) learns from. The base class derives it from ``per_sample_loss``
+(their mean); a task whose training loss is not that mean (SSD) overrides ``batch_loss`` instead.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from active_learning.loop.config import LoopConfig
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import autocast, grad_scaler, memory_format, to_float
 from active_learning.strategies import CLASS_DISTRIBUTIONS, PIXEL_DISTRIBUTIONS
-from active_learning.strategies.loss_prediction import LossPredictionLoss
+from active_learning.strategies.options import TrainingCompanion
 
 
 class TaskAdapter(Protocol):
@@ -39,8 +39,8 @@ class TaskAdapter(Protocol):
     name: str
     primary_metric: str                 # metric of the learning curve, e.g. "accuracy", "mIoU"
     metric_higher_is_better: bool       # False for a loss or an error rate
-    feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding the loss
-                                        # module
+    feature_info: list[dict]            # [{"name", "channels", "stride"}] maps feeding a
+                                        # training companion (the loss module)
     output_kind: str                    # what ``probabilities`` returns: one of
                                         # strategies.OUTPUT_KINDS
     class_names: Sequence[str]          # [C] names of the class indices (the report's class
@@ -63,9 +63,10 @@ class TaskAdapter(Protocol):
     def hidden_features(self, outputs: Any,
                         features: Sequence[torch.Tensor]) -> torch.Tensor: ...
     def mc_dropout_model(self, model: nn.Module) -> nn.Module: ...
-    def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
-                        optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device, scaler: torch.amp.GradScaler | None = None,
+    def train_one_epoch(self, model: nn.Module, companion: TrainingCompanion | None,
+                        loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
+                        config: LoopConfig, device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None,
                         forward: Callable[[Any], Any] | None = None) -> dict[str, float]: ...
     def evaluate(self, model: nn.Module, loader: Iterable,
                  device: torch.device) -> dict[str, float]: ...
@@ -161,7 +162,8 @@ class BaseTaskAdapter:
 
     def forward_intermediates(self, model: nn.Module,
                               inputs: Any) -> tuple[Any, list[torch.Tensor]]:
-        """``(outputs, feature maps)`` of one forward pass: what the loss module reads."""
+        """``(outputs, feature maps)`` of one forward pass: what a training companion (the loss
+        module) and the embeddings read."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward_intermediates")
 
     def per_sample_loss(self, outputs: Any, targets: Any) -> torch.Tensor:
@@ -202,26 +204,28 @@ class BaseTaskAdapter:
 
         ``model`` is the model of the cycle that chose them (e.g. to draw its predictions)."""
 
-    def train_one_epoch(self, model: nn.Module, loss_module: nn.Module | None, loader: Iterable,
-                        optimizer: torch.optim.Optimizer, *, epoch: int, config: LoopConfig,
-                        device: torch.device, scaler: torch.amp.GradScaler | None = None,
+    def train_one_epoch(self, model: nn.Module, companion: TrainingCompanion | None,
+                        loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
+                        config: LoopConfig, device: torch.device,
+                        scaler: torch.amp.GradScaler | None = None,
                         forward: Callable[[Any], Any] | None = None) -> dict[str, float]:
-        return train_one_epoch(self, model, loss_module, loader, optimizer, epoch=epoch,
+        return train_one_epoch(self, model, companion, loader, optimizer, epoch=epoch,
                                config=config, device=device, max_grad_norm=self.max_grad_norm,
                                scaler=scaler, forward=forward)
 
 
-def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Module | None,
+def train_one_epoch(adapter: TrainingStep, model: nn.Module, companion: TrainingCompanion | None,
                     loader: Iterable, optimizer: torch.optim.Optimizer, *, epoch: int,
                     config: LoopConfig, device: torch.device,
                     max_grad_norm: float | None = None,
                     scaler: torch.amp.GradScaler | None = None,
                     forward: Callable[[Any], Any] | None = None) -> dict[str, float]:
-    """One epoch of task loss (+ lamda x ranking loss when a loss module is attached).
+    """One epoch of task loss (+ the companion's term when a strategy trains one).
 
-    The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default); the
-    loss module learns to rank the per-sample losses. From ``detach_epoch`` on, its input features
-    are detached so the ranking loss stops shaping the backbone (Yoo & Kweon, Sec. 4.1).
+    The task loss is ``adapter.batch_loss`` (the mean of ``per_sample_loss`` by default). A
+    training companion (``strategies.options.TrainingCompanion``; Learning Loss's loss module)
+    reads each batch's feature maps and adds its term, computed from the per-sample losses
+    (lamda x the ranking loss); its second value is reported as ``companion.stat``.
 
     With ``config.amp`` the forward pass runs under autocast and the losses are computed from
     fp32 outputs; ``scaler`` (one per cycle, so its scale carries over between epochs) scales
@@ -229,14 +233,14 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
 
     ``forward(inputs) -> (outputs, features)`` replaces ``adapter.forward_intermediates(model,
     inputs)``: under torchrun it is the DDP-wrapped call (``loop.parallel``), and
-    ``loss_module`` the DDP-wrapped loss module.
+    ``companion`` computes through its DDP-wrapped module.
     """
     model.train()
-    if loss_module is not None:
-        loss_module.train()
-    ranking_loss = LossPredictionLoss(margin=config.margin)
-    detach = epoch >= config.resolved_detach_epoch
-    totals = {"loss": 0.0, "task_loss": 0.0, "ranking_loss": 0.0}
+    if companion is not None:
+        companion.train()
+    totals = {"loss": 0.0, "task_loss": 0.0}
+    if companion is not None:
+        totals[companion.stat] = 0.0
     seen = 0
     scaler = scaler if scaler is not None else grad_scaler(device, config.amp)
     for batch in loader:
@@ -245,15 +249,14 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
         with autocast(device, config.amp):
             outputs, features = forward(inputs) if forward is not None \
                 else adapter.forward_intermediates(model, inputs)
-            rank = torch.zeros((), device=device)
-            if loss_module is not None:
-                taps = [feature.detach() for feature in features] if detach else list(features)
-                predicted = loss_module(taps)                                 # [B]
+            if companion is not None:
+                output = companion.forward(features, epoch)              # e.g. [B] predictions
         task_loss, sample_losses = adapter.batch_loss(to_float(outputs), targets)   # [], [B]
         loss = task_loss
-        if loss_module is not None and sample_losses.shape[0] >= 2:
-            rank = ranking_loss(predicted.float(), sample_losses)
-            loss = task_loss + config.lamda * rank
+        if companion is not None:
+            term, extra = companion.loss(output, sample_losses)
+            if term is not None:
+                loss = task_loss + term
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss.item()} in epoch {epoch}; "
                                      "lower the learning rate")
@@ -271,5 +274,6 @@ def train_one_epoch(adapter: TrainingStep, model: nn.Module, loss_module: nn.Mod
         seen += batch_size
         totals["loss"] += loss.item() * batch_size
         totals["task_loss"] += task_loss.item() * batch_size
-        totals["ranking_loss"] += rank.item() * batch_size
+        if companion is not None:
+            totals[companion.stat] += extra.item() * batch_size
     return {key: value / max(seen, 1) for key, value in totals.items()}

@@ -60,7 +60,7 @@ from active_learning.flags import (
     str2bool,
 )
 from active_learning.loop.compatibility import strategies_for, strategy_refusal
-from active_learning.loop.config import LoopConfig, strategy_option_fields
+from active_learning.loop.config import LoopConfig
 from active_learning.loop.holdout import hold_out
 from active_learning.loop.runner import draw_initial_units
 from active_learning.loop.units import SelectionUnits
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from active_learning.labels.kinds import LabelKind
 from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
 from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR, mix_label
+from active_learning.strategies.options import StrategyOption
 
 logger = logging.getLogger("active_learning")
 
@@ -80,10 +81,12 @@ STRATEGY_ALIASES = {
 }
 
 # The Learning Loss protocol (Yoo & Kweon 2019, CIFAR-10); tasks pass their own reference values.
+# A strategy's own settings (Learning Loss's lamda, DAL's sub-queries) are its declared options
+# (Strategy.options): a task's reference values and presets set their defaults by the same keys.
 PROTOCOL_DEFAULTS: dict[str, Any] = dict(
     cycles=10, initial_size=1000, images_per_cycle=1000, subset_factor=10, epochs=200,
-    batch_size=128, eval_batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, lamda=1.0,
-    mc_samples=20, loss_width=128, loss_pool_size=1, detach_fraction=0.6, reduction="mean")
+    batch_size=128, eval_batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4,
+    mc_samples=20, reduction="mean")
 
 
 
@@ -135,7 +138,8 @@ class TaskCommand:
         add_arguments: adds the task's own flags through a :class:`TaskArguments`; each flag
             is part of the run's identity (``args.json``) unless added with ``recorded=False``.
         build: ``args -> BuiltTask``; reads the data (and ``args.unlabeled_dir`` in rank mode).
-        reference: the task's reference values of ``PROTOCOL_DEFAULTS`` keys.
+        reference: the task's reference values of ``PROTOCOL_DEFAULTS`` keys and of its strategies'
+            option keys (segmentation's ``lamda=0.01``).
         presets: named protocols (``--preset NAME``), each a dict of flag defaults.
         aliases: original flags -> the strategy each selects (added to ``STRATEGY_ALIASES``).
         dropout: the ``--dropout`` default of strategies without MC dropout.
@@ -207,6 +211,7 @@ def build_parser(command: TaskCommand, round_mode: bool = False) -> argparse.Arg
         parser.add_argument("--preset", choices=sorted(command.presets), default=None,
                             help="a named protocol; explicit flags override its values")
     _add_strategy_flags(parser.add_argument_group("strategy"), command, values)
+    _add_option_flags(parser, values)
     _add_cycle_flags(parser.add_argument_group("cycles"), values)
     arguments = TaskArguments(parser)
     _add_training_flags(arguments.group("training"), values)
@@ -219,8 +224,7 @@ def build_parser(command: TaskCommand, round_mode: bool = False) -> argparse.Arg
         add_round_flags(parser)
         parser.prog = f"{parser.prog} round"
     # Reference values without a flag of their own (presets may set them too).
-    parser.set_defaults(_recorded=tuple(arguments.recorded), subset_factor=values["subset_factor"],
-                        detach_fraction=values["detach_fraction"])
+    parser.set_defaults(_recorded=tuple(arguments.recorded), subset_factor=values["subset_factor"])
     return parser
 
 
@@ -244,32 +248,8 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
          default=False, metavar="BOOL",
          help="with --mc-dropout: the variance instead of the entropy (mc_variance)")
     _add(group, "--mc-samples", type=int, default=values["mc_samples"], help="MC-dropout passes T")
-    _add(group, "--lamda", "--lambda", dest="lamda", type=float, default=values["lamda"],
-         help="weight of the loss-prediction ranking loss")
-    _add(group, "--margin", type=float, default=1.0, help="ranking loss margin")
-    _add(group, "--detach-epoch", type=int, default=None,
-         help="stop the ranking loss's gradient into the backbone from this epoch; 0 = the loss "
-              "module only reads detached features (default: "
-              f"{values['detach_fraction'] * 100:.0f}%% of the epochs)")
-    _add(group, "--loss-width", type=int, default=values["loss_width"],
-         help="loss module hidden width")
-    _add(group, "--loss-pool-size", type=int, default=values["loss_pool_size"], metavar="N",
-         help="loss module: average-pool each feature map to N x N before its FC layer "
-              "(1: global average pooling, as in Learning Loss)")
     _add(group, "--reduction", choices=("mean", "max"), default=values["reduction"],
          help="dense outputs: how per-pixel (per-box) scores become one score per image")
-    _add(group, "--dal-max-epochs", type=int, default=None, metavar="N",
-         help="discriminative: train each sub-query's discriminator for at most N epochs "
-              "(default: 500, the paper's; it stops earlier at 98%% accuracy)")
-    _add(group, "--dal-sub-queries", type=int, default=None, metavar="K",
-         help="discriminative: spend each cycle's budget in K rounds, each with a fresh "
-              "discriminator (default: 10)")
-    _add(group, "--probcover-delta", type=float, default=None, metavar="DELTA",
-         help="probcover: ball radius on L2-normalised embeddings, in (0, 2) (default: the "
-              "largest radius whose balls are 95%% pure w.r.t. k-means clusters, as the paper)")
-    _add(group, "--probcover-clusters", type=int, default=None, metavar="K",
-         help="probcover: k-means clusters of that purity, the number of classes "
-              "(default: 10)")
     _add(group, "--diversity", choices=DIVERSITIES, default=None,
          help="mix: after a score strategy, choose among its best candidates by their "
               "embeddings: knearest (skip the nearest neighbours of each pick) or coreset "
@@ -280,6 +260,52 @@ def _add_strategy_flags(group: Any, command: TaskCommand, values: Mapping[str, A
     _add(group, "--random-fraction", type=float, default=0.0, metavar="F",
          help="mix: draw this share of each cycle's budget uniformly at random (passive "
               "learning), the strategy chooses the rest")
+
+
+def declared_options() -> dict[str, tuple[StrategyOption, list[str]]]:
+    """``{key: (option, the strategies that declare it)}`` of every registered strategy's
+    options (``Strategy.options``), in registration order; one key per flag."""
+    declared: dict[str, tuple[StrategyOption, list[str]]] = {}
+    for name in list_strategies():
+        for option in get_strategy(name).options:
+            declared.setdefault(option.key, (option, []))[1].append(name)
+    return declared
+
+
+def option_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: default}`` of every declared option: ``values`` (a task's reference values,
+    its preset) where they name it, else the strategy's declared default."""
+    return {key: values.get(key, option.default)
+            for key, (option, _) in declared_options().items()}
+
+
+def _add_option_flags(parser: argparse.ArgumentParser, values: Mapping[str, Any]) -> None:
+    """The strategies' options as flags, one group per strategy (generated from the registry).
+
+    Their argparse default is None, so that a flag given can be told from a default
+    (``parse_args`` fills in the defaults); the help states the default of this task."""
+    defaults = option_defaults(values)
+    groups: dict[str, Any] = {}
+    for key, (option, readers) in declared_options().items():
+        if not option.spellings:
+            continue
+        if readers[0] not in groups:
+            groups[readers[0]] = parser.add_argument_group(f"options of --strategy {readers[0]}")
+        text = option.help.format(**defaults)
+        if defaults[key] is not None:
+            text += f" (default: {defaults[key]})"
+        _add(groups[readers[0]], *option.spellings, dest=key, type=option.type, default=None,
+             metavar=option.metavar, help=text.replace("%", "%%"))
+
+
+def _resolve_options(args: argparse.Namespace, values: Mapping[str, Any]) -> None:
+    """Record which option flags were given (``args._given_options``), then give every other
+    option its default: the preset's or the task's reference value, else the declared one."""
+    defaults = option_defaults(values)
+    args._given_options = tuple(key for key in defaults if getattr(args, key, None) is not None)
+    for key, value in defaults.items():
+        if key not in args._given_options:
+            setattr(args, key, value)
 
 
 def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
@@ -406,10 +432,15 @@ def parse_args(command: TaskCommand, argv: Sequence[str] | None = None,
         for dest in ("images_per_cycle", "superpixels_per_cycle"):
             if parser.get_default(dest) is not None and dest not in defaults:
                 defaults[dest] = ALL
-    if defaults:
-        parser.set_defaults(**defaults)
+    # A strategy's options take their defaults after parsing (a preset's value is a default,
+    # not a flag given: a preset may set them for every strategy).
+    options = declared_options()
+    flag_defaults = {key: value for key, value in defaults.items() if key not in options}
+    if flag_defaults:
+        parser.set_defaults(**flag_defaults)
         args = parser.parse_args(argv)
         args.round = round_mode
+    _resolve_options(args, {**command.reference, **defaults})
     args.strategy = resolve_strategy(args, parser, command)
     if getattr(args, "from_scratch", False) or getattr(args, "weights", None):
         _drop_default_backbone(args, command, sys.argv[1:] if argv is None else argv)
@@ -530,40 +561,40 @@ def check_shared_args(args: argparse.Namespace) -> None:
 
 def loop_config(args: argparse.Namespace, device: str, **fields: Any) -> LoopConfig:
     """The LoopConfig of the parsed flags; ``fields`` override (the rank mode's sizes)."""
-    # The flags of options only some strategies read (Strategy.config_options), when given.
-    options = {name: getattr(args, name) for name in ("dal_max_epochs", "dal_sub_queries",
-                                                      "probcover_delta", "probcover_clusters")
-               if getattr(args, name) is not None}
-    used = {field for _, field in get_strategy(args.strategy).config_options}
-    if set(options) - used:
-        # Not an error, like --mc-samples with entropy: a grid passes one set of flags to every
-        # strategy. Not recorded either, so that resuming without them is not refused.
-        unused = sorted(set(options) - used)
-        readers = [name for name in list_strategies()
-                   if set(unused) & {field for _, field in get_strategy(name).config_options}]
-        warnings.warn(f"{' and '.join(map(flag_name, unused))} only apply to --strategy "
-                      f"{' / '.join(readers)}; ignored for {args.strategy}", UserWarning,
-                      stacklevel=2)
-        options = {name: value for name, value in options.items() if name in used}
-    assert set(options) <= strategy_option_fields()
-    detach = args.detach_epoch
-    if detach is None and args.detach_fraction != PROTOCOL_DEFAULTS["detach_fraction"]:
-        detach = int(args.detach_fraction * args.epochs)   # None: LoopConfig's own 60%
     values = dict(
-        strategy=args.strategy, cycles=args.cycles, initial_size=args.initial_size,
+        strategy=args.strategy, options=chosen_options(args), cycles=args.cycles,
+        initial_size=args.initial_size,
         budget=args.images_per_cycle, subset_size=args.subset,
         epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
-        lamda=args.lamda, margin=args.margin, detach_epoch=detach, loss_width=args.loss_width,
-        loss_pool_size=args.loss_pool_size, mc_samples=args.mc_samples, reduction=args.reduction,
+        mc_samples=args.mc_samples, reduction=args.reduction,
         seed=args.seed, device=device, num_workers=args.workers,
         save_checkpoints=args.save_checkpoints, checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress, amp=args.amp,
         channels_last=args.channels_last, diversity=args.diversity,
         diversity_factor=(DIVERSITY_FACTOR if args.diversity_factor is None
                           else args.diversity_factor),
-        random_fraction=args.random_fraction, **options)
+        random_fraction=args.random_fraction)
     values.update(fields)
     return LoopConfig(**values)
+
+
+def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen strategy's options (``Strategy.options``) from the parsed flags.
+
+    An option flag given for a strategy that does not read it is not an error, like
+    --mc-samples with entropy (a grid passes one set of flags to every strategy), but a warning;
+    nor is it recorded, so that resuming without it is not refused."""
+    strategy = get_strategy(args.strategy)
+    read = {option.key for option in strategy.options}
+    unused = [key for key in getattr(args, "_given_options", ()) if key not in read]
+    if unused:
+        declared = declared_options()
+        flags = [declared[key][0].spellings[0] for key in unused]
+        readers = list(dict.fromkeys(name for key in unused for name in declared[key][1]))
+        warnings.warn(f"{' and '.join(flags)} only apply to --strategy {' / '.join(readers)}; "
+                      f"ignored for {args.strategy}", UserWarning, stacklevel=3)
+    return {option.name: getattr(args, option.key, option.default)
+            for option in strategy.options}
 
 
 def _check_before_data(command: TaskCommand, args: argparse.Namespace, device: str) -> None:

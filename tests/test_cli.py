@@ -1,6 +1,8 @@
 """The shared command line: devices, errors, Ctrl-C, exhaustion, and the newcomer's defaults."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from active_learning import cli
@@ -89,17 +91,32 @@ def test_a_task_adds_its_own_aliases_and_defaults():
         "segmentation", "cityscapes", "mc_entropy", "seed0")
 
 
+def _loss_module_settings(config):
+    from active_learning.strategies.loss_prediction import detach_epoch
+
+    options = config.options
+    return options["loss_pool_size"], options["loss_width"], options["margin"], detach_epoch(options, config.epochs)
+
+
 def test_loss_module_flags_reach_the_loop_config():
-    args = parse_args(["--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5", "--detach-epoch", "0"])
-    config = cli.loop_config(args, "cpu")
-    assert (config.loss_pool_size, config.loss_width, config.margin, config.resolved_detach_epoch) == (3, 64, 0.5, 0)
-    default = cli.loop_config(parse_args([]), "cpu")
-    assert (default.loss_pool_size, default.resolved_detach_epoch) == (1, 120)  # Learning Loss: GAP, 60% of 200
+    args = parse_args(["--strategy", "loss_prediction", "--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5",
+                       "--detach-epoch", "0"])
+    assert _loss_module_settings(cli.loop_config(args, "cpu")) == (3, 64, 0.5, 0)
+    default = cli.loop_config(parse_args(["--strategy", "loss_prediction"]), "cpu")
+    assert _loss_module_settings(default) == (1, 128, 1.0, 120)  # Learning Loss: GAP, 60% of 200
     # a task's reference value (segmentation pools to 6x6) is its flag's default
     command = _toy_command(reference=dict(loss_pool_size=6, detach_fraction=0.75))
-    config = cli.loop_config(cli.parse_args(command, []), "cpu")
-    assert (config.loss_pool_size, config.resolved_detach_epoch) == (6, 150)
-    assert cli.loop_config(cli.parse_args(command, ["--loss-pool-size", "2"]), "cpu").loss_pool_size == 2
+    config = cli.loop_config(cli.parse_args(command, ["--strategy", "loss_prediction"]), "cpu")
+    assert _loss_module_settings(config)[::3] == (6, 150)
+    given = cli.parse_args(command, ["--strategy", "loss_prediction", "--loss-pool-size", "2"])
+    assert cli.loop_config(given, "cpu").options["loss_pool_size"] == 2
+    # a preset's value is a default too, not a flag given: no warning for another strategy
+    command = _toy_command(presets={"quick": dict(detach_epoch=0, epochs=3)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cli.loop_config(cli.parse_args(command, ["--preset", "quick"]), "cpu").options == {}
+    config = cli.loop_config(cli.parse_args(command, ["--preset", "quick", "--strategy", "loss_prediction"]), "cpu")
+    assert _loss_module_settings(config)[3] == 0
 
 
 def test_abbreviations_are_refused_and_snake_case_spellings_are_hidden_aliases(capsys):

@@ -50,7 +50,7 @@ def _check_run(run_dir, adapter, config) -> PoolState:
 # tests/test_discriminative.py covers that (early stop before 500 epochs), and
 # test_the_loop_passes_dal_options_to_the_selector that the options reach it. Up to 500 epochs
 # per sub-query only made these runs slow.
-_FEW_DAL_EPOCHS = {"discriminative": dict(dal_max_epochs=3)}
+_FEW_DAL_EPOCHS = {"discriminative": dict(options={"max_epochs": 3})}
 
 
 @pytest.mark.parametrize("strategy", [name for name in list_strategies()
@@ -113,15 +113,16 @@ def test_resume_with_another_protocol_is_refused_and_keeps_the_run(tmp_path):
 def test_a_run_recorded_before_a_new_protocol_field_still_resumes(tmp_path):
     import json
 
-    run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=1, dal_max_epochs=2, dal_sub_queries=1), tmp_path)
+    dal = {"max_epochs": 2, "n_sub_queries": 1}
+    run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=1, options=dal), tmp_path)
     record = json.loads((tmp_path / "args.json").read_text())
     del record["loop"]["unit_reduction"]  # as written before the field existed
     (tmp_path / "args.json").write_text(json.dumps(record))
-    rows = run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=2, dal_max_epochs=2, dal_sub_queries=1), tmp_path)
+    rows = run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=2, options=dal), tmp_path)
     assert [row["cycle"] for row in rows] == [0, 1]
-    with pytest.raises(RunMismatchError, match="dal_max_epochs: 2 -> 7"):
-        run_active_learning(ToyClassificationAdapter(), _config("discriminative", cycles=3, dal_max_epochs=7, dal_sub_queries=1),
-                            tmp_path)
+    with pytest.raises(RunMismatchError, match="discriminative option max_epochs: 2 -> 7"):
+        run_active_learning(ToyClassificationAdapter(),
+                            _config("discriminative", cycles=3, options={**dal, "max_epochs": 7}), tmp_path)
 
 
 def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
@@ -136,7 +137,7 @@ def test_the_loop_passes_dal_options_to_the_selector(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(discriminative.DiscriminativeActiveLearning, "select", recording_select)
-    config = _config("discriminative", dal_max_epochs=1, dal_sub_queries=2)
+    config = _config("discriminative", options={"max_epochs": 1, "n_sub_queries": 2})
     run_active_learning(ToyClassificationAdapter(), config, tmp_path)
     assert trained == [[1, 1], [1, 1]]  # selection after cycles 0 and 1: 2 rounds of 1 epoch each
 
@@ -155,8 +156,11 @@ def test_budget_larger_than_the_pool_takes_what_is_left(tmp_path):
     (dict(initial_size=500), "larger than the pool"),
     (dict(subset_size=5), "smaller than the budget"),
     (dict(strategy="nope"), "known strategies"),
-    (dict(strategy="discriminative", dal_max_epochs=0), "DAL max epochs"),
-    (dict(strategy="discriminative", dal_sub_queries=0), "DAL sub-queries"),
+    (dict(strategy="discriminative", options={"max_epochs": 0}), "--dal-max-epochs must be >= 1"),
+    (dict(strategy="discriminative", options={"n_sub_queries": 0}), "--dal-sub-queries must be >= 1"),
+    (dict(options={"lamda": -1.0}), "--lamda must be >= 0"),
+    (dict(options={"loss_width": 0}), "--loss-width must be >= 1"),
+    (dict(strategy="entropy", options={"lamda": 1.0}), r"'entropy' has no option\(s\) \['lamda'\]"),
 ])
 def test_impossible_protocols_fail_before_training(tmp_path, overrides, message):
     overrides = {"strategy": "loss_prediction", **overrides}

@@ -31,7 +31,8 @@ def _config(strategy: str = "random", **overrides) -> LoopConfig:
                                       "discriminative"])
 def test_grouped_units_count_images_and_never_pick_an_empty_or_labeled_one(tmp_path, strategy):
     adapter = ToyGroupedAdapter()
-    config = _config(strategy, dal_max_epochs=2, dal_sub_queries=2)
+    config = _config(strategy, options={"max_epochs": 2, "n_sub_queries": 2}
+                     if strategy == "discriminative" else {})
     rows = run_active_learning(adapter, config, tmp_path)
     state = PoolState.load(tmp_path / "pool.npz")
     assert len(state) == 60                                      # pool.npz counts images
@@ -317,14 +318,11 @@ def test_predicted_and_true_losses_give_the_entropy_by_hand(reduction):
     assert predicted_and_true_losses(adapter, model, module, loader, torch.device("cpu"))[2] is None
 
 
-def test_loss_module_settings_do_not_block_resuming_a_run_without_one(tmp_path):
-    run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=1), tmp_path)
-    rows = run_active_learning(ToyClassificationAdapter(), _config("entropy", cycles=2, loss_pool_size=6),
-                               tmp_path)
-    assert [row["cycle"] for row in rows] == [0, 1]
+def test_the_loss_modules_settings_are_the_protocol_of_loss_prediction_runs_only(tmp_path):
+    assert "options" not in _config("entropy").protocol()   # no option: a protocol as before
     from active_learning.errors import RunMismatchError
 
     run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=1), tmp_path / "lp")
-    with pytest.raises(RunMismatchError, match="loss_pool_size"):
-        run_active_learning(ToyClassificationAdapter(), _config("loss_prediction", cycles=2, loss_pool_size=6),
-                            tmp_path / "lp")
+    with pytest.raises(RunMismatchError, match="loss_prediction option loss_pool_size: 1 -> 6"):
+        run_active_learning(ToyClassificationAdapter(),
+                            _config("loss_prediction", cycles=2, options={"loss_pool_size": 6}), tmp_path / "lp")

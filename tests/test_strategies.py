@@ -125,7 +125,7 @@ def test_loss_prediction_picks_highest_predicted_loss():
     column, _ = choose_new_labeled_indices("loss_prediction", candidates, 3,
                                            inputs={"loss_pred": loss_pred[:, None]})
     assert column.tolist() == [1002, 1004, 1003]
-    assert get_strategy("loss_prediction").trains_loss_module
+    assert get_strategy("loss_prediction").companion is not None   # the loss module trains beside the model
 
 
 def test_ties_keep_candidate_order():

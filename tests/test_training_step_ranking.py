@@ -1,6 +1,7 @@
-"""The loop's own training step with a loss module (``BaseTaskAdapter.train_one_epoch``): the
-ranking loss stops reaching the backbone from ``detach_epoch`` on, and it enters the training
-loss scaled by lambda. Expected values are computed here by hand on copies of the same model."""
+"""The loop's own training step with Learning Loss's companion (``BaseTaskAdapter.train_one_epoch``
+with a ``LossPredictionCompanion``): the ranking loss stops reaching the backbone from
+``detach_epoch`` on, and it enters the training loss scaled by lambda. Expected values are computed
+here by hand on copies of the same model."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +10,11 @@ import pytest
 import torch
 
 from active_learning.loop.config import LoopConfig
-from active_learning.strategies.loss_prediction import LossPredictionLoss, LossPredictionModule
+from active_learning.strategies.loss_prediction import (
+    LossPredictionCompanion,
+    LossPredictionLoss,
+    LossPredictionModule,
+)
 from toy_adapters import ToyClassificationAdapter, make_blobs
 
 CPU = torch.device("cpu")
@@ -54,9 +59,9 @@ def test_from_the_detach_epoch_on_the_ranking_loss_leaves_the_backbone_alone(epo
     model, module = _setup(adapter)
     model_before, module_before = _flat(model.parameters()), _flat(module.parameters())
     optimizer = torch.optim.SGD(list(model.parameters()) + list(module.parameters()), lr=0.5)
-    config = LoopConfig(epochs=10, detach_epoch=DETACH_EPOCH, lamda=1.0, margin=1.0,
-                        progress=False)
-    stats = adapter.train_one_epoch(model, module, _batch(), optimizer, epoch=epoch,
+    config = LoopConfig(epochs=10, progress=False)
+    companion = LossPredictionCompanion(module, lamda=1.0, margin=1.0, detach_from=DETACH_EPOCH)
+    stats = adapter.train_one_epoch(model, companion, _batch(), optimizer, epoch=epoch,
                                     config=config, device=CPU)
     assert stats["ranking_loss"] > 0.1 and stats["task_loss"] == 0.0
     for parameter in model.parameters():
@@ -73,9 +78,9 @@ def test_before_the_detach_epoch_the_ranking_loss_reaches_the_backbone(epoch):
     model, module = _setup(adapter)
     before = _flat(_backbone(model))
     optimizer = torch.optim.SGD(list(model.parameters()) + list(module.parameters()), lr=0.5)
-    config = LoopConfig(epochs=10, detach_epoch=DETACH_EPOCH, lamda=1.0, margin=1.0,
-                        progress=False)
-    adapter.train_one_epoch(model, module, _batch(), optimizer, epoch=epoch, config=config,
+    config = LoopConfig(epochs=10, progress=False)
+    companion = LossPredictionCompanion(module, lamda=1.0, margin=1.0, detach_from=DETACH_EPOCH)
+    adapter.train_one_epoch(model, companion, _batch(), optimizer, epoch=epoch, config=config,
                             device=CPU)
     grads = torch.cat([p.grad.flatten() for p in _backbone(model)])
     assert grads.abs().sum() > 1e-4
@@ -121,9 +126,10 @@ def test_the_ranking_loss_enters_the_training_loss_scaled_by_lambda():
     assert gap > 1e-3
 
     optimizer = torch.optim.SGD(list(model.parameters()) + list(module.parameters()), lr=1.0)
-    config = LoopConfig(epochs=10, detach_epoch=DETACH_EPOCH, lamda=lamda, margin=margin,
-                        progress=False)
-    stats = adapter.train_one_epoch(model, module, [(inputs, targets)], optimizer, epoch=0,
+    config = LoopConfig(epochs=10, progress=False)
+    companion = LossPredictionCompanion(module, lamda=lamda, margin=margin,
+                                        detach_from=DETACH_EPOCH)
+    stats = adapter.train_one_epoch(model, companion, [(inputs, targets)], optimizer, epoch=0,
                                     config=config, device=CPU)
     assert stats["task_loss"] == pytest.approx(task_loss.item(), rel=1e-5)
     assert stats["ranking_loss"] == pytest.approx(rank.item(), rel=1e-5)

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from active_learning.errors import ConfigError
 from active_learning.loop.units import UNIT_REDUCTIONS
-from active_learning.strategies import get_strategy, list_strategies
+from active_learning.strategies import Strategy, get_strategy, list_strategies
 from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR, mix_label
+from active_learning.strategies.options import resolve_options
 
 
 @dataclass
@@ -27,18 +29,13 @@ class LoopConfig:
     epochs: int = 200
     batch_size: int = 128
     eval_batch_size: int = 256
-    lamda: float = 1.0                 # weight of the loss-prediction ranking loss
-    margin: float = 1.0
-    detach_epoch: int | None = None    # None = 60% of the epochs
-    loss_pool_size: int = 1
-    loss_width: int = 128
+    # The strategy's own settings (Strategy.options: Learning Loss's lamda, DAL's
+    # max_epochs, ...), name -> value; the declared defaults fill in what is not given.
+    options: dict[str, Any] = field(default_factory=dict)
+    # Shared by every MC-dropout strategy (and BatchBALD), on every task: passes T.
     mc_samples: int = 20
+    # Shared by every score strategy on a dense task: per-pixel/per-box scores -> one per image.
     reduction: str = "mean"
-    dal_max_epochs: int = 500          # discriminative: epochs per sub-query at most (paper: 500)
-    dal_sub_queries: int = 10          # discriminative: the budget is spent in this many rounds
-    probcover_delta: float | None = None   # ProbCover's ball radius; None: the purity-based
-                                           # choice (strategies/typicality.py::purity_delta)
-    probcover_clusters: int = 10       # ProbCover: k-means clusters of that choice (the classes)
     # Mixes (strategies/mixes.py): a diversity step after a score strategy, on the
     # diversity_factor x budget best; a share of each budget drawn at random.
     diversity: str | None = None
@@ -59,9 +56,12 @@ class LoopConfig:
     RESUMABLE_CHANGES = ("cycles", "device", "num_workers", "save_checkpoints", "progress",
                          "eval_batch_size", "checkpoint_every", "amp", "channels_last")
 
-    @property
-    def resolved_detach_epoch(self) -> int:
-        return int(0.6 * self.epochs) if self.detach_epoch is None else self.detach_epoch
+    def __post_init__(self) -> None:
+        """Fill in the strategy's declared defaults (an unknown strategy is ``validate``'s
+        error; options it does not declare stay, for ``validate`` to name)."""
+        strategy = _registered(self.strategy)
+        if strategy is not None:
+            self.options = resolve_options(strategy.options, self.options)
 
     def resolved_subset_size(self) -> int:
         """0 means every unlabeled item."""
@@ -107,13 +107,6 @@ class LoopConfig:
              f"{self.unit_reduction!r}"),
             (self.checkpoint_every >= 0,
              f"checkpoint interval must be >= 0 epochs, got {self.checkpoint_every}"),
-            (self.dal_max_epochs >= 1, f"DAL max epochs must be >= 1, got {self.dal_max_epochs}"),
-            (self.dal_sub_queries >= 1,
-             f"DAL sub-queries must be >= 1, got {self.dal_sub_queries}"),
-            (self.probcover_delta is None or 0 < self.probcover_delta < float("inf"),
-             f"ProbCover delta must be > 0, got {self.probcover_delta}"),
-            (self.probcover_clusters >= 2,
-             f"ProbCover clusters must be >= 2, got {self.probcover_clusters}"),
             (self.amp in (None, "bf16", "fp16"),
              f"amp must be bf16, fp16 or None, got {self.amp!r}"),
         ]
@@ -129,21 +122,10 @@ class LoopConfig:
             refusal = diversity_refusal(self.strategy)
             if refusal is not None:
                 raise ConfigError(refusal)
-        if strategy.trains_loss_module:
-            checks += [
-                (self.batch_size % 2 == 0 and self.batch_size >= 2,
-                 f"loss prediction pairs the samples of a batch: the batch size must be even, got "
-                 f"{self.batch_size}"),
-                (self.margin >= 0, f"the ranking loss margin must be >= 0, got {self.margin}"),
-                (self.lamda >= 0,
-                 f"the ranking loss weight (lamda) must be >= 0, got {self.lamda}"),
-                (self.loss_width >= 1,
-                 f"the loss module width must be >= 1, got {self.loss_width}"),
-                (self.loss_pool_size >= 1,
-                 f"the loss module pool size must be >= 1, got {self.loss_pool_size}"),
-                (self.detach_epoch is None or self.detach_epoch >= 0,
-                 f"detach epoch must be >= 0, got {self.detach_epoch}"),
-            ]
+        checks += [(False, message) for message in strategy.option_errors(self.options)]
+        if strategy.check_config is not None:
+            refusal = strategy.check_config(self)
+            checks.append((refusal is None, refusal or ""))
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
@@ -165,21 +147,21 @@ class LoopConfig:
         return 1 + -(-remaining // self.budget) if self.budget >= 1 else 1
 
     def protocol(self) -> dict[str, Any]:
-        """The fields that define the run (all but those allowed to change on resume, and the
-        hyperparameters of parts the strategy does not use: a changed loss-module setting does
-        not make a random run another run)."""
+        """The fields that define the run (all but those allowed to change on resume), with the
+        strategy's options as it compares them (``protocol_options``; none for a strategy
+        without options: only the chosen strategy's settings make a run another run)."""
         values = dataclasses.asdict(self)
-        unused = set(self.RESUMABLE_CHANGES)
-        strategy = get_strategy(self.strategy)
-        if not strategy.trains_loss_module:
-            unused |= {"lamda", "margin", "detach_epoch", "loss_pool_size", "loss_width"}
-        unused |= strategy_option_fields() - {field for _, field in strategy.config_options}
+        unused = set(self.RESUMABLE_CHANGES) | {"options"}
         # A run without a mix keeps the protocol it had before mixes existed (and resumes).
         if self.diversity is None:
             unused |= {"diversity", "diversity_factor"}
         if not self.random_fraction:
             unused.add("random_fraction")
-        return {key: value for key, value in values.items() if key not in unused}
+        protocol = {key: value for key, value in values.items() if key not in unused}
+        options = protocol_options(get_strategy(self.strategy), self.options, self.epochs)
+        if options:
+            protocol["options"] = options
+        return protocol
 
     @property
     def strategy_label(self) -> str:
@@ -189,9 +171,13 @@ class LoopConfig:
                          self.diversity_factor)
 
     def strategy_options(self) -> dict[str, Any]:
-        """Keyword options of the strategy's ``select_set`` (``Strategy.config_options``)."""
-        return {option: getattr(self, field)
-                for option, field in get_strategy(self.strategy).config_options}
+        """Keyword options of the strategy's ``select_set``: a set strategy's declared options
+        (``Strategy.options``); none for a score strategy (its options configure its training
+        companion)."""
+        strategy = get_strategy(self.strategy)
+        if not strategy.is_set_strategy:
+            return {}
+        return {option.name: self.options[option.name] for option in strategy.options}
 
 
 def diversity_refusal(strategy_name: str) -> str | None:
@@ -210,9 +196,29 @@ def diversity_refusal(strategy_name: str) -> str | None:
     return None
 
 
-def strategy_option_fields() -> set[str]:
-    """The LoopConfig fields that only some strategy reads (e.g. ``dal_max_epochs``)."""
-    return {field for name in list_strategies() for _, field in get_strategy(name).config_options}
+def _registered(name: str) -> Strategy | None:
+    return get_strategy(name) if name in list_strategies() else None
+
+
+def protocol_options(strategy: Strategy, options: Mapping[str, Any],
+                     epochs: int) -> dict[str, Any]:
+    """The strategy's options as runs compare them: those in its protocol, each as its
+    ``protocol_value`` (Learning Loss's detach epoch, given or derived from a share of the
+    epochs); the declared default where ``options`` lacks one."""
+    resolved = resolve_options(strategy.options, options)
+    return {option.name: (option.protocol_value(resolved, epochs) if option.protocol_value
+                          else resolved[option.name])
+            for option in strategy.options if option.in_protocol}
+
+
+def recorded_options(strategy: Strategy, loop: Mapping[str, Any]) -> dict[str, Any]:
+    """The strategy's options of an ``args.json``'s ``loop`` record: its ``options``, or, in a
+    run recorded before strategies declared their options, the flat fields that held them
+    (``StrategyOption.legacy_field``: DAL's ``max_epochs`` was ``dal_max_epochs``)."""
+    if isinstance(loop.get("options"), Mapping):
+        return dict(loop["options"])
+    return {option.name: loop[option.legacy_field] for option in strategy.options
+            if option.legacy_field is not None and option.legacy_field in loop}
 
 
 def derive_seed(seed: int, cycle: int, stage: int) -> int:

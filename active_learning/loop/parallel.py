@@ -1,4 +1,5 @@
-"""DistributedDataParallel around the model and the loss module, for training under torchrun.
+"""DistributedDataParallel around the model and a strategy's training companion (the loss
+module), for training under torchrun.
 
 DDP synchronises gradients only for what runs through its own ``forward``; a task reads its
 model's intermediate maps through ``adapter.forward_intermediates(model, inputs)``, which may
@@ -13,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from active_learning.strategies.options import TrainingCompanion
 
 __all__ = ["ForwardIntermediates", "data_parallel"]
 
@@ -29,9 +32,10 @@ class ForwardIntermediates(nn.Module):
         return self._adapter.forward_intermediates(self.model, inputs)
 
 
-def data_parallel(adapter: Any, model: nn.Module, loss_module: nn.Module | None,
-                  device: torch.device) -> tuple[nn.Module, nn.Module | None]:
-    """(the model's forward wrapped in DDP, the loss module wrapped in DDP or None).
+def data_parallel(adapter: Any, model: nn.Module, companion: TrainingCompanion | None,
+                  device: torch.device) -> tuple[nn.Module, TrainingCompanion | None]:
+    """(the model's forward wrapped in DDP, the companion computing through its module wrapped
+    in DDP, or None).
 
     Both run with ``find_unused_parameters``: a model may hold layers that the task's loss does
     not reach (HRNet's lower-resolution branches feed only the maps the loss module reads), and
@@ -42,6 +46,6 @@ def data_parallel(adapter: Any, model: nn.Module, loss_module: nn.Module | None,
         if device.type == "cuda" else None
     forward = DistributedDataParallel(ForwardIntermediates(adapter, model), device_ids=device_ids,
                                       find_unused_parameters=True)
-    wrapped_loss = None if loss_module is None else DistributedDataParallel(
-        loss_module, device_ids=device_ids, find_unused_parameters=True)
-    return forward, wrapped_loss
+    wrapped = None if companion is None else companion.wrapped(DistributedDataParallel(
+        companion.module, device_ids=device_ids, find_unused_parameters=True))
+    return forward, wrapped

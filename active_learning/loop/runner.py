@@ -71,6 +71,8 @@ from active_learning.loop.config import (
     STAGE_MODEL,
     LoopConfig,
     derive_seed,
+    protocol_options,
+    recorded_options,
 )
 from active_learning.loop.identity import check_pool, item_names
 from active_learning.loop.inference import make_loader, progress
@@ -87,7 +89,8 @@ from active_learning.loop.selection import select_next, tie_warning
 from active_learning.loop.units import SelectionUnits
 from active_learning.precision import autocast, grad_scaler
 from active_learning.strategies import Strategy, get_strategy
-from active_learning.strategies.loss_prediction import LossPredictionModule, ranking_diagnostics
+from active_learning.strategies.loss_prediction import ranking_diagnostics
+from active_learning.strategies.options import TrainingCompanion
 
 IN_PROGRESS = "in_progress.pt"
 PENDING = ".pending"   # a cycle's selection files, until the cycle commits
@@ -306,13 +309,25 @@ def _check_args(run_dir: Path, config: LoopConfig, record: Mapping[str, Any],
     except (OSError, ValueError) as error:
         raise RunMismatchError(f"cannot read {path}: {error}") from error
     # A field added after the run was made counts as its default (the value the run used).
-    old_protocol = {item.name: item.default for item in dataclasses.fields(LoopConfig)}
-    old_protocol.update(previous.get("loop", {}))
+    old_protocol: dict[str, Any] = {item.name: item.default
+                                    for item in dataclasses.fields(LoopConfig)}
+    old_loop = previous.get("loop", {})
+    old_protocol.update(old_loop)
     if initial_units is not None and old_protocol.get("initial_size") == initial_units:
         old_protocol["initial_size"] = config.initial_size
+    # The strategy's options as the run recorded them (flat fields before strategies declared
+    # them), compared as the protocol compares them (another strategy differs by name).
+    strategy = get_strategy(config.strategy)
+    old_options = protocol_options(strategy, recorded_options(strategy, old_loop),
+                                   int(old_protocol["epochs"]))
+    protocol = config.protocol()
+    options = protocol.pop("options", {})
     differences = [f"{key}: {old_protocol.get(key)!r} -> {value!r}"
-                   for key, value in config.protocol().items()
+                   for key, value in protocol.items()
                    if not _same_value(old_protocol.get(key), value)]
+    differences += [f"{config.strategy} option {key}: {old_options.get(key)!r} -> {value!r}"
+                    for key, value in options.items()
+                    if not _same_value(old_options.get(key), value)]
     old_task = {RENAMED_RECORD_KEYS.get(key, key): value
                 for key, value in previous.get("task", {}).items()}
     differences += [f"{key}: {old_task.get(key)!r} -> {value!r}"
@@ -363,7 +378,9 @@ def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: 
 def _run_cycle(run: _Run, cycle: int) -> None:
     """Train, evaluate, select and commit one cycle."""
     labeled = run.state.labeled_up_to(cycle)
-    model, loss_module, train_stats, train_seconds = _train(run, cycle, labeled)
+    model, companion, train_stats, train_seconds = _train(run, cycle, labeled)
+    # The companion's module gives the loss_pred need and its test-loss ranking.
+    loss_module = None if companion is None else companion.module
 
     start = time.perf_counter()
     metrics = _evaluate(run, model, loss_module, cycle)
@@ -381,7 +398,7 @@ def _run_cycle(run: _Run, cycle: int) -> None:
 
     if run.config.save_checkpoints and is_main_process():
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
-                      "loss_module": None if loss_module is None else loss_module.state_dict()}
+                      "companion": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
     row = {"cycle": cycle, "n_labeled": len(labeled), **run.units.cost(labeled), **metrics,
            "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": len(chosen),
@@ -402,28 +419,27 @@ def _run_cycle(run: _Run, cycle: int) -> None:
                 f", {summary}" if summary else "", row["seconds"])
 
 
-def _build(run: _Run, cycle: int) -> tuple[nn.Module, nn.Module | None, Any, Any]:
-    """A freshly initialised model (and loss module) with its optimizer, seeded per cycle."""
+def _build(run: _Run, cycle: int) -> tuple[nn.Module, TrainingCompanion | None, Any, Any]:
+    """A freshly initialised model (and the strategy's training companion, built right after it
+    from the same seed) with its optimizer, seeded per cycle."""
     torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_MODEL))
     model = run.adapter.build_model().to(run.device)
     if run.config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loss_module = None
+    companion = None
     parameters = list(model.parameters())
-    if run.strategy.trains_loss_module:
-        loss_module = LossPredictionModule([info["channels"] for info in run.adapter.feature_info],
-                                           pool_size=run.config.loss_pool_size,
-                                           width=run.config.loss_width).to(run.device)
-        parameters += list(loss_module.parameters())
+    if run.strategy.companion is not None:
+        companion = run.strategy.companion(run.adapter, run.config)
+        parameters += list(companion.module.parameters())
     optimizer, scheduler = run.adapter.build_optimizer(parameters, run.config.epochs)
-    return model, loss_module, optimizer, scheduler
+    return model, companion, optimizer, scheduler
 
 
 def _train(run: _Run, cycle: int, labeled: np.ndarray
-           ) -> tuple[nn.Module, nn.Module | None, dict[str, float], float]:
+           ) -> tuple[nn.Module, TrainingCompanion | None, dict[str, float], float]:
     """Train from scratch on the labeled units (or go on from an in-cycle checkpoint)."""
     config = run.config
-    model, loss_module, optimizer, scheduler = _build(run, cycle)
+    model, companion, optimizer, scheduler = _build(run, cycle)
     training = run.adapter.training_set(labeled)
     size = dataset_len(training)
     if size == 0:
@@ -444,7 +460,7 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
                          seed=loader_seed, drop_last=lone_last, sampler=sampler)
     scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
-    parts = (model, loss_module, optimizer, scheduler, loader, scaler)
+    parts = (model, companion, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
     start = time.perf_counter()
     every = config.resolved_checkpoint_every
@@ -453,15 +469,15 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     # Only fp16 has a scaler to carry over: adapters written before mixed precision, whose
     # train_one_epoch takes no scaler, still run in fp32 and bf16.
     options: dict[str, Any] = {"scaler": scaler} if scaler.is_enabled() else {}
-    training_loss_module = loss_module
+    training_companion = companion
     if is_distributed():
         _check_takes_forward(run.adapter)
-        forward, training_loss_module = data_parallel(run.adapter, model, loss_module, run.device)
+        forward, training_companion = data_parallel(run.adapter, model, companion, run.device)
         options["forward"] = forward
     for epoch in epochs:
         if sampler is not None:
             sampler.set_epoch(epoch)
-        train_stats = run.adapter.train_one_epoch(model, training_loss_module, loader, optimizer,
+        train_stats = run.adapter.train_one_epoch(model, training_companion, loader, optimizer,
                                                   epoch=epoch, config=config, device=run.device,
                                                   **options)
         if scheduler is not None:
@@ -477,10 +493,10 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
             _save_in_cycle(run, cycle, done, parts, train_stats,
                            seconds + time.perf_counter() - start)
     broadcast_buffers(model)        # every process evaluates and scores rank 0's model
-    broadcast_buffers(loss_module)
+    broadcast_buffers(None if companion is None else companion.module)
     if is_distributed():            # the token of rank 0's saved model names every shard's scores
         run.model_token = broadcast_object(run.model_token)
-    return model, loss_module, train_stats, seconds + time.perf_counter() - start
+    return model, companion, train_stats, seconds + time.perf_counter() - start
 
 
 def _check_takes_forward(adapter: TaskAdapter) -> None:
@@ -518,11 +534,11 @@ def _protocol_key(run: _Run) -> str:
 
 def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_stats: dict,
                    seconds: float) -> None:
-    model, loss_module, optimizer, scheduler, loader, scaler = parts
+    model, companion, optimizer, scheduler, loader, scaler = parts
     atomic_torch_save({
         "cycle": cycle, "next_epoch": next_epoch, "protocol": _protocol_key(run),
         "labeled_at": run.state.labeled_at.copy(), "model": model.state_dict(),
-        "loss_module": None if loss_module is None else loss_module.state_dict(),
+        "companion": None if companion is None else companion.module.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": _rng_state(loader), "train_stats": train_stats, "train_seconds": seconds,
@@ -561,10 +577,10 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
         saved = broadcast_object(saved)
     if saved is None:
         return 0, {}, 0.0
-    model, loss_module, optimizer, scheduler, loader, scaler = parts
+    model, companion, optimizer, scheduler, loader, scaler = parts
     model.load_state_dict(saved["model"])
-    if loss_module is not None:
-        loss_module.load_state_dict(saved["loss_module"])
+    if companion is not None:
+        companion.module.load_state_dict(saved["companion"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(saved["scheduler"])

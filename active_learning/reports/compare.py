@@ -78,12 +78,13 @@ PROTOCOL_FIELDS = {"initial_size": "initial labeled set (initial_size)",
 PROTOCOL_TASK_FIELDS = ("dataset",)
 # Arguments that are allowed to differ without comment: identity of the run, bookkeeping,
 # and strategy hyperparameters that only the strategy using them reads.
-IGNORED_LOOP_FIELDS = {"strategy", "seed", "cycles", "device", "num_workers", "save_checkpoints",
-                       "progress", "eval_batch_size", "checkpoint_every", "unit_reduction", "lamda",
-                       "margin", "detach_epoch", "loss_pool_size", "loss_width", "mc_samples",
-                       "reduction", "initial_size", "budget", "subset_size", "subset_factor",
-                       "epochs", "dal_max_epochs", "dal_sub_queries", "probcover_delta",
-                       "probcover_clusters", "diversity", "diversity_factor", "random_fraction"}
+IGNORED_LOOP_FIELDS = {"strategy", "options", "seed", "cycles", "device", "num_workers",
+                       "save_checkpoints", "progress", "eval_batch_size", "checkpoint_every",
+                       "unit_reduction", "lamda", "margin", "detach_epoch", "loss_pool_size",
+                       "loss_width", "mc_samples", "reduction", "initial_size", "budget",
+                       "subset_size", "subset_factor", "epochs", "dal_max_epochs",
+                       "dal_sub_queries", "probcover_delta", "probcover_clusters", "diversity",
+                       "diversity_factor", "random_fraction"}
 IGNORED_TASK_FIELDS = {"csv_names", "data_dir", "output_dir", "download", "workers", "device"}
 FLOAT_SLACK = 1e-12  # so that e.g. 0.701 - 0.700 counts as within a tolerance of 0.001
 

@@ -13,12 +13,20 @@ one batched pass over the candidates. Two kinds exist:
 A score strategy may first be fitted on the labeled items (``fit_labeled``: hidden uncertainty's
 class densities, active transfer learning's error head), and a strategy may choose among the
 best candidates of another (``presample``: outliers among the least confident).
+
+A strategy declares its own settings and what it trains beside the model (``options``,
+``companion``: ``strategies/options.py``); the command line, ``LoopConfig`` and the runner take
+them from here. A module added to this package that lists its strategies in ``STRATEGIES`` is
+registered with the built-in ones (:func:`register_modules`): a new strategy with its options is
+its own file (and its tests).
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -27,6 +35,7 @@ import numpy as np
 import torch
 
 from active_learning.strategies import uncertainty
+from active_learning.strategies.options import StrategyOption, TrainingCompanion, option_errors
 
 if TYPE_CHECKING:
     from active_learning.strategies.labeled import LabeledFeatures
@@ -64,12 +73,17 @@ class Strategy:
         score_batch: ``(inputs: dict[need, Tensor], reduction) -> Tensor [B]`` for score strategies.
         select_set: ``(inputs: dict[need, ndarray/Tensor], labeled_embeddings, budget, seed,
             **options) -> (positions [K] into the candidates, scores [K])`` for set strategies.
-        trains_loss_module: the model is trained with a loss prediction module attached.
         needs_labeled_embeddings: ``select_set`` also needs the labeled items' embeddings.
-        options: keyword options ``select_set`` accepts (e.g. DAL's ``max_epochs``).
-        config_options: ``(option, LoopConfig field)`` pairs: the options a run passes from its
-            protocol (DAL's ``max_epochs`` from ``dal_max_epochs``). A field no strategy of a
-            run reads is not part of that run's protocol.
+        options: the typed settings a run gives this strategy (``options.StrategyOption``):
+            the command line's flags, ``LoopConfig.options`` and ``args.json``'s
+            ``loop.options``; a set strategy's ``select_set`` receives them as keywords.
+        keywords: further keyword options ``select_set`` accepts from a library caller
+            (``choose_new_labeled_indices(options=...)``; e.g. DAL's ``lr``), beside ``options``.
+        companion: ``(adapter, config) -> options.TrainingCompanion``: a module trained beside
+            the model (Learning Loss's loss prediction module), built by the runner after the
+            model; its per-sample output in evaluation is the ``loss_pred`` need.
+        check_config: ``config -> message or None``: why this strategy cannot run a protocol
+            (Learning Loss pairs the samples of a batch: an even batch size).
         mc_statistics: for MC strategies, the running statistics ``score_batch`` reads from an
             ``MCStatistics`` (see ``mc_statistics.py``): the loop then streams the T passes
             instead of holding ``[T, B, C, *dense]``. Empty: the loop passes the full samples.
@@ -105,10 +119,11 @@ class Strategy:
     description: str
     score_batch: Callable[..., torch.Tensor] | None = None
     select_set: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
-    trains_loss_module: bool = False
     needs_labeled_embeddings: bool = False
-    options: frozenset[str] = frozenset()
-    config_options: tuple[tuple[str, str], ...] = ()
+    options: tuple[StrategyOption, ...] = ()
+    keywords: frozenset[str] = frozenset()
+    companion: Callable[[Any, Any], TrainingCompanion] | None = None
+    check_config: Callable[[Any], str | None] | None = None
     mc_statistics: frozenset[str] = frozenset()
     region_level: bool = False
     reads: frozenset[str] = DISTRIBUTIONS
@@ -123,6 +138,15 @@ class Strategy:
     @property
     def is_set_strategy(self) -> bool:
         return self.select_set is not None
+
+    def option_defaults(self) -> dict[str, Any]:
+        """``{name: default}`` of the declared options, in declaration order."""
+        return {option.name: option.default for option in self.options}
+
+    def option_errors(self, values: Mapping[str, Any]) -> list[str]:
+        """What is wrong with ``values`` as this strategy's options (unknown names, invalid
+        values); empty when nothing is."""
+        return option_errors(self.name, self.options, values)
 
     def fitted(self, labeled: LabeledFeatures, seed: int = 0) -> Strategy:
         """This strategy fitted on ``labeled``: ``with_state(fit_labeled(labeled, seed))``."""
@@ -196,8 +220,26 @@ def register_strategy(strategy: Strategy) -> Strategy:
         if first.is_set_strategy or not first.needs or first.fit_labeled is not None:
             raise ValueError(f"strategy {strategy.name!r} presamples with "
                              f"{first.name!r}, which is not a plain score strategy")
+    _check_options(strategy)
     _REGISTRY[strategy.name] = strategy
     return strategy
+
+
+def _check_options(strategy: Strategy) -> None:
+    """Option names are unique within a strategy; a flag two strategies declare is one flag (the
+    same destination), and a strategy's defaults pass its own checks."""
+    names = [option.name for option in strategy.options]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategy {strategy.name!r} declares an option twice: {names}")
+    errors = strategy.option_errors(strategy.option_defaults())
+    if errors:
+        raise ValueError(f"strategy {strategy.name!r}: the default {errors[0]}")
+    for other in _REGISTRY.values():
+        for mine in strategy.options:
+            for theirs in other.options:
+                if set(mine.spellings) & set(theirs.spellings) and mine.key != theirs.key:
+                    raise ValueError(f"strategy {strategy.name!r}: option {mine.name!r} spells "
+                                     f"a flag of {other.name!r}'s {theirs.name!r}")
 
 
 def get_strategy(name: str | Strategy) -> Strategy:
@@ -240,7 +282,6 @@ def rank_scores(count: int) -> np.ndarray:
     return (count - np.arange(count, dtype=np.float64)) / max(count, 1)
 
 
-_rank_scores = rank_scores   # the name this file's set strategies still call it by
 
 
 def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
@@ -252,7 +293,7 @@ def _coreset(inputs, labeled_embeddings, budget: int, seed: int):
     is_labeled = np.zeros(len(features), dtype=bool)
     is_labeled[: len(labeled)] = True
     rows = k_center_greedy(features, is_labeled, budget, seed=seed)
-    return rows - len(labeled), _rank_scores(len(rows))
+    return rows - len(labeled), rank_scores(len(rows))
 
 
 def _coreset_sharded(features, n_labeled: int, budget: int, *, offset: int, total: int,
@@ -278,7 +319,7 @@ def _badge(inputs, labeled_embeddings, budget: int, seed: int):
                 "uncertainty strategy for dense tasks")
         onehot = torch.nn.functional.one_hot(probs.argmax(dim=1), probs.shape[1]).float()
         positions = badge_factored(probs - onehot, inputs[EMBEDDING], budget, seed=seed)
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **options):
@@ -288,14 +329,14 @@ def _discriminative(inputs, labeled_embeddings, budget: int, seed: int, **option
     positions, _ = selector.select(labeled_embeddings, inputs[EMBEDDING], budget)
     # Rank scores keep the pick order in the CSV: P(unlabeled) values come from a different
     # discriminator in each sub-query, so sorting by them would interleave the sub-queries.
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _typiclust(inputs, labeled_embeddings, budget: int, seed: int, **options):
     from active_learning.strategies.typicality import typiclust
 
     positions, _ = typiclust(labeled_embeddings, inputs[EMBEDDING], budget, seed=seed, **options)
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _probcover(inputs, labeled_embeddings, budget: int, seed: int, **options):
@@ -303,7 +344,7 @@ def _probcover(inputs, labeled_embeddings, budget: int, seed: int, **options):
 
     positions, _, _ = probcover(labeled_embeddings, inputs[EMBEDDING], budget, seed=seed,
                                 **options)
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _cluster_margin(inputs, labeled_embeddings, budget: int, seed: int, **options):
@@ -311,14 +352,14 @@ def _cluster_margin(inputs, labeled_embeddings, budget: int, seed: int, **option
 
     positions, _ = cluster_margin(inputs[PROBS], inputs[EMBEDDING], budget, seed=seed, **options)
     # Rank scores keep the round-robin order: sorting by margin would undo the diversification.
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _batchbald(inputs, labeled_embeddings, budget: int, seed: int, **options):
     from active_learning.strategies.batchbald import batchbald
 
     positions, _ = batchbald(inputs[MC_PROBS], budget, seed=seed, **options)
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _model_outliers(inputs, labeled_embeddings, budget: int, seed: int, *, reduction: str):
@@ -343,10 +384,12 @@ def _cluster_outliers(inputs, labeled_embeddings, budget: int, seed: int):
     labels, scores, _ = hdbscan_glosh(inputs[EMBEDDING])
     positions = cluster_outlier_sample(labels, scores, budget, np.random.default_rng(seed))
     # random draws within each cluster: the CSV keeps the pick order, cluster by cluster
-    return positions, _rank_scores(len(positions))
+    return positions, rank_scores(len(positions))
 
 
 def _build_registry() -> None:
+    from active_learning.strategies import discriminative, loss_prediction, typicality
+
     register_strategy(Strategy("random", frozenset(), "uniformly random items (the baseline)"))
     for name, function, description in (
         ("least_confidence", uncertainty.least_confidence, "1 - max class probability"),
@@ -395,7 +438,10 @@ def _build_registry() -> None:
                                reads=frozenset({HEATMAPS})))
     register_strategy(Strategy("loss_prediction", frozenset({LOSS_PRED}),
                                "Learning Loss (Yoo & Kweon 2019): highest predicted loss",
-                               score_batch=_loss_prediction_score, trains_loss_module=True))
+                               score_batch=_loss_prediction_score,
+                               options=loss_prediction.OPTIONS,
+                               companion=loss_prediction.loss_prediction_companion,
+                               check_config=loss_prediction.check_config))
     register_strategy(Strategy("coreset", frozenset({EMBEDDING}),
                                "core-set k-center greedy on embeddings (Sener & Savarese 2018)",
                                select_set=_coreset, needs_labeled_embeddings=True,
@@ -406,35 +452,33 @@ def _build_registry() -> None:
     register_strategy(Strategy("discriminative", frozenset({EMBEDDING}),
                                "Discriminative AL (Gissin & Shalev-Shwartz 2019)",
                                select_set=_discriminative, needs_labeled_embeddings=True,
-                               options=frozenset({"max_epochs", "n_sub_queries", "target_accuracy",
-                                                  "lr", "unlabeled_ratio", "batch_size"}),
-                               config_options=(("max_epochs", "dal_max_epochs"),
-                                               ("n_sub_queries", "dal_sub_queries"))))
+                               options=discriminative.OPTIONS,
+                               keywords=frozenset({"target_accuracy", "lr", "unlabeled_ratio",
+                                                   "batch_size"})))
     # Batch-aware and typicality strategies: embeddings (every task) or one class distribution
     # per image (classification).
     register_strategy(Strategy("typiclust", frozenset({EMBEDDING}),
                                "TypiClust: the most typical point of the largest uncovered k-means "
                                "clusters (Hacohen et al. 2022)",
                                select_set=_typiclust, needs_labeled_embeddings=True,
-                               options=frozenset({"k_neighbors", "max_clusters",
-                                                  "min_cluster_size", "normalize"})))
+                               keywords=frozenset({"k_neighbors", "max_clusters",
+                                                   "min_cluster_size", "normalize"})))
     register_strategy(Strategy("probcover", frozenset({EMBEDDING}),
                                "ProbCover: greedy coverage of delta-balls (Yehuda et al. 2022)",
                                select_set=_probcover, needs_labeled_embeddings=True,
-                               options=frozenset({"delta", "purity_clusters", "alpha", "deltas",
-                                                  "normalize", "max_edges"}),
-                               config_options=(("delta", "probcover_delta"),
-                                               ("purity_clusters", "probcover_clusters"))))
+                               options=typicality.PROBCOVER_OPTIONS,
+                               keywords=frozenset({"alpha", "deltas", "normalize", "max_edges"})))
     register_strategy(Strategy("cluster_margin", frozenset({PROBS, EMBEDDING}),
                                "Cluster-Margin: smallest margins, round-robin over HAC clusters "
                                "(Citovsky et al. 2021)",
                                select_set=_cluster_margin, reads=frozenset({CLASS_DISTRIBUTIONS}),
-                               options=frozenset({"margin_factor", "cluster_size", "hac_sample"})))
+                               keywords=frozenset({"margin_factor", "cluster_size",
+                                                   "hac_sample"})))
     register_strategy(Strategy("batchbald", frozenset({MC_PROBS}),
                                "BatchBALD: greedy joint mutual information over MC-dropout "
                                "samples (Kirsch et al. 2019)",
                                select_set=_batchbald, reads=frozenset({CLASS_DISTRIBUTIONS}),
-                               options=frozenset({"joint_samples", "max_exact"})))
+                               keywords=frozenset({"joint_samples", "max_exact"})))
     _register_outlier_strategies()
 
 
@@ -481,7 +525,20 @@ def _register_outlier_strategies() -> None:
                                reads=image_or_pixel, requires=sklearn))
 
 
+def register_modules(package: str, path: Sequence[str]) -> list[str]:
+    """Import every module of ``package`` (whose folders are ``path``) and register the
+    strategies each lists in a ``STRATEGIES`` sequence, in module-name order; returns their
+    names. A module without one (the built-ins' helpers) is only imported."""
+    added = []
+    for info in sorted(pkgutil.iter_modules(path), key=lambda module: module.name):
+        module = importlib.import_module(f"{package}.{info.name}")
+        for strategy in getattr(module, "STRATEGIES", ()):
+            added.append(register_strategy(strategy).name)
+    return added
+
+
 _build_registry()
+register_modules(__name__, __path__)
 
 
 def clip_budget(budget: int, available: int) -> int:
@@ -537,7 +594,8 @@ def choose_new_labeled_indices(
         reduction: how dense scores collapse to one per item: "mean" or "max".
         seed: seeds the random choices (random strategy, BADGE sampling, DAL training).
         options: keyword options of a set strategy, e.g. ``{"max_epochs": 100}`` for
-            discriminative (see ``Strategy.options``); an option the strategy lacks is an error.
+            discriminative (``Strategy.options`` and ``Strategy.keywords``); an option the
+            strategy lacks is an error.
 
     Returns:
         (indices int64 [K] absolute dataset indices best first, scores float64 [K]).
@@ -547,9 +605,10 @@ def choose_new_labeled_indices(
     budget = clip_budget(budget, len(candidate_indices))
     inputs = dict(inputs or {})
     options = dict(options or {})
-    unknown = sorted(set(options) - strategy.options)
+    accepts = strategy.keywords | {option.name for option in strategy.options}
+    unknown = sorted(set(options) - accepts)
     if unknown:
-        accepted = ", ".join(sorted(strategy.options)) or "none"
+        accepted = ", ".join(sorted(accepts)) or "none"
         raise ValueError(f"strategy {strategy.name!r} has no option(s) {unknown} "
                          f"(it accepts: {accepted})")
     missing = [need for need in strategy.needs if not _provided(need, inputs)]
@@ -565,7 +624,7 @@ def choose_new_labeled_indices(
     if not strategy.needs:  # random
         rng = np.random.default_rng(seed)
         positions = rng.choice(len(candidate_indices), size=budget, replace=False)
-        return candidate_indices[positions], _rank_scores(budget)
+        return candidate_indices[positions], rank_scores(budget)
     if scores is None:
         if missing:
             raise ValueError(f"strategy {strategy.name!r} needs inputs {missing} (or scores=)")

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from active_learning.extras import require
+
 # Largest [candidates, sample] block of distances when assigning candidates to clusters.
 _BLOCK_ELEMENTS = 1 << 24
 
@@ -45,11 +47,12 @@ def margins(probs) -> np.ndarray:
 def hac_clusters(embeddings: np.ndarray, n_clusters: int) -> np.ndarray:
     """Average-linkage HAC labels ``[n]`` of ``embeddings: [n, D]`` (scikit-learn), cut into
     ``n_clusters`` clusters."""
-    from sklearn.cluster import AgglomerativeClustering
+    cluster = require("sklearn.cluster", "Cluster-Margin's clustering")
 
     if len(embeddings) < 2 or n_clusters <= 1:
         return np.zeros(len(embeddings), dtype=np.int64)
-    model = AgglomerativeClustering(n_clusters=min(n_clusters, len(embeddings)), linkage="average")
+    model = cluster.AgglomerativeClustering(n_clusters=min(n_clusters, len(embeddings)),
+                                            linkage="average")
     return np.asarray(model.fit_predict(embeddings), dtype=np.int64)
 
 

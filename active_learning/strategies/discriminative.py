@@ -17,6 +17,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from active_learning.strategies.options import StrategyOption
+
+# The run settings of the "discriminative" strategy (its flags, LoopConfig.options, args.json).
+OPTIONS = (
+    StrategyOption("max_epochs", int, 500, "train each sub-query's discriminator "
+                   "for at most N epochs (it stops earlier at 98% accuracy; the paper trains 500)",
+                   check=lambda value: value >= 1, requirement="must be >= 1",
+                   flags=("--dal-max-epochs",), metavar="N", legacy_field="dal_max_epochs"),
+    StrategyOption("n_sub_queries", int, 10, "spend each cycle's budget in K "
+                   "rounds, each with a fresh discriminator",
+                   check=lambda value: value >= 1, requirement="must be >= 1",
+                   flags=("--dal-sub-queries",), metavar="K", legacy_field="dal_sub_queries"),
+)
+
 
 def build_discriminator(input_dim: int) -> nn.Module:
     """MLP ``[B, input_dim] -> [B, 2]`` logits (0 = labeled, 1 = unlabeled).

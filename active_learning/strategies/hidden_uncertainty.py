@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from active_learning.extras import require
 from active_learning.strategies.labeled import LabeledFeatures
 from active_learning.strategies.uncertainty import reduce_dense
 
@@ -58,7 +59,7 @@ class ClassConditionalDensity:
 
     def class_log_densities(self, rows: np.ndarray) -> np.ndarray:
         """``log p(x | c)`` of ``rows [N, D]`` for each fitted class: float64 [N, K]."""
-        from sklearn.preprocessing import normalize
+        normalize = require("sklearn.preprocessing", "hidden uncertainty's densities").normalize
 
         rows = np.asarray(rows, dtype=np.float64)
         if self.normalize:
@@ -68,7 +69,7 @@ class ClassConditionalDensity:
 
     def log_density(self, rows: np.ndarray) -> np.ndarray:
         """``log sum_c pi_c p(x | c)`` of ``rows [N, D]`` over the fitted classes: float64 [N]."""
-        from scipy.special import logsumexp
+        logsumexp = require("scipy.special", "hidden uncertainty's densities").logsumexp
 
         joint = self.class_log_densities(rows) + self.log_priors[self.fitted_classes]
         return logsumexp(joint, axis=1)
@@ -78,8 +79,8 @@ def fit_class_conditional(labeled: LabeledFeatures, seed: int = 0,
                           normalize: bool = True) -> ClassConditionalDensity:
     """Fit one full-covariance Gaussian per class to ``labeled.features`` grouped by their true
     ``labels`` (classes with at most one row get none); priors from ``labeled.class_counts``."""
-    from sklearn.mixture import GaussianMixture
-    from sklearn.preprocessing import normalize as l2_normalize
+    GaussianMixture = require("sklearn.mixture", "hidden uncertainty's densities").GaussianMixture
+    l2_normalize = require("sklearn.preprocessing", "hidden uncertainty's densities").normalize
 
     rows = np.asarray(labeled.features, dtype=np.float64)
     if normalize:

@@ -11,17 +11,26 @@ Pieces:
 - :class:`LossPredictionLoss` — the paper's pairwise ranking hinge loss.
 - :class:`FeatureTap` — captures named submodules' outputs with forward hooks.
 - :class:`ActiveLearning` — wraps a network: ``outputs, loss_pred = wrapped(x)``.
+- :data:`OPTIONS` and :func:`loss_prediction_companion` — what the ``loss_prediction`` strategy
+  declares: its settings, and the module the loop trains beside the model
+  (:class:`LossPredictionCompanion`: task loss + lamda x ranking loss, features detached from
+  the detach epoch on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LossPredictionModule", "LossPredictionLoss", "FeatureTap", "ActiveLearning"]
+from active_learning.extras import require
+from active_learning.strategies.options import StrategyOption
+
+__all__ = ["LossPredictionModule", "LossPredictionLoss", "FeatureTap", "ActiveLearning",
+           "OPTIONS", "LossPredictionCompanion", "loss_prediction_companion", "detach_epoch",
+           "check_config"]
 
 _ORIGINAL_COUNTS = "get_active_learning_feature_channel_counts"
 _ORIGINAL_FEATURES = "get_active_learning_features"
@@ -410,7 +419,115 @@ def ranking_diagnostics(predicted: Any, true: Any, max_items: int = 4000) -> dic
     accuracy = (agree + 0.5 * ties) / pairs if pairs else float("nan")
     tau = float("nan")
     if predicted.numel() >= 2 and pairs:
-        from scipy.stats import kendalltau
+        kendalltau = require("scipy.stats", "the loss module's ranking (Kendall's tau)").kendalltau
 
         tau = float(kendalltau(predicted.numpy(), true.numpy()).statistic)
     return {"ranking_accuracy": accuracy, "kendall_tau": tau}
+
+
+# ---- the loss_prediction strategy's declarations --------------------------------------------
+
+# The Learning Loss protocol's detach point (Yoo & Kweon, Sec. 4.1: 120 of 200 epochs).
+DETACH_FRACTION = 0.6
+
+
+def detach_epoch(options: Mapping[str, Any], epochs: int) -> int:
+    """The epoch from which the loss module reads detached features: ``detach_epoch``, or
+    ``detach_fraction`` of ``epochs`` when it is None."""
+    if options.get("detach_epoch") is not None:
+        return int(options["detach_epoch"])
+    return int(options.get("detach_fraction", DETACH_FRACTION) * epochs)
+
+
+def _non_negative(value: Any) -> bool:
+    return value >= 0
+
+
+def _positive(value: Any) -> bool:
+    return value >= 1
+
+
+# The run settings of the "loss_prediction" strategy (its flags, LoopConfig.options, args.json).
+# The names are the flags' destinations, which the tasks' reference values and presets use.
+OPTIONS = (
+    StrategyOption("lamda", float, 1.0, "weight of the loss-prediction ranking loss",
+                   check=_non_negative, requirement="must be >= 0",
+                   flags=("--lamda", "--lambda"), legacy_field="lamda"),
+    StrategyOption("margin", float, 1.0, "ranking loss margin", check=_non_negative,
+                   requirement="must be >= 0", legacy_field="margin"),
+    StrategyOption("detach_epoch", int, None,
+                   "stop the ranking loss's gradient into the backbone from this epoch; 0 = the "
+                   "loss module only reads detached features (default: {detach_fraction:.0%} of "
+                   "the epochs)", check=_non_negative, requirement="must be >= 0",
+                   legacy_field="detach_epoch",
+                   protocol_value=lambda options, epochs: detach_epoch(options, epochs)),
+    # No flag: a task's reference (pose detaches at 75%) or preset sets it. The detach epoch
+    # it gives is what the protocol records (detach_epoch's protocol_value).
+    StrategyOption("detach_fraction", float, DETACH_FRACTION,
+                   "with no detach_epoch, the share of the epochs after which the features are "
+                   "detached", check=_non_negative, requirement="must be >= 0", flags=(),
+                   in_protocol=False),
+    StrategyOption("loss_width", int, 128, "loss module hidden width", check=_positive,
+                   requirement="must be >= 1", legacy_field="loss_width"),
+    StrategyOption("loss_pool_size", int, 1,
+                   "loss module: average-pool each feature map to N x N before its FC layer "
+                   "(1: global average pooling, as in Learning Loss)", check=_positive,
+                   requirement="must be >= 1", metavar="N",
+                   legacy_field="loss_pool_size"),
+)
+
+
+def check_config(config: Any) -> str | None:
+    """Why a protocol cannot train a loss module: the ranking loss pairs a batch's samples."""
+    if config.batch_size % 2 or config.batch_size < 2:
+        return (f"loss prediction pairs the samples of a batch: the batch size must be even, "
+                f"got {config.batch_size}")
+    return None
+
+
+class LossPredictionCompanion:
+    """The loss module as a training companion (``options.TrainingCompanion``).
+
+    Each batch adds ``lamda x`` the ranking loss of its predictions to the task loss; from
+    ``detach_from`` on, the module reads detached features, so the ranking loss stops shaping
+    the backbone (Yoo & Kweon, Sec. 4.1). A batch of one sample forms no pair: it adds nothing.
+    """
+
+    stat = "ranking_loss"
+
+    def __init__(self, module: nn.Module, *, lamda: float, margin: float,
+                 detach_from: int) -> None:
+        self.module = module
+        self.lamda, self.margin, self.detach_from = lamda, margin, detach_from
+        self._ranking = LossPredictionLoss(margin=margin)
+
+    def train(self) -> None:
+        self.module.train()
+
+    def forward(self, features: Sequence[Tensor], epoch: int) -> Tensor:
+        """``[B]`` predicted losses of one batch's feature maps."""
+        taps = [feature.detach() for feature in features] if epoch >= self.detach_from \
+            else list(features)
+        return self.module(taps)
+
+    def loss(self, output: Tensor, sample_losses: Tensor) -> tuple[Tensor | None, Tensor]:
+        """(lamda x ranking loss, ranking loss); (None, 0) for a batch of one sample."""
+        if sample_losses.shape[0] < 2:
+            return None, torch.zeros((), device=sample_losses.device)
+        rank = self._ranking(output.float(), sample_losses)
+        return self.lamda * rank, rank
+
+    def wrapped(self, module: nn.Module) -> LossPredictionCompanion:
+        return LossPredictionCompanion(module, lamda=self.lamda, margin=self.margin,
+                                       detach_from=self.detach_from)
+
+
+def loss_prediction_companion(adapter: Any, config: Any) -> LossPredictionCompanion:
+    """The loss module over the adapter's ``feature_info`` maps, on the run's device, with the
+    run's options (``config.options``)."""
+    options = config.options
+    module = LossPredictionModule([info["channels"] for info in adapter.feature_info],
+                                  pool_size=options["loss_pool_size"],
+                                  width=options["loss_width"]).to(config.device)
+    return LossPredictionCompanion(module, lamda=options["lamda"], margin=options["margin"],
+                                   detach_from=detach_epoch(options, config.epochs))

@@ -38,6 +38,7 @@ import math
 import numpy as np
 import torch
 
+from active_learning.extras import require
 from active_learning.strategies.diversity import k_center_greedy
 
 DIVERSITIES = ("knearest", "coreset")
@@ -100,7 +101,7 @@ def knearest_diverse(scores: np.ndarray, embeddings: np.ndarray | torch.Tensor, 
         int64 ``[budget]`` positions into the shortlist, in pick order: first the walk's picks,
         then, if it ran out, the skipped candidates by score.
     """
-    from sklearn.neighbors import NearestNeighbors
+    NearestNeighbors = require("sklearn.neighbors", "the k-nearest diversity step").NearestNeighbors
 
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     n = len(scores)

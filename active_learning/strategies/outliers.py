@@ -34,6 +34,8 @@ import warnings
 import numpy as np
 import torch
 
+from active_learning.extras import require
+
 logger = logging.getLogger(__name__)
 
 # fsdl-active-learning's HDBSCAN settings (al_sampler.py): clusters of at least 100 points,
@@ -209,7 +211,7 @@ def hdbscan_glosh(features: np.ndarray | torch.Tensor, min_cluster_size: int = M
     every point is noise. Returns (cluster labels int64 [N], -1 for noise; GLOSH scores float64
     [N]; the min_cluster_size used).
     """
-    from sklearn.cluster import HDBSCAN
+    HDBSCAN = require("sklearn.cluster", "HDBSCAN's outlier scores").HDBSCAN
 
     x = np.asarray(torch.as_tensor(features).double().cpu().numpy())
     n = len(x)

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from active_learning.extras import require
+from active_learning.strategies.options import StrategyOption
+
 logger = logging.getLogger(__name__)
 
 # Largest block of distances held at once ([rows, N] float32: 128 MiB). Smaller blocks make
@@ -109,7 +112,9 @@ def kmeans_labels(x: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     float64, and k-means starts from those centres: scikit-learn's float32 k-means++ computes
     its distances in small float64 blocks and took 100 s for 500 centres of 10k x 512 rows.
     """
-    from sklearn.cluster import KMeans, MiniBatchKMeans, kmeans_plusplus
+    cluster = require("sklearn.cluster", "TypiClust's and ProbCover's k-means")
+    KMeans, MiniBatchKMeans = cluster.KMeans, cluster.MiniBatchKMeans
+    kmeans_plusplus = cluster.kmeans_plusplus
 
     init: Any = "k-means++"
     n_init: Any = "auto"
@@ -399,6 +404,20 @@ def _covered_by(x: torch.Tensor, rows: int, delta: float) -> np.ndarray:
         stop = min(rows, start + step)
         covered |= _within(x[start:stop], sq[start:stop], x, sq, delta * delta).any(dim=0)
     return covered.numpy()
+
+
+# The run settings of the "probcover" strategy (its flags, LoopConfig.options, args.json).
+PROBCOVER_OPTIONS = (
+    StrategyOption("delta", float, None, "ball radius on L2-normalised embeddings, in "
+                   "(0, 2) (default: the largest radius whose balls are 95% pure w.r.t. k-means "
+                   "clusters, as the paper)",
+                   check=lambda value: 0 < value < float("inf"), requirement="must be > 0",
+                   flags=("--probcover-delta",), metavar="DELTA", legacy_field="probcover_delta"),
+    StrategyOption("purity_clusters", int, 10, "k-means clusters of that purity, the "
+                   "number of classes", check=lambda value: value >= 2,
+                   requirement="must be >= 2", flags=("--probcover-clusters",), metavar="K",
+                   legacy_field="probcover_clusters"),
+)
 
 
 @torch.inference_mode()

@@ -100,8 +100,8 @@ def test_dal_flags_set_the_loop_config():
     from active_learning.cli import loop_config
 
     default = loop_config(parse_args(["--strategy", "discriminative"]), "cpu")
-    assert (default.dal_max_epochs, default.dal_sub_queries) == (500, 10)  # the paper's
-    args = parse_args(["--strategy", "discriminative", "--dal-max-epochs", "50", "--dal-sub-queries", "4"])
+    assert default.options == {"max_epochs": 500, "n_sub_queries": 10}  # the paper's
+    args = parse_args(["--strategy", "discriminative", "--dal-max-epochs", "50", "--dal_sub_queries", "4"])
     config = loop_config(args, "cpu")
     assert config.strategy_options() == {"max_epochs": 50, "n_sub_queries": 4}
 
@@ -112,7 +112,7 @@ def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
     args = parse_args(["--strategy", "entropy", "--dal-max-epochs", "5"])
     with pytest.warns(UserWarning, match="only apply to --strategy discriminative"):
         config = loop_config(args, "cpu")
-    assert config.dal_max_epochs == 500  # not recorded: resuming without the flag is not refused
+    assert config.options == {}  # not recorded: resuming without the flag is not refused
 
 
 def test_probcover_flags_set_its_options_and_are_part_of_its_protocol_only():
@@ -123,11 +123,21 @@ def test_probcover_flags_set_its_options_and_are_part_of_its_protocol_only():
     config = loop_config(parse_args(["--strategy", "probcover", "--probcover-delta", "0.6",
                                      "--probcover-clusters", "100"]), "cpu")
     assert config.strategy_options() == {"delta": 0.6, "purity_clusters": 100}
-    assert config.protocol()["probcover_delta"] == 0.6
+    assert config.protocol()["options"] == {"delta": 0.6, "purity_clusters": 100}
     args = parse_args(["--strategy", "typiclust", "--probcover-delta", "0.6"])
     with pytest.warns(UserWarning, match="only apply to --strategy probcover"):
         other = loop_config(args, "cpu")
-    assert other.strategy_options() == {} and "probcover_delta" not in other.protocol()
+    assert other.strategy_options() == {} and "options" not in other.protocol()
+
+
+def test_loss_module_flags_with_another_strategy_are_ignored_with_a_warning():
+    from active_learning.cli import loop_config
+
+    args = parse_args(["--strategy", "entropy", "--lambda", "0.5", "--loss-width", "8"])
+    with pytest.warns(UserWarning, match="--lamda and --loss-width only apply to --strategy loss_prediction"):
+        assert loop_config(args, "cpu").options == {}
+    config = loop_config(parse_args(["--strategy", "loss_prediction", "--lambda", "0.5"]), "cpu")
+    assert (config.options["lamda"], config.options["loss_width"]) == (0.5, 128)
 
 
 def test_milestones_and_subset_follow_epochs_and_budget_by_default():
@@ -173,11 +183,11 @@ def test_bad_flags_exit_with_one_message(argv, message, capsys):
     (["--strategy", "bald", "--dropout", "0"], "--dropout > 0"),
     (["--initial-size", "1500"], "leaves nothing"),
     (["--weights", "/nonexistent/weights.pt"], "no such file"),
-    (["--strategy", "discriminative", "--dal-sub-queries", "0"], "DAL sub-queries must be >= 1"),
-    (["--strategy", "probcover", "--probcover-delta", "0"], "ProbCover delta must be > 0"),
-    (["--strategy", "probcover", "--probcover-clusters", "1"], "ProbCover clusters must be >= 2"),
-    (["--strategy", "loss_prediction", "--margin", "-1"], "margin must be >= 0"),
-    (["--strategy", "loss_prediction", "--loss-width", "0"], "loss module width"),
+    (["--strategy", "discriminative", "--dal-sub-queries", "0"], "--dal-sub-queries must be >= 1, got 0"),
+    (["--strategy", "probcover", "--probcover-delta", "0"], "--probcover-delta must be > 0"),
+    (["--strategy", "probcover", "--probcover-clusters", "1"], "--probcover-clusters must be >= 2"),
+    (["--strategy", "loss_prediction", "--margin", "-1"], "--margin must be >= 0, got -1.0"),
+    (["--strategy", "loss_prediction", "--loss-width", "0"], "--loss-width must be >= 1, got 0"),
     (["--eval-batch-size", "0"], "evaluation batch size"),
     (["--workers", "-1"], "workers must be >= 0"),
     (["--lr", "-1"], "--lr must be > 0"),

@@ -11,6 +11,7 @@ from PIL import Image
 
 from active_learning import PoolState, cli
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
+from active_learning.strategies.loss_prediction import detach_epoch
 from human_pose_estimation.train import main, parse_args
 from interrupts import interrupt_on_call
 from pose_fixtures import TINY_ARGS, read_json, write_json, write_tiny_coco
@@ -44,8 +45,8 @@ def test_the_original_commands_read_the_reference_yaml(command, strategy, monkey
     assert (args.optimizer, args.lr, args.weight_decay, args.batch_size, args.eval_batch_size) == \
         ("adam", 1e-3, 0.0, 32, 32)
     assert (args.epochs, args.milestones, args.gamma) == (210, [170, 200], 0.1)
-    config = cli.loop_config(args, "cpu")
-    assert (config.lamda, config.detach_epoch) == (1e-4, 157)      # lambda 1e-4, detached at 75%
+    # Learning Loss's options (set for any strategy, read by loss_prediction's)
+    assert (args.lamda, detach_epoch(vars(args), args.epochs)) == (1e-4, 157)   # lambda 1e-4, detached at 75%
     assert (args.oks_threshold, args.in_vis_threshold) == (0.9, 0.2)     # TEST.OKS_THRE, IN_VIS_THRE
     assert (args.flip, args.flip_test, args.scale_factor, args.rotation_factor, args.half_body_probability) == \
         (True, True, 0.35, 45.0, 0.3)
@@ -58,9 +59,9 @@ def test_the_loss_module_reads_detached_features_as_the_original_from_75_percent
     of its END_EPOCH 100 on: 75% of the epochs, which this task's protocol keeps at any length."""
     for epochs, detach in ((100, 75), (210, 157), (25, 18)):
         args = parse_args(["--epochs", str(epochs), "--strategy", "loss_prediction"])
-        assert cli.loop_config(args, "cpu").resolved_detach_epoch == detach
+        assert detach_epoch(cli.loop_config(args, "cpu").options, epochs) == detach
     args = parse_args(["--epochs", "100", "--detach-epoch", "40", "--strategy", "loss_prediction"])
-    assert cli.loop_config(args, "cpu").resolved_detach_epoch == 40
+    assert detach_epoch(cli.loop_config(args, "cpu").options, 100) == 40
 
 
 def test_config_overrides_and_forwarded_flags(monkeypatch):

@@ -211,11 +211,17 @@ def test_the_reference_never_detaches_the_loss_modules_features():
     from active_learning import cli
 
     # the original's train.py never detaches: the detach epoch is past the last epoch
+    from active_learning.strategies.loss_prediction import detach_epoch
+
+    def detached_from(*argv):
+        config = cli.loop_config(parse_args(["--strategy", "loss_prediction", *argv]), "cpu")
+        return detach_epoch(config.options, config.epochs)
+
     config = cli.loop_config(parse_args(["--use_active_learning=True"]), "cpu")
-    assert config.epochs == 300 and config.resolved_detach_epoch >= 300
+    assert config.epochs == 300 and detach_epoch(config.options, config.epochs) >= 300
     # the CPU preset keeps the 60% of its measured benchmark runs; an explicit flag wins
-    assert cli.loop_config(parse_args(["--preset", "synthetic-cpu"]), "cpu").resolved_detach_epoch == 12
-    assert cli.loop_config(parse_args(["--detach-epoch", "5"]), "cpu").resolved_detach_epoch == 5
+    assert detached_from("--preset", "synthetic-cpu") == 12
+    assert detached_from("--detach-epoch", "5") == 5
 
 
 def test_a_cycle_trains_evaluates_and_scores_under_bf16(dataset, tmp_path):
