@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from active_learning import cli  # noqa: E402
+from active_learning import arguments, cli, run_setup  # noqa: E402
 from active_learning.loop.fitting import labeled_features  # noqa: E402
 from active_learning.loop.inference import make_loader  # noqa: E402
 from active_learning.loop.pool import PoolState  # noqa: E402
@@ -53,7 +53,7 @@ def train(task: str, size: int, seed: int, extra: list[str], output: Path) -> tu
             "--images-per-cycle", "1", "--subset", "1", "--save-checkpoints", "--seed", str(seed),
             "--no-progress", "--output-dir", str(output / f"size{size}")]
     run_dir = cli.run(command, argv)
-    prepared = cli.prepare(command, cli.parse_args(command, argv))
+    prepared = run_setup.prepare(command, arguments.parse_args(command, argv))
     adapter = prepared.built.adapter
     model = adapter.build_model()
     saved = torch.load(run_dir / "checkpoints" / "cycle_00.pt", map_location="cpu",

@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # `python train.py` from the task folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "classification"
 
-from active_learning import cli, flags
+from active_learning import cli, flags, run_setup
 from active_learning.errors import ConfigError
 from active_learning.files.images import image_size
 from active_learning.strategies import CLASS_DISTRIBUTIONS
@@ -141,7 +141,7 @@ get_args_parser, parse_args, main = cli.entry_points(COMMAND)
 
 
 def run_folder(args: argparse.Namespace) -> Path:
-    return cli.run_folder(args, COMMAND.name, args.dataset)
+    return run_setup.run_folder(args, COMMAND.name, args.dataset)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli, console, flags
+from active_learning import cli, console, distributed, flags, run_setup
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
 from active_learning.labels import Labels
@@ -92,7 +92,7 @@ def build(args: argparse.Namespace) -> cli.BuiltTask:
                      for path in find_images(folder, DataError)]
             pool = pool + persons_to_rank(
                 args, folder, names, names,
-                cache=cli.dataset_cache(folder, "human_pose_estimation"))
+                cache=run_setup.dataset_cache(folder, "human_pose_estimation"))
     task = pose_task(args, pool, test, args.dataset_root)
     record: dict[str, Any] = {"dataset_root": dataset_name(args)}
     if args.unlabeled_dir is not None:
@@ -117,7 +117,7 @@ def persons_to_rank(args: argparse.Namespace, folder: Path, names: list[str],
     image_ids: dict[str, int] = {}
     if args.person_boxes == AUTO:
         boxes = detect_persons(folder, names, args.person_detector,
-                               cli.resolve_device(args.device), cache,
+                               distributed.resolve_device(args.device), cache,
                                progress=not args.no_progress)
         source = f"by {args.person_detector}"
     else:
@@ -153,8 +153,8 @@ def pose_task(args: argparse.Namespace, pool: PoseData, test: PoseData,
                     in_vis_threshold=args.in_vis_threshold,
                     heatmap_convention=args.heatmap_convention, published=PUBLISHED,
                     progress=not args.no_progress)
-    task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(data_root, "human_pose_estimation")
+    task.check_files(jobs=run_setup.decode_jobs(args),
+                     cache=run_setup.dataset_cache(data_root, "human_pose_estimation")
                      / "checked_images.json")
     return task
 

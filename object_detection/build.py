@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli, console, flags
+from active_learning import cli, console, flags, run_setup
 from active_learning.labels import Labels
 
 from .model import refuse_normalised_vgg
@@ -84,8 +84,8 @@ def detection_task(args: argparse.Namespace, samples: list[VOCSample],
                          gamma=args.gamma, scored_boxes=args.uncertainty_boxes,
                          basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
-    task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(data_root, "object_detection")
+    task.check_files(jobs=run_setup.decode_jobs(args),
+                     cache=run_setup.dataset_cache(data_root, "object_detection")
                      / "checked_images.json")
     return task
 

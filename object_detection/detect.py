@@ -113,8 +113,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Write the detections; returns the output file. A user error is one ``error:`` line and
     exit 2."""
-    from active_learning.cli import resolve_device
     from active_learning.console import configure_logging
+    from active_learning.distributed import resolve_device
 
     configure_logging()
     args = get_args_parser().parse_args(argv)

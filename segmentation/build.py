@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from active_learning import cli, flags
+from active_learning import cli, flags, run_setup
 from active_learning.errors import ConfigError
 from active_learning.labels import Labels
 from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
@@ -99,7 +99,7 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
     """The adapter of the flags over ``samples`` (the first ``n_labeled`` labeled), its files
     checked: a bad image or mask stops the run here, before anything is trained or written.
     ``data_root`` keys the user's caches (superpixel maps, checked images)."""
-    cache = args.cache_dir or cli.dataset_cache(data_root, "segmentation") / "superpixels"
+    cache = args.cache_dir or run_setup.dataset_cache(data_root, "segmentation") / "superpixels"
     task = SegmentationTask(
         samples, test_samples, data_format=data_format, num_classes=len(class_names),
         class_names=class_names, mean=mean, std=std, width=args.width, dropout=args.dropout,
@@ -124,8 +124,8 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
         raise DataError(f"the training images differ in size ({a}: {first[1]}x{first[0]}, {b}: "
                         f"{second[1]}x{second[0]}), so they cannot share a batch: give a "
                         "--crop-size")
-    task.check_files(jobs=cli.decode_jobs(args),
-                     cache=cli.dataset_cache(data_root, "segmentation") / "checked_images.json")
+    task.check_files(jobs=run_setup.decode_jobs(args), cache=run_setup.dataset_cache(
+        data_root, "segmentation") / "checked_images.json")
     return task
 
 

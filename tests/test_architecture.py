@@ -190,7 +190,8 @@ LAYERS = (
     ("active_learning.strategies",),
     ("active_learning.loop", "active_learning.adapter"),
     ("active_learning.reports",),
-    ("active_learning.rounds", "active_learning.cli", "active_learning"),
+    ("active_learning.rounds", "active_learning.arguments", "active_learning.run_setup",
+     "active_learning.cli", "active_learning"),
 )
 
 

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from active_learning import cli
+from active_learning import arguments, cli, run_setup
 from active_learning.distributed import resolve_device
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from classification.train import get_args_parser, main, parse_args
@@ -85,9 +85,9 @@ def _toy_command(**fields) -> cli.TaskCommand:
 def test_a_task_adds_its_own_aliases_and_defaults():
     command = _toy_command(name="segmentation", reference=dict(lamda=0.01, epochs=250, subset_factor=5),
                            aliases={"entropy_superpixels": "mc_entropy"})
-    args = cli.parse_args(command, ["--entropy_superpixels"])
+    args = arguments.parse_args(command, ["--entropy_superpixels"])
     assert (args.strategy, args.lamda, args.epochs, args.subset) == ("mc_entropy", 0.01, 250, 5000)
-    assert cli.run_folder(args, command.name, "cityscapes").parts[-4:] == (
+    assert run_setup.run_folder(args, command.name, "cityscapes").parts[-4:] == (
         "segmentation", "cityscapes", "mc_entropy", "seed0")
 
 
@@ -101,21 +101,21 @@ def _loss_module_settings(config):
 def test_loss_module_flags_reach_the_loop_config():
     args = parse_args(["--strategy", "loss_prediction", "--loss-pool-size", "3", "--loss-width", "64", "--margin", "0.5",
                        "--detach-epoch", "0"])
-    assert _loss_module_settings(cli.loop_config(args, "cpu")) == (3, 64, 0.5, 0)
-    default = cli.loop_config(parse_args(["--strategy", "loss_prediction"]), "cpu")
+    assert _loss_module_settings(run_setup.loop_config(args, "cpu")) == (3, 64, 0.5, 0)
+    default = run_setup.loop_config(parse_args(["--strategy", "loss_prediction"]), "cpu")
     assert _loss_module_settings(default) == (1, 128, 1.0, 120)  # Learning Loss: GAP, 60% of 200
     # a task's reference value (segmentation pools to 6x6) is its flag's default
     command = _toy_command(reference=dict(loss_pool_size=6, detach_fraction=0.75))
-    config = cli.loop_config(cli.parse_args(command, ["--strategy", "loss_prediction"]), "cpu")
+    config = run_setup.loop_config(arguments.parse_args(command, ["--strategy", "loss_prediction"]), "cpu")
     assert _loss_module_settings(config)[::3] == (6, 150)
-    given = cli.parse_args(command, ["--strategy", "loss_prediction", "--loss-pool-size", "2"])
-    assert cli.loop_config(given, "cpu").options["loss_pool_size"] == 2
+    given = arguments.parse_args(command, ["--strategy", "loss_prediction", "--loss-pool-size", "2"])
+    assert run_setup.loop_config(given, "cpu").options["loss_pool_size"] == 2
     # a preset's value is a default too, not a flag given: no warning for another strategy
     command = _toy_command(presets={"quick": dict(detach_epoch=0, epochs=3)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cli.loop_config(cli.parse_args(command, ["--preset", "quick"]), "cpu").options == {}
-    config = cli.loop_config(cli.parse_args(command, ["--preset", "quick", "--strategy", "loss_prediction"]), "cpu")
+        assert run_setup.loop_config(arguments.parse_args(command, ["--preset", "quick"]), "cpu").options == {}
+    config = run_setup.loop_config(arguments.parse_args(command, ["--preset", "quick", "--strategy", "loss_prediction"]), "cpu")
     assert _loss_module_settings(config)[3] == 0
 
 

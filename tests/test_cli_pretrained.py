@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from active_learning import cli
+from active_learning import arguments, cli
 from active_learning.errors import ConfigError
 from active_learning.files.pretrained import PublishedCheckpoint
 from active_learning.strategies import CLASS_DISTRIBUTIONS
@@ -25,8 +25,8 @@ def command(build=None) -> cli.TaskCommand:
 
 
 def test_the_reference_preset_names_its_pretrained_start_and_from_scratch_drops_it():
-    assert cli.parse_args(command(), ["--preset", "reference"]).weights_backbone == "basenet.pth"
-    args = cli.parse_args(command(), ["--preset", "reference", "--from-scratch"])
+    assert arguments.parse_args(command(), ["--preset", "reference"]).weights_backbone == "basenet.pth"
+    args = arguments.parse_args(command(), ["--preset", "reference", "--from-scratch"])
     assert args.weights_backbone is None and args.weights is None
     assert "from_scratch" not in args._recorded        # the run records the weights it used
     assert "weights_backbone" in args._recorded
@@ -36,15 +36,15 @@ def test_the_reference_preset_names_its_pretrained_start_and_from_scratch_drops_
                                    ["--weights_backbone", "mine.pth"]])
 def test_from_scratch_next_to_named_backbone_weights_is_refused(named):
     with pytest.raises(ConfigError, match=f"cannot be combined with {named[0].split('=')[0]}"):
-        cli.parse_args(command(), ["--preset", "reference", "--from-scratch", *named])
+        arguments.parse_args(command(), ["--preset", "reference", "--from-scratch", *named])
 
 
 @pytest.mark.parametrize("scratch", [[], ["--from-scratch"]])
 def test_whole_model_weights_drop_the_default_backbone_but_keep_a_named_one(scratch):
     # the whole model replaces the backbone: its default file must not be required
-    args = cli.parse_args(command(), ["--preset", "reference", "--weights", "all.pth", *scratch])
+    args = arguments.parse_args(command(), ["--preset", "reference", "--weights", "all.pth", *scratch])
     assert args.weights == "all.pth" and args.weights_backbone is None
-    args = cli.parse_args(command(), ["--preset", "reference", "--weights", "all.pth",
+    args = arguments.parse_args(command(), ["--preset", "reference", "--weights", "all.pth",
                                       "--basenet", "mine.pth"])
     assert args.weights_backbone == "mine.pth"
 
@@ -61,7 +61,7 @@ def test_a_missing_default_start_stops_before_the_data_with_one_line(tmp_path, c
 
 def test_help_lists_the_forms_weights_take_and_the_published_files(capsys):
     with pytest.raises(SystemExit):
-        cli.parse_args(command(), ["--help"])
+        arguments.parse_args(command(), ["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "VGG16_Weights.IMAGENET1K_FEATURES" in text and "timm:" in text
     assert "a published file (basenet.pth)" in text and "--from-scratch" in text

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from active_learning import cli, strategies
+from active_learning import arguments, cli, run_setup, strategies
 from active_learning.errors import ConfigError
 from active_learning.loop.config import LoopConfig, protocol_options, recorded_options
 from active_learning.strategies import (
@@ -68,7 +68,7 @@ def test_a_strategy_registered_with_an_option_runs_from_the_command_line(registr
     _register_every_kth(received)
     command = _toy_command()
 
-    help_text = " ".join(cli.build_parser(command).format_help().split())
+    help_text = " ".join(arguments.build_parser(command).format_help().split())
     assert "options of --strategy every_kth:" in help_text
     assert "--stride K take every K-th candidate (default: 2)" in help_text
     # the task's reference value is the flag's default; the first spelling names the key
@@ -104,10 +104,10 @@ def test_a_declared_check_refuses_a_value_with_one_line(registry, tmp_path, caps
 
 def test_an_option_flag_of_another_strategy_is_warned_about_and_not_recorded(registry):
     _register_every_kth([])
-    args = cli.parse_args(_toy_command(), ARGV + ["--strategy", "entropy", "--stride", "5"])
+    args = arguments.parse_args(_toy_command(), ARGV + ["--strategy", "entropy", "--stride", "5"])
     with pytest.warns(UserWarning, match="--stride only apply to --strategy every_kth; "
                                          "ignored for entropy"):
-        config = cli.loop_config(args, "cpu")
+        config = run_setup.loop_config(args, "cpu")
     assert config.options == {} and "options" not in config.protocol()
 
 
@@ -121,7 +121,7 @@ def test_flags_of_two_strategies_must_not_collide(registry):
     shared = StrategyOption("sub_queries", int, 4, "x", flags=("--dal-sub-queries",))
     register_strategy(Strategy("dal_variant", frozenset({EMBEDDING}), "x", select_set=print,
                                options=(shared,)))
-    assert cli.declared_options()["dal_sub_queries"][1] == ["discriminative", "dal_variant"]
+    assert arguments.declared_options()["dal_sub_queries"][1] == ["discriminative", "dal_variant"]
     with pytest.raises(ValueError, match="the default --width must be >= 1"):
         register_strategy(Strategy("other", frozenset({EMBEDDING}), "x", select_set=print,
                                    options=(StrategyOption("width", int, 0, "x",
@@ -255,5 +255,5 @@ STRATEGIES = (Strategy("farthest", frozenset({EMBEDDING}), "the farthest candida
     monkeypatch.syspath_prepend(str(tmp_path))
     assert strategies.register_modules("more_strategies", [str(package)]) == ["farthest"]
     assert get_strategy("farthest").option_defaults() == {"spread": 0.5}
-    args = cli.parse_args(_toy_command(), ["--strategy", "farthest", "--spread", "2"])
-    assert cli.loop_config(args, "cpu").options == {"spread": 2.0}
+    args = arguments.parse_args(_toy_command(), ["--strategy", "farthest", "--spread", "2"])
+    assert run_setup.loop_config(args, "cpu").options == {"spread": 2.0}

@@ -1,5 +1,5 @@
 """What a round scores: the project's images, less the labeled ones and those out for
-labeling (how many it proposes is ``cli.size_run``'s, as for every run)."""
+labeling (how many it proposes is ``run_setup.size_run``'s, as for every run)."""
 from __future__ import annotations
 
 import os

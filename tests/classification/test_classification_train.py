@@ -97,7 +97,7 @@ def test_help_states_defaults_without_none():
 
 
 def test_dal_flags_set_the_loop_config():
-    from active_learning.cli import loop_config
+    from active_learning.run_setup import loop_config
 
     default = loop_config(parse_args(["--strategy", "discriminative"]), "cpu")
     assert default.options == {"max_epochs": 500, "n_sub_queries": 10}  # the paper's
@@ -107,7 +107,7 @@ def test_dal_flags_set_the_loop_config():
 
 
 def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
-    from active_learning.cli import loop_config
+    from active_learning.run_setup import loop_config
 
     args = parse_args(["--strategy", "entropy", "--dal-max-epochs", "5"])
     with pytest.warns(UserWarning, match="only apply to --strategy discriminative"):
@@ -116,7 +116,7 @@ def test_dal_flags_with_another_strategy_are_ignored_with_a_warning():
 
 
 def test_probcover_flags_set_its_options_and_are_part_of_its_protocol_only():
-    from active_learning.cli import loop_config
+    from active_learning.run_setup import loop_config
 
     default = loop_config(parse_args(["--strategy", "probcover"]), "cpu")
     assert default.strategy_options() == {"delta": None, "purity_clusters": 10}  # purity-based
@@ -131,7 +131,7 @@ def test_probcover_flags_set_its_options_and_are_part_of_its_protocol_only():
 
 
 def test_loss_module_flags_with_another_strategy_are_ignored_with_a_warning():
-    from active_learning.cli import loop_config
+    from active_learning.run_setup import loop_config
 
     args = parse_args(["--strategy", "entropy", "--lambda", "0.5", "--loss-width", "8"])
     with pytest.warns(UserWarning, match="--lamda and --loss-width only apply to --strategy loss_prediction"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning import PoolState, cli
+from active_learning import PoolState, run_setup
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.strategies.loss_prediction import detach_epoch
 from human_pose_estimation.train import main, parse_args
@@ -59,9 +59,9 @@ def test_the_loss_module_reads_detached_features_as_the_original_from_75_percent
     of its END_EPOCH 100 on: 75% of the epochs, which this task's protocol keeps at any length."""
     for epochs, detach in ((100, 75), (210, 157), (25, 18)):
         args = parse_args(["--epochs", str(epochs), "--strategy", "loss_prediction"])
-        assert detach_epoch(cli.loop_config(args, "cpu").options, epochs) == detach
+        assert detach_epoch(run_setup.loop_config(args, "cpu").options, epochs) == detach
     args = parse_args(["--epochs", "100", "--detach-epoch", "40", "--strategy", "loss_prediction"])
-    assert detach_epoch(cli.loop_config(args, "cpu").options, 100) == 40
+    assert detach_epoch(run_setup.loop_config(args, "cpu").options, 100) == 40
 
 
 def test_config_overrides_and_forwarded_flags(monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from active_learning import PoolState
+from active_learning import PoolState, run_setup
 from active_learning.errors import ConfigError
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
@@ -208,16 +208,15 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
 
 
 def test_the_reference_never_detaches_the_loss_modules_features():
-    from active_learning import cli
 
     # the original's train.py never detaches: the detach epoch is past the last epoch
     from active_learning.strategies.loss_prediction import detach_epoch
 
     def detached_from(*argv):
-        config = cli.loop_config(parse_args(["--strategy", "loss_prediction", *argv]), "cpu")
+        config = run_setup.loop_config(parse_args(["--strategy", "loss_prediction", *argv]), "cpu")
         return detach_epoch(config.options, config.epochs)
 
-    config = cli.loop_config(parse_args(["--use_active_learning=True"]), "cpu")
+    config = run_setup.loop_config(parse_args(["--use_active_learning=True"]), "cpu")
     assert config.epochs == 300 and detach_epoch(config.options, config.epochs) >= 300
     # the CPU preset keeps the 60% of its measured benchmark runs; an explicit flag wins
     assert detached_from("--preset", "synthetic-cpu") == 12
