@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-
 # What the fork server imports before it forks a process: the slow imports of every worker.
 PRELOAD = ["numpy", "torch", "torch.distributed", "torch.nn.parallel", "active_learning.loop.runner",
            "active_learning.loop.selection", "active_learning.strategies"]
