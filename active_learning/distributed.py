@@ -8,7 +8,6 @@ unchanged in both cases.
 """
 from __future__ import annotations
 
-import gc
 import os
 from datetime import timedelta
 from typing import Any
@@ -133,15 +132,8 @@ def barrier() -> None:
 
 
 def finish() -> None:
-    """Leave the process group cleanly: free what still holds it, wait for every process, then
-    destroy the group. Nothing without one.
-
-    A DistributedDataParallel wrapper sits in reference cycles, so it outlives the training
-    that made it until the garbage collector runs; left to the interpreter's exit, its gloo
-    work objects are destroyed while their threads still run, and the process aborts
-    (``terminate called without an active exception``, SIGABRT) in about one run of three on
-    a busy CPU. Collecting it here, while the interpreter is whole, leaves nothing to exit."""
+    """Leave the process group cleanly: wait for every process, then destroy the group (a
+    process that exits while gloo's threads still run is aborted). Nothing without one."""
     if dist.is_available() and dist.is_initialized():
-        gc.collect()
         dist.barrier()
         dist.destroy_process_group()

@@ -97,8 +97,8 @@ def _train(output: Path, cycles: int, processes: int) -> Path:
 
         return main(args)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-              "--standalone"]
-    result = subprocess.run([*launch, "-m", "classification.train", *args], cwd=ROOT,
+              "--standalone", str(ROOT / "tests" / "torchrun_main.py")]
+    result = subprocess.run([*launch, "classification.train", *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return output / "classification" / "digits" / "random" / "seed0"

@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning import PoolState, list_strategies
+from active_learning import PoolState
 from active_learning.files.export import read_metrics_csv
 from classification.data import load_classification_data
 from classification.train import main, parse_args
+from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+
+TASK = "classification"
+# every strategy of whole images: its own selection code end to end on the cheapest task
+STRATEGIES = every_strategy_but("random_superpixels", "mc_entropy_superpixels",  # noqa: F405
+                                "mc_variance_superpixels", "bald_superpixels", "heatmap_uncertainty")
 
 TINY = ["--no-report-map", "--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
         "--images-per-cycle", "12", "--subset", "60", "--epochs", "2", "--batch-size", "16",
@@ -47,19 +53,6 @@ def _check_run(run_dir, names, initial=40, budget=12, cycles=2):
 @pytest.fixture(scope="module")
 def digit_names():
     return load_classification_data("digits", None).names
-
-
-@pytest.mark.parametrize("strategy", [name for name in list_strategies()
-                                      if not name.endswith("_superpixels") and name != "heatmap_uncertainty"])
-def test_every_strategy_end_to_end(tmp_path, strategy, digit_names):
-    extra = ["--dropout", "0.3"] if strategy in ("mc_entropy", "bald", "variation_ratio", "mc_variance") else []
-    if strategy == "discriminative":  # its discriminator's training is tested in test_discriminative.py
-        extra = ["--dal-max-epochs", "3"]
-    run_dir = main(TINY + ["--strategy", strategy, "--output-dir", str(tmp_path)] + extra)
-    assert run_dir == tmp_path / "classification" / "digits" / strategy / "seed0"
-    _check_run(run_dir, digit_names)
-    page = (run_dir / "report" / "index.html").read_text()   # the run's page, linking its CSVs
-    assert "priorities/cycle_00.csv" in page and "priorities/cycle_01.csv" in page
 
 
 def test_rerun_resumes_and_extends(tmp_path, digit_names, capsys):
