@@ -192,9 +192,9 @@ def test_missing_data_folder_is_one_clear_error(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_changed_protocol_on_rerun_keeps_the_run(tmp_path, capsys):
-    args = TINY + ["--strategy", "margin", "--output-dir", str(tmp_path)]
-    run_dir = main(args)
+def test_changed_protocol_on_rerun_keeps_the_run(tiny_run, capsys):
+    run_dir = tiny_run("--strategy", "margin")              # the end-to-end test's run
+    args = TINY + ["--strategy", "margin", "--output-dir", str(run_dir.parents[3])]
     before = (run_dir / "pool.npz").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--epochs", "3"])
@@ -280,13 +280,13 @@ def test_a_run_recorded_by_the_earlier_flag_vocabulary_resumes(tmp_path):
 
 
 def test_a_mix_runs_end_to_end_in_its_own_folder_and_compares_as_its_own_strategy(
-        tmp_path, digit_names):
+        tmp_path, digit_names, tiny_run):
     from active_learning.reports.compare import compare_runs, load_runs
 
     mixed = main(TINY + ["--strategy", "entropy", "--diversity", "coreset", "--random-fraction",
                          "0.25", "--output-dir", str(tmp_path)])
     assert mixed == tmp_path / "classification" / "digits" / "entropy+coreset+random0.25" / "seed0"
     _check_run(mixed, digit_names)
-    plain = main(TINY + ["--strategy", "entropy", "--output-dir", str(tmp_path)])
+    plain = tiny_run("--strategy", "entropy")                # the end-to-end test's run
     comparison = compare_runs(load_runs([mixed, plain]))
     assert sorted(comparison.strategies) == ["entropy", "entropy+coreset+random0.25"]
