@@ -20,3 +20,10 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(weights / "huggingface"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("ACTIVE_LEARNING_OFFLINE", "1")
+
+
+def pytest_generate_tests(metafunc):
+    """A task's end-to-end contract (tests/task_contract.py) runs the strategies its test module
+    lists in ``STRATEGIES``."""
+    if "strategy" in metafunc.fixturenames and metafunc.function.__module__ == "task_contract":
+        metafunc.parametrize("strategy", metafunc.module.STRATEGIES)

@@ -3,9 +3,14 @@
 ``spawn(worker, world, folder, *args)`` starts ``world`` processes that join one group through a
 rendezvous file in ``folder`` and call ``worker(rank, folder, *args)``; a worker writes what it
 found to ``folder`` for the test to compare.
+
+The processes are forked from a server that imported torch and the core once per test process
+(``forkserver``): a freshly spawned interpreter spends seconds importing them, for each process
+of each test.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -14,8 +19,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+# What the fork server imports before it forks a process: the slow imports of every worker.
+PRELOAD = ["numpy", "torch", "torch.distributed", "torch.nn.parallel", "active_learning.loop.runner",
+           "active_learning.loop.selection", "active_learning.strategies"]
 
-def _join(rank: int, world: int, folder: str, worker, args) -> None:
+
+def _join(rank: int, world: int, folder: str, worker, args, environment: dict) -> None:
+    # the server's environment is that of the test that started it: take this test's
+    os.environ.clear()
+    os.environ.update(environment)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
                             world_size=world)
@@ -27,7 +39,9 @@ def _join(rank: int, world: int, folder: str, worker, args) -> None:
 
 def spawn(worker, world: int, folder: Path, *args) -> None:
     """Run ``worker(rank, folder, *args)`` in ``world`` processes of one gloo group."""
-    mp.spawn(_join, args=(world, str(folder), worker, args), nprocs=world, join=True)
+    multiprocessing.set_forkserver_preload(PRELOAD)   # read when the server starts, once
+    mp.start_processes(_join, args=(world, str(folder), worker, args, dict(os.environ)),
+                       nprocs=world, join=True, start_method="forkserver")
 
 
 def sharded_k_center(rank: int, folder: str, cases: list) -> None:
@@ -224,3 +238,16 @@ def score_with_stores(rank: int, folder: str) -> None:
         (Path(folder) / f"reads-{rank}-{len(results)}.json").write_text(str(len(reads)))
     if rank == 0:
         torch.save(results, Path(folder) / "stored.pt")
+
+
+def run_main(rank: int, folder: str, module: str, argv: list[str]) -> None:
+    """A task's ``main(argv)`` in this process of the group, in the environment torchrun gives
+    each process (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``): the command line joins the group
+    the test made instead of making one (``init_from_environment``), and goes on as under
+    torchrun."""
+    import importlib
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(torch.distributed.get_world_size()))
+    importlib.import_module(module).main(argv)
+    (Path(folder) / f"ran-{rank}").touch()

@@ -113,10 +113,23 @@ def _take(value, index: int):
     raise TypeError(f"cannot take one sample of a {type(value).__name__}")
 
 
+@pytest.fixture(scope="module")
+def built_adapters():
+    """Each adapter built once for the module (the task ones write a tiny dataset), with the
+    random state its building left: (adapter, torch RNG state) by name."""
+    return {}
+
+
 @pytest.fixture(params=sorted(ADAPTERS))
-def adapter(request):
-    torch.manual_seed(0)
-    return ADAPTERS[request.param]()
+def adapter(request, built_adapters):
+    # as if built for this test alone: seed 0, built, its model drawn from the state it left
+    if request.param not in built_adapters:
+        torch.manual_seed(0)
+        built = ADAPTERS[request.param]()
+        built_adapters[request.param] = (built, torch.get_rng_state())
+    built, state = built_adapters[request.param]
+    torch.set_rng_state(state)
+    return built
 
 
 def test_features_match_feature_info(adapter):

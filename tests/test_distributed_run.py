@@ -87,13 +87,18 @@ def test_every_process_marks_the_same_units_and_rank_0_alone_writes(tmp_path, st
 
 
 def _train(output: Path, cycles: int, processes: int) -> Path:
+    """classification/train.py under ``torchrun`` (processes > 1), or in this process."""
     args = ["--dataset", "digits", "--width", "2", "--epochs", "1", "--batch-size", "16",
             "--initial-size", "40", "--images-per-cycle", "10", "--subset", "60", "--strategy",
             "random", "--no-progress", "--threads", "1", "--cycles", str(cycles),
             "--output-dir", str(output)]
+    if processes == 1:
+        from classification.train import main
+
+        return main(args)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-              "--standalone"] if processes > 1 else [sys.executable]
-    result = subprocess.run([*launch, "-m", "classification.train", *args], cwd=ROOT,
+              "--standalone", str(ROOT / "tests" / "torchrun_main.py")]
+    result = subprocess.run([*launch, "classification.train", *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return output / "classification" / "digits" / "random" / "seed0"

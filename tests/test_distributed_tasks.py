@@ -1,10 +1,10 @@
-"""Every task's train.py under ``torchrun --nproc-per-node 2`` (gloo on the CPU): two cycles
-(DistributedDataParallel, sharded evaluation and scoring), then a third cycle resumed with one
-plain process."""
+"""Every task's train.py in two processes of one gloo group on the CPU, each in the environment
+torchrun gives it: two cycles (DistributedDataParallel, sharded evaluation and scoring), then a
+third cycle resumed with one plain process. (torchrun itself launches the classification runs
+of tests/test_distributed_run.py.)"""
 from __future__ import annotations
 
-import subprocess
-import sys
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,7 @@ import pytest
 
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from active_learning.loop.pool import PoolState
-
-ROOT = Path(__file__).resolve().parent.parent
+from distributed_workers import run_main, spawn
 
 
 def _segmentation(root: Path) -> tuple[str, list[str]]:
@@ -45,33 +44,20 @@ TASKS = {"segmentation": (_segmentation, "mIoU", "loss_prediction", []),
          "pose": (_pose, "AP", "heatmap_uncertainty", ["--batch-size", "2", "--epochs", "2"])}
 
 
-def _launch(module: str, args: list[str], processes: int) -> None:
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-              "--standalone"] if processes > 1 else [sys.executable]
-    for attempt in range(2):
-        result = subprocess.run([*launch, "-m", module, *args], cwd=ROOT, capture_output=True,
-                                text=True, timeout=400)
-        # Seen twice in ~30 runs on a loaded machine: gloo aborts a process (SIGABRT, no Python
-        # frame) in its own threads; the run is retried once (it resumes). A Python error, or a
-        # second abort, fails the test.
-        if result.returncode == 0 or "exitcode: -6" not in result.stderr or attempt:
-            break
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_two_processes_run_two_cycles_and_one_resumes_the_third(tmp_path, task):
     make, metric, strategy, extra = TASKS[task]
     module, args = make(tmp_path)
     args = [*args, "--strategy", strategy, *extra, "--output-dir", str(tmp_path / "runs")]
-    _launch(module, [*args, "--cycles", "2"], processes=2)
+    spawn(run_main, 2, tmp_path, module, [*args, "--cycles", "2"])
+    assert (tmp_path / "ran-0").exists() and (tmp_path / "ran-1").exists()
     run_dir = next((tmp_path / "runs").rglob("pool.npz")).parent
     rows = read_metrics_csv(run_dir / "metrics.csv")
     assert [row["cycle"] for row in rows] == [0, 1]
     # rank 0 combined every process's slice of the test set, and of the loss ranking
     assert all(0 <= row[metric] <= 1 for row in rows)
     assert all("kendall_tau" in row for row in rows) == (strategy == "loss_prediction")
-    _launch(module, [*args, "--cycles", "3"], processes=1)
+    importlib.import_module(module).main([*args, "--cycles", "3"])     # this process alone
     state = PoolState.load(run_dir / "pool.npz")
     assert state.finished_cycles == 3
     assert [row["cycle"] for row in read_metrics_csv(run_dir / "metrics.csv")] == [0, 1, 2]

@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from active_learning import PoolState, list_strategies
+from active_learning import PoolState
 from active_learning.files.export import read_metrics_csv
 from classification.data import load_classification_data
 from classification.train import main, parse_args
+from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+
+TASK = "classification"
+# every strategy of whole images: its own selection code end to end on the cheapest task
+STRATEGIES = every_strategy_but("random_superpixels", "mc_entropy_superpixels",  # noqa: F405
+                                "mc_variance_superpixels", "bald_superpixels", "heatmap_uncertainty")
 
 TINY = ["--no-report-map", "--dataset", "digits", "--width", "2", "--cycles", "2", "--initial-size", "40",
         "--images-per-cycle", "12", "--subset", "60", "--epochs", "2", "--batch-size", "16",
@@ -47,19 +53,6 @@ def _check_run(run_dir, names, initial=40, budget=12, cycles=2):
 @pytest.fixture(scope="module")
 def digit_names():
     return load_classification_data("digits", None).names
-
-
-@pytest.mark.parametrize("strategy", [name for name in list_strategies()
-                                      if not name.endswith("_superpixels") and name != "heatmap_uncertainty"])
-def test_every_strategy_end_to_end(tmp_path, strategy, digit_names):
-    extra = ["--dropout", "0.3"] if strategy in ("mc_entropy", "bald", "variation_ratio", "mc_variance") else []
-    if strategy == "discriminative":  # its discriminator's training is tested in test_discriminative.py
-        extra = ["--dal-max-epochs", "3"]
-    run_dir = main(TINY + ["--strategy", strategy, "--output-dir", str(tmp_path)] + extra)
-    assert run_dir == tmp_path / "classification" / "digits" / strategy / "seed0"
-    _check_run(run_dir, digit_names)
-    page = (run_dir / "report" / "index.html").read_text()   # the run's page, linking its CSVs
-    assert "priorities/cycle_00.csv" in page and "priorities/cycle_01.csv" in page
 
 
 def test_rerun_resumes_and_extends(tmp_path, digit_names, capsys):
@@ -209,9 +202,9 @@ def test_missing_data_folder_is_one_clear_error(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
-def test_changed_protocol_on_rerun_keeps_the_run(tmp_path, capsys):
-    args = TINY + ["--strategy", "margin", "--output-dir", str(tmp_path)]
-    run_dir = main(args)
+def test_changed_protocol_on_rerun_keeps_the_run(tiny_run, capsys):
+    run_dir = tiny_run("--strategy", "margin")              # the end-to-end test's run
+    args = TINY + ["--strategy", "margin", "--output-dir", str(run_dir.parents[3])]
     before = (run_dir / "pool.npz").read_bytes()
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--epochs", "3"])
@@ -297,13 +290,13 @@ def test_a_run_recorded_by_the_earlier_flag_vocabulary_resumes(tmp_path):
 
 
 def test_a_mix_runs_end_to_end_in_its_own_folder_and_compares_as_its_own_strategy(
-        tmp_path, digit_names):
+        tmp_path, digit_names, tiny_run):
     from active_learning.reports.compare import compare_runs, load_runs
 
     mixed = main(TINY + ["--strategy", "entropy", "--diversity", "coreset", "--random-fraction",
                          "0.25", "--output-dir", str(tmp_path)])
     assert mixed == tmp_path / "classification" / "digits" / "entropy+coreset+random0.25" / "seed0"
     _check_run(mixed, digit_names)
-    plain = main(TINY + ["--strategy", "entropy", "--output-dir", str(tmp_path)])
+    plain = tiny_run("--strategy", "entropy")                # the end-to-end test's run
     comparison = compare_runs(load_runs([mixed, plain]))
     assert sorted(comparison.strategies) == ["entropy", "entropy+coreset+random0.25"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from active_learning import PoolState, run_setup
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
@@ -15,6 +14,13 @@ from active_learning.strategies.loss_prediction import detach_epoch
 from human_pose_estimation.train import main, parse_args
 from interrupts import interrupt_on_call
 from pose_fixtures import TINY_ARGS, read_json, write_json, write_tiny_coco
+from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+
+TASK = "human_pose_estimation"
+# one strategy of each kind of request the task accepts (task_contract.request_kind): every
+# strategy runs end to end on classification
+STRATEGIES = ["random", "loss_prediction", "heatmap_uncertainty", "mc_variance", "coreset",
+              "mb_clustering"]
 
 TASK_DIR = Path(__file__).resolve().parents[2] / "human_pose_estimation"
 CONFIG = "experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml"
@@ -97,35 +103,6 @@ def _run(dataset, tmp_path, *extra):
     return main(["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
 
 
-@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "heatmap_uncertainty", "mc_variance", "coreset",
-                                      "discriminative", "typiclust", "probcover", "mb_outliers_mean",
-                                      "mb_clustering"])
-def test_every_strategy_end_to_end(dataset, tmp_path, strategy):
-    extra = ["--dal-max-epochs", "2"] if strategy == "discriminative" else []
-    run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)
-    rows = read_metrics_csv(run_dir / "metrics.csv")
-    assert [row["n_labeled"] for row in rows] == [4, 6]          # the budget counts images
-    coco = read_json(dataset / "annotations" / "person_keypoints_train2017.json")
-    persons_per_image = {}
-    for note in coco["annotations"]:
-        persons_per_image[note["image_id"]] = persons_per_image.get(note["image_id"], 0) + 1
-    names = {image["file_name"]: persons_per_image.get(image["id"], 0) for image in coco["images"]}
-    state = PoolState.load(run_dir / "pool.npz")
-    chosen = []
-    for cycle in range(2):
-        table = read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
-        cycle_names = [name for name, _ in table]
-        assert len(cycle_names) == 2 and all(name in names and names[name] > 0 for name in cycle_names)
-        chosen += cycle_names
-        assert len(state.added_in(cycle + 1)) == 2
-        assert Image.open(run_dir / "selections" / f"cycle_{cycle:02d}.png").size[0] > 100
-    assert len(set(chosen)) == 4
-    assert all(0 <= row["AP"] <= 1 for row in rows)
-    assert rows[0]["n_persons"] >= 4 and rows[1]["n_persons"] > rows[0]["n_persons"]
-    if strategy == "loss_prediction":
-        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
-
-
 def test_n_persons_counts_the_persons_of_the_labeled_images(dataset, tmp_path):
     from human_pose_estimation.coco import read_split
 
@@ -136,10 +113,10 @@ def test_n_persons_counts_the_persons_of_the_labeled_images(dataset, tmp_path):
     assert read_metrics_csv(run_dir / "metrics.csv")[0]["n_persons"] == expected
 
 
-def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys, tiny_run):
     from human_pose_estimation.task import PoseTask
 
-    straight = _run(dataset, tmp_path / "a", "--strategy", "loss_prediction")
+    straight = tiny_run("--strategy", "loss_prediction")     # the end-to-end test's run
     expected = PoolState.load(straight / "pool.npz").labeled_at
     expected_rows = read_metrics_csv(straight / "metrics.csv")
     restore = interrupt_on_call(monkeypatch, PoseTask, "evaluate", call=2)

@@ -15,6 +15,13 @@ from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from det_fixtures import TINY_ARGS, write_tiny_voc
 from interrupts import interrupt_on_call
 from object_detection.train import main, parse_args
+from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+
+TASK = "object_detection"
+# one strategy of each kind of request the task accepts (task_contract.request_kind): every
+# strategy runs end to end on classification
+STRATEGIES = ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance", "variation_ratio", "bald", "coreset",
+              "mb_outliers_glosh", "mb_outliers_mean_least_confidence"]
 
 ORIGINAL_COMMANDS = {  # the original README's detection commands, as written (from object_detection/)
     "python3 train.py": "random",
@@ -76,35 +83,10 @@ def _run(dataset, tmp_path, *extra):
     return main(["--dataset_root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"), *extra])
 
 
-@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "bald", "coreset",
-                                      "discriminative", "typiclust", "probcover", "mb_outliers_max",
-                                      "mb_outliers_glosh", "mb_outliers_mean_least_confidence"])
-def test_every_strategy_end_to_end(dataset, tmp_path, strategy):
-    extra = ["--dal-max-epochs", "2"] if strategy == "discriminative" else []
-    run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)
-    rows = read_metrics_csv(run_dir / "metrics.csv")
-    assert [row["n_labeled"] for row in rows] == [4, 6]
-    assert all(0 <= row["mAP"] <= 1 and 0 <= row["mAP_area"] <= 1 for row in rows)
-    assert {f"AP_{name}" for name in ("tshirt", "bag")} <= set(rows[0])
-    state = PoolState.load(run_dir / "pool.npz")
-    chosen = []
-    for cycle in range(2):
-        table = read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
-        names = [name for name, _ in table]
-        assert len(names) == 2 and all(name.endswith(".jpg") and len(name) == 10 for name in names)
-        chosen += names
-        assert len(state.added_in(cycle + 1)) == 2
-        picture = run_dir / "selections" / f"cycle_{cycle:02d}.png"
-        assert Image.open(picture).size[0] > 100
-    assert len(set(chosen)) == 4
-    if strategy == "loss_prediction":
-        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
-
-
-def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys, tiny_run):
     from object_detection.task import DetectionTask
 
-    straight = _run(dataset, tmp_path / "a", "--strategy", "loss_prediction")
+    straight = tiny_run("--strategy", "loss_prediction")     # the end-to-end test's run
     expected = PoolState.load(straight / "pool.npz").labeled_at
     expected_rows = read_metrics_csv(straight / "metrics.csv")
     restore = interrupt_on_call(monkeypatch, DetectionTask, "evaluate", call=2)

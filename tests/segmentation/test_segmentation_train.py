@@ -15,6 +15,14 @@ from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from interrupts import interrupt_on_call
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
 from segmentation.train import main, parse_args
+from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+
+TASK = "segmentation"
+# one strategy of each kind of request the task accepts (task_contract.request_kind): every
+# strategy runs end to end on classification
+STRATEGIES = ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance", "variation_ratio", "bald", "coreset",
+              "mb_outliers_glosh", "mb_outliers_mean_least_confidence", "active_transfer_learning",
+              "hidden_uncertainty"]
 
 ORIGINAL_COMMANDS = [  # the original README's segmentation commands, as written
     "train -d datasets/cityscapes -c 19 -s 896 --arch drn_d_22 --batch-size 4 --epochs 250 --lr 0.01 "
@@ -63,43 +71,6 @@ def _run(dataset, tmp_path, *extra):
     # next to it would be refused
     tiny = [arg for arg in TINY_ARGS if not (arg == "--from-scratch" and "--weights" in extra)]
     return main(["-d", str(dataset), *tiny, "--output-dir", str(tmp_path / "runs"), *extra])
-
-
-@pytest.mark.parametrize("strategy", ["random", "loss_prediction", "entropy", "mc_entropy", "mc_variance",
-                                      "bald", "coreset", "typiclust", "probcover", "mb_outliers_mean",
-                                      "mb_outliers_max", "mb_outliers_glosh", "mb_clustering",
-                                      "mb_outliers_mean_least_confidence", "mb_outliers_mean_entropy",
-                                      "active_transfer_learning", "hidden_uncertainty"])
-def test_image_modes_end_to_end(dataset, tmp_path, strategy):
-    # the report's map (its t-SNE takes seconds) for three strategies of different needs
-    with_map = strategy in ("entropy", "coreset", "hidden_uncertainty")
-    run_dir = _run(dataset, tmp_path, "--strategy", strategy,
-                   *(["--no-report-map", "false"] if with_map else []))
-    rows = read_metrics_csv(run_dir / "metrics.csv")
-    assert [row["n_labeled"] for row in rows] == [4, 6]
-    assert [row["labeled_pixel_fraction"] for row in rows] == pytest.approx([4 / 12, 6 / 12])
-    assert all(0 <= row["mIoU"] <= 1 for row in rows)
-    state = PoolState.load(run_dir / "pool.npz")
-    for cycle in range(2):
-        names = [name for name, _ in read_entropies_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")]
-        assert len(names) == 2 and all(name.endswith("_leftImg8bit.png") for name in names)
-        assert len(state.added_in(cycle + 1)) == 2
-        assert (run_dir / "selections" / f"cycle_{cycle:02d}.png").stat().st_size > 0
-    if strategy == "loss_prediction":
-        assert "ranking_accuracy" in rows[0] and "kendall_tau" in rows[0]
-    if not with_map:
-        assert not (run_dir / "embeddings").exists()
-        return
-    # the report's map points of each cycle, whatever the strategy computed; no class per image
-    for cycle, labeled in ((0, 4), (1, 6)):
-        points = read_embeddings_file(run_dir / "embeddings" / f"cycle_{cycle:02d}.npz")
-        assert [int((points.status == kind).sum()) for kind in ("labeled", "chosen", "unlabeled")] \
-            == [labeled, 2, 12 - labeled - 2]
-        assert points.classes is None and points.note.startswith("No classes: segmentation")
-    if strategy == "entropy":
-        page = (run_dir / "report" / "index.html").read_text()
-        assert 'src="img/s01_map.png"' in page and "No classes: segmentation labels pixels" in page
-        assert (run_dir / "report" / "img" / "s01_map.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("strategy", ["random_superpixels", "mc_entropy_superpixels",
