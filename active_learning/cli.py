@@ -245,10 +245,29 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
             from torch.distributed.elastic.multiprocessing.errors import record
 
             # (record returns None for a SystemExit(0), e.g. --help, which ends the script too)
-            return cast(Path, record(run)(command, argv))
+            run_dir = cast(Path, record(run)(command, argv))
+            if argv is None:   # the script itself, reading sys.argv: its work is done
+                exit_without_teardown()
+            return run_dir
         return run(command, argv)
 
     return get_args_parser, parse, main
+
+
+def exit_without_teardown() -> None:
+    """End a finished torchrun process with exit code 0, skipping the interpreter's teardown.
+
+    After DistributedDataParallel over gloo, that teardown aborts the process now and then
+    (SIGABRT, "terminate called without an active exception": a thread of the C++ side still
+    running), although every file is written and the process group destroyed: torchrun then
+    reports the run as failed. Measured with a two-process DDP script on a busy 2-core machine:
+    8 aborts in 50 ends; none in 20 that ended like this (as multiprocessing ends its children).
+    Every file of the run is closed by now; the logs are flushed here.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:

@@ -114,7 +114,7 @@ SEGMENTATION_MAPS = ("entropy", "coreset", "hidden_uncertainty")
 
 
 def _segmentation_check(strategy, dataset, run_dir, rows, state):
-    from active_learning.reports.html import read_embeddings_file
+    from active_learning.files.embeddings import read_embeddings_file
 
     assert [row["labeled_pixel_fraction"] for row in rows] == pytest.approx([4 / 12, 6 / 12])
     for cycle in range(2):
@@ -211,15 +211,12 @@ def request_kind(name: str) -> tuple:
     """What a strategy asks of a task: two strategies of the same kind run the same task code
     (they differ only in what they compute from it)."""
     strategy = get_strategy(name)
-
-    def attribute(key, default=None):
-        return getattr(strategy, key, default)
-
-    return (tuple(sorted(attribute("needs", ()))), tuple(sorted(attribute("mc_statistics", ()) or ())),
-            bool(attribute("trains_loss_module")), bool(attribute("needs_labeled_embeddings")),
-            attribute("fit_labeled") is not None, (attribute("held_out_fraction") or 0) > 0,
-            attribute("presample") is not None, bool(attribute("region_level")),
-            attribute("select_set") is not None)
+    # The fields are read directly, so a renamed one fails here rather than reading as "absent".
+    return (tuple(sorted(strategy.needs)), tuple(sorted(strategy.mc_statistics or ())),
+            strategy.companion is not None, bool(strategy.needs_labeled_embeddings),
+            strategy.fit_labeled is not None, strategy.held_out_fraction > 0,
+            strategy.presample is not None, bool(strategy.region_level),
+            strategy.select_set is not None)
 
 
 # ----------------------------------------------------------------------------------- fixtures
@@ -284,7 +281,7 @@ def test_every_strategy_end_to_end(spec, dataset, tiny_run, strategy):
 
 def test_the_strategies_cover_every_kind_of_request_the_task_accepts(task, spec, request):
     from active_learning.loop import units as units_module
-    from active_learning.loop.selection import strategy_refusal
+    from active_learning.loop.compatibility import strategy_refusal
 
     units = getattr(units_module, spec.units)
     listed = request.module.STRATEGIES

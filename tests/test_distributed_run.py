@@ -96,10 +96,12 @@ def _train(output: Path, cycles: int, processes: int) -> Path:
         from classification.train import main
 
         return main(args)
+    # The script itself, as a user launches it: it ends its processes without the teardown that
+    # gloo's DDP sometimes aborts (cli.exit_without_teardown).
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-              "--standalone", str(ROOT / "tests" / "torchrun_main.py")]
-    result = subprocess.run([*launch, "classification.train", *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+              "--standalone", "-m", "classification.train"]
+    result = subprocess.run([*launch, *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return output / "classification" / "digits" / "random" / "seed0"
 

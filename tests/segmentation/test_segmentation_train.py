@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from active_learning import PoolState
-from active_learning.files.embeddings import read_embeddings_file
 from active_learning.files.export import read_entropies_csv, read_metrics_csv
 from interrupts import interrupt_on_call
 from seg_fixtures import TINY_ARGS, write_tiny_cityscapes
