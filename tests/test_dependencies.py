@@ -83,7 +83,10 @@ def test_every_extra_named_to_the_user_installs_its_package():
 
 
 def test_require_names_the_extra_of_a_missing_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "sklearn", None)   # what an uninstalled package looks like
+    # What an uninstalled package looks like (its submodule too: another test may have imported
+    # it already, and the import system finds a cached submodule first).
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
     with pytest.raises(MissingDependency) as caught:
         require("sklearn.cluster", "TypiClust's k-means")
     assert str(caught.value) == ("TypiClust's k-means needs scikit-learn, which is not "
