@@ -7,22 +7,60 @@ from pathlib import Path
 
 from active_learning.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Every format PIL decodes that cameras, scanners and tools write (TIFF for microscopy and
+# scans, PPM/PGM for older datasets): one list, so the rounds' scan and the label readers agree.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def is_image_name(relative: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> bool:
+    """Whether the path ``relative`` (to the images folder) names an image: an image suffix,
+    and no part hidden (``.thumbnails/``, macOS's ``._photo.png`` resource forks, ``.git/``:
+    files a tool or the system left there, not pictures of the project)."""
+    parts = Path(relative).parts
+    return bool(parts) and Path(parts[-1]).suffix.lower() in extensions and not any(
+        part.startswith(".") for part in parts)
+
+
+def image_names(folder: str | Path, error: type[Exception] = DataError,
+                extensions: tuple[str, ...] = IMAGE_EXTENSIONS, flag: str = "--images",
+                skip: Path | None = None) -> list[str]:
+    """The one answer to "what is an image under ``folder``": every file that
+    :func:`is_image_name` accepts, at any depth, symlinked subfolders followed (each real
+    folder once, so a link loop ends), as paths relative to ``folder`` with ``/``, sorted.
+    ``skip``: a folder under ``folder`` left out whole (a round's workspace). ``error`` (naming
+    ``flag``) if the folder is missing or holds no image."""
+    import os
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise error(f"{flag} not found: {folder}" if not folder.exists()
+                    else f"{flag} {folder} is not a folder")
+    skipped = os.path.realpath(skip) if skip is not None else None
+    seen: set[str] = set()
+    found = []
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen or real == skipped:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        relative = Path(root).relative_to(folder)
+        found.extend((relative / name).as_posix() for name in names
+                     if is_image_name(relative / name, extensions))
+    if not found:
+        raise error(f"no image ({', '.join(extensions)}) under {folder}")
+    return sorted(found)
 
 
 def find_images(folder: str | Path, error: type[Exception] = FileNotFoundError,
                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
                 flag: str = "--unlabeled-dir") -> list[Path]:
-    """Every image file under ``folder`` (any depth), sorted; ``error`` if the folder is missing
-    or holds no image. ``flag`` names the folder in that message (rank mode's
-    ``--unlabeled-dir``, a round's ``--images``)."""
+    """Every image file under ``folder`` (:func:`image_names`, as paths under ``folder``),
+    sorted; ``error`` if the folder is missing or holds no image. ``flag`` names the folder in
+    that message (rank mode's ``--unlabeled-dir``, a round's ``--images``)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise error(f"{flag} not found: {folder}")
-    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() in extensions)
-    if not images:
-        raise error(f"no image ({', '.join(extensions)}) under {folder}")
-    return images
+    return [folder / name for name in image_names(folder, error, extensions, flag)]
 
 
 def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],

@@ -23,3 +23,12 @@ def add_round_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warm-start", action="store_true",
                        help="start from the previous round's trained model instead of the "
                             "task's initial weights")
+    group.add_argument("--class-list", default=None, metavar="FILE",
+                       help="the project's classes, one name a line, fixed from the first "
+                            "round (the Label Studio config offers them all); by default the "
+                            "class list is what the exports use, and grows when a new class "
+                            "is labeled")
+    group.add_argument("--allow-unlabel", action="store_true",
+                       help="accept an export that lacks images an earlier round read "
+                            "labeled (they become unlabeled); by default such an export is "
+                            "refused as stale")
