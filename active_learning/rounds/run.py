@@ -40,6 +40,11 @@ def run_round(task: str, kind: str | LabelKind, args: argparse.Namespace,
     """
     declared = label_kind(kind)
     images_dir = Path(args.images)
+    for dest in ("images_per_cycle", "superpixels_per_cycle"):   # checked before any write
+        value = getattr(args, dest, None)
+        if isinstance(value, int) and value <= 0:
+            flag = "--budget" if dest == "images_per_cycle" else "--superpixels-per-cycle"
+            raise ConfigError(f"{flag} {value}: a round proposes at least one (or 'all')")
     _check_apart(Path(args.workspace), images_dir)
     with workspace_lock(args.workspace):
         return _run_locked(task, declared, args, build_round, run_cycle, images_dir)
@@ -131,6 +136,10 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
         logger.info("round %d read these labels already: its %d proposals are in %s; label "
                     "them and export again", round_.number, len(round_.proposed),
                     round_.proposals_dir)
+        if args.repropose:   # the round is done: its candidates were fixed when it ran
+            logger.warning("--repropose changes nothing here: round %d is done with these "
+                           "labels; it applies to the round the next export starts",
+                           round_.number)
         return round_
     out = workspace.out_for_labeling(labels.targets, before=round_.number)
     candidates = candidates_for_round(images, set(labels.targets), out, args.repropose)

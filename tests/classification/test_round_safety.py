@@ -336,11 +336,35 @@ def test_the_loop_survives_what_annotators_do_to_their_exports(tmp_path, images,
     check(second, 2, labeled, ["bright", "dark", "mid"])
     assert _pending(workspace, labeled) >= set(proposed[2:])
     # the same export twice, once under its own name and once copied: round 2 again
+    # (--repropose cannot apply to a round that is done: said, not silently ignored)
     for again in (grown, Path(str(grown).replace("11-00", "11-00 (copy)"))):
         if again != grown:
             again.write_bytes(grown.read_bytes())
-        folder, code, err, _ = _round(images, again, workspace, capsys)
+        folder, code, err, out = _round(images, again, workspace, capsys, "--repropose")
         assert code is None and folder == second, err
+        assert "--repropose changes nothing here: round 2 is done" in out + "\n".join(err)
         check(folder, 2, labeled, ["bright", "dark", "mid"])
     ranked = [name for name, _ in read_entropies_csv(second / "proposals" / "priority.csv")]
     assert len(ranked) == 4
+
+
+# -- 11: the smaller ones --------------------------------------------------------------------
+
+def test_round_help_lists_what_a_round_reads(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["round", "--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    for flag in ("--cycles", "--initial-size", "--output-dir", "--unlabeled-dir", "--resume"):
+        assert f"{flag} " not in shown and f"{flag}," not in shown, flag
+    for flag in ("--images", "--labels", "--workspace", "--budget", "--class-list",
+                 "--allow-unlabel", "--epochs"):
+        assert flag in shown
+
+
+def test_a_zero_budget_is_refused_before_the_workspace_is_written(tmp_path, images, capsys):
+    labels = _export(tmp_path / "export.csv", _names(images)[:6])
+    folder, code, err, _ = _round(images, labels, tmp_path / "ws", capsys, "--budget", "0")
+    assert folder is None and code == 2 and len(err) == 1
+    assert not (tmp_path / "ws").exists()
+    assert "--budget 0" in err[0]
