@@ -127,6 +127,53 @@ def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],
                 "cannot remember the checked images in %s: %s", cache, failure.strerror or failure)
 
 
+def unreadable_images(paths: Iterable[Path], jobs: int = 1,
+                      cache: Path | None = None) -> dict[Path, str]:
+    """Decode every image once and return those that fail, each with why (every one, not
+    the first: a round lists them all). ``cache`` (a JSON file, the format
+    :func:`check_images` writes) remembers the images that decoded by path, size in bytes
+    and modification time; it is rewritten with this call's readable images."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path(path) for path in paths]
+    known: dict[str, list[int]] = {}
+    if cache is not None and cache.is_file():
+        try:
+            known = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+
+    def check(path: Path) -> tuple[Path, list[int] | None, str | None]:
+        try:
+            status = path.stat()
+        except OSError as failure:
+            return path, None, str(failure.strerror or failure)
+        stamp = [status.st_size, status.st_mtime_ns]
+        entry = known.get(str(path))
+        if entry is not None and entry[:2] == stamp:
+            return path, entry, None
+        try:
+            size = _decoded_size(path, DataError)
+        except DataError as failure:
+            return path, None, str(failure)
+        return path, [*stamp, *size], None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(check, paths))
+    bad = {path: why for path, _, why in results if why is not None}
+    if cache is not None:
+        from active_learning.files.atomic import atomic_write_text
+
+        readable = {str(path): entry for path, entry, _ in results if entry is not None}
+        if readable != known:
+            try:
+                atomic_write_text(cache, json.dumps(readable) + "\n")
+            except OSError:   # only a cache: the next round decodes them again
+                pass
+    return bad
+
+
 def _decoded_size(path: Path, error: type[Exception]) -> tuple[int, int]:
     """(width, height) of the image at ``path``, after decoding all of its pixels."""
     from PIL import Image

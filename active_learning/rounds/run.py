@@ -16,7 +16,7 @@ from active_learning.rounds.identity import labels_digest
 from active_learning.rounds.lock import workspace_lock
 from active_learning.rounds.model import model_predictions, previous_model
 from active_learning.rounds.proposals import write_proposals
-from active_learning.rounds.workspace import Round, Workspace
+from active_learning.rounds.workspace import CHECKED_IMAGES, Round, Workspace
 
 __all__ = ["run_round"]
 
@@ -103,6 +103,30 @@ def _check_labels_grow(workspace: Workspace, labels: Labels, digest: str,
                    "%s", round_.number + 1, len(lost), shown)
 
 
+def _unreadable(workspace: Workspace, images_dir: Path, images: list[str],
+                labels: Labels) -> dict[str, str]:
+    """Decode every image of the project (the workspace remembers those that decoded): a
+    labeled image that cannot be read stops the round, every one named at once; an unreadable
+    candidate is left out (returned, name -> why, for the log and the round's page)."""
+    import os
+
+    from active_learning.files.images import unreadable_images
+
+    bad = unreadable_images([images_dir / name for name in images],
+                            jobs=min(8, os.cpu_count() or 1),
+                            cache=workspace.folder / CHECKED_IMAGES)
+    named = {Path(path).relative_to(images_dir).as_posix(): why for path, why in bad.items()}
+    labeled = sorted(name for name in named if name in labels.targets)
+    if labeled:
+        raise DataError(f"{labels.source}: {len(labeled)} labeled image(s) cannot be read: "
+                        + "; ".join(named[name] for name in labeled)
+                        + "; replace them, or remove their labels in the tool")
+    if named:
+        logger.warning("%d unreadable image(s) left out of the candidates: %s", len(named),
+                       "; ".join(named[name] for name in sorted(named)))
+    return {name: named[name] for name in sorted(named)}
+
+
 def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
                 build_round: Callable[[argparse.Namespace, Any, list[str]], Any],
                 run_cycle: Callable[[Any, Round, int], Path], images_dir: Path) -> Round:
@@ -130,6 +154,7 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
                     len(workspace.categories), len(labels.categories))
     digest = labels_digest(labels)
     _check_labels_grow(workspace, labels, digest, getattr(args, "allow_unlabel", False))
+    unreadable = _unreadable(workspace, images_dir, images, labels)
     round_ = workspace.round_for(labels.checksum, labels.categories, labels.files,
                                  labels.source, digest, sorted(labels.targets))
     if round_.done:
@@ -142,7 +167,9 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
                            round_.number)
         return round_
     out = workspace.out_for_labeling(labels.targets, before=round_.number)
-    candidates = candidates_for_round(images, set(labels.targets), out, args.repropose)
+    candidates = [name for name in candidates_for_round(images, set(labels.targets), out,
+                                                        args.repropose)
+                  if name not in unreadable]
     if not candidates:
         raise ConfigError(f"nothing to propose: of {len(images)} images, {len(labels.targets)} "
                           f"are labeled and {len(out)} out for labeling"
@@ -172,7 +199,7 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
     run_dir = run_cycle(built, round_, len(labels.targets))
     predict = model_predictions(built, run_dir, resolve_device(args.device))
     proposed = write_proposals(round_, run_dir, declared.label_studio, images_dir,
-                               labels.categories, predict,
+                               labels.categories, predict, unreadable=unreadable,
                                keypoint_names=getattr(built, "keypoint_names", ()),
                                skeleton=getattr(built, "skeleton", ()))
     workspace.finish(round_, proposed, len(labels.targets))

@@ -6,6 +6,7 @@ remembers, across those runs::
     workspace.json          the task, the label categories, and one entry per round: the
                             digest of the labels it read, its status, what it proposed
     workspace.lock          while a round runs: its pid and host (``lock.py``)
+    checked_images.json     the images that decoded, by size and time (decoded once)
     round_001/
         labels/             a copy of the export the round read
         labeled.txt         the images it read labeled, one a line (labels only grow)
@@ -41,9 +42,10 @@ from active_learning.errors import ConfigError, DataError
 from active_learning.files.atomic import atomic_write_text
 from active_learning.rounds.lock import LOCK_FILE
 
-__all__ = ["Round", "Workspace"]
+__all__ = ["CHECKED_IMAGES", "Round", "Workspace"]
 
 WORKSPACE_FILE = "workspace.json"
+CHECKED_IMAGES = "checked_images.json"   # the images that decoded (files.images' cache)
 RUNNING, DONE = "running", "done"
 
 
@@ -117,7 +119,7 @@ class Workspace:
         elif self.folder.is_file():
             raise ConfigError(f"--workspace {self.folder} is a file; give a folder (new or a "
                               "workspace)")
-        elif self.folder.exists() and any(path.name != LOCK_FILE
+        elif self.folder.exists() and any(path.name not in (LOCK_FILE, CHECKED_IMAGES)
                                           for path in self.folder.iterdir()):
             raise ConfigError(f"--workspace {self.folder} is a folder of other files (no "
                               f"{WORKSPACE_FILE}); give a new or empty folder")

@@ -368,3 +368,35 @@ def test_a_zero_budget_is_refused_before_the_workspace_is_written(tmp_path, imag
     assert folder is None and code == 2 and len(err) == 1
     assert not (tmp_path / "ws").exists()
     assert "--budget 0" in err[0]
+
+
+# -- 7: unreadable images ------------------------------------------------------------------
+
+def test_unreadable_candidates_are_left_out_and_listed_unreadable_labeled_ones_all_named(
+        tmp_path, images, capsys):
+    whole = (images / "part1" / "img_15.png").read_bytes()
+    (images / "part1" / "broken_a.png").write_bytes(whole[:len(whole) // 2])   # truncated
+    (images / "part1" / "broken_b.jpg").write_bytes(b"")
+    labeled = _names(images)[:6]
+    workspace = tmp_path / "ws"
+    folder, code, err, out = _round(images, _export(tmp_path / "a.csv", labeled), workspace,
+                                    capsys, "--budget", "all")
+    assert code is None and folder is not None, err
+    proposed = check_proposals(folder, "classification", ["bright", "dark"])
+    assert set(proposed) == set(_names(images)) - set(labeled)
+    logged = out + "\n".join(err)
+    assert "2 unreadable image(s) left out of the candidates" in logged
+    assert "broken_a.png" in logged and "broken_b.jpg" in logged
+    listed = (folder / "proposals" / "unreadable.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["part1/broken_a.png",
+                                                        "part1/broken_b.jpg"]
+    page = (folder / "proposals" / "report" / "index.html").read_text()
+    assert "2 unreadable image(s) left out" in page and "part1/broken_a.png" in page
+    # labeled ones stop the round, every one named in the one line
+    bad = _export(tmp_path / "b.csv", labeled + ["part1/broken_a.png", "part1/broken_b.jpg"],
+                  {"part1/broken_a.png": "dark", "part1/broken_b.jpg": "bright"})
+    again, code, err, _ = _round(images, bad, workspace, capsys)
+    assert again is None and code == 2 and len(err) == 1
+    assert "2 labeled image(s) cannot be read" in err[0]
+    assert "broken_a.png" in err[0] and "broken_b.jpg" in err[0]
+    assert len(_state(workspace)["rounds"]) == 1
