@@ -49,8 +49,8 @@ def _class(name: str) -> str:
 def _export(path: Path, names, classes=None, header: str = "image,label") -> Path:
     """A ``name,label`` CSV; ``classes``: name -> label where it is not ``_class(name)``."""
     classes = classes or {}
-    path.write_text(header + "\n" + "".join(f"{name},{classes.get(name, _class(name))}\n"
-                                            for name in names))
+    rows = [f"{name},{classes[name] if name in classes else _class(name)}\n" for name in names]
+    path.write_text(header + "\n" + "".join(rows))
     return path
 
 
