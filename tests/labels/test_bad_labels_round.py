@@ -13,6 +13,10 @@ from PIL import Image
 
 from label_exports import cvat_coco, write_images
 
+# Tiny runs, should a bad label get through (the code before these checks trained on it).
+COMMON = ["--epochs", "1", "--batch-size", "2", "--eval-batch-size", "2", "--no-progress",
+          "--device", "cpu", "--threads", "1", "--from-scratch", "--budget", "1"]
+
 
 def _refused(main, argv, capsys) -> str:
     """The one ``error:`` line of a refused round (exit 2)."""
@@ -41,8 +45,8 @@ def test_a_nan_or_zero_width_coco_box_is_refused(tmp_path, capsys, bbox, words):
                         {"image": 1, "label": "car", "bbox": bbox}])
     assert "NaN" in export.read_text() or not math.isnan(bbox[2])
     line = _refused(main, ["round", "--images", str(images), "--labels", str(export),
-                           "--workspace", str(tmp_path / "ws"), "--from-scratch",
-                           "--device", "cpu"], capsys)
+                           "--workspace", str(tmp_path / "ws"), "--width", "0.0625",
+                           *COMMON], capsys)
     assert words in line and str(export) in line and "annotation 2" in line and "f1.png" in line
     assert not (tmp_path / "ws").exists()
 
@@ -59,8 +63,8 @@ def test_a_mask_saved_as_jpeg_is_refused_not_skipped(tmp_path, capsys):
     Image.fromarray(classes).save(export / "f0.png")
     Image.fromarray(classes * 100).convert("RGB").save(export / "f1.jpg")
     line = _refused(main, ["round", "--images", str(images), "--labels", str(export),
-                           "--workspace", str(tmp_path / "ws"), "--from-scratch",
-                           "--device", "cpu"], capsys)
+                           "--workspace", str(tmp_path / "ws"), "--width", "0.125",
+                           *COMMON], capsys)
     assert "f1.jpg" in line and "must be a PNG" in line
     assert not (tmp_path / "ws").exists()
 
@@ -79,7 +83,8 @@ def test_keypoints_not_named_as_coco_joints_are_refused(tmp_path, capsys):
                                   "score": 0.9, "category_id": 1}]))
     line = _refused(main, ["round", "--images", str(images), "--labels", str(export),
                            "--workspace", str(tmp_path / "ws"), "--person-boxes", str(boxes),
-                           "--from-scratch", "--device", "cpu"], capsys)
+                           "--arch", "hrnet_w18_small", "--image-size", "64,96", *COMMON],
+                  capsys)
     assert "names its keypoints 1, 2, 3, 4, ..." in line and "person" in line
     assert str(export) in line
     assert not (tmp_path / "ws").exists()
