@@ -20,7 +20,7 @@ import numpy as np
 
 from active_learning.labels import Labels
 
-__all__ = ["labels_digest"]
+__all__ = ["labels_digest", "used_categories"]
 
 # Target fields that are not labels: the tool's numbering, and references kept for messages
 # or for reading (the COCO object a mask is rasterised from).
@@ -74,3 +74,20 @@ def labels_digest(labels: Labels) -> str:
         _feed(digest, name)
         _feed(digest, labels.targets[name])
     return digest.hexdigest()
+
+
+def used_categories(labels: Labels) -> list[str] | None:
+    """The category names some label uses, sorted: a class index (class kind) or a box's
+    label 1..K (boxes); None when the targets do not say without decoding (masks, persons)."""
+    from active_learning.labels.voc import Annotation
+
+    used: set[int] = set()
+    for target in labels.targets.values():
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+            used.add(int(target))
+        elif isinstance(target, Annotation):
+            used.update(int(label) - 1 for label in target.labels)
+        else:
+            return None
+    return sorted(labels.categories[index] for index in used
+                  if 0 <= index < len(labels.categories))

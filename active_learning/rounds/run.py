@@ -12,7 +12,7 @@ from active_learning.errors import ConfigError, DataError
 from active_learning.labels import Labels, read_labels
 from active_learning.labels.kinds import LabelKind, label_kind
 from active_learning.rounds.candidates import candidates_for_round, find_images
-from active_learning.rounds.identity import labels_digest
+from active_learning.rounds.identity import labels_digest, used_categories
 from active_learning.rounds.lock import workspace_lock
 from active_learning.rounds.model import model_predictions, previous_model
 from active_learning.rounds.proposals import write_proposals
@@ -84,23 +84,25 @@ def _class_list(path: str | None, known: list[str] | None) -> list[str] | None:
 def _check_labels_grow(workspace: Workspace, labels: Labels, digest: str,
                        allow_unlabel: bool) -> None:
     """Refuse an export that lacks images an earlier round read labeled (a stale export would
-    train on less and propose labeled images again), naming them, unless ``allow_unlabel``."""
+    train on less and propose labeled images again), naming them, or whose labels no longer
+    use a class an earlier round's did (:func:`_check_classes_kept`), unless
+    ``allow_unlabel``."""
     before = workspace.labeled_before()
     if before is None or (workspace.rounds and workspace.rounds[-1].read(digest,
                                                                         labels.checksum)):
         return
     round_, labeled = before
     lost = sorted(labeled - set(labels.targets))
-    if not lost:
-        return
     shown = ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else "")
-    if not allow_unlabel:
+    if lost and not allow_unlabel:
         raise DataError(f"{labels.source}: {len(lost)} image(s) labeled in round "
                         f"{round_.number} have no label in this export ({shown}); an export "
                         "holds every labeled image, so this one is stale or partial: export "
                         "the whole project again, or give --allow-unlabel to unlabel them")
-    logger.warning("round %d: %d image(s) labeled before are unlabeled now (--allow-unlabel): "
-                   "%s", round_.number + 1, len(lost), shown)
+    if lost:
+        logger.warning("round %d: %d image(s) labeled before are unlabeled now "
+                       "(--allow-unlabel): %s", round_.number + 1, len(lost), shown)
+    _check_classes_kept(workspace, labels, allow_unlabel)
 
 
 def _unreadable(workspace: Workspace, images_dir: Path, images: list[str],
@@ -125,6 +127,23 @@ def _unreadable(workspace: Workspace, images_dir: Path, images: list[str],
         logger.warning("%d unreadable image(s) left out of the candidates: %s", len(named),
                        "; ".join(named[name] for name in sorted(named)))
     return {name: named[name] for name in sorted(named)}
+
+
+def _check_classes_kept(workspace: Workspace, labels: Labels, allow_unlabel: bool) -> None:
+    """Refuse an export in which no label uses a class that an earlier round's labels used:
+    the class was renamed (a CSV lists only the names its rows use) or removed, and the
+    model's output for it would be trained from no example."""
+    before = workspace.used_before()
+    used = used_categories(labels)
+    if before is None or used is None:
+        return
+    round_, earlier = before
+    gone = sorted(set(earlier) - set(used))
+    if gone and not allow_unlabel:
+        raise DataError(f"{labels.source}: no label uses {', '.join(gone)} any more (labeled "
+                        f"in round {round_.number}): a class may be added, not renamed or "
+                        "removed; restore it in the tool, or give --allow-unlabel if its "
+                        "images are meant to be unlabeled")
 
 
 def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
@@ -156,7 +175,8 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
     _check_labels_grow(workspace, labels, digest, getattr(args, "allow_unlabel", False))
     unreadable = _unreadable(workspace, images_dir, images, labels)
     round_ = workspace.round_for(labels.checksum, labels.categories, labels.files,
-                                 labels.source, digest, sorted(labels.targets))
+                                 labels.source, digest, sorted(labels.targets),
+                                 used_categories(labels))
     if round_.done:
         logger.info("round %d read these labels already: its %d proposals are in %s; label "
                     "them and export again", round_.number, len(round_.proposed),

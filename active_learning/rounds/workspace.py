@@ -67,6 +67,8 @@ class Round:
     labeled: int = 0                                     # images labeled when it ran
     labels_digest: str = ""                              # identity.labels_digest ("": older)
     classes: int = 0                                     # categories it trained on (0: older)
+    used: list[str] | None = None                        # categories its labels use (None:
+                                                         # not known without decoding)
 
     @property
     def run_dir(self) -> Path:
@@ -101,6 +103,7 @@ class Round:
     def entry(self) -> dict[str, Any]:
         return {"number": self.number, "labels_checksum": self.labels_checksum,
                 "labels_digest": self.labels_digest, "classes": self.classes,
+                "used": self.used,
                 "status": self.status, "proposed": self.proposed, "labeled": self.labeled}
 
 
@@ -135,7 +138,7 @@ class Workspace:
                                  self._round_folder(int(entry["number"])), str(entry["status"]),
                                  list(entry.get("proposed", [])), int(entry.get("labeled", 0)),
                                  str(entry.get("labels_digest", "")),
-                                 int(entry.get("classes", 0)))
+                                 int(entry.get("classes", 0)), entry.get("used"))
                            for entry in saved["rounds"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"cannot read {path}: {error}") from None
@@ -166,6 +169,13 @@ class Workspace:
                             "class may be added, not removed, renamed or reordered: restore "
                             "the names in the tool, or start a new --workspace")
 
+    def used_before(self) -> tuple[Round, list[str]] | None:
+        """The last finished round that knows which categories its labels use, and those."""
+        for round_ in reversed(self.rounds):
+            if round_.done and round_.used is not None:
+                return round_, round_.used
+        return None
+
     def labeled_before(self) -> tuple[Round, set[str]] | None:
         """The last finished round that kept its labeled images, and those images."""
         for round_ in reversed(self.rounds):
@@ -176,7 +186,7 @@ class Workspace:
 
     def round_for(self, labels_checksum: str, categories: Sequence[str] | None,
                   labels: Sequence[Path], source: str, labels_digest: str = "",
-                  labeled: Sequence[str] = ()) -> Round:
+                  labeled: Sequence[str] = (), used: Sequence[str] | None = None) -> Round:
         """The round these labels belong to: the last one when it read the same labels (to
         resume, or to repeat when done), else a new round, recorded as running, with a copy of
         ``labels`` in its ``labels/`` folder and the ``labeled`` image names in its
@@ -191,7 +201,8 @@ class Workspace:
         number = self.rounds[-1].number + 1 if self.rounds else 1
         round_ = Round(number, labels_checksum, self._round_folder(number),
                        labels_digest=labels_digest,
-                       classes=len(categories) if categories is not None else 0)
+                       classes=len(categories) if categories is not None else 0,
+                       used=None if used is None else list(used))
         copy = round_.folder / "labels"
         shutil.rmtree(round_.folder, ignore_errors=True)
         copy.mkdir(parents=True)

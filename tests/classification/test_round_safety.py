@@ -204,6 +204,14 @@ def test_an_export_that_lost_labels_is_refused_unless_allowed(tmp_path, images, 
     partial = _export(tmp_path / "partial.csv", names[1:6] + proposed[:3] + [proposed[3]])
     folder, code, err, _ = _round(images, partial, workspace, capsys)
     assert code == 2 and names[0] in err[0] and "1 image(s)" in err[0]
+    # every "dark" image relabeled "black": the CSV names only the classes its rows use, so
+    # the class list would grow by "black" and keep a "dark" no label uses: a rename, refused
+    renamed = _export(tmp_path / "renamed.csv", names[:6] + proposed[:3],
+                      {name: "black" for name in names[:6] + proposed[:3]
+                       if _class(name) == "dark"})
+    folder, code, err, _ = _round(images, renamed, workspace, capsys)
+    assert code == 2 and len(err) == 1 and "no label uses dark any more" in err[0]
+    assert (workspace / "workspace.json").read_text() == state
     # asked for: the images become unlabeled, and may be proposed again
     third, code, err, out = _round(images, stale, workspace, capsys, "--allow-unlabel")
     assert code is None and third.name == "round_003", err
