@@ -37,7 +37,7 @@ def image_names(folder: str | Path, error: type[Exception] = DataError,
                     else f"{flag} {folder} is not a folder")
     skipped = os.path.realpath(skip) if skip is not None else None
     seen: set[str] = set()
-    found = []
+    found: list[str] = []
     for root, folders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen or real == skipped:
