@@ -194,3 +194,20 @@ def test_the_labels_digest_is_their_content_not_their_order_or_file():
     assert used_categories(one) == ["bus", "car"] and used_categories(fewer) == ["car"]
     classes = Labels("class", "csv", "c.csv", Path("."), {"a": 1, "b": 1}, ["cat", "dog"], [], "3")
     assert used_categories(classes) == ["dog"]
+
+
+def test_only_finished_rounds_say_what_was_labeled_and_a_file_is_no_workspace(tmp_path):
+    """An unfinished round (interrupted, to be replaced when the labels change) does not set
+    what later exports must keep labeled, nor which classes they must keep using."""
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    first = workspace.round_for("1", ["cat", "dog"], [export], "x", "d1", ["a.png"], ["cat"])
+    workspace.finish(first, ["b.png"], 1)
+    workspace.round_for("2", ["cat", "dog"], [export], "x", "d2", ["a.png", "b.png"],
+                        ["cat", "dog"])
+    assert workspace.labeled_before() == (first, {"a.png"})
+    assert workspace.used_before() == (first, ["cat"])
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        Workspace(afile, "classification")

@@ -112,6 +112,7 @@ def test_the_scan_and_the_label_reader_agree_on_what_an_image_is(tmp_path, image
     Image.open(images / "part0" / "img_00.png").save(images / "scan_30.tif")
     _png(images / "a%20b_31.png", True, 31)
     (images / "part0" / "._img_00.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    _png(images / "part1" / ".img_98.png", False, 98)   # hidden, and a readable picture
     _png(images / ".thumbnails" / "img_00.png", False, 99)
     labeled = ["linked/img_16.png", "linked/img_17.png", "scan_30.tif", "a%20b_31.png",
                "part0/img_00.png", "part0/img_01.png"]
@@ -123,6 +124,7 @@ def test_the_scan_and_the_label_reader_agree_on_what_an_image_is(tmp_path, image
     expected = set(_names(images)) | {"linked/img_18.png", "linked/img_19.png"}
     assert set(proposed) == expected - set(labeled)
     assert _state(workspace)["rounds"][0]["labeled"] == 6
+    assert not (folder / "proposals" / "unreadable.txt").exists()   # the hidden: not images
 
 
 # -- 6: one round at a time ----------------------------------------------------------------
@@ -161,14 +163,15 @@ def test_a_second_round_on_a_locked_workspace_is_refused_and_a_stale_lock_taken_
         assert (workspace / "workspace.json").read_text() == state
         assert not (workspace / "round_002").exists()
         assert (workspace / "workspace.lock").exists()   # the holder's, untouched
-        # a round on another machine: its pid cannot be checked, so it is not taken over
-        (workspace / "workspace.lock").write_text(json.dumps(
-            {"pid": 1, "host": "another-host", "since": "now"}))
-        folder, code, err, _ = _round(images, labels, workspace, capsys)
-        assert code == 2 and len(err) == 1 and "another-host" in err[0]
     finally:
         holder.kill()
         holder.wait()
+    # a round on another machine: its pid cannot be checked (here it names no process), so
+    # it is not taken over
+    (workspace / "workspace.lock").write_text(json.dumps(
+        {"pid": holder.pid, "host": "another-host", "since": "now"}))
+    folder, code, err, _ = _round(images, labels, workspace, capsys)
+    assert code == 2 and len(err) == 1 and "another-host" in err[0]
     # the holder died without removing its lock: stale, taken over with a warning
     (workspace / "workspace.lock").write_text(json.dumps(
         {"pid": holder.pid, "host": socket.gethostname(), "since": "then"}))
@@ -400,6 +403,7 @@ def test_unreadable_candidates_are_left_out_and_listed_unreadable_labeled_ones_a
                                                         "part1/broken_b.jpg"]
     page = (folder / "proposals" / "report" / "index.html").read_text()
     assert "2 unreadable image(s) left out" in page and "part1/broken_a.png" in page
+    assert 'href="../unreadable.txt"' in page
     # labeled ones stop the round, every one named in the one line
     bad = _export(tmp_path / "b.csv", labeled + ["part1/broken_a.png", "part1/broken_b.jpg"],
                   {"part1/broken_a.png": "dark", "part1/broken_b.jpg": "bright"})
