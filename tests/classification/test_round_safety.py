@@ -412,3 +412,21 @@ def test_unreadable_candidates_are_left_out_and_listed_unreadable_labeled_ones_a
     assert "2 labeled image(s) cannot be read" in err[0]
     assert "broken_a.png" in err[0] and "broken_b.jpg" in err[0]
     assert len(_state(workspace)["rounds"]) == 1
+
+
+def test_a_workspace_refused_by_the_file_system_is_one_line_and_left_as_it_was(
+        tmp_path, images, capsys, monkeypatch):
+    """A read-only file system as root sees it (root writes into a 0o555 folder, so the
+    permission is refused here where the lock file is created): one line, exit 2, and the
+    folder the round made for it removed again."""
+    import active_learning.rounds.lock as lock
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(lock, "_create", denied)
+    labels = _export(tmp_path / "export.csv", _names(images)[:6])
+    folder, code, err, _ = _round(images, labels, tmp_path / "new" / "ws", capsys)
+    assert folder is None and code == 2
+    assert len(err) == 1 and "cannot write there (Permission denied)" in err[0]
+    assert not (tmp_path / "new" / "ws").exists()
