@@ -64,7 +64,7 @@ def build_parser(command: TaskCommand, round_mode: bool = False) -> argparse.Arg
     _add_run_flags(parser.add_argument_group("run"), command.name)
     command.add_arguments(arguments)
     if round_mode:
-        from active_learning.rounds import add_round_flags
+        from active_learning.rounds.flags import add_round_flags
 
         add_round_flags(parser)
         parser.prog = f"{parser.prog} round"

@@ -274,7 +274,7 @@ def run_round_command(command: TaskCommand, argv: Sequence[str]) -> Path:
     """``train.py round ...``: one round of the labeling loop (``active_learning.rounds``);
     returns the round's folder."""
     from active_learning.loop.runner import run_active_learning
-    from active_learning.rounds import run_round
+    from active_learning.rounds.run import run_round
 
     with cli_errors():
         if command.build_round is None or command.label_kind is None:

@@ -163,7 +163,7 @@ def build_round(args: argparse.Namespace, labels: Labels, candidates: list[str]
                 ) -> cli.BuiltTask:
     """``train.py round``: the export's labeled images and persons, then the candidate images
     that have a person box (``--person-boxes``), each person to score; no test set."""
-    from active_learning.rounds import find_images as round_images
+    from active_learning.files.images import image_names as round_images
 
     images = Path(args.images)
     labeled = pose_data_from_labels(labels)

@@ -56,7 +56,7 @@ def detections(weights: str | Path, images: str | Path, *, category: str | None 
     entries, the class names)."""
     import torch
 
-    from active_learning.rounds import find_images
+    from active_learning.files.images import image_names as find_images
 
     from .task import DetectionTask
     from .voc import VOCSample

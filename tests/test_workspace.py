@@ -3,12 +3,15 @@ proposals out for labeling remembered."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from active_learning.errors import ConfigError, DataError
-from active_learning.rounds import Workspace, candidates_for_round, model_predictions
+from active_learning.rounds.candidates import candidates_for_round
+from active_learning.rounds.model import model_predictions
+from active_learning.rounds.workspace import Workspace
 
 
 def checksum(paths) -> str:
@@ -132,3 +135,81 @@ def test_predictions_come_from_the_rounds_checkpoint_loaded_once(tmp_path):
     assert built.builds == 1
     built.predict = None
     assert model_predictions(built, tmp_path, "cpu") is None
+
+
+def test_a_workspace_written_before_label_digests_resumes_by_its_checksum(tmp_path):
+    """Rounds recorded before the content digest (no ``labels_digest``, no ``labeled.txt``)
+    are matched by the export's checksum, as they were; the next round records both."""
+    export = _export(tmp_path, "labels.csv", "name,label\na.png,cat\n")
+    folder = tmp_path / "ws"
+    (folder / "round_001" / "labels").mkdir(parents=True)
+    (folder / "workspace.json").write_text(json.dumps({
+        "task": "classification", "categories": ["cat", "dog"],
+        "rounds": [{"number": 1, "labels_checksum": checksum([export]), "status": "done",
+                    "proposed": ["b.png"], "labeled": 1}]}))
+    workspace = Workspace(folder, "classification")
+    assert workspace.labeled_before() is None and workspace.used_before() is None
+    same = workspace.round_for(checksum([export]), ["cat", "dog"], [export], "x", "digest-1",
+                               ["a.png"], ["cat"])
+    assert same.number == 1 and same.done
+    grown = workspace.round_for("other", ["cat", "dog", "fox"], [export], "x", "digest-2",
+                                ["a.png", "b.png"], ["cat", "fox"])
+    assert grown.number == 2 and grown.labels_digest == "digest-2" and grown.classes == 3
+    assert grown.labeled_file.read_text() == "a.png\nb.png\n"
+    workspace.finish(grown, ["c.png"], 2)
+    reopened = Workspace(folder, "classification")
+    assert reopened.categories == ["cat", "dog", "fox"]
+    assert reopened.labeled_before() == (reopened.rounds[1], {"a.png", "b.png"})
+    assert reopened.used_before() == (reopened.rounds[1], ["cat", "fox"])
+    # by content now: the same digest under another checksum (a renamed export) is round 2
+    assert reopened.round_for("renamed", ["cat", "dog", "fox"], [export], "x",
+                              "digest-2").number == 2
+
+
+def test_the_labels_digest_is_their_content_not_their_order_or_file():
+    import numpy as np
+
+    from active_learning.labels import Labels
+    from active_learning.labels.voc import Annotation
+    from active_learning.rounds.identity import labels_digest, used_categories
+
+    def boxes(*rows):
+        return Annotation("x.jpg", 10, 10, np.asarray([r[:4] for r in rows], np.float32),
+                          np.asarray([r[4] for r in rows], np.int64),
+                          np.zeros(len(rows), bool))
+
+    def labels(targets, categories=("car", "bus"), source="a.json", checksum="1"):
+        return Labels("boxes", "coco", source, Path("."), dict(targets), list(categories), [],
+                      checksum)
+
+    one = labels({"a.jpg": boxes((1, 2, 3, 4, 1)), "b.jpg": boxes((0, 0, 5, 5, 2))})
+    again = labels({"b.jpg": boxes((0, 0, 5, 5, 2)), "a.jpg": boxes((1, 2, 3, 4, 1))},
+                   source="renamed.json", checksum="2")
+    assert labels_digest(one) == labels_digest(again)
+    moved = labels({"a.jpg": boxes((1, 2, 3, 5, 1)), "b.jpg": boxes((0, 0, 5, 5, 2))})
+    relabeled = labels({"a.jpg": boxes((1, 2, 3, 4, 2)), "b.jpg": boxes((0, 0, 5, 5, 2))})
+    swapped = labels({"a.jpg": boxes((1, 2, 3, 4, 1)), "b.jpg": boxes((0, 0, 5, 5, 2))},
+                     categories=("bus", "car"))
+    fewer = labels({"a.jpg": boxes((1, 2, 3, 4, 1))})
+    digests = {labels_digest(other) for other in (one, moved, relabeled, swapped, fewer)}
+    assert len(digests) == 5
+    assert used_categories(one) == ["bus", "car"] and used_categories(fewer) == ["car"]
+    classes = Labels("class", "csv", "c.csv", Path("."), {"a": 1, "b": 1}, ["cat", "dog"], [], "3")
+    assert used_categories(classes) == ["dog"]
+
+
+def test_only_finished_rounds_say_what_was_labeled_and_a_file_is_no_workspace(tmp_path):
+    """An unfinished round (interrupted, to be replaced when the labels change) does not set
+    what later exports must keep labeled, nor which classes they must keep using."""
+    export = _export(tmp_path, "labels.csv", "1")
+    workspace = Workspace(tmp_path / "ws", "classification")
+    first = workspace.round_for("1", ["cat", "dog"], [export], "x", "d1", ["a.png"], ["cat"])
+    workspace.finish(first, ["b.png"], 1)
+    workspace.round_for("2", ["cat", "dog"], [export], "x", "d2", ["a.png", "b.png"],
+                        ["cat", "dog"])
+    assert workspace.labeled_before() == (first, {"a.png"})
+    assert workspace.used_before() == (first, ["cat"])
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        Workspace(afile, "classification")

@@ -7,22 +7,60 @@ from pathlib import Path
 
 from active_learning.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Every format PIL decodes that cameras, scanners and tools write (TIFF for microscopy and
+# scans, PPM/PGM for older datasets): one list, so the rounds' scan and the label readers agree.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def is_image_name(relative: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> bool:
+    """Whether the path ``relative`` (to the images folder) names an image: an image suffix,
+    and no part hidden (``.thumbnails/``, macOS's ``._photo.png`` resource forks, ``.git/``:
+    files a tool or the system left there, not pictures of the project)."""
+    parts = Path(relative).parts
+    return bool(parts) and Path(parts[-1]).suffix.lower() in extensions and not any(
+        part.startswith(".") for part in parts)
+
+
+def image_names(folder: str | Path, error: type[Exception] = DataError,
+                extensions: tuple[str, ...] = IMAGE_EXTENSIONS, flag: str = "--images",
+                skip: Path | None = None) -> list[str]:
+    """The one answer to "what is an image under ``folder``": every file that
+    :func:`is_image_name` accepts, at any depth, symlinked subfolders followed (each real
+    folder once, so a link loop ends), as paths relative to ``folder`` with ``/``, sorted.
+    ``skip``: a folder under ``folder`` left out whole (a round's workspace). ``error`` (naming
+    ``flag``) if the folder is missing or holds no image."""
+    import os
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise error(f"{flag} not found: {folder}" if not folder.exists()
+                    else f"{flag} {folder} is not a folder")
+    skipped = os.path.realpath(skip) if skip is not None else None
+    seen: set[str] = set()
+    found: list[str] = []
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen or real == skipped:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        relative = Path(root).relative_to(folder)
+        found.extend((relative / name).as_posix() for name in names
+                     if is_image_name(relative / name, extensions))
+    if not found:
+        raise error(f"no image ({', '.join(extensions)}) under {folder}")
+    return sorted(found)
 
 
 def find_images(folder: str | Path, error: type[Exception] = FileNotFoundError,
                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
                 flag: str = "--unlabeled-dir") -> list[Path]:
-    """Every image file under ``folder`` (any depth), sorted; ``error`` if the folder is missing
-    or holds no image. ``flag`` names the folder in that message (rank mode's
-    ``--unlabeled-dir``, a round's ``--images``)."""
+    """Every image file under ``folder`` (:func:`image_names`, as paths under ``folder``),
+    sorted; ``error`` if the folder is missing or holds no image. ``flag`` names the folder in
+    that message (rank mode's ``--unlabeled-dir``, a round's ``--images``)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise error(f"{flag} not found: {folder}")
-    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() in extensions)
-    if not images:
-        raise error(f"no image ({', '.join(extensions)}) under {folder}")
-    return images
+    return [folder / name for name in image_names(folder, error, extensions, flag)]
 
 
 def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],
@@ -87,6 +125,53 @@ def check_images(images: Iterable[tuple[Path, tuple[int, int] | None]],
 
             logging.getLogger("active_learning").warning(
                 "cannot remember the checked images in %s: %s", cache, failure.strerror or failure)
+
+
+def unreadable_images(paths: Iterable[Path], jobs: int = 1,
+                      cache: Path | None = None) -> dict[Path, str]:
+    """Decode every image once and return those that fail, each with why (every one, not
+    the first: a round lists them all). ``cache`` (a JSON file, the format
+    :func:`check_images` writes) remembers the images that decoded by path, size in bytes
+    and modification time; it is rewritten with this call's readable images."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path(path) for path in paths]
+    known: dict[str, list[int]] = {}
+    if cache is not None and cache.is_file():
+        try:
+            known = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+
+    def check(path: Path) -> tuple[Path, list[int] | None, str | None]:
+        try:
+            status = path.stat()
+        except OSError as failure:
+            return path, None, str(failure.strerror or failure)
+        stamp = [status.st_size, status.st_mtime_ns]
+        entry = known.get(str(path))
+        if entry is not None and entry[:2] == stamp:
+            return path, entry, None
+        try:
+            size = _decoded_size(path, DataError)
+        except DataError as failure:
+            return path, None, str(failure)
+        return path, [*stamp, *size], None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(check, paths))
+    bad = {path: why for path, _, why in results if why is not None}
+    if cache is not None:
+        from active_learning.files.atomic import atomic_write_text
+
+        readable = {str(path): entry for path, entry, _ in results if entry is not None}
+        if readable != known:
+            try:
+                atomic_write_text(cache, json.dumps(readable) + "\n")
+            except OSError:   # only a cache: the next round decodes them again
+                pass
+    return bad
 
 
 def _decoded_size(path: Path, error: type[Exception]) -> tuple[int, int]:

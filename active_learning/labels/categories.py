@@ -3,12 +3,13 @@
 Tools number categories differently (CVAT from 1 in the project's label order, Label Studio
 from 0 in name order, Roboflow from 1 after a root category 0), and a project's numbering can
 change between exports, so the categories of an export are matched by **name**; their order is
-the first round's. A set that changes (a name added, removed or renamed) is refused with one
-message: the model's outputs and the earlier rounds' labels would no longer mean the same.
+the first round's. The set only grows: a name the workspace does not know yet is appended (a
+class first labeled in a later round), while a name that disappears (removed or renamed) is
+refused with one message: the earlier rounds' labels would no longer mean the same.
 
 An export lists either every category of the project (COCO's ``categories``, a CVAT
 ``labelmap.txt``, class folders: *complete*) or only the names its labels use (VOC XML files or
-a CSV without a label list): the latter may use fewer names than the workspace holds, not others.
+a CSV without a label list): the latter may use fewer names than the workspace holds.
 """
 from __future__ import annotations
 
@@ -26,17 +27,18 @@ def changed_categories(source: str, found: Iterable[str], expected: Sequence[str
     change = "; ".join(part for part in (f"new: {', '.join(added)}" if added else "",
                                          f"gone: {', '.join(removed)}" if removed else "") if part)
     return DataError(f"{source}: the categories changed since the first round ({change}); a "
-                     "workspace keeps one category set: start a new --workspace, or restore "
-                     "the category names in the tool")
+                     "class may be added but not removed or renamed: restore the category "
+                     "names in the tool, or start a new --workspace")
 
 
 def match_categories(found: Sequence[str], expected: Sequence[str] | None, source: str, *,
                      complete: bool) -> list[str]:
     """The category names (in order) the labels use: ``expected`` (the workspace's) when
-    given and ``found`` fits it, else ``found`` itself.
+    given, followed by the names of ``found`` it lacks (in ``found``'s order); ``found`` itself
+    in a first round.
 
-    ``complete``: ``found`` lists every category of the project (the sets must be equal);
-    otherwise it lists those the labels use (it must be a subset).
+    ``complete``: ``found`` lists every category of the project (each of ``expected`` must be
+    in it: one missing was removed or renamed); otherwise it lists those the labels use.
     """
     duplicated = sorted({name for name in found if list(found).count(name) > 1})
     if duplicated:
@@ -44,10 +46,9 @@ def match_categories(found: Sequence[str], expected: Sequence[str] | None, sourc
                         "matched by name, so each name must be unique")
     if expected is None:
         return list(found)
-    fits = set(found) == set(expected) if complete else set(found) <= set(expected)
-    if not fits:
+    if complete and not set(expected) <= set(found):
         raise changed_categories(source, found, expected)
-    return list(expected)
+    return list(expected) + [name for name in found if name not in expected]
 
 
 def drop_grouping_categories(categories: Sequence[dict[str, Any]],

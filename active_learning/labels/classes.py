@@ -20,7 +20,7 @@ import csv
 from pathlib import Path
 
 from active_learning.errors import DataError
-from active_learning.files.images import IMAGE_EXTENSIONS
+from active_learning.files.images import is_image_name
 from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
 from active_learning.labels.collect import Collected
@@ -48,7 +48,7 @@ def read_class_folders(kind: str, folder: Path, index: ImageIndex | None,
     for class_name in classes:
         class_dir = folder / class_name
         for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            if not is_image_name(path.relative_to(class_dir)) or not path.is_file():
                 continue
             relative = path.relative_to(folder).as_posix()
             name = index.resolve(relative, str(path))

@@ -41,6 +41,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -239,8 +240,13 @@ def _box(note: dict, where: str, width: int, height: int) -> tuple[float, float,
         x, y, w, h = (float(value) for value in (box if isinstance(box, list) else ()))
     except (TypeError, ValueError):
         raise DataError(f"{where} has no 'bbox' of 4 numbers (got {box!r})") from None
-    if w < 0 or h < 0:
-        raise DataError(f"{where}: box [{x:g}, {y:g}, {w:g}, {h:g}] has a negative size")
+    if not all(math.isfinite(value) for value in (x, y, w, h)):
+        raise DataError(f"{where}: box [{x:g}, {y:g}, {w:g}, {h:g}] is not a number (NaN or "
+                        "infinite)")
+    if w <= 0 or h <= 0:
+        raise DataError(f"{where}: box [{x:g}, {y:g}, {w:g}, {h:g}] has "
+                        + ("a negative size" if w < 0 or h < 0 else "no area (zero width or "
+                                                                    "height)"))
     slack = BOX_TOLERANCE
     if x < -slack or y < -slack or x + w > width + slack or y + h > height + slack:
         raise DataError(f"{where}: box [{x:g}, {y:g}, {w:g}, {h:g}] (x, y, w, h) leaves the "
@@ -321,6 +327,14 @@ def _keypoint_order(coco: Any, classes: dict[int, int], path: Path) -> np.ndarra
     them as COCO does in another order (None: already in order, or named otherwise)."""
     for category_id in classes:
         names = coco.cats[category_id].get("keypoints") or []
+        if names and not set(names) <= set(COCO_KEYPOINT_NAMES):
+            # Joints named otherwise ("1".."17", a tool's own names) say nothing of their order:
+            # read as COCO's, a left wrist could train as a right ankle.
+            shown = ", ".join(str(name) for name in names[:4]) + (", ..." if len(names) > 4
+                                                                   else "")
+            raise DataError(f"{path}: category {coco.cats[category_id].get('name')!r} names "
+                            f"its keypoints {shown}, not by COCO's joint names (nose, "
+                            "left_eye, ...); name them so in the tool, in any order")
         if len(names) == NUM_JOINTS and set(names) == set(COCO_KEYPOINT_NAMES) \
                 and tuple(names) != COCO_KEYPOINT_NAMES:
             logger.info("%s: keypoints listed in another order; put in COCO's joint order", path)

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from active_learning.errors import DataError
-from active_learning.files.images import find_images
+from active_learning.files.images import image_names
 
 LABEL_STUDIO_UPLOAD = re.compile(r"^[0-9a-f]{8}-(.+)$")
 ROBOFLOW_NAME = re.compile(r"^(.+)\.rf\.[0-9a-f]{32}\.[A-Za-z0-9]+$")
@@ -67,9 +67,7 @@ class ImageIndex:
     @classmethod
     def of_folder(cls, folder: str | Path, flag: str = "--images") -> ImageIndex:
         """Every image under ``folder`` (any depth); DataError if there is none."""
-        folder = Path(folder)
-        paths = find_images(folder, DataError, flag=flag)
-        return cls(folder, (path.relative_to(folder).as_posix() for path in paths))
+        return cls(folder, image_names(folder, DataError, flag=flag))
 
     def __contains__(self, name: object) -> bool:
         return name in self._known
@@ -92,15 +90,16 @@ class ImageIndex:
                 raise DataError(f"cannot read image {self.path(name)}: {error}") from None
         return self._sizes[name]
 
-    def _relative(self, reference: str) -> str:
+    def _relative(self, reference: str, decode: bool = True) -> str:
         """``reference`` as a relative posix path: URLs by their path, Label Studio's local-files
-        URL by its ``d`` parameter, an absolute path under the folder by its relative part."""
+        URL by its ``d`` parameter, an absolute path under the folder by its relative part;
+        percent-escapes decoded unless ``decode`` is False."""
         text = reference.strip()
         if "?d=" in text:                       # /data/local-files/?d=dir/photo.jpg
             text = text.split("?d=", 1)[1]
         elif "://" in text:
             text = urlparse(text).path
-        text = unquote(text).replace("\\", "/")
+        text = (unquote(text) if decode else text).replace("\\", "/")
         if os.path.isabs(text):
             if self._resolved is None:
                 self._resolved = self.folder.resolve()
@@ -122,6 +121,11 @@ class ImageIndex:
     def resolve(self, reference: str, where: str, prefixes: Sequence[str] = ()) -> str | None:
         """The name of the image ``reference`` means (see the module doc), or None when no image
         under the folder matches. DataError (naming ``where``) when several do."""
+        # A file may be named with a literal escape (``a%20b.png``): its name as written wins
+        # over the decoded one (tools escape URLs, never a plain path to a real file).
+        verbatim = self._relative(reference, decode=False)
+        if verbatim in self._known:
+            return verbatim
         relative = self._relative(reference)
         if not relative:
             return None

@@ -223,6 +223,20 @@ def mask_files(folder: Path) -> tuple[Path, list[Path]]:
                         and path.relative_to(base).parts[0] not in NOT_MASKS)
 
 
+def refuse_lossy_masks(base: Path) -> None:
+    """DataError naming the first mask under ``base`` (less :data:`NOT_MASKS`) stored in an
+    image format other than PNG: a JPEG's compression changes class ids at every edge, so
+    such a file cannot be read as a mask, and leaving it out would drop its labels unseen."""
+    from active_learning.files.images import is_image_name
+
+    lossy = sorted(path for path in base.rglob("*") if path.suffix.lower() != ".png"
+                   and path.relative_to(base).parts[0] not in NOT_MASKS
+                   and is_image_name(path.relative_to(base)) and path.is_file())
+    if lossy:
+        raise DataError(f"{lossy[0]}: a mask must be a PNG (lossless), not {lossy[0].suffix} "
+                        f"({len(lossy)} such file(s) under {base}); export the masks as PNG")
+
+
 def instance_file(folder: Path, base: Path, mask: Path) -> Path | None:
     """The instance-id map of ``mask``: ``instances/<its path>`` (a 16-bit PNG, 0: no
     instance), the folder format's. (VOC's ``SegmentationObject/`` paints instances in colours,
@@ -281,6 +295,7 @@ def read_mask_folder(kind: str, folder: Path, index: ImageIndex | None,
     if not folder.is_dir():
         raise DataError(f"--labels {folder} is not a folder of mask PNGs")
     base, files = mask_files(folder)
+    refuse_lossy_masks(base)
     if not files:
         raise DataError(f"no mask PNG under {base}")
     names, encoding, colors, classes, listed = _class_table(folder, base, expected, source)

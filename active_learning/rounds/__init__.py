@@ -23,23 +23,24 @@ The package, one job a module:
 
 * ``run.py``: :func:`run_round`, one round from the export to the proposals;
 * ``workspace.py``: the rounds' memory (``workspace.json``, one folder per round);
-* ``candidates.py``: the project's images and the ones a round scores;
+* ``lock.py``: one round at a time on a workspace (``workspace.lock``: pid and host);
+* ``identity.py``: what identifies an export (the labels it holds, not its file name);
+* ``candidates.py``: the project's images (``files/images.image_names``, the list the label
+  readers use too) and the ones a round scores;
 * ``model.py``: the trained model loaded again for the pre-annotations (and ``--warm-start``);
 * ``proposals.py``: the files annotation tools import and the round's page;
 * ``flags.py``: ``train.py round``'s flags.
+
+What a round refuses, each with one line and before it writes anything: a workspace inside
+``--images`` (its pictures would become candidates), a workspace that is a file or cannot be
+written, a workspace another round holds, an export that lacks images an earlier round read
+labeled or no longer uses a class an earlier round's labels used (both unless
+``--allow-unlabel``), a class outside ``--class-list``, an unreadable labeled image (all named).
+What it accepts and says so: a class first labeled after round 1 (the class list grows; the
+model trains from the task's initial weights even with ``--warm-start``), an unreadable
+candidate (left out, listed in the log, ``proposals/unreadable.txt`` and the page).
 
 The command line (``active_learning.cli``) parses the flags and hands :func:`run_round` the
 cycle to run; nothing here imports the command line.
 """
 from __future__ import annotations
-
-from active_learning.rounds.candidates import candidates_for_round, find_images
-from active_learning.rounds.flags import add_round_flags
-from active_learning.rounds.model import load_trained_model, model_predictions, previous_model
-from active_learning.rounds.proposals import write_proposals
-from active_learning.rounds.run import run_round
-from active_learning.rounds.workspace import Round, Workspace
-
-__all__ = ["Round", "Workspace", "add_round_flags", "candidates_for_round", "find_images",
-           "load_trained_model", "model_predictions", "previous_model", "run_round",
-           "write_proposals"]

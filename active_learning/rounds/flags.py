@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_round_flags"]
+__all__ = ["SIMULATION_ONLY", "add_round_flags"]
+
+# Flags of a simulation or a ranking that a round sets itself or has no use for: one cycle, on
+# every labeled image, in the workspace's round folder, resumed by itself. ``round --help``
+# leaves them out, so that it lists what a round reads.
+SIMULATION_ONLY = ("--cycles", "--initial-size", "--output-dir", "--unlabeled-dir",
+                   "--output_superannotate_csv_file", "--save-checkpoints", "--resume")
 
 
 def add_round_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``train.py round`` (beside the task's training and model flags)."""
+    """The flags of ``train.py round`` (beside the task's training and model flags); the
+    simulation's flags a round ignores are left out of its ``--help``."""
+    for action in parser._actions:   # argparse keeps no public list of a parser's flags
+        if any(option in SIMULATION_ONLY for option in action.option_strings):
+            action.help = argparse.SUPPRESS
     group = parser.add_argument_group("round")
     group.add_argument("--images", required=True, metavar="DIR",
                        help="every image of the project, labeled or not (any depth)")
@@ -23,3 +33,12 @@ def add_round_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warm-start", action="store_true",
                        help="start from the previous round's trained model instead of the "
                             "task's initial weights")
+    group.add_argument("--class-list", default=None, metavar="FILE",
+                       help="the project's classes, one name a line, fixed from the first "
+                            "round (the Label Studio config offers them all); by default the "
+                            "class list is what the exports use, and grows when a new class "
+                            "is labeled")
+    group.add_argument("--allow-unlabel", action="store_true",
+                       help="accept an export that lacks images an earlier round read "
+                            "labeled (they become unlabeled); by default such an export is "
+                            "refused as stale")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ def _read_regions(path: Path) -> dict[str, tuple[list[int], list[float]]]:
 def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_dir: Path,
                     class_names: Sequence[str], predict: Callable[[str], Any] | None = None, *,
                     keypoint_names: Sequence[str] = (),
-                    skeleton: Sequence[tuple[int, int]] = ()) -> list[str]:
+                    skeleton: Sequence[tuple[int, int]] = (),
+                    unreadable: Mapping[str, str] | None = None) -> list[str]:
     """The round's proposals, from the run's priority CSV (best first), in the formats
     annotation tools import (``files/proposals.py``: ``priority.csv`` for SuperAnnotate,
     ``order.txt``, Label Studio's tasks and labeling config, with ``predict(name)``'s
@@ -41,8 +42,9 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     superpixel round's chosen regions are copied too: ``proposals/regions.csv``
     (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
     ids refer to), and the page draws them; the page's t-SNE map and class histogram come
-    from the run's ``embeddings/cycle_00.npz`` (``reports.run_folder.map_fields``). Returns the
-    names, best first."""
+    from the run's ``embeddings/cycle_00.npz`` (``reports.run_folder.map_fields``). ``unreadable``
+    (name -> why): images left out because they cannot be decoded, listed in
+    ``proposals/unreadable.txt`` and on the page. Returns the names, best first."""
     import shutil
 
     from active_learning.files.export import read_entropies_csv
@@ -89,6 +91,15 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
             item.regions = np.asarray(regions[name][0], dtype=np.int64)
             item.region_scores = np.asarray(regions[name][1], dtype=np.float64)
         items.append(item)
+    summary: dict[str, Any] = {}
+    listed = round_.proposals_dir / "unreadable.txt"
+    if unreadable:
+        listed.write_text("".join(f"{name}\t{why}\n" for name, why in unreadable.items()),
+                          encoding="utf-8")
+        links["unreadable images (left out)"] = listed
+        summary[f"{len(unreadable)} unreadable image(s) left out"] = ", ".join(unreadable)
+    else:
+        listed.unlink(missing_ok=True)
     folder = round_.proposals_dir / "report"
     # The run's map points (embeddings/cycle_00.npz): the t-SNE map of the labeled, proposed
     # and other candidate images, and the classes of the proposals against the labeled set.
@@ -96,5 +107,6 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
                           **map_fields(run_dir, 0, class_names=class_names))
     write_report(folder, title=f"Round {round_.number}: {len(names)} images to label next",
                  selections=[selection], links=links, class_names=class_names,
+                 summary=summary or None,
                  skeleton=skeleton)
     return names

@@ -51,11 +51,13 @@ def test_csv_with_and_without_header(tmp_path, photos):
     headed = tmp_path / "headed.csv"
     headed.write_text("score,label,name\n0.5,dog,x/1.jpg\n0.1,dog,x/1.jpg\n")
     assert read_labels("class", headed, photos).targets == {"x/1.jpg": 0}
-    # the workspace's categories may hold more names than the labels use, not others
+    # the workspace's categories may hold more names than the labels use; a new name is
+    # appended after them (a class first labeled in a later round)
     wider = read_labels("class", plain, photos, categories=["dog", "cat", "fox"])
     assert wider.categories == ["dog", "cat", "fox"] and wider.targets["2.png"] == 1
-    with pytest.raises(DataError, match="categories changed.*new: dog; gone: fox"):
-        read_labels("class", plain, photos, categories=["cat", "fox"])
+    grown = read_labels("class", plain, photos, categories=["cat", "fox"])
+    assert grown.categories == ["cat", "fox", "dog"]
+    assert grown.targets["2.png"] == 0 and set(grown.targets.values()) == {0, 2}
 
 
 def test_label_studio_csv_export(tmp_path, photos):

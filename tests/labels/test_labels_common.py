@@ -56,6 +56,9 @@ def test_category_rules():
     assert match_categories(["b", "a"], None, "s", complete=True) == ["b", "a"]
     assert match_categories(["b", "a"], ["a", "b"], "s", complete=True) == ["a", "b"]
     assert match_categories(["a"], ["a", "b"], "s", complete=False) == ["a", "b"]
+    # a new name is appended after the workspace's, new ones in the export's order
+    assert match_categories(["b", "z", "a", "c"], ["a", "b"], "s", complete=True) == \
+        ["a", "b", "z", "c"]
     with pytest.raises(DataError, match="gone: b"):
         match_categories(["a"], ["a", "b"], "s", complete=True)
     with pytest.raises(DataError, match="'a' is listed twice"):
