@@ -26,8 +26,6 @@ from active_learning.distributed import (
     world_size,
 )
 from active_learning.loop.candidates import Candidates, draw_candidates
-
-# The compatibility rules used to live here; the command line still imports them from here.
 from active_learning.loop.config import STAGE_PASSIVE, STAGE_SELECT, LoopConfig, derive_seed
 from active_learning.loop.fitting import fit_on_labeled
 from active_learning.loop.mixing import choose_mixed, draw_passive
