@@ -193,6 +193,11 @@ def detector_builder(spec: str, flag: str = "--person-detector") -> tuple[str, l
     return builders[0], categories
 
 
+# What an offline run without the detector's weights can do instead.
+DETECTOR_ADVICE = ("or give the boxes themselves: --person-boxes FILE, a COCO detections JSON "
+                   "(python -m object_detection.detect writes one with this project's detector)")
+
+
 class TorchvisionDetector:
     """A COCO-trained torchvision detector named by its weights (``FasterRCNN_ResNet50_FPN_V2_
     Weights.COCO_V1``), its ``person`` boxes per image.
@@ -214,7 +219,8 @@ class TorchvisionDetector:
         self.person = categories.index("person")
         model = models.get_model(builder, weights=None, weights_backbone=None,
                                  num_classes=len(categories))
-        state = load_named_state(spec, flag=flag)
+        # --from-scratch would not help: the detector has no random start to fall back on
+        state = load_named_state(spec, flag=flag, advice=DETECTOR_ADVICE)
         load_state_dict_checked(model, state, path=spec, flag=flag)
         self.model = model.to(device).eval()
         self.device = device

@@ -104,8 +104,8 @@ def describe_spec(spec: str, published: Sequence[PublishedCheckpoint] = ()) -> s
     return f"torchvision weights {spec}" if kind == "torchvision" else f"file {spec}"
 
 
-def load_named_state(spec: str, *, flag: str,
-                     published: Sequence[PublishedCheckpoint] = ()) -> dict[str, torch.Tensor]:
+def load_named_state(spec: str, *, flag: str, published: Sequence[PublishedCheckpoint] = (),
+                     advice: str = FROM_SCRATCH_ADVICE) -> dict[str, torch.Tensor]:
     """The state dict named by ``spec``: CPU tensors, checkpoint wrappers unwrapped, ``module.``
     stripped (see the module docstring for what ``spec`` may be).
 
@@ -114,6 +114,8 @@ def load_named_state(spec: str, *, flag: str,
             of ``published``.
         flag: the flag it came from (``"--weights-backbone"``), named in every message.
         published: the files the task's reference projects publish.
+        advice: what a message about a file that cannot be had suggests instead (``--from-
+            scratch`` for a model's start; a flag without that way out says its own).
 
     Raises:
         WeightsError: the name is unknown, the file is not cached and cannot be downloaded, or
@@ -121,16 +123,16 @@ def load_named_state(spec: str, *, flag: str,
     """
     kind = spec_kind(spec, published)
     if kind == "timm":
-        return _timm_state(spec[len(TIMM_PREFIX):], flag)
+        return _timm_state(spec[len(TIMM_PREFIX):], flag, advice)
     if kind == "file":
         return read_state_dict(spec, flag=flag)
     if kind == "torchvision":
         url = _torchvision_url(spec, flag)
-        return _read_cached(spec, url, Path(url).name, flag, hash_prefix=True)
+        return _read_cached(spec, url, Path(url).name, flag, hash_prefix=True, advice=advice)
     if kind == "published":
         checkpoint = next(c for c in published if c.filename == spec)
         return _read_cached(f"{spec} ({checkpoint.source})", checkpoint.url, checkpoint.filename,
-                            flag, hash_prefix=False)
+                            flag, hash_prefix=False, advice=advice)
     if _looks_like_path(spec):
         return read_state_dict(spec, flag=flag)  # raises: no such file
     raise _unknown_name(spec, flag, published)
@@ -163,12 +165,13 @@ def _torchvision_url(spec: str, flag: str) -> str:
     return str(weights.url)
 
 
-def _read_cached(what: str, url: str, filename: str, flag: str, *,
-                 hash_prefix: bool) -> dict[str, torch.Tensor]:
+def _read_cached(what: str, url: str, filename: str, flag: str, *, hash_prefix: bool,
+                 advice: str = FROM_SCRATCH_ADVICE) -> dict[str, torch.Tensor]:
     """The state dict of the cached (or just downloaded) file. A download that is not a weights
     file (a web page served in its place, say) is deleted, so the next run does not find it."""
     cached = hub_checkpoint_path(filename).is_file()
-    path = _cached_or_downloaded(what, url, filename, flag, hash_prefix=hash_prefix)
+    path = _cached_or_downloaded(what, url, filename, flag, hash_prefix=hash_prefix,
+                                 advice=advice)
     try:
         return read_state_dict(path, flag=f"{flag} {what}:")
     except WeightsError as error:
@@ -176,17 +179,17 @@ def _read_cached(what: str, url: str, filename: str, flag: str, *,
             raise
         path.unlink(missing_ok=True)
         raise WeightsError(f"{error}; it was downloaded from {url} and is deleted: get the file "
-                           f"from its publisher, {FROM_SCRATCH_ADVICE}") from None
+                           f"from its publisher, {advice}") from None
 
 
-def _cached_or_downloaded(what: str, url: str, filename: str, flag: str, *,
-                          hash_prefix: bool) -> Path:
+def _cached_or_downloaded(what: str, url: str, filename: str, flag: str, *, hash_prefix: bool,
+                          advice: str = FROM_SCRATCH_ADVICE) -> Path:
     """The cached file, downloaded first if it is missing and downloads are allowed."""
     path = hub_checkpoint_path(filename)
     if path.is_file():
         log.info("%s %s: %s", flag, what, path)
         return path
-    how = f"download {url} to {path}, {FROM_SCRATCH_ADVICE}"
+    how = f"download {url} to {path}, {advice}"
     if not downloads_allowed():
         raise WeightsError(f"{flag} {what}: not in torch.hub's cache ({path}) and downloads are "
                            f"off ({OFFLINE_VARIABLE} is set): {how}")
@@ -242,7 +245,8 @@ def _timm_cached_file(config: Any) -> Path | None:
     return None
 
 
-def _timm_state(name: str, flag: str) -> dict[str, torch.Tensor]:
+def _timm_state(name: str, flag: str, advice: str = FROM_SCRATCH_ADVICE
+                ) -> dict[str, torch.Tensor]:
     """timm's model ``name`` with its pretrained weights, as a state dict.
 
     The model is built by timm, so its own key conversions (``filter_fn``) apply; a cached file
@@ -268,7 +272,7 @@ def _timm_state(name: str, flag: str) -> dict[str, torch.Tensor]:
     else:
         raise WeightsError(f"{flag} timm:{name}: not in timm's cache ({_hf_cache_dir()}) and "
                            f"downloads are off ({OFFLINE_VARIABLE} is set): fetch it from "
-                           f"{where} on a machine with internet, {FROM_SCRATCH_ADVICE}")
+                           f"{where} on a machine with internet, {advice}")
     try:
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
     except (OSError, RuntimeError, ValueError) as error:
@@ -276,5 +280,5 @@ def _timm_state(name: str, flag: str) -> dict[str, torch.Tensor]:
             raise WeightsError(f"{flag} timm:{name}: the cached file {cached} does not load "
                                f"({_reason(error)}); delete it to download it again") from None
         raise WeightsError(f"{flag} timm:{name}: not in timm's cache and the download from "
-                           f"{where} failed ({_reason(error)}): {FROM_SCRATCH_ADVICE}") from None
+                           f"{where} failed ({_reason(error)}): {advice}") from None
     return {key: value.detach().cpu() for key, value in model.state_dict().items()}

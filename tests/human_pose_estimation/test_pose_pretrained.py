@@ -201,3 +201,19 @@ def test_the_coco_pose_model_is_never_downloaded_from_its_page(monkeypatch, tmp_
         parse_args(["--weights", "pose_hrnet_w32_256x192.pth"])
     write_hub_checkpoint("pose_hrnet_w32_256x192.pth", pose_hrnet_file_state())
     assert parse_args(["--weights", "pose_hrnet_w32_256x192.pth"]).weights == "pose_hrnet_w32_256x192.pth"
+
+
+def test_an_offline_person_detector_without_its_file_says_what_to_do_instead(monkeypatch,
+                                                                            tmp_path):
+    # --from-scratch cannot help a detector: the advice is to give the boxes themselves
+    from human_pose_estimation.person_boxes import TorchvisionDetector
+
+    ssdlite = "SSDLite320_MobileNet_V3_Large_Weights.COCO_V1"   # the smallest to build
+
+    monkeypatch.setenv("ACTIVE_LEARNING_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsError) as caught:
+        TorchvisionDetector(ssdlite, "cpu")
+    message = str(caught.value)
+    assert message.startswith(f"--person-detector {ssdlite}: not in torch.hub's cache")
+    assert "--person-boxes FILE" in message and "--from-scratch" not in message
