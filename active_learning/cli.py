@@ -219,7 +219,8 @@ def run(command: TaskCommand, argv: Sequence[str] | None = None) -> Path:
     logger.info("learning curve: %s (x: %s)", run_dir / "learning_curve.png", units.x_axis)
     from active_learning.reports.run_folder import report_for_run
 
-    logger.info("report:         %s", report_for_run(run_dir))
+    with cli_errors(resumable=run_dir):   # the run is finished: only its page is at stake
+        logger.info("report:         %s", report_for_run(run_dir))
     if rank:
         logger.info("next:           %s", command.after_labeling)
     return run_dir

@@ -65,3 +65,21 @@ def test_a_config_error_is_one_error_line_and_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [f"error: {REFUSAL}"]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_ctrl_c_while_the_final_page_is_written_is_one_line_and_keeps_the_run(
+        tmp_path, capsys, monkeypatch):
+    import active_learning.reports.run_folder as run_folder
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_folder, "report_for_run", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(buggy_command(None), ARGV + ["--output-dir", str(tmp_path)])
+    run_dir = tmp_path / "toy" / "toyset" / "random" / "seed0"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 130
+    assert err == [f"interrupted: the finished cycles in {run_dir} are kept; run the same "
+                   "command again to resume"]
+    assert (run_dir / "pool.npz").exists() and not (run_dir / ".pending").exists()

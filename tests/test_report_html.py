@@ -2,6 +2,7 @@
 and the command line that builds it for a run folder."""
 from __future__ import annotations
 
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -231,3 +232,14 @@ def test_every_name_reaches_the_page_escaped(tmp_path):
     # note, class table, cycle table, item table, link text
     assert text.count(attack) >= 10
     assert page.cards[0]["data-name"] == f"{attack}.png"                  # an attribute too
+
+
+def test_without_scikit_learn_the_page_is_written_and_says_why_the_map_is_missing(
+        tmp_path, monkeypatch):
+    # what an install without the report extra looks like: the page, not a traceback
+    for name in ("sklearn", "sklearn.manifold", "sklearn.decomposition"):
+        monkeypatch.setitem(sys.modules, name, None)
+    index = write_round_report(tmp_path)
+    text = index.read_text()
+    assert "Left out: the t-SNE map needs scikit-learn" in text
+    assert not list((index.parent / "img").glob("*_map.png"))

@@ -57,7 +57,7 @@ def tsne_coordinates(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     took 39 s on this project's 2-core machine against 3.5 s on one thread.
 
     Raises:
-        ImportError: scikit-learn is not installed (the ``report`` extra).
+        MissingDependency: scikit-learn is not installed (the ``report`` extra).
     """
     PCA = require("sklearn.decomposition", "the report's map").PCA
     TSNE = require("sklearn.manifold", "the report's map").TSNE

@@ -34,6 +34,7 @@ import jinja2
 import numpy as np
 
 from active_learning.drawing.predictions import Style
+from active_learning.extras import MissingDependency
 from active_learning.files.atomic import atomic_open, atomic_write_text
 from active_learning.files.embeddings import EmbeddingMap
 from active_learning.files.proposals import ImagePrediction
@@ -256,9 +257,8 @@ def _map(points: EmbeddingMap, number: int, folder: Path, *, class_names: Sequen
     if not is_cached(folder / "img" / image, key, points.source):
         try:
             coordinates = maps.tsne_coordinates(np.asarray(points.embeddings)[kept], seed)
-        except ImportError:
-            logger.warning("the report's embedding map needs scikit-learn (pip install "
-                           "'active-learning-cv[report]'); left out")
+        except MissingDependency as missing:   # the page is still written, without its map
+            logger.warning("%s; the map is left out", missing)
             return {**facts, "needs_sklearn": True}
         classes = np.asarray(points.classes)[kept] if points.classes is not None else None
         maps.plot_embedding_map(coordinates, status[kept], folder / "img" / image,
