@@ -246,13 +246,19 @@ def entry_points(command: TaskCommand) -> tuple[Callable[[], argparse.ArgumentPa
             from torch.distributed.elastic.multiprocessing.errors import record
 
             # (record returns None for a SystemExit(0), e.g. --help, which ends the script too)
-            run_dir = cast(Path, record(run)(command, argv))
-            if argv is None:   # the script itself, reading sys.argv: its work is done
-                exit_without_teardown()
-            return run_dir
+            return cast(Path, record(run)(command, argv))
         return run(command, argv)
 
     return get_args_parser, parse, main
+
+
+def run_script(main: Callable[[], Path]) -> None:
+    """A task script's ``if __name__ == "__main__":`` block: ``main()``, then, under torchrun,
+    the end of the process without the interpreter's teardown (:func:`exit_without_teardown`).
+    A program that calls ``main()`` itself gets the run folder back, as always."""
+    main()
+    if "TORCHELASTIC_ERROR_FILE" in os.environ:
+        exit_without_teardown()
 
 
 def exit_without_teardown() -> None:

@@ -145,4 +145,4 @@ def run_folder(args: argparse.Namespace) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)   # under torchrun: ends without the teardown

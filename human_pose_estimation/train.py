@@ -141,4 +141,4 @@ get_args_parser, parse_args, main = cli.entry_points(COMMAND)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)   # under torchrun: ends without the teardown
