@@ -46,7 +46,7 @@ _EXPORTS = {
     "DiscriminativeActiveLearning": "strategies.discriminative",
     "write_entropies_csv": "files.export",
     "read_labels": "labels",
-    "Labels": "labels",
+    "Labels": "labels.exported",
     "UserError": "errors",
     "ConfigError": "errors",
     "DataError": "errors",

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels
+from active_learning.labels.exported import Labels
 
 from .datasets import (
     IMAGENET_MEAN,

@@ -10,7 +10,7 @@ from typing import Any
 from active_learning import cli, console, distributed, flags, run_setup
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
-from active_learning.labels import Labels
+from active_learning.labels.exported import Labels
 from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES
 
 from .coco import COCO_SKELETON, PoseData, pose_data_from_labels, read_split

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels
 from active_learning.labels.coco import load_coco
+from active_learning.labels.exported import Labels
 from active_learning.labels.keypoints import SKIP_REASONS, PersonLabel, person_label
 
 # COCO's skeleton: 1-based joint pairs, as in person_keypoints_*.json.

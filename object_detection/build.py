@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from active_learning import cli, console, flags, run_setup
-from active_learning.labels import Labels
+from active_learning.labels.exported import Labels
 
 from .model import refuse_normalised_vgg
 from .task import DetectionTask

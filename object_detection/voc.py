@@ -30,7 +30,7 @@ from pathlib import Path
 
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import find_images
-from active_learning.labels import Labels
+from active_learning.labels.exported import Labels
 from active_learning.labels.voc import Annotation, parse_annotation
 
 # The original's pool: VOC2007 + VOC2012 trainval (a missing VOC2012 is skipped with a warning).

@@ -33,13 +33,13 @@ from torch.nn import functional as F
 
 from active_learning.errors import DataError
 from active_learning.files.images import find_images
-from active_learning.labels import Labels
 from active_learning.labels.cityscapes import (
     CITYSCAPES_IMAGE_SUFFIX,
     CITYSCAPES_INSTANCE_SUFFIX,
     CITYSCAPES_LABEL_SUFFIX,
     IGNORE,
 )
+from active_learning.labels.exported import Labels
 from active_learning.labels.masks import PngMask, write_label_maps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

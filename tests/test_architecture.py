@@ -93,6 +93,15 @@ def _imports(module: str, path: Path, tree: ast.AST) -> set[str]:
             name = ".".join(parts[:end])
             if name in MODULES and name != module and not module.startswith(name + "."):
                 found.add(name)
+    # A module inside a package runs its package's __init__ first, so that edge alone is no
+    # circle; but ``from <its package> import Name`` reads a name that __init__ defines: a real
+    # dependency on it, which closes a circle when __init__ imports the module back.
+    for node in ast.walk(tree):
+        if (id(node) not in skipped and isinstance(node, ast.ImportFrom) and node.module
+                and not node.level and module.startswith(node.module + ".")
+                and node.module in MODULES and node.module != "active_learning"
+                and any(f"{node.module}.{alias.name}" not in MODULES for alias in node.names)):
+            found.add(node.module)
     return found
 
 

@@ -169,7 +169,7 @@ def test_a_workspace_written_before_label_digests_resumes_by_its_checksum(tmp_pa
 def test_the_labels_digest_is_their_content_not_their_order_or_file():
     import numpy as np
 
-    from active_learning.labels import Labels
+    from active_learning.labels.exported import Labels
     from active_learning.labels.voc import Annotation
     from active_learning.rounds.identity import labels_digest, used_categories
 

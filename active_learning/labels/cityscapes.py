@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
 from active_learning.labels.cityscapes_ids import (
     CITYSCAPES_CLASSES,
@@ -30,6 +29,7 @@ from active_learning.labels.cityscapes_ids import (
     train_ids,
 )
 from active_learning.labels.collect import Collected
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.masks import PngMask, mask_key, png_size
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from active_learning.errors import DataError
 from active_learning.files.images import is_image_name
-from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
 from active_learning.labels.collect import Collected
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 
 NAME_COLUMNS = ("name", "image", "filename", "file_name", "file", "path", "image_path",

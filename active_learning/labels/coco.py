@@ -53,9 +53,9 @@ import numpy as np
 
 from active_learning.errors import DataError
 from active_learning.extras import require
-from active_learning.labels import Labels
 from active_learning.labels.categories import drop_grouping_categories, match_categories
 from active_learning.labels.collect import Collected
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.keypoints import (
     COCO_KEYPOINT_NAMES,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels, checksum
+from active_learning.labels.exported import Labels, checksum
 
 
 class Collected:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from active_learning.errors import ConfigError
-from active_learning.labels import Labels
 from active_learning.labels.cityscapes import is_cityscapes_root, read_cityscapes
 from active_learning.labels.classes import read_class_folders, read_csv
 from active_learning.labels.coco import coco_files, read_coco
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.kinds import LabelKind
 from active_learning.labels.masks import mask_files, read_mask_folder

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
 from active_learning.labels.cityscapes_ids import FIRST_INSTANCE_ID, IGNORE, train_ids
 from active_learning.labels.collect import Collected
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.voc import read_label_map
 

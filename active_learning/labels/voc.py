@@ -34,9 +34,9 @@ from xml.etree import ElementTree
 import numpy as np
 
 from active_learning.errors import DataError
-from active_learning.labels import Labels
 from active_learning.labels.categories import match_categories
 from active_learning.labels.collect import Collected
+from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 
 logger = logging.getLogger("active_learning")

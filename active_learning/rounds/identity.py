@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from active_learning.labels import Labels
+from active_learning.labels.exported import Labels
 
 __all__ = ["labels_digest", "used_categories"]
 

@@ -10,7 +10,8 @@ from typing import Any
 from active_learning.distributed import resolve_device
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.images import image_names, unreadable_images
-from active_learning.labels import Labels, read_labels
+from active_learning.labels import read_labels
+from active_learning.labels.exported import Labels
 from active_learning.labels.kinds import LabelKind, label_kind
 from active_learning.rounds.candidates import candidates_for_round
 from active_learning.rounds.identity import labels_digest, used_categories
