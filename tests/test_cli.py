@@ -197,12 +197,12 @@ def test_a_damaged_metrics_file_is_one_message(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [(["--weights", "WEIGHTS"], "w.pt: not a PyTorch checkpoint"),
                                             (["--epochs", "0"], "epochs must be >= 1")])
 def test_weights_and_settings_are_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys, extra, message):
-    import classification.train as train
+    import classification.build as build
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was read before the flags were checked")
 
-    monkeypatch.setattr(train, "load_classification_data", no_data)
+    monkeypatch.setattr(build, "load_classification_data", no_data)
     (tmp_path / "w.pt").write_text("text")
     with pytest.raises(SystemExit) as exit_info:
         main(TINY + ["--output-dir", str(tmp_path)] + [str(tmp_path / "w.pt") if item == "WEIGHTS" else item
