@@ -64,7 +64,7 @@ def segmentation_export(data: Path, labeled: int, export: Path) -> tuple[Path, l
     import numpy as np
     from PIL import Image
 
-    from active_learning.labels.cityscapes import CITYSCAPES_CLASSES, LABEL_TO_TRAIN
+    from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES, LABEL_TO_TRAIN
 
     images = data / "leftImg8bit" / "train"
     table = np.where(LABEL_TO_TRAIN >= 0, LABEL_TO_TRAIN, 255).astype(np.uint8)

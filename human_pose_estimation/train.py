@@ -32,7 +32,7 @@ from .build import build, build_round, check
 from .heatmaps import CONVENTIONS
 from .model import ARCHITECTURES
 from .person_boxes import AUTO_MIN_SCORE, DEFAULT_DETECTOR
-from .weights import IMAGENET, IMAGENET_HRNET_W32, PUBLISHED  # noqa: F401 - imported from here
+from .weights import IMAGENET, PUBLISHED
 
 # The original scored 5 x the budget per cycle. Its lib/core/function.py feeds the loss module
 # undetached features for epochs 0-74 and detached ones from epoch 75 of its END_EPOCH 100 on:

@@ -10,7 +10,7 @@ from typing import Any
 
 from active_learning import cli, flags, run_setup
 from active_learning.errors import ConfigError
-from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
+from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES
 from active_learning.labels.exported import Labels
 from active_learning.strategies import get_strategy
 

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from active_learning.errors import DataError
 from active_learning.files.images import find_images
-from active_learning.labels.cityscapes import (
+from active_learning.labels.cityscapes_ids import (
     CITYSCAPES_IMAGE_SUFFIX,
     CITYSCAPES_INSTANCE_SUFFIX,
     CITYSCAPES_LABEL_SUFFIX,

@@ -39,7 +39,7 @@ def _classification():
 def _segmentation(superpixels: bool = False):
     import tempfile
 
-    from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
+    from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES
     from seg_fixtures import write_tiny_cityscapes
     from segmentation.data import CITYSCAPES_MEAN, CITYSCAPES_STD, find_samples
     from segmentation.task import SegmentationTask

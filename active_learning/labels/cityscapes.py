@@ -23,20 +23,13 @@ from active_learning.labels.cityscapes_ids import (
     CITYSCAPES_IMAGE_SUFFIX,
     CITYSCAPES_INSTANCE_SUFFIX,
     CITYSCAPES_LABEL_SUFFIX,
-    FIRST_INSTANCE_ID,
-    IGNORE,
-    LABEL_TO_TRAIN,
-    train_ids,
 )
 from active_learning.labels.collect import Collected
 from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.masks import PngMask, mask_key, png_size
 
-__all__ = ["CITYSCAPES_CLASSES", "CITYSCAPES_IMAGE_SUFFIX", "CITYSCAPES_INSTANCE_SUFFIX",
-           "CITYSCAPES_LABEL_SUFFIX", "FIRST_INSTANCE_ID", "IGNORE", "LABEL_TO_TRAIN",
-           "image_reference", "is_cityscapes_root", "label_files", "read_cityscapes",
-           "train_ids"]
+__all__ = ["image_reference", "is_cityscapes_root", "label_files", "read_cityscapes"]
 
 
 def label_files(root: Path) -> list[Path]:

@@ -11,7 +11,8 @@ import torch
 
 from active_learning.errors import WeightsError
 from human_pose_estimation.model import build_model, single_scale_fusions
-from human_pose_estimation.train import IMAGENET_HRNET_W32, PUBLISHED, main, parse_args
+from human_pose_estimation.train import main, parse_args
+from human_pose_estimation.weights import IMAGENET_HRNET_W32, PUBLISHED
 from pose_fixtures import TINY_ARGS, write_tiny_coco
 from weights_cache import distinct_values, write_hub_checkpoint, write_timm_cache
 

@@ -238,7 +238,7 @@ def test_an_images_score_is_the_max_of_its_persons_heatmap_uncertainty(dataset, 
     import torch
 
     from active_learning.strategies.uncertainty import heatmap_uncertainty
-    from human_pose_estimation.train import build
+    from human_pose_estimation.build import build
 
     argv = ["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path / "runs"),
             "--strategy", "heatmap_uncertainty", "--cycles", "1", "--images-per-cycle", "3", "--save-checkpoints"]
@@ -269,7 +269,7 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
 def test_the_selection_picture_says_when_it_draws_no_skeleton(dataset, tmp_path, monkeypatch):
     from active_learning.drawing import figures
     from human_pose_estimation import overlay
-    from human_pose_estimation.train import build
+    from human_pose_estimation.build import build
 
     task = build(parse_args(["--dataset-root", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path)])).adapter
     model = task.build_model()

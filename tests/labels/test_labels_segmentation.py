@@ -9,7 +9,7 @@ from PIL import Image
 
 from active_learning.errors import DataError
 from active_learning.labels import detect_format, read_labels
-from active_learning.labels.cityscapes import LABEL_TO_TRAIN
+from active_learning.labels.cityscapes_ids import LABEL_TO_TRAIN
 from active_learning.labels.masks import CocoMask, PngMask, write_label_maps
 from label_exports import cvat_coco, label_map, paint, rle_counts, write_images
 from seg_fixtures import write_tiny_cityscapes

@@ -234,7 +234,8 @@ def test_the_test_set_keeps_every_image_the_pool_skips_empty_ones(tmp_path):
 
 
 def test_train_evaluates_every_test_image(tmp_path):
-    from object_detection.train import build, parse_args
+    from object_detection.build import build
+    from object_detection.train import parse_args
 
     root, test_ids = _empty_and_all_difficult(tmp_path)
     args = parse_args(["--dataset_root", str(root), "--train-sets", "2007:trainval", "--width", "0.0625",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from active_learning.labels.cityscapes import LABEL_TO_TRAIN
+from active_learning.labels.cityscapes_ids import LABEL_TO_TRAIN
 from seg_fixtures import write_tiny_cityscapes
 from segmentation.data import (
     IGNORE,

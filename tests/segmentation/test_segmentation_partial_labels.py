@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from active_learning.labels.cityscapes import CITYSCAPES_CLASSES
+from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES
 from active_learning.loop.superpixels import save_region_map
 from segmentation.data import IGNORE, SegmentationSample
 from segmentation.task import SegmentationTask

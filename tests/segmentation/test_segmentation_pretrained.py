@@ -11,8 +11,9 @@ from torch import nn
 
 from active_learning.errors import WeightsError
 from seg_fixtures import DRN_D_22, TINY_ARGS, reference_state, write_tiny_cityscapes
+from segmentation.build import build
 from segmentation.model import DRNSegmentation, build_model
-from segmentation.train import COMMAND, build, main, parse_args
+from segmentation.train import COMMAND, main, parse_args
 from segmentation.weights import DRN_D_22_CITYSCAPES, DRN_D_22_IMAGENET, load_pretrained
 from weights_cache import distinct_values, write_hub_checkpoint
 

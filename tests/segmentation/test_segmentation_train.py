@@ -286,8 +286,8 @@ def test_a_truncated_image_stops_the_run_before_anything_is_written(dataset, tmp
 def test_the_image_picture_shows_the_models_per_pixel_entropy(dataset, tmp_path):
     import torch
 
+    from segmentation.build import build
     from segmentation.overlay import _pixel_entropy
-    from segmentation.train import build
 
     task = build(parse_args(["-d", str(dataset), *TINY_ARGS, "--output-dir", str(tmp_path)])).adapter
     model = task.build_model().eval()
