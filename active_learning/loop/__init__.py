@@ -4,7 +4,10 @@
 * ``config``: :class:`LoopConfig`, the protocol of a run, and the per-stage seeds;
 * ``units``: what an annotator labels and the budget counts (images, images of persons,
   superpixels), with everything that differs between those kinds;
-* ``selection``: one cycle's candidates, their scores in one batched pass, the choice;
+* ``candidates``: a cycle's candidates, drawn once;
+* ``selection``: the order of one choice (presample, fit, score, choose or mix), with
+  ``scoring`` (the pass whose batches carry what the units need), ``inference`` (loaders and
+  the forward pass), ``fitting``, ``mixing``, ``compatibility`` and ``loss_ranking``;
 * ``pool``: :class:`PoolState`, which unit was labeled in which cycle (``pool.npz``);
 * ``superpixels``: region maps and per-region means of per-pixel scores.
 

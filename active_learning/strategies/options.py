@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-__all__ = ["StrategyOption", "TrainingCompanion", "option_spellings", "resolve_options",
+__all__ = ["StrategyOption", "TrainingCompanion", "resolve_options",
            "option_errors"]
 
 
@@ -99,11 +99,6 @@ class StrategyOption:
         label = self.spellings[0] if self.spellings else self.name
         requirement = self.requirement or "is invalid"
         return f"{label} {requirement}, got {value!r}"
-
-
-def option_spellings(options: Sequence[StrategyOption]) -> dict[str, StrategyOption]:
-    """``{flag spelling: option}`` of the options that have flags."""
-    return {spelling: option for option in options for spelling in option.spellings}
 
 
 def resolve_options(declared: Sequence[StrategyOption],

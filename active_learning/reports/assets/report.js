@@ -1,4 +1,4 @@
-// Sorting for the static report (active_learning.reports.html): the thumbnail grids by a
+// Sorting for the static report (active_learning.reports.page): the thumbnail grids by a
 // <select> of "key-direction" values (the cards' data-* attributes), and every
 // table.sortable by a click on a column header. No network, no library.
 "use strict";
