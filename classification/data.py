@@ -9,16 +9,17 @@ Supported datasets and the layout each expects:
 
 - ``cifar10``: torchvision's layout ``<data_dir>/cifar-10-batches-py/`` (``data_batch_1`` ..
   ``data_batch_5``, ``test_batch``, ``batches.meta``: pickled dicts with ``data`` uint8
-  ``[N, 3072]``, channel-major, and ``labels``). The pickles are read by ``cifar.py``, through an unpickler
-  that only accepts numpy arrays and plain containers (torchvision's ``CIFAR10`` also checks md5
-  sums, which custom or test copies cannot match). ``download=True`` fetches the archive with
-  torchvision when the folder is missing. ``<data_dir>`` may also be the ``cifar-10-batches-py``
-  folder itself.
+  ``[N, 3072]``, channel-major, and ``labels``). ``cifar.py`` reads the pickles through an
+  unpickler that only accepts numpy arrays and plain containers (torchvision's ``CIFAR10``
+  also checks md5 sums, which custom or test copies cannot match). ``download=True`` fetches
+  the archive with torchvision when the folder is missing. ``<data_dir>`` may also be the
+  ``cifar-10-batches-py`` folder itself.
 - ``fashion_mnist``: torchvision's layout ``<data_dir>/FashionMNIST/raw/{train,t10k}-{images-idx3,
   labels-idx1}-ubyte`` (plain or ``.gz``; the files may also sit directly in ``<data_dir>``). When
   they are not there, or ``data_dir`` is None, Debian's ``fashion-mnist`` package folder
-  ``/usr/share/datasets/fashion-mnist/`` is used. IDX files are parsed by ``fashion_mnist.py`` (magic number, dims,
-  big-endian sizes); a malformed or truncated file raises ``DataError`` naming it.
+  ``/usr/share/datasets/fashion-mnist/`` is used. ``fashion_mnist.py`` parses the IDX files
+  (magic number, dims, big-endian sizes); a malformed or truncated file raises ``DataError``
+  naming it.
 - ``image_folder``: ``<data_dir>/train/<class>/<image>`` and ``<data_dir>/test/<class>/<image>``
   (torchvision ``ImageFolder`` layout, same class folders in both). Images are converted to RGB and
   resized to ``image_size`` x ``image_size``. Corrupt images: every file is opened and verified with
