@@ -3,6 +3,7 @@ proposals out for labeling remembered."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,22 @@ def test_only_finished_rounds_say_what_was_labeled_and_a_file_is_no_workspace(tm
     afile.write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         Workspace(afile, "classification")
+
+
+def test_a_lock_appears_whole_and_a_fresh_one_is_never_taken_over(tmp_path):
+    import json
+
+    from active_learning.rounds import lock
+
+    path = tmp_path / lock.LOCK_FILE
+    assert lock._create(path) and not lock._create(path)
+    record = json.loads(path.read_text())
+    assert record["pid"] == os.getpid()
+    assert [p.name for p in tmp_path.iterdir()] == [lock.LOCK_FILE]   # no draft left behind
+    # a round that judged an older lock stale finds this one instead: it gives it back
+    stale = {"pid": 1, "host": "gone", "since": "then"}
+    assert not lock._take_over(path, stale)
+    assert json.loads(path.read_text()) == record
+    assert [p.name for p in tmp_path.iterdir()] == [lock.LOCK_FILE]
+    # the lock it judged: moved out of the way
+    assert lock._take_over(path, record) and not path.exists()

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,15 +60,41 @@ def _unwritable(folder: Path, error: OSError) -> ConfigError:
 
 
 def _create(path: Path) -> bool:
-    """Create the lock file with this process's record; False when it exists already."""
+    """Create the lock file with this process's record; False when it exists already.
+
+    The record is written to a file of this process's own first and then hard-linked to the
+    lock's name: the lock appears whole or not at all, so no other round ever reads an empty
+    lock (which it would take for a stale one)."""
     record = {"pid": os.getpid(), "host": socket.gethostname(),
               "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    draft.write_text(json.dumps(record) + "\n", encoding="utf-8")
     try:
-        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(draft, path)
     except FileExistsError:
         return False
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(json.dumps(record) + "\n")
+    finally:
+        draft.unlink(missing_ok=True)
+    return True
+
+
+def _take_over(path: Path, stale: dict[str, object] | None) -> bool:
+    """Move the stale lock ``stale`` (its record; None: unreadable) out of the way; False when
+    the file at ``path`` is no longer that lock (another round took it over first, and its
+    fresh lock is put back)."""
+    moved = path.with_name(f".{path.name}.stale.{uuid.uuid4().hex}")
+    try:
+        os.rename(path, moved)
+    except FileNotFoundError:   # another round removed it: try to create ours
+        return True
+    if _holder(moved) != stale:   # not the lock we judged stale: give it back
+        try:
+            os.link(moved, path)
+        except FileExistsError:
+            pass
+        moved.unlink(missing_ok=True)
+        return False
+    moved.unlink(missing_ok=True)
     return True
 
 
@@ -98,8 +125,7 @@ def workspace_lock(folder: str | Path) -> Iterator[None]:
                     "that process is gone")
             logger.warning("--workspace %s: taking over a stale lock (%s)", folder,
                            f"pid {pid} no longer runs" if holder else "unreadable lock file")
-            path.unlink(missing_ok=True)
-            if not _create(path):   # another round took it over in between
+            if not _take_over(path, holder) or not _create(path):   # another round was first
                 raise ConfigError(f"--workspace {folder} is in use by another round; wait for "
                                   f"it to finish, or delete {path} if that process is gone")
     except OSError as error:
