@@ -29,7 +29,13 @@ from active_learning.flags import (
     snake_spellings,
     str2bool,
 )
-from active_learning.strategies import MC_PROBS, get_strategy, list_strategies
+from active_learning.strategies import (
+    BASELINE,
+    DEFAULT_MC_STRATEGY,
+    MC_PROBS,
+    get_strategy,
+    list_strategies,
+)
 from active_learning.strategies.mixes import DIVERSITIES, DIVERSITY_FACTOR
 from active_learning.strategies.options import StrategyOption
 
@@ -372,15 +378,15 @@ def resolve_strategy(args: argparse.Namespace, parser: argparse.ArgumentParser,
     if len(chosen) > 1:
         parser.error("incompatible flags: " + ", ".join(f"{flag} ({target})"
                                                          for flag, target in requested.items()))
-    return chosen.pop() if chosen else "random"
+    return chosen.pop() if chosen else BASELINE
 
 
 def default_mc_strategy(command: TaskCommand, variance: bool = False) -> str:
     """What ``--mc-dropout`` alone selects: mc_entropy (mc_variance with
     ``--use-variance-as-uncertainty``), or mc_variance where the task runs no entropy (pose)."""
-    if variance or command.refusal("mc_entropy") is not None:
-        return "mc_variance"
-    return "mc_entropy"
+    if variance or command.refusal(DEFAULT_MC_STRATEGY) is not None:
+        return get_strategy(DEFAULT_MC_STRATEGY).variance_twin or DEFAULT_MC_STRATEGY
+    return DEFAULT_MC_STRATEGY
 
 
 def needs_mc_dropout(strategy: str) -> bool:

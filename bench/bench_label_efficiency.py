@@ -36,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_grid, next to this file
 import run_grid  # noqa: E402
 from active_learning.files.export import read_metrics_csv  # noqa: E402
-from active_learning.reports.compare import RANDOM, Comparison  # noqa: E402
+from active_learning.reports.compare import Comparison  # noqa: E402
+from active_learning.strategies import BASELINE as RANDOM  # noqa: E402
 
 TASK = "classification"
 PROTOCOL = ["--preset", "fmnist-cpu", "--no-progress"]

@@ -128,10 +128,19 @@ def test_no_strategy_name_compared_outside_the_registry():
     for module, tree in _parsed().items():
         if module.startswith("active_learning.strategies"):
             continue
+        # a module's own constant that holds a strategy's name (RANDOM = "random") compares
+        # with that name wherever it is used
+        aliases = {target.id for node in getattr(tree, "body", [])
+                   if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                   and node.value.value in names
+                   for target in node.targets if isinstance(target, ast.Name)}
         for node in ast.walk(tree):
             constants: list[ast.expr] = []
             if isinstance(node, ast.Compare):
                 constants = [node.left, *node.comparators]
+                found += [f"{MODULES[module].relative_to(ROOT)}:{node.lineno} {side.id}"
+                          for side in constants
+                          if isinstance(side, ast.Name) and side.id in aliases]
             elif (isinstance(node, ast.Call)
                   and getattr(node.func, "id", getattr(node.func, "attr", None)) == "get_strategy"):
                 constants = list(node.args)

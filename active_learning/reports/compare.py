@@ -63,12 +63,12 @@ import numpy as np
 from active_learning.extras import require
 from active_learning.files.atomic import atomic_write_text
 from active_learning.files.export import read_metrics_csv
+from active_learning.strategies import BASELINE
 from active_learning.strategies.mixes import mix_label
 
 if TYPE_CHECKING:  # pandas is imported lazily (docs/design.md, "Dependencies")
     import pandas as pd
 
-RANDOM = "random"
 NOT_REACHED = "not reached"
 # Loop fields whose difference makes two runs incomparable, with how a message names them.
 PROTOCOL_FIELDS = {"initial_size": "initial labeled set (initial_size)",
@@ -450,7 +450,7 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
                      for name in groups}
     totals, pairwise = win_tie_loss(aubc_per_seed, tolerance, higher_is_better)
     means = {name: table.mean(axis=0) for name, table in curves.items()}  # [K]
-    random_target = float(means[RANDOM][-1]) if RANDOM in means else None
+    random_target = float(means[BASELINE][-1]) if BASELINE in means else None
 
     records = []
     for name, table in curves.items():
@@ -598,7 +598,7 @@ def write_comparison(comparison: Comparison, out_prefix: str | os.PathLike) -> d
     dataset = comparison.protocol.get("task.dataset")
     title = f"{dataset}: {comparison.metric}" if dataset else comparison.metric
     baseline = next((label for label, name in zip(curves, comparison.runs, strict=True)
-                     if name == RANDOM), None)
+                     if name == BASELINE), None)
     plot_learning_curve(curves, paths["png"], metric=comparison.metric, title=title,
                         baseline=baseline, x=comparison.x)
     atomic_write_text(paths["md"], comparison_markdown(comparison, png_name=paths["png"].name))

@@ -200,6 +200,12 @@ _REGISTRY: dict[str, Strategy] = {}
 # correct / incorrect predictions its head learns from (loop/holdout.py). The references hold out
 # a validation set without tying its size to the labeled set; a fifth is this project's choice.
 HELD_OUT_FRACTION = 0.2
+# The passive baseline: the strategy a run uses when none is named, and the curve comparisons
+# measure the others against.
+BASELINE = "random"
+# What an MC-dropout request selects by default (the original project's --mc-dropout); its
+# variance twin where a task's outputs have no entropy (pose's heatmaps), or when asked for.
+DEFAULT_MC_STRATEGY = "mc_entropy"
 
 
 def register_strategy(strategy: Strategy) -> Strategy:
