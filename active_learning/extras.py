@@ -9,6 +9,7 @@ package stops the run with one line that names the extra to install, instead of 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from active_learning.errors import ConfigError
@@ -44,7 +45,19 @@ def require(module: str, purpose: str) -> ModuleType:
         root = module.split(".")[0]
         if error.name is None or error.name.split(".")[0] != root:
             raise   # the package is there but one of *its* imports is missing: not ours to say
-        package, extra = EXTRAS.get(root, (root, "all"))
-        raise MissingDependency(
-            f"{purpose} needs {package}, which is not installed: pip install "
-            f"'{DISTRIBUTION}[{extra}]' (or pip install {package})") from None
+        raise missing_dependency(root, purpose) from None
+
+
+def check_installed(module: str, purpose: str) -> None:
+    """:class:`MissingDependency` now, without importing, when ``module``'s package is not
+    installed: for a run that would need it only after training (a strategy's choice)."""
+    root = module.split(".")[0]
+    if importlib.util.find_spec(root) is None:
+        raise missing_dependency(root, purpose)
+
+
+def missing_dependency(root: str, purpose: str) -> MissingDependency:
+    """The one message for a missing package ``root`` (an import name)."""
+    package, extra = EXTRAS.get(root, (root, "all"))
+    return MissingDependency(f"{purpose} needs {package}, which is not installed: pip install "
+                             f"'{DISTRIBUTION}[{extra}]' (or pip install {package})")

@@ -4,10 +4,9 @@ or for its units (``SelectionUnits.refusal``), for a missing optional package, o
 that does not hold out the labeled units it learns from."""
 from __future__ import annotations
 
-import importlib.util
-
 from active_learning.adapter import TaskAdapter
 from active_learning.errors import ConfigError
+from active_learning.extras import check_installed
 from active_learning.loop.holdout import held_out_split
 from active_learning.loop.units import SelectionUnits
 from active_learning.strategies import Strategy, get_strategy, list_strategies
@@ -25,10 +24,8 @@ def check_strategy_fits(strategy: Strategy, adapter: TaskAdapter, units: Selecti
     if refusal is not None:
         fitting = strategies_for(adapter.output_kind, type(units))
         raise ConfigError(f"{refusal}; strategies for it: {', '.join(fitting)}")
-    for module, requirement in strategy.requires:
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"strategy {strategy.name!r} needs {requirement}: pip install "
-                              f"'{requirement}' (or the package's [strategies] extra)")
+    for module in strategy.requires:
+        check_installed(module, f"strategy {strategy.name!r}")
     if strategy.held_out_fraction:   # active transfer learning: see loop/holdout.py
         split = held_out_split(adapter)
         if split is None or split[0] != strategy.held_out_fraction:

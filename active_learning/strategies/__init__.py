@@ -105,8 +105,8 @@ class Strategy:
             strategy with ``fit_labeled`` is then fitted on those only (``loop/holdout.py``).
         presample: ``(strategy name, factor)``: the candidates are first narrowed to the
             ``factor x budget`` best of that score strategy, and this one chooses among them.
-        requires: ``(module, pip requirement)`` pairs this strategy imports when it runs; a
-            run is refused before training when one is missing.
+        requires: the packages (import names) this strategy imports when it chooses; a run
+            is refused before training when one is missing (``extras.check_installed``).
         select_sharded: under ``torch.distributed``, the set choice made with each process
             holding only its shard of the rows: ``(features [n, D] of this process: its
             labeled rows first, then its candidates; n_labeled, budget, offset, total, seed)
@@ -133,7 +133,7 @@ class Strategy:
     fitted_keyword: str = "fitted"
     held_out_fraction: float = 0.0
     presample: tuple[str, int] | None = None
-    requires: tuple[tuple[str, str], ...] = ()
+    requires: tuple[str, ...] = ()
 
     @property
     def is_set_strategy(self) -> bool:
@@ -447,7 +447,8 @@ def _build_registry() -> None:
                                score_batch=_loss_prediction_score,
                                options=loss_prediction.OPTIONS,
                                companion=loss_prediction.loss_prediction_companion,
-                               check_config=loss_prediction.check_config))
+                               check_config=loss_prediction.check_config,
+                               requires=("scipy",)))   # Kendall's tau of the ranking
     register_strategy(Strategy("coreset", frozenset({EMBEDDING}),
                                "core-set k-center greedy on embeddings (Sener & Savarese 2018)",
                                select_set=_coreset, needs_labeled_embeddings=True,
@@ -467,17 +468,20 @@ def _build_registry() -> None:
                                "TypiClust: the most typical point of the largest uncovered k-means "
                                "clusters (Hacohen et al. 2022)",
                                select_set=_typiclust, needs_labeled_embeddings=True,
+                               requires=("sklearn",),
                                keywords=frozenset({"k_neighbors", "max_clusters",
                                                    "min_cluster_size", "normalize"})))
     register_strategy(Strategy("probcover", frozenset({EMBEDDING}),
                                "ProbCover: greedy coverage of delta-balls (Yehuda et al. 2022)",
                                select_set=_probcover, needs_labeled_embeddings=True,
+                               requires=("sklearn",),
                                options=typicality.PROBCOVER_OPTIONS,
                                keywords=frozenset({"alpha", "deltas", "normalize", "max_edges"})))
     register_strategy(Strategy("cluster_margin", frozenset({PROBS, EMBEDDING}),
                                "Cluster-Margin: smallest margins, round-robin over HAC clusters "
                                "(Citovsky et al. 2021)",
                                select_set=_cluster_margin, reads=frozenset({CLASS_DISTRIBUTIONS}),
+                               requires=("sklearn",),
                                keywords=frozenset({"margin_factor", "cluster_size",
                                                    "hac_sample"})))
     register_strategy(Strategy("batchbald", frozenset({MC_PROBS}),
@@ -498,7 +502,7 @@ def _register_outlier_strategies() -> None:
     from active_learning.strategies.outliers import PRESAMPLE_FACTOR
     from active_learning.strategies.transfer import fit_transfer_head, transfer_scores
 
-    sklearn = (("sklearn", "scikit-learn>=1.3"),)   # HDBSCAN (1.3 on), GaussianMixture
+    sklearn = ("sklearn",)   # HDBSCAN (scikit-learn 1.3 on), GaussianMixture
     for reduction in ("mean", "max"):
         register_strategy(Strategy(
             f"mb_outliers_{reduction}", frozenset({EMBEDDING}),
