@@ -68,7 +68,7 @@ class BuiltTask:
         record: task facts for ``args.json`` beyond its flags (e.g. the class names).
         outputs: lines naming the task's own files, logged after the run; ``{run_dir}`` in a
             line is replaced by the run folder.
-        predict: round mode: ``(model, name) -> files.proposals.ImagePrediction | None``, the
+        predict: round mode: ``(model, name) -> files.predictions.ImagePrediction | None``, the
             trained model's output on the pool image ``name`` (boxes, mask, keypoints, class),
             in pixels of the image file: the proposals' pre-annotations and what the report
             draws. ``rounds.model_predictions`` gives it the round's model (its checkpoint,

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 
 from .datasets import ClassificationData
 from .model import build_model, feature_info

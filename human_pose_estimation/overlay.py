@@ -38,7 +38,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
 
     from active_learning.drawing.figures import image_grid, save_figure
     from active_learning.drawing.predictions import draw_prediction
-    from active_learning.files.proposals import ImagePrediction
+    from active_learning.files.predictions import ImagePrediction
 
     from .data import read_rgb
 

@@ -29,8 +29,8 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.images import check_images, image_size
+from active_learning.files.predictions import ImagePrediction
 from active_learning.files.pretrained import PublishedCheckpoint
-from active_learning.files.proposals import ImagePrediction
 from active_learning.loop.units import GroupedUnits
 from active_learning.strategies import HEATMAPS
 

@@ -20,7 +20,7 @@ def draw_selection(task, units: np.ndarray, scores: np.ndarray, path: Path, *, m
     class and confidence) and, when annotated, the ground truth (green). Written atomically."""
     from active_learning.drawing.figures import image_grid, save_figure
     from active_learning.drawing.predictions import draw_prediction
-    from active_learning.files.proposals import ImagePrediction
+    from active_learning.files.predictions import ImagePrediction
 
     from .data import DetectionSet, read_image
 

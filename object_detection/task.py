@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.files.images import check_images, image_size
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 from active_learning.loop.scoring import SlottedProbabilities
 from active_learning.loop.units import ScoredBatch, SelectionUnits, scored_batch
 from active_learning.strategies import BOX_DISTRIBUTIONS

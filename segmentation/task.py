@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.errors import ConfigError
 from active_learning.files.images import check_images
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.superpixels import load_region_map, save_region_map, superpixels
 from active_learning.loop.units import RegionUnits, SelectionUnits

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from active_learning.files.embeddings import EmbeddingMap, write_embeddings_file
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 from active_learning.reports.page import ChosenImage, Selection, write_report
 
 CLASSES = ["cat", "dog", "bird <&>"]

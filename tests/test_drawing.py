@@ -21,7 +21,7 @@ from active_learning.drawing.scores import (
     region_boundaries,
 )
 from active_learning.errors import ConfigError
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 
 NAMES = ["cat", "dog", "bird"]
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from active_learning.drawing.palette import palette
 from active_learning.drawing.predictions import Style
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 from active_learning.reports.class_histogram import class_counts
 from active_learning.reports.embedding_map import subsample_points, tsne_coordinates
 from active_learning.reports.html import main

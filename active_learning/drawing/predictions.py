@@ -22,14 +22,13 @@ import torch
 
 from active_learning.drawing.palette import Colour, palette
 from active_learning.extras import require
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import KEYPOINT_THRESHOLD, ImagePrediction
 
-__all__ = ["KINDS", "KEYPOINT_THRESHOLD", "Style", "draw_prediction", "prediction_kinds",
+__all__ = ["KINDS", "Style", "draw_prediction", "prediction_kinds",
            "resize_labels"]
 
 MASK, BOXES, KEYPOINTS, CLASS = "mask", "boxes", "keypoints", "class"
 KINDS = (MASK, BOXES, KEYPOINTS, CLASS)      # drawing order: a mask under its boxes
-KEYPOINT_THRESHOLD = 0.2     # joints drawn: confidence above this (HRNet's in_vis_thre)
 MASK_ALPHA = 0.45            # a class's colour over the image, where the mask has that class
 JOINT_COLOUR = (230, 30, 30)
 

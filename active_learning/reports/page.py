@@ -37,7 +37,7 @@ from active_learning.drawing.predictions import Style
 from active_learning.extras import MissingDependency
 from active_learning.files.atomic import atomic_open, atomic_write_text
 from active_learning.files.embeddings import EmbeddingMap
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 from active_learning.reports import embedding_map as maps  # by module: tests count its t-SNE calls
 from active_learning.reports.class_histogram import plot_class_histogram
 from active_learning.reports.image_cache import PNG_KEY, content_key, is_cached, map_key

@@ -13,7 +13,7 @@ import torch
 from active_learning.drawing.predictions import Style, draw_prediction
 from active_learning.drawing.scores import draw_region_scores
 from active_learning.files.atomic import atomic_open
-from active_learning.files.proposals import ImagePrediction
+from active_learning.files.predictions import ImagePrediction
 
 THUMBNAIL_SIDE = 320
 JPEG_QUALITY = 88
