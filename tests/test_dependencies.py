@@ -108,21 +108,3 @@ def test_a_package_missing_its_own_dependency_keeps_its_traceback(tmp_path, monk
         require("broken_package", "a test")
     assert extras.DISTRIBUTION == PYPROJECT["name"]
 
-
-def test_a_strategy_whose_package_is_missing_is_refused_before_training(monkeypatch):
-    import importlib.util
-
-    from active_learning import get_strategy
-    from active_learning.loop.compatibility import check_strategy_fits
-    from toy_adapters import ToyClassificationAdapter
-
-    adapter = ToyClassificationAdapter()
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "sklearn" else real(name, *a))
-    for name in ("typiclust", "probcover", "mb_outliers_glosh", "hidden_uncertainty"):
-        with pytest.raises(MissingDependency, match=rf"^strategy '{name}' needs scikit-learn, "
-                                                    r"which is not installed: pip install "
-                                                    r"'active-learning-cv\[strategies\]'"):
-            check_strategy_fits(get_strategy(name), adapter, adapter.selection_units())
-    check_strategy_fits(get_strategy("entropy"), adapter, adapter.selection_units())   # fine

@@ -167,7 +167,7 @@ def test_a_strategy_whose_library_is_missing_is_refused_before_training(monkeypa
     adapter = ToyClassificationAdapter()
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
-    for name in ("mb_clustering", "hidden_uncertainty"):
-        with pytest.raises(ConfigError, match="needs scikit-learn>=1.3: pip install"):
+    for name in ("mb_clustering", "hidden_uncertainty", "typiclust", "probcover"):
+        with pytest.raises(ConfigError, match=rf"^strategy '{name}' needs scikit-learn, which is not installed: pip install 'active-learning-cv\[strategies\]'"):
             check_strategy_fits(get_strategy(name), adapter, adapter.selection_units())
     check_strategy_fits(get_strategy("mb_outliers_mean"), adapter, adapter.selection_units())
