@@ -17,6 +17,7 @@ import numpy as np
 from active_learning.arguments import declared_options
 from active_learning.distributed import init_from_environment, is_main_process, resolve_device
 from active_learning.errors import ConfigError
+from active_learning.files.images import CHECKED_IMAGES
 from active_learning.flags import ALL, flag_name
 from active_learning.loop.config import LoopConfig
 from active_learning.loop.holdout import hold_out
@@ -104,6 +105,15 @@ def check_output_dir(folder: Path) -> None:
 def decode_jobs(args: argparse.Namespace) -> int:
     """Threads that decode the images before a run: ``-j``, or the machine's cores (at most 8)."""
     return args.workers or min(8, os.cpu_count() or 1)
+
+
+def check_task_files(task: Any, args: argparse.Namespace, data_root: str | os.PathLike,
+                     name: str) -> None:
+    """Decode every image ``task`` (an adapter with ``check_files``) will read, once, before
+    anything is trained or written; the images that decoded are kept in the user's cache of
+    ``data_root`` for task ``name``, so a rerun only decodes what changed."""
+    task.check_files(jobs=decode_jobs(args),
+                     cache=dataset_cache(data_root, name) / CHECKED_IMAGES)
 
 
 def dataset_cache(data_root: str | os.PathLike, task: str) -> Path:

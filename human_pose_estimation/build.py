@@ -153,9 +153,7 @@ def pose_task(args: argparse.Namespace, pool: PoseData, test: PoseData,
                     in_vis_threshold=args.in_vis_threshold,
                     heatmap_convention=args.heatmap_convention, published=PUBLISHED,
                     progress=not args.no_progress)
-    task.check_files(jobs=run_setup.decode_jobs(args),
-                     cache=run_setup.dataset_cache(data_root, "human_pose_estimation")
-                     / "checked_images.json")
+    run_setup.check_task_files(task, args, data_root, "human_pose_estimation")
     return task
 
 

@@ -84,9 +84,7 @@ def detection_task(args: argparse.Namespace, samples: list[VOCSample],
                          gamma=args.gamma, scored_boxes=args.uncertainty_boxes,
                          basenet=args.weights_backbone, weights=args.weights,
                          max_grad_norm=args.clip_grad_norm, progress=not args.no_progress)
-    task.check_files(jobs=run_setup.decode_jobs(args),
-                     cache=run_setup.dataset_cache(data_root, "object_detection")
-                     / "checked_images.json")
+    run_setup.check_task_files(task, args, data_root, "object_detection")
     return task
 
 

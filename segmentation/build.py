@@ -124,8 +124,7 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
         raise DataError(f"the training images differ in size ({a}: {first[1]}x{first[0]}, {b}: "
                         f"{second[1]}x{second[0]}), so they cannot share a batch: give a "
                         "--crop-size")
-    task.check_files(jobs=run_setup.decode_jobs(args), cache=run_setup.dataset_cache(
-        data_root, "segmentation") / "checked_images.json")
+    run_setup.check_task_files(task, args, data_root, "segmentation")
     return task
 
 

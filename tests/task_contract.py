@@ -71,6 +71,22 @@ def _classification_extra(strategy: str) -> list[str]:
     return []
 
 
+def check_priorities(run_dir, names, state, cycles: int, budget: int | None = None) -> None:
+    """Each cycle's priority CSV names exactly the images labeled next (``budget`` rows when
+    given), best first, values with 5 decimals; the learning curve is a PNG."""
+    for cycle in range(cycles):
+        lines = (run_dir / "priorities" / f"cycle_{cycle:02d}.csv").read_text().splitlines()
+        assert lines[0] == "name,entropy_value"
+        body = [line.rsplit(",", 1) for line in lines[1:]]
+        assert budget is None or len(body) == budget
+        assert sorted(name for name, _ in body) == sorted(names[i] for i in state.added_in(cycle + 1))
+        values = [float(value) for _, value in body]
+        assert values == sorted(values, reverse=True)
+        assert all(0 <= value <= 1e6 and len(text.split(".")[1]) == 5 for value, (_, text)
+                   in zip(values, body))
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def _classification_check(strategy, dataset, run_dir, rows, state):
     from classification.data import load_classification_data
 
@@ -78,17 +94,7 @@ def _classification_check(strategy, dataset, run_dir, rows, state):
     assert run_dir.parts[-4:-2] == ("classification", "digits")
     assert all(0 <= row["accuracy"] <= 1 for row in rows)
     assert len(state.labeled_indices) == 64 == len(np.unique(state.labeled_indices))
-    for cycle in range(2):
-        csv = run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
-        lines = csv.read_text().splitlines()
-        assert lines[0] == "name,entropy_value"
-        body = [line.rsplit(",", 1) for line in lines[1:]]
-        assert sorted(name for name, _ in body) == sorted(names[i] for i in state.added_in(cycle + 1))
-        values = [float(value) for _, value in body]
-        assert values == sorted(values, reverse=True)
-        assert all(0 <= value <= 1e6 and len(text.split(".")[1]) == 5 for value, (_, text)
-                   in zip(values, body))
-    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_priorities(run_dir, names, state, cycles=2)
     page = (run_dir / "report" / "index.html").read_text()   # the run's page, linking its CSVs
     assert "priorities/cycle_00.csv" in page and "priorities/cycle_01.csv" in page
 

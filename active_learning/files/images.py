@@ -9,6 +9,8 @@ from active_learning.errors import DataError
 
 # Every format PIL decodes that cameras, scanners and tools write (TIFF for microscopy and
 # scans, PPM/PGM for older datasets): one list, so the rounds' scan and the label readers agree.
+# The file where check_images keeps the images that decoded (by size and modification time).
+CHECKED_IMAGES = "checked_images.json"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 

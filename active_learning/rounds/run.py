@@ -9,7 +9,7 @@ from typing import Any
 
 from active_learning.distributed import resolve_device
 from active_learning.errors import ConfigError, DataError
-from active_learning.files.images import image_names, unreadable_images
+from active_learning.files.images import CHECKED_IMAGES, image_names, unreadable_images
 from active_learning.labels import read_labels
 from active_learning.labels.exported import Labels
 from active_learning.labels.kinds import LabelKind, label_kind
@@ -18,7 +18,7 @@ from active_learning.rounds.identity import labels_digest, used_categories
 from active_learning.rounds.lock import workspace_lock
 from active_learning.rounds.model import model_predictions, previous_model
 from active_learning.rounds.proposals import write_proposals
-from active_learning.rounds.workspace import CHECKED_IMAGES, Round, Workspace
+from active_learning.rounds.workspace import Round, Workspace
 
 __all__ = ["run_round"]
 

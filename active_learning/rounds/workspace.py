@@ -40,12 +40,12 @@ from typing import Any
 
 from active_learning.errors import ConfigError, DataError
 from active_learning.files.atomic import atomic_write_text
+from active_learning.files.images import CHECKED_IMAGES
 from active_learning.rounds.lock import LOCK_FILE
 
-__all__ = ["CHECKED_IMAGES", "Round", "Workspace"]
+__all__ = ["Round", "Workspace"]
 
 WORKSPACE_FILE = "workspace.json"
-CHECKED_IMAGES = "checked_images.json"   # the images that decoded (files.images' cache)
 RUNNING, DONE = "running", "done"
 
 

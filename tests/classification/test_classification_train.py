@@ -12,6 +12,7 @@ from active_learning.files.export import read_metrics_csv
 from classification.data import load_classification_data
 from classification.train import main, parse_args
 from task_contract import *  # noqa: F403  the end-to-end contract, run on this task
+from task_contract import check_priorities
 
 TASK = "classification"
 # every strategy of whole images: its own selection code end to end on the cheapest task
@@ -36,17 +37,7 @@ def _check_run(run_dir, names, initial=40, budget=12, cycles=2):
     state = PoolState.load(run_dir / "pool.npz")
     labeled = state.labeled_indices
     assert len(labeled) == initial + budget * cycles == len(np.unique(labeled))
-    for cycle in range(cycles):
-        table = _read_csv(run_dir / "priorities" / f"cycle_{cycle:02d}.csv")
-        assert table[0] == ["name", "entropy_value"]
-        body = table[1:]
-        assert len(body) == budget
-        assert sorted(name for name, _ in body) == sorted(names[i] for i in state.added_in(cycle + 1))
-        values = [float(value) for _, value in body]
-        assert values == sorted(values, reverse=True)
-        assert all(0 <= value <= 1e6 and len(text.split(".")[1]) == 5 for value, (_, text)
-                   in zip(values, body))
-    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_priorities(run_dir, names, state, cycles, budget)
     return state
 
 
