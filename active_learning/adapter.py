@@ -71,6 +71,7 @@ class TaskAdapter(Protocol):
     def evaluate(self, model: nn.Module, loader: Iterable,
                  device: torch.device) -> dict[str, float]: ...
     def item_name(self, index: int) -> str: ...
+    def item_file(self, index: int) -> Path | None: ...
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None: ...
 
@@ -197,6 +198,13 @@ class BaseTaskAdapter:
 
     def item_name(self, index: int) -> str:
         return f"{index:06d}"
+
+    def item_file(self, index: int) -> Path | None:
+        """The file item ``index`` is read from, or None (items held in memory).
+
+        A resumed run compares a fingerprint of each file's content with the one it recorded
+        (``loop/identity.py``), so an image replaced under the same name is noticed."""
+        return None
 
     def draw_selection(self, units: np.ndarray, scores: np.ndarray, path: Path,
                        model: nn.Module | None = None) -> None:

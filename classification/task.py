@@ -93,6 +93,10 @@ class ClassificationTask(PartwiseEvaluation, BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.data.names[index]
 
+    def item_file(self, index: int) -> Path | None:
+        samples = getattr(self.data.train, "samples", None)   # image folders; arrays have none
+        return None if samples is None else Path(samples[index][0])
+
     @torch.inference_mode()
     def prediction(self, model: nn.Module, index: int, size: tuple[int, int]) -> ImagePrediction:
         """The model's class of pool image ``index`` and its softmax probability, for an image

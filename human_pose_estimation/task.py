@@ -229,6 +229,9 @@ class PoseTask(PartwiseEvaluation, BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.pool.images[index].name
 
+    def item_file(self, index: int) -> Path | None:
+        return Path(self.pool.images[index].path)
+
     def prediction(self, model: nn.Module, index: int) -> ImagePrediction:
         """The model's keypoints of each person of pool image ``index`` (round mode's
         pre-annotation): boxes [P, 4] x1, y1, x2, y2 (the persons' boxes), box_scores [P] (their

@@ -302,6 +302,9 @@ class DetectionTask(SlottedProbabilities, PartwiseEvaluation, BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.samples[index].name
 
+    def item_file(self, index: int) -> Path | None:
+        return self.samples[index].image
+
     @torch.inference_mode()
     def prediction(self, model: nn.Module, index: int, *, min_score: float = 0.5,
                    max_boxes: int = MAX_PREDICTED_BOXES) -> ImagePrediction:

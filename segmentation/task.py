@@ -415,6 +415,9 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
     def item_name(self, index: int) -> str:
         return self.samples[index].name
 
+    def item_file(self, index: int) -> Path | None:
+        return self.samples[index].image
+
     @torch.inference_mode()
     def prediction(self, model: nn.Module, index: int) -> ImagePrediction:
         """The model's class map of pool image ``index`` (round mode's pre-annotation): mask

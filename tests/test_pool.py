@@ -173,3 +173,58 @@ def test_item_names_survive_a_save_and_load(tmp_path):
     state.save(tmp_path / "pool.npz")
     loaded = PoolState.load(tmp_path / "pool.npz")
     assert loaded.item_names.tolist() == ["x,1.png", "é.png", "c"] and loaded.item_units.tolist() == [1, 1, 1]
+
+
+def test_contents_are_compared_by_name_and_carried_through_a_remap():
+    from active_learning.loop.identity import check_pool
+
+    old = PoolState(np.array([0, -1]), 1, item_names=np.array(["a.png", "b.png"]),
+                    item_units=np.array([1, 1]), item_contents=np.array(["1:aa", "1:bb"]))
+    names, counts = np.array(["a.png", "b.png"]), np.array([1, 1])
+    with pytest.raises(RunMismatchError, match=r"content of 1 image\(s\) changed .*\(b.png\)"):
+        check_pool(old, names, counts, "pool.npz", contents=np.array(["1:aa", "1:XX"]))
+    # an item whose file could not be read now ("") is not called changed: reading it reports it
+    assert check_pool(old, names, counts, "p", contents=np.array(["1:aa", ""])).item_contents.tolist() == ["1:aa", ""]
+    old.item_contents = np.array(["1:aa", "1:bb"])
+    grown = check_pool(old, np.array(["0.png", "a.png", "b.png"]), np.array([1, 1, 1]), "p",
+                       allow_new_items=True, contents=np.array(["1:00", "1:aa", "1:bb"]))
+    assert grown.item_contents.tolist() == ["1:00", "1:aa", "1:bb"]
+    old.item_contents = np.array(["1:aa", "1:bb"])
+    with pytest.raises(RunMismatchError, match=r"\(a.png\)"):   # moved by the remap, then compared
+        check_pool(old, np.array(["0.png", "a.png", "b.png"]), np.array([1, 1, 1]), "p",
+                   allow_new_items=True, contents=np.array(["1:00", "1:zz", "1:bb"]))
+    legacy = PoolState(np.array([0, -1]), 1, item_names=names, item_units=counts)   # before contents
+    assert check_pool(legacy, names, counts, "p", contents=np.array(["1:aa", "1:cc"])).item_contents.tolist() == ["1:aa", "1:cc"]
+
+
+def test_item_contents_survive_a_save_and_load(tmp_path):
+    state = PoolState(np.array([0, -1]), 1, item_names=np.array(["a", "b"]), item_units=np.array([1, 1]),
+                      item_contents=np.array(["3:ab", ""]))
+    state.save(tmp_path / "pool.npz")
+    assert PoolState.load(tmp_path / "pool.npz").item_contents.tolist() == ["3:ab", ""]
+
+
+def test_a_file_fingerprint_sees_a_change_in_each_sampled_block_and_in_the_size(tmp_path):
+    from active_learning.files.fingerprint import BLOCK, file_fingerprint, full_fingerprint
+
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 10 * BLOCK, dtype=np.uint8).tobytes())
+    path = tmp_path / "x.bin"
+    path.write_bytes(bytes(data))
+    original = file_fingerprint(path)
+    assert original.startswith(f"{10 * BLOCK}:") and original == file_fingerprint(path)
+    for place in (0, (len(data) - BLOCK) // 2 + 7, len(data) - 1):   # head, middle, tail block
+        changed = bytearray(data)
+        changed[place] ^= 0xFF
+        path.write_bytes(bytes(changed))
+        assert file_fingerprint(path) != original, place
+    changed = bytearray(data)
+    changed[2 * BLOCK] ^= 0xFF   # between the blocks: the documented blind spot; the full hash sees it
+    path.write_bytes(bytes(changed))
+    reference = tmp_path / "reference.bin"
+    reference.write_bytes(bytes(data))
+    assert file_fingerprint(path) == original and full_fingerprint(path) != full_fingerprint(reference)
+    small = tmp_path / "small.bin"
+    small.write_bytes(bytes(data[:3 * BLOCK]))
+    small_print = file_fingerprint(small)
+    small.write_bytes(bytes(data[:2 * BLOCK]) + bytes([data[2 * BLOCK] ^ 1]) + bytes(data[2 * BLOCK + 1:3 * BLOCK]))
+    assert file_fingerprint(small) != small_print   # up to three blocks: every byte counts

@@ -243,3 +243,38 @@ def test_without_scikit_learn_the_page_is_written_and_says_why_the_map_is_missin
     text = index.read_text()
     assert "Left out: the t-SNE map needs scikit-learn" in text
     assert not list((index.parent / "img").glob("*_map.png"))
+
+
+def test_the_page_keys_the_mask_colours_and_says_when_scores_tie_or_no_box_is_shown(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 6), "gray").save(image)
+    mask = np.zeros((6, 8), dtype=np.int64)
+    mask[:, 4:] = 2                                  # classes 0 and 2 drawn, 1 absent, 255 ignored
+    mask[0, 0] = 255
+    style_colours = palette(3)
+    masked = Selection("masks", chosen=[
+        ChosenImage("a.png", 0.5, image=image, prediction=ImagePrediction(8, 6, mask=mask)),
+        ChosenImage("b.png", 0.4, image=image, prediction=ImagePrediction(8, 6, mask=mask))])
+    index = write_report(tmp_path / "m", title="t", selections=[masked], class_names=["road", "car", "sky"])
+    html = index.read_text()
+    key = html[html.index('class="key"'):html.index("</p>", html.index('class="key"'))]
+    expected = ["#{:02x}{:02x}{:02x}".format(*style_colours[label]) for label in (0, 2)]
+    assert key == ('class="key">Mask colours: '
+                   f'<span class="swatch" style="background: {expected[0]}"></span>road · '
+                   f'<span class="swatch" style="background: {expected[1]}"></span>sky')
+    assert "same score" not in html and "clears the minimum" not in html
+    empty_boxes = ImagePrediction(8, 6, boxes=np.zeros((0, 4)), labels=np.zeros(0, dtype=int),
+                                  box_scores=np.zeros(0))
+    tied = Selection("boxes", chosen=[ChosenImage(f"{n}.png", 0.25, image=image, prediction=empty_boxes)
+                                      for n in "xyz"])
+    html = write_report(tmp_path / "b", title="t", selections=[tied]).read_text()
+    assert "Every chosen item has the same score (0.25)" in html
+    assert "No box on any of the 3 images shown clears the minimum prediction score" in html
+    assert html.count("no box clears the minimum score") == 3 and 'class="key"' not in html
+    one_box = ImagePrediction(8, 6, boxes=np.array([[1.0, 1, 4, 4]]), labels=np.array([0]),
+                              box_scores=np.array([0.9]))
+    mixed = Selection("boxes", chosen=[ChosenImage("x.png", 0.3, image=image, prediction=empty_boxes),
+                                       ChosenImage("y.png", 0.2, image=image, prediction=one_box)])
+    html = write_report(tmp_path / "c", title="t", selections=[mixed], class_names=["car"]).read_text()
+    assert "No box on any" not in html and "same score" not in html
+    assert html.count("no box clears the minimum score") == 1

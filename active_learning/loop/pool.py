@@ -28,6 +28,7 @@ class PoolState:
     finished_cycles: int = 0
     item_names: np.ndarray | None = None   # str [I]: the pool's items (images), in pool order
     item_units: np.ndarray | None = None   # int64 [I]: units each item holds (sum = N)
+    item_contents: np.ndarray | None = None   # str [I]: each item's file fingerprint ("" none)
 
     def __post_init__(self) -> None:
         self.labeled_at = np.asarray(self.labeled_at, dtype=np.int16)
@@ -88,6 +89,8 @@ class PoolState:
                 arrays["item_names"] = np.asarray(self.item_names, dtype=str)
             if self.item_units is not None:
                 arrays["item_units"] = np.asarray(self.item_units, dtype=np.int64)
+            if self.item_contents is not None:
+                arrays["item_contents"] = np.asarray(self.item_contents, dtype=str)
             np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
 
     @classmethod
@@ -95,9 +98,11 @@ class PoolState:
         """Read a ``pool.npz`` written by :meth:`save`."""
         path = Path(path)
         try:
-            with np.load(path) as data:   # item names and units: absent in older runs
+            with np.load(path) as data:   # item names, units, contents: absent in older runs
                 return cls(data["labeled_at"], int(data["finished_cycles"]),
                            item_names=data["item_names"] if "item_names" in data else None,
-                           item_units=data["item_units"] if "item_units" in data else None)
+                           item_units=data["item_units"] if "item_units" in data else None,
+                           item_contents=(data["item_contents"] if "item_contents" in data
+                                          else None))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise RunMismatchError(f"cannot read pool state {path}: {error}") from error

@@ -74,7 +74,7 @@ from active_learning.loop.config import (
     protocol_options,
     recorded_options,
 )
-from active_learning.loop.identity import check_pool, item_names
+from active_learning.loop.identity import check_pool, item_contents, item_names
 from active_learning.loop.inference import make_loader, progress
 from active_learning.loop.loss_ranking import predicted_and_true_losses
 from active_learning.loop.parallel import data_parallel
@@ -204,7 +204,8 @@ def _open_run_everywhere(adapter: TaskAdapter, config: LoopConfig, run_dir: Path
             failure = error
     # Only rank 0's is sent; without the pool's names, which only rank 0 reads or writes.
     mine = failure if run is None else (
-        dataclasses.replace(run.state, item_names=None, item_units=None), run.rows)
+        dataclasses.replace(run.state, item_names=None, item_units=None, item_contents=None),
+        run.rows)
     shared = broadcast_object(mine)
     if isinstance(shared, UserError):
         raise shared
@@ -232,10 +233,12 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     pool_path = run_dir / "pool.npz"
     resuming = pool_path.exists() and not restart
     names, counts = item_names(units, adapter.item_name), units.units_per_item()
+    contents = item_contents(adapter, units.item_count)
     if resuming:
         state = PoolState.load(pool_path)
         _check_args(run_dir, config, record, initial_units=len(state.labeled_up_to(0)))
-        state = check_pool(state, names, counts, str(pool_path), allow_new_items=allow_new_items)
+        state = check_pool(state, names, counts, str(pool_path), allow_new_items=allow_new_items,
+                           contents=contents)
         if initial_labeled is not None and not np.array_equal(state.labeled_up_to(0),
                                                               np.sort(initial_units)):
             raise RunMismatchError(f"{pool_path} started from another initial labeled set than "
@@ -244,7 +247,7 @@ def _open_run(adapter: TaskAdapter, config: LoopConfig, run_dir: Path,
     else:
         state = PoolState.empty(units.n_units)
         state.mark_labeled(initial_units, cycle=0)
-        state.item_names, state.item_units = names, counts
+        state.item_names, state.item_units, state.item_contents = names, counts, contents
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:   # a file in the way, no permission, a read-only disk

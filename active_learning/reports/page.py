@@ -189,6 +189,10 @@ def _cards(selection: Selection, number: int, folder: Path, style: Style,
             confidence = ("" if item.prediction.confidence is None
                           else f" ({float(item.prediction.confidence):.2f})")
             lines.append(f"predicted: {name}{confidence}")
+        prediction = item.prediction
+        if (prediction is not None and prediction.boxes is not None and len(prediction.boxes) == 0
+                and prediction.keypoints is None):
+            lines.append("no box clears the minimum score")
         if item.regions is not None:
             lines.append(f"{len(item.regions)} superpixel(s) chosen")
         if item.note:
@@ -269,6 +273,44 @@ def _map(points: EmbeddingMap, number: int, folder: Path, *, class_names: Sequen
                        f"chosen point red.{maps.sampled_line(points)}"}
 
 
+def _hex(colour: Sequence[int] | str) -> str:
+    """A CSS colour: an RGB triple as ``#rrggbb``; a name or ``#...`` string as it is."""
+    if isinstance(colour, str):
+        return colour
+    return "#" + "".join(f"{int(channel):02x}" for channel in colour[:3])
+
+
+def _mask_key(items: Sequence[ChosenImage], style: Style) -> list[dict[str, str]]:
+    """The colour of each class that the shown masks hold, in class order (the page's key)."""
+    present: set[int] = set()
+    count = len(style.class_names)
+    for item in items:
+        if item.prediction is not None and item.prediction.mask is not None:
+            values = np.unique(np.asarray(item.prediction.mask))
+            present.update(int(v) for v in values if count == 0 or 0 <= v < count)
+    present.discard(-1)
+    return [{"name": style.class_names[label] if label < count else str(label),
+             "colour": _hex(style.class_colour(label))} for label in sorted(present)]
+
+
+def _notes(chosen: Sequence[ChosenImage], shown: int) -> list[str]:
+    """Lines that warn what the thumbnails alone would hide: tied scores, no box shown."""
+    notes = []
+    scores = {float(item.score) for item in chosen}
+    if len(chosen) > 1 and len(scores) == 1:
+        notes.append(f"Every chosen item has the same score ({_number(scores.pop())}): the "
+                     "model does not tell them apart, so their order is the order the "
+                     "candidates were drawn in, not a preference.")
+    with_boxes = [item.prediction for item in chosen[:shown]
+                  if item.prediction is not None and item.prediction.boxes is not None]
+    if with_boxes and all(len(prediction.boxes) == 0 for prediction in with_boxes
+                          if prediction.boxes is not None):
+        notes.append(f"No box on any of the {len(with_boxes)} images shown clears the minimum "
+                     "prediction score: they carry no pre-annotation (a lower minimum shows the "
+                     "model's weaker boxes).")
+    return notes
+
+
 def _selection(selection: Selection, number: int, folder: Path, *, style: Style,
                max_thumbnails: int, max_map_points: int, seed: int) -> dict[str, Any]:
     """Everything the ``selection.html`` template shows of one selection (its images drawn)."""
@@ -278,6 +320,9 @@ def _selection(selection: Selection, number: int, folder: Path, *, style: Style,
         "number": number, "title": selection.title, "open": selection.open,
         "links": _links(selection.links, folder),
         "cards": cards,
+        "notes": _notes(chosen, len(cards)),
+        "mask_key": _mask_key([item for item in chosen if item.image is not None]
+                              [:max_thumbnails], style),
         "shown": (f"the first {len(cards)} of {len(chosen)} by rank" if len(cards) < len(chosen)
                   else f"all {len(chosen)}"),
         "pictures": _pictures(selection, number, folder),

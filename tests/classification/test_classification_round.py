@@ -93,3 +93,16 @@ def test_a_label_for_an_image_that_is_not_there_is_one_message(tmp_path, images,
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "missing.png" in error[0]
     assert not (tmp_path / "ws" / "round_001").exists()
+
+
+def test_a_round_whose_proposals_all_tie_says_their_order_is_no_preference(tmp_path, images):
+    names = sorted(path.relative_to(images).as_posix() for path in images.rglob("*.png"))
+    copy = (images / names[0]).read_bytes()
+    for name in names[6:]:   # every candidate the same picture: the model cannot tell them apart
+        (images / name).write_bytes(copy)
+    first = _round(images, _labels(tmp_path / "export.csv", names[:6]), tmp_path / "ws",
+                   "--strategy", "entropy")
+    scores = {score for _, score in read_entropies_csv(first / "proposals" / "priority.csv")}
+    assert len(scores) == 1
+    html = (first / "proposals" / "report" / "index.html").read_text()
+    assert "Every chosen item has the same score" in html and "not a preference" in html

@@ -230,6 +230,33 @@ def test_image_folder_end_to_end_names_the_files(tmp_path):
     assert "broken.png" not in names
 
 
+def test_a_resumed_run_refuses_an_image_replaced_under_its_name_even_with_its_mtime_restored(
+        tmp_path, capsys):
+    import os
+
+    data_dir = tmp_path / "pets"
+    _write_image_folder(data_dir)
+    (data_dir / "train" / "cats" / "broken.png").unlink()
+    for image in (data_dir / "train").rglob("*.png"):   # one size for all: PNG readers ignore
+        image.write_bytes(image.read_bytes().ljust(2048, b"\0"))   # bytes after IEND
+    args = ["--dataset", "image_folder", "--data-dir", str(data_dir), "--image-size", "8", "--width",
+            "2", "--initial-size", "6", "--images-per-cycle", "4", "--subset", "0", "--epochs", "1",
+            "--batch-size", "4", "--strategy", "random", "--no-progress", "--no-report-map",
+            "--output-dir", str(tmp_path / "runs")]
+    main([*args, "--cycles", "1"])
+    victim = data_dir / "train" / "dogs" / "dogs_train_003.png"
+    donor = data_dir / "train" / "dogs" / "dogs_train_004.png"
+    before = victim.stat()
+    victim.write_bytes(donor.read_bytes())   # another picture, the same size, the same name
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert victim.stat().st_size == before.st_size and victim.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--cycles", "2"])
+    assert exit_info.value.code == 2
+    assert "the content of 1 image(s) changed since this run read them (dogs_train_003.png)" \
+        in capsys.readouterr().err
+
+
 def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
     # digits are 8x8, so layer4 maps are 1x1: a batch of one would break BatchNorm in training.
     run_dir = main(TINY + ["--initial-size", "33", "--strategy", "loss_prediction",

@@ -125,3 +125,15 @@ def test_prediction_is_in_the_image_files_pixels_with_0_based_labels(tmp_path):
     np.testing.assert_array_equal(prediction.labels, [1, 0])
     np.testing.assert_allclose(prediction.box_scores, [0.9, 0.6])
     assert len(task.prediction(_FixedDetector(), 0, min_score=0.0, max_boxes=2).boxes) == 2
+
+
+def test_a_round_whose_boxes_all_fall_below_the_minimum_score_says_so_on_its_page(tmp_path, scene):
+    folder, names, boxes = scene
+    first = main(["round", "--images", str(folder), "--labels",
+                  str(_cvat_export(tmp_path / "export", names, names[:6], boxes)), "--workspace",
+                  str(tmp_path / "ws"), "--budget", "3", *TINY[:-1], "1.0"])
+    html = (first / "proposals" / "report" / "index.html").read_text()
+    assert "No box on any of the 3 images shown clears the minimum prediction score" in html
+    assert html.count("no box clears the minimum score") == 3
+    tasks = json.loads((first / "proposals" / "label_studio_tasks.json").read_text())
+    assert all(not task.get("predictions") or not task["predictions"][0]["result"] for task in tasks)

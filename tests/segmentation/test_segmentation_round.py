@@ -95,6 +95,13 @@ def test_two_rounds_from_mask_pngs_then_coco_polygons(tmp_path, scene):
     # every proposal is pre-annotated with a brush mask per predicted class
     tasks = json.loads((first / "proposals" / "label_studio_tasks.json").read_text())
     assert all(task["predictions"][0]["result"] for task in tasks)
+    # the page keys the colours of the classes its masks show, by name
+    page = (first / "proposals" / "report" / "index.html").read_text()
+    key = page[page.index('class="key"'):page.index("</p>", page.index('class="key"'))]
+    shown = {CLASSES[label] for task in tasks for label in range(3)
+             if any(CLASSES[label] in result["value"].get("brushlabels", [])
+                    for result in task["predictions"][0]["result"])}
+    assert key.count('class="swatch"') >= 1 and all(name in key for name in shown)
     # round 2 is labeled in another tool format; the categories are the same names
     labeled = labeled + proposed[:1]
     second = _round(folder, _cvat_polygons(tmp_path / "coco", names, labeled, cars), workspace,
