@@ -329,7 +329,13 @@ def run_mutant(mutant: Mutant, tests: list[str], timeout: int) -> None:
                    "-W", "ignore", *tests]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     finally:
-        subprocess.run(["git", "checkout", "--", mutant.path], cwd=ROOT, check=True)
+        # a second Ctrl-C or SIGTERM (``timeout`` forwards one) waits until the file is back
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            path.write_bytes(data)
+            subprocess.run(["git", "checkout", "--", mutant.path], cwd=ROOT, check=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     mutant.seconds = round(time.monotonic() - started, 1)
     if result.returncode in (124, 137):
         mutant.outcome, mutant.killed_by = "timeout", "(hangs: killed by the time limit)"
@@ -434,9 +440,10 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     try:
         for number, mutant in enumerate(sample, 1):
-            if only is not None and mutant.key not in only and mutant.key in previous:
-                for name in ("outcome", "killed_by", "seconds", "tests"):
-                    setattr(mutant, name, previous[mutant.key][name])
+            if only is not None and mutant.key not in only:
+                if mutant.key in previous:   # its earlier outcome stands
+                    for name in ("outcome", "killed_by", "seconds", "tests"):
+                        setattr(mutant, name, previous[mutant.key][name])
                 continue
             if covered is not None:
                 lines = covered.get(mutant.path, {})
@@ -456,7 +463,7 @@ def main() -> None:
     except (KeyboardInterrupt, _Interrupted):
         print("interrupted: the mutated file was restored; partial results written",
               file=sys.stderr)
-        sample = [m for m in sample if m.outcome]
+    sample = [m for m in sample if m.outcome]   # with --only and no --previous: those run
     header = (f"# Mutation round (seed {args.seed}, {len(sample)} of {len(candidates)} candidate "
               f"mutants)\n\nTargets: {', '.join(args.targets)}. Re-run: `python "
               f"bench/mutation_round.py --seed {args.seed} --count {args.count} ...` (see the "
