@@ -9,7 +9,7 @@ import pytest
 
 from active_learning.errors import DataError
 from active_learning.labels import read_labels
-from label_exports import cvat_coco, write_images
+from label_exports import cvat_coco, voc_xml, write_images
 
 W, H = 30, 20
 IMAGE = [{"file_name": "a.jpg", "width": W, "height": H}]
@@ -89,3 +89,70 @@ def test_a_polygon_with_a_coordinate_that_is_no_number_is_refused(tmp_path):
                      [{"image": 0, "label": "car", "segmentation": [polygon]}])
     with pytest.raises(DataError, match=r"annotation 1 \(image a.jpg\): polygon 0 has 6 "):
         read_labels("mask", path, photos)
+
+
+def test_a_person_box_is_clipped_to_the_last_pixel_of_the_image():
+    # HRNet's cleaning: x2 = min(width - 1, x1 + w - 1), the same for y (mutants: width + 1;
+    # the height's clipping skipped; the image's width read as unknown)
+    from active_learning.labels.keypoints import NUM_JOINTS, PersonLabel, person_label
+
+    joints = np.zeros((NUM_JOINTS, 3))
+    joints[0] = (25, 35, 2)
+    note = {"id": 7, "bbox": [20.0, 30.0, 40.0, 40.0], "keypoints": joints.reshape(-1).tolist()}
+    person = person_label(note, {"file_name": "a.jpg", "width": 40, "height": 50}, "a")
+    assert isinstance(person, PersonLabel)
+    np.testing.assert_allclose(person.box, (20.0, 30.0, 19.0, 19.0))   # to x = 39, y = 49
+    unknown = person_label(note, {"file_name": "a.jpg", "width": 0, "height": 0}, "a")
+    np.testing.assert_allclose(unknown.box, (20.0, 30.0, 39.0, 39.0))  # size 0: unclipped
+
+
+def test_a_label_kind_cannot_be_changed_in_place():
+    # the built-in kinds are shared by every task (mutant: frozen=False)
+    import dataclasses
+
+    from active_learning.labels.kinds import label_kind
+
+    kind = label_kind("boxes")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        kind.name = "other"
+    assert hash(kind) == hash(label_kind("boxes"))
+
+
+class _Instances:
+    """A mask target whose instance map holds ``largest`` (one class everywhere)."""
+
+    size = (2, 2)
+
+    def __init__(self, largest):
+        self.largest = largest
+
+    def train_ids(self):
+        return np.zeros((2, 2), dtype=np.int64)
+
+    def instance_ids(self):
+        return np.array([[0, 1], [2, self.largest]], dtype=np.int64)
+
+
+def test_instance_ids_up_to_65535_are_written_and_one_more_is_refused(tmp_path):
+    # a 16-bit PNG holds 0..65535: 65536 would wrap to 0, no instance (mutant: 65536 allowed)
+    from PIL import Image
+
+    from active_learning.labels.masks import write_label_maps
+
+    written = write_label_maps({"a.jpg": _Instances(65535)}, tmp_path / "ok", 1)
+    assert np.asarray(Image.open(written["a.jpg"].instances)).max() == 65535
+    with pytest.raises(DataError, match="a.jpg: instance ids up to 65536 do not fit"):
+        write_label_maps({"a.jpg": _Instances(65536)}, tmp_path / "bad", 1)
+
+
+def test_a_voc_export_without_images_finds_jpegimages_and_reads_truncated(tmp_path):
+    # VOC's layout keeps the images in JPEGImages/ (mutant: the check that it holds every
+    # file's image dropped, no folder is taken); <truncated> is read as written (mutant: == -> !=)
+    root = tmp_path / "voc"
+    write_images(root / "JPEGImages", {"a.jpg": (W, H)})
+    (root / "Annotations").mkdir(parents=True)
+    xml = voc_xml("a.jpg", (W, H), [("car", 1, 2, 10, 12), ("car", 3, 4, 8, 9)])
+    (root / "Annotations" / "a.xml").write_text(xml.replace("<truncated>0", "<truncated>1", 1))
+    labels = read_labels("boxes", root)
+    assert labels.images_dir == root / "JPEGImages"
+    assert labels.targets["a.jpg"].truncated.tolist() == [True, False]
