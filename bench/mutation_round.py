@@ -293,10 +293,15 @@ def covering_tests(coverage_file: Path) -> dict[str, dict[int, set[str]]]:
         lines: dict[int, set[str]] = {}
         for line, contexts in data.contexts_by_lineno(filename).items():
             tests = {context.rsplit("|", 1)[0] for context in contexts if "::" in context}
+            if contexts and not tests:   # run at import (a decorator, a constant): every test
+                tests = {EVERY_TEST}
             if tests:
                 lines[line] = tests
         out[relative] = lines
     return out
+
+
+EVERY_TEST = "*"   # a line every test depends on: run every file of --tests
 
 
 def _order(tests: set[str], test_paths: list[str]) -> list[str]:
@@ -450,7 +455,8 @@ def main() -> None:
                 tests = set().union(*(lines.get(line, set()) for line in
                                       range(mutant.statement_line or mutant.line,
                                             mutant.end_line + 1)))
-                mutant.tests = _order(tests, args.tests)
+                mutant.tests = list(args.tests) if EVERY_TEST in tests else \
+                    _order(tests, args.tests)
                 if not tests:
                     mutant.outcome = "not run by any test"
             else:

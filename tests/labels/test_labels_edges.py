@@ -154,5 +154,7 @@ def test_a_voc_export_without_images_finds_jpegimages_and_reads_truncated(tmp_pa
     xml = voc_xml("a.jpg", (W, H), [("car", 1, 2, 10, 12), ("car", 3, 4, 8, 9)])
     (root / "Annotations" / "a.xml").write_text(xml.replace("<truncated>0", "<truncated>1", 1))
     labels = read_labels("boxes", root)
+    # the kind and the format as the round records them (mutant: the two swapped)
+    assert (labels.kind, labels.format) == ("boxes", "voc")
     assert labels.images_dir == root / "JPEGImages"
     assert labels.targets["a.jpg"].truncated.tolist() == [True, False]
