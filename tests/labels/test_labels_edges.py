@@ -158,3 +158,14 @@ def test_a_voc_export_without_images_finds_jpegimages_and_reads_truncated(tmp_pa
     assert (labels.kind, labels.format) == ("boxes", "voc")
     assert labels.images_dir == root / "JPEGImages"
     assert labels.targets["a.jpg"].truncated.tolist() == [True, False]
+
+
+def test_class_folders_inside_images_label_the_images_not_their_copies(tmp_path):
+    # an export unpacked inside --images: each class folder's file is named by its path in the
+    # export (cat/x.png), which finds the project's x.png, not the copy export/cat/x.png that
+    # the absolute path would name (mutant: the path and the message's location swapped)
+    images = write_images(tmp_path / "photos", {"x.png": (8, 8), "y.png": (8, 8)})
+    write_images(images / "export" / "cat", {"x.png": (8, 8)})
+    write_images(images / "export" / "dog", {"y.png": (8, 8)})
+    labels = read_labels("class", images / "export", images)
+    assert labels.targets == {"x.png": 0, "y.png": 1} and labels.categories == ["cat", "dog"]
