@@ -375,21 +375,21 @@ def write_report(mutants: list[Mutant], equivalents: dict[str, str], out: Path,
     summary = (f"{len(mutants)} mutants: {len(killed)} killed, {len(equivalent)} equivalent, "
                f"{len(survived)} survived; {rate:.1f}% of the {scored} non-equivalent killed")
 
-    def cell(text: str) -> str:
+    def cell(text: str, limit: int = 70) -> str:
         text = " ".join(text.split())
-        text = text if len(text) <= 70 else text[:67] + "..."
+        text = text if len(text) <= limit else text[:limit - 3] + "..."
         return text.replace("|", "\\|").replace("`", "'")
 
     rows = ["| key | file:line | operator | change | outcome |", "|---|---|---|---|---|"]
     for m in mutants:
         if m.key in equivalents and m in equivalent:
-            outcome = f"equivalent: {equivalents[m.key]}"
+            outcome = f"equivalent: {cell(equivalents[m.key], 400)}"
         elif m.outcome in ("killed", "timeout"):
-            outcome = f"killed by `{m.killed_by}`"
+            outcome = f"killed by `{cell(m.killed_by, 400)}`"
         else:
             outcome = f"**{m.outcome}**"
         rows.append(f"| {m.key} | {m.path}:{m.line} | {m.operator} | `{cell(m.original)}` -> "
-                    f"`{cell(m.replacement)}` | {cell(outcome).replace(chr(39), '`')} |")
+                    f"`{cell(m.replacement)}` | {outcome} |")
     text = f"{header}\n\n**{summary}**\n\n" + "\n".join(rows) + "\n"
     out.with_suffix(".md").write_text(text)
     return summary
