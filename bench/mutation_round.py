@@ -34,6 +34,7 @@ import argparse
 import ast
 import hashlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -56,7 +57,10 @@ DEFAULT_TESTS = ["tests/test_pool.py", "tests/test_workspace.py", "tests/labels"
                  "tests/object_detection/test_detection_round.py",
                  "tests/human_pose_estimation/test_pose_round.py", "tests/test_loop.py",
                  "tests/segmentation/test_segmentation_train.py",
-                 "tests/object_detection/test_detection_data.py"]   # VOCdevkit's 1-based boxes
+                 "tests/object_detection/test_detection_data.py",   # VOCdevkit's 1-based boxes
+                 # the run identity's content fingerprints, through a task's files
+                 "tests/classification/test_classification_train.py::test_a_resumed_run_"
+                 "refuses_an_image_replaced_under_its_name_even_with_its_mtime_restored"]
 
 FLIPPED_COMPARISONS = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt,
                        ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In,
@@ -436,7 +440,7 @@ def main() -> None:
                         "addopts=", "-W", "ignore", "--cov=active_learning", "--cov-context=test",
                         "--cov-report=",
                         *args.tests], cwd=ROOT, check=True,
-                       env={**__import__("os").environ, "COVERAGE_FILE": str(coverage)})
+                       env={**os.environ, "COVERAGE_FILE": str(coverage)})
         args.coverage = coverage
     covered = covering_tests(args.coverage) if args.coverage else None
     equivalents = json.loads(args.equivalents.read_text()) if args.equivalents else {}
