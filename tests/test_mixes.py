@@ -10,7 +10,7 @@ import torch
 
 from active_learning import choose_new_labeled_indices, get_strategy
 from active_learning.errors import ConfigError
-from active_learning.loop import selection
+from active_learning.loop import mixing, selection
 from active_learning.loop.config import STAGE_PASSIVE, LoopConfig, derive_seed
 from active_learning.loop.pool import PoolState
 from active_learning.loop.scoring import score_candidates
@@ -272,3 +272,64 @@ def test_a_sharded_mix_chooses_what_one_process_chooses(tmp_path):
             choice = np.load(tmp_path / f"{number}-{rank}.npz")
             np.testing.assert_array_equal(choice["indices"], expected)
             np.testing.assert_allclose(choice["scores"], expected_scores, rtol=1e-5)
+
+
+# A pool of 40: 0-29 labeled, all embedded at x = 0; candidates 30-39 at known 1-D positions
+# with known scores. 30 is the passive draw and holds the lowest score of all.
+POSITIONS = {30: 100.0, 31: 1.0, 32: 2.0, 33: 3.0, 34: 4.0, 35: 5.0, 36: 6.0, 37: 50.0,
+             38: 40.0, 39: 7.0}
+SCORES = {30: -10.0, 31: 9.0, 32: 8.0, 33: 7.0, 34: 6.0, 35: 5.0, 36: 4.0, 37: 3.0, 38: 2.0,
+          39: 0.0}
+
+
+def _weighted_k_center(shortlist, weights, centers, count):
+    """The reference: each step takes the candidate whose distance to the nearest center
+    (labeled or chosen), times its weight, is largest."""
+    centers, picks = list(centers), []
+    for _ in range(count):
+        gain = {unit: weights[unit] * min(abs(POSITIONS[unit] - c) for c in centers)
+                for unit in shortlist if unit not in picks}
+        best = max(gain, key=gain.get)
+        picks.append(best)
+        centers.append(POSITIONS[best])
+    return picks
+
+
+def test_a_coreset_mix_with_a_passive_share_against_a_hand_built_reference(monkeypatch):
+    adapter = ToyClassificationAdapter(n_train=40)
+    state = PoolState.empty(40)
+    state.mark_labeled(np.arange(30), cycle=0)
+    config = LoopConfig(strategy="entropy", budget=4, subset_size=0, progress=False,
+                        diversity="coreset", diversity_factor=2, random_fraction=0.25)
+    position = np.zeros(40)
+    position[list(POSITIONS)] = list(POSITIONS.values())
+
+    def scored(adapter, model, loss_module, strategy, samples, *args, **kwargs):
+        return {"unit_ids": np.asarray(samples), "scores": np.array([SCORES[s] for s in samples])}
+
+    def embedded(adapter, model, samples, *args, **kwargs):
+        return torch.as_tensor(position[np.asarray(samples)]).reshape(-1, 1)
+
+    monkeypatch.setattr(selection, "score_sharded", scored)
+    monkeypatch.setattr(mixing, "embed", embedded)
+    monkeypatch.setattr(selection, "draw_passive", lambda candidates, count, seed: np.array([30]))
+    indices, ranks = select_next(adapter, None, None, state, 0, config, CPU)
+
+    # budget 4: round(0.25 x 4) = 1 passive, 3 by the score; the shortlist is 2 x (4 - 1) = 6
+    # best of the other candidates (not 2 x 4 = 8: 37 at x = 50 would then be picked first)
+    shortlist = sorted((unit for unit in SCORES if unit != 30), key=lambda u: -SCORES[u])[:6]
+    assert shortlist == [31, 32, 33, 34, 35, 36]
+    # weights over every scored candidate, the passive one included: (s + 10) / (9 + 10)
+    weights = {unit: (SCORES[unit] + 10) / 19 for unit in shortlist}
+    expected = _weighted_k_center(shortlist, weights, [0.0], 3)
+    # by hand: x w = 1, 1.89, 2.68, 3.37, 3.95, 4.42 -> 36; to {0, 6}: 1, 1.89, 2.68, 1.68,
+    # 0.79 -> 33; to {0, 3, 6}: 1, 0.95, 0.84, 0.79 -> 31
+    assert expected == [36, 33, 31]
+    assert indices.tolist() == expected + [30]
+    np.testing.assert_allclose(ranks, [1, 3 / 4, 2 / 4, 1 / 4])
+    # the wrong normalisations choose otherwise: over the shortlist (4..9), over the non-passive
+    # scores (0..9)
+    assert _weighted_k_center(shortlist, {u: (SCORES[u] - 4) / 5 for u in shortlist}, [0.0],
+                              3) != expected
+    assert _weighted_k_center(shortlist, {u: SCORES[u] / 9 for u in shortlist}, [0.0],
+                              3) != expected

@@ -4,6 +4,7 @@ resumes without training again."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +121,17 @@ def test_a_run_interrupted_in_scoring_resumes_without_training_again(tmp_path, m
                                   np.load(tmp_path / "whole" / "pool.npz")["labeled_at"])
     assert rows[0]["accuracy"] == expected[0]["accuracy"]
     assert not (tmp_path / "run" / SCORING).exists()
+
+
+@pytest.mark.parametrize("key", [{"model": "a", "shape": (3, 4)}, {"folder": Path("runs") / "x"},
+                                 ("model", ("a", 1)), [Path("p"), {"inner": (1.5, "b")}]])
+def test_a_key_with_a_tuple_or_a_path_resumes_after_its_json_round_trip(tmp_path, key):
+    # progress.json gives a tuple back as a list and a Path as its string: the key is compared
+    # as JSON gives it back, so the same key finds its scores again (not recomputed, not refused)
+    store = ScoreStore(tmp_path / "s", 4, key, commit_seconds=0)
+    store.write(np.array([2]), np.array([0.75]))
+    store.advance(1, final=True)
+    again = ScoreStore(tmp_path / "s", 4, key)
+    assert again.done == 1 and again.read(np.array([2])).tolist() == [0.75]
+    # and another key still starts over
+    assert ScoreStore(tmp_path / "s", 4, {"model": "other"}).done == 0

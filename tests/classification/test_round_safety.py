@@ -414,3 +414,14 @@ def test_a_workspace_refused_by_the_file_system_is_one_line_and_left_as_it_was(
     assert folder is None and code == 2
     assert len(err) == 1 and "cannot write there (Permission denied)" in err[0]
     assert not (tmp_path / "new" / "ws").exists()
+
+
+def test_a_round_with_nothing_left_to_propose_says_so_in_one_line(images, tmp_path, capsys):
+    # every image labeled: no candidate (mutant: the check dropped, the round goes on with none)
+    labels = _export(tmp_path / "all.csv", _names(images))
+    folder, code, err, _ = _round(images, labels, tmp_path / "ws", capsys)
+    assert folder is None and code == 2 and len(err) == 1
+    assert err[0].endswith("nothing to propose: of 16 images, 16 are labeled and 0 out for "
+                           "labeling (--repropose proposes those again)")
+    folder, code, err, _ = _round(images, labels, tmp_path / "ws2", capsys, "--repropose")
+    assert code == 2 and err[0].endswith("of 16 images, 16 are labeled and 0 out for labeling")

@@ -332,3 +332,46 @@ def test_a_mix_of_mc_entropy_knearest_and_a_passive_share_runs_end_to_end(datase
     assert [row["n_labeled"] for row in rows] == [4, 6]
     state = PoolState.load(run_dir / "pool.npz")
     assert all(len(state.added_in(cycle + 1)) == 2 for cycle in range(2))
+
+
+def test_a_superpixel_run_saved_before_item_names_resumes_records_them_and_then_checks_them(
+        dataset, tmp_path, capsys, caplog):
+    from pathlib import Path
+
+    from active_learning.loop.superpixels import load_region_map, save_region_map
+
+    cache = tmp_path / "cache"
+    extra = ("--strategy", "random_superpixels", "--cache-dir", str(cache))
+    run_dir = _run(dataset, tmp_path, *extra, "--cycles", "1")
+    state = PoolState.load(run_dir / "pool.npz")
+    names = state.item_names.tolist()
+    maps = [cache / "watershed_12" / Path(name).with_suffix(".png") for name in names]
+    regions = [len(np.bincount(load_region_map(path).ravel())) for path in maps]  # by hand
+    assert state.item_units.tolist() == regions and sum(regions) == len(state) > len(names)
+    # pool.npz as a run wrote it before item names and units were recorded
+    np.savez(run_dir / "pool.npz", labeled_at=state.labeled_at,
+             finished_cycles=np.array(state.finished_cycles))
+    assert PoolState.load(run_dir / "pool.npz").item_names is None
+    caplog.clear()
+    _run(dataset, tmp_path, *extra, "--cycles", "2")
+    assert "recorded without its items' names" in caplog.text
+    resumed = PoolState.load(run_dir / "pool.npz")
+    assert resumed.finished_cycles == 2 and len(resumed) == len(state)
+    np.testing.assert_array_equal(resumed.labeled_up_to(0), state.labeled_up_to(0))
+    assert resumed.item_names.tolist() == names and resumed.item_units.tolist() == regions
+    # One image loses a superpixel, another gains one: the pool's unit count stays the same, so
+    # only the units recorded per image tell that the region ids now name other pixels.
+    merged = load_region_map(maps[0])
+    merged[merged == merged.max()] = merged.max() - 1
+    save_region_map(merged, maps[0])
+    split = load_region_map(maps[1])
+    largest = int(np.bincount(split.ravel()).argmax())
+    split[tuple(np.argwhere(split == largest)[0])] = split.max() + 1
+    save_region_map(split, maps[1])
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        _run(dataset, tmp_path, *extra, "--cycles", "3")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"image {names[0]} had {regions[0]} units in this run and has {regions[0] - 1} now" in err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
