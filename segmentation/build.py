@@ -107,7 +107,8 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
         random_scale=args.random_scale,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
         step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
-        superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
+        superpixels_per_image=args.superpixels_per_image,
+        region_label=args.region_label, cache_dir=cache,
         weights_path=args.weights, weights_backbone=args.weights_backbone,
         progress=not args.no_progress)
     sizes = set(task.image_sizes) | set(task.test_sizes)

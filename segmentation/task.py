@@ -28,6 +28,7 @@ from active_learning.loop.superpixels import load_region_map, save_region_map, s
 from active_learning.loop.units import RegionUnits, SelectionUnits
 from active_learning.strategies import PIXEL_DISTRIBUTIONS
 
+from .costs import dominant_labels, polygon_clicks
 from .data import (
     IGNORE,
     DataError,
@@ -106,44 +107,65 @@ class SegmentationSet(Dataset):
 
 
 class ImageUnits(SelectionUnits):
-    """One unit per image, with the labeled pixel fraction as the cost (comparable with regions)."""
+    """One unit per image, with the labeled pixel fraction as the cost (comparable with regions),
+    and the annotation cost in pixels and polygon clicks (``costs.py``)."""
 
-    def __init__(self, pixels: np.ndarray) -> None:
+    def __init__(self, pixels: np.ndarray,
+                 image_cost: Callable[[int], tuple[int, int]] | None = None) -> None:
         super().__init__(len(pixels))
         self.pixels = np.asarray(pixels, dtype=np.int64)
+        self.image_cost = image_cost
 
     def cost(self, labeled_units):
         labeled = np.asarray(labeled_units, dtype=np.int64)
         fraction = float(self.pixels[labeled].sum() / self.pixels.sum())
-        return {"n_images": len(labeled), "labeled_pixel_fraction": fraction}
+        cost = {"n_images": len(labeled), "labeled_pixel_fraction": fraction}
+        if self.image_cost is not None:
+            paid = [self.image_cost(int(image)) for image in labeled]
+            cost["n_pixels"] = sum(pixels for pixels, _ in paid)
+            cost["n_clicks"] = sum(clicks for _, clicks in paid)
+        return cost
 
 
 class SuperpixelUnits(RegionUnits):
-    """Region units whose cost counts the pixels really labeled (instances taken whole)."""
+    """Region units whose cost counts the pixels really labeled (instances taken whole, or the
+    dominant label's pixels) and the annotator's clicks: an image whose every region is labeled
+    is charged as a whole image (its polygon clicks), a dominant-labeled superpixel 1 click, an
+    exact partial mask its polygon clicks (``costs.py``)."""
 
     def __init__(self, task: SegmentationTask, region_pixels: list[np.ndarray]) -> None:
         super().__init__(region_pixels, task.region_map)
         self.task = task
-        # image -> (its labeled regions, the pixels they label): an image whose regions did not
-        # change since the last cycle is not read again.
-        self._labeled_pixels: dict[int, tuple[bytes, int]] = {}
+        # image -> (its labeled regions, (the pixels they label, their clicks)): an image whose
+        # regions did not change since the last cycle is not read again.
+        self._labeled_cost: dict[int, tuple[bytes, tuple[int, int]]] = {}
 
-    def _pixels_labeled(self, image: int, member: np.ndarray) -> int:
-        key = member[self.offsets[image]:self.offsets[image + 1]].tobytes()
-        cached = self._labeled_pixels.get(image)
+    def _image_cost(self, image: int, member: np.ndarray) -> tuple[int, int]:
+        """(pixels labeled, clicks paid) of ``image`` under the labeled regions ``member``."""
+        own = member[self.offsets[image]:self.offsets[image + 1]]
+        key = own.tobytes()
+        cached = self._labeled_cost.get(image)
         if cached is None or cached[0] != key:
-            cached = (key, int((self.task.partial_mask(image, member) != IGNORE).sum()))
-            self._labeled_pixels[image] = cached
+            if own.all():
+                paid = self.task.image_cost(image)
+            else:
+                mask = self.task.partial_mask(image, member)
+                pixels = int((mask != IGNORE).sum())
+                paid = (pixels, int(own.sum()) if self.task.region_label == "dominant"
+                        else polygon_clicks(mask))
+            cached = (key, paid)
+            self._labeled_cost[image] = cached
         return cached[1]
 
     def cost(self, labeled_units):
         cost = super().cost(labeled_units)
         member = self.membership(labeled_units)
-        labeled = sum(self._pixels_labeled(int(image), member)
-                      for image in self.samples_of(labeled_units))
+        paid = [self._image_cost(int(image), member) for image in self.samples_of(labeled_units)]
+        labeled = sum(pixels for pixels, _ in paid)
         return {"n_images": cost["n_images"],
                 "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],
-                "labeled_pixel_fraction": labeled / max(self.task.annotated_pixel_count(), 1)}
+                "labeled_pixel_fraction": labeled / max(self.task.annotated_pixel_count(), 1),
+                "n_pixels": labeled, "n_clicks": sum(clicks for _, clicks in paid)}
 
 
 class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
@@ -155,6 +177,9 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         data_format: "cityscapes" or "folder".
         superpixels: superpixel units instead of image units.
         superpixel_method / superpixels_per_image: how region maps are made (watershed, ~100).
+        region_label: what the simulated annotator gives a chosen superpixel: ``exact`` (every
+            instance overlapping it whole, its stuff pixels) or ``dominant`` (its majority class
+            on all its pixels, one click: ``costs.dominant_labels``).
         cache_dir: where region maps are kept between runs.
     """
 
@@ -170,7 +195,8 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                  crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
                  momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
                  step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
-                 superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
+                 superpixels_per_image: int = 100, region_label: str = "exact",
+                 cache_dir: str | Path | None = None,
                  weights_path: str | None = None, weights_backbone: str | None = None,
                  progress: bool = True) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
@@ -185,6 +211,7 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         self.superpixels = superpixels
         self.superpixel_method = superpixel_method
         self.superpixels_per_image = superpixels_per_image
+        self.region_label = region_label
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.weights_path, self.weights_backbone = weights_path, weights_backbone
         self.progress = progress
@@ -197,6 +224,7 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         self._units: SelectionUnits | None = None
         self._region_maps = _RegionMapCache(REGION_MAP_CACHE_SIZE)
         self.annotated_pixels: int | None = None   # pixels with a class in the pool's full masks
+        self._image_costs: dict[int, tuple[int, int]] = {}   # fixed per mask: computed once
 
     # ---- data --------------------------------------------------------------------------
 
@@ -239,6 +267,16 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                                         for index in range(len(self.samples)))
         return self.annotated_pixels
 
+    def image_cost(self, index: int) -> tuple[int, int]:
+        """(labeled pixels, polygon clicks) of pool image ``index``'s whole mask; computed once
+        (a mask does not change during a run)."""
+        cached = self._image_costs.get(index)
+        if cached is None:
+            mask = self.full_mask(index)
+            cached = (int((mask != IGNORE).sum()), polygon_clicks(mask))
+            self._image_costs[index] = cached
+        return cached
+
     def full_mask(self, index: int) -> np.ndarray:
         sample = self.samples[index]
         if sample.label is None:
@@ -246,11 +284,17 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         return read_label(sample, self.data_format, self.image_sizes[index], self.num_classes)
 
     def partial_mask(self, index: int, labeled: np.ndarray) -> np.ndarray:
-        """Train ids of image ``index`` where its labeled superpixels reach, 255 elsewhere."""
+        """Train ids of image ``index`` where its labeled superpixels reach, 255 elsewhere
+        (``region_label``: the instances they overlap whole, or their dominant classes)."""
         units = self.selection_units()
         pixels = units.labeled_mask(index, labeled=labeled)
         if pixels.all():
             return self.full_mask(index)
+        if self.region_label == "dominant":
+            assert isinstance(units, RegionUnits)
+            chosen = labeled[units.offsets[index]:units.offsets[index + 1]]           # [R_i]
+            return dominant_labels(self.full_mask(index), self.region_map(index), chosen,
+                                   self.num_classes)
         instances = read_instances(self.samples[index], self.image_sizes[index])
         first = 1000 if self.data_format == "cityscapes" else 1
         return superpixel_labels(self.full_mask(index), pixels, instances, first_instance_id=first)
@@ -262,7 +306,8 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                           self._progress(range(len(self.samples)), "superpixels")]
                 self._units = SuperpixelUnits(self, pixels)
             else:
-                self._units = ImageUnits(np.array([h * w for h, w in self.image_sizes]))
+                self._units = ImageUnits(np.array([h * w for h, w in self.image_sizes]),
+                                         self.image_cost)
         return self._units
 
     def _progress(self, iterable: Iterable, description: str) -> Iterable:

@@ -104,6 +104,9 @@ def add_arguments(arguments: flags.TaskArguments) -> None:
                          help="how region maps are made")
     regions.add_argument("--superpixels-per-cycle", type=flags.budget, default=4755, recorded=False,
                          help="superpixel strategies: superpixels selected per cycle")
+    regions.add_argument("--region-label", choices=("exact", "dominant"), default="exact",
+                         help="the simulated annotator of a chosen superpixel: exact (instances "
+                              "whole, stuff pixels) or dominant (its majority class, one click)")
     regions.add_argument("--cache-dir", default=None, recorded=False,
                          help="where region maps are kept between runs (default: the user's "
                               "cache, ~/.cache/active-learning-cv/segmentation/<dataset>/"

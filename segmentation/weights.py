@@ -12,7 +12,8 @@ fyu/drn publishes (facts from its drn.py ``model_urls`` and README):
   DRN without ``avgpool`` and ``fc``, as ``nn.Sequential(*children()[:-2])``, so ``base.0`` is
   ``layer0`` ... ``base.8`` is ``layer8``), ``seg.*`` (the 1x1 classifier) and ``up.weight`` (a
   fixed bilinear ``ConvTranspose2d`` kernel, not learned; this model upsamples bilinearly, so it
-  is dropped). The original project's ``DRNSeg`` keeps the DRN whole: ``base.layer0 ...``.
+  is dropped). The original project's ``DRNSeg`` keeps the DRN whole: ``base.layer0 ...`` and
+the 1000-class ImageNet ``base.fc`` (dropped, as ``fc`` of the plain layout).
 
 This model names the same layers ``stage0 ... stage8`` (the residual stages hold their blocks
 under ``stageN.0``; ``shortcut`` for ``downsample``) and ``classifier`` for ``seg``. A file in this
@@ -75,7 +76,8 @@ def to_model_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
 
     Layouts: ``"this project"`` (``stage0.* ... classifier.*``, unchanged), ``"fyu/drn DRN"``
     (``layer0.* ... layer8.*``; the ImageNet classifier ``fc.*`` is dropped), ``"DRNSeg"``
-    (``base.*`` as ``base.N.*`` or ``base.layerN.*``, ``seg.*``; ``up.weight`` is dropped).
+    (``base.*`` as ``base.N.*`` or ``base.layerN.*``, ``seg.*``; ``up.weight`` and the original
+    project's ``base.fc.*``, the ImageNet classifier it keeps inside ``base``, are dropped).
 
     Raises:
         ValueError: a key of none of these layouts (the caller names the file).
@@ -90,6 +92,8 @@ def to_model_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
         name: str | None = key
         if seg:
             if key == "up.weight":        # DRNSeg's fixed bilinear upsampling kernel
+                continue
+            if key.startswith("base.fc."):  # the original's DRNSeg keeps ImageNet's classifier
                 continue
             match = _SEQUENTIAL_BASE.match(key)
             if match is not None:         # fyu/drn: base = Sequential(layer0, ..., layer8)

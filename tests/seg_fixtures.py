@@ -86,7 +86,7 @@ def reference_state(model: nn.Module, layout: str = "imagenet") -> dict[str, tor
 
     layout: ``"imagenet"`` (fyu/drn's drn_d_22-4bd2f8ea.pth: layer0..8 + the ImageNet ``fc``),
     ``"fyu_drnseg"`` (fyu/drn's DRNSeg: base.0..8 + seg + up) or ``"original_drnseg"`` (the
-    original project's DRNSeg: base.layer0..8 + seg + up)."""
+    original project's DRNSeg: base.layer0..8 + base.fc + seg + up)."""
     modules = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     convs = [m for m in modules if isinstance(m, nn.Conv2d)]
     assert len(convs) == len(DRN_D_22)
@@ -111,4 +111,7 @@ def reference_state(model: nn.Module, layout: str = "imagenet") -> dict[str, tor
     state["seg.weight"] = classifier.weight.detach().clone()
     state["seg.bias"] = classifier.bias.detach().clone()
     state["up.weight"] = torch.ones(classes, 1, 16, 16)
+    if layout == "original_drnseg":   # it keeps the whole DRN as base, ImageNet's fc included
+        state["base.fc.weight"] = torch.zeros(1000, channels, 1, 1)
+        state["base.fc.bias"] = torch.zeros(1000)
     return state

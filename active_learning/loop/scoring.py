@@ -186,8 +186,12 @@ class ScoringPass:
         ``reduction="none"`` (float64 numpy), each with the batch's slot counts."""
         for scoring in self.batches(samples, start):
             scores = self.strategy.score(scoring.inputs, reduction=reduction)
+            classes, n_classes = None, 0
+            if self.strategy.region_context:   # the regions' predicted classes: [B, *dense]
+                probs = scoring.inputs[PROBS]
+                classes, n_classes = probs.argmax(dim=1).cpu().numpy(), int(probs.shape[1])
             yield ScoredBatch(scoring.samples, scores.float().cpu().double().numpy(),
-                              scoring.slot_counts)
+                              scoring.slot_counts, classes, n_classes)
 
     def gathered(self, samples: np.ndarray) -> dict[str, torch.Tensor]:
         """A set strategy's inputs for every sample, as CPU tensors with a sample per row:
@@ -232,6 +236,8 @@ def score_candidates(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Mod
     def scored(start: int = 0) -> Iterator[ScoredBatch]:
         return scoring.scored(samples, reduction, start)
 
+    if strategy.region_context:   # per-region statistics, pooled batch by batch
+        return units.pool_regions(scored())
     if store is None:
         # Each batch's scores ([B], or B maps [H, W] for region units) go to the units as they
         # come: region units pool a batch of maps into region means before the next batch.
@@ -292,6 +298,8 @@ def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
     if strategy.is_set_strategy:
         return {need: torch.cat([part[need] for part in parts if need in part])
                 for need in {need for part in parts for need in part}}
+    if strategy.region_context:   # each process pooled its own images' regions
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     unit_ids = np.concatenate([part["unit_ids"] for part in parts])
     scores = np.concatenate([part["scores"] for part in parts])
     if per_sample:

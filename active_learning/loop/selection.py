@@ -43,6 +43,8 @@ from active_learning.strategies import (
     top_k,
 )
 from active_learning.strategies.mixes import passive_count
+from active_learning.strategies.options import resolve_options
+from active_learning.strategies.regions import RegionCandidates, choose_regions
 
 
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
@@ -111,7 +113,8 @@ def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
                                units.samples_of(state.labeled_indices), budget, select_seed,
                                config, device)
     store = None
-    if store_folder is not None and model_token is not None and not strategy.is_set_strategy:
+    if (store_folder is not None and model_token is not None and not strategy.is_set_strategy
+            and not strategy.region_context):   # a store keeps one score per unit
         key = {"model": model_token, "strategy": strategy.name, "protocol": config.protocol(),
                "amp": config.amp, "channels_last": config.channels_last,
                "device": torch.device(device).type, "processes": world_size(),
@@ -208,6 +211,12 @@ def choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
 
     ``computed``: what :func:`~active_learning.loop.scoring.score_sharded` returned on rank 0
     (unit scores, or a set strategy's per-sample inputs)."""
+    if "scores" in computed and strategy.region_level:
+        resolved = resolve_options(strategy.options, config.options)
+        options = {option.name: resolved[option.name] for option in strategy.options}
+        return choose_regions(strategy.select_regions,
+                              _region_candidates(units, computed, candidates), budget,
+                              select_seed, options)
     if "scores" in computed:
         keep = np.isin(computed["unit_ids"], candidates)   # regions: the image's other regions out
         return choose_new_labeled_indices(strategy, computed["unit_ids"][keep], budget,
@@ -222,6 +231,22 @@ def choose(strategy: Strategy, units: SelectionUnits, candidates: np.ndarray,
     return choose_new_labeled_indices(strategy, unit_ids, budget, inputs=inputs,
                                       labeled_embeddings=labeled_embeddings, seed=select_seed,
                                       options=config.strategy_options())
+
+
+def _region_candidates(units: SelectionUnits, computed: dict[str, Any],
+                       candidates: np.ndarray) -> RegionCandidates:
+    """The scored regions (every region of the scored images; the image's labeled ones only
+    as context) with what the pass pooled for them."""
+    unit_ids = np.asarray(computed["unit_ids"], dtype=np.int64)
+    neighbours = computed.get("neighbours")
+    if neighbours is not None:   # unit ids -> positions among the scored regions
+        order = np.argsort(unit_ids, kind="stable")
+        neighbours = order[np.searchsorted(unit_ids[order], neighbours)]
+    return RegionCandidates(unit_ids=unit_ids, images=units.items_of(unit_ids),
+                            scores=np.asarray(computed["scores"], dtype=np.float64),
+                            candidate=np.isin(unit_ids, candidates),
+                            pixels=computed.get("pixels"),
+                            class_counts=computed.get("class_counts"), neighbours=neighbours)
 
 
 def tie_warning(scores: np.ndarray, share: float = 0.1) -> str | None:

@@ -47,6 +47,20 @@ def region_means(scores: np.ndarray, region_map: np.ndarray, n_regions: int | No
     return np.divide(sums, counts, out=np.zeros(n_regions), where=np.asarray(counts) > 0)
 
 
+def region_adjacency(region_map: np.ndarray) -> np.ndarray:
+    """Pairs of regions that touch (4-adjacent pixels): int64 [E, 2], each pair once, the
+    smaller id first, sorted. Only boundary pixels are gathered (a few % of the image)."""
+    region_map = np.asarray(region_map)
+    count = int(region_map.max()) + 1 if region_map.size else 0
+    keys = []
+    for a, b in ((region_map[:, :-1], region_map[:, 1:]), (region_map[:-1, :], region_map[1:, :])):
+        differ = a != b
+        first, second = a[differ].astype(np.int64), b[differ].astype(np.int64)
+        keys.append(np.minimum(first, second) * count + np.maximum(first, second))
+    unique = np.unique(np.concatenate(keys))
+    return np.stack([unique // max(count, 1), unique % max(count, 1)], axis=1).astype(np.int64)
+
+
 def _grey(image: np.ndarray) -> np.ndarray:
     """Grey levels in [0, 1] (uint8 images are divided by 255)."""
     image = np.asarray(image)

@@ -38,11 +38,16 @@ class ScoredBatch(NamedTuple):
         scores: float [B] one score per sample, or ``[B, *dense]`` per location (pixels, boxes).
         slot_counts: int [B] how many of each sample's leading score slots are filled (an
             image's detections, the rest padding), or None when every slot is.
+        classes: int [B, *dense] the predicted class of each location (a region-context
+            strategy's, ``Strategy.region_context``), or None.
+        n_classes: how many classes ``classes`` counts (0 without them).
     """
 
     samples: np.ndarray
     scores: Any
     slot_counts: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    n_classes: int = 0
 
 
 class SelectionUnits:
@@ -142,7 +147,7 @@ class SelectionUnits:
         more than one batch of it.
         """
         ids, values = [], []
-        for samples, scores, _ in map(scored_batch, batches):
+        for samples, scores, *_ in map(scored_batch, batches):
             ids.append(np.asarray(samples, dtype=np.int64).reshape(-1))
             values.append(np.asarray(scores, dtype=np.float64).reshape(-1))
             if len(ids[-1]) != len(values[-1]):   # a bug upstream, not bad input
@@ -156,6 +161,16 @@ class SelectionUnits:
               reduction: str) -> tuple[np.ndarray, np.ndarray]:
         """Scores of samples [S] -> scores of their units; one unit per sample here."""
         return samples, scores
+
+    def pool_regions(self, batches: Iterable[ScoredBatch]) -> dict[str, np.ndarray]:
+        """Per-pixel scores and predicted classes -> per-region statistics (region units
+        only: ``RegionUnits.pool_regions``)."""
+        raise ValueError(f"{self.unit_label} are not regions: a region context needs "
+                         "superpixel units")
+
+    def items_of(self, units: np.ndarray) -> np.ndarray:
+        """int64 [K]: the item (image) each unit belongs to; the unit itself here."""
+        return np.asarray(units, dtype=np.int64)
 
     def unit_scores(self, samples: np.ndarray, scores: np.ndarray | Sequence[np.ndarray],
                     reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
@@ -377,7 +392,7 @@ class RegionUnits(SelectionUnits):
         from active_learning.loop.superpixels import region_means
 
         unit_ids, pooled = [], []
-        for samples, score_maps, _ in map(scored_batch, batches):
+        for samples, score_maps, *_ in map(scored_batch, batches):
             for image, score_map in zip(np.asarray(samples, dtype=np.int64), score_maps,
                                         strict=True):
                 units = self.units_of_image(int(image))
@@ -388,6 +403,48 @@ class RegionUnits(SelectionUnits):
         if not unit_ids:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(unit_ids), np.concatenate(pooled)
+
+    def items_of(self, units):
+        return self.unit_image[np.asarray(units, dtype=np.int64)]
+
+    def pool_regions(self, batches):
+        """Per-pixel score maps and predicted classes ``[B, H, W]`` of each batch -> every
+        region's statistics, one batch at a time (never the candidates' maps at once).
+
+        Returns ``unit_ids`` int64 [V], ``scores`` float64 [V] (mean pixel score), ``pixels``
+        int64 [V], ``class_counts`` int64 [V, C] (pixels predicted as each class) and
+        ``neighbours`` int64 [E, 2] (unit ids of 4-adjacent regions, each pair once, the
+        smaller id first).
+        """
+        from active_learning.loop.superpixels import region_adjacency, region_means
+
+        parts: dict[str, list[np.ndarray]] = {"unit_ids": [], "scores": [], "pixels": [],
+                                              "class_counts": [], "neighbours": []}
+        n_classes = 0
+        for batch in batches:
+            if batch.classes is None:
+                raise RuntimeError("a region context needs the batch's predicted classes")
+            n_classes = batch.n_classes
+            for image, score_map, classes in zip(np.asarray(batch.samples, dtype=np.int64),
+                                                 batch.scores, batch.classes, strict=True):
+                units = self.units_of_image(int(image))
+                region_map = self.region_map(int(image))
+                counts = self.region_pixels[units]
+                parts["unit_ids"].append(units)
+                parts["pixels"].append(counts)
+                parts["scores"].append(region_means(np.asarray(score_map), region_map,
+                                                    n_regions=len(units), counts=counts))
+                labels = np.asarray(region_map).ravel().astype(np.int64) * n_classes
+                parts["class_counts"].append(np.bincount(
+                    labels + np.asarray(classes).ravel(),
+                    minlength=len(units) * n_classes).reshape(len(units), n_classes))
+                parts["neighbours"].append(region_adjacency(region_map) + units[0])
+        if not parts["unit_ids"]:
+            empty = np.zeros(0, dtype=np.int64)
+            return {"unit_ids": empty, "scores": np.zeros(0), "pixels": empty,
+                    "class_counts": np.zeros((0, n_classes), dtype=np.int64),
+                    "neighbours": np.zeros((0, 2), dtype=np.int64)}
+        return {key: np.concatenate(values) for key, values in parts.items()}
 
     def unit_rows(self, samples, rows):
         raise ValueError("region units have no per-region embedding: core-set, BADGE and "

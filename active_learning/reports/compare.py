@@ -28,9 +28,18 @@ Definitions ("better" follows the metric's direction; below for higher = better)
 * AUBC (area under the budget curve) of one run = mean of the metric over the compared cycles;
   a strategy's AUBC is the mean over its seeds, +- the population std over seeds (0 for one seed),
   the same std as the plotted bands.
+* AUBC against a cost (``--x`` a cost column: ``n_clicks``, ``n_pixels``,
+  ``labeled_pixel_fraction`` ...), the one definition for every task: the area under one run's
+  metric-against-cost curve over the cost range **every** compared run covers ([the largest of
+  the runs' first costs, the smallest of their last costs]), by trapezoids through the run's
+  points inside the range with the curve linearly interpolated at the range's ends, divided by
+  the range's width. Arms that label different units (random images, superpixels) compare this
+  way: their budgets and scored subsets may differ (noted), their label counts need not line up.
 * Labels to reach random: the smallest label count at which the strategy's mean curve (over
   seeds) is >= the final point of random's mean curve; "not reached" otherwise. Present only
-  when a ``random`` group exists.
+  when a ``random`` group exists. Against a cost: the cost at which the mean curve (mean cost
+  and mean metric per cycle) first reaches it, linearly interpolated between the two cycles
+  around the crossing.
 * Win/tie/loss: for each pair of strategies and each seed both have, compare the two runs' AUBC;
   a tie when they differ by at most ``tolerance`` (default 0.001).
 
@@ -137,6 +146,13 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     higher_is_better: bool = True
     x: str = "n_labeled"
+    cost_mean: pd.DataFrame | None = None   # against a cost: the mean cost per cycle
+    cost_range: tuple[float, float] | None = None   # against a cost: the AUBC's common range
+
+    @property
+    def against_cost(self) -> bool:
+        """Whether AUBC and the reach are measured against a cost column (``--x``)."""
+        return self.x != "n_labeled"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +189,85 @@ def labels_to_reach(counts: Sequence[int] | np.ndarray, values: Sequence[float] 
         raise ValueError(f"target must be finite, got {target}")
     reached = counts[values >= target] if higher_is_better else counts[values <= target]
     return int(reached.min()) if reached.size else None
+
+
+def common_cost_range(costs: Iterable[Sequence[float] | np.ndarray]) -> tuple[float, float]:
+    """The cost range every compared curve covers: (the largest of the curves' smallest costs,
+    the smallest of their largest costs).
+
+    Raises:
+        ValueError: no curve, or curves that share no range (one ends before another starts).
+    """
+    curves = [np.asarray(cost, dtype=np.float64).reshape(-1) for cost in costs]
+    if not curves or any(curve.size == 0 for curve in curves):
+        raise ValueError("every curve needs at least one cost")
+    low = max(float(curve.min()) for curve in curves)
+    high = min(float(curve.max()) for curve in curves)
+    if high < low:
+        raise ValueError(f"the curves share no cost range: one ends at {high:g}, another starts "
+                         f"at {low:g}")
+    return low, high
+
+
+def aubc_over_cost(costs: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                   low: float, high: float) -> float:
+    """Area under one run's curve of the metric against a cost over ``[low, high]``, divided by
+    ``high - low``: the trapezoid rule through the curve's points inside the range, the
+    curve linearly interpolated at the range's ends (the metric at ``low`` when the range is
+    one point).
+
+    Args:
+        costs: float [K] the cumulative cost at each cycle (non-decreasing, covering the range).
+        values: float [K] the metric at those cycles (finite).
+    """
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if costs.shape != values.shape or costs.size == 0:
+        raise ValueError(f"costs ({costs.size}) and values ({values.size}) must be equally long "
+                         "and not empty")
+    if not (np.isfinite(costs).all() and np.isfinite(values).all()):
+        raise ValueError("costs and values must be finite")
+    if (np.diff(costs) < 0).any():
+        raise ValueError(f"costs must not decrease, got {costs.tolist()}")
+    if low < costs[0] - FLOAT_SLACK or high > costs[-1] + FLOAT_SLACK or high < low:
+        raise ValueError(f"[{low:g}, {high:g}] is not inside the curve's costs "
+                         f"[{costs[0]:g}, {costs[-1]:g}]")
+    if high == low:
+        return float(np.interp(low, costs, values))
+    inside = (costs > low) & (costs < high)
+    xs = np.concatenate([[low], costs[inside], [high]])
+    ys = np.concatenate([[np.interp(low, costs, values)], values[inside],
+                         [np.interp(high, costs, values)]])
+    area = float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0))
+    return area / (high - low)
+
+
+def cost_to_reach(costs: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                  target: float, higher_is_better: bool = True) -> float | None:
+    """The cost at which a curve first reaches ``target`` (>=, or <= for a lower-is-better
+    metric), linearly interpolated between the two cycles around the crossing; None when it
+    never does.
+
+    Args:
+        costs: float [K] the cumulative cost at each cycle; values: float [K] the metric there.
+    """
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if costs.shape != values.shape:
+        raise ValueError(f"costs ({costs.size}) and values ({values.size}) differ in length")
+    if not math.isfinite(target):
+        raise ValueError(f"target must be finite, got {target}")
+    sign = 1.0 if higher_is_better else -1.0
+    gap = sign * (values - target)                       # >= 0 where the target is reached
+    reached = np.flatnonzero(gap >= 0)
+    if not reached.size:
+        return None
+    first = int(reached[0])
+    if first == 0:
+        return float(costs[0])
+    before, after = gap[first - 1], gap[first]          # before < 0 <= after
+    share = -before / (after - before)
+    return float(costs[first - 1] + share * (costs[first] - costs[first - 1]))
 
 
 def win_tie_loss(aubc_per_seed: Mapping[str, Mapping[int, float]], tolerance: float = 0.001,
@@ -315,21 +410,30 @@ def _differs(values: Iterable[Any]) -> bool:
     return len({json.dumps(value, sort_keys=True, default=str) for value in values}) > 1
 
 
-def check_protocols(runs: Sequence[Run]) -> list[str]:
+# Against a cost, arms that label different units (images, superpixels) compare: their budgets
+# and scored subsets count different things.
+COST_FREE_FIELDS = ("budget", "subset")
+
+
+def check_protocols(runs: Sequence[Run], against_cost: bool = False) -> list[str]:
     """Raise ProtocolMismatchError when the runs' protocols differ; return warnings for
-    other training arguments that differ."""
+    other training arguments that differ. ``against_cost``: the budget and the scored subset
+    may differ (noted, not refused)."""
     per_run = {run.path: _protocol_values(run) for run in runs}
     names = {**PROTOCOL_FIELDS,
              **{f"task.{key}": f"dataset (task {key})" for key in PROTOCOL_TASK_FIELDS}}
-    problems = []
+    problems, notes = [], []
     for key, label in names.items():
         values = {path: values[key] for path, values in per_run.items()}
         if _differs(values.values()):
+            if against_cost and key in COST_FREE_FIELDS:
+                notes.append(f"{label} differs (compared against a cost): "
+                             f"{_describe_groups(values)}")
+                continue
             problems.append(f"{label} differs: {_describe_groups(values)}")
     if problems:
         raise ProtocolMismatchError("the runs were made with different protocols and cannot be "
                                     "compared:\n  " + "\n  ".join(problems))
-    notes = []
     ignored_task = IGNORED_TASK_FIELDS | set(PROTOCOL_TASK_FIELDS)
     for source, ignored in (("loop", IGNORED_LOOP_FIELDS), ("task", ignored_task)):
         keys = sorted({key for run in runs for key in getattr(run, source)} - ignored)
@@ -341,12 +445,13 @@ def check_protocols(runs: Sequence[Run]) -> list[str]:
     return notes
 
 
-def _common_cycles(runs: Sequence[Run]) -> tuple[int, list[str]]:
-    """Number of leading cycles every run has, after checking that their label counts line up."""
+def _common_cycles(runs: Sequence[Run], check_counts: bool = True) -> tuple[int, list[str]]:
+    """Number of leading cycles every run has, after checking that their label counts line up
+    (unless ``check_counts`` is False: against a cost, arms label different units)."""
     shortest = min(len(run.rows) for run in runs)
     reference = min(runs, key=lambda run: len(run.rows))
     for run in runs:
-        if run.counts[:shortest] != reference.counts[:shortest]:
+        if check_counts and run.counts[:shortest] != reference.counts[:shortest]:
             raise ProtocolMismatchError(
                 "the runs' label counts differ cycle by cycle and cannot be compared: "
                 f"{reference.counts[:shortest]} in {reference.path}; "
@@ -434,8 +539,9 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
             if x not in run.rows[0]:
                 raise ValueError(f"--x {x!r} is not a column of {run.path / 'metrics.csv'}; "
                                  f"columns: {', '.join(run.rows[0])}")
-    notes += check_protocols(runs)
-    n_cycles, cycle_notes = _common_cycles(runs)
+    against_cost = x != "n_labeled"
+    notes += check_protocols(runs, against_cost)
+    n_cycles, cycle_notes = _common_cycles(runs, check_counts=not against_cost)
     notes += cycle_notes
     groups: dict[str, list[Run]] = {}
     for run in sorted(runs, key=lambda run: (run.strategy, run.seed)):
@@ -445,9 +551,20 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
 
     curves = {name: np.stack([_metric_values(run, metric) for run in group])  # [S, K]
               for name, group in groups.items()}
-    aubc_per_seed = {name: {run.seed: aubc(values)
-                            for run, values in zip(groups[name], curves[name], strict=True)}
-                     for name in groups}
+    costs, cost_range = None, None
+    if against_cost:   # AUBC over the cost range every run covers (module docstring)
+        counts = list(range(n_cycles))
+        costs = {name: np.stack([_metric_values(run, x) for run in group])   # [S, K]
+                 for name, group in groups.items()}
+        cost_range = common_cost_range(row for table in costs.values() for row in table)
+        aubc_per_seed = {name: {run.seed: aubc_over_cost(cost, values, *cost_range)
+                                for run, cost, values in zip(groups[name], costs[name],
+                                                             curves[name], strict=True)}
+                         for name in groups}
+    else:
+        aubc_per_seed = {name: {run.seed: aubc(values)
+                                for run, values in zip(groups[name], curves[name], strict=True)}
+                         for name in groups}
     totals, pairwise = win_tie_loss(aubc_per_seed, tolerance, higher_is_better)
     means = {name: table.mean(axis=0) for name, table in curves.items()}  # [K]
     random_target = float(means[BASELINE][-1]) if BASELINE in means else None
@@ -458,7 +575,11 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
         record = {"strategy": name, "seeds": table.shape[0],
                   "aubc_mean": float(seed_aubc.mean()), "aubc_std": float(seed_aubc.std()),
                   "final_mean": float(table[:, -1].mean()), "final_std": float(table[:, -1].std())}
-        if random_target is not None:
+        if random_target is not None and costs is not None:
+            record["labels_to_reach_random"] = cost_to_reach(costs[name].mean(axis=0),
+                                                             means[name], random_target,
+                                                             higher_is_better)
+        elif random_target is not None:
             record["labels_to_reach_random"] = labels_to_reach(counts, means[name], random_target,
                                                                higher_is_better)
         record.update(totals[name])
@@ -472,9 +593,11 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
         summary["labels_to_reach_random"] = pd.Series(
             [record["labels_to_reach_random"] for record in records], index=summary.index,
             dtype=object)
-    index = pd.Index(counts, name="n_labeled")
+    index = pd.Index(counts, name="cycle" if against_cost else "n_labeled")
     curve_mean = pd.DataFrame({name: means[name] for name in order}, index=index)
     curve_std = pd.DataFrame({name: curves[name].std(axis=0) for name in order}, index=index)
+    cost_mean = None if costs is None else pd.DataFrame(
+        {name: costs[name].mean(axis=0) for name in order}, index=index)
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return Comparison(metric=metric, tolerance=float(tolerance), strategies=order, counts=counts,
@@ -483,7 +606,8 @@ def compare_runs(runs: Sequence[Run], metric: str | None = None, tolerance: floa
                       pairwise=pairwise, random_target=random_target,
                       runs={name: groups[name] for name in order},
                       protocol=_protocol_values(runs[0]), warnings=notes,
-                      higher_is_better=higher_is_better, x=x)
+                      higher_is_better=higher_is_better, x=x, cost_mean=cost_mean,
+                      cost_range=cost_range)
 
 
 def _check_unique(runs: Sequence[Run]) -> None:
@@ -511,8 +635,10 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def _reach_text(value: int | None) -> str:
-    return NOT_REACHED if value is None else str(int(value))
+def _reach_text(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NOT_REACHED
+    return str(int(value)) if float(value).is_integer() else f"{float(value):.6g}"
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -530,12 +656,17 @@ def comparison_table(comparison: Comparison) -> pd.DataFrame:
     for name in comparison.strategies:
         row: dict[str, Any] = {"strategy": name, "seeds": int(summary.at[name, "seeds"])}
         for count in comparison.counts:
-            row[f"mean@{count}"] = float(comparison.curve_mean.at[count, name])
-            row[f"std@{count}"] = float(comparison.curve_std.at[count, name])
+            key = f"cycle{count}" if comparison.against_cost else f"{count}"
+            row[f"mean@{key}"] = float(comparison.curve_mean.at[count, name])
+            row[f"std@{key}"] = float(comparison.curve_std.at[count, name])
+            if comparison.cost_mean is not None:
+                row[f"{comparison.x}@{key}"] = float(comparison.cost_mean.at[count, name])
         row["aubc_mean"] = float(summary.at[name, "aubc_mean"])
         row["aubc_std"] = float(summary.at[name, "aubc_std"])
         if comparison.random_target is not None:
-            row["labels_to_reach_random"] = _reach_text(summary.at[name, "labels_to_reach_random"])
+            reach = "labels" if not comparison.against_cost else comparison.x
+            row[f"{reach}_to_reach_random"] = _reach_text(
+                summary.at[name, "labels_to_reach_random"])
         for key in ("wins", "ties", "losses"):
             row[key] = int(summary.at[name, key])
         rows.append(row)
@@ -556,13 +687,21 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
         parts += [f"![learning curves]({png_name})", ""]
     if c.warnings:
         parts += ["**Warnings**", ""] + [f"- {note}" for note in c.warnings] + [""]
-    curve_rows = [[count] + [_pm(c.curve_mean.at[count, name], c.curve_std.at[count, name])
-                             for name in names] for count in c.counts]
-    parts += [f"## {metric} (mean ± std over seeds) at each label count", "",
-              _markdown_table(["labels"] + names, curve_rows), ""]
+    if c.cost_mean is not None:   # against a cost: each cycle's metric at its mean cost
+        curve_rows = [[count] + [f"{_pm(c.curve_mean.at[count, name], c.curve_std.at[count, name])}"
+                                 f" @ {c.cost_mean.at[count, name]:.6g}" for name in names]
+                      for count in c.counts]
+        parts += [f"## {metric} (mean ± std over seeds) @ mean {c.x}, each cycle", "",
+                  _markdown_table(["cycle"] + names, curve_rows), ""]
+    else:
+        curve_rows = [[count] + [_pm(c.curve_mean.at[count, name], c.curve_std.at[count, name])
+                                 for name in names] for count in c.counts]
+        parts += [f"## {metric} (mean ± std over seeds) at each label count", "",
+                  _markdown_table(["labels"] + names, curve_rows), ""]
     header = ["strategy", "seeds", "AUBC", f"final {metric}"]
+    reach = c.x if c.against_cost else "labels"
     if c.random_target is not None:
-        header.append(f"labels to reach random's final {metric} ({c.random_target:.4f})")
+        header.append(f"{reach} to reach random's final {metric} ({c.random_target:.4f})")
     header.append("wins / ties / losses")
     rows = []
     for name in names:
@@ -576,13 +715,21 @@ def comparison_markdown(comparison: Comparison, png_name: str | None = None) -> 
         rows.append(row)
     parts += ["## Summary (best AUBC first)", "", _markdown_table(header, rows), ""]
     if c.random_target is None:
-        parts += ["Labels to reach random's final metric: omitted (no `random` runs).", ""]
+        parts += [f"{reach.capitalize()} to reach random's final metric: omitted (no `random` "
+                  "runs).", ""]
     parts += ["## Pairwise wins / ties / losses (row against column, per seed, by AUBC)", "",
               _markdown_table([""] + names,
                               [[a] + ["—" if a == b else "/".join(map(str, c.pairwise[(a, b)]))
                                       for b in names] for a in names]), "",
-              f"AUBC = mean of {metric} over the compared cycles of one run, then mean ± std "
-              f"(population) over seeds. A tie is an AUBC difference of at most {c.tolerance:g}.",
+              (f"AUBC = area under {metric} against {c.x} over [{c.cost_range[0]:.6g}, "
+               f"{c.cost_range[1]:.6g}], the range every run covers (trapezoids, linear "
+               "interpolation at its ends), divided by its width; then mean ± std (population) "
+               f"over seeds. The cost to reach random's final {metric} is interpolated linearly "
+               f"on the mean curve. A tie is an AUBC difference of at most {c.tolerance:g}."
+               if c.against_cost and c.cost_range is not None else
+               f"AUBC = mean of {metric} over the compared cycles of one run, then mean ± std "
+               f"(population) over seeds. A tie is an AUBC difference of at most "
+               f"{c.tolerance:g}."),
               ""]
     return "\n".join(parts)
 
@@ -625,8 +772,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="metrics.csv column to compare (default: the runs' primary metric, "
                              "with its direction, from args.json)")
     parser.add_argument("--x", default="n_labeled", metavar="COLUMN",
-                        help="x axis of the plot: n_labeled (units) or a cost column such as "
-                             "labeled_pixel_fraction or n_images (default: n_labeled)")
+                        help="x axis: n_labeled (units) or a cost column such as n_clicks, "
+                             "n_pixels, labeled_pixel_fraction or n_images; against a cost, AUBC "
+                             "is the area over the cost range every run covers, divided by it, "
+                             "and runs of different units (images, superpixels) compare "
+                             "(default: n_labeled)")
     parser.add_argument("--tolerance", type=float, default=0.001,
                         help="AUBC differences up to this count as a tie (default: 0.001)")
     return parser

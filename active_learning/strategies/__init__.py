@@ -107,6 +107,13 @@ class Strategy:
             ``factor x budget`` best of that score strategy, and this one chooses among them.
         requires: the packages (import names) this strategy imports when it chooses; a run
             is refused before training when one is missing (``extras.check_installed``).
+        region_context: a region strategy that reads more of each image than its regions' mean
+            scores: the scoring pass also pools each region's predicted-class pixel counts
+            (the argmax of ``probs``, which it then needs) and the regions' adjacency
+            (``strategies/regions.py``: ``RegionCandidates``).
+        select_regions: a region strategy's choice among the scored regions: ``(regions:
+            RegionCandidates, budget, seed, **options) -> (positions [K], scores [K])``;
+            None: the best means (``regions.top_regions``, with its per-image cap).
         select_sharded: under ``torch.distributed``, the set choice made with each process
             holding only its shard of the rows: ``(features [n, D] of this process: its
             labeled rows first, then its candidates; n_labeled, budget, offset, total, seed)
@@ -134,6 +141,8 @@ class Strategy:
     held_out_fraction: float = 0.0
     presample: tuple[str, int] | None = None
     requires: tuple[str, ...] = ()
+    region_context: bool = False
+    select_regions: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def is_set_strategy(self) -> bool:
@@ -226,6 +235,11 @@ def register_strategy(strategy: Strategy) -> Strategy:
         if first.is_set_strategy or not first.needs or first.fit_labeled is not None:
             raise ValueError(f"strategy {strategy.name!r} presamples with "
                              f"{first.name!r}, which is not a plain score strategy")
+    if (strategy.region_context or strategy.select_regions) and not strategy.region_level:
+        raise ValueError(f"strategy {strategy.name!r}: only region strategies read regions")
+    if strategy.region_context and (PROBS not in strategy.needs or strategy.score_batch is None):
+        raise ValueError(f"strategy {strategy.name!r}: a region context pools the predicted "
+                         "classes of a score strategy that needs probs")
     _check_options(strategy)
     _REGISTRY[strategy.name] = strategy
     return strategy
@@ -393,8 +407,22 @@ def _cluster_outliers(inputs, labeled_embeddings, budget: int, seed: int):
     return positions, rank_scores(len(positions))
 
 
+def _no_score(probs: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Zeros shaped as a score (``[N, *dense]`` with ``reduction="none"``): class-balanced
+    random reads only the predicted classes the region context pools."""
+    return uncertainty.reduce_dense(torch.zeros(probs.shape[:1] + probs.shape[2:]), reduction)
+
+
+def _no_mix(config: Any) -> str | None:
+    """A region-context strategy chooses with its own rule, which a mix would bypass."""
+    if getattr(config, "random_fraction", 0.0) or getattr(config, "diversity", None):
+        return (f"strategy {config.strategy!r} chooses superpixels with its own rule: it takes "
+                "no --random-fraction or --diversity")
+    return None
+
+
 def _build_registry() -> None:
-    from active_learning.strategies import discriminative, loss_prediction, typicality
+    from active_learning.strategies import discriminative, loss_prediction, regions, typicality
 
     register_strategy(Strategy("random", frozenset(), "uniformly random items (the baseline)"))
     for name, function, description in (
@@ -424,6 +452,7 @@ def _build_registry() -> None:
     # Superpixel variants: the same scores, for region units (one unit per superpixel).
     register_strategy(Strategy("random_superpixels", frozenset(), "uniformly random superpixels",
                                region_level=True))
+    quota = (regions.MAX_REGIONS_PER_IMAGE,)   # every region score takes the per-image cap
     for name in ("mc_entropy", "mc_variance", "bald"):
         base = _REGISTRY[name]
         register_strategy(Strategy(f"{name}_superpixels", base.needs,
@@ -431,7 +460,23 @@ def _build_registry() -> None:
                                    score_batch=base.score_batch, mc_statistics=base.mc_statistics,
                                    region_level=True, reads=base.reads & {PIXEL_DISTRIBUTIONS},
                                    variance_twin=(f"{base.variance_twin}_superpixels"
-                                                  if base.variance_twin else None)))
+                                                  if base.variance_twin else None),
+                                   options=quota))
+    pixels = frozenset({PIXEL_DISTRIBUTIONS})
+    for name, score, select, description in (
+        ("cb_ratio_superpixels", uncertainty.ratio, regions.class_balanced_ratio,
+         "Cai et al. 2021: mean best-vs-second-best ratio per superpixel, min-max normalised, "
+         "x exp(-share of its predicted class)"),
+        ("ripu_superpixels", uncertainty.entropy, regions.ripu,
+         "RIPU (Xie et al. 2022) on superpixels: impurity x entropy over each superpixel and its "
+         "neighbours, neighbours of a pick suppressed"),
+        ("class_balanced_random_superpixels", _no_score, regions.class_balanced_random,
+         "random superpixels, uniform over the model's predicted dominant classes"),
+    ):
+        register_strategy(Strategy(name, frozenset({PROBS}), description,
+                                   score_batch=_probability_score(score, PROBS), region_level=True,
+                                   reads=pixels, region_context=True, select_regions=select,
+                                   options=quota, check_config=_no_mix))
     register_strategy(Strategy("expected_gradient_length", frozenset({PROBS, EMBEDDING}),
                                "expected norm of the last layer's gradient under the model's "
                                "prediction (Settles et al. 2008)",

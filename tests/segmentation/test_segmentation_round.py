@@ -113,10 +113,11 @@ def test_two_rounds_from_mask_pngs_then_coco_polygons(tmp_path, scene):
     assert _files(folder) == before
 
 
-def test_a_superpixel_round_proposes_regions_with_their_maps(tmp_path, scene):
+@pytest.mark.parametrize("strategy", ["random_superpixels", "ripu_superpixels"])
+def test_a_superpixel_round_proposes_regions_with_their_maps(tmp_path, scene, strategy):
     folder, names, maps, _ = scene
     round_dir = _round(folder, _cvat_masks(tmp_path / "masks", names[:4], maps),
-                       tmp_path / "ws", "--strategy", "random_superpixels",
+                       tmp_path / "ws", "--strategy", strategy,
                        "--superpixels-per-cycle", "5")
     proposed = check_proposals(round_dir, "segmentation", CLASSES)
     rows = (round_dir / "proposals" / "regions.csv").read_text().splitlines()

@@ -100,6 +100,25 @@ def test_superpixel_modes_end_to_end(dataset, tmp_path, strategy):
         (run_dir / "report" / "index.html").read_text()
 
 
+@pytest.mark.parametrize("strategy, extra", [
+    ("cb_ratio_superpixels", ()),
+    ("ripu_superpixels", ("--region-label", "dominant")),
+    ("class_balanced_random_superpixels", ("--max-regions-per-image", "1")),
+])
+def test_the_region_context_strategies_end_to_end(dataset, tmp_path, strategy, extra):
+    run_dir = _run(dataset, tmp_path, "--strategy", strategy, *extra)
+    rows = read_metrics_csv(run_dir / "metrics.csv")
+    assert rows[1]["n_labeled"] == rows[0]["n_labeled"] + 6
+    assert rows[0]["n_clicks"] > 0 and rows[1]["n_pixels"] > rows[0]["n_pixels"]
+    if "dominant" in extra:        # six superpixels, one click each
+        assert rows[1]["n_clicks"] == rows[0]["n_clicks"] + 6
+    with open(run_dir / "regions" / "cycle_00.csv", newline="") as handle:
+        names = [name for name, _, _ in list(csv.reader(handle))[1:]]
+    assert len(names) == 6
+    if "--max-regions-per-image" in extra:    # at most one superpixel of each image
+        assert len(set(names)) == 6
+
+
 def test_an_interrupted_superpixel_run_resumes_to_the_same_labeled_set(dataset, tmp_path, monkeypatch, capsys):
     from segmentation.task import SegmentationTask
 

@@ -1,0 +1,121 @@
+"""The annotation cost model (polygon clicks, pixels) and the dominant-label oracle, by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segmentation.costs import dominant_classes, dominant_labels, polygon_clicks
+
+IGNORE = 255
+
+
+def test_a_square_on_a_background_is_two_rectangles_and_the_hole_is_not_counted():
+    mask = np.zeros((10, 10), dtype=np.int64)
+    mask[3:7, 3:7] = 1
+    # class 1: its square's 4 corners; class 0: the image border's 4 corners, its hole (the
+    # square, drawn by class 1's polygon) not counted again (counting holes would give 12)
+    assert polygon_clicks(mask) == 8
+
+
+def test_each_connected_region_of_a_class_is_its_own_polygon():
+    mask = np.zeros((10, 12), dtype=np.int64)
+    mask[1:4, 1:4] = 2
+    mask[6:9, 7:10] = 2
+    assert polygon_clicks(mask) == 4 + 4 + 4      # two squares of class 2, the background
+
+
+def test_an_l_shape_costs_its_six_corners_and_ignore_pixels_cost_nothing():
+    mask = np.full((12, 12), IGNORE, dtype=np.int64)
+    mask[:, :4] = 1
+    mask[8:, :] = 1
+    assert polygon_clicks(mask) == 6
+    assert polygon_clicks(np.full((5, 5), IGNORE)) == 0
+
+
+def test_a_single_pixel_is_one_click():
+    mask = np.zeros((5, 5), dtype=np.int64)
+    mask[2, 2] = 3
+    assert polygon_clicks(mask) == 1 + 4
+
+
+def test_the_dominant_oracle_gives_each_chosen_region_its_majority_class():
+    # region 0 = columns 0-1, region 1 = columns 2-3, region 2 = columns 4-5 (2 rows each)
+    regions = np.repeat(np.array([[0, 0, 1, 1, 2, 2]]), 2, axis=0)
+    mask = np.array([[1, 1, 2, IGNORE, IGNORE, IGNORE],
+                     [1, 0, 2, 0, IGNORE, 1]])
+    # region 0: class 1 x3, class 0 x1 -> 1; region 1: 2 x2, 0 x1, ignore x1 -> 2;
+    # region 2: ignore x3, class 1 x1 -> void
+    np.testing.assert_array_equal(dominant_classes(mask, regions, n_classes=3), [1, 2, IGNORE])
+    labels = dominant_labels(mask, regions, np.array([True, True, True]), n_classes=3)
+    np.testing.assert_array_equal(labels, [[1, 1, 2, IGNORE, IGNORE, IGNORE],
+                                           [1, 1, 2, 2, IGNORE, IGNORE]])
+    # an unchosen region stays ignored; the ground truth's 0 in region 0 became 1 (the one-click
+    # annotator's error, as in Cai et al.)
+    only_first = dominant_labels(mask, regions, np.array([True, False, False]), n_classes=3)
+    np.testing.assert_array_equal(only_first, [[1, 1] + [IGNORE] * 4, [1, 1] + [IGNORE] * 4])
+
+
+def test_a_tie_goes_to_the_smallest_class_and_a_class_beats_void_on_a_tie():
+    regions = np.zeros((1, 4), dtype=np.int64)
+    assert dominant_classes(np.array([[2, 2, 1, 1]]), regions, 3)[0] == 1
+    assert dominant_classes(np.array([[IGNORE, IGNORE, 2, 2]]), regions, 3)[0] == 2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from seg_fixtures import write_tiny_cityscapes
+
+    return write_tiny_cityscapes(tmp_path_factory.mktemp("data") / "cs")
+
+
+def _task(tiny, region_label: str, superpixels: bool = True):
+    from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES
+    from segmentation.data import CITYSCAPES_MEAN, CITYSCAPES_STD, find_samples
+    from segmentation.task import SegmentationTask
+
+    samples = find_samples(tiny, "train", "cityscapes", need_instances=True)
+    return SegmentationTask(samples, [], data_format="cityscapes", num_classes=19,
+                            class_names=CITYSCAPES_CLASSES, mean=CITYSCAPES_MEAN,
+                            std=CITYSCAPES_STD, superpixels=superpixels, superpixels_per_image=12,
+                            region_label=region_label, progress=False)
+
+
+def test_the_cost_columns_of_image_and_superpixel_units(tiny):
+    images = _task(tiny, "exact", superpixels=False)
+    cost = images.selection_units().cost(np.array([0, 2]))
+    full = [images.full_mask(index) for index in (0, 2)]
+    assert cost["n_pixels"] == sum(int((mask != IGNORE).sum()) for mask in full)
+    assert cost["n_clicks"] == sum(polygon_clicks(mask) for mask in full)
+
+    for label in ("exact", "dominant"):
+        task = _task(tiny, label)
+        units = task.selection_units()
+        whole = units.units_of_image(0)                 # every region of image 0: a whole image
+        some = units.units_of_image(1)[:3]              # three regions of image 1
+        cost = units.cost(np.concatenate([whole, some]))
+        partial = task.partial_mask(1, units.membership(some))
+        clicks = 3 if label == "dominant" else polygon_clicks(partial)
+        assert cost["n_clicks"] == task.image_cost(0)[1] + clicks, label
+        assert cost["n_pixels"] == task.image_cost(0)[0] + int((partial != IGNORE).sum())
+        if label == "dominant":
+            ground = task.full_mask(1)
+            regions = task.region_map(1)
+            chosen = np.isin(regions, [0, 1, 2]) & (ground != IGNORE)
+            # every labeled pixel of a region holds one class, the region's majority
+            for region in range(3):
+                values = np.unique(partial[(regions == region) & (ground != IGNORE)])
+                assert len(values) <= 1
+            assert (partial[~chosen] == IGNORE).all()
+
+
+def test_a_whole_images_cost_is_computed_once(tiny, monkeypatch):
+    import segmentation.task as task_module
+
+    task = _task(tiny, "exact", superpixels=False)
+    calls = []
+    original = task_module.polygon_clicks
+    monkeypatch.setattr(task_module, "polygon_clicks", lambda mask: calls.append(1) or original(mask))
+    units = task.selection_units()
+    units.cost(np.array([0, 1]))
+    units.cost(np.array([0, 1, 2]))
+    assert len(calls) == 3                              # images 0 and 1 were not redone
