@@ -11,7 +11,9 @@ import numpy as np
 from active_learning.files.proposals import LabelStudioTags
 from active_learning.rounds.workspace import Round
 
-__all__ = ["write_proposals"]
+__all__ = ["SCORES_FILE", "write_proposals"]
+
+SCORES_FILE = "scores.csv"
 
 logger = logging.getLogger("active_learning")
 
@@ -37,7 +39,9 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     """The round's proposals, from the run's priority CSV (best first), in the formats
     annotation tools import (``files/proposals.py``: ``priority.csv`` for SuperAnnotate,
     ``order.txt``, Label Studio's tasks and labeling config, with ``predict(name)``'s
-    pre-annotations where the task gives them; pose: ``keypoint_names`` name the joints), and
+    pre-annotations where the task gives them; pose: ``keypoint_names`` name the joints),
+    ``scores.csv`` (every scored candidate's ``name,score,rank,chosen``, the run's
+    ``scores/cycle_00.csv``; none for superpixel units), and
     the round's page (``proposals/report/index.html``, the pose ``skeleton`` drawn). A
     superpixel round's chosen regions are copied too: ``proposals/regions.csv``
     (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
@@ -73,6 +77,13 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
         "priority CSV": files.priority_csv, "order": files.order,
         "Label Studio tasks": files.label_studio_tasks,
         "Label Studio labeling config": files.label_studio_config}
+    scores_csv = run_dir / "scores" / "cycle_00.csv"
+    if scores_csv.is_file():   # every scored candidate (not for superpixel units)
+        shutil.copyfile(scores_csv, round_.proposals_dir / SCORES_FILE)
+        links["every candidate's score (name,score,rank,chosen)"] = \
+            round_.proposals_dir / SCORES_FILE
+    else:
+        (round_.proposals_dir / SCORES_FILE).unlink(missing_ok=True)
     regions: dict[str, tuple[list[int], list[float]]] = {}
     region_csv = run_dir / "regions" / "cycle_00.csv"
     if region_csv.is_file():   # superpixel units: the chosen regions and their maps
