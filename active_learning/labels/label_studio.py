@@ -8,10 +8,10 @@ Label Studio (labelstud.io/guide/export) exports a project as
   "original_height", "parentID"?}`` (labelstud.io/guide/task_format);
 * **JSON-MIN**: one flat record per annotation that was not cancelled (label_studio_sdk
   ``converter.Converter.convert_to_json_min``): the task's data fields, ``id`` (the task's),
-  ``annotation_id``, and per control tag (``from_name``) its regions' values, each with
-  ``"type"`` the tag's type (``RectangleLabels``), ``original_width`` / ``original_height``,
-  and, in a project with keypoints, ``id`` and ``parentID``; a single choice is written as the
-  bare label (``prettify_result``). A task without annotation is a record without results.
+  ``annotation_id``, and per control tag (``from_name``) its regions' values (with
+  ``original_width`` / ``original_height`` and, in a project with keypoints, ``id`` and
+  ``parentID``; no ``type``: the labels' key says it), only for the tags of the project's
+  configuration; a single choice is written as the bare label (``prettify_result``).
 
 Values are in **percent** of the image size (``x``, ``y``, ``width``, ``height``, polygon
 ``points``, keypoint ``x`` / ``y``); brush masks are Label Studio's RLE (:func:`decode_brush_rle`).
@@ -176,8 +176,9 @@ def _full_results(results: Any, where: str) -> list[Result]:
 
 
 def _min_results(record: dict[str, Any]) -> list[Result]:
-    """The results of one JSON-MIN record: its region lists (values carrying their tag's
-    ``type``) and a bare single choice under :data:`SINGLE_CHOICE_TAG`."""
+    """The results of one JSON-MIN record: its region lists, each value's type told by the key
+    that holds its labels (``rectanglelabels``, ...; the converter drops the ``type``), and a
+    bare single choice under :data:`SINGLE_CHOICE_TAG`."""
     out = []
     for key, value in record.items():
         if key == SINGLE_CHOICE_TAG and isinstance(value, str):
@@ -185,11 +186,12 @@ def _min_results(record: dict[str, Any]) -> list[Result]:
             continue
         regions = value if isinstance(value, list) else [value]
         for region in regions:
-            if not (isinstance(region, dict) and isinstance(region.get("type"), str)):
+            if not isinstance(region, dict):
                 continue
-            kind = region["type"].lower()
-            if kind not in LABEL_KEYS:
+            kinds = [name for name in LABEL_KEYS if name in region]
+            if len(kinds) != 1:
                 continue
+            kind = kinds[0]
             region_value = {k: v for k, v in region.items()
                             if k not in ("type", "original_width", "original_height", "id",
                                          "parentID")}

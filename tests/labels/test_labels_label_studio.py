@@ -81,7 +81,7 @@ def test_json_min_records_are_read_too(tmp_path, images):
                {"image": URL + "sub/b%20c.png", "id": 2, "annotator": 1, "annotation_id": 6,
                 "label": [{"x": 10.0, "y": 20.0, "width": 50.0, "height": 30.0, "rotation": 0,
                            "rectanglelabels": ["car"], "original_width": 40,
-                           "original_height": 20, "type": "RectangleLabels"}]}]
+                           "original_height": 20}]}]
     export = _write(tmp_path / "min.json", records)
     assert read_labels("class", export, images).targets == {"a.png": 0}
     boxes = read_labels("boxes", export, images)
