@@ -81,6 +81,7 @@ def check_proposals(round_dir: Path, kind: str, class_names: Sequence[str],
     (listed,) = [values[name] for name, tag in kinds.items() if tag == CONTROL_TAGS[kind]]
     assert listed == expected
     check_scores(folder, names)
+    check_coco_predictions(folder, kind, names)
     page = folder / "report" / "index.html"
     text = page.read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', text):
@@ -126,3 +127,26 @@ def check_scores(folder: Path, names: Sequence[str]) -> None:
     assert len({name for name, *_ in rows}) == len(rows) >= len(names)
     assert [name for name, _, _, chosen in rows if chosen] == list(names)
     assert all(chosen for *_, chosen in rows[:len(names)])
+
+
+def check_coco_predictions(folder: Path, kind: str, names: Sequence[str]) -> None:
+    """``predictions_coco.json``: COCO annotations with scores of proposed images, loaded by
+    pycocotools, whose annotation kind is the task's (none for classification)."""
+    path = folder / "predictions_coco.json"
+    if kind == "classification":
+        assert not path.exists()
+        return
+    if not path.exists():          # a model that predicted no region at all
+        return
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(path))
+    assert {image["file_name"] for image in coco.dataset["images"]} <= set(names)
+    for note in coco.dataset["annotations"]:
+        assert note["category_id"] in coco.cats and note["bbox"][2] > 0
+        if kind == "segmentation":
+            assert note["iscrowd"] == 1 and coco.annToMask(note).sum() == note["area"]
+        if kind == "human_pose_estimation":
+            assert len(note["keypoints"]) == 3 * len(coco.cats[1]["keypoints"])
+        if kind == "object_detection":
+            assert 0.0 <= note["score"] <= 1.0

@@ -689,7 +689,8 @@ def _write_map(run: _Run, model: nn.Module, cycle: int, labeled: np.ndarray,
                         run.device, cycle, per_status=run.map_points)
     if points is not None and is_main_process():
         write_map_file(points, run.run_dir / PENDING / "embeddings" / f"cycle_{cycle:02d}.npz",
-                       class_names=adapter_class_names(run.adapter))
+                       class_names=adapter_class_names(run.adapter),
+                       item_name=run.adapter.item_name)
 
 
 def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:

@@ -1,0 +1,83 @@
+"""``python -m active_learning.export fiftyone ROUND_DIR`` read by FiftyOne's own importer
+classes (``fiftyone_check.py``, in the tools' environment): every sample field, the
+predictions with their confidences, the embeddings. FiftyOne's database cannot run here, so
+the dataset itself is not made; the importers are what ``fo.Dataset.from_dir`` and
+``merge_dir`` call (``load.py``)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from active_learning.export import main as export
+from active_learning.files.export import read_scores_csv
+from conftest import tools_python
+from scenes import SCENES
+
+URL = "/data/local-files/?d="
+
+
+def _first_round(tmp_path: Path, task: str) -> tuple[Path, object]:
+    """Round 1 of ``task``'s scene, its initial labels a Label Studio JSON export."""
+    scene = SCENES[task](tmp_path / "images")
+    names = sorted(scene.truth)
+    export_file = tmp_path / "export.json"
+    export_file.write_text(json.dumps([
+        {"id": number, "data": {"image": URL + quote(name), "name": name},
+         "annotations": [{"id": number, "result": scene.results(name)}]}
+        for number, name in enumerate(names[:scene.initial], start=1)]))
+    first = scene.main(["round", "--images", str(scene.images), "--labels", str(export_file),
+                        "--workspace", str(tmp_path / "workspace"), "--budget",
+                        str(scene.budget), *scene.flags])
+    return first, scene
+
+
+@pytest.mark.parametrize("task", sorted(SCENES))
+def test_fiftyone_reads_every_sample_field_and_the_predictions(tmp_path, task):
+    first, scene = _first_round(tmp_path, task)
+    assert export(["fiftyone", str(first)]) == 0
+    folder = first / "fiftyone"
+    done = subprocess.run([str(tools_python()), str(Path(__file__).with_name(
+        "fiftyone_check.py")), str(folder)], capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "FIFTYONE_DO_NOT_TRACK": "true"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    read = json.loads(done.stdout.strip().splitlines()[-1])
+    images = scene.images.resolve()
+    labeled = (first / "labeled.txt").read_text().splitlines()
+    scored = read_scores_csv(first / "proposals" / "scores.csv")
+    expected = {str(images / name): {"al_status": "labeled", "al_round": 1}
+                for name in labeled}
+    expected.update({str(images / name): {"al_status": "proposed" if chosen else "other",
+                                          "al_round": 1, "al_rank": rank,
+                                          "al_score": pytest.approx(score, rel=1e-8)}
+                     for name, score, rank, chosen in scored})
+    expected.update({str(path): {"al_status": "other", "al_round": 1}
+                     for path in sorted(images.rglob("*.png")) if str(path) not in expected})
+    assert read["samples"] == expected and len(expected) == len(scene.truth)
+    assert len(scored) == len(scene.truth) - scene.initial         # entropy scores them all
+    proposed = [name for name, _, _, chosen in scored if chosen]
+    assert len(proposed) == scene.budget
+    predictions = read["predictions"]
+    if task == "classification":   # one class per proposed image, with its probability
+        tasks = json.loads((first / "proposals" / "label_studio_tasks.json").read_text())
+        assert predictions == {str(images / t["data"]["name"]): [
+            {"label": t["predictions"][0]["result"][0]["value"]["choices"][0],
+             "confidence": t["predictions"][0]["result"][0]["score"]}] for t in tasks}
+    else:                          # boxes with the model's scores as confidences
+        coco = json.loads((first / "proposals" / "predictions_coco.json").read_text())
+        assert set(predictions) == {str(images / image["file_name"])
+                                    for image in coco["images"]} <= {
+            str(images / name) for name in proposed}
+        read_boxes = sorted((item["label"], round(item["confidence"], 6))
+                            for items in predictions.values() for item in items)
+        names = {category["id"]: category["name"] for category in coco["categories"]}
+        assert read_boxes == sorted((names[note["category_id"]], round(note["score"], 6))
+                                    for note in coco["annotations"])
+        assert all(0 <= value <= 1 for items in predictions.values() for item in items
+                   for value in item["box"])
+    points = read["embeddings"]
+    assert points["names"] and set(points["names"]) <= set(labeled) | {n for n, *_ in scored}
+    assert points["shape"][0] == len(points["names"]) and points["shape"][1] > 0
