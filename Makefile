@@ -20,9 +20,10 @@ LINT_PATHS ?= active_learning classification segmentation object_detection human
 # database once, so that each test session's server starts in seconds.
 TOOLS_VENV ?= .venv-tools
 TOOLS_PY := $(TOOLS_VENV)/bin/python
-# fiftyone: its importers (the database it would download cannot run here, and is not used).
+# fiftyone: its importers (its database cannot run here, and is not used); pycocotools: its COCO
+# importer reads masks with it.
 TOOLS_PACKAGES := "label-studio==1.23.2" "sentry-sdk<3" "label-studio-sdk>=2,<3" \
-	"fiftyone==1.22.1"
+	"fiftyone==1.22.1" pycocotools
 
 .PHONY: demo test test-core test-tools tools lint setup fashion-mnist browser floors clean
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from active_learning.files.proposals import BOX_TAG, CHOICE_TAG, IMAGE_TAG
+from active_learning.files.proposals import BOX_TAG, CHOICE_TAG, IMAGE_TAG, MASK_TAG
 
 
 @dataclass
@@ -114,6 +114,52 @@ def detection_scene(folder: Path) -> Scene:
                  exports=("JSON_MIN", "COCO", "VOC"), initial=4, budget=4)
 
 
-SCENES = {"classification": classification_scene, "object_detection": detection_scene}
+SEG_W, SEG_H = 48, 32
+
+
+def segmentation_scene(folder: Path) -> Scene:
+    """14 images: a road band at the bottom, a car square above it (class maps: background 0,
+    car 1, road 2); an annotator paints each class with Label Studio's brush (the SDK's own
+    RLE encoder, in the driver)."""
+    from segmentation.train import main
+
+    classes = ["background", "car", "road"]
+    rng = np.random.default_rng(2)
+    truth = {}
+    for index in range(14):
+        labels = np.zeros((SEG_H, SEG_W), dtype=np.int64)
+        labels[24:] = 2
+        x, y = int(rng.integers(0, SEG_W - 10)), int(rng.integers(0, 14))
+        labels[y:y + 10, x:x + 10] = 1
+        colours = np.array([[0, 0, 0], [255, 0, 0], [128, 64, 128]])[labels]
+        noise = rng.integers(0, 40, size=colours.shape)
+        name = f"street/img_{index:02d}.png"
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(colours + noise, 0, 255).astype(np.uint8)).save(folder / name)
+        truth[name] = labels
+
+    def results(name: str) -> list[dict]:
+        return [{"id": f"gt{k}", "type": "brushlabels", "from_name": MASK_TAG,
+                 "to_name": IMAGE_TAG, "original_width": SEG_W, "original_height": SEG_H,
+                 "image_rotation": 0,
+                 "value": {"mask": (truth[name] == k).astype(int).tolist(),
+                           "brushlabels": [classes[k]]}}
+                for k in (1, 2)]
+
+    def same(labels: Any, names: list[str]) -> None:
+        assert sorted(labels.targets) == sorted(names)
+        assert labels.categories == classes
+        for name in names:
+            assert np.array_equal(labels.targets[name].train_ids(), truth[name]), name
+
+    return Scene("segmentation", "mask", folder, truth, classes, main,
+                 ["--strategy", "entropy", "-s", "0", "--width", "0.125", "--epochs", "1",
+                  "--batch-size", "4", "--eval-batch-size", "4", "--no-progress", "--device",
+                  "cpu", "--threads", "1", "--from-scratch"], results, same, initial=4,
+                 budget=4)
+
+
+SCENES = {"classification": classification_scene, "object_detection": detection_scene,
+          "segmentation": segmentation_scene}
 
 

@@ -10,14 +10,25 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 
 from active_learning.export import main as export
 from active_learning.files.export import read_scores_csv
+from active_learning.files.proposals import brush_rle
 from conftest import tools_python
 from scenes import SCENES
 
 URL = "/data/local-files/?d="
+
+
+def _encoded(result: dict) -> dict:
+    """A brush region's ``mask`` as Label Studio's RLE (the driver does it with the SDK's
+    encoder when the server is in the loop; here the project's, checked against it there)."""
+    value = dict(result["value"])
+    if "mask" in value:
+        value.update(format="rle", rle=brush_rle(np.asarray(value.pop("mask"))))
+    return {**result, "value": value}
 
 
 def _first_round(tmp_path: Path, task: str) -> tuple[Path, object]:
@@ -27,7 +38,8 @@ def _first_round(tmp_path: Path, task: str) -> tuple[Path, object]:
     export_file = tmp_path / "export.json"
     export_file.write_text(json.dumps([
         {"id": number, "data": {"image": URL + quote(name), "name": name},
-         "annotations": [{"id": number, "result": scene.results(name)}]}
+         "annotations": [{"id": number, "result": [_encoded(result)
+                                                   for result in scene.results(name)]}]}
         for number, name in enumerate(names[:scene.initial], start=1)]))
     first = scene.main(["round", "--images", str(scene.images), "--labels", str(export_file),
                         "--workspace", str(tmp_path / "workspace"), "--budget",
@@ -71,11 +83,22 @@ def test_fiftyone_reads_every_sample_field_and_the_predictions(tmp_path, task):
         assert set(predictions) == {str(images / image["file_name"])
                                     for image in coco["images"]} <= {
             str(images / name) for name in proposed}
-        read_boxes = sorted((item["label"], round(item["confidence"], 6))
+        def rounded(value: float | None) -> float:   # a class map's regions have no score
+            return -1.0 if value is None else round(value, 6)
+
+        # FiftyOne's COCO importer gives each annotation as a box (detections) and, with a
+        # mask, as a mask (segmentations): the task's own kind is compared
+        field = {"object_detection": "detections", "segmentation": "segmentations"}[task]
+        predictions = {path: [item for item in items if item["field"] == field]
+                       for path, items in predictions.items()}
+        read_boxes = sorted((item["label"], rounded(item["confidence"]))
                             for items in predictions.values() for item in items)
         names = {category["id"]: category["name"] for category in coco["categories"]}
-        assert read_boxes == sorted((names[note["category_id"]], round(note["score"], 6))
+        assert read_boxes == sorted((names[note["category_id"]], rounded(note.get("score")))
                                     for note in coco["annotations"])
+        if task == "segmentation":    # each region's mask, as many pixels as the COCO area
+            assert sorted(item["mask"] for items in predictions.values() for item in items) \
+                == sorted(int(note["area"]) for note in coco["annotations"])
         assert all(0 <= value <= 1 for items in predictions.values() for item in items
                    for value in item["box"])
     points = read["embeddings"]
