@@ -2,6 +2,7 @@
 ground truth, and the ground truth as an annotator's Label Studio results."""
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class Scene:
     exports: tuple[str, ...] = ("JSON_MIN",)
     initial: int = 6
     budget: int = 5
+    joints: tuple[str, ...] = ()
 
 
 def classification_scene(folder: Path) -> Scene:
@@ -159,7 +161,88 @@ def segmentation_scene(folder: Path) -> Scene:
                  budget=4)
 
 
+def pose_scene(folder: Path) -> Scene:
+    """12 images of 1-3 stick figures (tests/pose_fixtures.py); the unlabeled images' persons
+    from a detections JSON. An annotator draws each person's box and its labeled joints as
+    keypoints whose parentID is the box (Label Studio has no visibility: a joint is there or
+    not)."""
+    import json
+
+    from active_learning.files.proposals import KEYPOINT_TAG, PERSON_LABEL, PERSON_TAG
+    from active_learning.labels.keypoints import COCO_KEYPOINT_NAMES, clean_box
+    from human_pose_estimation.train import main
+    from pose_fixtures import read_json, write_tiny_coco
+
+    root = write_tiny_coco(folder.parent / "coco", train=12, val=1)
+    document = read_json(root / "annotations" / "person_keypoints_train2017.json")
+    files = {image["id"]: image for image in document["images"]}
+    truth: dict[str, list[dict]] = {}
+    for note in document["annotations"]:
+        truth.setdefault(files[note["image_id"]]["file_name"], []).append(note)
+    shutil.copytree(root / "images" / "train2017", folder)
+    sizes = {image["file_name"]: (image["width"], image["height"]) for image in files.values()}
+    boxes = folder.parent / "persons.json"
+    boxes.write_text(json.dumps([{"file_name": name, "bbox": note["bbox"], "score": 0.9,
+                                  "category_id": 1}
+                                 for name, notes in truth.items() for note in notes]))
+
+    def results(name: str) -> list[dict]:
+        width, height = sizes[name]
+        out = []
+        for person, note in enumerate(truth[name]):
+            x, y, w, h = note["bbox"]
+            common = {"to_name": IMAGE_TAG, "original_width": width, "original_height": height,
+                      "image_rotation": 0}
+            out.append({"id": f"p{person}", "type": "rectanglelabels", "from_name": PERSON_TAG,
+                        **common, "value": {"x": x / width * 100, "y": y / height * 100,
+                                            "width": w / width * 100,
+                                            "height": h / height * 100, "rotation": 0,
+                                            "rectanglelabels": [PERSON_LABEL]}})
+            joints = np.asarray(note["keypoints"], dtype=float).reshape(-1, 3)
+            for joint, (jx, jy, visible) in enumerate(joints):
+                if visible > 0:
+                    out.append({"id": f"p{person}k{joint}", "type": "keypointlabels",
+                                "from_name": KEYPOINT_TAG, "parentID": f"p{person}", **common,
+                                "value": {"x": jx / width * 100, "y": jy / height * 100,
+                                          "width": 0.5,
+                                          "keypointlabels": [COCO_KEYPOINT_NAMES[joint]]}})
+        return out
+
+    def same(labels: Any, names: list[str]) -> None:
+        assert sorted(labels.targets) == sorted(names) and labels.categories == ["person"]
+        for name in names:
+            width, height = sizes[name]
+            got = sorted(labels.targets[name], key=lambda person: person.box)
+            notes = [note for note in truth[name]
+                     if (np.asarray(note["keypoints"]).reshape(-1, 3)[:, 2] > 0).any()]
+            expected = sorted(notes, key=lambda note: clean_box(note["bbox"], width, height))
+            assert len(got) == len(expected), name
+            for person, note in zip(got, expected, strict=True):
+                assert np.allclose(person.box, clean_box(note["bbox"], width, height),
+                                   atol=1e-4), name
+                joints = np.asarray(note["keypoints"], dtype=np.float32).reshape(-1, 3)
+                labeled = joints[:, 2] > 0
+                assert np.array_equal(person.keypoints[:, 2] > 0, labeled), name
+                assert np.allclose(person.keypoints[labeled, :2], joints[labeled, :2],
+                                   atol=1e-3), name
+
+    return Scene("human_pose_estimation", "keypoints", folder, truth, ["person"], main,
+                 ["--strategy", "heatmap_uncertainty", "--arch", "hrnet_w18_small",
+                  "--image-size", "64,96", "--epochs", "1",
+                  "--batch-size", "4", "--eval-batch-size", "8", "--no-progress", "--device",
+                  "cpu", "--threads", "1", "--from-scratch", "--person-boxes", str(boxes)],
+                 results, same, exports=(), initial=5, budget=4,
+                 joints=COCO_KEYPOINT_NAMES)
+    # No JSON-MIN: Label Studio's writes a keypoint's id and parentID only when converting to
+    # YOLO (label_studio_sdk converter: is_keypoints is set in convert_to_yolo), so a joint
+    # inside two persons' boxes cannot be placed; the reader refuses it, naming the joint.
+
+
+# Round 1 of each task's Label Studio round trip, kept for the FiftyOne test (which runs after
+# it, in file order) so that the stage trains each task's round 1 once.
+FIRST_ROUNDS: dict[str, tuple[Path, Scene]] = {}
+
 SCENES = {"classification": classification_scene, "object_detection": detection_scene,
-          "segmentation": segmentation_scene}
+          "segmentation": segmentation_scene, "human_pose_estimation": pose_scene}
 
 
