@@ -588,6 +588,9 @@ def read_label_studio(kind: str, reading: LabelStudioReading, path: Path,
         reference = _reference(task, results or [])
         name = index.resolve(reference, where) if reference else None
         if name is None:
+            if results and not reference:
+                raise DataError(f"{where} has no 'image' data field to tell its image by; "
+                                "name the labeling config's image value $image")
             if results:
                 raise DataError(f"{where} labels image {reference!r}, which is not under "
                                 f"--images {index.folder}")

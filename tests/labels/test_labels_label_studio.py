@@ -204,3 +204,15 @@ def test_an_image_outside_the_folder_and_a_record_of_no_tool_are_refused(tmp_pat
         read_labels("class", _write(tmp_path / "e.json", [task]), images)
     with pytest.raises(DataError, match="neither a JSON task"):
         read_labels("class", _write(tmp_path / "f.json", [{"name": "a.png"}]), images)
+
+
+def test_the_image_field_may_have_another_name_when_it_is_the_only_path(tmp_path, images):
+    choice = [{"type": "choices", "from_name": "class", "to_name": "photo",
+               "value": {"choices": ["dog"]}}]
+    task = {"id": 1, "data": {"photo": URL + "a.png", "rank": 3},
+            "annotations": [{"id": 1, "result": choice}]}
+    assert read_labels("class", _write(tmp_path / "e.json", [task]), images).targets == \
+        {"a.png": 0}
+    task["data"]["note"] = "see v1.2"                # two strings that could be paths
+    with pytest.raises(DataError, match="no 'image' data field"):
+        read_labels("class", _write(tmp_path / "e.json", [task]), images)
