@@ -17,9 +17,12 @@ from fiftyone.utils.data.importers import FiftyOneImageClassificationDatasetImpo
 
 
 def _load_py(folder: Path) -> dict:
-    """The loader's constants (IMAGES, FIELDS, PREDICTIONS), read from its source as it is."""
+    """The loader's constants (IMAGES, FIELDS, PREDICTIONS), read from its source as it is
+    (which must compile: it cannot run here, it makes a dataset in FiftyOne's database)."""
+    source = (folder / "load.py").read_text()
+    compile(source, str(folder / "load.py"), "exec")
     found: dict = {}
-    for line in (folder / "load.py").read_text().splitlines():
+    for line in source.splitlines():
         if line.startswith(("IMAGES =", "PREDICTIONS =", "FIELDS =")):
             exec(line.split("#")[0], {}, found)
     return found
