@@ -2,8 +2,8 @@
 
 :func:`check_proposals` reads a round's ``proposals/`` folder and checks each format against
 what the tool that imports it expects (files/proposals.py cites the formats): the priority CSV
-best first, ``order.txt`` in the same order, Label Studio tasks whose prediction carries the
-CSV's score and whose results name the tags of the labeling configuration (and, for each kind,
+best first, ``order.txt`` in the same order, Label Studio tasks whose prediction's score rises
+with the rank (the CSV's score is the ``al_score`` data field) and whose results name the tags of the labeling configuration (and, for each kind,
 the values Label Studio reads), and the report page with every file it links present.
 """
 from __future__ import annotations
@@ -53,9 +53,11 @@ def check_proposals(round_dir: Path, kind: str, class_names: Sequence[str],
     for rank, (task, score) in enumerate(zip(tasks, scores, strict=True), start=1):
         assert unquote(task["data"]["image"]).endswith(task["data"]["name"])
         assert task["data"]["al_rank"] == rank
+        assert abs(task["data"]["al_score"] - score) <= 1e-6 * max(1.0, abs(score))
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == f"round_{number:03d}"
-        assert abs(prediction["score"] - score) <= 1e-6 * max(1.0, abs(score))
+        # Label Studio's confidence: the lowest first (its uncertainty sampling's order)
+        assert prediction["score"] == rank / (len(names) + 1)
         ids = [result["id"] for result in prediction["result"]]
         assert len(set(ids)) == len(ids)
         for result in prediction["result"]:
@@ -78,6 +80,8 @@ def check_proposals(round_dir: Path, kind: str, class_names: Sequence[str],
     expected = list(keypoint_names) if kind == "human_pose_estimation" else list(class_names)
     (listed,) = [values[name] for name, tag in kinds.items() if tag == CONTROL_TAGS[kind]]
     assert listed == expected
+    check_scores(folder, names)
+    check_coco_predictions(folder, kind, names)
     page = folder / "report" / "index.html"
     text = page.read_text()
     for link in re.findall(r'(?:src|href)="([^"#:]+)"', text):
@@ -108,3 +112,41 @@ def check_round_map(round_dir: Path, kind: str, n_proposed: int, text: str) -> N
         assert "chosen (predicted)" in text
     else:
         assert "No classes:" in text and not histogram.exists()
+
+
+def check_scores(folder: Path, names: Sequence[str]) -> None:
+    """``scores.csv`` lists every scored candidate once, ranked 1..N, the chosen first in the
+    priority CSV's order (superpixel rounds: none, their scores are per region)."""
+    from active_learning.files.export import read_scores_csv
+
+    if (folder / "regions.csv").is_file():
+        assert not (folder / "scores.csv").exists()
+        return
+    rows = read_scores_csv(folder / "scores.csv")
+    assert [rank for _, _, rank, _ in rows] == list(range(1, len(rows) + 1))
+    assert len({name for name, *_ in rows}) == len(rows) >= len(names)
+    assert [name for name, _, _, chosen in rows if chosen] == list(names)
+    assert all(chosen for *_, chosen in rows[:len(names)])
+
+
+def check_coco_predictions(folder: Path, kind: str, names: Sequence[str]) -> None:
+    """``predictions_coco.json``: COCO annotations with scores of proposed images, loaded by
+    pycocotools, whose annotation kind is the task's (none for classification)."""
+    path = folder / "predictions_coco.json"
+    if kind == "classification":
+        assert not path.exists()
+        return
+    if not path.exists():          # a model that predicted no region at all
+        return
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(path))
+    assert {image["file_name"] for image in coco.dataset["images"]} <= set(names)
+    for note in coco.dataset["annotations"]:
+        assert note["category_id"] in coco.cats and note["bbox"][2] > 0
+        if kind == "segmentation":
+            assert note["iscrowd"] == 1 and coco.annToMask(note).sum() == note["area"]
+        if kind == "human_pose_estimation":
+            assert len(note["keypoints"]) == 3 * len(coco.cats[1]["keypoints"])
+        if kind == "object_detection":
+            assert 0.0 <= note["score"] <= 1.0

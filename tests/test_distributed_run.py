@@ -60,7 +60,8 @@ def test_every_process_marks_the_same_units_and_rank_0_alone_writes(tmp_path, st
     written = sorted(str(path.relative_to(run)) for path in run.rglob("*") if path.is_file())
     assert written == ["args.json", "embeddings/cycle_00.npz", "embeddings/cycle_01.npz",
                        "learning_curve.png", "metrics.csv", "pool.npz",
-                       "priorities/cycle_00.csv", "priorities/cycle_01.csv"]
+                       "priorities/cycle_00.csv", "priorities/cycle_01.csv",
+                       "scores/cycle_00.csv", "scores/cycle_01.csv"]
     # the report's map points: both processes embedded their shard, rank 0 wrote them all, in
     # order: each unit's row is the trained model's embedding of it
     points = np.load(run / "embeddings" / "cycle_01.npz")

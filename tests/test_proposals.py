@@ -150,7 +150,9 @@ def test_the_tasks_validate_and_fit_their_labeling_config(tmp_path, kind):
                              keypoint_names=JOINTS, model_version="round 3")
     tasks = json.loads(path.read_text())
     jsonschema.validate(tasks, SCHEMA)
-    assert [task["predictions"][0]["score"] for task in tasks] == [0.5, 0.25]
+    # Label Studio's confidence rises with the rank; the acquisition score is a data field
+    assert [task["predictions"][0]["score"] for task in tasks] == [1 / 3, 2 / 3]
+    assert [task["data"]["al_score"] for task in tasks] == [0.5, 0.25]
     assert all(task["predictions"][0]["model_version"] == "round 3" for task in tasks)
     assert tasks[1]["predictions"][0]["result"] == []          # a name without a prediction
     # Every from_name / to_name is a tag of the configuration, of the right kind, and every
@@ -312,3 +314,30 @@ def test_the_schema_is_not_vacuous():
     for broken in (in_pixels, without_score):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate([broken], SCHEMA)
+
+
+def test_label_studio_confidence_is_lowest_for_the_first_task_whatever_the_scores(tmp_path):
+    # Acquisition scores that are negative, above 1 and tied: Label Studio's uncertainty
+    # sampling serves the lowest prediction score first, so order.txt's first task must have
+    # it, each task a distinct one in [0, 1], the raw score and the rank kept as data fields.
+    names = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    scores = np.array([-3.0, 7.5, 7.5, 0.25])
+    paths = write_proposals(tmp_path / "out", CHOICES, names, scores, CLASSES)
+    order = paths.order.read_text().splitlines()
+    assert order == ["b.jpg", "c.jpg", "d.jpg", "a.jpg"]
+    tasks = json.loads(paths.label_studio_tasks.read_text())
+    served = sorted(tasks, key=lambda task: task["predictions"][0]["score"])
+    assert [task["data"]["name"] for task in served] == order
+    assert [task["predictions"][0]["score"] for task in tasks] == [0.2, 0.4, 0.6, 0.8]
+    assert [task["data"]["al_score"] for task in tasks] == [7.5, 7.5, 0.25, -3.0]
+    assert [task["data"]["al_rank"] for task in tasks] == [1, 2, 3, 4]
+
+
+def test_label_studio_score_is_the_rank_over_count_plus_one():
+    from active_learning.files.proposals import label_studio_score
+
+    assert label_studio_score(1, 1) == 0.5
+    assert label_studio_score(3, 4) == 0.6
+    for rank in (0, 5):
+        with pytest.raises(ValueError, match="outside 1..4"):
+            label_studio_score(rank, 4)

@@ -11,7 +11,9 @@ One compressed ``.npz`` (no pickles) of:
 - optional ``classes`` int64 [N] (-1 unknown), ``predicted`` bool [N] (the class is the
   model's guess), ``units`` int64 [N] (the points' unit ids), ``class_names`` str [C],
   ``total_statuses`` str [S] with ``total_counts`` int64 [S] (how many of each status there
-  were before sampling), and ``note`` (a line for the page, e.g. why there are no classes).
+  were before sampling), ``names`` str [N] (the points' item names: the FiftyOne export
+  matches them to its samples) and ``note`` (a line for the page, e.g. why there are no
+  classes).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ __all__ = ["CHOSEN", "LABELED", "STATUSES", "UNLABELED", "EmbeddingMap", "read_e
 
 LABELED, CHOSEN, UNLABELED = "labeled", "chosen", "unlabeled"
 STATUSES = (UNLABELED, LABELED, CHOSEN)          # drawing order: the chosen on top
-_PER_POINT = ("classes", "predicted", "units")
+_PER_POINT = ("classes", "predicted", "units", "names")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class EmbeddingMap:
             the points are all of them).
         note: a line for the page (e.g. why there are no classes).
         source: the file the points were read from: the map's image is cached against it.
+        names: [N] the points' item names, or ``None`` (a file written before they were).
     """
 
     embeddings: np.ndarray
@@ -60,17 +63,19 @@ class EmbeddingMap:
     totals: Mapping[str, int] = field(default_factory=dict)
     note: str = ""
     source: Path | None = None
+    names: np.ndarray | None = None
 
 
 def write_embeddings_file(path: str | os.PathLike, embeddings: np.ndarray, status: np.ndarray,
                           classes: np.ndarray | None = None, *,
                           predicted: np.ndarray | None = None, units: np.ndarray | None = None,
                           class_names: Sequence[str] = (),
-                          totals: Mapping[str, int] | None = None, note: str = "") -> None:
+                          totals: Mapping[str, int] | None = None, note: str = "",
+                          names: Sequence[str] | None = None) -> None:
     """Save a cycle's map points atomically: embeddings float [N, D] (stored as float32),
     status [N], and optionally classes int [N], predicted bool [N], units int [N], the class
-    names [C], the totals of each status before sampling and a note (the fields of
-    :class:`EmbeddingMap`).
+    names [C], the totals of each status before sampling, a note and the item names [N] (the
+    fields of :class:`EmbeddingMap`).
 
     Raises:
         ValueError: a per-point field's length is not N.
@@ -84,6 +89,8 @@ def write_embeddings_file(path: str | os.PathLike, embeddings: np.ndarray, statu
         arrays["predicted"] = np.asarray(predicted, dtype=bool)
     if units is not None:
         arrays["units"] = np.asarray(units, dtype=np.int64)
+    if names is not None:
+        arrays["names"] = np.asarray([str(name) for name in names], dtype=str)
     if len(class_names):
         arrays["class_names"] = np.asarray([str(name) for name in class_names], dtype=str)
     if totals:
@@ -112,7 +119,8 @@ def read_embeddings_file(path: str | os.PathLike) -> EmbeddingMap:
             units=data["units"] if "units" in data else None,
             class_names=[str(name) for name in data["class_names"]]
             if "class_names" in data else [],
-            totals=totals, note=str(data["note"]) if "note" in data else "", source=Path(path))
+            totals=totals, note=str(data["note"]) if "note" in data else "", source=Path(path),
+            names=data["names"] if "names" in data else None)
 
 
 def saved_class_names(path: str | os.PathLike) -> list[str]:

@@ -95,6 +95,87 @@ def write_entropies_csv(dataset_or_names: Any, indices: Sequence[int] | np.ndarr
     atomic_write_text(path, buffer.getvalue())
 
 
+SCORES_CSV_HEADER = ("name", "score", "rank", "chosen")
+
+
+def scores_table(chosen: Sequence[int] | np.ndarray, chosen_scores: Sequence[float] | np.ndarray,
+                 scored: Sequence[int] | np.ndarray | None = None,
+                 scored_scores: Sequence[float] | np.ndarray | None = None
+                 ) -> list[tuple[int, float, int, bool]]:
+    """Every scored candidate with its score and rank: ``(index, score, rank, chosen)`` rows,
+    by rank.
+
+    Ranks 1..K are the chosen items in the priority CSV's order (:func:`write_entropies_csv`:
+    highest selection score first, ties in selection order); the other scored items follow,
+    highest score first (ties by index). The score is the strategy's score where the item was
+    scored, else its selection score (a set strategy's choice, which scores no candidate).
+
+    Args:
+        chosen: int [K] the chosen items, in selection order.
+        chosen_scores: float [K] their selection scores (the priority CSV's, before
+            :func:`csv_values`).
+        scored: int [N] every item the strategy scored (the chosen among them or not); None:
+            none was.
+        scored_scores: float [N] their scores, higher = label first.
+    """
+    chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)
+    chosen_scores = np.asarray(chosen_scores, dtype=np.float64).reshape(-1)
+    scored = np.zeros(0, dtype=np.int64) if scored is None else \
+        np.asarray(scored, dtype=np.int64).reshape(-1)
+    scored_scores = np.zeros(0) if scored_scores is None else \
+        np.asarray(scored_scores, dtype=np.float64).reshape(-1)
+    if chosen.shape != chosen_scores.shape or scored.shape != scored_scores.shape:
+        raise ValueError("each index needs one score")
+    score_of = dict(zip(scored.tolist(), scored_scores.tolist(), strict=True))
+    rows = []
+    for rank, position in enumerate(np.argsort(-chosen_scores, kind="stable"), start=1):
+        index = int(chosen[position])
+        rows.append((index, score_of.get(index, float(chosen_scores[position])), rank, True))
+    rest = ~np.isin(scored, chosen)
+    others, other_scores = scored[rest], scored_scores[rest]
+    order = np.lexsort((others, -other_scores))       # highest score first, then by index
+    for rank, position in enumerate(order, start=len(rows) + 1):
+        rows.append((int(others[position]), float(other_scores[position]), rank, False))
+    return rows
+
+
+def write_scores_csv(dataset_or_names: Any, chosen: Sequence[int] | np.ndarray,
+                     chosen_scores: Sequence[float] | np.ndarray,
+                     scored: Sequence[int] | np.ndarray | None,
+                     scored_scores: Sequence[float] | np.ndarray | None,
+                     path: str | os.PathLike) -> None:
+    """Write ``name,score,rank,chosen`` for every scored candidate, by rank
+    (:func:`scores_table`), so that a person can look past the budget: the chosen rows (``1``)
+    list the priority CSV's names in its order; the score is written with 9 significant
+    digits, unmapped (a predicted loss stays negative). Written atomically.
+
+    Args:
+        dataset_or_names: index -> name, as in :func:`write_entropies_csv`.
+        chosen, chosen_scores, scored, scored_scores: as in :func:`scores_table`.
+        path: destination.
+    """
+    name_of = _name_lookup(dataset_or_names)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORES_CSV_HEADER)
+    for index, score, rank, is_chosen in scores_table(chosen, chosen_scores, scored,
+                                                      scored_scores):
+        if not math.isfinite(score):
+            raise ValueError("scores contain NaN or infinite values")
+        writer.writerow((name_of(index), f"{score:.9g}", rank, int(is_chosen)))
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_scores_csv(path: str | os.PathLike) -> list[tuple[str, float, int, bool]]:
+    """Read a scores CSV back as ``[(name, score, rank, chosen), ...]`` (checks the header)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or tuple(rows[0]) != SCORES_CSV_HEADER:
+        raise ValueError(f"{path}: header must be {','.join(SCORES_CSV_HEADER)}")
+    return [(name, float(score), int(rank), chosen == "1") for name, score, rank, chosen
+            in rows[1:]]
+
+
 REGION_CSV_HEADER = ("name", "region_id", "score")
 
 

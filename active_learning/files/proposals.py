@@ -7,13 +7,17 @@ usable alone. Every file is written atomically (``active_learning.files.atomic``
   imports as "priority scores" (:func:`active_learning.files.export.write_entropies_csv`).
 - ``label_studio_tasks.json``: Label Studio tasks in its "Basic Label Studio JSON format" with a
   ``predictions`` list (labelstud.io/guide/predictions; labelstud.io/guide/task_format). Each
-  task has one prediction whose ``score`` is the selection score and whose ``model_version``
-  names the round, both at the prediction's root, where the Data Manager reads them (its
-  "Prediction score" column; api.labelstud.io predictions/create: "Prediction score. Can be
-  used in Data Manager to sort task by model confidence"). Label Studio's own convention is
-  "lowest score first" for model *confidence*; ours is an acquisition score, higher = label
-  first, so sort that column descending, or ascending by the ``al_rank`` data column (1 =
-  label first), then "Label Tasks As Displayed". The prediction's ``result`` carries the
+  task has one prediction whose ``score`` and ``model_version`` (the round) sit at the
+  prediction's root, where Label Studio reads them (api.labelstud.io predictions/create:
+  "Prediction score. Can be used in Data Manager to sort task by model confidence"). Label
+  Studio takes that score for the model's *confidence*: its "Uncertainty sampling" serves the
+  task with the lowest score first (``projects/functions/next_task.py`` orders by
+  ``predictions__score`` ascending). So the score written there is not our acquisition score
+  but :func:`label_studio_score`, a confidence in (0, 1) that rises with the rank: the task
+  first in ``order.txt`` has the lowest, and Label Studio's sampling, or its Data Manager
+  sorted by "Prediction score" ascending, serves the tasks in our order. The acquisition score
+  (higher = label first, the priority CSV's value) and the rank (1 = label first) are the
+  task's ``al_score`` and ``al_rank`` data fields. The prediction's ``result`` carries the
   model's output as pre-annotations, written by the label kind's :class:`LabelStudioTags`
   (``labels.kinds.LabelKind.label_studio``; a task with a kind of its own brings its own),
   per the tag documentation at labelstud.io/tags/...:
@@ -400,18 +404,33 @@ def _lookup(predictions: Predictions | None) -> Callable[[str], ImagePrediction 
     return lambda name: mapping.get(name)
 
 
+def label_studio_score(rank: int, count: int) -> float:
+    """The prediction ``score`` of the task ranked ``rank`` (1 = label first) of ``count``:
+    ``rank / (count + 1)``, a confidence in (0, 1) whose ascending order is the rank's.
+
+    Label Studio reads the score as the model's confidence and its uncertainty sampling serves
+    the lowest first, so the rank (not the acquisition score, which may be negative, above 1,
+    or tied) sets it: the first task gets the lowest, distinct from every other's."""
+    if not 1 <= rank <= count:
+        raise ValueError(f"rank {rank} is outside 1..{count}")
+    return rank / (count + 1)
+
+
 def label_studio_task(kind: LabelStudioTags, name: str, score: float, rank: int,
                       prediction: ImagePrediction | None, class_names: Sequence[str],
-                      keypoint_names: Sequence[str] = (), *,
+                      keypoint_names: Sequence[str] = (), *, count: int | None = None,
                       image_url_prefix: str = DEFAULT_IMAGE_URL_PREFIX,
                       model_version: str = "active-learning") -> dict[str, Any]:
-    """One Label Studio task: ``data`` (the image URL, the name, rank and score) and one
-    prediction carrying the score and, when given, the model's output as pre-annotations."""
+    """One Label Studio task: ``data`` (the image URL, the name, ``al_rank`` = ``rank`` and
+    ``al_score`` = the acquisition ``score``) and one prediction whose ``score`` is
+    :func:`label_studio_score` (``rank`` of ``count`` tasks; ``count`` defaults to ``rank``)
+    with, when given, the model's output as pre-annotations."""
     results = (prediction_results(kind, prediction, class_names, keypoint_names,
                                   id_prefix=f"p{rank}") if prediction is not None else [])
+    confidence = label_studio_score(rank, rank if count is None else count)
     return {"data": {IMAGE_TAG: image_url_prefix + quote(name), "name": name, "al_rank": rank,
                      "al_score": float(score)},
-            "predictions": [{"model_version": model_version, "score": float(score),
+            "predictions": [{"model_version": model_version, "score": confidence,
                              "result": results}]}
 
 
@@ -446,7 +465,7 @@ def write_label_studio_tasks(path: str | os.PathLike, kind: LabelStudioTags,
         handle.write("[")
         for rank, (name, score) in enumerate(zip(ranked, ranked_scores, strict=True), start=1):
             task = label_studio_task(kind, name, float(score), rank, prediction_of(name),
-                                     class_names, keypoint_names,
+                                     class_names, keypoint_names, count=len(ranked),
                                      image_url_prefix=image_url_prefix,
                                      model_version=model_version)
             handle.write(("\n" if rank == 1 else ",\n")

@@ -19,6 +19,8 @@ format          what                                         label kinds
                 and COCO Keypoints 1.0, Label Studio's COCO, keypoints
                 Roboflow's ``<split>/_annotations.coco.json``,
                 the official ``annotations/*_<split>.json``
+``label_studio`` Label Studio's own JSON and JSON-MIN       every kind: choices, rectangles,
+                exports (a list of tasks or records)        brushes, polygons, keypoints
 ``voc``         a folder of Pascal VOC XML (CVAT, Label      boxes
                 Studio, LabelImg)
 ``masks``       a folder of mask PNGs (CVAT's segmentation   mask
@@ -28,15 +30,17 @@ format          what                                         label kinds
 ``folders``     one folder per class                         class
 ==============  ===========================================  ==================================
 
-The format is told from the path (:func:`detect_format`) unless given. Each target is in the
+The format is told from the path (:func:`detect_format`: a ``.json`` file holding a list is
+Label Studio's, one holding an object COCO) unless given. Each target is in the
 form the task's data code takes:
 
 * class: ``int``, the index of the image's class in ``categories``;
 * boxes: ``labels.voc.Annotation`` (boxes float32 [N, 4] continuous x1, y1, x2, y2 in image
   pixels; labels int64 [N] in 1..K, ``categories[label - 1]``; ``difficult`` [N] also marks
   COCO's crowd boxes, which training leaves out);
-* mask: ``labels.masks.PngMask`` or ``CocoMask`` (``train_ids()`` int64 [H, W] indexing
-  ``categories``, 255 ignored; ``write_label_maps`` turns them into class-id PNGs);
+* mask: ``labels.masks.PngMask``, ``CocoMask`` or ``labels.label_studio.StudioMask``
+  (``train_ids()`` int64 [H, W] indexing ``categories``, 255 ignored; ``write_label_maps``
+  turns them into class-id PNGs);
 * keypoints: ``list[labels.keypoints.PersonLabel]`` (box x, y, w, h; keypoints float32
   [17, 3] in COCO's joint order).
 
@@ -79,8 +83,10 @@ def detect_format(kind: str | LabelKind, export: str | Path) -> str:
     path = Path(export)
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix == ".json":
-            return "coco"
+        if suffix == ".json":   # Label Studio's JSON and JSON-MIN are lists, COCO an object
+            from active_learning.labels.label_studio import is_label_studio_export
+
+            return "label_studio" if is_label_studio_export(path) else "coco"
         if suffix in (".csv", ".txt"):
             return "csv"
         raise DataError(f"--labels {path}: cannot tell its format from the name; give "
@@ -90,7 +96,8 @@ def detect_format(kind: str | LabelKind, export: str | Path) -> str:
     for name in declared.formats:
         if FORMATS[name].holds(path, declared):
             return name
-    raise DataError(f"--labels {path}: found no {' or '.join(_formats_of(declared))} export in "
+    folders = [name for name in _formats_of(declared) if FORMATS[name].folder]
+    raise DataError(f"--labels {path}: found no {' or '.join(folders)} export in "
                     "it; give the export's file or folder, or --labels-format")
 
 

@@ -130,6 +130,11 @@ def load_coco(annotation_file: str | Path) -> Any:
     path = Path(annotation_file)
     if not path.is_file():
         raise DataError(f"annotation file not found: {path}")
+    from active_learning.labels.label_studio import is_label_studio_export
+
+    if is_label_studio_export(path):   # pycocotools would say "list not supported"
+        raise DataError(f"{path} is a list of tasks (Label Studio's JSON or JSON-MIN export), "
+                        "not a COCO file; read it with --labels-format label_studio")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return COCO(str(path))

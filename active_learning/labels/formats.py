@@ -18,6 +18,7 @@ from active_learning.labels.coco import coco_files, read_coco
 from active_learning.labels.exported import Labels
 from active_learning.labels.images import ImageIndex
 from active_learning.labels.kinds import LabelKind
+from active_learning.labels.label_studio import read_label_studio
 from active_learning.labels.masks import mask_files, read_mask_folder
 from active_learning.labels.voc import read_voc_folder, voc_xml_files
 
@@ -36,11 +37,13 @@ class Format:
             Labels``.
         holds: ``(folder, kind) -> whether the folder is an export in this format``
             (:func:`labels.detect_format`; a file is told by its suffix instead).
+        folder: whether an export in this format can be a folder (False: a file only).
     """
 
     name: str
     read: Reader
     holds: Callable[[Path, LabelKind], bool]
+    folder: bool = True
 
 
 def _read_coco(kind: LabelKind, export: Path, index: ImageIndex | None,
@@ -48,6 +51,14 @@ def _read_coco(kind: LabelKind, export: Path, index: ImageIndex | None,
     if kind.coco is None:
         raise ConfigError(f"the {kind.name} label kind declares no COCO reading")
     return read_coco(kind.name, kind.coco, export, index, expected, source)
+
+
+def _read_label_studio(kind: LabelKind, export: Path, index: ImageIndex | None,
+                       expected: list[str] | None, source: str) -> Labels:
+    if kind.label_studio_export is None:
+        raise ConfigError(f"the {kind.name} label kind declares no Label Studio reading")
+    return read_label_studio(kind.name, kind.label_studio_export, export, index, expected,
+                             source)
 
 
 def _holds_coco(folder: Path, kind: LabelKind) -> bool:
@@ -71,6 +82,7 @@ FORMATS: dict[str, Format] = {format_.name: format_ for format_ in (
            lambda folder, kind: bool(mask_files(folder)[1])),
     Format("cityscapes", _single(read_cityscapes),
            lambda folder, kind: is_cityscapes_root(folder)),
-    Format("csv", _single(read_csv), lambda folder, kind: False),   # a file, never a folder
+    Format("csv", _single(read_csv), lambda folder, kind: False, folder=False),
     Format("folders", _single(read_class_folders), lambda folder, kind: folder.is_dir()),
+    Format("label_studio", _read_label_studio, lambda folder, kind: False, folder=False),
 )}

@@ -10,12 +10,16 @@ kind           a target (one image's)      read from               Label Studio 
 ``class``      ``int`` class index         class folders, a CSV    ``choices``
 ``boxes``      ``labels.voc.Annotation``   VOC XML, COCO           ``rectanglelabels``
 ``mask``       ``PngMask`` / ``CocoMask``  Cityscapes, COCO, PNGs  ``brushlabels``
+               / ``StudioMask``
 ``keypoints``  ``list[PersonLabel]``       COCO (keypoints)        boxes + ``keypointlabels``
 =============  ==========================  ======================  ==========================
 
-A fifth kind (instance masks, say) is a :class:`LabelKind` with the formats it is read from,
-what it takes from a COCO file (a ``labels.coco.CocoReading``) and its Label Studio writer (a
-``files.proposals.LabelStudioTags``); nothing in the readers or writers changes.
+Every kind is also read from Label Studio's own JSON and JSON-MIN exports
+(``labels/label_studio.py``). A fifth kind (instance masks, say) is a :class:`LabelKind` with
+the formats it is read from, what it takes from a COCO file (a ``labels.coco.CocoReading``)
+and from a Label Studio export (a ``labels.label_studio.LabelStudioReading``) and its Label
+Studio writer (a ``files.proposals.LabelStudioTags``); nothing in the readers or writers
+changes.
 """
 from __future__ import annotations
 
@@ -30,6 +34,13 @@ from active_learning.files.proposals import (
     LabelStudioTags,
 )
 from active_learning.labels.coco import COCO_BOXES, COCO_KEYPOINTS, COCO_MASKS, CocoReading
+from active_learning.labels.label_studio import (
+    LS_BOXES,
+    LS_CHOICES,
+    LS_KEYPOINTS,
+    LS_MASKS,
+    LabelStudioReading,
+)
 
 __all__ = ["BOXES", "BUILT_IN", "CLASS", "KEYPOINTS", "MASK", "LabelKind", "label_kind"]
 
@@ -47,19 +58,25 @@ class LabelKind:
         label_studio: its Label Studio labeling config and pre-annotations (the proposals'
             ``label_studio_config.xml`` and the tasks' predictions).
         coco: what it takes from a COCO file (needed when ``formats`` has ``coco``).
+        label_studio_export: what it takes from Label Studio's JSON and JSON-MIN exports
+            (needed when ``formats`` has ``label_studio``).
     """
 
     name: str
     formats: tuple[str, ...]
     label_studio: LabelStudioTags
     coco: CocoReading | None = None
+    label_studio_export: LabelStudioReading | None = None
 
 
 BUILT_IN: dict[str, LabelKind] = {kind.name: kind for kind in (
-    LabelKind(CLASS, ("folders", "csv"), CHOICES),
-    LabelKind(BOXES, ("voc", "coco"), RECTANGLES, COCO_BOXES),
-    LabelKind(MASK, ("cityscapes", "coco", "masks"), BRUSHES, COCO_MASKS),
-    LabelKind(KEYPOINTS, ("coco",), KEYPOINT_LABELS, COCO_KEYPOINTS),
+    LabelKind(CLASS, ("folders", "csv", "label_studio"), CHOICES,
+              label_studio_export=LS_CHOICES),
+    LabelKind(BOXES, ("voc", "coco", "label_studio"), RECTANGLES, COCO_BOXES, LS_BOXES),
+    LabelKind(MASK, ("cityscapes", "coco", "masks", "label_studio"), BRUSHES, COCO_MASKS,
+              LS_MASKS),
+    LabelKind(KEYPOINTS, ("coco", "label_studio"), KEYPOINT_LABELS, COCO_KEYPOINTS,
+              LS_KEYPOINTS),
 )}
 
 

@@ -192,8 +192,8 @@ MaskLabel = PngMask | CocoMask
 
 def mask_key(mask: MaskLabel) -> str:
     """What makes two labels of one image equal (comparing an export's duplicate entries)."""
-    if isinstance(mask, CocoMask):
-        return mask.key()
+    if hasattr(mask, "key"):   # COCO's or Label Studio's regions
+        return str(mask.key())
     import hashlib
 
     return hashlib.sha256(mask.path.read_bytes()).hexdigest()

@@ -19,7 +19,7 @@ the file says why.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,11 +228,16 @@ def map_points(adapter: TaskAdapter, model: nn.Module, units: SelectionUnits,
 
 
 def write_map_file(points: MapPoints, path: str | Path,
-                   class_names: Sequence[str] = ()) -> None:
-    """Save ``points`` as ``write_embeddings_file`` does (atomically), with the class names."""
+                   class_names: Sequence[str] = (),
+                   item_name: Callable[[int], str] | None = None) -> None:
+    """Save ``points`` as ``write_embeddings_file`` does (atomically), with the class names
+    and, given ``item_name`` (unit id -> name), the points' names."""
+    names = None if item_name is None or points.units is None else \
+        [item_name(int(unit)) for unit in points.units]
     write_embeddings_file(path, points.embeddings, points.status, points.classes,
                           units=points.units, predicted=points.predicted,
-                          class_names=class_names, totals=points.totals, note=points.note)
+                          class_names=class_names, totals=points.totals, note=points.note,
+                          names=names)
 
 
 def adapter_class_names(adapter: Any) -> list[str]:

@@ -11,6 +11,8 @@ A run lives in one folder (``runs/<task>/<dataset>/<strategy>/seed<k>/``)::
     pool.npz                  labeled_at int16 [units] and finished_cycles: the commit point
     metrics.csv               one row per finished cycle
     priorities/cycle_XX.csv   images selected after training in cycle XX (labeled from XX+1)
+    scores/cycle_XX.csv       name,score,rank,chosen of every candidate the strategy scored
+                              (the chosen first, as in the priority CSV; not for regions)
     regions/cycle_XX.csv      region units: name,region_id,score of the chosen superpixels
     regions/maps/<name>.png   region units: the 16-bit region map of each image named there
     selections/cycle_XX.png   a picture of what was chosen (tasks that draw one)
@@ -661,10 +663,11 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
     if candidates is None:
         logger.info("cycle %d: the unlabeled pool is exhausted; nothing left to select", cycle)
         return np.zeros(0, dtype=np.int64)
+    scored: dict[str, np.ndarray] = {}
     indices, scores = select_next(run.adapter, model, loss_module, run.state, cycle, run.config,
                                   run.device, candidates=candidates,
                                   store_folder=run.run_dir / SCORING,
-                                  model_token=run.model_token)
+                                  model_token=run.model_token, scored=scored)
     ties = tie_warning(scores) if run.strategy.needs else None   # random has no scores to tie
     if ties is not None and is_main_process():
         logger.warning("cycle %d: %s", cycle, ties)
@@ -673,6 +676,7 @@ def _select(run: _Run, model: nn.Module, loss_module: nn.Module | None, cycle: i
         # no priority CSV beside the pool.npz that does not include it.
         pending = run.run_dir / PENDING
         run.units.write_selection(pending, cycle, indices, scores, run.adapter.item_name)
+        run.units.write_scores(pending, cycle, indices, scores, scored, run.adapter.item_name)
         run.adapter.draw_selection(indices, scores,
                                    pending / "selections" / f"cycle_{cycle:02d}.png", model=model)
     run.state.mark_labeled(indices, cycle + 1)
@@ -688,7 +692,8 @@ def _write_map(run: _Run, model: nn.Module, cycle: int, labeled: np.ndarray,
                         run.device, cycle, per_status=run.map_points)
     if points is not None and is_main_process():
         write_map_file(points, run.run_dir / PENDING / "embeddings" / f"cycle_{cycle:02d}.npz",
-                       class_names=adapter_class_names(run.adapter))
+                       class_names=adapter_class_names(run.adapter),
+                       item_name=run.adapter.item_name)
 
 
 def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
@@ -716,7 +721,7 @@ def _commit(run: _Run, cycle: int, row: dict[str, Any]) -> None:
 
 def _remove_uncommitted(run_dir: Path, finished_cycles: int) -> None:
     """Delete the selection files of cycles ``finished_cycles`` and later (none committed)."""
-    for folder in ("priorities", "regions", "selections", "embeddings"):
+    for folder in ("priorities", "scores", "regions", "selections", "embeddings"):
         for path in (run_dir / folder).glob("cycle_*.*"):
             number = path.stem.removeprefix("cycle_")
             if number.isdigit() and int(number) >= finished_cycles:

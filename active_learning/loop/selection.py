@@ -50,8 +50,13 @@ from active_learning.strategies.regions import RegionCandidates, choose_regions
 def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
                 state: PoolState, cycle: int, config: LoopConfig, device: torch.device, *,
                 candidates: Candidates | None = None, store_folder: Path | None = None,
-                model_token: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                model_token: str | None = None,
+                scored: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Score the cycle's candidates and choose the next units to label.
+
+    ``scored``: filled on rank 0, when the strategy scores each candidate, with every scored
+    candidate's ``unit_ids`` int64 [N] and ``scores`` float64 [N] (the ``scores.csv`` of the
+    cycle, which looks past the budget); left empty otherwise.
 
     ``candidates``: the cycle's draw (:func:`~active_learning.loop.candidates.draw_candidates`,
     which the runner makes once and also hands to the report's map); None draws them here.
@@ -80,18 +85,21 @@ def select_next(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module |
             rest = dataclasses.replace(config, random_fraction=0.0)
             chosen, _ = _select_among(adapter, model, loss_module, strategy, units, state,
                                       np.setdiff1d(pool, passive), budget - n_passive,
-                                      select_seed, rest, device, store_folder, model_token)
+                                      select_seed, rest, device, store_folder, model_token,
+                                      scored=scored)
             picks = np.concatenate([chosen, passive]).astype(np.int64)
             return picks, rank_scores(len(picks))
     return _select_among(adapter, model, loss_module, strategy, units, state, pool, budget,
-                         select_seed, config, device, store_folder, model_token, passive=passive)
+                         select_seed, config, device, store_folder, model_token, passive=passive,
+                         scored=scored)
 
 
 def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module | None,
                   strategy: Strategy, units: SelectionUnits, state: PoolState,
                   candidates: np.ndarray, budget: int, select_seed: int, config: LoopConfig,
                   device: torch.device, store_folder: Path | None, model_token: str | None, *,
-                  passive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  passive: np.ndarray | None = None,
+                  scored: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`select_next`'s choice of ``budget`` among ``candidates`` (unit indices, ascending).
 
     ``passive`` (score strategies): units of the candidates already drawn at random; they are
@@ -128,6 +136,10 @@ def _select_among(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
 
     computed = score_sharded(adapter, model, loss_module, strategy, samples, config, device,
                              units, store=store)
+    if scored is not None and computed is not None and "scores" in computed:
+        in_play = np.isin(computed["unit_ids"], candidates)   # regions: the image's others out
+        scored["unit_ids"] = np.asarray(computed["unit_ids"][in_play], dtype=np.int64)
+        scored["scores"] = np.asarray(computed["scores"][in_play], dtype=np.float64)
     if not strategy.is_set_strategy and (config.diversity is not None or len(passive)):
         return choose_mixed(adapter, model, units, state, candidates, computed, passive, budget,
                             select_seed, config, device)

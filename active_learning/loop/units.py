@@ -17,13 +17,18 @@ unit indices into ``pool.npz``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from active_learning.files.export import csv_values, write_entropies_csv, write_region_csv
+from active_learning.files.export import (
+    csv_values,
+    write_entropies_csv,
+    write_region_csv,
+    write_scores_csv,
+)
 from active_learning.strategies import GRAD_EMBEDDING, MC_PROBS, PROBS, Strategy
 
 UNIT_REDUCTIONS = ("max", "mean", "sum")
@@ -195,6 +200,19 @@ class SelectionUnits:
         """
         path = run_dir / "priorities" / f"cycle_{cycle:02d}.csv"
         write_entropies_csv(item_name, units, scores, path)
+        return [path]
+
+    def write_scores(self, run_dir: Path, cycle: int, units: np.ndarray, scores: np.ndarray,
+                     scored: Mapping[str, np.ndarray],
+                     item_name: Callable[[int], str]) -> list[Path]:
+        """Write ``scores/cycle_XX.csv``: every scored candidate's ``name,score,rank,chosen``
+        (``files.export.write_scores_csv``), the chosen ``units`` (best first, int64 [K],
+        their selection ``scores`` float [K]) first. ``scored``: the strategy's ``unit_ids``
+        int64 [N] and ``scores`` float [N] (empty: a strategy that scores no candidate, and
+        the file lists the chosen). Returns the paths written."""
+        path = run_dir / "scores" / f"cycle_{cycle:02d}.csv"
+        write_scores_csv(item_name, units, scores, scored.get("unit_ids"), scored.get("scores"),
+                         path)
         return [path]
 
     def describe(self) -> dict[str, object]:
@@ -468,6 +486,11 @@ class RegionUnits(SelectionUnits):
         return {"n_images": int(len(np.unique(self.unit_image[labeled_units]))),
                 "labeled_pixel_fraction": float(self.region_pixels[labeled_units].sum()
                                                 / self.region_pixels.sum())}
+
+    def write_scores(self, run_dir, cycle, units, scores, scored, item_name):
+        """Nothing: a region's score is in ``regions/cycle_XX.csv``, and a name per region
+        would not say which region."""
+        return []
 
     def write_selection(self, run_dir, cycle, units, scores, item_name):
         """The priority CSV of the touched images, the region CSV and each image's region map.

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from active_learning.files.coco_predictions import COCO_PREDICTIONS_FILE, CocoPredictions
 from active_learning.files.proposals import LabelStudioTags
 from active_learning.rounds.workspace import Round
 
-__all__ = ["write_proposals"]
+__all__ = ["SCORES_FILE", "write_proposals"]
+
+SCORES_FILE = "scores.csv"
 
 logger = logging.getLogger("active_learning")
 
@@ -37,7 +40,11 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     """The round's proposals, from the run's priority CSV (best first), in the formats
     annotation tools import (``files/proposals.py``: ``priority.csv`` for SuperAnnotate,
     ``order.txt``, Label Studio's tasks and labeling config, with ``predict(name)``'s
-    pre-annotations where the task gives them; pose: ``keypoint_names`` name the joints), and
+    pre-annotations where the task gives them; pose: ``keypoint_names`` name the joints),
+    ``scores.csv`` (every scored candidate's ``name,score,rank,chosen``, the run's
+    ``scores/cycle_00.csv``; none for superpixel units), ``predictions_coco.json`` (the
+    pre-annotations as COCO annotations with scores, ``files/coco_predictions.py``, for CVAT,
+    Roboflow and FiftyOne; none for classes), and
     the round's page (``proposals/report/index.html``, the pose ``skeleton`` drawn). A
     superpixel round's chosen regions are copied too: ``proposals/regions.csv``
     (``name,region_id,score``, best first) and ``proposals/region_maps/`` (the 16-bit maps the
@@ -64,15 +71,36 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
         logger.info("round %d: the model's predictions on the %d proposed images (the "
                     "pre-annotations)", round_.number, len(names))
         kept = {name: predict(name) for name, _ in shown}
-    predictions = None if predict is None else (
-        lambda name: kept[name] if name in kept else predict(name))
+    # The COCO pre-annotations gather each prediction as the Label Studio file asks for it:
+    # every image is predicted once, and only its COCO annotations are kept.
+    coco = CocoPredictions(class_names, keypoint_names, skeleton)
+
+    def predicted(name: str) -> Any:
+        assert predict is not None
+        prediction = kept[name] if name in kept else predict(name)
+        coco.add(name, prediction)
+        return prediction
+
     files = write_files(round_.proposals_dir, kind, names, scores, class_names,
-                        predictions=predictions, keypoint_names=keypoint_names,
+                        predictions=None if predict is None else predicted,
+                        keypoint_names=keypoint_names,
                         model_version=f"round_{round_.number:03d}")
     links: dict[str, Path] = {
         "priority CSV": files.priority_csv, "order": files.order,
         "Label Studio tasks": files.label_studio_tasks,
         "Label Studio labeling config": files.label_studio_config}
+    coco_file = round_.proposals_dir / COCO_PREDICTIONS_FILE
+    if coco.write(coco_file):   # boxes, masks, persons: CVAT's and Roboflow's COCO import
+        links["pre-annotations (COCO, with scores)"] = coco_file
+    else:
+        coco_file.unlink(missing_ok=True)
+    scores_csv = run_dir / "scores" / "cycle_00.csv"
+    if scores_csv.is_file():   # every scored candidate (not for superpixel units)
+        shutil.copyfile(scores_csv, round_.proposals_dir / SCORES_FILE)
+        links["every candidate's score (name,score,rank,chosen)"] = \
+            round_.proposals_dir / SCORES_FILE
+    else:
+        (round_.proposals_dir / SCORES_FILE).unlink(missing_ok=True)
     regions: dict[str, tuple[list[int], list[float]]] = {}
     region_csv = run_dir / "regions" / "cycle_00.csv"
     if region_csv.is_file():   # superpixel units: the chosen regions and their maps

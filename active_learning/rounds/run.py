@@ -9,6 +9,7 @@ from typing import Any
 
 from active_learning.distributed import resolve_device
 from active_learning.errors import ConfigError, DataError
+from active_learning.files.atomic import atomic_write_text
 from active_learning.files.images import CHECKED_IMAGES, image_names, unreadable_images
 from active_learning.labels import read_labels
 from active_learning.labels.exported import Labels
@@ -20,7 +21,9 @@ from active_learning.rounds.model import model_predictions, previous_model
 from active_learning.rounds.proposals import write_proposals
 from active_learning.rounds.workspace import Round, Workspace
 
-__all__ = ["run_round"]
+__all__ = ["IMAGES_FILE", "run_round"]
+
+IMAGES_FILE = "images.txt"     # a round folder's: the absolute path of --images
 
 logger = logging.getLogger("active_learning")
 
@@ -216,6 +219,8 @@ def _run_locked(task: str, declared: LabelKind, args: argparse.Namespace,
             logger.info("round %d: no earlier round's model to start from; the task's initial "
                         "weights are used", round_.number)
     args.round_folder = str(round_.folder)
+    # the images' folder, for what reads the round later (python -m active_learning.export)
+    atomic_write_text(round_.folder / IMAGES_FILE, f"{images_dir.resolve()}\n")
     built = build_round(args, labels, candidates)
     run_dir = run_cycle(built, round_, len(labels.targets))
     predict = model_predictions(built, run_dir, resolve_device(args.device))
