@@ -8,6 +8,7 @@ labeled by every object instance overlapping it, taken whole, and by its own stu
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -43,6 +44,15 @@ from .model import STAGE_CHANNELS, build_model, feature_info
 
 REGION_MAP_CACHE_SIZE = 64   # region maps each task keeps in memory, least recently used dropped
 LOSS_MODULE_WARMUP_EPOCHS = 2   # epochs 0 and 1 train the network alone (the original's epoch > 1)
+
+
+def cosine_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """The learning rate's factor in ``epoch`` (0-based) of ``epochs``: ``(epoch + 1) / (warmup
+    + 1)`` during the ``warmup`` first epochs, then ``(1 + cos(pi t)) / 2`` with ``t = (epoch -
+    warmup) / (epochs - warmup)``, from 1 down towards 0 in the last epoch."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / max(1, epochs - warmup)))
 
 
 class _RegionMapCache:
@@ -169,7 +179,8 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                  dropout_type: str = "element",
                  crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
                  momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
-                 step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
+                 step: int = 100, warmup_epochs: int = 0, superpixels: bool = False,
+                 superpixel_method: str = "watershed",
                  superpixels_per_image: int = 100, cache_dir: str | Path | None = None,
                  weights_path: str | None = None, weights_backbone: str | None = None,
                  progress: bool = True) -> None:
@@ -181,7 +192,7 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         self.dropout_type = dropout_type
         self.crop_size, self.random_scale = crop_size or None, random_scale
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.lr_mode, self.step = lr_mode, step
+        self.lr_mode, self.step, self.warmup_epochs = lr_mode, step, warmup_epochs
         self.superpixels = superpixels
         self.superpixel_method = superpixel_method
         self.superpixels_per_image = superpixels_per_image
@@ -321,12 +332,17 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                            weights_path=self.weights_path, weights_backbone=self.weights_backbone)
 
     def build_optimizer(self, parameters, epochs: int):
-        """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""
+        """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN),
+        ``cosine``: ``cosine_factor`` (a linear warm-up over ``warmup_epochs``, then a cosine)."""
         optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
                                     weight_decay=self.weight_decay)
         if self.lr_mode == "poly":
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9)
+        elif self.lr_mode == "cosine":
+            warmup = self.warmup_epochs
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda epoch: cosine_factor(epoch, epochs, warmup))
         else:
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step, gamma=0.1)
         return optimizer, scheduler

@@ -63,6 +63,17 @@ PRESETS = {
                           epochs=15, batch_size=8, eval_batch_size=16, lr=0.05, step=12,
                           dropout=0.5, dropout_at="classifier", dropout_type="channel",
                           weights_backbone=None),   # from scratch: width 0.25, no such file
+    # Issue 32's quiet protocol, on 64x128 scenes (`python -m synthetic --format cityscapes
+    # --output data/fmnist_cityscapes_64x128 --train 1000 --val 1000 --height 64 --width 128`):
+    # the same number of steps per cycle for every strategy and unit, every cycle from the same
+    # initial weights, a cosine schedule, 1,000 evaluation images (BENCHMARKS.md).
+    "synthetic-quiet": dict(data_dir="data/fmnist_cityscapes_64x128", width=0.25, crop_size=0,
+                            cycles=4, initial_size=40, images_per_cycle=40,
+                            superpixels_per_cycle=500, epochs=10, steps_per_cycle=300,
+                            same_init=True, batch_size=8, eval_batch_size=32, lr=0.05,
+                            lr_mode="cosine", warmup_epochs=1, dropout=0.5,
+                            dropout_at="classifier", dropout_type="channel",
+                            weights_backbone=None, no_report_map=True),
 }
 
 
@@ -93,8 +104,10 @@ def add_arguments(arguments: flags.TaskArguments) -> None:
     model.add_argument("--dropout-type", choices=tuple(DROPOUT_TYPES), default="element",
                        help="element-wise (the original's F.dropout) or channel (whole feature "
                             "maps, nn.Dropout2d)")
-    model.add_argument("--lr-mode", choices=("step", "poly"), default="step",
-                       help="learning rate schedule")
+    model.add_argument("--lr-mode", choices=("step", "poly", "cosine"), default="step",
+                       help="learning rate schedule (cosine: after --warmup-epochs)")
+    model.add_argument("--warmup-epochs", type=int, default=0,
+                       help="cosine mode: epochs of linear warm-up")
     model.add_argument("--step", type=int, default=100,
                        help="step mode: x0.1 every this many epochs")
     regions = arguments.group("superpixels")

@@ -422,7 +422,9 @@ def _run_cycle(run: _Run, cycle: int) -> None:
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, TrainingCompanion | None, Any, Any]:
     """A freshly initialised model (and the strategy's training companion, built right after it
     from the same seed) with its optimizer, seeded per cycle."""
-    torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_MODEL))
+    # same_init: every cycle's model (and companion) from cycle 0's seed, the same weights.
+    torch.manual_seed(derive_seed(run.config.seed, 0 if run.config.same_init else cycle,
+                                  STAGE_MODEL))
     model = run.adapter.build_model().to(run.device)
     if run.config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -447,18 +449,23 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     data_seed = derive_seed(config.seed, cycle, STAGE_DATA)
     loader_seed = data_seed
     sampler: DistributedSampler | None = None
-    if is_distributed():   # each process trains on its share of the labeled samples
+    steps = config.steps_per_epoch
+    if is_distributed() and steps is None:   # each process trains on its share of the samples
         sampler = DistributedSampler(training, shuffle=True, seed=data_seed)
         size = len(sampler)
+    if is_distributed():
         # The model was built from the same seed everywhere; from here each process draws its
         # own dropout masks, augmentations and MC-dropout masks (the same ones would correlate
         # the processes' batches, and repeat the masks of rank 0's candidates on the others').
         torch.manual_seed(derive_seed(config.seed, cycle, STAGE_DATA) + 1 + rank())
         loader_seed = data_seed + 1 + rank()
     # A last batch of one sample breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
-    lone_last = size % config.batch_size == 1 and size > 1
+    lone_last = size % config.batch_size == 1 and size > 1 and steps is None
+    # steps_per_cycle: each pass draws steps x batch samples (under torchrun each process its
+    # own, from its own seed: the same number of steps on any labeled set and process count).
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
-                         seed=loader_seed, drop_last=lone_last, sampler=sampler)
+                         seed=loader_seed, drop_last=lone_last, sampler=sampler,
+                         samples_per_epoch=None if steps is None else steps * config.batch_size)
     scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
     parts = (model, companion, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
