@@ -50,6 +50,8 @@ def check(args: argparse.Namespace) -> None:
          f"--random-scale must be in [0, 1), got {args.random_scale}"),
         (args.step >= 1, f"--step must be >= 1, got {args.step}"),
         (args.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {args.warmup_epochs}"),
+        (args.pseudo_k >= 1, f"--pseudo-k must be >= 1, got {args.pseudo_k}"),
+        (args.pseudo_weight > 0, f"--pseudo-weight must be > 0, got {args.pseudo_weight}"),
         (args.classes >= 2, f"--classes must be >= 2, got {args.classes}"),
         (args.superpixels_per_image >= 2,
          f"--superpixels-per-image must be >= 2, got {args.superpixels_per_image}"),
@@ -111,7 +113,8 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
         superpixel_method=args.superpixel_method,
         superpixels_per_image=args.superpixels_per_image, cache_dir=cache,
         weights_path=args.weights, weights_backbone=args.weights_backbone,
-        progress=not args.no_progress)
+        progress=not args.no_progress, pseudo_labels=args.pseudo_labels,
+        pseudo_k=args.pseudo_k, pseudo_weight=args.pseudo_weight)
     sizes = set(task.image_sizes) | set(task.test_sizes)
     if len(sizes) > 1 and args.eval_batch_size > 1:
         # Images of different sizes cannot share a batch: score and evaluate one at a time.

@@ -32,6 +32,7 @@ from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from .build import budget_flag, build, build_round, check
 from .data import FORMATS
 from .model import DROPOUT_PLACES, DROPOUT_TYPES
+from .pseudo import PSEUDO_MODES
 from .task import ImageUnits, SuperpixelUnits
 from .weights import DRN_D_22_IMAGENET, PUBLISHED
 
@@ -110,6 +111,14 @@ def add_arguments(arguments: flags.TaskArguments) -> None:
                        help="cosine mode: epochs of linear warm-up")
     model.add_argument("--step", type=int, default=100,
                        help="step mode: x0.1 every this many epochs")
+    weak = arguments.group("weak annotator (Belharbi et al. 2020)")
+    weak.add_argument("--pseudo-labels", choices=PSEUDO_MODES, default=None,
+                      help="knn: before each cycle trains, the unlabeled images among the "
+                           "--pseudo-k nearest of each labeled image (the last model's features) "
+                           "train on its predicted masks; they stay unlabeled (default: off)")
+    weak.add_argument("--pseudo-k", type=int, default=5, help="neighbours per labeled image")
+    weak.add_argument("--pseudo-weight", type=float, default=0.1,
+                      help="a pseudo-labeled pixel's weight in the loss (a labeled one: 1)")
     regions = arguments.group("superpixels")
     regions.add_argument("--superpixels-per-image", type=int, default=100,
                          help="watershed markers (SLIC segments) per image")

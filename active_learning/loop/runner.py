@@ -117,6 +117,9 @@ class _Run:
     # Points of each status in the report's map of a cycle (0: no map; run_active_learning's
     # report_map, 0 too for units without one embedding each).
     map_points: int = 0
+    # The model the last cycle trained, kept for the next one's before_training when the
+    # adapter uses it (TaskAdapter.uses_previous_model).
+    previous_model: nn.Module | None = None
 
     @property
     def pool_path(self) -> Path:
@@ -378,6 +381,9 @@ def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: 
 def _run_cycle(run: _Run, cycle: int) -> None:
     """Train, evaluate, select and commit one cycle."""
     labeled = run.state.labeled_up_to(cycle)
+    carried = dict(run.adapter.before_training(_previous_model(run, cycle), labeled, cycle,
+                                               run.device))
+    run.previous_model = None
     model, companion, train_stats, train_seconds = _train(run, cycle, labeled)
     # The companion's module gives the loss_pred need and its test-loss ranking.
     loss_module = None if companion is None else companion.module
@@ -396,11 +402,13 @@ def _run_cycle(run: _Run, cycle: int) -> None:
         _write_map(run, model, cycle, labeled, candidates.units, chosen)
         map_seconds = time.perf_counter() - start
 
-    if run.config.save_checkpoints and is_main_process():
+    # An adapter that reads the previous cycle's model gets it back from here on resume.
+    if (run.config.save_checkpoints or run.adapter.uses_previous_model) and is_main_process():
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
                       "companion": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
     row = {"cycle": cycle, "n_labeled": len(labeled), **run.units.cost(labeled), **metrics,
+           **carried,
            "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": len(chosen),
            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
            "select_seconds": select_seconds,
@@ -408,6 +416,8 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     if map_seconds is not None:   # the report's, apart from the protocol's seconds
         row["map_seconds"] = map_seconds
     _commit(run, cycle, row)
+    if run.adapter.uses_previous_model:
+        run.previous_model = model
     # The primary metric first; a long tail (per-class IoUs) stays in metrics.csv.
     shown = [run.adapter.primary_metric] + [key for key in metrics
                                             if key != run.adapter.primary_metric]
@@ -417,6 +427,29 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     # (a labeling round has no test set: nothing measured, no metrics to list)
     logger.info("cycle %d: %d labeled%s, %.1f s", cycle, len(labeled),
                 f", {summary}" if summary else "", row["seconds"])
+
+
+def _previous_model(run: _Run, cycle: int) -> nn.Module | None:
+    """The model cycle ``cycle - 1`` trained, for an adapter that uses it (None otherwise and
+    in cycle 0): kept in memory, or, in a resumed run, read from that cycle's checkpoint
+    (``checkpoints/cycle_XX.pt``, which such a run always writes) by rank 0 and sent to all."""
+    if not run.adapter.uses_previous_model or cycle == 0:
+        return None
+    if run.previous_model is not None:
+        return run.previous_model
+    path = run.run_dir / "checkpoints" / f"cycle_{cycle - 1:02d}.pt"
+    state = None
+    if is_main_process():
+        if not path.is_file():
+            raise RunMismatchError(f"{run.run_dir} resumes at cycle {cycle}, whose training needs "
+                                   f"the model of cycle {cycle - 1}, but {path} is missing; use "
+                                   "another output folder")
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    if is_distributed():
+        state = broadcast_object(state)
+    model = run.adapter.build_model()
+    model.load_state_dict(state)
+    return model.to(run.device)
 
 
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, TrainingCompanion | None, Any, Any]:
