@@ -64,15 +64,15 @@ PRESETS = {
                           epochs=15, batch_size=8, eval_batch_size=16, lr=0.05, step=12,
                           dropout=0.5, dropout_at="classifier", dropout_type="channel",
                           weights_backbone=None),   # from scratch: width 0.25, no such file
-    # Issue 32's quiet protocol, on 64x128 scenes (`python -m synthetic --format cityscapes
-    # --output data/fmnist_cityscapes_64x128 --train 1000 --val 1000 --height 64 --width 128`):
-    # the same number of steps per cycle for every strategy and unit, every cycle from the same
-    # initial weights, a cosine schedule, 1,000 evaluation images (BENCHMARKS.md).
+    # Issue 32's quiet protocol on 64x128 scenes (`python -m synthetic --format cityscapes --output
+    # data/fmnist_cityscapes_64x128 --train 1000 --val 1000 --height 64 --width 128`): every
+    # strategy and unit kind trains 400 steps per cycle (10 passes of 40 batches, cosine after a
+    # 1-pass warm-up) from the same initial weights; 1,000 evaluation images (BENCHMARKS.md).
     "synthetic-quiet": dict(data_dir="data/fmnist_cityscapes_64x128", width=0.25, crop_size=0,
                             cycles=4, initial_size=40, images_per_cycle=40,
-                            superpixels_per_cycle=500, epochs=10, steps_per_cycle=300,
-                            same_init=True, batch_size=8, eval_batch_size=32, lr=0.05,
-                            lr_mode="cosine", warmup_epochs=1, dropout=0.5,
+                            superpixels_per_cycle=500, epochs=10, steps_per_cycle=400,
+                            same_init=True, batch_size=8, eval_batch_size=32, lr=0.1,
+                            lr_mode="cosine", warmup_epochs=1, dropout=0.1,
                             dropout_at="classifier", dropout_type="channel",
                             weights_backbone=None, no_report_map=True),
 }
