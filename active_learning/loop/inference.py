@@ -2,8 +2,8 @@
 model's outputs: scoring, embeddings, the labeled features, the loss ranking, the report's map."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sized
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,7 +35,8 @@ def make_loader(adapter: TaskAdapter, dataset: Dataset, batch_size: int, config:
     """
     generator = torch.Generator().manual_seed(seed)
     if samples_per_epoch is not None:
-        sampler = RandomSampler(dataset, replacement=False, num_samples=samples_per_epoch,
+        sampler = RandomSampler(cast(Sized, dataset), replacement=False,
+                                num_samples=samples_per_epoch,
                                 generator=generator)
     # On a GPU the batches go to page-locked memory, from which split_batch's non-blocking
     # copies overlap with compute. Workers are not kept between epochs: a new iterator draws

@@ -447,6 +447,7 @@ def _previous_model(run: _Run, cycle: int) -> nn.Module | None:
         state = torch.load(path, map_location="cpu", weights_only=False)["model"]
     if is_distributed():
         state = broadcast_object(state)
+    assert state is not None   # rank 0 read it (or raised), the others received it
     model = run.adapter.build_model()
     model.load_state_dict(state)
     return model.to(run.device)
