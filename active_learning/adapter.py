@@ -48,8 +48,12 @@ class TaskAdapter(Protocol):
     pool_set: Dataset
     test_set: Dataset
     collate_fn: Callable | None
+    uses_previous_model: bool           # before_training reads the previous cycle's model (the
+                                        # loop keeps it, and saves it so that a run resumes)
 
     def selection_units(self) -> SelectionUnits: ...
+    def before_training(self, previous_model: nn.Module | None, labeled_units: np.ndarray,
+                        cycle: int, device: torch.device) -> dict[str, float]: ...
     def training_set(self, labeled_units: np.ndarray) -> Dataset: ...
     def build_model(self) -> nn.Module: ...
     def build_optimizer(self, parameters: Iterable[nn.Parameter],
@@ -133,6 +137,15 @@ class BaseTaskAdapter:
                                          # (None: no clipping)
     train_set: Dataset
     pool_set: Dataset
+    uses_previous_model = False   # True: before_training gets the previous cycle's model
+
+    def before_training(self, previous_model: nn.Module | None, labeled_units: np.ndarray,
+                        cycle: int, device: torch.device) -> dict[str, float]:
+        """Called before cycle ``cycle`` trains on ``labeled_units`` (int64 [L]), with the model
+        the previous cycle trained when ``uses_previous_model`` (None in cycle 0 and otherwise):
+        what the next training needs from it (segmentation's pseudo-masks). Returns columns for
+        the cycle's ``metrics.csv`` row; nothing by default."""
+        return {}
 
     def selection_units(self) -> SelectionUnits:
         """One unit per sample of ``pool_set``; built once and cached."""

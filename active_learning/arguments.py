@@ -177,6 +177,15 @@ def _add_cycle_flags(group: Any, values: Mapping[str, Any]) -> None:
 def _add_training_flags(group: RecordingGroup, values: Mapping[str, Any]) -> None:
     group.add_argument("--epochs", type=int, default=values["epochs"], help="epochs per cycle",
                        recorded=False)
+    group.add_argument("--steps-per-cycle", type=int, default=values.get("steps_per_cycle"),
+                       metavar="N", recorded=False,
+                       help="train exactly N batches per cycle, in --epochs equal passes "
+                            "(default: --epochs passes over the labeled set, whose size differs "
+                            "between strategies); a multiple of --epochs")
+    group.add_argument("--same-init", type=str2bool, nargs="?", const=True,
+                       default=values.get("same_init", False), metavar="BOOL", recorded=False,
+                       help="every cycle starts from the same initial weights (cycle 0's) "
+                            "instead of weights seeded per cycle")
     group.add_argument("--batch-size", type=int, default=values["batch_size"],
                        help="training batch size", recorded=False)
     group.add_argument("--eval-batch-size", type=int, default=values["eval_batch_size"],

@@ -49,6 +49,9 @@ def check(args: argparse.Namespace) -> None:
         (0.0 <= args.random_scale < 1.0,
          f"--random-scale must be in [0, 1), got {args.random_scale}"),
         (args.step >= 1, f"--step must be >= 1, got {args.step}"),
+        (args.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {args.warmup_epochs}"),
+        (args.pseudo_k >= 1, f"--pseudo-k must be >= 1, got {args.pseudo_k}"),
+        (args.pseudo_weight > 0, f"--pseudo-weight must be > 0, got {args.pseudo_weight}"),
         (args.classes >= 2, f"--classes must be >= 2, got {args.classes}"),
         (args.superpixels_per_image >= 2,
          f"--superpixels-per-image must be >= 2, got {args.superpixels_per_image}"),
@@ -106,11 +109,13 @@ def segmentation_task(args: argparse.Namespace, samples: list[SegmentationSample
         dropout_at=args.dropout_at, dropout_type=args.dropout_type, crop_size=args.crop_size,
         random_scale=args.random_scale,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, lr_mode=args.lr_mode,
-        step=args.step, superpixels=args.superpixels, superpixel_method=args.superpixel_method,
+        step=args.step, warmup_epochs=args.warmup_epochs, superpixels=args.superpixels,
+        superpixel_method=args.superpixel_method,
         superpixels_per_image=args.superpixels_per_image,
         region_label=args.region_label, cache_dir=cache,
         weights_path=args.weights, weights_backbone=args.weights_backbone,
-        progress=not args.no_progress)
+        progress=not args.no_progress, pseudo_labels=args.pseudo_labels,
+        pseudo_k=args.pseudo_k, pseudo_weight=args.pseudo_weight)
     sizes = set(task.image_sizes) | set(task.test_sizes)
     if len(sizes) > 1 and args.eval_batch_size > 1:
         # Images of different sizes cannot share a batch: score and evaluate one at a time.

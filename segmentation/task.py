@@ -8,6 +8,8 @@ labeled by every object instance overlapping it, taken whole, and by its own stu
 """
 from __future__ import annotations
 
+import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from active_learning.adapter import BaseTaskAdapter, PartwiseEvaluation
 from active_learning.errors import ConfigError
@@ -41,9 +43,22 @@ from .data import (
     superpixel_labels,
 )
 from .model import STAGE_CHANNELS, build_model, feature_info
+from .pseudo import PSEUDO_OFFSET, knn_pick, pseudo_target, weighted_pixel_losses
+
+logger = logging.getLogger("active_learning")
+PSEUDO_BATCH = 16   # images per forward pass of the weak annotator
 
 REGION_MAP_CACHE_SIZE = 64   # region maps each task keeps in memory, least recently used dropped
 LOSS_MODULE_WARMUP_EPOCHS = 2   # epochs 0 and 1 train the network alone (the original's epoch > 1)
+
+
+def cosine_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """The learning rate's factor in ``epoch`` (0-based) of ``epochs``: ``(epoch + 1) / (warmup
+    + 1)`` during the ``warmup`` first epochs, then ``(1 + cos(pi t)) / 2`` with ``t = (epoch -
+    warmup) / (epochs - warmup)``, from 1 down towards 0 in the last epoch."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / max(1, epochs - warmup)))
 
 
 class _RegionMapCache:
@@ -194,11 +209,13 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                  dropout_type: str = "element",
                  crop_size: int | None = 896, random_scale: float = 0.0, lr: float = 0.01,
                  momentum: float = 0.9, weight_decay: float = 1e-4, lr_mode: str = "step",
-                 step: int = 100, superpixels: bool = False, superpixel_method: str = "watershed",
+                 step: int = 100, warmup_epochs: int = 0, superpixels: bool = False,
+                 superpixel_method: str = "watershed",
                  superpixels_per_image: int = 100, region_label: str = "exact",
                  cache_dir: str | Path | None = None,
                  weights_path: str | None = None, weights_backbone: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, pseudo_labels: str | None = None, pseudo_k: int = 5,
+                 pseudo_weight: float = 0.1) -> None:
         self.samples, self.test_samples = list(samples), list(test_samples)
         self.data_format, self.num_classes = data_format, num_classes
         self.class_names = list(class_names)
@@ -207,7 +224,7 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         self.dropout_type = dropout_type
         self.crop_size, self.random_scale = crop_size or None, random_scale
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.lr_mode, self.step = lr_mode, step
+        self.lr_mode, self.step, self.warmup_epochs = lr_mode, step, warmup_epochs
         self.superpixels = superpixels
         self.superpixel_method = superpixel_method
         self.superpixels_per_image = superpixels_per_image
@@ -215,6 +232,11 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.weights_path, self.weights_backbone = weights_path, weights_backbone
         self.progress = progress
+        # The weak annotator (segmentation/pseudo.py): pool index -> pseudo-mask of this cycle.
+        self.pseudo_labels, self.pseudo_k, self.pseudo_weight = pseudo_labels, pseudo_k, \
+            pseudo_weight
+        self.uses_previous_model = pseudo_labels is not None
+        self.pseudo_masks: dict[int, np.ndarray] = {}
         self.feature_info = feature_info(width, num_classes)
         self.pool_set = SegmentationSet(self, range(len(self.samples)))
         self.test_set = SegmentationSet(self, range(len(self.test_samples)),
@@ -347,13 +369,73 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         return region_map.astype(np.intp)
 
     def training_set(self, labeled_units: np.ndarray) -> Dataset:
+        """The labeled images (their partial masks in superpixel mode), then this cycle's
+        pseudo-labeled images (``before_training``), whose targets carry ``PSEUDO_OFFSET``."""
         units = self.selection_units()
         images = units.samples_of(labeled_units)
         if not self.superpixels:
-            return SegmentationSet(self, images, augment=True)
-        member = units.membership(labeled_units)
-        return SegmentationSet(self, images, augment=True,
-                               masks=lambda index: self.partial_mask(index, member))
+            labeled = SegmentationSet(self, images, augment=True)
+        else:
+            member = units.membership(labeled_units)
+            labeled = SegmentationSet(self, images, augment=True,
+                                      masks=lambda index: self.partial_mask(index, member))
+        if not self.pseudo_masks:
+            return labeled
+        pseudo = SegmentationSet(self, sorted(self.pseudo_masks), augment=True,
+                                 masks=lambda index: pseudo_target(self.pseudo_masks[index]))
+        return ConcatDataset([labeled, pseudo])
+
+    def before_training(self, previous_model: nn.Module | None, labeled_units: np.ndarray,
+                        cycle: int, device: torch.device) -> dict[str, float]:
+        """The weak annotator (``--pseudo-labels knn``): the unlabeled images among the
+        ``pseudo_k`` nearest neighbours of each labeled image, in ``previous_model``'s embedding
+        (``embedding``), get its predicted masks for this cycle's training; ``n_pseudo`` and
+        their ``pseudo_miou`` against the hidden ground truth go to ``metrics.csv``. Nothing
+        without the option; none in cycle 0 (no model yet)."""
+        self.pseudo_masks = {}
+        if self.pseudo_labels is None:
+            return {}
+        if previous_model is None:
+            return {"n_pseudo": 0, "pseudo_miou": float("nan")}
+        from .metrics import confusion_matrix, scores_from_confusion
+
+        labeled = self.selection_units().samples_of(labeled_units)
+        unlabeled = np.setdiff1d(np.arange(len(self.samples)), labeled)
+        embeddings = self._pool_outputs(previous_model, range(len(self.samples)), device,
+                                        embed=True)
+        picked = knn_pick(embeddings, labeled, unlabeled, self.pseudo_k)
+        masks = self._pool_outputs(previous_model, picked, device, embed=False)
+        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        for index, mask in zip(picked.tolist(), masks, strict=True):
+            self.pseudo_masks[index] = mask
+            if self.samples[index].label is not None:   # rank mode's new images have none
+                confusion += confusion_matrix(torch.from_numpy(mask.astype(np.int64)),
+                                              torch.from_numpy(self.full_mask(index)),
+                                              self.num_classes)
+        miou = scores_from_confusion(confusion)["mIoU"] if confusion.sum() else float("nan")
+        logger.info("cycle %d: %d pseudo-labeled images (the %d nearest of each labeled one), "
+                    "mIoU %.4f against their hidden masks", cycle, len(picked), self.pseudo_k,
+                    miou)
+        return {"n_pseudo": len(picked), "pseudo_miou": miou}
+
+    @torch.inference_mode()
+    def _pool_outputs(self, model: nn.Module, indices: Iterable[int], device: torch.device, *,
+                      embed: bool) -> Any:
+        """Pool images through ``model`` (eval mode, no augmentation): their embeddings
+        float [N, D] (``embed``), or their predicted class maps, a list of [H, W] arrays."""
+        model.eval()
+        loader = DataLoader(Subset(self.pool_set, list(indices)), batch_size=PSEUDO_BATCH)
+        rows: list[Any] = []
+        dtype = np.uint8 if self.num_classes <= 255 else np.int32
+        for inputs, _ in loader:
+            outputs, features = self.forward_intermediates(model, inputs.to(device))
+            if embed:
+                rows.append(self.embedding(outputs, features).cpu().numpy())
+            else:
+                rows += list(outputs.float().argmax(dim=1).cpu().numpy().astype(dtype))
+        if embed:
+            return np.concatenate(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+        return rows
 
     # ---- model -------------------------------------------------------------------------
 
@@ -366,12 +448,17 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
                            weights_path=self.weights_path, weights_backbone=self.weights_backbone)
 
     def build_optimizer(self, parameters, epochs: int):
-        """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN)."""
+        """SGD; ``step``: x0.1 every ``step`` epochs, ``poly``: (1 - epoch/epochs)^0.9 (as DRN),
+        ``cosine``: ``cosine_factor`` (a linear warm-up over ``warmup_epochs``, then a cosine)."""
         optimizer = torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
                                     weight_decay=self.weight_decay)
         if self.lr_mode == "poly":
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9)
+        elif self.lr_mode == "cosine":
+            warmup = self.warmup_epochs
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda epoch: cosine_factor(epoch, epochs, warmup))
         else:
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step, gamma=0.1)
         return optimizer, scheduler
@@ -423,14 +510,22 @@ class SegmentationTask(PartwiseEvaluation, BaseTaskAdapter):
         per_image = pixel_sums / labeled.clamp_min(1)
         return pixel_sums.sum() / labeled.sum().clamp_min(1), per_image
 
+    def _pixel_losses(self, outputs: torch.Tensor,
+                      targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image: its labeled pixels' summed cross-entropy and their count ([B] each);
+        pseudo-labeled pixels (``PSEUDO_OFFSET``) count ``pseudo_weight`` each, in both."""
+        if self.pseudo_labels is not None and bool((targets >= PSEUDO_OFFSET).any()):
+            return weighted_pixel_losses(outputs, targets, self.pseudo_weight)
+        return self._labeled_pixel_losses(outputs, targets)
+
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy averaged over each image's labeled pixels: [B]; 0 without any."""
         pixel_sums, labeled = self._pixel_losses(outputs, targets)
         return pixel_sums / labeled.clamp_min(1)
 
     @staticmethod
-    def _pixel_losses(outputs: torch.Tensor,
-                      targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _labeled_pixel_losses(outputs: torch.Tensor,
+                              targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image: the summed cross-entropy of its labeled pixels and their count ([B] each)."""
         pixel = F.cross_entropy(outputs, targets, ignore_index=IGNORE,
                                 reduction="none")                          # [B, H, W], 0 at 255

@@ -32,6 +32,7 @@ from active_learning.strategies import PIXEL_DISTRIBUTIONS
 from .build import budget_flag, build, build_round, check
 from .data import FORMATS
 from .model import DROPOUT_PLACES, DROPOUT_TYPES
+from .pseudo import PSEUDO_MODES
 from .task import ImageUnits, SuperpixelUnits
 from .weights import DRN_D_22_IMAGENET, PUBLISHED
 
@@ -63,6 +64,17 @@ PRESETS = {
                           epochs=15, batch_size=8, eval_batch_size=16, lr=0.05, step=12,
                           dropout=0.5, dropout_at="classifier", dropout_type="channel",
                           weights_backbone=None),   # from scratch: width 0.25, no such file
+    # Issue 32's quiet protocol on 64x128 scenes (`python -m synthetic --format cityscapes --output
+    # data/fmnist_cityscapes_64x128 --train 1000 --val 1000 --height 64 --width 128`): every
+    # strategy and unit kind trains 400 steps per cycle (10 passes of 40 batches, cosine after a
+    # 1-pass warm-up) from the same initial weights; 1,000 evaluation images (BENCHMARKS.md).
+    "synthetic-quiet": dict(data_dir="data/fmnist_cityscapes_64x128", width=0.25, crop_size=0,
+                            cycles=4, initial_size=40, images_per_cycle=40,
+                            superpixels_per_cycle=500, epochs=10, steps_per_cycle=400,
+                            same_init=True, batch_size=8, eval_batch_size=32, lr=0.1,
+                            lr_mode="cosine", warmup_epochs=1, dropout=0.1,
+                            dropout_at="classifier", dropout_type="channel",
+                            weights_backbone=None, no_report_map=True),
 }
 
 
@@ -93,10 +105,20 @@ def add_arguments(arguments: flags.TaskArguments) -> None:
     model.add_argument("--dropout-type", choices=tuple(DROPOUT_TYPES), default="element",
                        help="element-wise (the original's F.dropout) or channel (whole feature "
                             "maps, nn.Dropout2d)")
-    model.add_argument("--lr-mode", choices=("step", "poly"), default="step",
-                       help="learning rate schedule")
+    model.add_argument("--lr-mode", choices=("step", "poly", "cosine"), default="step",
+                       help="learning rate schedule (cosine: after --warmup-epochs)")
+    model.add_argument("--warmup-epochs", type=int, default=0,
+                       help="cosine mode: epochs of linear warm-up")
     model.add_argument("--step", type=int, default=100,
                        help="step mode: x0.1 every this many epochs")
+    weak = arguments.group("weak annotator (Belharbi et al. 2020)")
+    weak.add_argument("--pseudo-labels", choices=PSEUDO_MODES, default=None,
+                      help="knn: before each cycle trains, the unlabeled images among the "
+                           "--pseudo-k nearest of each labeled image (the last model's features) "
+                           "train on its predicted masks; they stay unlabeled (default: off)")
+    weak.add_argument("--pseudo-k", type=int, default=5, help="neighbours per labeled image")
+    weak.add_argument("--pseudo-weight", type=float, default=0.1,
+                      help="a pseudo-labeled pixel's weight in the loss (a labeled one: 1)")
     regions = arguments.group("superpixels")
     regions.add_argument("--superpixels-per-image", type=int, default=100,
                          help="watershed markers (SLIC segments) per image")

@@ -27,6 +27,14 @@ class LoopConfig:
                                        # budget, 0 = all
     subset_factor: int = 10
     epochs: int = 200
+    # A fixed training length instead of epochs over the labeled set, whose size differs between
+    # strategies (and unit kinds): each cycle trains exactly this many batches, in `epochs` equal
+    # passes (what the schedule, the checkpoints and the loss module's warm-up count); None:
+    # `epochs` full passes over the labeled samples.
+    steps_per_cycle: int | None = None
+    # Every cycle starts from the same initial weights (those of cycle 0) instead of weights
+    # seeded per cycle, so that one cycle differs from the last only by its labels.
+    same_init: bool = False
     batch_size: int = 128
     eval_batch_size: int = 256
     # The strategy's own settings (Strategy.options: Learning Loss's lamda, DAL's
@@ -63,6 +71,11 @@ class LoopConfig:
         if strategy is not None:
             self.options = resolve_options(strategy.options, self.options)
 
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Batches per pass with ``steps_per_cycle`` (None: one pass over the labeled set)."""
+        return None if self.steps_per_cycle is None else self.steps_per_cycle // self.epochs
+
     def resolved_subset_size(self) -> int:
         """0 means every unlabeled item."""
         return self.subset_factor * self.budget if self.subset_size is None else self.subset_size
@@ -93,6 +106,10 @@ class LoopConfig:
              f"the initial labeled set ({self.initial_size}) is larger than the pool ({n_items})"),
             (self.budget >= 1, f"the budget per cycle must be >= 1, got {self.budget}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.steps_per_cycle is None or (self.steps_per_cycle >= self.epochs
+                                              and self.steps_per_cycle % self.epochs == 0),
+             f"--steps-per-cycle must be a multiple of --epochs ({self.epochs}), got "
+             f"{self.steps_per_cycle}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1,
              f"evaluation batch size must be >= 1, got {self.eval_batch_size}"),
@@ -157,6 +174,11 @@ class LoopConfig:
             unused |= {"diversity", "diversity_factor"}
         if not self.random_fraction:
             unused.add("random_fraction")
+        # Likewise a run trained by epochs from per-cycle weights (every run made before them).
+        if self.steps_per_cycle is None:
+            unused.add("steps_per_cycle")
+        if not self.same_init:
+            unused.add("same_init")
         protocol = {key: value for key, value in values.items() if key not in unused}
         options = protocol_options(get_strategy(self.strategy), self.options, self.epochs)
         if options:

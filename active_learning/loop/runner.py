@@ -119,6 +119,9 @@ class _Run:
     # Points of each status in the report's map of a cycle (0: no map; run_active_learning's
     # report_map, 0 too for units without one embedding each).
     map_points: int = 0
+    # The model the last cycle trained, kept for the next one's before_training when the
+    # adapter uses it (TaskAdapter.uses_previous_model).
+    previous_model: nn.Module | None = None
 
     @property
     def pool_path(self) -> Path:
@@ -383,6 +386,9 @@ def _check_initial_labeled(initial_labeled: Any, config: LoopConfig, pool_size: 
 def _run_cycle(run: _Run, cycle: int) -> None:
     """Train, evaluate, select and commit one cycle."""
     labeled = run.state.labeled_up_to(cycle)
+    carried = dict(run.adapter.before_training(_previous_model(run, cycle), labeled, cycle,
+                                               run.device))
+    run.previous_model = None
     model, companion, train_stats, train_seconds = _train(run, cycle, labeled)
     # The companion's module gives the loss_pred need and its test-loss ranking.
     loss_module = None if companion is None else companion.module
@@ -401,11 +407,13 @@ def _run_cycle(run: _Run, cycle: int) -> None:
         _write_map(run, model, cycle, labeled, candidates.units, chosen)
         map_seconds = time.perf_counter() - start
 
-    if run.config.save_checkpoints and is_main_process():
+    # An adapter that reads the previous cycle's model gets it back from here on resume.
+    if (run.config.save_checkpoints or run.adapter.uses_previous_model) and is_main_process():
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
                       "companion": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
     row = {"cycle": cycle, "n_labeled": len(labeled), **run.units.cost(labeled), **metrics,
+           **carried,
            "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": len(chosen),
            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
            "select_seconds": select_seconds,
@@ -413,6 +421,8 @@ def _run_cycle(run: _Run, cycle: int) -> None:
     if map_seconds is not None:   # the report's, apart from the protocol's seconds
         row["map_seconds"] = map_seconds
     _commit(run, cycle, row)
+    if run.adapter.uses_previous_model:
+        run.previous_model = model
     # The primary metric first; a long tail (per-class IoUs) stays in metrics.csv.
     shown = [run.adapter.primary_metric] + [key for key in metrics
                                             if key != run.adapter.primary_metric]
@@ -424,10 +434,36 @@ def _run_cycle(run: _Run, cycle: int) -> None:
                 f", {summary}" if summary else "", row["seconds"])
 
 
+def _previous_model(run: _Run, cycle: int) -> nn.Module | None:
+    """The model cycle ``cycle - 1`` trained, for an adapter that uses it (None otherwise and
+    in cycle 0): kept in memory, or, in a resumed run, read from that cycle's checkpoint
+    (``checkpoints/cycle_XX.pt``, which such a run always writes) by rank 0 and sent to all."""
+    if not run.adapter.uses_previous_model or cycle == 0:
+        return None
+    if run.previous_model is not None:
+        return run.previous_model
+    path = run.run_dir / "checkpoints" / f"cycle_{cycle - 1:02d}.pt"
+    state = None
+    if is_main_process():
+        if not path.is_file():
+            raise RunMismatchError(f"{run.run_dir} resumes at cycle {cycle}, whose training needs "
+                                   f"the model of cycle {cycle - 1}, but {path} is missing; use "
+                                   "another output folder")
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    if is_distributed():
+        state = broadcast_object(state)
+    assert state is not None   # rank 0 read it (or raised), the others received it
+    model = run.adapter.build_model()
+    model.load_state_dict(state)
+    return model.to(run.device)
+
+
 def _build(run: _Run, cycle: int) -> tuple[nn.Module, TrainingCompanion | None, Any, Any]:
     """A freshly initialised model (and the strategy's training companion, built right after it
     from the same seed) with its optimizer, seeded per cycle."""
-    torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_MODEL))
+    # same_init: every cycle's model (and companion) from cycle 0's seed, the same weights.
+    torch.manual_seed(derive_seed(run.config.seed, 0 if run.config.same_init else cycle,
+                                  STAGE_MODEL))
     model = run.adapter.build_model().to(run.device)
     if run.config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -452,18 +488,23 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
     data_seed = derive_seed(config.seed, cycle, STAGE_DATA)
     loader_seed = data_seed
     sampler: DistributedSampler | None = None
-    if is_distributed():   # each process trains on its share of the labeled samples
+    steps = config.steps_per_epoch
+    if is_distributed() and steps is None:   # each process trains on its share of the samples
         sampler = DistributedSampler(training, shuffle=True, seed=data_seed)
         size = len(sampler)
+    if is_distributed():
         # The model was built from the same seed everywhere; from here each process draws its
         # own dropout masks, augmentations and MC-dropout masks (the same ones would correlate
         # the processes' batches, and repeat the masks of rank 0's candidates on the others').
         torch.manual_seed(derive_seed(config.seed, cycle, STAGE_DATA) + 1 + rank())
         loader_seed = data_seed + 1 + rank()
     # A last batch of one sample breaks BatchNorm on 1x1 maps and cannot form a ranking pair.
-    lone_last = size % config.batch_size == 1 and size > 1
+    lone_last = size % config.batch_size == 1 and size > 1 and steps is None
+    # steps_per_cycle: each pass draws steps x batch samples (under torchrun each process its
+    # own, from its own seed: the same number of steps on any labeled set and process count).
     loader = make_loader(run.adapter, training, config.batch_size, config, shuffle=True,
-                         seed=loader_seed, drop_last=lone_last, sampler=sampler)
+                         seed=loader_seed, drop_last=lone_last, sampler=sampler,
+                         samples_per_epoch=None if steps is None else steps * config.batch_size)
     scaler = grad_scaler(run.device, config.amp)   # its loss scale carries over between epochs
     parts = (model, companion, optimizer, scheduler, loader, scaler)
     first_epoch, train_stats, seconds = _resume_in_cycle(run, cycle, parts)
