@@ -1,0 +1,75 @@
+"""What the one-click annotator gets wrong: the dominant-label oracle's pixel error on a dataset.
+
+    python bench/bench_dominant_labels.py --data-dir data/fmnist_cityscapes_64x128 --images 300
+
+For every superpixel of the first ``--images`` training images (the runs' watershed superpixels,
+``--superpixels-per-image`` markers), the oracle of ``--region-label dominant`` gives every pixel
+the superpixel's majority class. This counts, over the pixels that carry a class, the share that
+get a wrong class, per true class (so the objects that superpixels cut are seen apart from the
+large stuff regions), and the superpixels that hold more than one class. It explains what a
+superpixel strategy trains on: measured, not a strategy result. Prints Markdown tables.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from active_learning.labels.cityscapes_ids import CITYSCAPES_CLASSES  # noqa: E402
+from active_learning.loop.superpixels import superpixels  # noqa: E402
+from segmentation.costs import dominant_classes  # noqa: E402
+from segmentation.data import find_samples, read_image, read_label  # noqa: E402
+
+IGNORE = 255
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="data/fmnist_cityscapes_64x128")
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--superpixels-per-image", type=int, default=100)
+    parser.add_argument("--classes", type=int, default=19)
+    args = parser.parse_args()
+    samples = find_samples(args.data_dir, "train", "cityscapes")[:args.images]
+    classes = args.classes
+    total = np.zeros(classes, dtype=np.int64)       # labeled pixels per true class
+    wrong = np.zeros(classes, dtype=np.int64)       # ... that the oracle gives another class
+    lost = np.zeros(classes, dtype=np.int64)        # ... that it leaves void (void won the vote)
+    mixed = regions = 0
+    areas = []
+    for sample in samples:
+        image = read_image(sample.image)
+        mask = read_label(sample, "cityscapes", image.shape[:2], classes)   # (H, W)
+        region_map = superpixels(image, "watershed", args.superpixels_per_image)
+        majority = dominant_classes(mask, region_map, classes)[region_map]      # [H, W]
+        valid = mask != IGNORE
+        truth = mask[valid]
+        total += np.bincount(truth, minlength=classes)
+        given = majority[valid]
+        wrong += np.bincount(truth[(given != truth) & (given != IGNORE)], minlength=classes)
+        lost += np.bincount(truth[given == IGNORE], minlength=classes)
+        for region in np.unique(region_map):
+            inside = mask[region_map == region]
+            inside = inside[inside != IGNORE]
+            regions += 1
+            mixed += int(len(np.unique(inside)) > 1)
+        areas.append(region_map.size / (int(region_map.max()) + 1))
+    labeled = total.sum()
+    print(f"{len(samples)} images, {regions} superpixels of {np.mean(areas):.0f} pixels on "
+          f"average; {mixed / regions:.1%} of them hold more than one class")
+    print(f"pixels given a wrong class: {wrong.sum() / labeled:.2%}; left void: "
+          f"{lost.sum() / labeled:.2%}\n")
+    print("| true class | share of the labeled pixels | given a wrong class | left void |")
+    print("|---|---|---|---|")
+    for label in np.flatnonzero(total):
+        name = CITYSCAPES_CLASSES[label] if label < len(CITYSCAPES_CLASSES) else str(label)
+        print(f"| {name} | {total[label] / labeled:.1%} | {wrong[label] / total[label]:.1%} | "
+              f"{lost[label] / total[label]:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
