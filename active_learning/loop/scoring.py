@@ -299,12 +299,23 @@ def score_sharded(adapter: TaskAdapter, model: nn.Module, loss_module: nn.Module
         return {need: torch.cat([part[need] for part in parts if need in part])
                 for need in {need for part in parts for need in part}}
     if strategy.region_context:   # each process pooled its own images' regions
-        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        return join_region_parts(parts)
     unit_ids = np.concatenate([part["unit_ids"] for part in parts])
     scores = np.concatenate([part["scores"] for part in parts])
     if per_sample:
         unit_ids, scores = units.unit_scores(unit_ids, scores, reduction=config.unit_reduction)
     return {"unit_ids": unit_ids, "scores": scores}
+
+
+def join_region_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The processes' ``RegionUnits.pool_regions`` results, in rank order, as one.
+
+    A process with no image to score sent ``class_counts`` of shape [0, 0] (it never saw the
+    number of classes), which cannot join the others' [V, C]: parts without regions are left
+    out (the first part stands for them all when every part is empty).
+    """
+    filled = [part for part in parts if len(part["unit_ids"])] or parts[:1]
+    return {key: np.concatenate([part[key] for part in filled]) for key in filled[0]}
 
 
 def embed(adapter: TaskAdapter, model: nn.Module, samples: np.ndarray, config: LoopConfig,

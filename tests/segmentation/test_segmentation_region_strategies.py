@@ -149,3 +149,30 @@ def test_class_balanced_random_is_uniform_over_classes_then_within_the_class():
     # a candidate left stay equally likely), not the 2/9 of uniform draws over regions
     pairs = [class_balanced_random(regions, 2, seed)[0] for seed in range(3000)]
     assert np.mean([8 in pair for pair in pairs]) == pytest.approx(5 / 9, abs=0.035)
+
+
+def test_the_processes_region_statistics_join_when_one_process_scored_no_image():
+    # torchrun: rank 1 had no image to score, so its class counts are [0, 0] (no class seen);
+    # ranks 0 and 2 pooled image 0 and image 1 of the same map
+    from active_learning.loop.scoring import join_region_parts
+
+    probs = torch.tensor(PIXELS, dtype=torch.float64).permute(2, 0, 1)[None]     # [1, 3, 2, 6]
+    scores = get_strategy("cb_ratio_superpixels").score({PROBS: probs},
+                                                        reduction="none").double().numpy()
+    units = RegionUnits.from_maps([REGIONS, REGIONS])
+    classes = probs.argmax(dim=1).numpy()
+    parts = [units.pool_regions([ScoredBatch(np.array([image]), scores, classes=classes,
+                                             n_classes=3)]) for image in (0, 1)]
+    empty = units.pool_regions([])
+    assert empty["class_counts"].shape == (0, 0)
+    joined = join_region_parts([parts[0], empty, parts[1]])
+    np.testing.assert_array_equal(joined["unit_ids"], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(joined["class_counts"], [[4, 0, 0], [2, 2, 0], [0, 0, 4]] * 2)
+    np.testing.assert_array_equal(joined["neighbours"], [[0, 1], [1, 2], [3, 4], [4, 5]])
+    np.testing.assert_allclose(joined["scores"], [0.9, (0.8 + 2 / 7) / 2, 0.8] * 2)
+    np.testing.assert_array_equal(joined["pixels"], [4] * 6)
+    # every process empty: an empty result, not an error
+    nothing = join_region_parts([empty, empty])
+    assert {key: value.shape for key, value in nothing.items()} == {
+        "unit_ids": (0,), "scores": (0,), "pixels": (0,), "class_counts": (0, 0),
+        "neighbours": (0, 2)}
