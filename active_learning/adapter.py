@@ -143,7 +143,7 @@ class BaseTaskAdapter:
                         cycle: int, device: torch.device) -> dict[str, float]:
         """Called before cycle ``cycle`` trains on ``labeled_units`` (int64 [L]), with the model
         the previous cycle trained when ``uses_previous_model`` (None in cycle 0 and otherwise):
-        what the next training needs from it (segmentation's pseudo-masks). Returns columns for
+        what the next training needs from it (e.g. a task's pseudo-labels). Returns columns for
         the cycle's ``metrics.csv`` row; nothing by default."""
         return {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,23 +25,26 @@ PRELOAD = ["numpy", "torch", "torch.distributed", "torch.nn.parallel", "active_l
            "active_learning.loop.selection", "active_learning.strategies"]
 
 
-def _join(rank: int, world: int, folder: str, worker, args, environment: dict) -> None:
+def _join(rank: int, world: int, folder: str, worker, args, environment: dict,
+          timeout_seconds: float) -> None:
     # the server's environment is that of the test that started it: take this test's
     os.environ.clear()
     os.environ.update(environment)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
-                            world_size=world)
+                            world_size=world, timeout=timedelta(seconds=timeout_seconds))
     from active_learning.distributed import finish
 
     worker(rank, folder, *args)
     finish()   # wait for every process before leaving: one that leaves early is aborted
 
 
-def spawn(worker, world: int, folder: Path, *args) -> None:
-    """Run ``worker(rank, folder, *args)`` in ``world`` processes of one gloo group."""
+def spawn(worker, world: int, folder: Path, *args, timeout_seconds: float = 1800) -> None:
+    """Run ``worker(rank, folder, *args)`` in ``world`` processes of one gloo group, whose
+    collectives fail after ``timeout_seconds`` of waiting (a test of a hang sets it short)."""
     multiprocessing.set_forkserver_preload(PRELOAD)   # read when the server starts, once
-    mp.start_processes(_join, args=(world, str(folder), worker, args, dict(os.environ)),
+    mp.start_processes(_join, args=(world, str(folder), worker, args, dict(os.environ),
+                                    timeout_seconds),
                        nprocs=world, join=True, start_method="forkserver")
 
 
@@ -251,3 +255,21 @@ def run_main(rank: int, folder: str, module: str, argv: list[str]) -> None:
                       WORLD_SIZE=str(torch.distributed.get_world_size()))
     importlib.import_module(module).main(argv)
     (Path(folder) / f"ran-{rank}").touch()
+
+
+def previous_model_missing(rank: int, folder: str) -> None:
+    """A resumed run whose adapter needs the previous cycle's model, with that cycle's
+    checkpoint missing: each process writes the error it got to missing-<rank>.txt."""
+    from types import SimpleNamespace
+
+    from active_learning.errors import RunMismatchError
+    from active_learning.loop.runner import _previous_model
+
+    adapter = _toy_adapter("images")
+    adapter.uses_previous_model = True
+    run = SimpleNamespace(adapter=adapter, previous_model=None, run_dir=Path(folder) / "run",
+                          device=torch.device("cpu"))
+    try:
+        _previous_model(run, 1)
+    except RunMismatchError as error:
+        (Path(folder) / f"missing-{rank}.txt").write_text(str(error))

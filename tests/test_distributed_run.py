@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from distributed_workers import (
+    previous_model_missing,
     run_everywhere,
     run_without_forward,
     score_everywhere,
@@ -172,3 +173,11 @@ def test_each_process_resumes_its_shard_of_the_scores_from_its_own_store(tmp_pat
              for rank in (0, 1) for n in (1, 2)}
     assert reads[(0, 1)] > 0 and reads[(1, 1)] > 0
     assert reads[(0, 2)] == reads[(1, 2)] == 0            # the second pass read only the stores
+
+
+def test_a_missing_previous_model_on_resume_stops_every_process_with_rank_0s_error(tmp_path):
+    # rank 0 alone reads the run folder: it sends the error instead of the model, and the
+    # others raise it too instead of waiting for the model (a short timeout fails a hang)
+    spawn(previous_model_missing, 2, tmp_path, timeout_seconds=20)
+    errors = [(tmp_path / f"missing-{rank}.txt").read_text() for rank in (0, 1)]
+    assert errors[0] == errors[1] and "cycle_00.pt is missing" in errors[0]

@@ -443,16 +443,19 @@ def _previous_model(run: _Run, cycle: int) -> nn.Module | None:
     if run.previous_model is not None:
         return run.previous_model
     path = run.run_dir / "checkpoints" / f"cycle_{cycle - 1:02d}.pt"
-    state = None
+    state: Any = None
     if is_main_process():
-        if not path.is_file():
-            raise RunMismatchError(f"{run.run_dir} resumes at cycle {cycle}, whose training needs "
-                                   f"the model of cycle {cycle - 1}, but {path} is missing; use "
-                                   "another output folder")
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        if path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        else:   # sent to the other processes too, which would otherwise wait for the model
+            state = RunMismatchError(f"{run.run_dir} resumes at cycle {cycle}, whose training "
+                                     f"needs the model of cycle {cycle - 1}, but {path} is "
+                                     "missing; use another output folder")
     if is_distributed():
         state = broadcast_object(state)
-    assert state is not None   # rank 0 read it (or raised), the others received it
+    if isinstance(state, RunMismatchError):
+        raise state
+    assert state is not None   # rank 0 read it (or failed), the others received it
     model = run.adapter.build_model()
     model.load_state_dict(state)
     return model.to(run.device)
