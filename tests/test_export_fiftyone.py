@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from active_learning.errors import ConfigError
 from active_learning.export import export_fiftyone, main
 from active_learning.files.embeddings import write_embeddings_file
 from label_exports import write_images
@@ -71,3 +74,46 @@ def test_coco_predictions_are_copied_and_a_folder_that_is_no_round_is_refused(tm
         main(["fiftyone", str(tmp_path)])
     assert stopped.value.code == 2
     assert "is not a finished round's folder (no images.txt" in capsys.readouterr().err
+
+
+def test_a_superpixel_round_proposes_the_images_holding_chosen_regions(tmp_path):
+    # a superpixel round writes no scores.csv: priority.csv ranks the images that hold chosen
+    # regions, each with the sum of its regions' scores (regions.csv: 0.5 + 0.25 for b.png)
+    folder, images = _round(tmp_path)
+    (folder / "proposals" / "scores.csv").unlink()
+    (folder / "proposals" / "regions.csv").write_text(
+        "name,region_id,score\nb.png,3,0.50000\nd.png,1,0.40000\nb.png,7,0.25000\n")
+    (folder / "proposals" / "priority.csv").write_text(
+        "name,entropy_value\nb.png,0.75000\nd.png,0.40000\n")
+    out = export_fiftyone(folder)
+    with open(out / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [
+        {"filepath": str(images / "a.png"), "al_status": "labeled", "al_round": "2",
+         "al_rank": "", "al_score": ""},
+        {"filepath": str(images / "b.png"), "al_status": "proposed", "al_round": "2",
+         "al_rank": "1", "al_score": "0.75"},
+        {"filepath": str(images / "d.png"), "al_status": "proposed", "al_round": "2",
+         "al_rank": "2", "al_score": "0.4"},
+        {"filepath": str(images / "sub/c.png"), "al_status": "other", "al_round": "2",
+         "al_rank": "", "al_score": ""}]
+    # without its priority.csv it is no finished round
+    (folder / "proposals" / "priority.csv").unlink()
+    with pytest.raises(ConfigError, match="no priority.csv"):
+        export_fiftyone(folder)
+
+
+def test_the_predictions_are_copied_atomically(tmp_path, monkeypatch):
+    folder, _ = _round(tmp_path)
+    (folder / "proposals" / "predictions_coco.json").write_text('{"images": []}')
+    replaced = []
+    rename = os.replace
+
+    def recording(source, target, *args, **kwargs):
+        replaced.append(Path(target).name)
+        return rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", recording)
+    out = export_fiftyone(folder)
+    assert "predictions.json" in replaced
+    assert (out / "predictions.json").read_text() == '{"images": []}'

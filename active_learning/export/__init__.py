@@ -6,7 +6,10 @@ formats (docs.voxel51.com, "Importing data into FiftyOne"), read without copying
 * ``labels.csv``: FiftyOne's ``CSVDataset`` (``fiftyone.utils.csv.CSVDatasetImporter``): a
   ``filepath`` column (absolute) and, per image of the project, ``al_status`` (``labeled``,
   ``proposed`` or ``other``), ``al_round``, and for the scored ones ``al_rank`` (1 = label
-  first) and ``al_score`` (the acquisition score, ``scores.csv``'s);
+  first) and ``al_score`` (the acquisition score, ``scores.csv``'s). A superpixel round scores
+  regions, not images, and writes no ``scores.csv``: its proposed images are those holding
+  chosen regions (``priority.csv``, which ``regions.csv`` details per region), ranked as there,
+  each scored by the sum of its chosen regions' scores; its other images have no rank;
 * ``predictions.json``: the model's predictions on the proposed images with their confidences:
   boxes, masks and persons as FiftyOne's ``COCODetectionDataset`` reads them (the round's
   ``predictions_coco.json``: its ``score`` is each label's ``confidence``), or one class per
@@ -28,17 +31,17 @@ import csv
 import io
 import json
 import logging
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from active_learning.errors import ConfigError
-from active_learning.files.atomic import atomic_write_text
+from active_learning.files.atomic import atomic_copy_file, atomic_write_text
 from active_learning.files.coco_predictions import COCO_PREDICTIONS_FILE
-from active_learning.files.export import read_scores_csv
-from active_learning.rounds.proposals import SCORES_FILE
+from active_learning.files.export import read_entropies_csv, read_scores_csv
+from active_learning.files.proposals import FILE_NAMES
+from active_learning.rounds.proposals import REGIONS_FILE, SCORES_FILE
 from active_learning.rounds.run import IMAGES_FILE
 
 __all__ = ["FIELDS", "export_fiftyone", "main"]
@@ -48,6 +51,7 @@ logger = logging.getLogger("active_learning")
 # The CSV's fields and their types, as the loader hands them to FiftyOne's CSV importer.
 FIELDS = {"al_status": "str", "al_round": "int", "al_rank": "int", "al_score": "float"}
 LABELED, PROPOSED, OTHER = "labeled", "proposed", "other"
+PRIORITY_FILE = FILE_NAMES["priority_csv"]
 
 LOADER = '''"""Load this round into FiftyOne (written by python -m active_learning.export fiftyone).
 
@@ -106,7 +110,7 @@ def _rows(round_dir: Path, images: Path) -> list[dict[str, Any]]:
     for name in labeled:
         rows.append({"filepath": str(images / name), "al_status": LABELED, "al_round": number,
                      "al_rank": "", "al_score": ""})
-    for name, score, rank, chosen in read_scores_csv(round_dir / "proposals" / SCORES_FILE):
+    for name, score, rank, chosen in _scored(round_dir / "proposals"):
         rows.append({"filepath": str(images / name), "al_status": PROPOSED if chosen else OTHER,
                      "al_round": number, "al_rank": rank, "al_score": repr(float(score))})
     seen = {row["filepath"] for row in rows}
@@ -114,6 +118,16 @@ def _rows(round_dir: Path, images: Path) -> list[dict[str, Any]]:
               "al_rank": "", "al_score": ""}
              for name in image_names(images) if str(images / name) not in seen]
     return rows
+
+
+def _scored(proposals: Path) -> list[tuple[str, float, int, bool]]:
+    """``(name, score, rank, chosen)`` of the round's scored images: ``scores.csv``'s, or a
+    superpixel round's proposed images (``priority.csv``: those holding chosen regions, best
+    first, each with its chosen regions' summed score), all chosen."""
+    if (proposals / SCORES_FILE).is_file():
+        return read_scores_csv(proposals / SCORES_FILE)
+    chosen = read_entropies_csv(proposals / PRIORITY_FILE)
+    return [(name, score, rank, True) for rank, (name, score) in enumerate(chosen, start=1)]
 
 
 def _classifications(tasks_file: Path) -> dict[str, Any] | None:
@@ -139,7 +153,11 @@ def export_fiftyone(round_dir: str | Path, out: str | Path | None = None) -> Pat
     """
     round_dir = Path(round_dir)
     proposals = round_dir / "proposals"
-    for needed in (round_dir / IMAGES_FILE, round_dir / "labeled.txt", proposals / SCORES_FILE):
+    # a superpixel round has no scores.csv: its scores are per region (regions.csv), its
+    # images' in priority.csv
+    scored = (proposals / SCORES_FILE,) if not (proposals / REGIONS_FILE).is_file() else (
+        proposals / PRIORITY_FILE,)
+    for needed in (round_dir / IMAGES_FILE, round_dir / "labeled.txt", *scored):
         if not needed.is_file():
             raise ConfigError(f"{round_dir} is not a finished round's folder (no {needed.name}; "
                               "give round_NNN of a workspace, after the round ran)")
@@ -154,7 +172,7 @@ def export_fiftyone(round_dir: str | Path, out: str | Path | None = None) -> Pat
     predictions = None
     (folder / "predictions.json").unlink(missing_ok=True)
     if (proposals / COCO_PREDICTIONS_FILE).is_file():
-        shutil.copyfile(proposals / COCO_PREDICTIONS_FILE, folder / "predictions.json")
+        atomic_copy_file(proposals / COCO_PREDICTIONS_FILE, folder / "predictions.json")
         predictions = "COCODetectionDataset"
     elif (proposals / "label_studio_tasks.json").is_file():
         classes = _classifications(proposals / "label_studio_tasks.json")

@@ -6,6 +6,7 @@ never a half-written one, because ``os.replace`` is atomic on POSIX and Windows.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8, ``\\n`` line endings)."""
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+
+
+def atomic_copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the bytes of ``source`` to ``target`` atomically (``target``'s folder is made)."""
+    with atomic_open(target, "wb") as handle, open(source, "rb") as data:
+        shutil.copyfileobj(data, handle)
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

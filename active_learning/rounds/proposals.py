@@ -12,9 +12,10 @@ from active_learning.files.coco_predictions import COCO_PREDICTIONS_FILE, CocoPr
 from active_learning.files.proposals import LabelStudioTags
 from active_learning.rounds.workspace import Round
 
-__all__ = ["SCORES_FILE", "write_proposals"]
+__all__ = ["REGIONS_FILE", "SCORES_FILE", "write_proposals"]
 
 SCORES_FILE = "scores.csv"
+REGIONS_FILE = "regions.csv"   # a superpixel round's chosen regions (name,region_id,score)
 
 logger = logging.getLogger("active_learning")
 
@@ -54,6 +55,7 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     ``proposals/unreadable.txt`` and on the page. Returns the names, best first."""
     import shutil
 
+    from active_learning.files.atomic import atomic_copy_file
     from active_learning.files.export import read_entropies_csv
     from active_learning.files.proposals import write_proposals as write_files
     from active_learning.loop.superpixels import load_region_map
@@ -96,7 +98,7 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
         coco_file.unlink(missing_ok=True)
     scores_csv = run_dir / "scores" / "cycle_00.csv"
     if scores_csv.is_file():   # every scored candidate (not for superpixel units)
-        shutil.copyfile(scores_csv, round_.proposals_dir / SCORES_FILE)
+        atomic_copy_file(scores_csv, round_.proposals_dir / SCORES_FILE)
         links["every candidate's score (name,score,rank,chosen)"] = \
             round_.proposals_dir / SCORES_FILE
     else:
@@ -105,11 +107,11 @@ def write_proposals(round_: Round, run_dir: Path, kind: LabelStudioTags, images_
     region_csv = run_dir / "regions" / "cycle_00.csv"
     if region_csv.is_file():   # superpixel units: the chosen regions and their maps
         regions = _read_regions(region_csv)
-        shutil.copyfile(region_csv, round_.proposals_dir / "regions.csv")
+        atomic_copy_file(region_csv, round_.proposals_dir / REGIONS_FILE)
         maps = round_.proposals_dir / "region_maps"
         shutil.rmtree(maps, ignore_errors=True)
         shutil.copytree(run_dir / "regions" / "maps", maps)
-        links["superpixels (name,region_id,score)"] = round_.proposals_dir / "regions.csv"
+        links["superpixels (name,region_id,score)"] = round_.proposals_dir / REGIONS_FILE
     items = []
     for name, score in shown:
         item = ChosenImage(name, score, image=images_dir / name, prediction=kept.get(name))
