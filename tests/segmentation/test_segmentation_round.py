@@ -3,7 +3,9 @@ labeled first through CVAT's segmentation-mask export (colour PNGs + labelmap.tx
 through CVAT's COCO 1.0 (polygons); a superpixel round; the pre-annotation's mask."""
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +132,41 @@ def test_a_superpixel_round_proposes_regions_with_their_maps(tmp_path, scene, st
         assert region_map.shape == (H, W) and int(region) in np.unique(region_map)
     page = (round_dir / "proposals" / "report" / "index.html").read_text()
     assert "regions.csv" in page
+    # FiftyOne's export: the proposed images are those holding chosen regions, ranked as in
+    # priority.csv, each scored by its chosen regions' sum
+    from active_learning.export import export_fiftyone
+
+    with open(export_fiftyone(round_dir) / "labels.csv", newline="") as handle:
+        exported = [row for row in csv.DictReader(handle) if row["al_status"] == "proposed"]
+    priority = (round_dir / "proposals" / "priority.csv").read_text().splitlines()[1:]
+    assert [Path(row["filepath"]).name for row in exported] == [
+        Path(line.split(",")[0]).name for line in priority]
+    assert [row["al_rank"] for row in exported] == [str(k) for k in range(1, len(priority) + 1)]
+    for row in exported:
+        mine = [float(score) for name, _, score in regions
+                if Path(name).name == Path(row["filepath"]).name]
+        assert float(row["al_score"]) == pytest.approx(sum(mine), abs=3e-5)
+
+
+@pytest.mark.parametrize(("strategy", "copied"), [("entropy", "scores.csv"),
+                                                  ("random_superpixels", "regions.csv")])
+def test_the_round_copies_the_runs_scores_atomically(tmp_path, scene, monkeypatch, strategy,
+                                                     copied):
+    # copied into proposals/ through a temporary file renamed into place, never in place
+    import os
+
+    folder, names, maps, _ = scene
+    replaced = []
+    rename = os.replace
+
+    def recording(source, target, *args, **kwargs):
+        replaced.append(str(target))
+        return rename(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", recording)
+    _round(folder, _cvat_masks(tmp_path / "masks", names[:4], maps), tmp_path / "ws",
+           "--strategy", strategy, "--budget", "2", "--superpixels-per-cycle", "3")
+    assert str(tmp_path / "ws" / "round_001" / "proposals" / copied) in replaced
 
 
 class _Constant(torch.nn.Module):
