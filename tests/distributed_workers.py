@@ -273,3 +273,52 @@ def previous_model_missing(rank: int, folder: str) -> None:
         _previous_model(run, 1)
     except RunMismatchError as error:
         (Path(folder) / f"missing-{rank}.txt").write_text(str(error))
+
+
+class _Stop(Exception):
+    """The simulated interruption of ``resume_fixed_steps``."""
+
+
+def _record_batches(adapter, drawn: dict, stop: int | None) -> None:
+    """Make ``adapter.train_one_epoch`` keep each pass's batch inputs in ``drawn[epoch]``, and
+    raise _Stop at the start of pass ``stop``."""
+    train = type(adapter).train_one_epoch
+
+    def recording(model, companion, loader, optimizer, *, epoch, **kwargs):
+        if epoch == stop:
+            raise _Stop
+        batches = drawn.setdefault(epoch, [])
+
+        def kept():
+            for batch in loader:
+                batches.append(batch[0].clone())
+                yield batch
+
+        return train(adapter, model, companion, kept(), optimizer, epoch=epoch, **kwargs)
+
+    adapter.train_one_epoch = recording
+
+
+def resume_fixed_steps(rank: int, folder: str) -> None:
+    """One cycle of 4 passes of 2 steps (steps_per_cycle) with a checkpoint after each pass:
+    once straight through (run ``a``), once stopped before pass 2 and resumed (run ``b``).
+    Each process writes the inputs of its batches, per pass, to batches-<run>-<rank>.pt."""
+    from active_learning.loop.config import LoopConfig
+    from active_learning.loop.runner import run_active_learning
+
+    config = LoopConfig(strategy="random", cycles=1, initial_size=20, budget=4, subset_size=0,
+                        epochs=4, steps_per_cycle=8, batch_size=4, save_checkpoints=True,
+                        checkpoint_every=1, progress=False, seed=5)
+    for name, stop in (("a", None), ("b", 2)):
+        adapter = _toy_adapter("images")
+        drawn: dict[int, list[torch.Tensor]] = {}
+        if stop is not None:
+            _record_batches(adapter, drawn, stop)
+            try:
+                run_active_learning(adapter, config, Path(folder) / name)
+            except _Stop:
+                pass
+        _record_batches(adapter, drawn, None)
+        run_active_learning(adapter, config, Path(folder) / name)
+        torch.save({epoch: torch.cat(batches) for epoch, batches in drawn.items()},
+                   Path(folder) / f"batches-{name}-{rank}.pt")

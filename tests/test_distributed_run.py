@@ -14,6 +14,7 @@ import torch
 
 from distributed_workers import (
     previous_model_missing,
+    resume_fixed_steps,
     run_everywhere,
     run_without_forward,
     score_everywhere,
@@ -181,3 +182,19 @@ def test_a_missing_previous_model_on_resume_stops_every_process_with_rank_0s_err
     spawn(previous_model_missing, 2, tmp_path, timeout_seconds=20)
     errors = [(tmp_path / f"missing-{rank}.txt").read_text() for rank in (0, 1)]
     assert errors[0] == errors[1] and "cycle_00.pt is missing" in errors[0]
+
+
+def test_a_run_of_fixed_steps_resumed_in_its_cycle_draws_each_process_s_own_batches(tmp_path):
+    # steps_per_cycle: each process's loader generator draws its batches from the whole
+    # labeled set; resumed at pass 2, every process draws what it drew without the stop (its
+    # own saved generator state, not rank 0's)
+    spawn(resume_fixed_steps, 2, tmp_path)
+    straight = [torch.load(tmp_path / f"batches-a-{rank}.pt") for rank in (0, 1)]
+    resumed = [torch.load(tmp_path / f"batches-b-{rank}.pt") for rank in (0, 1)]
+    for rank in (0, 1):
+        assert sorted(straight[rank]) == [0, 1, 2, 3] and sorted(resumed[rank]) == [0, 1, 2, 3]
+        for epoch in range(4):   # 2 steps of 4 samples a pass; passes 0-1 before the stop
+            assert straight[rank][epoch].shape == (8, 1, 8, 8)
+            assert torch.equal(resumed[rank][epoch], straight[rank][epoch]), (rank, epoch)
+    for epoch in (2, 3):         # the processes draw different batches
+        assert not torch.equal(resumed[0][epoch], resumed[1][epoch])

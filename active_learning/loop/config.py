@@ -30,7 +30,10 @@ class LoopConfig:
     # A fixed training length instead of epochs over the labeled set, whose size differs between
     # strategies (and unit kinds): each cycle trains exactly this many batches, in `epochs` equal
     # passes (what the schedule, the checkpoints and the loss module's warm-up count); None:
-    # `epochs` full passes over the labeled samples.
+    # `epochs` full passes over the labeled samples. Under torchrun each process draws its own
+    # steps_per_cycle batches from the whole labeled set (its own random permutations, not a
+    # shard): a step's global batch is world size x batch_size samples, and the processes may
+    # draw the same sample in the same step.
     steps_per_cycle: int | None = None
     # Every cycle starts from the same initial weights (those of cycle 0) instead of weights
     # seeded per cycle, so that one cycle differs from the last only by its labels.

@@ -536,11 +536,15 @@ def _train(run: _Run, cycle: int, labeled: np.ndarray
         done = epoch + 1
         # The trained model is saved too: a crash in evaluation or scoring resumes without
         # training again, and the scoring pass resumes with the same model (its token).
-        if config.save_checkpoints and (done % every == 0 or done == config.epochs) \
-                and is_main_process():
-            run.model_token = uuid.uuid4().hex if done == config.epochs else None
-            _save_in_cycle(run, cycle, done, parts, train_stats,
-                           seconds + time.perf_counter() - start)
+        if config.save_checkpoints and (done % every == 0 or done == config.epochs):
+            # every process's loader generator (its own permutations with steps_per_cycle, its
+            # workers' seeds): rank 0 saves them all
+            loaders = gather_objects(loader.generator.get_state(), dst=0) \
+                if is_distributed() else None
+            if is_main_process():
+                run.model_token = uuid.uuid4().hex if done == config.epochs else None
+                _save_in_cycle(run, cycle, done, parts, train_stats,
+                               seconds + time.perf_counter() - start, loaders)
     broadcast_buffers(model)        # every process evaluates and scores rank 0's model
     broadcast_buffers(None if companion is None else companion.module)
     if is_distributed():            # the token of rank 0's saved model names every shard's scores
@@ -582,15 +586,20 @@ def _protocol_key(run: _Run) -> str:
 
 
 def _save_in_cycle(run: _Run, cycle: int, next_epoch: int, parts: tuple, train_stats: dict,
-                   seconds: float) -> None:
+                   seconds: float, loaders: list[torch.Tensor] | None = None) -> None:
+    """``checkpoints/in_progress.pt``; ``loaders``: under torchrun, every process's loader
+    generator state in rank order (``rng["loaders"]``)."""
     model, companion, optimizer, scheduler, loader, scaler = parts
+    rng = _rng_state(loader)
+    if loaders is not None:
+        rng["loaders"] = loaders
     atomic_torch_save({
         "cycle": cycle, "next_epoch": next_epoch, "protocol": _protocol_key(run),
         "labeled_at": run.state.labeled_at.copy(), "model": model.state_dict(),
         "companion": None if companion is None else companion.module.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
-        "rng": _rng_state(loader), "train_stats": train_stats, "train_seconds": seconds,
+        "rng": rng, "train_stats": train_stats, "train_seconds": seconds,
         "scaler": scaler.state_dict(), "model_token": run.model_token,
     }, run.run_dir / "checkpoints" / IN_PROGRESS)
 
@@ -638,8 +647,17 @@ def _resume_in_cycle(run: _Run, cycle: int, parts: tuple) -> tuple[int, dict[str
         scaler.load_state_dict(saved["scaler"])
     run.model_token = saved.get("model_token")
     if is_distributed():   # rank 0's random state was saved: each process draws its own
-        torch.manual_seed(derive_seed(run.config.seed, cycle, STAGE_DATA) + 1 + rank()
-                          + world_size() * int(saved["next_epoch"]))
+        reseed = (derive_seed(run.config.seed, cycle, STAGE_DATA) + 1 + rank()
+                  + world_size() * int(saved["next_epoch"]))
+        torch.manual_seed(reseed)
+        # The loader's generator (with steps_per_cycle it draws the batches): this process's
+        # own saved state, so its batches are those of the uninterrupted run; from a checkpoint
+        # of another process count, or of an earlier version (rank 0's only), its own seed.
+        loaders = saved["rng"].get("loaders")
+        if loaders is not None and len(loaders) == world_size():
+            loader.generator.set_state(loaders[rank()])
+        else:
+            loader.generator.manual_seed(reseed)
     logger.info("cycle %d: resuming training at epoch %d from %s", cycle, saved["next_epoch"],
                 run.run_dir / "checkpoints" / IN_PROGRESS)
     return int(saved["next_epoch"]), dict(saved["train_stats"]), float(saved["train_seconds"])
