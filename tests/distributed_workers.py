@@ -301,15 +301,18 @@ def _record_batches(adapter, drawn: dict, stop: int | None) -> None:
 
 def resume_fixed_steps(rank: int, folder: str) -> None:
     """One cycle of 4 passes of 2 steps (steps_per_cycle) with a checkpoint after each pass:
-    once straight through (run ``a``), once stopped before pass 2 and resumed (run ``b``).
-    Each process writes the inputs of its batches, per pass, to batches-<run>-<rank>.pt."""
+    once straight through (run ``a``), once stopped before pass 2 and resumed (run ``b``), and
+    once resumed from a checkpoint without the processes' loader states (run ``c``: one of an
+    earlier version). Each process writes the inputs of its batches, per pass, to
+    batches-<run>-<rank>.pt."""
+    from active_learning.distributed import barrier
     from active_learning.loop.config import LoopConfig
     from active_learning.loop.runner import run_active_learning
 
     config = LoopConfig(strategy="random", cycles=1, initial_size=20, budget=4, subset_size=0,
                         epochs=4, steps_per_cycle=8, batch_size=4, save_checkpoints=True,
                         checkpoint_every=1, progress=False, seed=5)
-    for name, stop in (("a", None), ("b", 2)):
+    for name, stop in (("a", None), ("b", 2), ("c", 2)):
         adapter = _toy_adapter("images")
         drawn: dict[int, list[torch.Tensor]] = {}
         if stop is not None:
@@ -318,6 +321,12 @@ def resume_fixed_steps(rank: int, folder: str) -> None:
                 run_active_learning(adapter, config, Path(folder) / name)
             except _Stop:
                 pass
+            checkpoint = Path(folder) / name / "checkpoints" / "in_progress.pt"
+            if name == "c" and rank == 0:
+                saved = torch.load(checkpoint, weights_only=False)
+                del saved["rng"]["loaders"]
+                torch.save(saved, checkpoint)
+            barrier()
         _record_batches(adapter, drawn, None)
         run_active_learning(adapter, config, Path(folder) / name)
         torch.save({epoch: torch.cat(batches) for epoch, batches in drawn.items()},

@@ -198,3 +198,9 @@ def test_a_run_of_fixed_steps_resumed_in_its_cycle_draws_each_process_s_own_batc
             assert torch.equal(resumed[rank][epoch], straight[rank][epoch]), (rank, epoch)
     for epoch in (2, 3):         # the processes draw different batches
         assert not torch.equal(resumed[0][epoch], resumed[1][epoch])
+    # without the processes' loader states (a checkpoint of an earlier version, or of another
+    # process count), each process reseeds its own: other batches, but not the same everywhere
+    reseeded = [torch.load(tmp_path / f"batches-c-{rank}.pt") for rank in (0, 1)]
+    for epoch in (2, 3):
+        assert reseeded[0][epoch].shape == reseeded[1][epoch].shape == (8, 1, 8, 8)
+        assert not torch.equal(reseeded[0][epoch], reseeded[1][epoch])
