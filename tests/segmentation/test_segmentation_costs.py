@@ -17,6 +17,19 @@ def test_a_square_on_a_background_is_two_rectangles_and_the_hole_is_not_counted(
     assert polygon_clicks(mask) == 8
 
 
+def test_a_region_in_a_hole_of_another_class_in_a_hole_of_its_own_class_is_counted():
+    # a class-1 ring (the image border) around a class-2 square (7 x 7) around a class-1
+    # island (3 x 3): class 1 = the border's 4 corners + the island's 4 corners, class 2 = its
+    # square's 4 corners (its hole, the island, not counted). Only the outermost contours of
+    # each class (cv2.RETR_EXTERNAL) would drop the island: 8.
+    mask = np.ones((12, 12), dtype=np.int64)
+    mask[2:9, 2:9] = 2
+    mask[4:7, 4:7] = 1
+    assert polygon_clicks(mask) == 4 + 4 + 4
+    mask[4:7, 4:7] = 2                              # no island: the ring and the square
+    assert polygon_clicks(mask) == 4 + 4
+
+
 def test_each_connected_region_of_a_class_is_its_own_polygon():
     mask = np.zeros((10, 12), dtype=np.int64)
     mask[1:4, 1:4] = 2
