@@ -114,10 +114,20 @@ def test_the_cost_columns_of_image_and_superpixel_units(tiny):
             ground = task.full_mask(1)
             regions = task.region_map(1)
             chosen = np.isin(regions, [0, 1, 2]) & (ground != IGNORE)
-            # every labeled pixel of a region holds one class, the region's majority
+            # every non-void pixel of a region holds the region's majority (the ignore label a
+            # candidate of the vote, counted as class 19 so that a tie goes to a class): void
+            # when void wins
+            named = 0
             for region in range(3):
-                values = np.unique(partial[(regions == region) & (ground != IGNORE)])
-                assert len(values) <= 1
+                inside = regions == region
+                votes = np.bincount(np.where(ground[inside] == IGNORE, 19, ground[inside]),
+                                    minlength=20)
+                majority = int(votes.argmax())
+                expected = IGNORE if majority == 19 else majority
+                np.testing.assert_array_equal(
+                    partial[inside & (ground != IGNORE)], expected)
+                named += expected != IGNORE
+            assert named >= 1                   # the fixture's regions are not all void
             assert (partial[~chosen] == IGNORE).all()
 
 
