@@ -75,8 +75,9 @@ class DetectionUnits(SelectionUnits):
     def pool_scores(self, batches: Iterable[ScoredBatch | tuple[np.ndarray, Any]],
                     reduction: str = "max") -> tuple[np.ndarray, np.ndarray]:
         def pooled() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for samples, scores, counts in map(scored_batch, batches):
-                scores = np.asarray(scores, dtype=np.float64)
+            for batch in map(scored_batch, batches):
+                samples, counts = batch.samples, batch.slot_counts
+                scores = np.asarray(batch.scores, dtype=np.float64)
                 if scores.ndim > 1:
                     if counts is None:   # a bug upstream: the scoring pass sends them
                         raise RuntimeError("per-box scores came without their images' "

@@ -9,10 +9,12 @@ any grid and never tuned):
   costs the vertices of its polygons: for each class of the map (the ignore label excluded), for
   each 8-connected region of that class, the vertices of OpenCV's ``cv2.approxPolyDP`` at
   epsilon = 1 px (closed) over the region's **outer** contour (``cv2.findContours`` with
-  ``RETR_EXTERNAL``, every contour point kept). Holes are **not** counted: a hole of one class
-  is a region of another class (or of the ignore label), whose own polygon draws it, as
-  annotation tools layer polygons (Cityscapes' polygons are depth-ordered). A one-pixel region
-  costs 1 click.
+  ``RETR_CCOMP``, every contour point kept, the contours without a parent: the outer boundary
+  of every region, including a region that lies in a hole of another region of the same
+  class, as a class-1 island in a class-2 square in a class-1 ring). Holes are **not**
+  counted: a hole of one class is a region of another class (or of the ignore label), whose
+  own polygon draws it, as annotation tools layer polygons (Cityscapes' polygons are
+  depth-ordered). A one-pixel region costs 1 click.
 
 **Pixels**: the pixels that received a class (ignore-label pixels not counted).
 
@@ -46,9 +48,14 @@ def polygon_clicks(mask: np.ndarray, ignore: int = IGNORE) -> int:
         if value == ignore:
             continue
         binary = np.ascontiguousarray(mask == value, dtype=np.uint8)
-        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        # RETR_CCOMP: outer boundaries (parent -1) and their holes (a parent); a region inside
+        # a hole is an outer boundary again. RETR_EXTERNAL would drop such nested regions.
+        contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+        if not contours:
+            continue
         clicks += sum(len(cv2.approxPolyDP(contour, POLYGON_EPSILON, True))
-                      for contour in contours)
+                      for contour, links in zip(contours, hierarchy[0], strict=True)
+                      if links[3] == -1)
     return int(clicks)
 
 

@@ -131,7 +131,7 @@ class ImageUnits(SelectionUnits):
         self.pixels = np.asarray(pixels, dtype=np.int64)
         self.image_cost = image_cost
 
-    def cost(self, labeled_units):
+    def cost(self, labeled_units, labeled_at=None):
         labeled = np.asarray(labeled_units, dtype=np.int64)
         fraction = float(self.pixels[labeled].sum() / self.pixels.sum())
         cost = {"n_images": len(labeled), "labeled_pixel_fraction": fraction}
@@ -144,38 +144,74 @@ class ImageUnits(SelectionUnits):
 
 class SuperpixelUnits(RegionUnits):
     """Region units whose cost counts the pixels really labeled (instances taken whole, or the
-    dominant label's pixels) and the annotator's clicks: an image whose every region is labeled
-    is charged as a whole image (its polygon clicks), a dominant-labeled superpixel 1 click, an
-    exact partial mask its polygon clicks (``costs.py``)."""
+    dominant label's pixels) and the clicks the annotator paid, cycle after cycle (``costs.py``).
+
+    ``n_clicks`` is cumulative and never decreases. Per image, in the order of the cycles its
+    regions were labeled in (``labeled_at``): an image whose regions are all labeled in the
+    first cycle that labels any of them (the initial set, or every region chosen at once) pays
+    its whole mask's polygon clicks; otherwise each cycle pays, with ``dominant`` labels, 1 click
+    per region it adds, and with ``exact`` labels, the polygon clicks its regions add to the
+    image's labeled mask, ``max(0, clicks(mask up to this cycle) - clicks(mask up to the
+    previous one))`` (a region that merges two polygons costs 0, never a refund).
+    ``n_pixels`` is the pixels the labeled regions label now.
+    """
 
     def __init__(self, task: SegmentationTask, region_pixels: list[np.ndarray]) -> None:
         super().__init__(region_pixels, task.region_map)
         self.task = task
-        # image -> (its labeled regions, (the pixels they label, their clicks)): an image whose
-        # regions did not change since the last cycle is not read again.
-        self._labeled_cost: dict[int, tuple[bytes, tuple[int, int]]] = {}
+        # (image, its labeled regions) -> (the pixels they label, their mask's polygon clicks):
+        # the masks of earlier cycles are not read again.
+        self._mask_cost: dict[tuple[int, bytes], tuple[int, int]] = {}
 
-    def _image_cost(self, image: int, member: np.ndarray) -> tuple[int, int]:
-        """(pixels labeled, clicks paid) of ``image`` under the labeled regions ``member``."""
-        own = member[self.offsets[image]:self.offsets[image + 1]]
-        key = own.tobytes()
-        cached = self._labeled_cost.get(image)
-        if cached is None or cached[0] != key:
+    def _mask_cost_of(self, image: int, own: np.ndarray) -> tuple[int, int]:
+        """(pixels labeled, polygon clicks) of ``image``'s mask under its labeled regions
+        ``own`` (bool [R_i]): the whole mask when every region is labeled."""
+        key = (image, own.tobytes())
+        cached = self._mask_cost.get(key)
+        if cached is None:
             if own.all():
-                paid = self.task.image_cost(image)
+                cached = self.task.image_cost(image)
             else:
+                member = np.zeros(self.n_units, dtype=bool)
+                member[self.offsets[image]:self.offsets[image + 1]] = own
                 mask = self.task.partial_mask(image, member)
                 pixels = int((mask != IGNORE).sum())
-                paid = (pixels, int(own.sum()) if self.task.region_label == "dominant"
-                        else polygon_clicks(mask))
-            cached = (key, paid)
-            self._labeled_cost[image] = cached
-        return cached[1]
+                clicks = polygon_clicks(mask) if self.task.region_label == "exact" else 0
+                cached = (pixels, clicks)
+            self._mask_cost[key] = cached
+        return cached
 
-    def cost(self, labeled_units):
+    def _image_cost(self, image: int, regions: np.ndarray,
+                    cycles: np.ndarray) -> tuple[int, int]:
+        """(pixels labeled, clicks paid) of ``image`` whose regions ``regions`` (int [K] local
+        ids) were labeled in ``cycles`` (int [K])."""
+        own = np.zeros(int(self.offsets[image + 1] - self.offsets[image]), dtype=bool)
+        paid, previous = 0, 0
+        for step, cycle in enumerate(np.unique(cycles)):
+            added = regions[cycles == cycle]
+            own[added] = True
+            pixels, clicks = self._mask_cost_of(image, own)
+            if step == 0 and own.all():          # labeled whole: its polygons
+                paid = clicks
+            elif self.task.region_label == "dominant":
+                paid += len(added)                   # one click per superpixel
+            else:
+                paid += max(0, clicks - previous)    # the polygon clicks it adds
+            previous = clicks
+        return pixels, paid
+
+    def cost(self, labeled_units, labeled_at=None):
+        labeled_units = np.asarray(labeled_units, dtype=np.int64)
         cost = super().cost(labeled_units)
-        member = self.membership(labeled_units)
-        paid = [self._image_cost(int(image), member) for image in self.samples_of(labeled_units)]
+        cycles = (np.zeros(len(labeled_units), dtype=np.int64) if labeled_at is None
+                  else np.asarray(labeled_at, dtype=np.int64))
+        images, regions = self.image_and_region(labeled_units)
+        order = np.argsort(images, kind="stable")
+        touched, starts = np.unique(images[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        paid = [self._image_cost(int(image), regions[order[bounds[i]:bounds[i + 1]]],
+                                 cycles[order[bounds[i]:bounds[i + 1]]])
+                for i, image in enumerate(touched)]
         labeled = sum(pixels for pixels, _ in paid)
         return {"n_images": cost["n_images"],
                 "superpixel_pixel_fraction": cost["labeled_pixel_fraction"],

@@ -412,8 +412,9 @@ def _run_cycle(run: _Run, cycle: int) -> None:
         checkpoint = {"model": model.state_dict(), "cycle": cycle,
                       "companion": None if loss_module is None else loss_module.state_dict()}
         atomic_torch_save(checkpoint, run.run_dir / "checkpoints" / f"cycle_{cycle:02d}.pt")
-    row = {"cycle": cycle, "n_labeled": len(labeled), **run.units.cost(labeled), **metrics,
-           **carried,
+    # the cost by when each unit was labeled: what an annotator paid, cycle after cycle
+    cost = run.units.cost(labeled, run.state.labeled_at[labeled])
+    row = {"cycle": cycle, "n_labeled": len(labeled), **cost, **metrics, **carried,
            "train_loss": train_stats.get("task_loss", float("nan")), "n_selected": len(chosen),
            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
            "select_seconds": select_seconds,

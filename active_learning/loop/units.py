@@ -188,8 +188,14 @@ class SelectionUnits:
 
     # ---- what a labeled set costs, what a selection writes -----------------------------
 
-    def cost(self, labeled_units: np.ndarray) -> dict[str, float]:
-        """Annotation cost of a labeled set, for ``metrics.csv`` (beyond the unit count)."""
+    def cost(self, labeled_units: np.ndarray,
+             labeled_at: np.ndarray | None = None) -> dict[str, float]:
+        """Annotation cost of a labeled set, for ``metrics.csv`` (beyond the unit count).
+
+        ``labeled_at`` (int [L], optional) is the cycle each of ``labeled_units`` was labeled
+        in (``pool.npz``'s ``labeled_at``), for a cost that depends on the order of labeling
+        (an annotator pays each cycle's additions); None: all labeled at once.
+        """
         return {}
 
     def write_selection(self, run_dir: Path, cycle: int, units: np.ndarray, scores: np.ndarray,
@@ -288,7 +294,7 @@ class GroupedUnits(SelectionUnits):
         np.add.at(sums, local, rows)
         return unit_ids, sums / np.bincount(local, minlength=len(unit_ids))[:, None]
 
-    def cost(self, labeled_units):
+    def cost(self, labeled_units, labeled_at=None):
         labeled = np.asarray(labeled_units, dtype=np.int64)
         return {f"n_{self.sample_label}s": int(self._sizes[labeled].sum())}
 
@@ -481,7 +487,7 @@ class RegionUnits(SelectionUnits):
         region_labeled = labeled[self.offsets[image]:self.offsets[image + 1]]   # [R_i]
         return region_labeled[self.region_map(int(image))]
 
-    def cost(self, labeled_units):
+    def cost(self, labeled_units, labeled_at=None):
         labeled_units = np.asarray(labeled_units, dtype=np.int64)
         return {"n_images": int(len(np.unique(self.unit_image[labeled_units]))),
                 "labeled_pixel_fraction": float(self.region_pixels[labeled_units].sum()

@@ -56,6 +56,28 @@ def test_the_pass_pools_mean_ratio_class_counts_and_adjacency():
     np.testing.assert_array_equal(regions.dominant_classes(), [0, 0, 2])   # tie 2/2: class 0
 
 
+def test_the_pass_pools_a_later_image_under_its_own_unit_ids():
+    # image 0: 3 regions (units 0-2); image 1: the same map flipped left-right (units 3-5, its
+    # region 0 = columns 4-5 holding D). Pooled alone, image 1's regions and pairs carry ids
+    # 3-5, not its local 0-2.
+    probs = torch.tensor(PIXELS, dtype=torch.float64).permute(2, 0, 1)[None]     # [1, 3, 2, 6]
+    scores = get_strategy("cb_ratio_superpixels").score({PROBS: probs},
+                                                        reduction="none").double().numpy()
+    units = RegionUnits.from_maps([REGIONS, REGIONS[:, ::-1].copy()])
+    classes = probs.argmax(dim=1).numpy()
+    pooled = units.pool_regions([ScoredBatch(np.array([1]), scores, classes=classes,
+                                             n_classes=3)])
+    np.testing.assert_array_equal(pooled["unit_ids"], [3, 4, 5])
+    np.testing.assert_array_equal(pooled["neighbours"], [[3, 4], [4, 5]])
+    np.testing.assert_allclose(pooled["scores"], [0.8, (0.8 + 2 / 7) / 2, 0.9])
+    np.testing.assert_array_equal(pooled["class_counts"], [[0, 0, 4], [2, 2, 0], [4, 0, 0]])
+    both = units.pool_regions([ScoredBatch(np.array([0, 1]), np.concatenate([scores, scores]),
+                                           classes=np.concatenate([classes, classes]),
+                                           n_classes=3)])
+    np.testing.assert_array_equal(both["unit_ids"], np.arange(6))
+    np.testing.assert_array_equal(both["neighbours"], [[0, 1], [1, 2], [3, 4], [4, 5]])
+
+
 def test_cai_class_weight_is_exp_minus_the_share_of_predicted_dominant_classes():
     np.testing.assert_allclose(class_weights(np.array([0, 0, 2]), 3),
                                [math.exp(-2 / 3), 1.0, math.exp(-1 / 3)])
@@ -71,6 +93,56 @@ def test_class_balanced_ratio_prefers_the_rare_class_over_a_slightly_more_uncert
     np.testing.assert_allclose(scores, [0.72 * math.exp(-1 / 3), math.exp(-2 / 3), 0.0],
                                atol=1e-9)
     assert scores[0] == pytest.approx(0.515902, abs=1e-6)
+
+
+def test_class_balanced_ratio_normalises_and_counts_over_the_candidates_only():
+    # the three regions above, and a labeled region (not a candidate) of class 1 whose ratio
+    # 0.0 is far below the candidates' 0.542857: min-max over all regions would give
+    # 0.9 -> 1, 0.542857 -> 0.603175, 0.8 -> 0.888889, and shares over all four regions
+    # (class 0: 1/2, 1: 1/4, 2: 1/4) other weights; over the candidates the choice is the one
+    # above, to the digit.
+    regions = _regions("cb_ratio_superpixels")
+    labeled = RegionCandidates(
+        unit_ids=np.arange(4), images=np.zeros(4, dtype=np.int64),
+        scores=np.append(regions.scores, 0.0), candidate=np.array([True, True, True, False]),
+        pixels=np.append(regions.pixels, 4),
+        class_counts=np.vstack([regions.class_counts, [[0, 4, 0]]]),
+        neighbours=np.vstack([regions.neighbours, [[2, 3]]]))
+    strategy = get_strategy("cb_ratio_superpixels")
+    units, scores = choose_regions(strategy.select_regions, labeled, 3, 0, {})
+    np.testing.assert_array_equal(units, [2, 0, 1])
+    np.testing.assert_allclose(scores, [0.72 * math.exp(-1 / 3), math.exp(-2 / 3), 0.0],
+                               atol=1e-9)
+
+
+def test_ripu_windows_weigh_pixels_and_take_in_a_labeled_neighbour():
+    # two classes (log C = ln 2); unequal regions in a row, 0 - 1 - 2 adjacent:
+    #   region 0 (labeled, not a candidate): 6 pixels, mean entropy 0.4, predicted [6, 0]
+    #   region 1: 2 pixels, mean entropy 0.2, predicted [0, 2]
+    #   region 2: 4 pixels, mean entropy 0.6, predicted [1, 3]
+    regions = RegionCandidates(
+        unit_ids=np.array([10, 11, 12]), images=np.zeros(3, dtype=np.int64),
+        scores=np.array([0.4, 0.2, 0.6]), candidate=np.array([False, True, True]),
+        pixels=np.array([6, 2, 4]), class_counts=np.array([[6, 0], [0, 2], [1, 3]]),
+        neighbours=np.array([[0, 1], [1, 2]]))
+    ln2 = math.log(2)
+
+    def bits(*shares):
+        return -sum(share * math.log2(share) for share in shares)
+
+    # windows: {0, 1} [6, 2]; {0, 1, 2} [7, 5]; {1, 2} [1, 5]. Uncertainty = the window's
+    # pixel-weighted mean entropy: (6 x 0.4 + 2 x 0.2) / 8, (2.4 + 0.4 + 2.4) / 12, (0.4 + 2.4) / 6
+    expected = [bits(0.75, 0.25) * (2.8 / 8) / ln2,              # 0.811278 x 0.504943
+                bits(7 / 12, 5 / 12) * (5.2 / 12) / ln2,         # 0.979869 x 0.625168
+                bits(1 / 6, 5 / 6) * (2.8 / 6) / ln2]            # 0.650022 x 0.673258
+    np.testing.assert_allclose(ripu_scores(regions), expected, rtol=1e-9)
+    np.testing.assert_allclose(expected, [0.409649, 0.612582, 0.437633], atol=1e-6)
+    # a mean of region means over region 1's window would give 0.979869 x 0.4 / ln 2 = 0.565461;
+    # leaving the labeled neighbour out, 0.437633 (region 2's window)
+    strategy = get_strategy("ripu_superpixels")
+    units, scores = choose_regions(strategy.select_regions, regions, 2, 0, {})
+    np.testing.assert_array_equal(units, [11, 12])               # never the labeled region
+    np.testing.assert_allclose(scores, [0.612582, 0.437633], atol=1e-6)
 
 
 def test_ripu_impurity_times_uncertainty_over_each_region_and_its_neighbours():

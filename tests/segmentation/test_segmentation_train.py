@@ -132,6 +132,11 @@ def test_an_interrupted_superpixel_run_resumes_to_the_same_labeled_set(dataset, 
     resumed = _run(dataset, tmp_path / "b", "--strategy", "mc_entropy_superpixels")
     assert "resuming" in capsys.readouterr().out
     np.testing.assert_array_equal(PoolState.load(resumed / "pool.npz").labeled_at, expected)
+    # the paid cost is a function of labeled_at (pool.npz), not of what a process saw before
+    costs = [[(row["n_clicks"], row["n_pixels"]) for row in read_metrics_csv(run / "metrics.csv")]
+             for run in (straight, resumed)]
+    assert costs[0] == costs[1] and len(costs[0]) >= 2
+    assert all(later[0] >= earlier[0] for earlier, later in zip(costs[0], costs[0][1:]))
 
 
 def test_rank_mode_scores_a_folder_of_new_images(dataset, tmp_path):
