@@ -57,6 +57,7 @@ from active_learning.labels.keypoints import (
     PersonLabel,
     person_label,
 )
+from active_learning.labels.masks import paint_instance_ids, paint_train_ids
 from active_learning.labels.voc import BOX_TOLERANCE, Annotation
 
 __all__ = ["LS_BOXES", "LS_CHOICES", "LS_KEYPOINTS", "LS_MASKS", "LabelStudioReading",
@@ -368,25 +369,12 @@ class StudioMask:
 
     def train_ids(self) -> np.ndarray:
         """int64 [H, W] (see the class doc)."""
-        label = np.full(self.size, -1, dtype=np.int64)
-        for cls, mask in self._masks():
-            if cls == 0:
-                continue
-            free = mask & (label == -1)
-            clash = mask & (label != -1) & (label != cls)
-            label[free] = cls
-            label[clash] = IGNORE
-        label[label == -1] = 0
-        return label
+        return paint_train_ids(self.size, self._masks())
 
     def instance_ids(self) -> np.ndarray:
         """int64 [H, W]: region k (1-based) of a class other than 0 over its pixels; the later
         one where two overlap."""
-        instances = np.zeros(self.size, dtype=np.int64)
-        for number, (cls, mask) in enumerate(self._masks(), start=1):
-            if cls != 0:
-                instances[mask] = number
-        return instances
+        return paint_instance_ids(self.size, self._masks())
 
     def key(self) -> str:
         return json.dumps(sorted(json.dumps([cls, kind, list(data)])

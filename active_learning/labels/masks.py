@@ -22,7 +22,7 @@ takes the workspace's.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,31 +160,46 @@ class CocoMask:
 
     def train_ids(self) -> np.ndarray:
         """int64 [H, W] (see the class doc)."""
-        label = np.full(self.size, -1, dtype=np.int64)
-        for cls, mask in self._masks():
-            if cls == 0:   # background: what every uncovered pixel is already
-                continue
-            free = mask & (label == -1)
-            clash = mask & (label != -1) & (label != cls)
-            label[free] = cls
-            label[clash] = IGNORE
-        label[label == -1] = 0
-        return label
+        return paint_train_ids(self.size, self._masks())
 
     def instance_ids(self) -> np.ndarray:
         """int64 [H, W]: annotation k (1-based, in file order) of a class other than 0 over its
         pixels; 0 elsewhere. Where two overlap, the later one (drawn on top)."""
-        instances = np.zeros(self.size, dtype=np.int64)
-        for number, (cls, mask) in enumerate(self._masks(), start=1):
-            if cls != 0:
-                instances[mask] = number
-        return instances
+        return paint_instance_ids(self.size, self._masks())
 
     def key(self) -> str:
         import json
 
         return json.dumps(sorted(json.dumps([self.classes[n["category_id"]], n["segmentation"]],
                                             sort_keys=True) for n in self.annotations))
+
+
+def paint_train_ids(size: tuple[int, int], masks: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
+    """int64 [H, W] (``size``) class ids from ``(class, bool [H, W])`` region masks in drawing
+    order: 0 (background) where no region of another class lies; where two regions of
+    different classes overlap, the ignore label (whose pixel it is cannot be told); a region of
+    class 0 draws nothing (background is what every uncovered pixel is already)."""
+    label = np.full(size, -1, dtype=np.int64)
+    for cls, mask in masks:
+        if cls == 0:
+            continue
+        free = mask & (label == -1)
+        clash = mask & (label != -1) & (label != cls)
+        label[free] = cls
+        label[clash] = IGNORE
+    label[label == -1] = 0
+    return label
+
+
+def paint_instance_ids(size: tuple[int, int],
+                       masks: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
+    """int64 [H, W]: region k (1-based, in drawing order) of a class other than 0 over its
+    pixels, 0 elsewhere; where two overlap, the later one (drawn on top)."""
+    instances = np.zeros(size, dtype=np.int64)
+    for number, (cls, mask) in enumerate(masks, start=1):
+        if cls != 0:
+            instances[mask] = number
+    return instances
 
 
 MaskLabel = PngMask | CocoMask
