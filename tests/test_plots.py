@@ -33,3 +33,30 @@ def test_a_baseline_adds_a_panel_of_differences(tmp_path):
 def test_a_dozen_strategies_get_distinct_line_styles():
     styles = _line_styles(13)
     assert len({(style["color"], style["linestyle"]) for style in styles}) == 13
+
+
+def test_on_a_cost_axis_the_difference_panel_reads_the_baseline_between_its_points(tmp_path,
+                                                                                 monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = []
+    original = Axes.plot
+
+    def record(self, *args, **kwargs):
+        drawn.append((self, [np.asarray(a, dtype=float) for a in args[:2]]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", record)
+    # random's clicks: 100, 300; the other arm's: 100, 200, 400 (past random's last point)
+    def rows(points):
+        return [{"cycle": cycle, "n_clicks": clicks, "mIoU": value}
+                for cycle, (clicks, value) in enumerate(points)]
+
+    curves = {"random": rows([(100, 0.2), (300, 0.4)]),
+              "regions": rows([(100, 0.25), (200, 0.25), (400, 0.5)])}
+    plot_learning_curve(curves, tmp_path / "gain.png", metric="mIoU", x="n_clicks", baseline="random")
+    gain_axes = drawn[-1][0]
+    x, gain = drawn[-1][1]
+    assert gain_axes is not drawn[0][0]                    # the lower panel
+    np.testing.assert_allclose(x, [100, 200])              # 400 lies past random's curve
+    np.testing.assert_allclose(gain, [0.25 - 0.2, 0.25 - 0.3])   # random at 200: 0.3, interpolated

@@ -67,8 +67,13 @@ def plot_learning_curve(curves: Mapping[str, Rows | Sequence[Rows]],
         for (label, (counts, mean, _, _)), style in zip(summaries.items(), styles, strict=True):
             if label == baseline:
                 continue
-            shared, here, there = np.intersect1d(counts, base_counts, return_indices=True)
-            gain_axis.plot(shared, mean[here] - base_mean[there], marker="o", markersize=3, **style)
+            # The baseline's mean read at this curve's x, linearly between its points: on a cost
+            # axis (clicks, pixels) the arms' x values differ; where they match, it is exact.
+            order = np.argsort(base_counts, kind="stable")
+            inside = (counts >= base_counts.min()) & (counts <= base_counts.max())
+            baseline_there = np.interp(counts[inside], base_counts[order], base_mean[order])
+            gain_axis.plot(counts[inside], mean[inside] - baseline_there, marker="o",
+                           markersize=3, **style)
         gain_axis.set_ylabel(f"{metric} - {baseline.split(' (')[0]}")
         gain_axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel(X_LABELS.get(x, x.replace("_", " ")))
