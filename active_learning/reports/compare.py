@@ -173,6 +173,19 @@ def aubc(values: Sequence[float] | np.ndarray) -> float:
     return float(array.mean())
 
 
+def _curve_to_search(xs: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                     target: float, dtype: type, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``xs`` (as ``dtype``) and ``values`` as flat arrays of one length, checked, for a search
+    of where a curve reaches the finite ``target``."""
+    xs = np.asarray(xs, dtype=dtype).reshape(-1)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if xs.shape != values.shape:
+        raise ValueError(f"{name} ({xs.size}) and values ({values.size}) differ in length")
+    if not math.isfinite(target):
+        raise ValueError(f"target must be finite, got {target}")
+    return xs, values
+
+
 def labels_to_reach(counts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
                     target: float, higher_is_better: bool = True) -> int | None:
     """Smallest label count whose metric is at least as good as ``target`` (>=, or <= for a
@@ -181,12 +194,7 @@ def labels_to_reach(counts: Sequence[int] | np.ndarray, values: Sequence[float] 
     Args:
         counts: int [K] label counts; values: float [K] the (mean) metric at those counts.
     """
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if counts.shape != values.shape:
-        raise ValueError(f"counts ({counts.size}) and values ({values.size}) differ in length")
-    if not math.isfinite(target):
-        raise ValueError(f"target must be finite, got {target}")
+    counts, values = _curve_to_search(counts, values, target, np.int64, "counts")
     reached = counts[values >= target] if higher_is_better else counts[values <= target]
     return int(reached.min()) if reached.size else None
 
@@ -251,12 +259,7 @@ def cost_to_reach(costs: Sequence[float] | np.ndarray, values: Sequence[float] |
     Args:
         costs: float [K] the cumulative cost at each cycle; values: float [K] the metric there.
     """
-    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if costs.shape != values.shape:
-        raise ValueError(f"costs ({costs.size}) and values ({values.size}) differ in length")
-    if not math.isfinite(target):
-        raise ValueError(f"target must be finite, got {target}")
+    costs, values = _curve_to_search(costs, values, target, np.float64, "costs")
     sign = 1.0 if higher_is_better else -1.0
     gap = sign * (values - target)                       # >= 0 where the target is reached
     reached = np.flatnonzero(gap >= 0)
